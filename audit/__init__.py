@@ -1,0 +1,1 @@
+"""forgegov audit: the append-only log every state change writes through."""

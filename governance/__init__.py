@@ -1,0 +1,1 @@
+"""forgegov governance: workspace, identities, registry, the gate transaction, OPA."""

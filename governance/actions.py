@@ -1,0 +1,101 @@
+"""The verbs behind `request`, `approve`, `reject` and `promote`: sign a statement as the actor, then pass the gate.
+
+The CLI, the demo and the tests all call these; each takes an optional running `PolicyEngine` so that many
+decisions can share one OPA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from sqlmodel import select
+
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import BadInput, StateConflict
+from forgegov.governance.gate import GateOutcome, submit
+from forgegov.governance.identities import unlock
+from forgegov.governance.policy import PolicyEngine, active_activation
+from forgegov.governance.registry import label, resolve
+from forgegov.governance.states import GATE_FOR_KIND, AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
+from forgegov.governance.statements import make_statement
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import Asset, GateRequest
+
+
+@contextmanager
+def policy_engine(workspace: Workspace) -> Iterator[PolicyEngine]:
+    with read_session(workspace.database_url) as session:
+        pinned = active_activation(session)
+        session.expunge(pinned)
+    with PolicyEngine(workspace, pinned) as engine:
+        yield engine
+
+
+def gate_for(asset: Asset, gate: Gate | None) -> Gate:
+    if gate is None:
+        if asset.kind is AssetKind.CHECKPOINT:
+            return Gate.PROMOTION
+        return GATE_FOR_KIND[asset.kind]
+    expected = Gate.PROMOTION if asset.kind is AssetKind.CHECKPOINT else GATE_FOR_KIND[asset.kind]
+    if gate is not expected:
+        raise BadInput(f"{label(asset)} is a {asset.kind.value}; its gate is {expected.value}, not {gate.value}")
+    return gate
+
+
+def _subject_and_request(workspace: Workspace, subject: str, gate: Gate | None) -> tuple[Asset, Gate, GateRequest | None]:
+    with read_session(workspace.database_url) as session:
+        asset = resolve(session, subject)
+        chosen = gate_for(asset, gate)
+        request = session.exec(select(GateRequest).where(
+            GateRequest.asset_id == asset.id, GateRequest.gate == chosen, GateRequest.status == RequestStatus.OPEN,
+        )).first()
+        session.expunge(asset)
+        if request is not None:
+            session.expunge(request)
+        return asset, chosen, request
+
+
+def _run(workspace: Workspace, engine: PolicyEngine | None, statement) -> GateOutcome:  # type: ignore[no-untyped-def]
+    if engine is not None:
+        return submit(workspace, engine, statement)
+    with policy_engine(workspace) as started:
+        return submit(workspace, started, statement)
+
+
+def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
+            target: ReleaseStage | None = None, comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
+    asset, chosen, _open = _subject_and_request(workspace, subject, gate)
+    if chosen is Gate.PROMOTION and target is None:
+        raise BadInput("a promotion request needs --to staging|production")
+    if chosen is not Gate.PROMOTION and target is not None:
+        raise BadInput(f"--to applies to checkpoint promotion only, not to the {chosen.value} gate")
+    signer = unlock(workspace, actor, passphrase)
+    statement = make_statement(signer, chosen, GateAction.REQUEST, asset, target=target, comment=comment)
+    return _run(workspace, engine, statement)
+
+
+def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
+           gate: Gate | None = None, comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
+    asset, chosen, open_request = _subject_and_request(workspace, subject, gate)
+    if open_request is None:
+        raise StateConflict(f"{label(asset)} has no open {chosen.value} request to {action.value}",
+                            hint=f"the requester opens one with `forgegov request {label(asset)} --as NAME`")
+    signer = unlock(workspace, actor, passphrase)
+    statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment)
+    return _run(workspace, engine, statement)
+
+
+def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,
+            comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
+    """Open a promotion request to TARGET; it applies at once if the policy needs no (more) approvals."""
+    asset, _gate, open_request = _subject_and_request(workspace, checkpoint, Gate.PROMOTION)
+    if asset.kind is not AssetKind.CHECKPOINT:
+        raise BadInput(f"{label(asset)} is not a checkpoint")
+    if open_request is not None:
+        raise StateConflict(
+            f"{label(asset)} already has an open promotion request to {open_request.target} "
+            f"by {open_request.requested_by}",
+            hint="it is promoted as soon as its approvals meet the policy (`forgegov approve`)",
+        )
+    return request(workspace, checkpoint, actor, passphrase, gate=Gate.PROMOTION, target=target,
+                   comment=comment, engine=engine)

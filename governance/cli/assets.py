@@ -1,0 +1,124 @@
+"""`forgegov dataset|reward|checkpoint|run register`, `forgegov show`, `forgegov list`."""
+
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from forgegov.governance.cli.context import state
+from forgegov.governance.cli.output import emit, stderr
+from forgegov.governance.states import AssetKind, CheckpointStage
+
+
+def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
+    from forgegov.governance.history import asset_record
+
+    return asset_record(asset)
+
+
+def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
+              stage: CheckpointStage | None, as_json: bool) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from forgegov.governance.manifest import total_size
+    from forgegov.governance.registry import label, register_asset
+
+    ws = state(ctx).workspace()
+    with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=stderr, transient=True, disable=as_json) as progress:
+        task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
+        asset = register_asset(ws, kind, path, name, owner, stage=stage,
+                               progress=lambda n: progress.advance(task, n))
+    emit(asset_public(asset), as_json,
+         lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
+
+
+def _owner_option() -> typer.models.OptionInfo:
+    return typer.Option("--owner", help="Identity that owns the asset.")
+
+
+def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    if kind is AssetKind.CHECKPOINT:
+        @group.command("register")
+        def register_checkpoint(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help="Checkpoint name.")],
+            stage: Annotated[CheckpointStage, typer.Option("--stage", help="Training stage it comes from.")],
+            owner: Annotated[str, _owner_option()],
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the checkpoint folder at PATH under its content digest (immutable; new bytes = new version)."""
+            _register(ctx, kind, path, name, owner, stage, as_json)
+    else:
+        @group.command("register")
+        def register_asset_cmd(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help=f"{kind.value.capitalize()} name.")],
+            owner: Annotated[str, _owner_option()],
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the files at PATH under their content digest (immutable; new bytes = new version)."""
+            _register(ctx, kind, path, name, owner, None, as_json)
+    return group
+
+
+def show(ctx: typer.Context,
+         subject: Annotated[str, typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Show an asset: its record, files manifest, gate requests, approvals and decisions."""
+    from forgegov.governance.history import subject_history
+
+    data = subject_history(state(ctx).workspace(), subject)
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        a = data["asset"]
+        out.print(f"{a['kind']}/{a['name']}@{a['version']}  {a['digest']}")
+        out.print(f"  owner {a['owner']}   state {a['state']}" + (f"   stage {a['stage']}" if a["stage"] else "")
+                  + (f"   release {a['release']}" if a["release"] else ""))
+        out.print(f"  files {len(data['manifest']['files'])}   registered {a['registered_at']} by {a['registered_by']}")
+        for request in data["requests"]:
+            target = f" → {request['target']}" if request["target"] else ""
+            out.print(f"  request {request['id']} ({request['gate']}{target}) by {request['requested_by']}: "
+                      f"{request['status']}")
+            for approval in request["approvals"]:
+                out.print(f"    {approval['verdict']} by {approval['approver']} at {approval['signed_at']}")
+        for decision in data["decisions"]:
+            out.print(f"  decision {decision['id']}: {decision['action']} by {decision['actor']} → "
+                      f"{decision['result']} (policy {decision['policy_revision']})")
+            for reason in decision["reasons"] + decision["missing"]:
+                out.print(f"    {reason}")
+
+    emit(data, as_json, human)
+
+
+def list_(ctx: typer.Context,
+          kind: Annotated[Optional[AssetKind], typer.Argument(help="dataset, reward, checkpoint or run.")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """List registered assets, optionally of one KIND."""
+    from rich.table import Table
+
+    from forgegov.governance.registry import list_assets
+
+    rows = [asset_public(a) for a in list_assets(state(ctx).workspace(), kind)]
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        table = Table("asset", "digest", "owner", "state", "stage", "release")
+        for r in rows:
+            table.add_row(f"{r['kind']}/{r['name']}@{r['version']}", r["digest"][:19] + "…", r["owner"], r["state"],
+                          r["stage"] or "", r["release"] or "")
+        out.print(table)
+
+    emit(rows, as_json, human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(make_group(AssetKind.DATASET, "Datasets."), name="dataset")
+    app.add_typer(make_group(AssetKind.REWARD, "Reward functions."), name="reward")
+    app.add_typer(make_group(AssetKind.CHECKPOINT, "Model checkpoints."), name="checkpoint")
+    app.add_typer(make_group(AssetKind.RUN, "Training run specifications."), name="run")
+    app.command("show")(show)
+    app.command("list")(list_)
+
+

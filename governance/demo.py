@@ -1,0 +1,132 @@
+"""`forgegov demo`: the governed flow end to end, in a fresh workspace, with real OPA, keys and signatures.
+
+Later issues extend it (data-quality evidence, training, drift evaluation); at this stage it shows the spine:
+identities, registration, the four gates, separation of duties, quorum, revocation and the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forgegov.governance import actions
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import ForgegovError, PolicyDenied
+from forgegov.governance.gate import GateOutcome
+from forgegov.governance.identities import create_identity, revoke_identity
+from forgegov.governance.registry import register_asset
+from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
+from forgegov.governance.workspace import init_workspace
+
+PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "mallory")
+
+
+@dataclass
+class DemoReport:
+    workspace: str
+    steps: list[dict] = field(default_factory=list)
+    audit_entries: int = 0
+
+
+def _write_demo_assets(root: Path) -> dict[str, Path]:
+    dataset = root / "claims-dataset"
+    dataset.mkdir(parents=True)
+    with open(dataset / "train.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(200):
+            handle.write(json.dumps({"text": f"Claim {i:04d}: part ZX-{100 + i} was replaced under warranty."}) + "\n")
+    reward = root / "reward"
+    reward.mkdir()
+    (reward / "reward.py").write_text(
+        "def reward(completion: str) -> float:\n    return 1.0 if 'warranty' in completion else 0.0\n",
+        encoding="utf-8")
+    run = root / "run-spec"
+    run.mkdir()
+    (run / "recipe.toml").write_text('method = "cpt"\nbase = "base@post-training"\nsteps = 300\n', encoding="utf-8")
+    checkpoint = root / "checkpoint"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 256}), encoding="utf-8")
+    (checkpoint / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    return {"dataset": dataset, "reward": reward, "run": run, "checkpoint": checkpoint}
+
+
+def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
+    workspace: Workspace = init_workspace(directory / "workspace")
+    report = DemoReport(workspace=str(workspace.root))
+    say(f"workspace: {workspace.root}")
+    for person in PEOPLE:
+        create_identity(workspace, person, passphrase)
+    say(f"identities: {', '.join(PEOPLE)} (roles come from the policy bundle's data)")
+    paths = _write_demo_assets(directory / "inputs")
+    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice")
+    register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
+    register_asset(workspace, AssetKind.RUN, paths["run"], "claims-cpt", "alice")
+    register_asset(workspace, AssetKind.CHECKPOINT, paths["checkpoint"], "claims-model", "alice",
+                   stage=CheckpointStage.CANDIDATE)
+    say("registered: dataset/claims@1, reward/warranty-reward@1, run/claims-cpt@1, checkpoint/claims-model@1")
+
+    def step(title: str, call: Callable[[], GateOutcome], expect_denied: bool = False) -> None:
+        try:
+            outcome = call()
+        except PolicyDenied as denied:
+            if not expect_denied:
+                raise
+            report.steps.append({"step": title, "result": "deny", "reasons": denied.reasons})
+            say(f"  {title}: DENIED")
+            for reason in denied.reasons:
+                say(f"      {reason}")
+            return
+        if expect_denied:
+            raise ForgegovError(f"demo expected a denial at: {title}")
+        report.steps.append({"step": title, **outcome.to_dict()})
+        say(f"  {title}: {outcome.result.value} → state {outcome.state}"
+            + (f", release {outcome.release}" if outcome.release else ""))
+        for item in outcome.missing:
+            say(f"      still required: {item}")
+
+    with actions.policy_engine(workspace) as engine:
+        def act(subject: str, actor: str, action: GateAction) -> Callable[[], GateOutcome]:
+            if action is GateAction.REQUEST:
+                return lambda: actions.request(workspace, subject, actor, passphrase, engine=engine)
+            return lambda: actions.answer(workspace, subject, actor, passphrase, action, engine=engine)
+
+        def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
+            return lambda: actions.promote(workspace, "claims-model", target, "alice", passphrase, engine=engine)
+
+        say("dataset gate")
+        step("alice requests approval of dataset/claims@1", act("claims", "alice", GateAction.REQUEST))
+        step("alice approves her own request", act("claims", "alice", GateAction.APPROVE), expect_denied=True)
+        step("carol (reward reviewer) approves the dataset", act("claims", "carol", GateAction.APPROVE),
+             expect_denied=True)
+        step("bob (data steward) approves", act("claims", "bob", GateAction.APPROVE))
+        say("reward-function gate")
+        step("alice requests review of reward/warranty-reward@1", act("warranty-reward", "alice", GateAction.REQUEST))
+        step("carol (reward reviewer) approves", act("warranty-reward", "carol", GateAction.APPROVE))
+        say("run-start gate")
+        step("alice requests to start run/claims-cpt@1", act("claims-cpt", "alice", GateAction.REQUEST))
+        step("dave (ML lead) approves", act("claims-cpt", "dave", GateAction.APPROVE))
+        say("promotion gate")
+        step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
+        step("alice asks to promote claims-model@1 to staging", promote(ReleaseStage.STAGING))
+        step("dave (ML lead) approves staging", act("claims-model", "dave", GateAction.APPROVE))
+        step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
+        step("erin (release manager) approves", act("claims-model", "erin", GateAction.APPROVE))
+        step("erin approves a second time", act("claims-model", "erin", GateAction.APPROVE), expect_denied=True)
+        step("frank (release manager) approves: quorum of two met", act("claims-model", "frank", GateAction.APPROVE))
+        say("revocation")
+        revoke_identity(workspace, "mallory", "laptop lost", "security-team")
+        try:
+            actions.request(workspace, "claims-cpt", "mallory", passphrase, engine=engine)
+        except ForgegovError as refused:
+            report.steps.append({"step": "mallory (revoked) tries to act", "result": "refused",
+                                 "reasons": [refused.message]})
+            say(f"  mallory (revoked) tries to act: REFUSED ({refused.message})")
+
+    from forgegov.audit.log import verify_entries
+    from forgegov.governance.store.db import read_session
+
+    with read_session(workspace.database_url) as session:
+        report.audit_entries = verify_entries(session)
+    say(f"audit log: {report.audit_entries} entries, every leaf hash and payload digest verified")
+    return report

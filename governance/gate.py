@@ -1,0 +1,284 @@
+"""The gate transaction: the one door through which any asset changes state.
+
+    request → evidence → OPA decision → signatures → audit append → state change
+
+`submit` runs every step for one signed statement inside one serialised database transaction. A step that fails
+before OPA is asked (unknown subject, bad or replayed signature, revoked key, no open request) raises and changes
+nothing; refusals of signatures are still written to the audit log on their own. Once OPA is asked, the decision
+is recorded whatever it is; the state changes only when it allows. OPA unreachable or a malformed answer is a
+denial (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlmodel import Session, select
+
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.canonical import canonical_bytes, digest_of
+from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import (
+    DecisionUnavailable,
+    NotFound,
+    PolicyDenied,
+    ReplayedApproval,
+    RevokedIdentity,
+    SignatureInvalid,
+    StateConflict,
+)
+from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.opa.client import OpaAnswer
+from forgegov.governance.registry import label
+from forgegov.governance.states import (
+    KIND_FOR_GATE,
+    AssetState,
+    DecisionResult,
+    Gate,
+    GateAction,
+    RequestStatus,
+    Verdict,
+)
+from forgegov.governance.statements import SignedStatement, check_fresh, check_shape, verify_statement
+from forgegov.governance.store.db import write_transaction
+from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest
+from forgegov.governance.store.models import Identity as IdentityRow
+
+INPUT_VERSION = 1
+
+
+class DecisionSource(Protocol):
+    pinned_digest: str
+    pinned_revision: str
+
+    def decide(self, gate: Gate, input_document: dict[str, Any]) -> OpaAnswer: ...
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    decision_id: str
+    opa_decision_id: str | None
+    gate: Gate
+    action: GateAction
+    result: DecisionResult
+    reasons: tuple[str, ...]
+    missing: tuple[str, ...]
+    request_id: str
+    subject: str
+    subject_digest: str
+    state: str | None
+    release: str | None
+    policy_revision: str
+    audit_seq: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "opa_decision_id": self.opa_decision_id, "gate": self.gate.value,
+            "action": self.action.value, "result": self.result.value, "reasons": list(self.reasons),
+            "missing": list(self.missing), "request_id": self.request_id, "subject": self.subject,
+            "subject_digest": self.subject_digest, "state": self.state, "release": self.release,
+            "policy_revision": self.policy_revision, "audit_seq": self.audit_seq,
+        }
+
+
+def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement,
+           evidence: dict[str, Any] | None = None) -> GateOutcome:
+    """Run the gate for one signed statement. Raises PolicyDenied (after recording it) when OPA denies."""
+    try:
+        with write_transaction(workspace.database_url) as session:
+            outcome = _decide_and_apply(session, engine, statement, evidence or {})
+    except (SignatureInvalid, RevokedIdentity) as refusal:
+        _log_refusal(workspace, statement, refusal)
+        raise
+    if outcome.result is DecisionResult.DENY:
+        raise PolicyDenied(
+            f"{outcome.gate.value} gate denied {outcome.action.value} on {outcome.subject}",
+            list(outcome.reasons), decision_id=outcome.decision_id,
+        )
+    return outcome
+
+
+def _decide_and_apply(session: Session, engine: DecisionSource, statement: SignedStatement,
+                      evidence: dict[str, Any]) -> GateOutcome:
+    # 1. The request: which subject, and which open request this statement opens or answers.
+    check_shape(statement)
+    gate, action = statement.gate, statement.action
+    asset = _subject(session, gate, statement.subject_digest)
+    request = _open_request(session, asset, gate)
+    if action is GateAction.REQUEST:
+        if request is not None:
+            raise StateConflict(
+                f"{label(asset)} already has an open {gate.value} request ({request.id}) by {request.requested_by}",
+                hint="approvers answer it with `forgegov approve`/`reject`",
+            )
+        if gate is Gate.PROMOTION and statement.target is None:
+            raise StateConflict("a promotion request needs a target stage (--to staging|production)")
+        request = GateRequest(
+            id=statement.request_id, gate=gate, asset_id=asset.id, target=statement.payload["target"],
+            requested_by=statement.signer, requested_at=statement.payload["signed_at"],
+            payload=statement.canonical(), signature=statement.signature,
+        )
+    else:
+        if request is None:
+            raise StateConflict(f"{label(asset)} has no open {gate.value} request to {action.value}",
+                                hint=f"open one with `forgegov request {label(asset)} --gate {gate.value}`")
+        if statement.request_id != request.id:
+            raise ReplayedApproval(f"statement was signed for request {statement.request_id}, "
+                                   f"not the open request {request.id}: refused as a replay")
+
+    # 2. Evidence: the actor's identity and signature, then every approval already on the request.
+    actor = get_identity(session, statement.signer)
+    require_active(actor)
+    verify_statement(actor, statement)
+    check_fresh(statement)
+    _refuse_replay(session, statement)
+    approvals = _verified_approvals(session, request)
+    if action is not GateAction.REQUEST:
+        approvals.append(_approval_input(statement, actor, new=True))
+
+    # 3. The OPA decision. Anything but a clear, well-formed answer from the pinned policy is a denial.
+    input_document = {
+        "version": INPUT_VERSION, "gate": gate.value, "action": action.value, "now": now_rfc3339(),
+        "actor": {"name": actor.name, "key_id": actor.key_id},
+        "subject": {
+            "kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
+            "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
+        },
+        "request": {"id": request.id, "requested_by": request.requested_by, "requested_at": request.requested_at,
+                    "target": request.target},
+        "approvals": approvals,
+        "evidence": evidence,
+    }
+    try:
+        answer = engine.decide(gate, input_document)
+        reasons, missing, opa_decision_id = answer.deny, answer.missing, answer.decision_id
+        result = (DecisionResult.ALLOW if answer.allow
+                  else DecisionResult.DENY if answer.deny else DecisionResult.PENDING)
+    except DecisionUnavailable as exc:
+        reasons, missing, opa_decision_id = (exc.message,), (), None
+        result = DecisionResult.DENY
+
+    # 4. The signatures that get stored: the request's own, and the new approval or rejection.
+    decided_at = now_rfc3339()
+    if result is not DecisionResult.DENY:
+        session.add(request)
+        session.flush()
+        if action is not GateAction.REQUEST:
+            session.add(Approval(
+                request_id=request.id, approver=actor.name, key_id=actor.key_id,
+                verdict=Verdict.APPROVE if action is GateAction.APPROVE else Verdict.REJECT,
+                payload=statement.canonical(), signature=statement.signature, nonce=statement.payload["nonce"],
+                signed_at=statement.payload["signed_at"], recorded_at=decided_at,
+            ))
+
+    # 5. The decision record and its audit entry.
+    decision = Decision(
+        id=str(uuid.uuid4()), opa_decision_id=opa_decision_id, gate=gate, action=action, request_id=request.id,
+        subject_digest=asset.digest, actor=actor.name, input_digest=digest_of(input_document),
+        input=canonical_bytes(input_document).decode(), result=result,
+        reasons=json.dumps(list(reasons)), missing=json.dumps(list(missing)),
+        policy_revision=engine.pinned_revision, policy_digest=engine.pinned_digest, decided_at=decided_at,
+    )
+    session.add(decision)
+
+    # 6. The state change, only when the policy allows it.
+    if result is DecisionResult.ALLOW:
+        _apply(asset, request, action, decided_at)
+    elif result is DecisionResult.PENDING and action is GateAction.REQUEST and gate is not Gate.PROMOTION:
+        asset.state = AssetState.PENDING
+    session.add(asset)
+    entry = append(session, EntryDraft(
+        actor=actor.name, action=f"gate.{gate.value}.{action.value}", subject_digest=asset.digest,
+        decision_id=decision.id, policy_revision=engine.pinned_revision,
+        payload={
+            "result": result.value, "reasons": list(reasons), "missing": list(missing),
+            "opa_decision_id": opa_decision_id, "input_digest": decision.input_digest,
+            "policy_digest": engine.pinned_digest, "request_id": request.id, "subject": label(asset),
+            "statement": statement.payload, "signature": statement.signature,
+            "state": asset.state.value, "release": asset.release,
+        },
+    ))
+    return GateOutcome(
+        decision_id=decision.id, opa_decision_id=opa_decision_id, gate=gate, action=action, result=result,
+        reasons=tuple(reasons), missing=tuple(missing), request_id=request.id, subject=label(asset),
+        subject_digest=asset.digest, state=asset.state.value, release=asset.release,
+        policy_revision=engine.pinned_revision, audit_seq=entry.seq,
+    )
+
+
+def _apply(asset: Asset, request: GateRequest, action: GateAction, at: str) -> None:
+    request.closed_at = at
+    if action is GateAction.REJECT:
+        request.status = RequestStatus.REJECTED
+        if request.gate is not Gate.PROMOTION:
+            asset.state = AssetState.REJECTED
+        return
+    request.status = RequestStatus.APPROVED
+    if request.gate is Gate.PROMOTION:
+        asset.release = request.target
+    else:
+        asset.state = AssetState.APPROVED
+
+
+def _subject(session: Session, gate: Gate, digest: str) -> Asset:
+    kind = KIND_FOR_GATE[gate]
+    asset = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
+    if asset is None:
+        raise NotFound(f"no registered {kind.value} with digest {digest}")
+    return asset
+
+
+def _open_request(session: Session, asset: Asset, gate: Gate) -> GateRequest | None:
+    return session.exec(select(GateRequest).where(
+        GateRequest.asset_id == asset.id, GateRequest.gate == gate, GateRequest.status == RequestStatus.OPEN,
+    )).first()
+
+
+def _refuse_replay(session: Session, statement: SignedStatement) -> None:
+    nonce_used = session.exec(select(Approval).where(Approval.nonce == statement.payload["nonce"])).first()
+    request_reused = statement.action is GateAction.REQUEST and session.get(GateRequest, statement.request_id)
+    if nonce_used is not None or request_reused:
+        raise ReplayedApproval("this signed statement was already used: refused as a replay",
+                               hint="sign a new statement (re-run the command)")
+
+
+def _approval_input(statement: SignedStatement, signer: IdentityRow, *, new: bool) -> dict[str, Any]:
+    return {
+        "approver": signer.name, "key_id": signer.key_id,
+        "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
+        "signed_at": statement.payload["signed_at"], "key_revoked": signer.revoked_at is not None, "new": new,
+    }
+
+
+def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str, Any]]:
+    """Re-verify every stored approval: a row edited in the database must not count towards a quorum."""
+    verified = []
+    stored = session.exec(select(Approval).where(Approval.request_id == request.id).order_by(Approval.id))
+    for approval in stored:
+        statement = SignedStatement(json.loads(approval.payload), approval.signature)
+        signer = get_identity(session, approval.approver)
+        try:
+            verify_statement(signer, statement)
+        except SignatureInvalid as exc:
+            raise SignatureInvalid(f"stored approval {approval.id} by {approval.approver} on request "
+                                   f"{request.id} does not verify: the store was altered ({exc.message})") from exc
+        if statement.request_id != request.id or statement.action.value != approval.verdict.value:
+            raise SignatureInvalid(f"stored approval {approval.id} does not match its signed statement")
+        verified.append(_approval_input(statement, signer, new=False))
+    return verified
+
+
+def _log_refusal(workspace: Workspace, statement: SignedStatement, refusal: Exception) -> None:
+    payload = statement.payload if isinstance(statement.payload, dict) else {}
+    subject = payload.get("subject")
+    with write_transaction(workspace.database_url) as session:
+        append(session, EntryDraft(
+            actor=str(payload.get("signer", "?")), action="gate.refused",
+            subject_digest=subject.get("digest") if isinstance(subject, dict) else None,
+            payload={"reason": str(refusal), "statement": payload, "signature": statement.signature},
+        ))

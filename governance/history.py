@@ -1,0 +1,51 @@
+"""What `forgegov show` reports for one subject: its record, requests, approvals and decisions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import select
+
+from forgegov.governance.config import Workspace
+from forgegov.governance.registry import resolve
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest
+
+
+def asset_record(asset: Asset) -> dict[str, Any]:
+    return {
+        "kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
+        "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
+        "registered_by": asset.registered_by, "registered_at": asset.registered_at, "source_path": asset.source_path,
+    }
+
+
+def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
+    with read_session(workspace.database_url) as session:
+        asset = resolve(session, ref)
+        requests = []
+        for request in session.exec(select(GateRequest).where(GateRequest.asset_id == asset.id)
+                                    .order_by(GateRequest.requested_at)):
+            approvals = session.exec(select(Approval).where(Approval.request_id == request.id).order_by(Approval.id))
+            requests.append({
+                "id": request.id, "gate": request.gate.value, "target": request.target,
+                "requested_by": request.requested_by, "requested_at": request.requested_at,
+                "status": request.status.value, "closed_at": request.closed_at,
+                "approvals": [{"approver": a.approver, "verdict": a.verdict.value, "signed_at": a.signed_at,
+                               "key_id": a.key_id, "comment": json.loads(a.payload).get("comment", "")}
+                              for a in approvals],
+            })
+        decisions = [{
+            "id": d.id, "opa_decision_id": d.opa_decision_id, "gate": d.gate.value, "action": d.action.value,
+            "actor": d.actor, "result": d.result.value, "reasons": json.loads(d.reasons),
+            "missing": json.loads(d.missing), "policy_revision": d.policy_revision, "policy_digest": d.policy_digest,
+            "input_digest": d.input_digest, "decided_at": d.decided_at,
+        } for d in session.exec(select(Decision).where(Decision.subject_digest == asset.digest)
+                                .order_by(Decision.decided_at))]
+        return {
+            "asset": asset_record(asset),
+            "manifest": json.loads(asset.manifest),
+            "requests": requests,
+            "decisions": decisions,
+        }

@@ -1,0 +1,123 @@
+"""Identities: a name bound to an Ed25519 public key. Roles are not here: they live in policy data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlmodel import Session, select
+
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import AlreadyExists, BadInput, KeyUnavailable, NotFound, RevokedIdentity
+from forgegov.governance.keys import decrypt_private_key, encrypt_private_key, key_path, read_key_file, write_key_file
+from forgegov.governance.signing import key_id_of, public_key_from_b64, public_key_to_b64
+from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.models import Identity
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise BadInput(f"identity name {name!r} is invalid: use lowercase letters, digits, '.', '_' or '-', "
+                       "starting with a letter (at most 64)")
+    return name
+
+
+@dataclass(frozen=True)
+class Signer:
+    """An unlocked private key, held only for the duration of one command."""
+
+    name: str
+    key_id: str
+    private_key: Ed25519PrivateKey
+
+
+def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identity:
+    check_name(name)
+    url = workspace.database_url
+    with read_session(url) as session:
+        if session.exec(select(Identity).where(Identity.name == name)).first() is not None:
+            raise AlreadyExists(f"identity {name!r} already exists (names are never reused, even after revocation)")
+    if key_path(workspace.keys_dir, name).exists():
+        raise AlreadyExists(f"a key file for {name!r} already exists at {key_path(workspace.keys_dir, name)}")
+    private_key = Ed25519PrivateKey.generate()
+    key_file = encrypt_private_key(name, private_key, passphrase)
+    public = private_key.public_key()
+    identity = Identity(name=name, key_id=key_id_of(public), public_key=public_key_to_b64(public),
+                        created_at=now_rfc3339())
+    path = write_key_file(workspace.keys_dir, key_file)
+    try:
+        with write_transaction(url) as session:
+            if session.exec(select(Identity).where(Identity.name == name)).first() is not None:
+                raise AlreadyExists(f"identity {name!r} already exists")
+            session.add(identity)
+            append(session, EntryDraft(actor=name, action="identity.create",
+                                       payload={"name": name, "key_id": identity.key_id,
+                                                "public_key": identity.public_key}))
+            session.flush()
+            session.refresh(identity)
+            session.expunge(identity)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return identity
+
+
+def get_identity(session: Session, name: str) -> Identity:
+    identity = session.exec(select(Identity).where(Identity.name == name)).first()
+    if identity is None:
+        raise NotFound(f"no identity named {name!r}", hint="create it with `forgegov identity create NAME`")
+    return identity
+
+
+def public_key(identity: Identity) -> Ed25519PublicKey:
+    return public_key_from_b64(identity.public_key)
+
+
+def require_active(identity: Identity) -> None:
+    if identity.revoked_at is not None:
+        raise RevokedIdentity(
+            f"identity {identity.name!r} was revoked at {identity.revoked_at}; its new signatures are refused",
+            hint="act as another identity; a revoked name cannot be reused",
+        )
+
+
+def list_identities(workspace: Workspace) -> list[Identity]:
+    with read_session(workspace.database_url) as session:
+        return list(session.exec(select(Identity).order_by(Identity.name)))
+
+
+def revoke_identity(workspace: Workspace, name: str, reason: str, revoked_by: str) -> Identity:
+    """Revocation only takes power away, so anyone with write access to the workspace may do it; it is logged."""
+    if not reason.strip():
+        raise BadInput("a revocation needs a reason (--reason)")
+    with write_transaction(workspace.database_url) as session:
+        identity = get_identity(session, name)
+        require_active(identity)
+        identity.revoked_at = now_rfc3339()
+        identity.revoked_by = revoked_by
+        identity.revoke_reason = reason
+        session.add(identity)
+        append(session, EntryDraft(actor=revoked_by, action="identity.revoke",
+                                   payload={"name": name, "key_id": identity.key_id, "reason": reason}))
+        session.flush()
+        session.refresh(identity)
+        session.expunge(identity)
+        return identity
+
+
+def unlock(workspace: Workspace, name: str, passphrase: str) -> Signer:
+    """Decrypt NAME's key and check it is the key the store has registered for NAME, and not revoked."""
+    with read_session(workspace.database_url) as session:
+        identity = get_identity(session, name)
+    require_active(identity)
+    key_file = read_key_file(workspace.keys_dir, name)
+    if key_file.key_id != identity.key_id:
+        raise KeyUnavailable(f"key file for {name!r} holds key {key_file.key_id[:16]}…, "
+                             f"but {name!r} is registered with {identity.key_id[:16]}…")
+    private_key = decrypt_private_key(key_file, passphrase)
+    return Signer(name=name, key_id=identity.key_id, private_key=private_key)

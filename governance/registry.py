@@ -1,0 +1,141 @@
+"""The asset registry: immutable records keyed by content digest, with name@version aliases.
+
+Registering the same bytes again under the same kind is refused (it already has a name); new bytes under an
+existing name become the next version. Records are never edited: only a gate changes an asset's state or release.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.canonical import canonical_bytes
+from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import AlreadyExists, BadInput, NotFound
+from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.manifest import build_manifest
+from forgegov.governance.states import AssetKind, AssetState, CheckpointStage, ReleaseStage
+from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.models import Asset
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<version>[0-9]+))?$")
+_MIN_DIGEST_PREFIX = 12
+
+
+def check_asset_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise BadInput(f"asset name {name!r} is invalid: use lowercase letters, digits, '.', '_' or '-' "
+                       "(at most 128)")
+    return name
+
+
+def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, owner: str,
+                   stage: CheckpointStage | None = None, registered_by: str | None = None,
+                   progress: Callable[[int], None] | None = None) -> Asset:
+    check_asset_name(name)
+    if kind is AssetKind.CHECKPOINT and stage is None:
+        raise BadInput("a checkpoint needs --stage (pre-training, mid-training, post-training or candidate)")
+    if kind is not AssetKind.CHECKPOINT and stage is not None:
+        raise BadInput(f"--stage applies to checkpoints only, not to a {kind.value}")
+    manifest = build_manifest(path, progress=progress)
+    digest = manifest.digest
+    actor = registered_by or owner
+    with write_transaction(workspace.database_url) as session:
+        for person in {owner, actor}:
+            require_active(get_identity(session, person))
+        existing = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
+        if existing is not None:
+            raise AlreadyExists(f"these bytes are already registered as {kind.value}/{existing.name}@"
+                                f"{existing.version} ({digest})")
+        last = session.exec(select(func.max(Asset.version)).where(Asset.kind == kind, Asset.name == name)).one()
+        asset = Asset(
+            kind=kind, name=name, version=(last or 0) + 1, digest=digest, owner=owner,
+            state=AssetState.REGISTERED, stage=stage.value if stage else None,
+            release=ReleaseStage.NONE.value if kind is AssetKind.CHECKPOINT else None,
+            manifest=canonical_bytes(manifest.to_document()).decode(), source_path=str(path.resolve()),
+            registered_by=actor, registered_at=now_rfc3339(),
+        )
+        session.add(asset)
+        session.flush()
+        append(session, EntryDraft(
+            actor=actor, action=f"{kind.value}.register", subject_digest=digest,
+            payload={"kind": kind.value, "name": name, "version": asset.version, "owner": owner,
+                     "stage": asset.stage, "files": len(manifest.files), "bytes": manifest.total_bytes,
+                     "source_path": asset.source_path},
+        ))
+        session.refresh(asset)
+        session.expunge(asset)
+        return asset
+
+
+def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:
+    """SUBJECT is `sha256:<hex or unique prefix>` or `[kind/]name[@version]` (latest version when omitted)."""
+    query = select(Asset)
+    if kind is not None:
+        query = query.where(Asset.kind == kind)
+    if ref.startswith("sha256:"):
+        prefix = ref[len("sha256:"):]
+        if len(prefix) < _MIN_DIGEST_PREFIX or not re.fullmatch(r"[0-9a-f]+", prefix):
+            raise BadInput(f"digest reference {ref!r} needs at least {_MIN_DIGEST_PREFIX} lowercase hex digits")
+        matches = list(session.exec(query.where(Asset.digest.startswith(ref))))  # type: ignore[attr-defined]
+    else:
+        found = _REF_RE.match(ref)
+        if not found:
+            raise BadInput(f"cannot read subject {ref!r}: use [kind/]name[@version] or sha256:<digest>")
+        if found["kind"]:
+            try:
+                wanted = AssetKind(found["kind"])
+            except ValueError as exc:
+                raise BadInput(f"unknown kind {found['kind']!r} in {ref!r}; kinds: "
+                               f"{', '.join(k.value for k in AssetKind)}") from exc
+            if kind is not None and wanted is not kind:
+                raise BadInput(f"{ref!r} names a {wanted.value}, but a {kind.value} is needed here")
+            query = query.where(Asset.kind == wanted)
+        query = query.where(Asset.name == found["name"])
+        if found["version"]:
+            matches = list(session.exec(query.where(Asset.version == int(found["version"]))))
+        else:
+            candidates = list(session.exec(query))
+            latest: dict[AssetKind, Asset] = {}
+            for asset in candidates:
+                if asset.kind not in latest or asset.version > latest[asset.kind].version:
+                    latest[asset.kind] = asset
+            matches = list(latest.values())
+    if not matches:
+        raise NotFound(f"no registered {kind.value if kind else 'asset'} matches {ref!r}",
+                       hint="see `forgegov list KIND`")
+    if len(matches) > 1:
+        names = ", ".join(f"{a.kind.value}/{a.name}@{a.version}" for a in matches)
+        raise BadInput(f"{ref!r} is ambiguous: {names}", hint="prefix the kind, e.g. dataset/NAME@VERSION")
+    return matches[0]
+
+
+def find_asset(workspace: Workspace, ref: str, kind: AssetKind | None = None) -> Asset:
+    with read_session(workspace.database_url) as session:
+        asset = resolve(session, ref, kind)
+        session.expunge(asset)
+        return asset
+
+
+def list_assets(workspace: Workspace, kind: AssetKind | None) -> list[Asset]:
+    with read_session(workspace.database_url) as session:
+        query = select(Asset).order_by(Asset.kind, Asset.name, Asset.version)
+        if kind is not None:
+            query = query.where(Asset.kind == kind)
+        return list(session.exec(query))
+
+
+def manifest_of(asset: Asset) -> dict:
+    return json.loads(asset.manifest)
+
+
+def label(asset: Asset) -> str:
+    return f"{asset.kind.value}/{asset.name}@{asset.version}"

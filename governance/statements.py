@@ -1,0 +1,108 @@
+"""Signed gate statements: every `request`, `approve` and `reject` is a payload signed with the actor's own key.
+
+The payload binds the gate, the action, the subject's kind and digest, the request id, the promotion target, the
+signer's name and key id, the signing time and a random nonce. Changing any of them breaks the signature; reusing
+the nonce, or presenting the statement for another request, subject or gate, is refused as a replay.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from forgegov.governance.canonical import canonical_bytes
+from forgegov.governance.clock import now, now_rfc3339, parse_rfc3339
+from forgegov.governance.errors import BadInput, SignatureInvalid
+from forgegov.governance.identities import Signer, public_key
+from forgegov.governance.signing import Purpose, sign, verify
+from forgegov.governance.states import Gate, GateAction, ReleaseStage
+from forgegov.governance.store.models import Asset, Identity
+
+STATEMENT_VERSION = 1
+# A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed
+# later is refused even before its nonce is looked up.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+_FIELDS = {"v", "gate", "action", "subject", "request_id", "target", "signer", "key_id", "signed_at", "nonce",
+           "comment"}
+
+
+@dataclass(frozen=True)
+class SignedStatement:
+    payload: dict[str, Any]
+    signature: str
+
+    @property
+    def gate(self) -> Gate:
+        return Gate(self.payload["gate"])
+
+    @property
+    def action(self) -> GateAction:
+        return GateAction(self.payload["action"])
+
+    @property
+    def signer(self) -> str:
+        return str(self.payload["signer"])
+
+    @property
+    def request_id(self) -> str:
+        return str(self.payload["request_id"])
+
+    @property
+    def target(self) -> ReleaseStage | None:
+        return ReleaseStage(self.payload["target"]) if self.payload["target"] else None
+
+    @property
+    def subject_digest(self) -> str:
+        return str(self.payload["subject"]["digest"])
+
+    def canonical(self) -> str:
+        return canonical_bytes(self.payload).decode()
+
+
+def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset, *, request_id: str | None = None,
+                   target: ReleaseStage | None = None, comment: str = "") -> SignedStatement:
+    if action is GateAction.REQUEST:
+        request_id = request_id or str(uuid.uuid4())
+    elif not request_id:
+        raise BadInput(f"a {action.value} statement must name the request it answers")
+    payload = {
+        "v": STATEMENT_VERSION, "gate": gate.value, "action": action.value,
+        "subject": {"kind": asset.kind.value, "digest": asset.digest}, "request_id": request_id,
+        "target": target.value if target else None, "signer": signer.name, "key_id": signer.key_id,
+        "signed_at": now_rfc3339(), "nonce": secrets.token_hex(16), "comment": comment,
+    }
+    return SignedStatement(payload, sign(signer.private_key, Purpose.GATE_ACTION, payload))
+
+
+def check_shape(statement: SignedStatement) -> None:
+    payload = statement.payload
+    if not isinstance(payload, dict) or set(payload) != _FIELDS or payload.get("v") != STATEMENT_VERSION:
+        raise SignatureInvalid("statement payload is not a version-1 gate statement")
+    try:
+        statement.gate, statement.action, statement.target, parse_rfc3339(payload["signed_at"])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise SignatureInvalid(f"statement payload is malformed: {exc}") from exc
+    if not isinstance(payload["subject"], dict) or set(payload["subject"]) != {"kind", "digest"}:
+        raise SignatureInvalid("statement payload's subject is malformed")
+
+
+def verify_statement(identity: Identity, statement: SignedStatement) -> None:
+    """The signature verifies under the identity's registered key, and the payload names that same identity."""
+    check_shape(statement)
+    if statement.signer != identity.name or statement.payload["key_id"] != identity.key_id:
+        raise SignatureInvalid(f"statement claims signer {statement.signer!r} with key "
+                               f"{str(statement.payload['key_id'])[:16]}…, which is not {identity.name!r}'s key")
+    verify(public_key(identity), Purpose.GATE_ACTION, statement.payload, statement.signature)
+
+
+def check_fresh(statement: SignedStatement) -> None:
+    signed_at = parse_rfc3339(statement.payload["signed_at"])
+    if abs(now() - signed_at) > MAX_CLOCK_SKEW:
+        raise SignatureInvalid(
+            f"statement was signed at {statement.payload['signed_at']}, more than "
+            f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes from now: refused as a possible replay",
+            hint="sign again now (re-run the command)",
+        )

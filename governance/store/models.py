@@ -1,0 +1,145 @@
+"""Tables. Every record carries `record_version` so that readers can tell old rows from new after a migration.
+
+Times are RFC 3339 UTC strings (the same bytes on SQLite and PostgreSQL, and the same bytes that get signed);
+JSON columns hold RFC 8785 canonical text.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from enum import Enum
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from forgegov.governance.states import (
+    AssetKind,
+    AssetState,
+    DecisionResult,
+    Gate,
+    GateAction,
+    RequestStatus,
+    Verdict,
+)
+
+RECORD_VERSION = 1
+
+
+def _enum(enum_type: type[Enum], **kwargs) -> Column:
+    """Enums are stored as their values in a checked VARCHAR: readable in SQL and no PostgreSQL enum types to migrate."""
+    return Column(
+        SAEnum(enum_type, native_enum=False, values_callable=lambda e: [m.value for m in e], length=16,
+               validate_strings=True, create_constraint=True, name=f"ck_{enum_type.__name__.lower()}"),
+        nullable=False, **kwargs,
+    )
+
+
+class Identity(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    record_version: int = RECORD_VERSION
+    name: str = Field(index=True, unique=True, max_length=64)
+    key_id: str = Field(unique=True, max_length=64)
+    public_key: str = Field(max_length=64)
+    created_at: str
+    revoked_at: Optional[str] = None
+    revoked_by: Optional[str] = None
+    revoke_reason: Optional[str] = None
+
+
+class Asset(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("kind", "name", "version", name="uq_asset_kind_name_version"),
+        UniqueConstraint("kind", "digest", name="uq_asset_kind_digest"),
+    )
+    id: Optional[int] = Field(default=None, primary_key=True)
+    record_version: int = RECORD_VERSION
+    kind: AssetKind = Field(sa_column=_enum(AssetKind))
+    name: str = Field(index=True, max_length=128)
+    version: int
+    digest: str = Field(index=True, max_length=71)
+    owner: str = Field(max_length=64)
+    state: AssetState = Field(default=AssetState.REGISTERED, sa_column=_enum(AssetState))
+    stage: Optional[str] = None
+    release: Optional[str] = None
+    manifest: str
+    source_path: str
+    registered_by: str
+    registered_at: str
+
+
+class GateRequest(SQLModel, table=True):
+    __tablename__ = "gate_request"
+    id: str = Field(primary_key=True, max_length=36)
+    record_version: int = RECORD_VERSION
+    gate: Gate = Field(sa_column=_enum(Gate))
+    asset_id: int = Field(foreign_key="asset.id", index=True)
+    target: Optional[str] = None
+    requested_by: str
+    requested_at: str
+    payload: str
+    signature: str
+    status: RequestStatus = Field(default=RequestStatus.OPEN, sa_column=_enum(RequestStatus))
+    closed_at: Optional[str] = None
+
+
+class Approval(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    record_version: int = RECORD_VERSION
+    request_id: str = Field(foreign_key="gate_request.id", index=True)
+    approver: str
+    key_id: str = Field(max_length=64)
+    verdict: Verdict = Field(sa_column=_enum(Verdict))
+    payload: str
+    signature: str
+    nonce: str = Field(unique=True, max_length=64)
+    signed_at: str
+    recorded_at: str
+
+
+class Decision(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=36)
+    record_version: int = RECORD_VERSION
+    opa_decision_id: Optional[str] = None
+    gate: Gate = Field(sa_column=_enum(Gate))
+    action: GateAction = Field(sa_column=_enum(GateAction))
+    request_id: Optional[str] = None
+    subject_digest: str
+    actor: str
+    input_digest: str
+    input: str
+    result: DecisionResult = Field(sa_column=_enum(DecisionResult))
+    reasons: str
+    missing: str
+    policy_revision: Optional[str] = None
+    policy_digest: Optional[str] = None
+    decided_at: str
+
+
+class PolicyActivation(SQLModel, table=True):
+    __tablename__ = "policy_activation"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    record_version: int = RECORD_VERSION
+    digest: str = Field(max_length=71)
+    revision: str
+    activated_by: str
+    activated_at: str
+    signature: Optional[str] = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """One leaf of the audit log. `leaf_hash` is RFC 6962's SHA-256(0x00 || canonical entry bytes)."""
+
+    __tablename__ = "audit_entry"
+    seq: int = Field(primary_key=True)
+    record_version: int = RECORD_VERSION
+    time: str
+    actor: str
+    action: str
+    subject_digest: Optional[str] = None
+    decision_id: Optional[str] = None
+    policy_revision: Optional[str] = None
+    payload: str
+    payload_digest: str = Field(max_length=71)
+    leaf_hash: str = Field(max_length=64)

@@ -1,0 +1,75 @@
+"""Creating a workspace: config, folders, the pinned policy bundle, and the store's schema.
+
+The workspace is assembled in a sibling temporary folder and renamed into place at the end, so a failed `init`
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import tomli_w
+from sqlmodel import select
+
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.config import CONFIG_FILE, OpaConfig, OpaMode, StoreConfig, Workspace, WorkspaceConfig
+from forgegov.governance.errors import AlreadyExists, PolicyBundleError, WorkspaceError
+from forgegov.governance.policy import bundle_info, copy_bundle, packaged_bundle
+from forgegov.governance.store.db import upgrade, write_transaction
+from forgegov.governance.store.models import PolicyActivation
+
+INIT_ACTOR = "forgegov-init"
+
+
+def init_workspace(directory: Path, store_url: str | None = None, opa_url: str | None = None,
+                   policy_source: Path | None = None) -> Workspace:
+    directory = directory.resolve()
+    if (directory / CONFIG_FILE).exists():
+        raise AlreadyExists(f"{directory} is already a forgegov workspace")
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise WorkspaceError(f"{directory} exists and is not an empty folder")
+    config = WorkspaceConfig(
+        store=StoreConfig(store_url) if store_url else StoreConfig(),
+        opa=OpaConfig(mode=OpaMode.URL, url=opa_url) if opa_url else OpaConfig(),
+    )
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
+    try:
+        workspace = Workspace(staging, config)
+        for folder in (workspace.keys_dir, workspace.artifacts_dir, workspace.logs_dir):
+            folder.mkdir(parents=True)
+        workspace.keys_dir.chmod(0o700)
+        copy_bundle(policy_source or packaged_bundle(), workspace.policy_dir)
+        (staging / CONFIG_FILE).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
+        url = workspace.database_url
+        upgrade(url)
+        _pin_initial_bundle(workspace, url)
+        if directory.exists():
+            directory.rmdir()
+        staging.rename(directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Workspace(directory, config)
+
+
+def _pin_initial_bundle(workspace: Workspace, url: str) -> None:
+    info = bundle_info(workspace.policy_dir)
+    with write_transaction(url) as session:
+        active = session.exec(select(PolicyActivation).order_by(PolicyActivation.id.desc())).first()  # type: ignore[union-attr]
+        if active is not None:
+            # A shared (team) store already pins a bundle: a new workspace joins it only with the same policy.
+            if active.digest != info.digest:
+                raise PolicyBundleError(
+                    f"the store already pins policy {active.revision} ({active.digest[:19]}…), "
+                    f"not this bundle ({info.revision}, {info.digest[:19]}…)",
+                    hint="initialise with the store's policy bundle (--policy DIR)",
+                )
+            return
+        session.add(PolicyActivation(digest=info.digest, revision=info.revision, activated_by=INIT_ACTOR,
+                                     activated_at=now_rfc3339()))
+        append(session, EntryDraft(actor=INIT_ACTOR, action="policy.activate", policy_revision=info.revision,
+                                   payload={"digest": info.digest, "revision": info.revision}))

@@ -1,0 +1,119 @@
+# METADATA
+# title: forgegov promotion gate
+# description: >-
+#   Decides request, approve and reject actions on promoting a checkpoint to a
+#   release target. Each target names the release it must be promoted from and
+#   its own quorum; eligible stages and roles come from data.json.
+package forgegov.gates.promotion
+
+import data.forgegov.lib.approvals
+import data.forgegov.lib.config
+import data.forgegov.lib.gate
+
+settings := config.gates.promotion
+
+target := input.request.target
+
+target_settings := settings.targets[target]
+
+quorum_roles := object.keys(target_settings.quorum)
+
+# Positive predicates, negated below: negating an expression that mentions
+# an absent reference directly (`not x in target_settings.from` with no
+# target) makes the rule body fail rather than deny, which would fail open.
+target_configured if count(target_settings.quorum) > 0
+
+release_eligible if input.subject.release in target_settings.from
+
+stage_eligible if input.subject.stage in settings.eligible_stages
+
+# Envelope checks get gate.document rather than input so they still fire
+# when no input was sent at all.
+deny contains msg if some msg in gate.envelope_denies(gate.document, "promotion", "checkpoint")
+
+deny contains msg if {
+	input.action == "request"
+	some msg in gate.request_denies(input, settings.requesters)
+}
+
+# The target and the checkpoint's position are checked again at approval
+# time: a checkpoint may have moved since the request was opened, and an
+# approval must never promote it past a release it skipped.
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not target_configured
+	msg := sprintf(
+		"promotion target %s is not configured with a quorum: request one of %s",
+		[gate.shown(object.get(input, "request", {}), "target"), concat(", ", sort(object.keys(object.get(settings, "targets", {}))))],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	target_configured
+	not release_eligible
+	msg := sprintf(
+		"%s is at release %v and must be in %s before promotion to %s: promote it there first",
+		[
+			gate.describe(input.subject), object.get(input.subject, "release", null),
+			concat(" or ", sort(target_settings.from)), target,
+		],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not stage_eligible
+	msg := sprintf(
+		"%s is at stage %v and cannot be promoted: only %s checkpoints can; finish training to one of those stages first",
+		[
+			gate.describe(object.get(input, "subject", {})), object.get(object.get(input, "subject", {}), "stage", null),
+			concat(" or ", sort(object.get(settings, "eligible_stages", []))),
+		],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some msg in approvals.separation_denies(input, quorum_roles)
+}
+
+deny contains msg if {
+	input.action == "approve"
+	some msg in approvals.approve_denies(input, quorum_roles)
+}
+
+deny contains msg if {
+	input.action == "reject"
+	some msg in approvals.reject_denies(input, settings.rejecters)
+}
+
+# A rejection needs no quorum, it only has to come from a rejecter.
+missing contains msg if {
+	input.action in {"request", "approve"}
+	some msg in approvals.missing(input, target_settings.quorum)
+}
+
+default allow := false
+
+allow if {
+	count(deny) == 0
+	count(missing) == 0
+}
+
+# Never reached while allow has its default; it keeps the answer well-formed
+# (and denying) should a later edit leave decision undefined.
+default decision := {
+	"allow": false,
+	"deny": ["the promotion gate policy reached no decision: report this input to the policy maintainers"],
+	"missing": [],
+}
+
+# METADATA
+# title: Promotion gate decision
+# description: >-
+#   The answer forgegov asks OPA for: allow is true only when deny and
+#   missing are both empty. On allow the checkpoint's release becomes the
+#   request's target.
+# entrypoint: true
+decision := {"allow": allow, "deny": deny, "missing": missing}

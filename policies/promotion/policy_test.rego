@@ -1,0 +1,269 @@
+package forgegov.gates.promotion_test
+
+import data.forgegov.gates.promotion
+
+now := "2026-11-22T20:00:00Z"
+
+fresh := "2026-11-22T19:00:00Z"
+
+# 169 hours before now: one hour past the 168 hour limit in data.json.
+stale := "2026-11-15T19:00:00Z"
+
+checkpoint := {
+	"kind": "checkpoint",
+	"name": "claims-sft",
+	"version": 3,
+	"digest": "sha256:c3",
+	"owner": "alice",
+	"state": "approved",
+	"stage": "candidate",
+	"release": "staging",
+}
+
+signed(name, verdict, is_new, at, revoked) := {
+	"approver": name,
+	"key_id": concat("", ["key-", name]),
+	"verdict": verdict,
+	"signed_at": at,
+	"key_revoked": revoked,
+	"new": is_new,
+}
+
+new(name, verdict) := signed(name, verdict, true, fresh, false)
+
+earlier(name) := signed(name, "approve", false, fresh, false)
+
+# A production promotion of a staged candidate unless `changes` say otherwise.
+doc(action, actor, approvals, changes) := object.union(
+	{
+		"version": 1,
+		"gate": "promotion",
+		"action": action,
+		"now": now,
+		"actor": {"name": actor, "key_id": concat("", ["key-", actor])},
+		"subject": checkpoint,
+		"request": {"id": "req-9", "requested_by": "alice", "requested_at": "2026-11-22T18:00:00Z", "target": "production"},
+		"approvals": approvals,
+		"evidence": {},
+	},
+	changes,
+)
+
+to_staging := {"subject": {"release": "none"}, "request": {"target": "staging"}}
+
+test_request_production_is_pending if {
+	d := promotion.decision with input as doc("request", "alice", [], {})
+	d.deny == set()
+	d.missing == {"2 more approvals by role release-manager (have 0 of 2)"}
+	not d.allow
+}
+
+test_request_staging_by_ml_lead_is_pending if {
+	d := promotion.decision with input as doc("request", "dave", [], object.union(to_staging, {"request": {"requested_by": "dave"}}))
+	d.deny == set()
+	d.missing == {"1 more approval by role ml-lead (have 0 of 1)"}
+}
+
+test_staging_approved_by_ml_lead_allows if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], to_staging)
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_production_one_release_manager_is_pending if {
+	d := promotion.decision with input as doc("approve", "erin", [new("erin", "approve")], {})
+	d.deny == set()
+	d.missing == {"1 more approval by role release-manager (have 1 of 2)"}
+	not d.allow
+}
+
+test_production_two_release_managers_allow if {
+	d := promotion.decision with input as doc("approve", "frank", [earlier("erin"), new("frank", "approve")], {})
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_production_same_release_manager_twice_denied if {
+	d := promotion.decision with input as doc("approve", "erin", [earlier("erin"), new("erin", "approve")], {})
+	d.deny == {"erin has already approved this request: ask another holder of role release-manager"}
+	d.missing == {"1 more approval by role release-manager (have 1 of 2)"}
+	not d.allow
+}
+
+test_production_self_approval_denied if {
+	d := promotion.decision with input as doc(
+		"approve", "erin", [earlier("frank"), new("erin", "approve")],
+		{"request": {"requested_by": "erin"}},
+	)
+	d.deny == {"erin requested this approval and cannot approve it: ask a holder of role release-manager"}
+	not d.allow
+}
+
+test_ml_lead_cannot_approve_production if {
+	d := promotion.decision with input as doc("approve", "dave", [earlier("erin"), new("dave", "approve")], {})
+	d.deny == {"dave does not hold role release-manager and cannot approve this gate: ask a holder of role release-manager"}
+	d.missing == {"1 more approval by role release-manager (have 1 of 2)"}
+}
+
+test_production_from_none_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"subject": {"release": "none"}})
+	d.deny == {"checkpoint claims-sft v3 is at release none and must be in staging before promotion to production: promote it there first"}
+	not d.allow
+}
+
+test_production_approval_rechecks_release if {
+	d := promotion.decision with input as doc("approve", "frank", [earlier("erin"), new("frank", "approve")], {"subject": {"release": "none"}})
+	count(d.deny) == 1
+	not d.allow
+}
+
+test_staging_from_staging_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"request": {"target": "staging"}})
+	d.deny == {"checkpoint claims-sft v3 is at release staging and must be in none before promotion to staging: promote it there first"}
+}
+
+test_unknown_target_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"request": {"target": "canary"}})
+	d.deny == {"promotion target \"canary\" is not configured with a quorum: request one of production, staging"}
+	d.missing == set()
+	not d.allow
+}
+
+test_null_target_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"request": {"target": null}})
+	d.deny == {"promotion target nothing is not configured with a quorum: request one of production, staging"}
+	not d.allow
+}
+
+test_ineligible_stage_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"subject": {"stage": "mid-training"}})
+	d.deny == {"checkpoint claims-sft v3 is at stage mid-training and cannot be promoted: only candidate or post-training checkpoints can; finish training to one of those stages first"}
+}
+
+test_absent_stage_denied if {
+	d := promotion.decision with input as json.remove(doc("request", "alice", [], {}), ["subject/stage"])
+	d.deny == {"checkpoint claims-sft v3 is at stage null and cannot be promoted: only candidate or post-training checkpoints can; finish training to one of those stages first"}
+	not d.allow
+}
+
+test_post_training_stage_may_be_promoted if {
+	d := promotion.decision with input as doc("request", "alice", [], {"subject": {"stage": "post-training"}})
+	d.deny == set()
+}
+
+test_requester_without_role_and_not_owner_denied if {
+	d := promotion.decision with input as doc("request", "mallory", [], {"request": {"requested_by": "mallory"}})
+	d.deny == {"mallory cannot request this gate for checkpoint claims-sft v3: only its owner alice or a holder of one of the roles ml-engineer, ml-lead may; ask one of them to request it"}
+	not d.allow
+}
+
+test_owner_without_role_may_request if {
+	d := promotion.decision with input as doc(
+		"request", "grace", [],
+		{"subject": {"owner": "grace"}, "request": {"requested_by": "grace"}},
+	)
+	d.deny == set()
+	count(d.missing) == 1
+}
+
+test_reject_by_release_manager_allowed if {
+	d := promotion.decision with input as doc("reject", "frank", [earlier("erin"), new("frank", "reject")], {})
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_reject_by_ml_lead_allowed if {
+	d := promotion.decision with input as doc("reject", "dave", [new("dave", "reject")], {})
+	d.allow
+}
+
+test_reject_by_non_rejecter_denied if {
+	d := promotion.decision with input as doc("reject", "grace", [new("grace", "reject")], {})
+	d.deny == {"grace does not hold one of the roles ml-lead, release-manager and cannot reject this gate: ask a holder of one of the roles ml-lead, release-manager"}
+	d.missing == set()
+	not d.allow
+}
+
+test_reject_by_requester_denied if {
+	d := promotion.decision with input as doc("reject", "dave", [new("dave", "reject")], {"request": {"requested_by": "dave"}})
+	d.deny == {"dave requested this approval and cannot reject it: ask a holder of one of the roles ml-lead, release-manager"}
+}
+
+test_revoked_key_approval_does_not_count if {
+	d := promotion.decision with input as doc(
+		"approve", "frank",
+		[signed("erin", "approve", false, fresh, true), new("frank", "approve")],
+		{},
+	)
+	d.deny == set()
+	d.missing == {
+		"1 more approval by role release-manager (have 1 of 2)",
+		"approval by erin does not count for role release-manager: its key key-erin was revoked after signing; erin must approve again",
+	}
+	not d.allow
+}
+
+test_revoked_key_approval_counts_when_data_allows if {
+	d := promotion.decision with input as doc(
+		"approve", "frank",
+		[signed("erin", "approve", false, fresh, true), new("frank", "approve")],
+		{},
+	)
+		with data.data.approvals.count_revoked_keys as true
+	d.allow
+}
+
+test_stale_approval_does_not_count if {
+	d := promotion.decision with input as doc(
+		"approve", "frank",
+		[signed("erin", "approve", false, stale, false), new("frank", "approve")],
+		{},
+	)
+	d.deny == set()
+	d.missing == {
+		"1 more approval by role release-manager (have 1 of 2)",
+		"approval by erin does not count for role release-manager: it was signed at 2026-11-15T19:00:00Z, more than 168 hours before 2026-11-22T20:00:00Z; erin must approve again",
+	}
+}
+
+test_stale_approval_renewed_allows if {
+	d := promotion.decision with input as doc(
+		"approve", "erin",
+		[signed("erin", "approve", false, stale, false), earlier("frank"), new("erin", "approve")],
+		{},
+	)
+	d.allow
+}
+
+test_wrong_subject_kind_denied if {
+	d := promotion.decision with input as doc("approve", "frank", [earlier("erin"), new("frank", "approve")], {"subject": {"kind": "run"}})
+	d.deny == {"the promotion gate only governs checkpoint subjects (got \"run\"): use the gate for that kind"}
+	not d.allow
+}
+
+test_wrong_gate_denied if {
+	d := promotion.decision with input as doc("approve", "frank", [earlier("erin"), new("frank", "approve")], {"gate": "run"})
+	count(d.deny) == 1
+	not d.allow
+}
+
+test_wrong_version_denied if {
+	d := promotion.decision with input as doc("approve", "frank", [earlier("erin"), new("frank", "approve")], {"version": "1"})
+	d.deny == {"input.version must be 1 (got \"1\"): send a version 1 gate document"}
+	not d.allow
+}
+
+test_unknown_action_denied if {
+	d := promotion.decision with input as doc("promote", "alice", [], {})
+	d.deny == {"unknown action: input.action must be one of approve, reject, request (got \"promote\")"}
+	not d.allow
+}
+
+test_empty_input_denies if {
+	d := promotion.decision with input as {}
+	not d.allow
+	count(d.deny) > 0
+	d.missing == set()
+}
+
+test_absent_input_denies if {
+	not promotion.decision.allow
+	count(promotion.decision.deny) > 0
+}

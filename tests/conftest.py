@@ -1,0 +1,85 @@
+"""Shared fixtures. Every store-touching test runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from FORGEGOV_TEST_POSTGRES_URL (`scripts/postgres.sh start` prints one). Without it the PostgreSQL
+half is skipped on a developer machine, but fails under CI=true: CI must exercise both stores.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from forgegov.governance.config import Workspace
+from forgegov.governance.identities import create_identity
+from forgegov.governance.store.db import dispose_engines
+from forgegov.governance.workspace import init_workspace
+
+PASSPHRASE = "correct horse battery staple"
+PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _postgres_base_url() -> str | None:
+    url = os.environ.get("FORGEGOV_TEST_POSTGRES_URL")
+    if not url and os.environ.get("CI") == "true":
+        pytest.fail("CI=true but FORGEGOV_TEST_POSTGRES_URL is not set: the PostgreSQL half must run in CI")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None means the embedded default (SQLite in the workspace); otherwise a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        dispose_engines()
+        return
+    base = _postgres_base_url()
+    if base is None:
+        pytest.skip("set FORGEGOV_TEST_POSTGRES_URL (scripts/postgres.sh start) to run on PostgreSQL")
+    schema = "t_" + uuid.uuid4().hex[:16]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{base}?options=-csearch_path%3D{schema}"
+    dispose_engines()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, store_url: str | None) -> Workspace:
+    return init_workspace(tmp_path / "ws", store_url=store_url)
+
+
+@pytest.fixture
+def people(workspace: Workspace) -> Workspace:
+    """The workspace with every identity the shipped policy data names, all sharing one test passphrase."""
+    for name in PEOPLE:
+        create_identity(workspace, name, PASSPHRASE)
+    return workspace
+
+
+@dataclass
+class Files:
+    root: Path
+
+    def folder(self, name: str, files: dict[str, bytes | str]) -> Path:
+        folder = self.root / name
+        folder.mkdir(parents=True)
+        for rel, content in files.items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content.encode() if isinstance(content, str) else content)
+        return folder
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Files:
+    return Files(tmp_path / "inputs")

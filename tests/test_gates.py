@@ -1,0 +1,288 @@
+"""The four gates through the one door: separation of duties, quorum, revocation, replay, and what gets written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlmodel import func, select
+
+from forgegov.governance import actions
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import (
+    BadInput,
+    PolicyDenied,
+    ReplayedApproval,
+    RevokedIdentity,
+    SignatureInvalid,
+    StateConflict,
+)
+from forgegov.governance.gate import submit
+from forgegov.governance.identities import revoke_identity, unlock
+from forgegov.governance.registry import find_asset, register_asset
+from forgegov.governance.states import AssetKind, CheckpointStage, DecisionResult, Gate, GateAction, ReleaseStage
+from forgegov.governance.statements import SignedStatement, make_statement
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import Approval, AuditEntry, Decision, GateRequest
+
+from .conftest import PASSPHRASE, Files
+
+
+@pytest.fixture
+def dataset(people: Workspace, files: Files) -> str:
+    path = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'})
+    register_asset(people, AssetKind.DATASET, path, "claims", "alice")
+    return "claims"
+
+
+@pytest.fixture
+def checkpoint(people: Workspace, files: Files) -> str:
+    path = files.folder("ckpt", {"config.json": "{}", "model.safetensors": b"\x00" * 64})
+    register_asset(people, AssetKind.CHECKPOINT, path, "model", "alice", stage=CheckpointStage.CANDIDATE)
+    return "model"
+
+
+@pytest.fixture
+def engine(people: Workspace):
+    with actions.policy_engine(people) as running:
+        yield running
+
+
+def req(ws, subject, actor, engine, **kw):
+    return actions.request(ws, subject, actor, PASSPHRASE, engine=engine, **kw)
+
+
+def ans(ws, subject, actor, engine, action=GateAction.APPROVE, **kw):
+    return actions.answer(ws, subject, actor, PASSPHRASE, action, engine=engine, **kw)
+
+
+def counts(ws: Workspace) -> dict[str, int]:
+    with read_session(ws.database_url) as session:
+        return {
+            model.__name__: session.exec(select(func.count()).select_from(model)).one()
+            for model in (Approval, Decision, AuditEntry, GateRequest)
+        }
+
+
+def test_dataset_approved_by_data_steward(people, dataset, engine):
+    opened = req(people, dataset, "alice", engine)
+    assert opened.result is DecisionResult.PENDING
+    assert opened.missing == ("1 more approval by role data-steward (have 0 of 1)",)
+    assert find_asset(people, dataset).state.value == "pending"
+    done = ans(people, dataset, "bob", engine)
+    assert done.result is DecisionResult.ALLOW
+    assert find_asset(people, dataset).state.value == "approved"
+    assert done.opa_decision_id, "OPA's own decision id is recorded"
+    assert done.policy_revision == "2026.11.22-1"
+
+
+def test_self_approval_denied_and_nothing_but_the_decision_written(people, dataset, engine):
+    req(people, dataset, "bob", engine)  # bob is a data steward, so only separation of duties can stop him
+    before = counts(people)
+    with pytest.raises(PolicyDenied) as denied:
+        ans(people, dataset, "bob", engine)
+    assert any("bob requested this approval and cannot approve it" in r for r in denied.value.reasons)
+    after = counts(people)
+    assert after["Approval"] == before["Approval"], "a denied approval is not stored"
+    assert after["Decision"] == before["Decision"] + 1 and after["AuditEntry"] == before["AuditEntry"] + 1
+    assert find_asset(people, dataset).state.value == "pending"
+
+
+def test_approver_without_role_denied(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    with pytest.raises(PolicyDenied) as denied:
+        ans(people, dataset, "carol", engine)
+    assert denied.value.reasons == [
+        "carol does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward"]
+
+
+def test_requester_without_role_or_ownership_denied(people, dataset, engine):
+    with pytest.raises(PolicyDenied) as denied:
+        req(people, dataset, "mallory", engine)
+    assert "mallory cannot request this gate" in denied.value.reasons[0]
+    assert counts(people)["GateRequest"] == 0
+
+
+def test_production_needs_two_distinct_release_managers(people, checkpoint, engine):
+    staged = actions.promote(people, checkpoint, ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    assert staged.result is DecisionResult.PENDING
+    assert ans(people, checkpoint, "dave", engine).release == "staging"
+    actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+    first = ans(people, checkpoint, "erin", engine)
+    assert first.result is DecisionResult.PENDING and first.release == "staging"
+    assert first.missing == ("1 more approval by role release-manager (have 1 of 2)",)
+    with pytest.raises(PolicyDenied) as twice:
+        ans(people, checkpoint, "erin", engine)
+    assert any("erin has already approved this request" in r for r in twice.value.reasons)
+    second = ans(people, checkpoint, "frank", engine)
+    assert second.result is DecisionResult.ALLOW
+    assert find_asset(people, checkpoint).release == "production"
+
+
+def test_production_before_staging_denied(people, checkpoint, engine):
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+    assert "must be in staging before promotion to production" in denied.value.reasons[0]
+
+
+def test_revoked_identity_refused_and_logged(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    signer = unlock(people, "bob", PASSPHRASE)  # bob unlocked his key before the revocation
+    revoke_identity(people, "bob", "key compromised", "security")
+    asset = find_asset(people, dataset)
+    with read_session(people.database_url) as session:
+        request_id = session.exec(select(GateRequest.id)).one()
+    statement = make_statement(signer, Gate.DATASET, GateAction.APPROVE, asset, request_id=request_id)
+    before = counts(people)
+    with pytest.raises(RevokedIdentity):
+        submit(people, engine, statement)
+    after = counts(people)
+    assert after["Approval"] == before["Approval"] and after["Decision"] == before["Decision"]
+    assert after["AuditEntry"] == before["AuditEntry"] + 1, "the refusal itself is logged"
+    with pytest.raises(RevokedIdentity):
+        unlock(people, "bob", PASSPHRASE)
+
+
+def test_approval_from_since_revoked_key_stops_counting(people, checkpoint, engine):
+    actions.promote(people, checkpoint, ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    ans(people, checkpoint, "dave", engine)
+    actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+    ans(people, checkpoint, "erin", engine)
+    revoke_identity(people, "erin", "left the company", "security")
+    outcome = ans(people, checkpoint, "frank", engine)
+    assert outcome.result is DecisionResult.PENDING, "erin's approval no longer counts once her key is revoked"
+    assert any("erin" in m and "revoked" in m for m in outcome.missing)
+
+
+def _open_request_id(ws: Workspace) -> str:
+    with read_session(ws.database_url) as session:
+        return session.exec(select(GateRequest.id)).one()
+
+
+def test_replayed_approval_refused(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    asset = find_asset(people, dataset)
+    bob = unlock(people, "bob", PASSPHRASE)
+    statement = make_statement(bob, Gate.DATASET, GateAction.APPROVE, asset, request_id=_open_request_id(people))
+    submit(people, engine, statement)
+    # The same signed approval, replayed onto a fresh request for a new version, is refused.
+    with pytest.raises((ReplayedApproval, StateConflict)):
+        submit(people, engine, statement)
+
+
+def test_approval_for_another_request_refused(people, dataset, files, engine):
+    req(people, dataset, "alice", engine)
+    old_request = _open_request_id(people)
+    asset = find_asset(people, dataset)
+    ans(people, dataset, "bob", engine, action=GateAction.REJECT, comment="bad source")
+    path = files.folder("claims-v2", {"train.jsonl": '{"text": "v2"}\n'})
+    register_asset(people, AssetKind.DATASET, path, "claims", "alice")
+    req(people, "claims@2", "alice", engine)
+    bob = unlock(people, "bob", PASSPHRASE)
+    v2 = find_asset(people, "claims@2")
+    replayed = make_statement(bob, Gate.DATASET, GateAction.APPROVE, v2, request_id=old_request)
+    with pytest.raises(ReplayedApproval):
+        submit(people, engine, replayed)
+    assert asset.digest != v2.digest
+
+
+def test_altered_approval_refused(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    asset = find_asset(people, dataset)
+    carol = unlock(people, "carol", PASSPHRASE)
+    genuine = make_statement(carol, Gate.DATASET, GateAction.APPROVE, asset, request_id=_open_request_id(people))
+    # carol is no data steward; claiming bob signed it (with bob's key id) must fail signature verification.
+    with read_session(people.database_url) as session:
+        from forgegov.governance.identities import get_identity
+
+        bob = get_identity(session, "bob")
+    forged = SignedStatement({**genuine.payload, "signer": "bob", "key_id": bob.key_id}, genuine.signature)
+    with pytest.raises(SignatureInvalid):
+        submit(people, engine, forged)
+    tampered = SignedStatement({**genuine.payload, "comment": "edited"}, genuine.signature)
+    with pytest.raises(SignatureInvalid):
+        submit(people, engine, tampered)
+    assert counts(people)["Approval"] == 0
+
+
+def test_stale_signature_refused(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    asset = find_asset(people, dataset)
+    bob = unlock(people, "bob", PASSPHRASE)
+    statement = make_statement(bob, Gate.DATASET, GateAction.APPROVE, asset, request_id=_open_request_id(people))
+    from forgegov.governance.signing import Purpose, sign
+
+    old = {**statement.payload, "signed_at": "2026-01-01T00:00:00.000000Z"}
+    with pytest.raises(SignatureInvalid, match="refused as a possible replay"):
+        submit(people, engine, SignedStatement(old, sign(bob.private_key, Purpose.GATE_ACTION, old)))
+
+
+def test_stored_approval_edited_in_database_stops_the_gate(people, checkpoint, engine):
+    actions.promote(people, checkpoint, ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    ans(people, checkpoint, "dave", engine)
+    actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+    ans(people, checkpoint, "erin", engine)
+    from forgegov.governance.store.db import write_transaction
+
+    with write_transaction(people.database_url) as session:
+        approval = session.exec(select(Approval).where(Approval.approver == "erin")).one()
+        payload = json.loads(approval.payload)
+        payload["signer"], payload["key_id"] = "frank", "0" * 64
+        approval.approver = "frank"
+        approval.payload = json.dumps(payload)
+        session.add(approval)
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        ans(people, checkpoint, "erin", engine)
+    assert find_asset(people, checkpoint).release == "staging"
+
+
+def test_reject_closes_request_and_rejects_dataset(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    with pytest.raises(PolicyDenied):
+        ans(people, dataset, "carol", engine, action=GateAction.REJECT, comment="not mine to judge")
+    outcome = ans(people, dataset, "bob", engine, action=GateAction.REJECT, comment="unknown provenance")
+    assert outcome.result is DecisionResult.ALLOW and outcome.state == "rejected"
+    with pytest.raises(PolicyDenied) as again:
+        req(people, dataset, "alice", engine)
+    assert any("register a new version" in r for r in again.value.reasons)
+
+
+def test_state_conflicts_are_bad_input(people, dataset, engine):
+    with pytest.raises(StateConflict, match="no open dataset request"):
+        ans(people, dataset, "bob", engine)
+    req(people, dataset, "alice", engine)
+    with pytest.raises(StateConflict, match="already has an open dataset request"):
+        req(people, dataset, "alice", engine)
+    with pytest.raises(BadInput):
+        req(people, dataset, "alice", engine, target=ReleaseStage.STAGING)
+
+
+@pytest.mark.parametrize("kind,gate,approver", [
+    (AssetKind.REWARD, Gate.REWARD, "carol"),
+    (AssetKind.RUN, Gate.RUN, "dave"),
+])
+def test_reward_and_run_gates(people, files, engine, kind, gate, approver):
+    path = files.folder(kind.value, {"spec.txt": f"{kind.value} spec"})
+    register_asset(people, kind, path, "thing", "alice")
+    opened = req(people, "thing", "alice", engine)
+    assert opened.gate is gate and opened.result is DecisionResult.PENDING
+    with pytest.raises(PolicyDenied):
+        ans(people, "thing", "bob", engine)
+    assert ans(people, "thing", approver, engine).state == "approved"
+
+
+def test_every_decision_names_its_policy_and_input(people, dataset, engine):
+    req(people, dataset, "alice", engine)
+    ans(people, dataset, "bob", engine)
+    with read_session(people.database_url) as session:
+        decisions = list(session.exec(select(Decision)))
+    assert len(decisions) == 2
+    from forgegov.governance.canonical import digest_of
+
+    for decision in decisions:
+        assert decision.policy_revision == "2026.11.22-1"
+        assert decision.policy_digest == engine.pinned_digest
+        assert decision.input_digest == digest_of(json.loads(decision.input))
+        assert decision.opa_decision_id
+
+
