@@ -1,0 +1,142 @@
+"""The CLI contract: names, flags, --json, exit codes (0 done, 2 bad input, 3 denied, 1 other), nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from forgegov.governance.opa.supervisor import LocalOpa
+from forgegov.governance.opa.binary import find_opa
+from forgegov.governance.policy import packaged_bundle
+
+from .conftest import PASSPHRASE
+
+FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
+
+
+class Cli:
+    def __init__(self, cwd: Path, store_url: str | None) -> None:
+        self.cwd = cwd
+        self.env = {**os.environ, "FORGEGOV_PASSPHRASE": PASSPHRASE}
+        self.env.pop("FORGEGOV_HOME", None)
+        self.store_url = store_url
+
+    def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([*FORGEGOV, *args], cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=120)
+        assert done.returncode == code, f"forgegov {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, store_url: str | None) -> Cli:
+    runner = Cli(tmp_path, store_url)
+    extra = ["--store", store_url] if store_url else []
+    runner("init", "--dir", "ws", *extra)
+    runner.cwd = tmp_path / "ws"
+    for name in ("alice", "bob", "erin", "frank", "dave"):
+        runner("identity", "create", name)
+    data = tmp_path / "claims"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"text": "part ZX-1 is steel"}\n')
+    return runner
+
+
+def test_dataset_flow_and_exit_codes(cli):
+    registered = cli.json("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
+    assert registered["digest"].startswith("sha256:") and registered["version"] == 1
+    opened = cli.json("request", "claims", "--as", "alice")
+    assert opened["result"] == "pending" and opened["missing"]
+    denied = cli("approve", "claims", "--as", "alice", code=3)
+    assert "denied:" in denied.stderr
+    assert "alice requested this approval and cannot approve it" in denied.stderr
+    approved = cli.json("approve", "claims", "--as", "bob")
+    assert approved["result"] == "allow" and approved["state"] == "approved"
+    shown = cli.json("show", "claims")
+    assert shown["asset"]["state"] == "approved"
+    assert [d["result"] for d in shown["decisions"]] == ["pending", "deny", "allow"]
+    listed = cli.json("list", "dataset")
+    assert [row["name"] for row in listed] == ["claims"]
+    assert cli.json("audit", "verify")["ok"] is True
+
+
+def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"\x01" * 128)
+    cli("checkpoint", "register", str(ckpt), "--name", "m", "--stage", "candidate", "--owner", "alice")
+    cli("promote", "m", "--to", "staging", "--as", "alice")
+    cli("approve", "m", "--as", "dave")
+    cli("promote", "m", "--to", "production", "--as", "alice")
+    assert cli.json("approve", "m", "--as", "erin")["release"] == "staging"
+    assert cli.json("approve", "m", "--as", "frank")["release"] == "production"
+
+
+def test_bad_input_exits_2_and_changes_nothing(cli):
+    assert "no registered asset matches 'nope'" in cli("show", "nope", code=2).stderr
+    cli("dataset", "register", "../missing", "--name", "x", "--owner", "alice", code=2)
+    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
+    out = cli("dataset", "register", "../claims", "--name", "again", "--owner", "alice", code=2)
+    assert "already registered as dataset/claims@1" in out.stderr
+    cli("identity", "create", "alice", code=2)
+    cli.env["FORGEGOV_PASSPHRASE"] = "wrong passphrase"
+    wrong = cli("request", "claims", "--as", "alice", code=2)
+    assert "wrong passphrase" in wrong.stderr and "FORGEGOV_PASSPHRASE" in wrong.stderr
+    del cli.env["FORGEGOV_PASSPHRASE"]
+    assert "no terminal" in cli("request", "claims", "--as", "alice", code=2).stderr
+    cli("promote", "claims", "--to", "shelf", "--as", "alice", code=2)
+    assert cli.json("show", "claims")["decisions"] == []
+    assert "Traceback" not in wrong.stderr
+    verbose = cli("-v", "show", "nope", code=2)
+    assert "Traceback" in verbose.stderr
+
+
+def test_revoked_identity_refused(cli):
+    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
+    cli("request", "claims", "--as", "alice")
+    cli("identity", "revoke", "bob", "--reason", "key leaked")
+    refused = cli("approve", "claims", "--as", "bob", code=2)
+    assert "revoked" in refused.stderr
+    rows = cli.json("identity", "list")
+    assert [r["name"] for r in rows if r["revoked_at"]] == ["bob"]
+
+
+def test_opa_down_between_two_commands_exit_3(tmp_path, store_url):
+    opa = LocalOpa(find_opa(), packaged_bundle(), tmp_path / "opa.log")
+    opa.start()
+    runner = Cli(tmp_path, store_url)
+    runner("init", "--dir", "ws", "--opa-url", opa.url, *(["--store", store_url] if store_url else []))
+    runner.cwd = tmp_path / "ws"
+    for name in ("alice", "bob"):
+        runner("identity", "create", name)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("x")
+    runner("dataset", "register", "../d", "--name", "d", "--owner", "alice")
+    runner("request", "d", "--as", "alice")
+    opa.stop()
+    denied = runner("approve", "d", "--as", "bob", code=3)
+    assert "is unreachable" in denied.stderr
+    assert runner.json("show", "d")["asset"]["state"] == "pending"
+
+
+def test_help_reads_well():
+    done = subprocess.run([*FORGEGOV, "approve", "--help"], capture_output=True, text=True, check=True)
+    assert "--as" in done.stdout and "quorum" in done.stdout
+    top = subprocess.run([*FORGEGOV, "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("init", "identity", "dataset", "reward", "checkpoint", "request", "approve", "reject", "promote",
+                    "show", "list", "policy", "demo"):
+        assert f"  {command} " in top
+
+
+def test_policy_test_runs_opa_test():
+    done = subprocess.run([*FORGEGOV, "policy", "test", str(packaged_bundle())], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "PASS" in done.stdout

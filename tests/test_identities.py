@@ -1,0 +1,82 @@
+"""Identities and keys: encrypted at rest, bound to their name, refused when wrong, revoked for good."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from forgegov.governance.errors import AlreadyExists, BadInput, KeyUnavailable, RevokedIdentity, WrongPassphrase
+from forgegov.governance.identities import create_identity, list_identities, revoke_identity, unlock
+from forgegov.governance.keys import key_path
+
+from .conftest import PASSPHRASE
+
+
+def test_create_unlock_and_list(workspace):
+    identity = create_identity(workspace, "alice", PASSPHRASE)
+    signer = unlock(workspace, "alice", PASSPHRASE)
+    assert signer.key_id == identity.key_id and len(identity.key_id) == 64
+    assert [i.name for i in list_identities(workspace)] == ["alice"]
+    path = key_path(workspace.keys_dir, "alice")
+    assert path.stat().st_mode & 0o777 == 0o600
+    stored = path.read_text()
+    assert "PRIVATE" not in stored and json.loads(stored)["kdf"]["name"] == "scrypt"
+
+
+def test_wrong_passphrase(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    with pytest.raises(WrongPassphrase):
+        unlock(workspace, "alice", "not the passphrase")
+
+
+def test_missing_key_file(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    key_path(workspace.keys_dir, "alice").unlink()
+    with pytest.raises(KeyUnavailable, match="no private key"):
+        unlock(workspace, "alice", PASSPHRASE)
+
+
+def test_key_file_swapped_onto_another_identity(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    create_identity(workspace, "bob", PASSPHRASE)
+    key_path(workspace.keys_dir, "bob").write_text(key_path(workspace.keys_dir, "alice").read_text())
+    with pytest.raises(KeyUnavailable, match="registered with"):
+        unlock(workspace, "bob", PASSPHRASE)
+
+
+def test_renamed_key_file_fails_authentication(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    doc = json.loads(key_path(workspace.keys_dir, "alice").read_text())
+    doc["name"] = "bob"
+    from forgegov.governance.keys import KeyFile, decrypt_private_key
+
+    with pytest.raises(WrongPassphrase):
+        decrypt_private_key(KeyFile.from_json(json.dumps(doc)), PASSPHRASE)
+
+
+def test_duplicate_and_invalid_names(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    with pytest.raises(AlreadyExists):
+        create_identity(workspace, "alice", PASSPHRASE)
+    with pytest.raises(BadInput):
+        create_identity(workspace, "Alice Smith", PASSPHRASE)
+    with pytest.raises(KeyUnavailable, match="at least 8"):
+        create_identity(workspace, "bob", "short")
+    assert [i.name for i in list_identities(workspace)] == ["alice"]
+    assert not key_path(workspace.keys_dir, "bob").exists()
+
+
+def test_revoked_identity_cannot_sign_and_name_is_never_reused(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    revoked = revoke_identity(workspace, "alice", "laptop lost", "security")
+    assert revoked.revoked_at and revoked.revoke_reason == "laptop lost"
+    with pytest.raises(RevokedIdentity):
+        unlock(workspace, "alice", PASSPHRASE)
+    with pytest.raises(RevokedIdentity):
+        revoke_identity(workspace, "alice", "again", "security")
+    key_path(workspace.keys_dir, "alice").unlink()
+    with pytest.raises(AlreadyExists):
+        create_identity(workspace, "alice", PASSPHRASE)
+    with pytest.raises(BadInput, match="reason"):
+        revoke_identity(workspace, "nobody", " ", "security")

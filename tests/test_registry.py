@@ -1,0 +1,105 @@
+"""The registry: content-addressed, immutable, versioned; bad input changes nothing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from forgegov.governance.errors import AlreadyExists, BadInput, NotFound, UnreadablePath
+from forgegov.governance.identities import create_identity
+from forgegov.governance.manifest import build_manifest
+from forgegov.governance.registry import find_asset, list_assets, register_asset
+from forgegov.governance.states import AssetKind, CheckpointStage
+
+from .conftest import PASSPHRASE
+
+
+@pytest.fixture
+def ws(workspace):
+    create_identity(workspace, "alice", PASSPHRASE)
+    return workspace
+
+
+def test_digest_is_the_manifest_digest_and_versions_follow_new_bytes(ws, files):
+    v1 = register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "one", "sub/y.txt": "two"}), "d", "alice")
+    assert v1.digest == build_manifest(files.root / "a").digest and v1.version == 1
+    v2 = register_asset(ws, AssetKind.DATASET, files.folder("b", {"x.txt": "one!", "sub/y.txt": "two"}), "d", "alice")
+    assert v2.version == 2 and v2.digest != v1.digest
+    assert find_asset(ws, "d").version == 2
+    assert find_asset(ws, "dataset/d@1").digest == v1.digest
+    assert find_asset(ws, v1.digest[:19]).version == 1
+    assert [a.version for a in list_assets(ws, AssetKind.DATASET)] == [1, 2]
+
+
+def test_same_bytes_twice_refused(ws, files):
+    folder = files.folder("a", {"x.txt": "one"})
+    register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+    with pytest.raises(AlreadyExists, match="dataset/d@1"):
+        register_asset(ws, AssetKind.DATASET, folder, "other", "alice")
+
+
+def test_file_order_and_location_do_not_change_identity(ws, files):
+    a = build_manifest(files.folder("a", {"x.txt": "1", "y.txt": "2"}))
+    b = build_manifest(files.folder("b", {"y.txt": "2", "x.txt": "1"}))
+    assert a.digest == b.digest
+
+
+def test_bad_inputs_register_nothing(ws, files, tmp_path):
+    good = files.folder("good", {"x.txt": "1"})
+    with pytest.raises(UnreadablePath, match="does not exist"):
+        register_asset(ws, AssetKind.DATASET, tmp_path / "missing", "d", "alice")
+    empty = files.root / "empty"
+    empty.mkdir(parents=True)
+    with pytest.raises(BadInput, match="no files"):
+        register_asset(ws, AssetKind.DATASET, empty, "d", "alice")
+    linked = files.folder("linked", {"x.txt": "1"})
+    os.symlink("/etc/hostname", linked / "escape")
+    with pytest.raises(BadInput, match="symbolic link"):
+        register_asset(ws, AssetKind.DATASET, linked, "d", "alice")
+    with pytest.raises(NotFound, match="no identity named 'zed'"):
+        register_asset(ws, AssetKind.DATASET, good, "d", "zed")
+    with pytest.raises(BadInput, match="needs --stage"):
+        register_asset(ws, AssetKind.CHECKPOINT, good, "m", "alice")
+    with pytest.raises(BadInput, match="checkpoints only"):
+        register_asset(ws, AssetKind.DATASET, good, "d", "alice", stage=CheckpointStage.CANDIDATE)
+    with pytest.raises(BadInput, match="invalid"):
+        register_asset(ws, AssetKind.DATASET, good, "Bad Name", "alice")
+    assert list_assets(ws, None) == []
+
+
+def test_unreadable_file_and_special_files_refused(ws, files, monkeypatch):
+    folder = files.folder("a", {"x.txt": "1"})
+    os.mkfifo(folder / "pipe")
+    with pytest.raises(BadInput, match="not a regular file"):
+        register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+    (folder / "pipe").unlink()
+    real_open = open
+
+    def deny_x(path, *args, **kwargs):
+        # Tests run as root in CI, where chmod 000 does not stop reads; simulate the kernel's refusal instead.
+        if str(path).endswith("x.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", deny_x)
+    with pytest.raises(UnreadablePath, match="Permission denied"):
+        register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+    monkeypatch.undo()
+    assert list_assets(ws, None) == []
+
+
+def test_references(ws, files):
+    register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "1"}), "shared-name", "alice")
+    register_asset(ws, AssetKind.REWARD, files.folder("b", {"r.py": "x = 1"}), "shared-name", "alice")
+    with pytest.raises(BadInput, match="ambiguous"):
+        find_asset(ws, "shared-name")
+    assert find_asset(ws, "reward/shared-name").kind is AssetKind.REWARD
+    with pytest.raises(NotFound):
+        find_asset(ws, "nothing")
+    with pytest.raises(NotFound):
+        find_asset(ws, "dataset/shared-name@7")
+    with pytest.raises(BadInput, match="at least 12"):
+        find_asset(ws, "sha256:abc")
+    with pytest.raises(BadInput, match="unknown kind"):
+        find_asset(ws, "model/shared-name")

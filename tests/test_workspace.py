@@ -1,0 +1,66 @@
+"""Workspaces: created whole or not at all, found the documented way, configured with typed, validated settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgegov.governance.config import CONFIG_FILE, OpaMode, load_workspace
+from forgegov.governance.errors import AlreadyExists, ConfigError, WorkspaceError
+from forgegov.governance.workspace import init_workspace
+
+
+def test_init_creates_layout_and_is_found(tmp_path, monkeypatch):
+    ws = init_workspace(tmp_path / "ws")
+    for folder in ("keys", "artifacts", "logs", "policy"):
+        assert (ws.root / folder).is_dir()
+    assert (ws.root / "forgegov.db").is_file()
+    assert (ws.root / "policy" / ".manifest").is_file()
+    assert not (ws.root / "policy" / "__init__.py").exists()
+    assert load_workspace(ws.root).root == ws.root
+    monkeypatch.chdir(ws.root / "keys")
+    monkeypatch.delenv("FORGEGOV_HOME", raising=False)
+    assert load_workspace().root == ws.root
+    monkeypatch.setenv("FORGEGOV_HOME", str(ws.root))
+    monkeypatch.chdir(tmp_path)
+    assert load_workspace().root == ws.root
+
+
+def test_init_refuses_existing_and_non_empty(tmp_path):
+    init_workspace(tmp_path / "ws")
+    with pytest.raises(AlreadyExists):
+        init_workspace(tmp_path / "ws")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(WorkspaceError, match="not an empty folder"):
+        init_workspace(tmp_path / "busy")
+
+
+def test_failed_init_leaves_nothing(tmp_path):
+    with pytest.raises(ConfigError):
+        init_workspace(tmp_path / "ws", store_url="mysql://nope")
+    with pytest.raises(ConfigError):
+        init_workspace(tmp_path / "ws2", opa_url="not a url")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_missing_workspace_names_the_next_step(tmp_path, monkeypatch):
+    monkeypatch.delenv("FORGEGOV_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(WorkspaceError) as missing:
+        load_workspace()
+    assert "forgegov init" in (missing.value.hint or "")
+
+
+def test_config_validation(tmp_path):
+    ws = init_workspace(tmp_path / "ws", opa_url="http://127.0.0.1:8181")
+    assert ws.config.opa.mode is OpaMode.URL
+    config = ws.root / CONFIG_FILE
+    config.write_text(config.read_text() + "\n[surprise]\nx = 1\n")
+    with pytest.raises(ConfigError, match="unknown sections"):
+        load_workspace(ws.root)
+    config.write_text('version = 1\n[opa]\nmode = "sideways"\n')
+    with pytest.raises(ConfigError):
+        load_workspace(ws.root)
+    config.write_text("version = [\n")
+    with pytest.raises(ConfigError):
+        load_workspace(ws.root)
