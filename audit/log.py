@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from forgegov.audit.hashing import leaf_hash
-from forgegov.governance.canonical import canonical_bytes, digest_of
+from forgegov.governance.canonical import canonical_bytes, digest_of, sha256_digest
 from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.errors import ForgegovError
 from forgegov.governance.store.models import RECORD_VERSION, AuditEntry
@@ -45,6 +45,7 @@ def leaf_fields(entry: AuditEntry) -> dict[str, Any]:
 def append(session: Session, draft: EntryDraft) -> AuditEntry:
     """Append one entry. The caller's write transaction serialises writers, so `seq` stays contiguous."""
     last = session.exec(select(func.max(AuditEntry.seq))).one()
+    payload = canonical_bytes(draft.payload)
     entry = AuditEntry(
         seq=0 if last is None else last + 1,
         record_version=RECORD_VERSION,
@@ -54,13 +55,12 @@ def append(session: Session, draft: EntryDraft) -> AuditEntry:
         subject_digest=draft.subject_digest,
         decision_id=draft.decision_id,
         policy_revision=draft.policy_revision,
-        payload=canonical_bytes(draft.payload).decode(),
-        payload_digest=digest_of(draft.payload),
+        payload=payload.decode(),
+        payload_digest=sha256_digest(payload),
         leaf_hash="",
     )
     entry.leaf_hash = leaf_hash(canonical_bytes(leaf_fields(entry))).hex()
     session.add(entry)
-    session.flush()
     return entry
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, select
 
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.canonical import canonical_bytes, digest_of
+from forgegov.governance.canonical import canonical_bytes, sha256_digest
 from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.config import Workspace
 from forgegov.governance.errors import (
@@ -108,8 +108,7 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
     # 1. The request: which subject, and which open request this statement opens or answers.
     check_shape(statement)
     gate, action = statement.gate, statement.action
-    asset = _subject(session, gate, statement.subject_digest)
-    request = _open_request(session, asset, gate)
+    asset, request = _subject_and_open_request(session, gate, statement.subject_digest)
     if action is GateAction.REQUEST:
         if request is not None:
             raise StateConflict(
@@ -137,7 +136,7 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
     verify_statement(actor, statement)
     check_fresh(statement)
     _refuse_replay(session, statement)
-    approvals = _verified_approvals(session, request)
+    approvals = [] if action is GateAction.REQUEST else _verified_approvals(session, request)
     if action is not GateAction.REQUEST:
         approvals.append(_approval_input(statement, actor, new=True))
 
@@ -167,7 +166,6 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
     decided_at = now_rfc3339()
     if result is not DecisionResult.DENY:
         session.add(request)
-        session.flush()
         if action is not GateAction.REQUEST:
             session.add(Approval(
                 request_id=request.id, approver=actor.name, key_id=actor.key_id,
@@ -177,10 +175,11 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
             ))
 
     # 5. The decision record and its audit entry.
+    input_bytes = canonical_bytes(input_document)
     decision = Decision(
         id=str(uuid.uuid4()), opa_decision_id=opa_decision_id, gate=gate, action=action, request_id=request.id,
-        subject_digest=asset.digest, actor=actor.name, input_digest=digest_of(input_document),
-        input=canonical_bytes(input_document).decode(), result=result,
+        subject_digest=asset.digest, actor=actor.name, input_digest=sha256_digest(input_bytes),
+        input=input_bytes.decode(), result=result,
         reasons=json.dumps(list(reasons)), missing=json.dumps(list(missing)),
         policy_revision=engine.pinned_revision, policy_digest=engine.pinned_digest, decided_at=decided_at,
     )
@@ -225,24 +224,26 @@ def _apply(asset: Asset, request: GateRequest, action: GateAction, at: str) -> N
         asset.state = AssetState.APPROVED
 
 
-def _subject(session: Session, gate: Gate, digest: str) -> Asset:
+def _subject_and_open_request(session: Session, gate: Gate, digest: str) -> tuple[Asset, GateRequest | None]:
     kind = KIND_FOR_GATE[gate]
-    asset = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
-    if asset is None:
+    row = session.exec(
+        select(Asset, GateRequest)
+        .outerjoin(GateRequest, (GateRequest.asset_id == Asset.id) & (GateRequest.gate == gate)  # type: ignore[arg-type]
+                   & (GateRequest.status == RequestStatus.OPEN))
+        .where(Asset.kind == kind, Asset.digest == digest)
+    ).first()
+    if row is None:
         raise NotFound(f"no registered {kind.value} with digest {digest}")
-    return asset
-
-
-def _open_request(session: Session, asset: Asset, gate: Gate) -> GateRequest | None:
-    return session.exec(select(GateRequest).where(
-        GateRequest.asset_id == asset.id, GateRequest.gate == gate, GateRequest.status == RequestStatus.OPEN,
-    )).first()
+    return row[0], row[1]
 
 
 def _refuse_replay(session: Session, statement: SignedStatement) -> None:
-    nonce_used = session.exec(select(Approval).where(Approval.nonce == statement.payload["nonce"])).first()
-    request_reused = statement.action is GateAction.REQUEST and session.get(GateRequest, statement.request_id)
-    if nonce_used is not None or request_reused:
+    """A nonce is spent once; a request statement's id is its nonce."""
+    if statement.action is GateAction.REQUEST:
+        spent = select(GateRequest.id).where(GateRequest.id == statement.request_id)
+    else:
+        spent = select(Approval.id).where(Approval.nonce == statement.payload["nonce"])
+    if session.exec(spent).first() is not None:
         raise ReplayedApproval("this signed statement was already used: refused as a replay",
                                hint="sign a new statement (re-run the command)")
 
@@ -257,11 +258,13 @@ def _approval_input(statement: SignedStatement, signer: IdentityRow, *, new: boo
 
 def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str, Any]]:
     """Re-verify every stored approval: a row edited in the database must not count towards a quorum."""
-    verified = []
-    stored = session.exec(select(Approval).where(Approval.request_id == request.id).order_by(Approval.id))
-    for approval in stored:
+    verified: list[dict[str, Any]] = []
+    stored = session.exec(
+        select(Approval, IdentityRow).join(IdentityRow, IdentityRow.name == Approval.approver)  # type: ignore[arg-type]
+        .where(Approval.request_id == request.id).order_by(Approval.id)  # type: ignore[arg-type]
+    )
+    for approval, signer in stored:
         statement = SignedStatement(json.loads(approval.payload), approval.signature)
-        signer = get_identity(session, approval.approver)
         try:
             verify_statement(signer, statement)
         except SignatureInvalid as exc:

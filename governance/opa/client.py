@@ -78,6 +78,9 @@ class PolicyClient:
         self.url = url
         self._client = OpaClient(host=parsed.hostname, port=parsed.port, ssl=parsed.scheme == "https",
                                  timeout=timeout_s, retries=0)
+        # The OPA URL is explicit, so proxy settings from the environment never apply; without this, requests
+        # re-reads every proxy variable on each query (about a millisecond per decision here).
+        self._client._session.trust_env = False
 
     def close(self) -> None:
         self._client.close_connection()

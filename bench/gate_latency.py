@@ -1,0 +1,139 @@
+"""Gate decision latency: the full gate transaction beside a bare opa-python-client query, same policy, same run.
+
+    python bench/gate_latency.py [--n 1000] [--store URL]
+
+Measured per decision:
+  bare OPA query      opa-python-client `query_rule` on data.forgegov.gates.dataset.decision with a gate input
+  gate: request       signature + replay checks, OPA query, decision record, state change, audit append, commit
+  gate: approve       as above, plus re-verifying the stored request and the approver's signature; quorum met,
+                      so the dataset's state changes to approved
+Statements are signed before the clock starts (signing is the client's step, reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from forgegov.governance import actions
+from forgegov.governance.gate import submit
+from forgegov.governance.identities import create_identity, unlock
+from forgegov.governance.registry import find_asset, register_asset
+from forgegov.governance.states import AssetKind, DecisionResult, Gate, GateAction
+from forgegov.governance.statements import make_statement
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import GateRequest
+from forgegov.governance.workspace import init_workspace
+
+PASSPHRASE = "benchmark passphrase"
+
+
+def summary(name: str, samples_ns: list[int]) -> dict:
+    ordered = sorted(samples_ns)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1e6  # noqa: E731
+    return {"name": name, "n": len(ordered), "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+            "mean_ms": statistics.fmean(ordered) / 1e6, "max_ms": ordered[-1] / 1e6}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--store", default=None,
+                        help="store URL of an empty database (default: SQLite in a temporary workspace)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gate_latency.json")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="forgegov-bench-"))
+    ws = init_workspace(root / "ws", store_url=args.store)
+    for name in ("alice", "bob"):
+        create_identity(ws, name, PASSPHRASE)
+    alice, bob = unlock(ws, "alice", PASSPHRASE), unlock(ws, "bob", PASSPHRASE)
+    print(f"registering {args.n} datasets ...", file=sys.stderr)
+    assets = []
+    for i in range(args.n):
+        folder = root / "data" / f"d{i}"
+        folder.mkdir(parents=True)
+        (folder / "train.jsonl").write_text(json.dumps({"text": f"record {i}"}) + "\n")
+        assets.append(register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice"))
+
+    with actions.policy_engine(ws) as engine:
+        from opa_client.opa import OpaClient
+        from urllib.parse import urlparse
+
+        url = urlparse(engine.url)
+        bare = OpaClient(host=url.hostname, port=url.port, timeout=2.0, retries=0)
+        sign_ns, requests = [], []
+        for asset in assets:
+            t = time.perf_counter_ns()
+            requests.append(make_statement(alice, Gate.DATASET, GateAction.REQUEST, asset))
+            sign_ns.append(time.perf_counter_ns() - t)
+
+        warm = submit(ws, engine, requests[0])
+        with read_session(ws.database_url) as session:
+            sample_input = json.loads(session.exec(select_decision_input(warm.decision_id)).one())
+        for _ in range(50):
+            bare.query_rule(sample_input, "forgegov.gates.dataset", "decision", {"provenance": "true"})
+        bare_ns = []
+        for _ in range(args.n):
+            t = time.perf_counter_ns()
+            bare.query_rule(sample_input, "forgegov.gates.dataset", "decision", {"provenance": "true"})
+            bare_ns.append(time.perf_counter_ns() - t)
+
+        request_ns = []
+        for statement in requests[1:]:
+            t = time.perf_counter_ns()
+            outcome = submit(ws, engine, statement)
+            request_ns.append(time.perf_counter_ns() - t)
+            if outcome.result is not DecisionResult.PENDING:
+                raise SystemExit(f"unexpected decision {outcome.result} for a fresh request")
+
+        with read_session(ws.database_url) as session:
+            open_ids = {r.asset_id: r.id for r in session.exec(select_open_requests())}
+        approvals = [make_statement(bob, Gate.DATASET, GateAction.APPROVE, a, request_id=open_ids[a.id])
+                     for a in assets]
+        approve_ns = []
+        for statement in approvals:
+            t = time.perf_counter_ns()
+            outcome = submit(ws, engine, statement)
+            approve_ns.append(time.perf_counter_ns() - t)
+            if outcome.result is not DecisionResult.ALLOW:
+                raise SystemExit(f"unexpected decision {outcome.result} for a steward's approval")
+        bare.close_connection()
+    assert find_asset(ws, "d0").state.value == "approved"
+
+    rows = [summary("bare OPA query (opa-python-client)", bare_ns), summary("gate: request → pending", request_ns),
+            summary("gate: approve → approved", approve_ns), summary("client: sign a statement", sign_ns)]
+    store = "postgresql" if args.store else "sqlite"
+    print(f"\ngate decision latency, store={store}, n={args.n}")
+    print(f"{'':38} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8}")
+    for row in rows:
+        print(f"{row['name']:38} {row['p50_ms']:8.3f} {row['p99_ms']:8.3f} {row['mean_ms']:8.3f} {row['max_ms']:8.3f}")
+    base = rows[0]["p50_ms"]
+    for row in rows[1:3]:
+        print(f"{row['name']:38} p50 = {row['p50_ms'] / base:.1f}× the bare query")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"store": store, "n": args.n, "rows": rows}, indent=2))
+    return 0
+
+
+def select_decision_input(decision_id: str):  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from forgegov.governance.store.models import Decision
+
+    return select(Decision.input).where(Decision.id == decision_id)
+
+
+def select_open_requests():  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    return select(GateRequest).where(GateRequest.status == "open")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

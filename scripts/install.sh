@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything forgegov and its test suite need on a fresh Debian/Ubuntu machine with Python 3.11+ and Go:
+#   - a virtual environment in .venv with forgegov (editable) and its test extras,
+#   - the pinned OPA, built from its Go module into ~/.cache/forgegov (reused when already built),
+#   - Debian's postgresql (for the team store and the PostgreSQL half of the tests), when apt-get is usable.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+.venv/bin/forgegov opa install
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "note: PostgreSQL is not installed; the PostgreSQL half of the tests needs Debian's postgresql" >&2
+  fi
+fi
+echo "installed: $(.venv/bin/forgegov opa version)"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: Rego (opa fmt, opa check --strict, opa test) and pytest on SQLite and PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OPA=$(.venv/bin/python -c 'from forgegov.governance.opa.binary import find_opa; print(find_opa())')
+echo "== policies: $("$OPA" version | head -n 1)"
+unformatted=$("$OPA" fmt --list policies/)
+if [ -n "$unformatted" ]; then
+  echo "opa fmt would change: $unformatted" >&2
+  exit 1
+fi
+"$OPA" check --strict --bundle policies/
+"$OPA" test --bundle policies/
+
+if [ -z "${FORGEGOV_TEST_POSTGRES_URL:-}" ]; then
+  FORGEGOV_TEST_POSTGRES_URL=$(scripts/postgres.sh start)
+  export FORGEGOV_TEST_POSTGRES_URL
+  trap 'scripts/postgres.sh stop' EXIT
+fi
+
+echo "== pytest (SQLite and PostgreSQL at ${FORGEGOV_TEST_POSTGRES_URL})"
+set +e
+.venv/bin/python -m pytest -n 2 "$@"
+status=$?
+set -e
+if [ "$status" = 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

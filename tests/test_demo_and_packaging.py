@@ -1,0 +1,45 @@
+"""`forgegov demo` runs end to end; the installed package exposes nothing outside the `forgegov` namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEGOV_")}
+    done = subprocess.run(
+        [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()", "demo", "--dir",
+         str(tmp_path / "demo"), "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    results = {step["step"]: step["result"] for step in report["steps"]}
+    assert results["alice approves her own request"] == "deny"
+    assert results["erin approves a second time"] == "deny"
+    assert results["frank (release manager) approves: quorum of two met"] == "allow"
+    assert results["mallory (revoked) tries to act"] == "refused"
+    assert report["audit_entries"] > 20
+    final = [s for s in report["steps"] if s.get("release")][-1]
+    assert final["release"] == "production"
+
+
+def test_wheel_has_only_the_forgegov_namespace(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("forgegov-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/", 1)[0] for n in names if not n.startswith("forgegov-")}
+    assert tops == {"forgegov"}
+    for required in ("forgegov/policies/.manifest", "forgegov/policies/data/data.json",
+                     "forgegov/policies/dataset/policy.rego", "forgegov/governance/store/migrations/env.py",
+                     "forgegov/governance/store/migrations/script.py.mako"):
+        assert required in names
+    assert not any(n.startswith("forgegov/tests") for n in names)

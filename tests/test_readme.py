@@ -1,0 +1,41 @@
+"""README examples are run, not just read."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block_after(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split(heading, 1)[1]
+    found = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert found, f"no bash block under {heading}"
+    return found.group(1)
+
+
+def test_setup_section_has_exactly_two_commands():
+    first = README.read_text(encoding="utf-8").split("\n## ", 2)[1]
+    blocks = re.findall(r"```bash\n(.*?)```", first, re.S)
+    assert [b.strip() for b in blocks] == [
+        "bash scripts/install.sh && .venv/bin/forgegov demo", "bash scripts/test.sh"]
+
+
+def test_quickstart_runs(tmp_path):
+    script = _block_after("## Quickstart")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("FORGEGOV_HOME", None)
+    env.pop("FORGEGOV_DATABASE_URL", None)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "refused with exit code 3" in done.stdout
+    assert "alice requested this approval and cannot approve it" in done.stderr
+    assert "state approved" in done.stdout
+    assert "audit log verified" in done.stdout
