@@ -42,4 +42,6 @@ def test_wheel_has_only_the_forgegov_namespace(tmp_path):
                      "forgegov/policies/dataset/policy.rego", "forgegov/governance/store/migrations/env.py",
                      "forgegov/governance/store/migrations/script.py.mako"):
         assert required in names
+    for rego in (ROOT / "policies").rglob("*.rego"):
+        assert f"forgegov/policies/{rego.relative_to(ROOT / 'policies').as_posix()}" in names, rego
     assert not any(n.startswith("forgegov/tests") for n in names)

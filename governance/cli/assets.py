@@ -97,6 +97,7 @@ def list_(ctx: typer.Context,
           kind: Annotated[Optional[AssetKind], typer.Argument(help="dataset, reward, checkpoint or run.")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """List registered assets, optionally of one KIND."""
+    from rich import box
     from rich.table import Table
 
     from forgegov.governance.registry import list_assets
@@ -104,9 +105,12 @@ def list_(ctx: typer.Context,
     rows = [asset_public(a) for a in list_assets(state(ctx).workspace(), kind)]
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
-        table = Table("asset", "digest", "owner", "state", "stage", "release")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("asset", no_wrap=True)
+        for column in ("digest", "owner", "state", "stage", "release"):
+            table.add_column(column)
         for r in rows:
-            table.add_row(f"{r['kind']}/{r['name']}@{r['version']}", r["digest"][:19] + "…", r["owner"], r["state"],
+            table.add_row(f"{r['kind']}/{r['name']}@{r['version']}", r["digest"][7:19], r["owner"], r["state"],
                           r["stage"] or "", r["release"] or "")
         out.print(table)
 

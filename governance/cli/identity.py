@@ -36,6 +36,7 @@ def create(ctx: typer.Context, name: str,
 def list_(ctx: typer.Context,
           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """List identities and their key ids."""
+    from rich import box
     from rich.table import Table
 
     from forgegov.governance.identities import list_identities
@@ -43,9 +44,10 @@ def list_(ctx: typer.Context,
     rows = [_public(i) for i in list_identities(state(ctx).workspace())]
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
-        table = Table("name", "key id", "created", "revoked")
+        table = Table("name", "key id", "created", "revoked", box=box.SIMPLE)
         for row in rows:
-            table.add_row(row["name"], row["key_id"][:16] + "…", row["created_at"], row["revoked_at"] or "")
+            table.add_row(row["name"], row["key_id"][:16], row["created_at"][:19] + "Z",
+                          (row["revoked_at"] or "")[:19])
         out.print(table)
 
     emit(rows, as_json, human)

@@ -10,6 +10,10 @@ from rich.console import Console
 
 stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped output has no terminal width; rich would assume 80 columns and cut digests and names in tables.
+for _console in (stdout, stderr):
+    if not _console.is_terminal:
+        _console.width = 160
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Console], None]) -> None:

@@ -6,17 +6,15 @@
 #   its own quorum; eligible stages and roles come from data.json.
 package forgegov.gates.promotion
 
-import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 import data.forgegov.lib.gate
+import data.forgegov.lib.standard_gate
 
 settings := config.gates.promotion
 
 target := input.request.target
 
 target_settings := settings.targets[target]
-
-quorum_roles := object.keys(target_settings.quorum)
 
 # Positive predicates, negated below: negating an expression that mentions
 # an absent reference directly (`not x in target_settings.from` with no
@@ -73,26 +71,13 @@ deny contains msg if {
 	)
 }
 
-deny contains msg if {
-	input.action in {"request", "approve"}
-	some msg in approvals.separation_denies(input, quorum_roles)
-}
+# Who may approve or reject is decided as on the standard gates; only the
+# quorum differs, coming from the request's target.
+deny contains msg if some msg in standard_gate.approval_denies(input, target_settings.quorum)
 
-deny contains msg if {
-	input.action == "approve"
-	some msg in approvals.approve_denies(input, quorum_roles)
-}
+deny contains msg if some msg in standard_gate.rejection_denies(input, settings.rejecters)
 
-deny contains msg if {
-	input.action == "reject"
-	some msg in approvals.reject_denies(input, settings.rejecters)
-}
-
-# A rejection needs no quorum, it only has to come from a rejecter.
-missing contains msg if {
-	input.action in {"request", "approve"}
-	some msg in approvals.missing(input, target_settings.quorum)
-}
+missing contains msg if some msg in standard_gate.missing(input, target_settings.quorum)
 
 default allow := false
 

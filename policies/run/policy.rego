@@ -6,58 +6,17 @@
 #   Roles, requester roles, quorum and rejecters come from data.json.
 package forgegov.gates.run
 
-import data.forgegov.lib.approvals
-import data.forgegov.lib.config
 import data.forgegov.lib.gate
+import data.forgegov.lib.standard_gate
 
-settings := config.gates.run
+settings := standard_gate.settings_of("run")
 
-quorum_roles := object.keys(settings.quorum)
+# deny and missing are partial sets so that rules on this gate's own evidence
+# can add to them beside the standard ones. gate.document rather than input
+# keeps the envelope checks firing when no input was sent at all.
+deny contains msg if some msg in standard_gate.deny(gate.document, "run", settings)
 
-# An empty or absent quorum would let a request approve itself.
-quorum_configured if count(settings.quorum) > 0
-
-# Envelope checks get gate.document rather than input so they still fire
-# when no input was sent at all.
-deny contains msg if some msg in gate.envelope_denies(gate.document, "run", "run")
-
-deny contains msg if {
-	input.action == "request"
-	some msg in gate.request_denies(input, settings.requesters)
-}
-
-deny contains msg if {
-	input.action == "request"
-	some msg in gate.state_denies(input)
-}
-
-deny contains msg if {
-	input.action in {"request", "approve"}
-	not quorum_configured
-	msg := "policy data sets no quorum for the run gate: a policy maintainer must add one to data.json"
-}
-
-deny contains msg if {
-	input.action in {"request", "approve"}
-	some msg in approvals.separation_denies(input, quorum_roles)
-}
-
-deny contains msg if {
-	input.action == "approve"
-	some msg in approvals.approve_denies(input, quorum_roles)
-}
-
-deny contains msg if {
-	input.action == "reject"
-	some msg in approvals.reject_denies(input, settings.rejecters)
-}
-
-# A request is pending until its quorum is met; a rejection needs no quorum,
-# it only has to come from a rejecter.
-missing contains msg if {
-	input.action in {"request", "approve"}
-	some msg in approvals.missing(input, settings.quorum)
-}
+missing contains msg if some msg in standard_gate.missing(gate.document, settings.quorum)
 
 default allow := false
 
