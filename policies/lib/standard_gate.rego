@@ -11,9 +11,10 @@ import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 import data.forgegov.lib.gate
 
-# Always defined, even when data.json has no settings for the gate: deny and
-# missing called with an undefined argument are undefined themselves, and a
-# gate with nothing to deny and nothing missing would allow.
+# Always defined, even when data.json has no settings for the gate: deny
+# called with an undefined argument is undefined itself, and a gate with
+# nothing to deny would allow. missing may be handed an absent quorum, since
+# deny then reports that no quorum is set.
 settings_of(name) := object.get(config.gates, name, {})
 
 # An empty or absent quorum would let a request approve itself.
