@@ -61,11 +61,29 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """The log's identity (origin and pinned public key) and how often it signs a checkpoint by itself."""
+
+    origin: str = ""
+    log_public_key: str = ""
+    checkpoint_every: int = 64
+    witnesses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            raise ConfigError("audit.checkpoint_every must be ≥ 0 (0 turns automatic checkpoints off)")
+        if any(not isinstance(w, str) or not w for w in self.witnesses):
+            raise ConfigError("audit.witnesses must be a list of folder paths")
+        object.__setattr__(self, "witnesses", tuple(self.witnesses))
+
+
+@dataclass(frozen=True)
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
     opa: OpaConfig = field(default_factory=OpaConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -83,11 +101,13 @@ class WorkspaceConfig:
             "opa": opa,
             "paths": {"policy": self.paths.policy, "keys": self.paths.keys,
                       "artifacts": self.paths.artifacts, "logs": self.paths.logs},
+            "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
+                      "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
         }
 
     @classmethod
     def from_toml(cls, doc: dict) -> WorkspaceConfig:
-        known = {"version", "store", "opa", "paths"}
+        known = {"version", "store", "opa", "paths", "audit"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"forgegov.toml has unknown sections: {', '.join(sorted(unknown))}")
@@ -100,6 +120,8 @@ class WorkspaceConfig:
                 store=StoreConfig(**doc.get("store", {})),
                 opa=OpaConfig(**opa),
                 paths=PathsConfig(**doc.get("paths", {})),
+                audit=AuditConfig(**{**doc.get("audit", {}),
+                                     "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"forgegov.toml is invalid: {exc}") from exc
@@ -121,6 +143,13 @@ class Workspace:
     @property
     def artifacts_dir(self) -> Path:
         return self.root / self.config.paths.artifacts
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.keys_dir / "log.key"
+
+    def witness_dirs(self) -> list[Path]:
+        return [self.root / w for w in self.config.audit.witnesses]
 
     @property
     def logs_dir(self) -> Path:

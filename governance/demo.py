@@ -21,6 +21,8 @@ from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, R
 from forgegov.governance.workspace import init_workspace
 
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "mallory")
+# Holds no role in policy data: a witness only cosigns checkpoints it has checked.
+WITNESS = "audit-witness"
 
 
 @dataclass
@@ -55,7 +57,7 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
     workspace: Workspace = init_workspace(directory / "workspace")
     report = DemoReport(workspace=str(workspace.root))
     say(f"workspace: {workspace.root}")
-    for person in PEOPLE:
+    for person in (*PEOPLE, WITNESS):
         create_identity(workspace, person, passphrase)
     say(f"identities: {', '.join(PEOPLE)} (roles come from the policy bundle's data)")
     paths = _write_demo_assets(directory / "inputs")
@@ -123,10 +125,16 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
                                  "reasons": [refused.message]})
             say(f"  mallory (revoked) tries to act: REFUSED ({refused.message})")
 
-    from forgegov.audit.log import verify_entries
-    from forgegov.governance.store.db import read_session
+    from forgegov.audit.checkpoints import hand_to_witness, make_checkpoint
+    from forgegov.audit.operations import verify_workspace
+    from forgegov.governance.identities import unlock
 
-    with read_session(workspace.database_url) as session:
-        report.audit_entries = verify_entries(session)
-    say(f"audit log: {report.audit_entries} entries, every leaf hash and payload digest verified")
+    signed = make_checkpoint(workspace)
+    witness = directory / "witness"
+    hand_to_witness(workspace, signed, witness, cosigner=unlock(workspace, WITNESS, passphrase))
+    verified = verify_workspace(workspace, [witness])
+    report.audit_entries = verified.entries
+    say(f"audit log: {verified.entries} entries, root {verified.root[:16]}…, checkpoint at size "
+        f"{signed.checkpoint.size} signed by the log and cosigned by the witness; every leaf, node, checkpoint "
+        f"and signed statement verified")
     return report

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
+from forgegov.audit.checkpoints import checkpoint_if_due
 from forgegov.audit.log import EntryDraft, append
 from forgegov.governance.canonical import canonical_bytes, sha256_digest
 from forgegov.governance.clock import now_rfc3339
@@ -95,6 +96,7 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     except (SignatureInvalid, RevokedIdentity) as refusal:
         _log_refusal(workspace, statement, refusal)
         raise
+    checkpoint_if_due(workspace)
     if outcome.result is DecisionResult.DENY:
         raise PolicyDenied(
             f"{outcome.gate.value} gate denied {outcome.action.value} on {outcome.subject}",

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from forgegov.audit.checkpoints import checkpoint_if_due
 from forgegov.audit.log import EntryDraft, append
 from forgegov.governance.canonical import canonical_bytes
 from forgegov.governance.clock import now_rfc3339
@@ -73,7 +74,8 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         ))
         session.refresh(asset)
         session.expunge(asset)
-        return asset
+    checkpoint_if_due(workspace)
+    return asset
 
 
 def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:

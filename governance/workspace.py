@@ -14,6 +14,7 @@ import tomli_w
 from sqlmodel import select
 
 from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.log_key import new_log_key, write_log_key
 from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.config import CONFIG_FILE, OpaConfig, OpaMode, StoreConfig, Workspace, WorkspaceConfig
 from forgegov.governance.errors import AlreadyExists, PolicyBundleError, WorkspaceError
@@ -31,9 +32,11 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         raise AlreadyExists(f"{directory} is already a forgegov workspace")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise WorkspaceError(f"{directory} exists and is not an empty folder")
+    log_key, audit = new_log_key()
     config = WorkspaceConfig(
         store=StoreConfig(store_url) if store_url else StoreConfig(),
         opa=OpaConfig(mode=OpaMode.URL, url=opa_url) if opa_url else OpaConfig(),
+        audit=audit,
     )
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
@@ -42,6 +45,7 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         for folder in (workspace.keys_dir, workspace.artifacts_dir, workspace.logs_dir):
             folder.mkdir(parents=True)
         workspace.keys_dir.chmod(0o700)
+        write_log_key(workspace, log_key)
         copy_bundle(policy_source or packaged_bundle(), workspace.policy_dir)
         (staging / CONFIG_FILE).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
         url = workspace.database_url

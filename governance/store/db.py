@@ -22,16 +22,18 @@ from forgegov.governance.errors import StoreError
 _PG_WRITE_LOCK_KEY = 0x466F726765  # "Forge"
 
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 
 
-def engine_for(url: str) -> Engine:
-    if url not in _engines:
-        _engines[url] = _create_engine(url)
-    return _engines[url]
+def engine_for(url: str, *, write: bool = True) -> Engine:
+    """SQLite gets a separate engine for writers, whose transactions begin IMMEDIATE; readers never take the lock."""
+    key = (url, write or not is_sqlite(url))
+    if key not in _engines:
+        _engines[key] = _create_engine(url, immediate=key[1])
+    return _engines[key]
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, *, immediate: bool) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
@@ -47,7 +49,7 @@ def _create_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection):  # type: ignore[no-untyped-def]
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -80,7 +82,7 @@ def write_transaction(url: str) -> Iterator[Session]:
 
 @contextmanager
 def read_session(url: str) -> Iterator[Session]:
-    engine = engine_for(url)
+    engine = engine_for(url, write=False)
     try:
         with Session(engine) as session:
             yield session

@@ -129,17 +129,45 @@ class PolicyActivation(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """One leaf of the audit log. `leaf_hash` is RFC 6962's SHA-256(0x00 || canonical entry bytes)."""
+    """One leaf of the audit log.
+
+    `leaf` is the entry's canonical bytes and the only thing the tree commits to: `leaf_hash` is RFC 6962's
+    SHA-256(0x00 || leaf). The other columns repeat leaf fields for querying; `audit verify` checks they agree.
+    `payload` lives beside the leaf (the leaf holds its digest), so it can be erased lawfully (`audit redact`)
+    without breaking the tree.
+    """
 
     __tablename__ = "audit_entry"
-    seq: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     record_version: int = RECORD_VERSION
+    leaf: str
+    leaf_hash: str = Field(max_length=64)
     time: str
-    actor: str
-    action: str
-    subject_digest: Optional[str] = None
+    actor: str = Field(index=True)
+    action: str = Field(index=True)
+    subject_digest: Optional[str] = Field(default=None, index=True)
     decision_id: Optional[str] = None
     policy_revision: Optional[str] = None
-    payload: str
     payload_digest: str = Field(max_length=71)
-    leaf_hash: str = Field(max_length=64)
+    payload: Optional[str] = None
+
+
+class AuditNode(SQLModel, table=True):
+    """A perfect subtree hash: level ≥ 1, covering leaves [idx·2^level, (idx+1)·2^level). Level 0 is the leaf hash."""
+
+    __tablename__ = "audit_node"
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: str = Field(max_length=64)
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed tree head in the C2SP signed-note form (`note` is the whole note, signatures included)."""
+
+    __tablename__ = "audit_checkpoint"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    record_version: int = RECORD_VERSION
+    size: int = Field(index=True)
+    root: str = Field(max_length=64)
+    note: str
+    created_at: str

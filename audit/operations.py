@@ -1,0 +1,137 @@
+"""What the `forgegov audit` commands do against a workspace or an export file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from forgegov.audit.checkpoints import WITNESS_STATE, stored_checkpoints, witness_notes
+from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.log_key import pinned_public_key
+from forgegov.audit.verify import (
+    PROJECTED,
+    EntryRow,
+    VerifyReport,
+    WitnessCopy,
+    iter_db_entries,
+    verify_log,
+)
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import BadInput, NotFound, StateConflict
+from forgegov.governance.signing import public_key_from_b64
+from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.models import AuditEntry, AuditNode
+
+EXPORT_FORMAT = "forgegov-audit-export/v1"
+_ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
+_NODE = AuditNode.__table__  # type: ignore[attr-defined]
+
+
+def witness_copies(folders: list[Path]) -> list[WitnessCopy]:
+    copies = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise BadInput(f"witness folder {folder} does not exist")
+        state_path = folder / WITNESS_STATE
+        cosigners = json.loads(state_path.read_text()).get("cosigners", {}) if state_path.exists() else {}
+        copies.extend(WitnessCopy(source, note, cosigners) for source, note in witness_notes(folder))
+    return copies
+
+
+def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = None) -> VerifyReport:
+    folders = workspace.witness_dirs() + list(extra_witnesses or [])
+    with read_session(workspace.database_url) as session:
+        connection = session.connection()
+        entries = connection.execution_options(stream_results=True, yield_per=10_000).execute(
+            select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload, _ENTRY.c.leaf_hash,
+                   *(_ENTRY.c[name] for name in PROJECTED)).order_by(_ENTRY.c.seq))
+        rows = iter_db_entries(entries)
+        nodes_query = select(_NODE.c.level, _NODE.c.idx, _NODE.c.hash)
+        report = verify_log(
+            workspace.config.audit.origin, pinned_public_key(workspace), rows,
+            _lazy(workspace, nodes_query), stored_checkpoints(workspace), witness_copies(folders),
+        )
+    return report
+
+
+def _lazy(workspace: Workspace, query) -> Iterator[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+    with read_session(workspace.database_url) as session:
+        yield from session.connection().execution_options(stream_results=True, yield_per=10_000).execute(query)
+
+
+def export_log(workspace: Workspace, path: Path) -> int:
+    """JSON lines: a header with the log key and identities' keys, the entries, then the checkpoints."""
+    count = 0
+    tmp = path.with_name(path.name + ".partial")
+    with read_session(workspace.database_url) as session, open(tmp, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"format": EXPORT_FORMAT, "origin": workspace.config.audit.origin,
+                              "log_public_key": workspace.config.audit.log_public_key}) + "\n")
+        rows = session.connection().execution_options(stream_results=True, yield_per=10_000).execute(
+            select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload).order_by(_ENTRY.c.seq))
+        for seq, leaf, payload in rows:
+            out.write(json.dumps({"entry": seq, "leaf": leaf, "payload": payload}, ensure_ascii=False) + "\n")
+            count += 1
+        for note in stored_checkpoints(workspace):
+            out.write(json.dumps({"checkpoint": note}) + "\n")
+    tmp.replace(path)
+    return count
+
+
+def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read export {path}: {exc.strerror}") from exc
+    with handle:
+        try:
+            header = json.loads(handle.readline())
+        except ValueError as exc:
+            raise BadInput(f"{path} is not a forgegov audit export") from exc
+        if header.get("format") != EXPORT_FORMAT:
+            raise BadInput(f"{path} is not a {EXPORT_FORMAT} file")
+        checkpoints: list[str] = []
+
+        def entries() -> Iterator[EntryRow]:
+            for line in handle:
+                item = json.loads(line)
+                if "checkpoint" in item:
+                    checkpoints.append(item["checkpoint"])
+                else:
+                    yield EntryRow(item["entry"], item["leaf"], item["payload"])
+
+        report = verify_log(header["origin"], public_key_from_b64(header["log_public_key"]), entries(), None,
+                            _after(checkpoints), witness_copies(witnesses))
+    return report
+
+
+class _after:
+    """The checkpoints list fills while the entries stream; verify_log reads it only after the last entry."""
+
+    def __init__(self, items: list[str]) -> None:
+        self.items = items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.items)
+
+
+def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:
+    """Erase an entry's payload (its digest stays in the leaf) and log the erasure; returns the new entry's seq."""
+    if not reason.strip():
+        raise BadInput("a redaction needs a reason (--reason)")
+    with write_transaction(workspace.database_url) as session:
+        connection = session.connection()
+        row = connection.execute(select(_ENTRY.c.payload_digest, _ENTRY.c.payload, _ENTRY.c.action)
+                                 .where(_ENTRY.c.seq == seq)).first()
+        if row is None:
+            raise NotFound(f"no audit entry {seq}")
+        if row.payload is None:
+            raise StateConflict(f"audit entry {seq} is already redacted")
+        if row.action == "audit.redact":
+            raise StateConflict("a redaction record cannot itself be redacted")
+        connection.execute(update(_ENTRY).where(_ENTRY.c.seq == seq).values(payload=None))
+        return append(session, EntryDraft(actor=by, action="audit.redact",
+                                          payload={"seq": seq, "payload_digest": row.payload_digest,
+                                                   "reason": reason})).seq

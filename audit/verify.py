@@ -1,0 +1,229 @@
+"""Verifying the whole log: every leaf, every stored node, every checkpoint, every witness, every signed statement.
+
+Works on a live store or on an export (no database, no network). It stops at the first problem and names the entry
+and what is wrong; the checks, in order:
+  1. entries are contiguous from 0; each leaf hashes to its stored leaf hash and names its own seq; the query
+     columns agree with the leaf; each payload matches the leaf's payload digest (or was lawfully redacted);
+  2. the tree rebuilt from the leaves equals every stored subtree node (none missing, none extra);
+  3. every checkpoint, stored or witnessed, is signed by the pinned log key, is no larger than the log, and its root
+     is the rebuilt root at its size (a truncated, rolled-back or rewritten log fails here); witness cosignatures
+     verify;
+  4. every signed gate statement verifies under its signer's key as registered in the log, and no nonce is spent
+     twice (a forged or replayed approval fails here).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from forgegov.audit.hashing import LEAF_PREFIX, node_hash
+from forgegov.audit.merkle import EMPTY_ROOT, range_hash
+from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
+from forgegov.governance.errors import ForgegovError, SignatureInvalid
+from forgegov.governance.signing import Purpose, public_key_from_b64, verify
+
+PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
+
+
+class AuditIntegrityError(ForgegovError):
+    exit_code = 1
+
+    def __init__(self, message: str, seq: int | None = None) -> None:
+        super().__init__(message, hint="compare with an export or a witness copy; see `forgegov audit verify --help`")
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    seq: int
+    leaf: str
+    payload: str | None
+    leaf_hash: str | None = None
+    columns: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class WitnessCopy:
+    source: str
+    note: str
+    cosigners: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    nodes: int = 0
+    checkpoints: int = 0
+    witnessed: int = 0
+    statements: int = 0
+    redacted: list[int] = field(default_factory=list)
+    root: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "entries": self.entries, "nodes": self.nodes, "checkpoints": self.checkpoints,
+                "witnessed": self.witnessed, "statements": self.statements, "redacted": self.redacted,
+                "root": self.root}
+
+
+def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRow],
+               nodes: Iterable[tuple[int, int, str]] | None, checkpoints: Iterable[str],
+               witnessed: Iterable[WitnessCopy]) -> VerifyReport:
+    report = VerifyReport()
+    leaves: list[bytes] = []
+    statements = _StatementChecker()
+    redactions: set[int] = set()
+    for row in entries:
+        leaf = _check_entry(row, len(leaves))
+        leaves.append(hashlib.sha256(LEAF_PREFIX + row.leaf.encode()).digest())
+        if row.payload is None:
+            report.redacted.append(row.seq)
+            continue
+        payload = json.loads(row.payload)
+        if leaf["action"] == "audit.redact":
+            redactions.add(int(payload["seq"]))
+        statements.check(row.seq, leaf, payload)
+    report.entries = len(leaves)
+    unexplained = sorted(set(report.redacted) - redactions)
+    if unexplained:
+        raise AuditIntegrityError(f"entry {unexplained[0]}: payload is missing and no `audit.redact` entry "
+                                  "records its erasure", unexplained[0])
+    levels = _levels(leaves)
+    if nodes is not None:
+        report.nodes = _check_nodes(levels, nodes)
+    for note in checkpoints:
+        _check_checkpoint(note, origin, log_key, levels, "stored checkpoint")
+        report.checkpoints += 1
+    for copy in witnessed:
+        _check_checkpoint(copy.note, origin, log_key, levels, f"witnessed checkpoint {copy.source}")
+        for name, key in copy.cosigners.items():
+            try:
+                verify_cosignature(copy.note, name, public_key_from_b64(key))
+            except NoteError as exc:
+                raise AuditIntegrityError(f"witnessed checkpoint {copy.source}: {exc.message}") from exc
+        report.witnessed += 1
+    report.statements = statements.count
+    report.root = base64.b64encode(_root(levels, len(leaves))).decode()
+    return report
+
+
+def _check_entry(row: EntryRow, expected_seq: int) -> dict[str, Any]:
+    seq = row.seq
+    if seq != expected_seq:
+        raise AuditIntegrityError(f"entry {expected_seq} is missing (the next entry present is {seq})",
+                                  expected_seq)
+    try:
+        leaf = json.loads(row.leaf)
+    except ValueError as exc:
+        raise AuditIntegrityError(f"entry {seq}: leaf is not JSON", seq) from exc
+    if row.leaf_hash is not None and \
+            hashlib.sha256(LEAF_PREFIX + row.leaf.encode()).hexdigest() != row.leaf_hash:
+        raise AuditIntegrityError(f"entry {seq}: leaf bytes do not match the stored leaf hash", seq)
+    if leaf.get("seq") != seq:
+        raise AuditIntegrityError(f"entry {seq}: leaf says it is entry {leaf.get('seq')} (rows swapped or moved)", seq)
+    if row.columns is not None:
+        for name in PROJECTED:
+            if row.columns[name] != leaf.get(name):
+                raise AuditIntegrityError(f"entry {seq}: column {name} says {row.columns[name]!r} but the signed "
+                                          f"leaf says {leaf.get(name)!r}", seq)
+    if row.payload is not None and \
+            "sha256:" + hashlib.sha256(row.payload.encode()).hexdigest() != leaf.get("payload_digest"):
+        raise AuditIntegrityError(f"entry {seq}: payload does not match the leaf's payload digest", seq)
+    return leaf
+
+
+def _levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every perfect subtree hash, level by level (level 0 = leaves)."""
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
+    return levels
+
+
+def _root(levels: list[list[bytes]], size: int) -> bytes:
+    if size == 0:
+        return EMPTY_ROOT
+    return range_hash(0, size, lambda level, index: levels[level][index])
+
+
+def _check_nodes(levels: list[list[bytes]], nodes: Iterable[tuple[int, int, str]]) -> int:
+    seen = 0
+    counts = [0] * len(levels)
+    for level, index, value in nodes:
+        if level < 1 or level >= len(levels) or index >= len(levels[level]):
+            raise AuditIntegrityError(f"stored node ({level}, {index}) lies outside the tree the entries make")
+        if levels[level][index].hex() != value:
+            first = index << level
+            raise AuditIntegrityError(f"stored node ({level}, {index}) over entries {first}..{first + (1 << level) - 1}"
+                                      " does not match those entries", first)
+        counts[level] += 1
+        seen += 1
+    for level in range(1, len(levels)):
+        if counts[level] != len(levels[level]):
+            raise AuditIntegrityError(f"{len(levels[level]) - counts[level]} stored node(s) at level {level} are "
+                                      "missing")
+    return seen
+
+
+def _check_checkpoint(note: str, origin: str, log_key: Ed25519PublicKey, levels: list[list[bytes]],
+                      what: str) -> None:
+    try:
+        checkpoint = open_checkpoint(note, origin, log_key)
+    except NoteError as exc:
+        raise AuditIntegrityError(f"{what}: {exc.message}") from exc
+    size = len(levels[0])
+    if checkpoint.size > size:
+        raise AuditIntegrityError(f"{what} covers {checkpoint.size} entries but the log has only {size}: "
+                                  "entries were removed from the end (truncation or rollback)", size)
+    if _root(levels, checkpoint.size) != checkpoint.root:
+        raise AuditIntegrityError(f"{what} at size {checkpoint.size} does not match the log's tree at that size: "
+                                  "the log was rewritten (a split view)")
+
+
+class _StatementChecker:
+    """Gate statements carry their signer's signature; identities' keys come from the log's own history."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Ed25519PublicKey] = {}
+        self.nonces: dict[str, int] = {}
+        self.count = 0
+
+    def check(self, seq: int, leaf: dict[str, Any], payload: dict[str, Any]) -> None:
+        action = leaf["action"]
+        if action == "identity.create":
+            self.keys[payload["name"]] = public_key_from_b64(payload["public_key"])
+            return
+        if not action.startswith("gate.") or "statement" not in payload:
+            return
+        statement, signature = payload["statement"], payload.get("signature", "")
+        signer = statement.get("signer") if isinstance(statement, dict) else None
+        key = self.keys.get(signer) if isinstance(signer, str) else None
+        if key is None:
+            raise AuditIntegrityError(f"entry {seq}: statement signed by {signer!r}, an identity the log never "
+                                      "registered", seq)
+        try:
+            verify(key, Purpose.GATE_ACTION, statement, signature)
+        except SignatureInvalid as exc:
+            raise AuditIntegrityError(f"entry {seq}: the signed statement by {signer} does not verify "
+                                      "(forged or altered approval)", seq) from exc
+        if action == "gate.refused":
+            return
+        nonce = statement.get("nonce")
+        if nonce in self.nonces and payload.get("result") != "deny":
+            raise AuditIntegrityError(f"entry {seq}: statement nonce already used by entry {self.nonces[nonce]} "
+                                      "(replayed approval)", seq)
+        if payload.get("result") != "deny":
+            self.nonces[nonce] = seq
+        self.count += 1
+
+
+def iter_db_entries(rows: Iterable[tuple]) -> Iterator[EntryRow]:  # type: ignore[type-arg]
+    for seq, leaf, payload, leaf_hash, *columns in rows:
+        yield EntryRow(seq, leaf, payload, leaf_hash, dict(zip(PROJECTED, columns)))
