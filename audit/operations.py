@@ -48,18 +48,17 @@ def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = 
         entries = connection.execution_options(stream_results=True, yield_per=10_000).execute(
             select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload, _ENTRY.c.leaf_hash,
                    *(_ENTRY.c[name] for name in PROJECTED)).order_by(_ENTRY.c.seq))
-        rows = iter_db_entries(entries)
-        nodes_query = select(_NODE.c.level, _NODE.c.idx, _NODE.c.hash)
         report = verify_log(
-            workspace.config.audit.origin, pinned_public_key(workspace), rows,
-            _lazy(workspace, nodes_query), stored_checkpoints(workspace), witness_copies(folders),
+            workspace.config.audit.origin, pinned_public_key(workspace), iter_db_entries(entries),
+            _nodes(connection), stored_checkpoints(workspace), witness_copies(folders),
         )
     return report
 
 
-def _lazy(workspace: Workspace, query) -> Iterator[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
-    with read_session(workspace.database_url) as session:
-        yield from session.connection().execution_options(stream_results=True, yield_per=10_000).execute(query)
+def _nodes(connection) -> Iterator[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
+    """Read on the entries' connection once they are consumed, so an early failure leaves no transaction open."""
+    yield from connection.execution_options(stream_results=True, yield_per=10_000).execute(
+        select(_NODE.c.level, _NODE.c.idx, _NODE.c.hash))
 
 
 def export_log(workspace: Workspace, path: Path) -> int:

@@ -94,8 +94,8 @@ def migrations_dir() -> Path:
     return Path(__file__).parent / "migrations"
 
 
-def upgrade(url: str) -> str:
-    """Bring the schema to the newest revision; returns that revision."""
+def upgrade(url: str, target: str = "head") -> str:
+    """Bring the schema to `target` (the newest revision by default); returns the newest revision."""
     from alembic import command
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -104,7 +104,7 @@ def upgrade(url: str) -> str:
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["database_url"] = url
     try:
-        command.upgrade(config, "head")
+        command.upgrade(config, target)
     except SQLAlchemyError as exc:
         raise StoreError(f"migration failed: {exc}") from exc
     return ScriptDirectory.from_config(config).get_current_head() or ""

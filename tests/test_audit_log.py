@@ -1,0 +1,179 @@
+"""The audit log under load and over time: concurrent writers, a killed writer, redaction, export, witnesses."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import rfc8785
+from sqlalchemy import select
+
+from forgegov.audit.checkpoints import hand_to_witness, make_checkpoint
+from forgegov.audit.log import EntryDraft, append, canonical_leaf, consistency_proof, inclusion_proof, root_at
+from forgegov.audit.merkle import verify_consistency, verify_inclusion
+from forgegov.audit.note import NoteError
+from forgegov.audit.operations import export_log, redact, verify_export, verify_workspace
+from forgegov.audit.verify import AuditIntegrityError
+from forgegov.governance.config import load_workspace
+from forgegov.governance.errors import BadInput, StateConflict
+from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.models import AuditEntry
+from forgegov.governance.workspace import init_workspace
+
+from . import merkle_reference as ref
+
+
+def _append_n(ws, n: int, actor: str = "test") -> None:
+    for i in range(n):
+        with write_transaction(ws.database_url) as session:
+            append(session, EntryDraft(actor=actor, action="test.event", payload={"i": i, "actor": actor}))
+
+
+def _writer(root: str, actor: str, count: int, start) -> None:  # type: ignore[no-untyped-def]
+    workspace = load_workspace(Path(root))
+    start.wait(30)
+    _append_n(workspace, count, actor)
+
+
+def test_eight_processes_appending_at_once_stay_contiguous_and_verifiable(workspace):
+    before = verify_workspace(workspace).entries
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [context.Process(target=_writer, args=(str(workspace.root), f"writer-{i}", 25, start))
+               for i in range(8)]
+    for writer in writers:
+        writer.start()
+    start.set()
+    for writer in writers:
+        writer.join(180)
+        assert writer.exitcode == 0
+    report = verify_workspace(workspace)
+    assert report.entries == before + 8 * 25
+    with read_session(workspace.database_url) as session:
+        seqs = [s for (s,) in session.connection().execute(select(AuditEntry.seq).order_by(AuditEntry.seq))]
+    assert seqs == list(range(report.entries))
+
+
+CRASH_WRITER = """
+import sys
+from pathlib import Path
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.config import load_workspace
+from forgegov.governance.store.db import write_transaction
+ws = load_workspace(Path(sys.argv[1]))
+i = 0
+while True:
+    with write_transaction(ws.database_url) as session:
+        append(session, EntryDraft(actor="crash", action="test.event", payload={"i": i, "pad": "x" * 200}))
+    i += 1
+    if i == 20:
+        print("ready", flush=True)
+"""
+
+
+def test_writer_killed_mid_append_leaves_a_verifiable_log(workspace):
+    process = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, str(workspace.root)], stdout=subprocess.PIPE,
+                               text=True)
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    report = verify_workspace(workspace)
+    assert report.entries > 20
+    _append_n(workspace, 3)
+    assert verify_workspace(workspace).entries == report.entries + 3
+
+
+def test_proofs_from_stored_nodes_match_the_reference(workspace):
+    _append_n(workspace, 37)
+    with read_session(workspace.database_url) as session:
+        leaves = [row[0].encode() for row in
+                  session.connection().execute(select(AuditEntry.leaf).order_by(AuditEntry.seq))]
+        size = len(leaves)
+        for n in (1, 2, 5, 16, 17, size):
+            root = root_at(session, n)
+            assert root == ref.mth(leaves[:n])
+            for index in (0, n // 2, n - 1):
+                proof = inclusion_proof(session, index, n)
+                assert proof == ref.path(index, leaves[:n])
+                verify_inclusion(index, n, ref.leaf(leaves[index]), proof, root)
+            for old in (1, 3, 8, n):
+                if old <= n:
+                    proof = consistency_proof(session, old, n)
+                    verify_consistency(old, n, ref.mth(leaves[:old]), root, proof)
+
+
+def test_redaction_keeps_the_tree_verifiable_and_is_logged(workspace):
+    _append_n(workspace, 5)
+    with read_session(workspace.database_url) as session:
+        target = session.connection().execute(
+            select(AuditEntry.seq).where(AuditEntry.action == "test.event").limit(1)).scalar_one()
+    checkpoint = make_checkpoint(workspace)
+    recorded = redact(workspace, target, "GDPR art. 17 request 42", "privacy-office")
+    report = verify_workspace(workspace)
+    assert report.redacted == [target] and report.checkpoints == 1
+    with read_session(workspace.database_url) as session:
+        record = session.get(AuditEntry, recorded)
+        assert record.action == "audit.redact" and json.loads(record.payload)["seq"] == target
+        assert root_at(session, checkpoint.checkpoint.size) == checkpoint.checkpoint.root
+    with pytest.raises(StateConflict):
+        redact(workspace, target, "again", "privacy-office")
+    with pytest.raises(BadInput):
+        redact(workspace, target + 1, " ", "privacy-office")
+    with write_transaction(workspace.database_url) as session:
+        session.connection().execute(AuditEntry.__table__.update().where(AuditEntry.seq == target + 1)
+                                     .values(payload=None))
+    with pytest.raises(AuditIntegrityError, match=f"entry {target + 1}: payload is missing"):
+        verify_workspace(workspace)
+
+
+def test_export_verifies_offline_and_catches_edits(workspace, tmp_path):
+    _append_n(workspace, 10)
+    witness = tmp_path / "witness"
+    hand_to_witness(workspace, make_checkpoint(workspace), witness)
+    exported = tmp_path / "log.jsonl"
+    count = export_log(workspace, exported)
+    report = verify_export(exported, [witness])
+    assert report.entries == count and report.checkpoints == 1 and report.witnessed == 1
+    lines = exported.read_text().splitlines()
+    lines[3] = lines[3].replace('\\"i\\":1', '\\"i\\":9')
+    exported.write_text("\n".join(lines) + "\n")
+    with pytest.raises(AuditIntegrityError, match="entry 2: payload does not match"):
+        verify_export(exported, [witness])
+
+
+def test_witness_refuses_rollback_and_inconsistent_history(workspace, tmp_path):
+    witness = tmp_path / "witness"
+    subprocess.run(["git", "init", "-q", str(witness)], check=True)
+    _append_n(workspace, 4)
+    small = make_checkpoint(workspace)
+    _append_n(workspace, 4)
+    large = make_checkpoint(workspace)
+    hand_to_witness(workspace, large, witness)
+    with pytest.raises(NoteError, match="rollback"):
+        hand_to_witness(workspace, small, witness)
+    log = subprocess.run(["git", "-C", str(witness), "log", "--oneline"], capture_output=True, text=True).stdout
+    assert f"size {large.checkpoint.size}" in log
+    other = init_workspace(tmp_path / "other")
+    with pytest.raises(NoteError, match="under another key"):
+        hand_to_witness(other, make_checkpoint(other), witness)
+
+
+@pytest.mark.parametrize("value", ["plain", "quote\" back\\slash", "tab\tnewline\n\x00\x1f\x7f", "é ünï 中文 🙂",
+                                   "\u2028\u2029", "</script>", "", None, 0, 2**53 - 1, -7])
+def test_fast_leaf_encoding_is_rfc8785(value):
+    fields = {"z": value, "a": "x", "seq": 12, "Ä": "non-ascii key", "_": None}
+    assert canonical_leaf(fields) == rfc8785.dumps(fields)
+
+
+def test_leaf_encoding_refuses_other_types():
+    for bad in (1.5, True, [1], {"a": 1}):
+        with pytest.raises(TypeError):
+            canonical_leaf({"x": bad})
