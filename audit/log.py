@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlmodel import Session
 
 from forgegov.audit.hashing import LEAF_PREFIX, node_hash
@@ -68,6 +68,17 @@ def leaf_hash_of(leaf: bytes) -> bytes:
     return hashlib.sha256(LEAF_PREFIX + leaf).digest()
 
 
+NODE_ID_SHIFT = 48
+
+
+def node_id(level: int, index: int) -> int:
+    return level << NODE_ID_SHIFT | index
+
+
+def node_of(identifier: int) -> Node:
+    return identifier >> NODE_ID_SHIFT, identifier & ((1 << NODE_ID_SHIFT) - 1)
+
+
 def tree_size(session: Session) -> int:
     last = session.connection().execute(select(func.max(_ENTRY.c.seq))).scalar()
     return 0 if last is None else last + 1
@@ -105,7 +116,7 @@ def append_many(session: Session, drafts: Sequence[EntryDraft]) -> list[Appended
         while index & 1:
             current = node_hash(frontier.pop(level), current)
             level, index = level + 1, index >> 1
-            nodes.append({"level": level, "idx": index, "hash": current.hex()})
+            nodes.append({"id": node_id(level, index), "hash": current.hex()})
         frontier[level] = current
         appended.append(Appended(seq, digest))
     if entries:
@@ -131,23 +142,21 @@ def _frontier(session: Session, size: int) -> dict[int, bytes]:
     return {level: found[(level, index)] for level, index in keys}
 
 
+_LEAF_HASHES = select(_ENTRY.c.seq, _ENTRY.c.leaf_hash).where(_ENTRY.c.seq.in_(bindparam("ids", expanding=True)))
+_NODE_HASHES = select(_NODE.c.id, _NODE.c.hash).where(_NODE.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def fetch_nodes(session: Session, keys: Iterable[Node]) -> dict[Node, bytes]:
-    """Stored hashes for the given nodes, in one query per kind (leaves, interior nodes)."""
+    """Stored hashes for the given nodes: one query for leaves, one for interior nodes."""
     keys = set(keys)
     connection = session.connection()
     found: dict[Node, bytes] = {}
     leaves = [index for level, index in keys if level == 0]
     if leaves:
-        rows = connection.execute(select(_ENTRY.c.seq, _ENTRY.c.leaf_hash).where(_ENTRY.c.seq.in_(leaves)))
-        found.update({(0, seq): bytes.fromhex(h) for seq, h in rows})
-    by_level: dict[int, list[int]] = {}
-    for level, index in keys:
-        if level > 0:
-            by_level.setdefault(level, []).append(index)
-    if by_level:
-        condition = or_(*(and_(_NODE.c.level == level, _NODE.c.idx.in_(indexes)) for level, indexes in by_level.items()))
-        rows = connection.execute(select(_NODE.c.level, _NODE.c.idx, _NODE.c.hash).where(condition))
-        found.update({(level, index): bytes.fromhex(h) for level, index, h in rows})
+        found.update({(0, seq): bytes.fromhex(h) for seq, h in connection.execute(_LEAF_HASHES, {"ids": leaves})})
+    interior = [node_id(level, index) for level, index in keys if level > 0]
+    if interior:
+        found.update({node_of(i): bytes.fromhex(h) for i, h in connection.execute(_NODE_HASHES, {"ids": interior})})
     missing = keys - found.keys()
     if missing:
         raise ProofError(f"the log is missing stored nodes {sorted(missing)[:4]}")

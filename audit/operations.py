@@ -9,14 +9,13 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from forgegov.audit.checkpoints import WITNESS_STATE, stored_checkpoints, witness_notes
-from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.log import EntryDraft, append, node_of
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.verify import (
     PROJECTED,
     EntryRow,
     VerifyReport,
     WitnessCopy,
-    iter_db_entries,
     verify_log,
 )
 from forgegov.governance.config import Workspace
@@ -49,16 +48,23 @@ def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = 
             select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload, _ENTRY.c.leaf_hash,
                    *(_ENTRY.c[name] for name in PROJECTED)).order_by(_ENTRY.c.seq))
         report = verify_log(
-            workspace.config.audit.origin, pinned_public_key(workspace), iter_db_entries(entries),
+            workspace.config.audit.origin, pinned_public_key(workspace), _rows(entries),
             _nodes(connection), stored_checkpoints(workspace), witness_copies(folders),
         )
     return report
 
 
+def _rows(result) -> Iterator[tuple]:  # type: ignore[no-untyped-def,type-arg]
+    for partition in result.partitions():
+        yield from partition
+
+
 def _nodes(connection) -> Iterator[tuple[int, int, str]]:  # type: ignore[no-untyped-def]
     """Read on the entries' connection once they are consumed, so an early failure leaves no transaction open."""
-    yield from connection.execution_options(stream_results=True, yield_per=10_000).execute(
-        select(_NODE.c.level, _NODE.c.idx, _NODE.c.hash))
+    rows = connection.execution_options(stream_results=True, yield_per=10_000).execute(select(_NODE.c.id, _NODE.c.hash))
+    for partition in rows.partitions():
+        for identifier, value in partition:
+            yield (*node_of(identifier), value)
 
 
 def export_log(workspace: Workspace, path: Path) -> int:
@@ -99,7 +105,7 @@ def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
                 if "checkpoint" in item:
                     checkpoints.append(item["checkpoint"])
                 else:
-                    yield EntryRow(item["entry"], item["leaf"], item["payload"])
+                    yield item["entry"], item["leaf"], item["payload"], None
 
         report = verify_log(header["origin"], public_key_from_b64(header["log_public_key"]), entries(), None,
                             _after(checkpoints), witness_copies(witnesses))

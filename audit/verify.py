@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,13 +41,12 @@ class AuditIntegrityError(ForgegovError):
         self.seq = seq
 
 
-@dataclass(frozen=True)
-class EntryRow:
-    seq: int
-    leaf: str
-    payload: str | None
-    leaf_hash: str | None = None
-    columns: dict[str, Any] | None = None
+# One entry as verification reads it: (seq, leaf, payload, stored leaf hash or None, *query columns in PROJECTED
+# order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
+EntryRow = tuple[Any, ...]
+_projected = operator.itemgetter(*PROJECTED)
+_SEMANTIC_ACTIONS = ("identity.create", "audit.redact", "gate.")
+_decode = json.JSONDecoder().decode
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,19 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
     statements = _StatementChecker()
     redactions: set[int] = set()
     for row in entries:
-        leaf = _check_entry(row, len(leaves))
-        leaves.append(hashlib.sha256(LEAF_PREFIX + row.leaf.encode()).digest())
-        if row.payload is None:
-            report.redacted.append(row.seq)
+        seq, payload_text = row[0], row[2]
+        leaf, digest = _check_entry(row, len(leaves))
+        leaves.append(digest)
+        if payload_text is None:
+            report.redacted.append(seq)
             continue
-        payload = json.loads(row.payload)
-        if leaf["action"] == "audit.redact":
+        action = leaf["action"]
+        if not action.startswith(_SEMANTIC_ACTIONS):
+            continue
+        payload = _decode(payload_text)
+        if action == "audit.redact":
             redactions.add(int(payload["seq"]))
-        statements.check(row.seq, leaf, payload)
+        statements.check(seq, leaf, payload)
     report.entries = len(leaves)
     unexplained = sorted(set(report.redacted) - redactions)
     if unexplained:
@@ -113,29 +117,38 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
     return report
 
 
-def _check_entry(row: EntryRow, expected_seq: int) -> dict[str, Any]:
-    seq = row.seq
+def _check_entry(row: EntryRow, expected_seq: int) -> tuple[dict[str, Any], bytes]:
+    seq, leaf_text, payload, stored_hash = row[:4]
+    columns = row[4:]
     if seq != expected_seq:
         raise AuditIntegrityError(f"entry {expected_seq} is missing (the next entry present is {seq})",
                                   expected_seq)
+    leaf_bytes = leaf_text.encode()
+    digest = hashlib.sha256(LEAF_PREFIX + leaf_bytes).digest()
+    if stored_hash is not None and digest.hex() != stored_hash:
+        raise AuditIntegrityError(f"entry {seq}: leaf bytes do not match the stored leaf hash", seq)
     try:
-        leaf = json.loads(row.leaf)
+        leaf = _decode(leaf_text)
     except ValueError as exc:
         raise AuditIntegrityError(f"entry {seq}: leaf is not JSON", seq) from exc
-    if row.leaf_hash is not None and \
-            hashlib.sha256(LEAF_PREFIX + row.leaf.encode()).hexdigest() != row.leaf_hash:
-        raise AuditIntegrityError(f"entry {seq}: leaf bytes do not match the stored leaf hash", seq)
     if leaf.get("seq") != seq:
         raise AuditIntegrityError(f"entry {seq}: leaf says it is entry {leaf.get('seq')} (rows swapped or moved)", seq)
-    if row.columns is not None:
-        for name in PROJECTED:
-            if row.columns[name] != leaf.get(name):
-                raise AuditIntegrityError(f"entry {seq}: column {name} says {row.columns[name]!r} but the signed "
+    if columns and columns != _leaf_projection(leaf):
+        for name, value in zip(PROJECTED, columns):
+            if value != leaf.get(name):
+                raise AuditIntegrityError(f"entry {seq}: column {name} says {value!r} but the signed "
                                           f"leaf says {leaf.get(name)!r}", seq)
-    if row.payload is not None and \
-            "sha256:" + hashlib.sha256(row.payload.encode()).hexdigest() != leaf.get("payload_digest"):
+    if payload is not None and \
+            "sha256:" + hashlib.sha256(payload.encode()).hexdigest() != leaf.get("payload_digest"):
         raise AuditIntegrityError(f"entry {seq}: payload does not match the leaf's payload digest", seq)
-    return leaf
+    return leaf, digest
+
+
+def _leaf_projection(leaf: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        return _projected(leaf)
+    except KeyError:
+        return ()
 
 
 def _levels(leaves: list[bytes]) -> list[list[bytes]]:
@@ -222,8 +235,3 @@ class _StatementChecker:
         if payload.get("result") != "deny":
             self.nonces[nonce] = seq
         self.count += 1
-
-
-def iter_db_entries(rows: Iterable[tuple]) -> Iterator[EntryRow]:  # type: ignore[type-arg]
-    for seq, leaf, payload, leaf_hash, *columns in rows:
-        yield EntryRow(seq, leaf, payload, leaf_hash, dict(zip(PROJECTED, columns)))

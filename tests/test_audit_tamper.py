@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select, text, update
 
 from forgegov.audit.checkpoints import hand_to_witness, make_checkpoint
 from forgegov.audit.hashing import node_hash
-from forgegov.audit.log import EntryDraft, append, canonical_leaf, leaf_hash_of
+from forgegov.audit.log import EntryDraft, append, canonical_leaf, leaf_hash_of, node_id
 from forgegov.audit.log_key import LogKeyMismatch, load_log_key
 from forgegov.audit.note import Checkpoint, sign_checkpoint
 from forgegov.audit.operations import verify_workspace
@@ -86,7 +86,7 @@ def _rewrite_everything(ws, edit_leaf=None) -> None:
             level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             height += 1
             if level:
-                c.execute(insert(NODE), [{"level": height, "idx": i, "hash": h.hex()} for i, h in enumerate(level)])
+                c.execute(insert(NODE), [{"id": node_id(height, i), "hash": h.hex()} for i, h in enumerate(level)])
     from forgegov.audit.log import root_at
 
     with write_transaction(ws.database_url) as session:

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
-from forgegov.audit.verify import PROJECTED, iter_db_entries, verify_log
+from forgegov.audit.log import node_of
+from forgegov.audit.verify import PROJECTED, verify_log
 from forgegov.governance.store.db import dispose_engines, engine_for, upgrade
 from forgegov.governance.store.models import AuditEntry, AuditNode
 
@@ -46,8 +47,8 @@ def test_interim_audit_entries_upgrade_and_verify(tmp_path):
     with engine_for(url).connect() as connection:
         rows = connection.execute(select(entry.c.seq, entry.c.leaf, entry.c.payload, entry.c.leaf_hash,
                                          *(entry.c[name] for name in PROJECTED)).order_by(entry.c.seq))
-        nodes = connection.execute(select(node.c.level, node.c.idx, node.c.hash)).all()
-        report = verify_log("test", Ed25519PrivateKey.generate().public_key(), iter_db_entries(rows), nodes, [], [])
+        nodes = [(*node_of(i), h) for i, h in connection.execute(select(node.c.id, node.c.hash))]
+        report = verify_log("test", Ed25519PrivateKey.generate().public_key(), rows, nodes, [], [])
         first_leaf = connection.execute(text("SELECT leaf FROM audit_entry WHERE seq = 0")).scalar_one()
     # 11 leaves close 5 + 2 + 1 perfect subtrees above the leaves.
     assert report.entries == 11 and report.nodes == 8

@@ -10,7 +10,7 @@ from typing import Optional
 
 from enum import Enum
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import BigInteger, Column, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -153,11 +153,12 @@ class AuditEntry(SQLModel, table=True):
 
 
 class AuditNode(SQLModel, table=True):
-    """A perfect subtree hash: level ≥ 1, covering leaves [idx·2^level, (idx+1)·2^level). Level 0 is the leaf hash."""
+    """A perfect subtree hash at level ≥ 1 (level 0 is the entry's leaf hash), covering leaves
+    [idx·2^level, (idx+1)·2^level). `id` is (level << 48) | idx: one integer key, so a proof's nodes come back from
+    one cached `IN` query."""
 
     __tablename__ = "audit_node"
-    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     hash: str = Field(max_length=64)
 
 

@@ -16,7 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     from forgegov.audit.hashing import node_hash
-    from forgegov.audit.log import LEAF_VERSION, canonical_leaf
+    from forgegov.audit.log import LEAF_VERSION, canonical_leaf, node_id
 
     with op.batch_alter_table("audit_entry") as batch:
         batch.add_column(sa.Column("leaf", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
@@ -26,10 +26,9 @@ def upgrade() -> None:
         batch.create_index("ix_audit_entry_subject_digest", ["subject_digest"])
     op.create_table(
         "audit_node",
-        sa.Column("level", sa.Integer(), nullable=False, autoincrement=False),
-        sa.Column("idx", sa.Integer(), nullable=False, autoincrement=False),
+        sa.Column("id", sa.BigInteger(), nullable=False, autoincrement=False),
         sa.Column("hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("level", "idx"),
+        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "audit_checkpoint",
@@ -48,8 +47,7 @@ def upgrade() -> None:
                      sa.column("leaf_hash", sa.String), *(sa.column(name, sa.String) for name in (
                          "time", "actor", "action", "subject_digest", "decision_id", "policy_revision",
                          "payload_digest")))
-    node = sa.table("audit_node", sa.column("level", sa.Integer), sa.column("idx", sa.Integer),
-                    sa.column("hash", sa.String))
+    node = sa.table("audit_node", sa.column("id", sa.BigInteger), sa.column("hash", sa.String))
     rows = connection.execute(sa.select(entry).order_by(entry.c.seq)).mappings().all()
     level = []
     for row in rows:
@@ -63,7 +61,7 @@ def upgrade() -> None:
         level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
         height += 1
         if level:
-            connection.execute(sa.insert(node), [{"level": height, "idx": i, "hash": h.hex()}
+            connection.execute(sa.insert(node), [{"id": node_id(height, i), "hash": h.hex()}
                                                  for i, h in enumerate(level)])
     with op.batch_alter_table("audit_entry") as batch:
         batch.alter_column("leaf", existing_type=sqlmodel.sql.sqltypes.AutoString(), nullable=False)
