@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
@@ -43,6 +43,22 @@ def new_log_key() -> tuple[Ed25519PrivateKey, AuditConfig]:
     key = Ed25519PrivateKey.generate()
     origin = "forgegov.local/log/" + hashlib.sha256(raw_public_key(key.public_key())).hexdigest()[:16]
     return key, AuditConfig(origin=origin, log_public_key=public_key_to_b64(key.public_key()))
+
+
+def ensure_log_key(workspace: Workspace) -> Workspace:
+    """Give a workspace made before the Merkle log its log key and pin; returns the workspace as now configured."""
+    if workspace.config.audit.log_public_key:
+        return workspace
+    import tomli_w
+
+    from forgegov.governance.config import CONFIG_FILE
+
+    key, audit = new_log_key()
+    config = replace(workspace.config, audit=replace(audit, checkpoint_every=workspace.config.audit.checkpoint_every,
+                                                    witnesses=workspace.config.audit.witnesses))
+    write_log_key(workspace, key)
+    (workspace.root / CONFIG_FILE).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
+    return Workspace(workspace.root, config)
 
 
 def write_log_key(workspace: Workspace, key: Ed25519PrivateKey) -> None:

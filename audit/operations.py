@@ -25,6 +25,7 @@ from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import AuditEntry, AuditNode
 
 EXPORT_FORMAT = "forgegov-audit-export/v1"
+_NOT_REDACTABLE = ("audit.redact", "identity.create", "policy.activate")
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 
@@ -134,8 +135,10 @@ def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:
             raise NotFound(f"no audit entry {seq}")
         if row.payload is None:
             raise StateConflict(f"audit entry {seq} is already redacted")
-        if row.action == "audit.redact":
-            raise StateConflict("a redaction record cannot itself be redacted")
+        if row.action in _NOT_REDACTABLE:
+            raise StateConflict(
+                f"entry {seq} is a {row.action} record: it holds the keys or digests that verify the rest of the "
+                "log (and no personal data beyond a name), so it cannot be redacted")
         connection.execute(update(_ENTRY).where(_ENTRY.c.seq == seq).values(payload=None))
         return append(session, EntryDraft(actor=by, action="audit.redact",
                                           payload={"seq": seq, "payload_digest": row.payload_digest,

@@ -36,11 +36,13 @@ def init(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context,
                as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Apply pending schema migrations to the workspace's store."""
+    """Apply pending schema migrations to the workspace's store (and give an older workspace its audit log key)."""
+    from forgegov.audit.log_key import ensure_log_key
     from forgegov.governance.store.db import upgrade
 
     ws = state(ctx).workspace()
     head = upgrade(ws.database_url)
+    ensure_log_key(ws)
     emit({"revision": head}, as_json, lambda out: out.print(f"store schema at revision {head}"))
 
 

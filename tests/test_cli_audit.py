@@ -1,0 +1,60 @@
+"""`forgegov audit ...` from the command line: proofs, checkpoints with a witness, export, redaction, tamper exit code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+
+from forgegov.audit.merkle import verify_consistency, verify_inclusion
+
+from .test_cli import Cli
+
+
+def test_audit_commands(tmp_path):
+    cli = Cli(tmp_path, None)
+    cli("init", "--dir", "ws")
+    cli.cwd = tmp_path / "ws"
+    for name in ("alice", "bob", "audit-witness"):
+        cli("identity", "create", name)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("x")
+    cli("dataset", "register", "../d", "--name", "d", "--owner", "alice")
+    cli("request", "d", "--as", "alice")
+    cli("approve", "d", "--as", "bob")
+
+    checkpoint = cli.json("audit", "checkpoint", "--witness", "../witness", "--cosign-as", "audit-witness")
+    size = checkpoint["size"]
+    assert "\n\n\u2014 forgegov.local/log/" in checkpoint["note"]
+    (witnessed,) = checkpoint["witnessed"]
+    assert "\u2014 audit-witness " in (tmp_path / "ws" / witnessed).read_text()
+    proof = cli.json("audit", "proof", "2")
+    b = base64.b64decode
+    verify_inclusion(2, size, b(proof["leaf_hash"]), [b(p) for p in proof["proof"]], b(checkpoint["root"]))
+    consistency = cli.json("audit", "consistency", "3", str(size))
+    verify_consistency(3, size, b(consistency["old_root"]), b(consistency["new_root"]),
+                       [b(p) for p in consistency["proof"]])
+    assert consistency["new_root"] == checkpoint["root"]
+
+    report = cli.json("audit", "verify", "--witness", "../witness")
+    assert report["ok"] and report["entries"] == size and report["witnessed"] == 1 and report["statements"] == 2
+    shown = cli.json("audit", "show", "0")
+    assert shown["leaf"]["seq"] == 0 and shown["payload"] is not None
+    approvals = cli.json("audit", "show", "--action", "gate.dataset.approve")
+    assert [row["leaf"]["actor"] for row in approvals] == ["bob"]
+
+    cli("audit", "export", "../log.jsonl")
+    offline = cli.json("audit", "verify", "--from-export", "../log.jsonl", "--witness", "../witness")
+    assert offline["entries"] == size
+
+    assert "cannot be redacted" in cli("audit", "redact", "1", "--reason", "r", "--by", "p", code=2).stderr
+    registered = cli.json("audit", "show", "--action", "dataset.register")[0]["seq"]
+    cli("audit", "redact", str(registered), "--reason", "erasure request", "--by", "privacy-office")
+    assert cli.json("audit", "verify")["redacted"] == [registered]
+
+    with sqlite3.connect(cli.cwd / "forgegov.db") as db:
+        db.execute("UPDATE audit_entry SET payload = replace(payload, 'alice', 'mallory') WHERE seq = 5")
+    failed = cli("audit", "verify", code=1)
+    assert "entry 5: payload does not match the leaf's payload digest" in failed.stderr
+    assert cli("audit", "show", "999", code=2).stderr.startswith("error: no audit entry 999")
+    json.loads(cli("audit", "tail", "-n", "2", "--json").stdout)
