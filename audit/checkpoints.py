@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from forgegov.audit.log import consistency_proof, root_at, tree_size
@@ -55,22 +55,16 @@ def _sign_and_store(session: Session, workspace: Workspace, key) -> SignedCheckp
     return SignedCheckpoint(checkpoint, note)
 
 
-def checkpoint_if_due(workspace: Workspace) -> SignedCheckpoint | None:
-    """Sign a checkpoint when `checkpoint_every` entries have been appended since the last one."""
+def checkpoint_if_due(workspace: Workspace, appended_seq: int) -> SignedCheckpoint | None:
+    """Sign a checkpoint when the entry just appended completes a multiple of `checkpoint_every` entries.
+
+    Deciding from the entry's own position costs no query on the hot path; a writer that dies before signing only
+    delays the checkpoint to the next multiple.
+    """
     every = workspace.config.audit.checkpoint_every
-    if not every or not workspace.config.audit.log_public_key:
+    if not every or not workspace.config.audit.log_public_key or (appended_seq + 1) % every:
         return None
-    with read_session(workspace.database_url) as session:
-        size = tree_size(session)
-        last = session.connection().execute(select(func.max(_CHECKPOINT.c.size))).scalar() or 0
-    if size - last < every:
-        return None
-    key = load_log_key(workspace)
-    with write_transaction(workspace.database_url) as session:
-        last = session.connection().execute(select(func.max(_CHECKPOINT.c.size))).scalar() or 0
-        if tree_size(session) - last < every:
-            return None
-        return _sign_and_store(session, workspace, key)
+    return make_checkpoint(workspace)
 
 
 def stored_checkpoints(workspace: Workspace) -> list[str]:

@@ -96,7 +96,7 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     except (SignatureInvalid, RevokedIdentity) as refusal:
         _log_refusal(workspace, statement, refusal)
         raise
-    checkpoint_if_due(workspace)
+    checkpoint_if_due(workspace, outcome.audit_seq)
     if outcome.result is DecisionResult.DENY:
         raise PolicyDenied(
             f"{outcome.gate.value} gate denied {outcome.action.value} on {outcome.subject}",

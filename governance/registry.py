@@ -66,7 +66,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         )
         session.add(asset)
         session.flush()
-        append(session, EntryDraft(
+        appended = append(session, EntryDraft(
             actor=actor, action=f"{kind.value}.register", subject_digest=digest,
             payload={"kind": kind.value, "name": name, "version": asset.version, "owner": owner,
                      "stage": asset.stage, "files": len(manifest.files), "bytes": manifest.total_bytes,
@@ -74,7 +74,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         ))
         session.refresh(asset)
         session.expunge(asset)
-    checkpoint_if_due(workspace)
+    checkpoint_if_due(workspace, appended.seq)
     return asset
 
 

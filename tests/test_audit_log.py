@@ -177,3 +177,22 @@ def test_leaf_encoding_refuses_other_types():
     for bad in (1.5, True, [1], {"a": 1}):
         with pytest.raises(TypeError):
             canonical_leaf({"x": bad})
+
+
+def test_checkpoints_follow_the_cadence(tmp_path, files):
+    from forgegov.audit.checkpoints import stored_checkpoints
+    from forgegov.audit.note import parse_checkpoint, parse_note
+    from forgegov.governance.identities import create_identity
+    from forgegov.governance.registry import register_asset
+    from forgegov.governance.states import AssetKind
+
+    root = init_workspace(tmp_path / "ws").root
+    config = root / "forgegov.toml"
+    config.write_text(config.read_text().replace("checkpoint_every = 64", "checkpoint_every = 4"))
+    ws = load_workspace(root)
+    create_identity(ws, "alice", "a long enough passphrase")
+    for i in range(5):
+        register_asset(ws, AssetKind.DATASET, files.folder(f"d{i}", {"a.txt": str(i)}), f"d{i}", "alice")
+    sizes = [parse_checkpoint(parse_note(note)[0]).size for note in stored_checkpoints(ws)]
+    assert sizes == [4]
+    assert verify_workspace(ws).checkpoints == 1
