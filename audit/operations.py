@@ -108,19 +108,10 @@ def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
                 else:
                     yield item["entry"], item["leaf"], item["payload"], None
 
+        # `checkpoints` fills while the entries stream; verify_log reads it only after the last entry.
         report = verify_log(header["origin"], public_key_from_b64(header["log_public_key"]), entries(), None,
-                            _after(checkpoints), witness_copies(witnesses))
+                            checkpoints, witness_copies(witnesses))
     return report
-
-
-class _after:
-    """The checkpoints list fills while the entries stream; verify_log reads it only after the last entry."""
-
-    def __init__(self, items: list[str]) -> None:
-        self.items = items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.items)
 
 
 def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:

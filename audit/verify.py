@@ -18,7 +18,7 @@ import base64
 import hashlib
 import json
 import operator
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,7 +134,7 @@ def _check_entry(row: EntryRow, expected_seq: int) -> tuple[dict[str, Any], byte
     if leaf.get("seq") != seq:
         raise AuditIntegrityError(f"entry {seq}: leaf says it is entry {leaf.get('seq')} (rows swapped or moved)", seq)
     if columns and columns != _leaf_projection(leaf):
-        for name, value in zip(PROJECTED, columns):
+        for name, value in zip(PROJECTED, columns, strict=True):
             if value != leaf.get(name):
                 raise AuditIntegrityError(f"entry {seq}: column {name} says {value!r} but the signed "
                                           f"leaf says {leaf.get(name)!r}", seq)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+
 from sqlmodel import select
 
 from forgegov.governance.config import Workspace
@@ -17,7 +18,7 @@ from forgegov.governance.identities import unlock
 from forgegov.governance.policy import PolicyEngine, active_activation
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.states import GATE_FOR_KIND, AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
-from forgegov.governance.statements import make_statement
+from forgegov.governance.statements import SignedStatement, make_statement
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Asset, GateRequest
 
@@ -55,7 +56,7 @@ def _subject_and_request(workspace: Workspace, subject: str, gate: Gate | None) 
         return asset, chosen, request
 
 
-def _run(workspace: Workspace, engine: PolicyEngine | None, statement) -> GateOutcome:  # type: ignore[no-untyped-def]
+def _run(workspace: Workspace, engine: PolicyEngine | None, statement: SignedStatement) -> GateOutcome:
     if engine is not None:
         return submit(workspace, engine, statement)
     with policy_engine(workspace) as started:
@@ -89,8 +90,6 @@ def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: 
             comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
     """Open a promotion request to TARGET; it applies at once if the policy needs no (more) approvals."""
     asset, _gate, open_request = _subject_and_request(workspace, checkpoint, Gate.PROMOTION)
-    if asset.kind is not AssetKind.CHECKPOINT:
-        raise BadInput(f"{label(asset)} is not a checkpoint")
     if open_request is not None:
         raise StateConflict(
             f"{label(asset)} already has an open promotion request to {open_request.target} "

@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== lint: ruff (correctness rules)"
+.venv/bin/ruff check governance audit training evaluation tests bench
+
 OPA=$(.venv/bin/python -c 'from forgegov.governance.opa.binary import find_opa; print(find_opa())')
 echo "== policies: $("$OPA" version | head -n 1)"
 unformatted=$("$OPA" fmt --list policies/)
