@@ -21,7 +21,3 @@ def emit(data: Any, as_json: bool, human: Callable[[Console], None]) -> None:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         human(stdout)
-
-
-def note(message: str) -> None:
-    stderr.print(message)
