@@ -80,8 +80,8 @@ def _walk(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def build_manifest(path: Path, progress: Callable[[int], None] | None = None) -> FilesManifest:
-    """Hash every file under `path`. `progress` is told the bytes of each file as it finishes."""
+def list_files(path: Path) -> tuple[Path, list[Path]]:
+    """The root that relative paths start from, and every regular file under `path` (or `path` itself)."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError as exc:
@@ -98,6 +98,12 @@ def build_manifest(path: Path, progress: Callable[[int], None] | None = None) ->
         raise BadInput(f"{path} is not a regular file or folder")
     if not files:
         raise BadInput(f"{path} holds no files; an empty asset cannot be registered")
+    return root, files
+
+
+def build_manifest(path: Path, progress: Callable[[int], None] | None = None) -> FilesManifest:
+    """Hash every file under `path`. `progress` is told the bytes of each file as it finishes."""
+    root, files = list_files(path)
     entries = []
     for file in files:
         size, sha = hash_file(file)
