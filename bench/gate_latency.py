@@ -23,7 +23,8 @@ from pathlib import Path
 from forgegov.governance import actions
 from forgegov.governance.gate import submit
 from forgegov.governance.identities import create_identity, unlock
-from forgegov.governance.registry import find_asset, register_asset
+from forgegov.governance.states import Classification, DatasetKind
+from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
 from forgegov.governance.states import AssetKind, DecisionResult, Gate, GateAction
 from forgegov.governance.statements import make_statement
 from forgegov.governance.store.db import read_session
@@ -31,6 +32,7 @@ from forgegov.governance.store.models import GateRequest
 from forgegov.governance.workspace import init_workspace
 
 PASSPHRASE = "benchmark passphrase"
+DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
 
 
 def summary(name: str, samples_ns: list[int]) -> dict:
@@ -59,7 +61,7 @@ def main() -> int:
         folder = root / "data" / f"d{i}"
         folder.mkdir(parents=True)
         (folder / "train.jsonl").write_text(json.dumps({"text": f"record {i}"}) + "\n")
-        assets.append(register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice"))
+        assets.append(register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice", dataset=DATA))
 
     with actions.policy_engine(ws) as engine:
         from opa_client.opa import OpaClient

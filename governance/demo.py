@@ -16,7 +16,8 @@ from forgegov.governance.config import Workspace
 from forgegov.governance.errors import ForgegovError, PolicyDenied
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import create_identity, revoke_identity
-from forgegov.governance.registry import register_asset
+from forgegov.governance.states import Classification, DatasetKind
+from forgegov.governance.registry import DatasetSpec, register_asset
 from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
 from forgegov.governance.workspace import init_workspace
 
@@ -61,7 +62,8 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         create_identity(workspace, person, passphrase)
     say(f"identities: {', '.join(PEOPLE)} (roles come from the policy bundle's data)")
     paths = _write_demo_assets(directory / "inputs")
-    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice")
+    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice",
+                   dataset=DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY))
     register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
     register_asset(workspace, AssetKind.RUN, paths["run"], "claims-cpt", "alice")
     register_asset(workspace, AssetKind.CHECKPOINT, paths["checkpoint"], "claims-model", "alice",

@@ -149,6 +149,7 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
         "subject": {
             "kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
             "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
+            "dataset_kind": asset.dataset_kind, "classification": asset.classification, "records": asset.records,
         },
         "request": {"id": request.id, "requested_by": request.requested_by, "requested_at": request.requested_at,
                     "target": request.target},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func
@@ -21,8 +22,16 @@ from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.config import Workspace
 from forgegov.governance.errors import AlreadyExists, BadInput, NotFound
 from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.manifest import build_manifest
-from forgegov.governance.states import AssetKind, AssetState, CheckpointStage, ReleaseStage
+from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+from forgegov.governance.manifest import FilesManifest, build_manifest
+from forgegov.governance.states import (
+    AssetKind,
+    AssetState,
+    CheckpointStage,
+    Classification,
+    DatasetKind,
+    ReleaseStage,
+)
 from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import Asset
 
@@ -38,15 +47,31 @@ def check_asset_name(name: str) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is declared to be at registration; its bytes are read once, through intake, under `limits`."""
+
+    kind: DatasetKind
+    classification: Classification
+    limits: IntakeLimits = IntakeLimits()
+
+
 def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, owner: str,
                    stage: CheckpointStage | None = None, registered_by: str | None = None,
-                   progress: Callable[[int], None] | None = None) -> Asset:
+                   progress: Callable[[int], None] | None = None, dataset: DatasetSpec | None = None) -> Asset:
     check_asset_name(name)
     if kind is AssetKind.CHECKPOINT and stage is None:
         raise BadInput("a checkpoint needs --stage (pre-training, mid-training, post-training or candidate)")
     if kind is not AssetKind.CHECKPOINT and stage is not None:
         raise BadInput(f"--stage applies to checkpoints only, not to a {kind.value}")
-    manifest = build_manifest(path, progress=progress)
+    if (kind is AssetKind.DATASET) != (dataset is not None):
+        raise BadInput("a dataset needs --kind and --classification" if dataset is None
+                       else f"--kind and --classification apply to datasets only, not to a {kind.value}")
+    manifest: FilesManifest | DatasetManifest
+    if dataset is not None:
+        manifest = scan_dataset(path, dataset.limits, progress=progress)
+    else:
+        manifest = build_manifest(path, progress=progress)
     digest = manifest.digest
     actor = registered_by or owner
     with write_transaction(workspace.database_url) as session:
@@ -61,6 +86,9 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
             kind=kind, name=name, version=(last or 0) + 1, digest=digest, owner=owner,
             state=AssetState.REGISTERED, stage=stage.value if stage else None,
             release=ReleaseStage.NONE.value if kind is AssetKind.CHECKPOINT else None,
+            dataset_kind=dataset.kind.value if dataset else None,
+            classification=dataset.classification.value if dataset else None,
+            records=manifest.records if isinstance(manifest, DatasetManifest) else None,
             manifest=canonical_bytes(manifest.to_document()).decode(), source_path=str(path.resolve()),
             registered_by=actor, registered_at=now_rfc3339(),
         )
@@ -69,8 +97,9 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         appended = append(session, EntryDraft(
             actor=actor, action=f"{kind.value}.register", subject_digest=digest,
             payload={"kind": kind.value, "name": name, "version": asset.version, "owner": owner,
-                     "stage": asset.stage, "files": len(manifest.files), "bytes": manifest.total_bytes,
-                     "source_path": asset.source_path},
+                     "stage": asset.stage, "dataset_kind": asset.dataset_kind, "classification": asset.classification,
+                     "records": asset.records, "files": len(manifest.files),
+                     "bytes": sum(f.size for f in manifest.files), "source_path": asset.source_path},
         ))
         session.refresh(asset)
         session.expunge(asset)

@@ -12,6 +12,20 @@ class AssetKind(StrEnum):
     RUN = "run"
 
 
+class DatasetKind(StrEnum):
+    PRETRAINING_TEXT = "pretraining-text"
+    SFT_CHAT = "sft-chat"
+    PREFERENCE = "preference"
+    RL_PROMPTS = "rl-prompts"
+    EVAL = "eval"
+
+
+class Classification(StrEnum):
+    PROPRIETARY = "proprietary"
+    GENERAL_CURATED = "general-curated"
+    PUBLIC = "public"
+
+
 class AssetState(StrEnum):
     REGISTERED = "registered"
     PENDING = "pending"

@@ -16,13 +16,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from forgegov.governance.config import Workspace
+from forgegov.governance.states import Classification, DatasetKind
 from forgegov.governance.identities import create_identity
+from forgegov.governance.registry import DatasetSpec
 from forgegov.governance.store.db import dispose_engines
 from forgegov.governance.workspace import init_workspace
 
 PASSPHRASE = "correct horse battery staple"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+TEXT_DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
 
 
 def _postgres_base_url() -> str | None:

@@ -27,6 +27,8 @@ from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import AuditEntry
 from forgegov.governance.workspace import init_workspace
 
+from .conftest import TEXT_DATA
+
 from . import merkle_reference as ref
 
 
@@ -192,7 +194,7 @@ def test_checkpoints_follow_the_cadence(tmp_path, files):
     ws = load_workspace(root)
     create_identity(ws, "alice", "a long enough passphrase")
     for i in range(5):
-        register_asset(ws, AssetKind.DATASET, files.folder(f"d{i}", {"a.txt": str(i)}), f"d{i}", "alice")
+        register_asset(ws, AssetKind.DATASET, files.folder(f"d{i}", {"a.txt": str(i)}), f"d{i}", "alice", dataset=TEXT_DATA)
     sizes = [parse_checkpoint(parse_note(note)[0]).size for note in stored_checkpoints(ws)]
     assert sizes == [4]
     assert verify_workspace(ws).checkpoints == 1

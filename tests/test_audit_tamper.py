@@ -24,7 +24,7 @@ from forgegov.governance.states import AssetKind, GateAction
 from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import AuditCheckpoint, AuditEntry, AuditNode
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, TEXT_DATA
 
 ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckpoint.__table__
 
@@ -32,7 +32,7 @@ ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckp
 @pytest.fixture
 def log(people, files, tmp_path):
     """A workspace whose log holds registrations and gate decisions, checkpointed to a witness folder."""
-    register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", "alice")
+    register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", "alice", dataset=TEXT_DATA)
     actions.request(people, "claims", "alice", PASSPHRASE)
     actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
     witness = tmp_path / "witness"

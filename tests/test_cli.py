@@ -16,6 +16,7 @@ from forgegov.governance.policy import packaged_bundle
 
 from .conftest import PASSPHRASE
 
+DATA = ("--kind", "pretraining-text", "--classification", "proprietary")
 FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
 
 
@@ -51,7 +52,7 @@ def cli(tmp_path: Path, store_url: str | None) -> Cli:
 
 
 def test_dataset_flow_and_exit_codes(cli):
-    registered = cli.json("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
+    registered = cli.json("dataset", "register", "../claims", "--name", "claims", "--owner", "alice", *DATA)
     assert registered["digest"].startswith("sha256:") and registered["version"] == 1
     opened = cli.json("request", "claims", "--as", "alice")
     assert opened["result"] == "pending" and opened["missing"]
@@ -82,9 +83,15 @@ def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
 
 def test_bad_input_exits_2_and_changes_nothing(cli):
     assert "no registered asset matches 'nope'" in cli("show", "nope", code=2).stderr
-    cli("dataset", "register", "../missing", "--name", "x", "--owner", "alice", code=2)
-    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
-    out = cli("dataset", "register", "../claims", "--name", "again", "--owner", "alice", code=2)
+    cli("dataset", "register", "../missing", "--name", "x", "--owner", "alice", *DATA, code=2)
+    (cli.cwd.parent / "truncated").mkdir()
+    (cli.cwd.parent / "truncated" / "part.jsonl").write_text('{"text": "complete"}\n{"text": "cut of')
+    cut = cli("dataset", "register", "../truncated", "--name", "t", "--owner", "alice", *DATA, code=2)
+    assert "part.jsonl: line 2 is not valid JSON" in cut.stderr
+    cli("dataset", "register", "../claims", "--name", "c", "--owner", "alice", "--kind", "mystery",
+        "--classification", "public", code=2)
+    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice", *DATA)
+    out = cli("dataset", "register", "../claims", "--name", "again", "--owner", "alice", *DATA, code=2)
     assert "already registered as dataset/claims@1" in out.stderr
     cli("identity", "create", "alice", code=2)
     cli.env["FORGEGOV_PASSPHRASE"] = "wrong passphrase"
@@ -100,7 +107,7 @@ def test_bad_input_exits_2_and_changes_nothing(cli):
 
 
 def test_revoked_identity_refused(cli):
-    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice")
+    cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice", *DATA)
     cli("request", "claims", "--as", "alice")
     cli("identity", "revoke", "bob", "--reason", "key leaked")
     refused = cli("approve", "claims", "--as", "bob", code=2)
@@ -119,7 +126,7 @@ def test_opa_down_between_two_commands_exit_3(tmp_path, store_url):
         runner("identity", "create", name)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("x")
-    runner("dataset", "register", "../d", "--name", "d", "--owner", "alice")
+    runner("dataset", "register", "../d", "--name", "d", "--owner", "alice", *DATA)
     runner("request", "d", "--as", "alice")
     opa.stop()
     denied = runner("approve", "d", "--as", "bob", code=3)

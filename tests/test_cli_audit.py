@@ -8,7 +8,7 @@ import sqlite3
 
 from forgegov.audit.merkle import verify_consistency, verify_inclusion
 
-from .test_cli import Cli
+from .test_cli import DATA, Cli
 
 
 def test_audit_commands(tmp_path):
@@ -19,7 +19,7 @@ def test_audit_commands(tmp_path):
         cli("identity", "create", name)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("x")
-    cli("dataset", "register", "../d", "--name", "d", "--owner", "alice")
+    cli("dataset", "register", "../d", "--name", "d", "--owner", "alice", *DATA)
     cli("request", "d", "--as", "alice")
     cli("approve", "d", "--as", "bob")
 

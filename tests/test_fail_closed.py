@@ -22,7 +22,7 @@ from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Decision
 from forgegov.governance.workspace import init_workspace
 
-from .conftest import PASSPHRASE, PEOPLE, Files
+from .conftest import Files, PASSPHRASE, PEOPLE, TEXT_DATA
 
 
 def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.22-1") -> Path:
@@ -41,7 +41,7 @@ def _workspace_with_dataset(tmp_path: Path, files: Files, store_url: str | None,
     ws = init_workspace(tmp_path / "ws", store_url=store_url, **init_kwargs)
     for name in ("alice", "bob"):
         create_identity(ws, name, PASSPHRASE)
-    register_asset(ws, AssetKind.DATASET, files.folder("d", {"a.txt": "hello"}), "claims", "alice")
+    register_asset(ws, AssetKind.DATASET, files.folder("d", {"a.txt": "hello"}), "claims", "alice", dataset=TEXT_DATA)
     return ws
 
 

@@ -25,13 +25,13 @@ from forgegov.governance.statements import SignedStatement, make_statement
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Approval, AuditEntry, Decision, GateRequest
 
-from .conftest import PASSPHRASE, Files
+from .conftest import Files, PASSPHRASE, TEXT_DATA
 
 
 @pytest.fixture
 def dataset(people: Workspace, files: Files) -> str:
     path = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice")
+    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
     return "claims"
 
 
@@ -176,7 +176,7 @@ def test_approval_for_another_request_refused(people, dataset, files, engine):
     asset = find_asset(people, dataset)
     ans(people, dataset, "bob", engine, action=GateAction.REJECT, comment="bad source")
     path = files.folder("claims-v2", {"train.jsonl": '{"text": "v2"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice")
+    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
     req(people, "claims@2", "alice", engine)
     bob = unlock(people, "bob", PASSPHRASE)
     v2 = find_asset(people, "claims@2")

@@ -18,7 +18,7 @@ from forgegov.governance.states import AssetKind, DecisionResult, GateAction
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import AuditEntry, PolicyActivation
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, TEXT_DATA
 
 
 def _edited_bundle(ws, tmp_path, edit):
@@ -34,8 +34,8 @@ def _edited_bundle(ws, tmp_path, edit):
 
 def test_a_policy_edit_changes_the_decision(people, files, tmp_path):
     path = files.folder("d", {"a.jsonl": '{"text": "x"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice")
-    register_asset(people, AssetKind.DATASET, files.folder("d2", {"a.jsonl": '{"text": "y"}\n'}), "claims", "alice")
+    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
+    register_asset(people, AssetKind.DATASET, files.folder("d2", {"a.jsonl": '{"text": "y"}\n'}), "claims", "alice", dataset=TEXT_DATA)
 
     actions.request(people, "claims@1", "alice", PASSPHRASE)
     before = actions.answer(people, "claims@1", "bob", PASSPHRASE, GateAction.APPROVE)

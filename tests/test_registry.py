@@ -8,11 +8,12 @@ import pytest
 
 from forgegov.governance.errors import AlreadyExists, BadInput, NotFound, UnreadablePath
 from forgegov.governance.identities import create_identity
+from forgegov.governance.datasets.intake import scan_dataset
 from forgegov.governance.manifest import build_manifest
 from forgegov.governance.registry import find_asset, list_assets, register_asset
 from forgegov.governance.states import AssetKind, CheckpointStage
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, TEXT_DATA
 
 
 @pytest.fixture
@@ -22,9 +23,10 @@ def ws(workspace):
 
 
 def test_digest_is_the_manifest_digest_and_versions_follow_new_bytes(ws, files):
-    v1 = register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "one", "sub/y.txt": "two"}), "d", "alice")
-    assert v1.digest == build_manifest(files.root / "a").digest and v1.version == 1
-    v2 = register_asset(ws, AssetKind.DATASET, files.folder("b", {"x.txt": "one!", "sub/y.txt": "two"}), "d", "alice")
+    v1 = register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "one", "sub/y.txt": "two"}), "d", "alice", dataset=TEXT_DATA)
+    assert v1.digest == scan_dataset(files.root / "a").digest and v1.version == 1
+    assert (v1.dataset_kind, v1.classification, v1.records) == ("pretraining-text", "proprietary", 2)
+    v2 = register_asset(ws, AssetKind.DATASET, files.folder("b", {"x.txt": "one!", "sub/y.txt": "two"}), "d", "alice", dataset=TEXT_DATA)
     assert v2.version == 2 and v2.digest != v1.digest
     assert find_asset(ws, "d").version == 2
     assert find_asset(ws, "dataset/d@1").digest == v1.digest
@@ -34,9 +36,9 @@ def test_digest_is_the_manifest_digest_and_versions_follow_new_bytes(ws, files):
 
 def test_same_bytes_twice_refused(ws, files):
     folder = files.folder("a", {"x.txt": "one"})
-    register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+    register_asset(ws, AssetKind.DATASET, folder, "d", "alice", dataset=TEXT_DATA)
     with pytest.raises(AlreadyExists, match="dataset/d@1"):
-        register_asset(ws, AssetKind.DATASET, folder, "other", "alice")
+        register_asset(ws, AssetKind.DATASET, folder, "other", "alice", dataset=TEXT_DATA)
 
 
 def test_file_order_and_location_do_not_change_identity(ws, files):
@@ -48,23 +50,23 @@ def test_file_order_and_location_do_not_change_identity(ws, files):
 def test_bad_inputs_register_nothing(ws, files, tmp_path):
     good = files.folder("good", {"x.txt": "1"})
     with pytest.raises(UnreadablePath, match="does not exist"):
-        register_asset(ws, AssetKind.DATASET, tmp_path / "missing", "d", "alice")
+        register_asset(ws, AssetKind.DATASET, tmp_path / "missing", "d", "alice", dataset=TEXT_DATA)
     empty = files.root / "empty"
     empty.mkdir(parents=True)
     with pytest.raises(BadInput, match="no files"):
-        register_asset(ws, AssetKind.DATASET, empty, "d", "alice")
+        register_asset(ws, AssetKind.DATASET, empty, "d", "alice", dataset=TEXT_DATA)
     linked = files.folder("linked", {"x.txt": "1"})
     os.symlink("/etc/hostname", linked / "escape")
     with pytest.raises(BadInput, match="symbolic link"):
-        register_asset(ws, AssetKind.DATASET, linked, "d", "alice")
+        register_asset(ws, AssetKind.DATASET, linked, "d", "alice", dataset=TEXT_DATA)
     with pytest.raises(NotFound, match="no identity named 'zed'"):
-        register_asset(ws, AssetKind.DATASET, good, "d", "zed")
+        register_asset(ws, AssetKind.DATASET, good, "d", "zed", dataset=TEXT_DATA)
     with pytest.raises(BadInput, match="needs --stage"):
         register_asset(ws, AssetKind.CHECKPOINT, good, "m", "alice")
     with pytest.raises(BadInput, match="checkpoints only"):
-        register_asset(ws, AssetKind.DATASET, good, "d", "alice", stage=CheckpointStage.CANDIDATE)
+        register_asset(ws, AssetKind.DATASET, good, "d", "alice", stage=CheckpointStage.CANDIDATE, dataset=TEXT_DATA)
     with pytest.raises(BadInput, match="invalid"):
-        register_asset(ws, AssetKind.DATASET, good, "Bad Name", "alice")
+        register_asset(ws, AssetKind.DATASET, good, "Bad Name", "alice", dataset=TEXT_DATA)
     assert list_assets(ws, None) == []
 
 
@@ -72,7 +74,7 @@ def test_unreadable_file_and_special_files_refused(ws, files, monkeypatch):
     folder = files.folder("a", {"x.txt": "1"})
     os.mkfifo(folder / "pipe")
     with pytest.raises(BadInput, match="not a regular file"):
-        register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+        register_asset(ws, AssetKind.DATASET, folder, "d", "alice", dataset=TEXT_DATA)
     (folder / "pipe").unlink()
     real_open = open
 
@@ -84,13 +86,13 @@ def test_unreadable_file_and_special_files_refused(ws, files, monkeypatch):
 
     monkeypatch.setattr("builtins.open", deny_x)
     with pytest.raises(UnreadablePath, match="Permission denied"):
-        register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+        register_asset(ws, AssetKind.DATASET, folder, "d", "alice", dataset=TEXT_DATA)
     monkeypatch.undo()
     assert list_assets(ws, None) == []
 
 
 def test_references(ws, files):
-    register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "1"}), "shared-name", "alice")
+    register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "1"}), "shared-name", "alice", dataset=TEXT_DATA)
     register_asset(ws, AssetKind.REWARD, files.folder("b", {"r.py": "x = 1"}), "shared-name", "alice")
     with pytest.raises(BadInput, match="ambiguous"):
         find_asset(ws, "shared-name")
@@ -103,3 +105,15 @@ def test_references(ws, files):
         find_asset(ws, "sha256:abc")
     with pytest.raises(BadInput, match="unknown kind"):
         find_asset(ws, "model/shared-name")
+
+
+def test_datasets_need_their_declaration_and_only_datasets_take_one(ws, files):
+    folder = files.folder("a", {"x.txt": "1"})
+    with pytest.raises(BadInput, match="needs --kind and --classification"):
+        register_asset(ws, AssetKind.DATASET, folder, "d", "alice")
+    with pytest.raises(BadInput, match="datasets only"):
+        register_asset(ws, AssetKind.REWARD, folder, "r", "alice", dataset=TEXT_DATA)
+    with pytest.raises(BadInput, match="line 1 is not valid JSON"):
+        register_asset(ws, AssetKind.DATASET, files.folder("b", {"x.jsonl": '{"a": '}), "d", "alice",
+                       dataset=TEXT_DATA)
+    assert list_assets(ws, None) == []

@@ -8,6 +8,7 @@ import typer
 
 from forgegov.governance.cli.context import state
 from forgegov.governance.cli.output import emit, stderr
+from forgegov.governance.states import Classification, DatasetKind
 from forgegov.governance.states import AssetKind, CheckpointStage
 
 
@@ -18,7 +19,7 @@ def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
-              stage: CheckpointStage | None, as_json: bool) -> None:
+              stage: CheckpointStage | None, as_json: bool, dataset=None) -> None:  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from forgegov.governance.manifest import total_size
@@ -28,7 +29,7 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
     with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=stderr, transient=True, disable=as_json) as progress:
         task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
-        asset = register_asset(ws, kind, path, name, owner, stage=stage,
+        asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset,
                                progress=lambda n: progress.advance(task, n))
     emit(asset_public(asset), as_json,
          lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
@@ -40,7 +41,29 @@ def _owner_option() -> typer.models.OptionInfo:
 
 def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
     group = typer.Typer(help=help_text, no_args_is_help=True)
-    if kind is AssetKind.CHECKPOINT:
+    if kind is AssetKind.DATASET:
+        @group.command("register")
+        def register_dataset_cmd(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help="Dataset name.")],
+            owner: Annotated[str, _owner_option()],
+            data_kind: Annotated[DatasetKind, typer.Option("--kind", help="What the data is for.")],
+            classification: Annotated[Classification, typer.Option("--classification", help="Whose data it is.")],
+            max_line_bytes: Annotated[int, typer.Option(help="Refuse any single line longer than this.")] = 8 << 20,
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the dataset at PATH (a .jsonl file, a folder of .jsonl files, or a folder of .txt files).
+
+            Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
+            per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
+            lines, empty datasets and links out of the folder are refused and nothing is registered.
+            """
+            from forgegov.governance.datasets.intake import IntakeLimits
+            from forgegov.governance.registry import DatasetSpec
+
+            spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
+            _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
+    elif kind is AssetKind.CHECKPOINT:
         @group.command("register")
         def register_checkpoint(
             ctx: typer.Context, path: Path,

@@ -24,20 +24,6 @@ DATASET_MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
 
 
-class DatasetKind(StrEnum):
-    PRETRAINING_TEXT = "pretraining-text"
-    SFT_CHAT = "sft-chat"
-    PREFERENCE = "preference"
-    RL_PROMPTS = "rl-prompts"
-    EVAL = "eval"
-
-
-class Classification(StrEnum):
-    PROPRIETARY = "proprietary"
-    GENERAL_CURATED = "general-curated"
-    PUBLIC = "public"
-
-
 class DataFormat(StrEnum):
     JSONL = "jsonl"
     TEXT = "text"

@@ -63,6 +63,9 @@ class Asset(SQLModel, table=True):
     state: AssetState = Field(default=AssetState.REGISTERED, sa_column=_enum(AssetState))
     stage: Optional[str] = None
     release: Optional[str] = None
+    dataset_kind: Optional[str] = None
+    classification: Optional[str] = None
+    records: Optional[int] = None
     manifest: str
     source_path: str
     registered_by: str
