@@ -40,7 +40,9 @@ def test_wheel_has_only_the_forgegov_namespace(tmp_path):
     assert tops == {"forgegov"}
     for required in ("forgegov/policies/.manifest", "forgegov/policies/data/data.json",
                      "forgegov/policies/dataset/policy.rego", "forgegov/governance/store/migrations/env.py",
-                     "forgegov/governance/store/migrations/script.py.mako"):
+                     "forgegov/governance/store/migrations/script.py.mako",
+                     "forgegov/governance/datasets/intake.py",
+                     "forgegov/governance/datasets/suites/pretraining-text.json"):
         assert required in names
     for rego in (ROOT / "policies").rglob("*.rego"):
         assert f"forgegov/policies/{rego.relative_to(ROOT / 'policies').as_posix()}" in names, rego

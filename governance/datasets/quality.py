@@ -1,0 +1,128 @@
+"""The data-quality suite for a dataset kind, run with great-expectations on the dataset's records.
+
+Suites live beside this file as JSON (one per kind, versioned, digested into the evidence). Besides the records' own
+fields the suites read derived columns computed here: `_length` (characters of the kind's text fields),
+`_record_key` (digest of the record, for duplicates), `_pii` and `_secrets` (finding counts from `sensitive.py`).
+GE measures; the policy decides: every expectation is strict, and the evidence carries the unexpected counts and
+percentages that the Rego thresholds compare against. Row positions become `file:line` locations; no value is
+ever copied into the evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from forgegov.governance.canonical import canonical_bytes, digest_of
+from forgegov.governance.datasets.intake import DataFormat, detect_format
+from forgegov.governance.datasets.sensitive import PII, SECRETS, ScanSummary, find
+from forgegov.governance.errors import BadInput
+from forgegov.governance.manifest import list_files
+from forgegov.governance.states import DatasetKind
+
+SUITE_VERSION = 1
+MAX_SAMPLE_LOCATIONS = 5
+
+
+@dataclass(frozen=True)
+class QualitySuite:
+    kind: DatasetKind
+    document: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.document)
+
+    @property
+    def text_fields(self) -> list[str]:
+        return list(self.document["text_fields"])
+
+
+def load_suite(kind: DatasetKind) -> QualitySuite:
+    text = resources.files("forgegov.governance.datasets.suites").joinpath(f"{kind.value}.json").read_text("utf-8")
+    document = json.loads(text)
+    if document.get("suite") != kind.value or document.get("version") != SUITE_VERSION \
+            or not isinstance(document.get("expectations"), list) or not document["expectations"]:
+        raise BadInput(f"quality suite for {kind.value} is malformed or empty; an empty suite would pass anything")
+    return QualitySuite(kind, document)
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "\n".join(_text_of(item) for item in value)
+    if isinstance(value, dict):
+        return "\n".join(_text_of(item) for item in value.values())
+    return ""
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Records and their `file:line` locations; intake has already refused anything unreadable."""
+    root, files = list_files(path)
+    data_format = detect_format(root, files)
+    records, locations = [], []
+    for file in files:
+        name = file.relative_to(root).as_posix()
+        with open(file, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                records.append(json.loads(line) if data_format is DataFormat.JSONL else {"text": line.rstrip("\n")})
+                locations.append(f"{name}:{line_no}")
+    return records, locations
+
+
+def run_suite(path: Path, kind: DatasetKind) -> dict[str, Any]:
+    import great_expectations as gx
+    import pandas as pd
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    suite = load_suite(kind)
+    records, locations = read_records(path)
+    scan = ScanSummary(max_samples=MAX_SAMPLE_LOCATIONS)
+    derived: dict[str, list[Any]] = {"_length": [], "_record_key": [], "_pii": [], "_secrets": []}
+    for record, location in zip(records, locations, strict=True):
+        text = "\n".join(_text_of(record.get(field)) for field in suite.text_fields)
+        findings = find(text)
+        scan.add(location, text)
+        derived["_length"].append(len(text))
+        derived["_record_key"].append(hashlib.sha256(canonical_bytes(record)).hexdigest())
+        derived["_pii"].append(sum(findings[k] for k in PII))
+        derived["_secrets"].append(sum(findings[k] for k in SECRETS))
+    frame = pd.DataFrame.from_records(records)
+    for column, values in derived.items():
+        frame[column] = values
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    batch = (context.data_sources.add_pandas("forgegov").add_dataframe_asset(name="records")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame}))
+    gx_suite = gx.ExpectationSuite(name=f"forgegov-{kind.value}-v{SUITE_VERSION}")
+    for item in suite.document["expectations"]:
+        gx_suite.add_expectation(getattr(gx.expectations, item["type"])(**item["kwargs"]))
+    validation = batch.validate(gx_suite, result_format="SUMMARY")
+
+    expectations = []
+    for result in validation.results:
+        details = result.result or {}
+        indexes = details.get("partial_unexpected_index_list") or []
+        expectations.append({
+            "type": result.expectation_config.type,
+            "column": result.expectation_config.kwargs.get("column"),
+            "success": bool(result.success),
+            "unexpected_count": int(details.get("unexpected_count") or 0),
+            "unexpected_percent": float(details.get("unexpected_percent") or 0.0),
+            "sample_locations": [locations[i] for i in indexes[:MAX_SAMPLE_LOCATIONS] if isinstance(i, int)],
+        })
+    return {
+        "suite": suite.document["suite"], "suite_version": SUITE_VERSION, "suite_digest": suite.digest,
+        "records": len(records), "success": bool(validation.success),
+        "failed": sorted({e["type"] + ":" + str(e["column"]) for e in expectations if not e["success"]}),
+        "expectations": expectations,
+        "sensitive": scan.to_evidence(),
+    }
