@@ -17,7 +17,7 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from forgegov.audit.log import consistency_proof, root_at, tree_size
-from forgegov.audit.log_key import load_log_key, pinned_public_key
+from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
 from forgegov.audit.merkle import verify_consistency
 from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
 from forgegov.governance.clock import now_rfc3339
@@ -41,10 +41,10 @@ class SignedCheckpoint:
 def make_checkpoint(workspace: Workspace) -> SignedCheckpoint:
     key = load_log_key(workspace)
     with write_transaction(workspace.database_url) as session:
-        return _sign_and_store(session, workspace, key)
+        return _sign_and_store(session, key)
 
 
-def _sign_and_store(session: Session, workspace: Workspace, key) -> SignedCheckpoint:  # type: ignore[no-untyped-def]
+def _sign_and_store(session: Session, key: LogKey) -> SignedCheckpoint:
     size = tree_size(session)
     checkpoint = Checkpoint(key.origin, size, root_at(session, size))
     note = sign_checkpoint(checkpoint, key.origin, key.private_key)

@@ -88,13 +88,9 @@ def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, acti
 
 def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,
             comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
-    """Open a promotion request to TARGET; it applies at once if the policy needs no (more) approvals."""
-    asset, _gate, open_request = _subject_and_request(workspace, checkpoint, Gate.PROMOTION)
-    if open_request is not None:
-        raise StateConflict(
-            f"{label(asset)} already has an open promotion request to {open_request.target} "
-            f"by {open_request.requested_by}",
-            hint="it is promoted as soon as its approvals meet the policy (`forgegov approve`)",
-        )
+    """Open a promotion request to TARGET; it applies at once if the policy needs no (more) approvals.
+
+    A second open promotion request is refused by the gate itself, like any other duplicate request.
+    """
     return request(workspace, checkpoint, actor, passphrase, gate=Gate.PROMOTION, target=target,
                    comment=comment, engine=engine)

@@ -119,6 +119,12 @@ def test_production_needs_two_distinct_release_managers(people, checkpoint, engi
     assert find_asset(people, checkpoint).release == "production"
 
 
+def test_second_open_promotion_request_refused(people, checkpoint, engine):
+    actions.promote(people, checkpoint, ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    with pytest.raises(StateConflict, match="already has an open promotion request"):
+        actions.promote(people, checkpoint, ReleaseStage.STAGING, "dave", PASSPHRASE, engine=engine)
+
+
 def test_production_before_staging_denied(people, checkpoint, engine):
     with pytest.raises(PolicyDenied) as denied:
         actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
