@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from forgegov.governance.datasets.quality import load_suite, run_suite
+from forgegov.governance.datasets.quality import load_suite, read_records, run_suite
 from forgegov.governance.states import DatasetKind
 
 
@@ -22,7 +22,7 @@ def test_clean_dataset_passes_and_leaves_no_ge_project_behind(files, tmp_path, m
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    evidence = run_suite(folder, DatasetKind.PRETRAINING_TEXT)
+    evidence = run_suite(*read_records(folder), DatasetKind.PRETRAINING_TEXT)
     assert list(workdir.iterdir()) == []
     assert evidence["success"] and evidence["failed"] == [] and evidence["records"] == 20
     assert evidence["suite_digest"] == load_suite(DatasetKind.PRETRAINING_TEXT).digest
@@ -31,7 +31,7 @@ def test_clean_dataset_passes_and_leaves_no_ge_project_behind(files, tmp_path, m
 def test_problems_are_measured_with_locations_not_values(files):
     rows = [{"text": "fine"}, {"text": "mail jane@example.com"}, {"text": "fine"}, {"other": "no text"},
             {"text": "key AKIAIOSFODNN7EXAMPLE"}]
-    evidence = run_suite(files.folder("bad", {"d.jsonl": _jsonl(rows)}), DatasetKind.PRETRAINING_TEXT)
+    evidence = run_suite(*read_records(files.folder("bad", {"d.jsonl": _jsonl(rows)})), DatasetKind.PRETRAINING_TEXT)
     assert not evidence["success"]
     by_check = {(e["type"], e["column"]): e for e in evidence["expectations"]}
     assert by_check[("expect_column_values_to_not_be_null", "text")]["sample_locations"] == ["d.jsonl:4"]
@@ -45,5 +45,5 @@ def test_problems_are_measured_with_locations_not_values(files):
 
 def test_required_fields_per_kind(files):
     folder = files.folder("pref", {"p.jsonl": _jsonl([{"prompt": "q", "chosen": "a"}])})
-    evidence = run_suite(folder, DatasetKind.PREFERENCE)
+    evidence = run_suite(*read_records(folder), DatasetKind.PREFERENCE)
     assert "expect_column_to_exist:rejected" in evidence["failed"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -77,13 +78,13 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return records, locations
 
 
-def run_suite(path: Path, kind: DatasetKind) -> dict[str, Any]:
+def run_suite(records: Sequence[dict[str, Any]], locations: Sequence[str], kind: DatasetKind) -> dict[str, Any]:
+    """Validate `records` (with their `file:line` locations) against the suite for `kind`."""
     import great_expectations as gx
     import pandas as pd
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     suite = load_suite(kind)
-    records, locations = read_records(path)
     scan = ScanSummary(max_samples=MAX_SAMPLE_LOCATIONS)
     derived: dict[str, list[Any]] = {"_length": [], "_record_key": [], "_pii": [], "_secrets": []}
     for record, location in zip(records, locations, strict=True):
