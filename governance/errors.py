@@ -61,6 +61,10 @@ class ReplayedApproval(SignatureInvalid):
     pass
 
 
+class DigestMismatch(BadInput):
+    """Bytes on disk are not the bytes that were registered (and approved) under a digest: swapped or edited since."""
+
+
 class StateConflict(BadInput):
     """The action does not fit the subject's current state (no open request, already decided, ...)."""
 
