@@ -1,7 +1,9 @@
 """`forgegov demo`: the governed flow end to end, in a fresh workspace, with real OPA, keys and signatures.
 
-Later issues extend it (data-quality evidence, training, drift evaluation); at this stage it shows the spine:
-identities, registration, the four gates, separation of duties, quorum, revocation and the audit log.
+Later issues extend it (training, drift evaluation); at this stage it shows the spine: identities, registration,
+data-quality checks as gate evidence (a clean dataset, and one with personal data that needs the privacy officer's
+justified approval), digest-verified loading (an edited file refused and logged), the four gates, separation of
+duties, quorum, revocation and the audit log.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 
 from forgegov.governance import actions
 from forgegov.governance.config import Workspace
-from forgegov.governance.errors import ForgegovError, PolicyDenied
+from forgegov.governance.datasets.check import check_dataset
+from forgegov.governance.datasets.loader import load_dataset
+from forgegov.governance.errors import DigestMismatch, ForgegovError, PolicyDenied
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import create_identity, revoke_identity
 from forgegov.governance.states import Classification, DatasetKind
@@ -21,7 +25,7 @@ from forgegov.governance.registry import DatasetSpec, register_asset
 from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
 from forgegov.governance.workspace import init_workspace
 
-PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "mallory")
+PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
 # Holds no role in policy data: a witness only cosigns checkpoints it has checked.
 WITNESS = "audit-witness"
 
@@ -39,6 +43,13 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     with open(dataset / "train.jsonl", "w", encoding="utf-8") as handle:
         for i in range(200):
             handle.write(json.dumps({"text": f"Claim {i:04d}: part ZX-{100 + i} was replaced under warranty."}) + "\n")
+    tickets = root / "support-tickets"
+    tickets.mkdir()
+    with open(tickets / "tickets.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(100):
+            # Every tenth ticket quotes the customer's address, as real support exports do.
+            contact = f" Reply to customer{i}@example.com." if i % 10 == 3 else ""
+            handle.write(json.dumps({"text": f"Ticket {i:03d}: hinge on unit ZX-{300 + i} squeaks.{contact}"}) + "\n")
     reward = root / "reward"
     reward.mkdir()
     (reward / "reward.py").write_text(
@@ -51,7 +62,7 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 256}), encoding="utf-8")
     (checkpoint / "model.safetensors").write_bytes(bytes(range(256)) * 64)
-    return {"dataset": dataset, "reward": reward, "run": run, "checkpoint": checkpoint}
+    return {"dataset": dataset, "tickets": tickets, "reward": reward, "run": run, "checkpoint": checkpoint}
 
 
 def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
@@ -62,13 +73,21 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         create_identity(workspace, person, passphrase)
     say(f"identities: {', '.join(PEOPLE)} (roles come from the policy bundle's data)")
     paths = _write_demo_assets(directory / "inputs")
-    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice",
-                   dataset=DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY))
+    proprietary_text = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
+    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice", dataset=proprietary_text)
+    register_asset(workspace, AssetKind.DATASET, paths["tickets"], "support-tickets", "alice",
+                   dataset=proprietary_text)
     register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
     register_asset(workspace, AssetKind.RUN, paths["run"], "claims-cpt", "alice")
     register_asset(workspace, AssetKind.CHECKPOINT, paths["checkpoint"], "claims-model", "alice",
                    stage=CheckpointStage.CANDIDATE)
-    say("registered: dataset/claims@1, reward/warranty-reward@1, run/claims-cpt@1, checkpoint/claims-model@1")
+    say("registered: dataset/claims@1, dataset/support-tickets@1, reward/warranty-reward@1, run/claims-cpt@1, "
+        "checkpoint/claims-model@1")
+    for name in ("claims", "support-tickets"):
+        checked = check_dataset(workspace, f"dataset/{name}", actor="alice")
+        pii = checked.summary["pii"]
+        say(f"data-quality check of {checked.dataset}: {checked.summary['records']} records, PII in "
+            f"{pii['records']} ({', '.join(pii['sample_locations']) or 'none'}), result {checked.result_digest[:19]}…")
 
     def step(title: str, call: Callable[[], GateOutcome], expect_denied: bool = False) -> None:
         try:
@@ -104,6 +123,31 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         step("carol (reward reviewer) approves the dataset", act("claims", "carol", GateAction.APPROVE),
              expect_denied=True)
         step("bob (data steward) approves", act("claims", "bob", GateAction.APPROVE))
+        say("dataset gate, personal data found")
+        step("alice requests approval of dataset/support-tickets@1",
+             act("support-tickets", "alice", GateAction.REQUEST))
+        step("bob (data steward) approves", act("support-tickets", "bob", GateAction.APPROVE))
+        step("grace (privacy officer) approves without a justification",
+             act("support-tickets", "grace", GateAction.APPROVE), expect_denied=True)
+        step("grace approves with a justification",
+             lambda: actions.answer(workspace, "support-tickets", "grace", passphrase, GateAction.APPROVE,
+                                    comment="addresses are the customers' own, processed under the support contract",
+                                    engine=engine))
+        say("digest-verified loading")
+        loaded = load_dataset(workspace, "dataset/claims", actor="alice", purpose="demo: continued pre-training")
+        report.steps.append({"step": "alice loads dataset/claims@1", "result": "loaded", "rows": loaded.num_rows})
+        say(f"  alice loads dataset/claims@1 for training: {loaded.num_rows} rows, every byte re-verified")
+        tickets = paths["tickets"] / "tickets.jsonl"
+        tickets.write_bytes(tickets.read_bytes().replace(b"squeaks", b"squeals", 1))
+        try:
+            load_dataset(workspace, "dataset/support-tickets", actor="alice", purpose="demo: continued pre-training")
+        except DigestMismatch as refused:
+            report.steps.append({"step": "alice loads support-tickets after a word was edited", "result": "refused",
+                                 "reasons": [refused.message]})
+            say(f"  alice loads dataset/support-tickets@1 after one word in it was edited: REFUSED, and logged "
+                f"({refused.message})")
+        else:
+            raise ForgegovError("demo expected the edited dataset to be refused")
         say("reward-function gate")
         step("alice requests review of reward/warranty-reward@1", act("warranty-reward", "alice", GateAction.REQUEST))
         step("carol (reward reviewer) approves", act("warranty-reward", "carol", GateAction.APPROVE))

@@ -32,6 +32,7 @@ from forgegov.governance.errors import (
     SignatureInvalid,
     StateConflict,
 )
+from forgegov.governance.evidence import gather as gather_evidence
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.client import OpaAnswer
 from forgegov.governance.registry import label
@@ -87,12 +88,11 @@ class GateOutcome:
         }
 
 
-def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement,
-           evidence: dict[str, Any] | None = None) -> GateOutcome:
+def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
     """Run the gate for one signed statement. Raises PolicyDenied (after recording it) when OPA denies."""
     try:
         with write_transaction(workspace.database_url) as session:
-            outcome = _decide_and_apply(session, engine, statement, evidence or {})
+            outcome = _decide_and_apply(session, engine, statement)
     except (SignatureInvalid, RevokedIdentity) as refusal:
         _log_refusal(workspace, statement, refusal)
         raise
@@ -105,8 +105,7 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     return outcome
 
 
-def _decide_and_apply(session: Session, engine: DecisionSource, statement: SignedStatement,
-                      evidence: dict[str, Any]) -> GateOutcome:
+def _decide_and_apply(session: Session, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
     # 1. The request: which subject, and which open request this statement opens or answers.
     check_shape(statement)
     gate, action = statement.gate, statement.action
@@ -132,7 +131,8 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
             raise ReplayedApproval(f"statement was signed for request {statement.request_id}, "
                                    f"not the open request {request.id}: refused as a replay")
 
-    # 2. Evidence: the actor's identity and signature, then every approval already on the request.
+    # 2. Evidence: the actor's identity and signature, every approval already on the request, and what forgegov
+    #    itself recorded about the subject (data-quality checks, ...), each re-verified.
     actor = get_identity(session, statement.signer)
     require_active(actor)
     verify_statement(actor, statement)
@@ -141,6 +141,7 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
     approvals = [] if action is GateAction.REQUEST else _verified_approvals(session, request)
     if action is not GateAction.REQUEST:
         approvals.append(_approval_input(statement, actor, new=True))
+    evidence = gather_evidence(session, gate, asset)
 
     # 3. The OPA decision. Anything but a clear, well-formed answer from the pinned policy is a denial.
     input_document = {
@@ -256,6 +257,7 @@ def _approval_input(statement: SignedStatement, signer: IdentityRow, *, new: boo
         "approver": signer.name, "key_id": signer.key_id,
         "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
         "signed_at": statement.payload["signed_at"], "key_revoked": signer.revoked_at is not None, "new": new,
+        "justification": statement.payload.get("comment", ""),
     }
 
 

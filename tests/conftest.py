@@ -86,3 +86,15 @@ class Files:
 @pytest.fixture
 def files(tmp_path: Path) -> Files:
     return Files(tmp_path / "inputs")
+
+
+def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "alice",
+                     spec: DatasetSpec = TEXT_DATA):
+    """Register a dataset and run its data-quality check, as `forgegov dataset register` does."""
+    from forgegov.governance.datasets.check import check_dataset
+    from forgegov.governance.registry import label, register_asset
+    from forgegov.governance.states import AssetKind
+
+    asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec)
+    check_dataset(workspace, label(asset), actor=owner)
+    return asset

@@ -19,12 +19,11 @@ from forgegov.audit.note import Checkpoint, sign_checkpoint
 from forgegov.audit.operations import verify_workspace
 from forgegov.audit.verify import AuditIntegrityError
 from forgegov.governance import actions
-from forgegov.governance.registry import register_asset
-from forgegov.governance.states import AssetKind, GateAction
+from forgegov.governance.states import GateAction
 from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import AuditCheckpoint, AuditEntry, AuditNode
 
-from .conftest import PASSPHRASE, TEXT_DATA
+from .conftest import register_checked, PASSPHRASE
 
 ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckpoint.__table__
 
@@ -32,7 +31,7 @@ ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckp
 @pytest.fixture
 def log(people, files, tmp_path):
     """A workspace whose log holds registrations and gate decisions, checkpointed to a witness folder."""
-    register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", "alice", dataset=TEXT_DATA)
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
     actions.request(people, "claims", "alice", PASSPHRASE)
     actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
     witness = tmp_path / "witness"
@@ -121,7 +120,8 @@ def test_edited_query_column(log):
 
 def test_edited_leaf_with_recomputed_leaf_hash(log):
     ws, witness = log
-    seq = _seq_of(ws, "gate.dataset.approve")
+    # An early entry, so that a stored subtree node covers it (the newest leaves may be covered by none yet).
+    seq = _seq_of(ws, "dataset.register")
     with read_session(ws.database_url) as session:
         leaf = json.loads(session.connection().execute(select(ENTRY.c.leaf).where(ENTRY.c.seq == seq)).scalar_one())
     leaf["actor"] = "dave"

@@ -54,6 +54,10 @@ def cli(tmp_path: Path, store_url: str | None) -> Cli:
 def test_dataset_flow_and_exit_codes(cli):
     registered = cli.json("dataset", "register", "../claims", "--name", "claims", "--owner", "alice", *DATA)
     assert registered["digest"].startswith("sha256:") and registered["version"] == 1
+    assert registered["check"]["summary"]["records"] == 1 and registered["check"]["summary"]["failed"] == []
+    again = cli.json("dataset", "check", "claims", "--as", "bob")
+    assert again["dataset"] == "dataset/claims@1" and again["audit_seq"] > registered["check"]["audit_seq"]
+    assert "no identity named 'nobody'" in cli("dataset", "check", "claims", "--as", "nobody", code=2).stderr
     opened = cli.json("request", "claims", "--as", "alice")
     assert opened["result"] == "pending" and opened["missing"]
     denied = cli("approve", "claims", "--as", "alice", code=3)

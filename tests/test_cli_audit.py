@@ -52,9 +52,10 @@ def test_audit_commands(tmp_path):
     cli("audit", "redact", str(registered), "--reason", "erasure request", "--by", "privacy-office")
     assert cli.json("audit", "verify")["redacted"] == [registered]
 
+    requested = cli.json("audit", "show", "--action", "gate.dataset.request")[0]["leaf"]["seq"]
     with sqlite3.connect(cli.cwd / "forgegov.db") as db:
-        db.execute("UPDATE audit_entry SET payload = replace(payload, 'alice', 'mallory') WHERE seq = 5")
+        db.execute("UPDATE audit_entry SET payload = replace(payload, 'alice', 'mallory') WHERE seq = ?", (requested,))
     failed = cli("audit", "verify", code=1)
-    assert "entry 5: payload does not match the leaf's payload digest" in failed.stderr
+    assert f"entry {requested}: payload does not match the leaf's payload digest" in failed.stderr
     assert cli("audit", "show", "999", code=2).stderr.startswith("error: no audit entry 999")
     json.loads(cli("audit", "tail", "-n", "2", "--json").stdout)

@@ -73,9 +73,9 @@ def test_layout_problems_are_refused(files, tmp_path):
         scan_dataset(files.folder("mixed", {"a.jsonl": _jsonl([{"a": 1}]), "b.txt": "x"}))
     with pytest.raises(BadInput, match="neither .jsonl nor .txt"):
         scan_dataset(files.folder("odd", {"a.jsonl": _jsonl([{"a": 1}]), "model.bin": b"\x01\x02"}))
-    with pytest.raises(BadInput, match="Parquet is not readable"):
+    with pytest.raises(BadInput, match="part-0.parquet: not a readable Parquet file"):
         scan_dataset(files.folder("pq", {"part-0.parquet": b"PAR1"}))
-    with pytest.raises(BadInput, match="save_to_disk"):
+    with pytest.raises(BadInput, match="save_to_disk folder: state.json is missing"):
         scan_dataset(files.folder("hf", {"dataset_info.json": "{}", "data-00000-of-00001.arrow": b"x"}))
     escaping = files.folder("escape", {"a.jsonl": _jsonl([{"a": 1}])})
     os.symlink(tmp_path, escaping / "outside")

@@ -16,16 +16,16 @@ from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import parse_answer
 from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.policy import packaged_bundle
-from forgegov.governance.registry import find_asset, register_asset
-from forgegov.governance.states import AssetKind, DecisionResult
+from forgegov.governance.registry import find_asset
+from forgegov.governance.states import DecisionResult
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Decision
 from forgegov.governance.workspace import init_workspace
 
-from .conftest import Files, PASSPHRASE, PEOPLE, TEXT_DATA
+from .conftest import register_checked, Files, PASSPHRASE, PEOPLE
 
 
-def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.22-1") -> Path:
+def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.22-2") -> Path:
     """The shipped bundle, optionally with the dataset gate replaced and another revision."""
     bundle = tmp_path / "bundle"
     shutil.copytree(packaged_bundle(), bundle, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
@@ -41,7 +41,7 @@ def _workspace_with_dataset(tmp_path: Path, files: Files, store_url: str | None,
     ws = init_workspace(tmp_path / "ws", store_url=store_url, **init_kwargs)
     for name in ("alice", "bob"):
         create_identity(ws, name, PASSPHRASE)
-    register_asset(ws, AssetKind.DATASET, files.folder("d", {"a.txt": "hello"}), "claims", "alice", dataset=TEXT_DATA)
+    register_checked(ws, files.folder("d", {"a.txt": "hello"}), "claims")
     return ws
 
 

@@ -25,13 +25,13 @@ from forgegov.governance.statements import SignedStatement, make_statement
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Approval, AuditEntry, Decision, GateRequest
 
-from .conftest import Files, PASSPHRASE, TEXT_DATA
+from .conftest import register_checked, Files, PASSPHRASE
 
 
 @pytest.fixture
 def dataset(people: Workspace, files: Files) -> str:
     path = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
+    register_checked(people, path, "claims")
     return "claims"
 
 
@@ -73,7 +73,7 @@ def test_dataset_approved_by_data_steward(people, dataset, engine):
     assert done.result is DecisionResult.ALLOW
     assert find_asset(people, dataset).state.value == "approved"
     assert done.opa_decision_id, "OPA's own decision id is recorded"
-    assert done.policy_revision == "2026.11.22-1"
+    assert done.policy_revision == "2026.11.22-2"
 
 
 def test_self_approval_denied_and_nothing_but_the_decision_written(people, dataset, engine):
@@ -182,7 +182,7 @@ def test_approval_for_another_request_refused(people, dataset, files, engine):
     asset = find_asset(people, dataset)
     ans(people, dataset, "bob", engine, action=GateAction.REJECT, comment="bad source")
     path = files.folder("claims-v2", {"train.jsonl": '{"text": "v2"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
+    register_checked(people, path, "claims")
     req(people, "claims@2", "alice", engine)
     bob = unlock(people, "bob", PASSPHRASE)
     v2 = find_asset(people, "claims@2")
@@ -286,7 +286,7 @@ def test_every_decision_names_its_policy_and_input(people, dataset, engine):
     from forgegov.governance.canonical import digest_of
 
     for decision in decisions:
-        assert decision.policy_revision == "2026.11.22-1"
+        assert decision.policy_revision == "2026.11.22-2"
         assert decision.policy_digest == engine.pinned_digest
         assert decision.input_digest == digest_of(json.loads(decision.input))
         assert decision.opa_decision_id

@@ -13,12 +13,11 @@ from forgegov.governance.errors import PolicyBundleError, StateConflict
 from forgegov.governance.identities import unlock
 from forgegov.governance.policy import bundle_info
 from forgegov.governance.policy_adoption import adopt_bundle
-from forgegov.governance.registry import register_asset
-from forgegov.governance.states import AssetKind, DecisionResult, GateAction
+from forgegov.governance.states import DecisionResult, GateAction
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import AuditEntry, PolicyActivation
 
-from .conftest import PASSPHRASE, TEXT_DATA
+from .conftest import register_checked, PASSPHRASE
 
 
 def _edited_bundle(ws, tmp_path, edit):
@@ -28,14 +27,14 @@ def _edited_bundle(ws, tmp_path, edit):
     data = json.loads(data_path.read_text())
     edit(data)
     data_path.write_text(json.dumps(data, indent=2))
-    (bundle / ".manifest").write_text(json.dumps({"revision": "2026.11.22-2"}))
+    (bundle / ".manifest").write_text(json.dumps({"revision": "2026.11.22-edited"}))
     return bundle
 
 
 def test_a_policy_edit_changes_the_decision(people, files, tmp_path):
     path = files.folder("d", {"a.jsonl": '{"text": "x"}\n'})
-    register_asset(people, AssetKind.DATASET, path, "claims", "alice", dataset=TEXT_DATA)
-    register_asset(people, AssetKind.DATASET, files.folder("d2", {"a.jsonl": '{"text": "y"}\n'}), "claims", "alice", dataset=TEXT_DATA)
+    register_checked(people, path, "claims")
+    register_checked(people, files.folder("d2", {"a.jsonl": '{"text": "y"}\n'}), "claims")
 
     actions.request(people, "claims@1", "alice", PASSPHRASE)
     before = actions.answer(people, "claims@1", "bob", PASSPHRASE, GateAction.APPROVE)
@@ -49,13 +48,13 @@ def test_a_policy_edit_changes_the_decision(people, files, tmp_path):
     after = actions.answer(people, "claims@2", "bob", PASSPHRASE, GateAction.APPROVE)
     assert after.result is DecisionResult.PENDING
     assert after.missing == ("1 more approval by role privacy-officer (have 0 of 1)",)
-    assert after.policy_revision == "2026.11.22-2"
+    assert after.policy_revision == "2026.11.22-edited"
     assert actions.answer(people, "claims@2", "grace", PASSPHRASE, GateAction.APPROVE).state == "approved"
 
     with read_session(people.database_url) as session:
         activations = list(session.exec(select(PolicyActivation).order_by(PolicyActivation.id)))
         logged = session.exec(select(AuditEntry).where(AuditEntry.action == "policy.activate")).all()
-    assert [a.revision for a in activations] == ["2026.11.22-1", "2026.11.22-2"]
+    assert [a.revision for a in activations] == ["2026.11.22-2", "2026.11.22-edited"]
     assert activations[-1].activated_by == "dave" and activations[-1].signature
     assert len(logged) == 2
 

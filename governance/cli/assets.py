@@ -19,7 +19,7 @@ def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
-              stage: CheckpointStage | None, as_json: bool, dataset=None) -> None:  # type: ignore[no-untyped-def]
+              stage: CheckpointStage | None, as_json: bool, dataset=None):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from forgegov.governance.manifest import total_size
@@ -31,8 +31,12 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
         task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
         asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset,
                                progress=lambda n: progress.advance(task, n))
-    emit(asset_public(asset), as_json,
-         lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
+    if dataset is None:
+        emit(asset_public(asset), as_json,
+             lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
+    else:
+        stderr.print(f"registered {label(asset)}  {asset.digest}  owner {owner}")
+    return asset
 
 
 def _owner_option() -> typer.models.OptionInfo:
@@ -52,17 +56,30 @@ def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
             max_line_bytes: Annotated[int, typer.Option(help="Refuse any single line longer than this.")] = 8 << 20,
             as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         ) -> None:
-            """Register the dataset at PATH (a .jsonl file, a folder of .jsonl files, or a folder of .txt files).
+            """Register the dataset at PATH and check it: a .jsonl file or folder of them, a folder of .txt files, a
+            .parquet file or folder of them, or a `datasets` save_to_disk folder.
 
             Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
             per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
-            lines, empty datasets and links out of the folder are refused and nothing is registered.
+            lines, empty datasets and links out of the folder are refused and nothing is registered. The data-quality
+            check (`forgegov dataset check`) then runs on the registered bytes; its findings are evidence for the
+            dataset gate, not a reason to refuse registration.
             """
+            from forgegov.governance.cli.datasets import print_check, run_check
             from forgegov.governance.datasets.intake import IntakeLimits
-            from forgegov.governance.registry import DatasetSpec
+            from forgegov.governance.registry import DatasetSpec, label
 
             spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
-            _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
+            asset = _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
+            outcome = run_check(state(ctx).workspace(), label(asset), owner, as_json)
+            if as_json:
+                emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
+            else:
+                print_check(outcome, as_json)
+
+        from forgegov.governance.cli.datasets import check
+
+        group.command("check")(check)
     elif kind is AssetKind.CHECKPOINT:
         @group.command("register")
         def register_checkpoint(

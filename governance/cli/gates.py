@@ -45,7 +45,8 @@ def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
 
 
 def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
-            comment: Annotated[str, typer.Option(help="Recorded with the signed approval.")] = "",
+            comment: Annotated[str, typer.Option(help="Recorded with the signed approval; a privacy officer's "
+                                                 "justification when the policy asks for one.")] = "",
             gate: Annotated[Optional[Gate], typer.Option(help="Gate of the open request (default: the subject's "
                                                                "own gate).")] = None,
             as_json: Annotated[bool, _JSON] = False) -> None:

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from forgegov.governance.canonical import canonical_bytes, digest_of
-from forgegov.governance.datasets.intake import DataFormat, detect_format
+from forgegov.governance.datasets.intake import collect_records
 from forgegov.governance.datasets.sensitive import PII, SECRETS, ScanSummary, find
 from forgegov.governance.errors import BadInput
-from forgegov.governance.manifest import list_files
 from forgegov.governance.states import DatasetKind
 
 SUITE_VERSION = 1
@@ -41,6 +40,10 @@ class QualitySuite:
     @property
     def text_fields(self) -> list[str]:
         return list(self.document["text_fields"])
+
+    def text_of(self, record: dict[str, Any]) -> str:
+        """The text a record contributes under this suite: what length, PII and contamination checks read."""
+        return "\n".join(_text_of(record.get(field)) for field in self.text_fields)
 
 
 def load_suite(kind: DatasetKind) -> QualitySuite:
@@ -63,19 +66,10 @@ def _text_of(value: Any) -> str:
 
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Records and their `file:line` locations; intake has already refused anything unreadable."""
-    root, files = list_files(path)
-    data_format = detect_format(root, files)
-    records, locations = [], []
-    for file in files:
-        name = file.relative_to(root).as_posix()
-        with open(file, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                records.append(json.loads(line) if data_format is DataFormat.JSONL else {"text": line.rstrip("\n")})
-                locations.append(f"{name}:{line_no}")
-    return records, locations
+    """Records and their locations (`file:line`, or `file:row N` in columnar files), parsed by intake's own code so
+    the suite judges exactly the records intake admitted. Trainers read through `reader.read_verified` instead."""
+    kept = collect_records(path)
+    return kept.records, kept.locations
 
 
 def run_suite(records: Sequence[dict[str, Any]], locations: Sequence[str], kind: DatasetKind) -> dict[str, Any]:
@@ -86,17 +80,38 @@ def run_suite(records: Sequence[dict[str, Any]], locations: Sequence[str], kind:
 
     suite = load_suite(kind)
     scan = ScanSummary(max_samples=MAX_SAMPLE_LOCATIONS)
-    derived: dict[str, list[Any]] = {"_length": [], "_record_key": [], "_pii": [], "_secrets": []}
+    fields = suite.text_fields
+    lengths: list[int] = []
+    keys: list[str] = []
+    pii: list[int] = []
+    secrets: list[int] = []
+    sha256, dumps = hashlib.sha256, json.dumps
     for record, location in zip(records, locations, strict=True):
-        text = "\n".join(_text_of(record.get(field)) for field in suite.text_fields)
-        findings = find(text)
-        scan.add(location, text)
-        derived["_length"].append(len(text))
-        derived["_record_key"].append(hashlib.sha256(canonical_bytes(record)).hexdigest())
-        derived["_pii"].append(sum(findings[k] for k in PII))
-        derived["_secrets"].append(sum(findings[k] for k in SECRETS))
+        text = _text_of(record.get(fields[0])) if len(fields) == 1 else \
+            "\n".join(_text_of(record.get(field)) for field in fields)
+        findings = find(text)  # scanned once: the summary and the per-record counts share the findings
+        scan.add_findings(location, findings)
+        lengths.append(len(text))
+        # The duplicate key only has to be equal exactly when the records are equal. For the common record of
+        # strings only, sorted compact JSON is such a form and far cheaper than RFC 8785; anything else (numbers,
+        # nesting) and text that is not valid Unicode (lone surrogates, which RFC 8785 refuses) take the canonical
+        # bytes, with their refusals. Equal bytes from the two forms parse to the same value, so they never collide.
+        if all(isinstance(k, str) and isinstance(v, str) for k, v in record.items()):
+            try:
+                key = dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                key = canonical_bytes(record)
+        else:
+            key = canonical_bytes(record)
+        keys.append(sha256(key).hexdigest())
+        if findings:
+            pii.append(sum(findings[k] for k in PII))
+            secrets.append(sum(findings[k] for k in SECRETS))
+        else:
+            pii.append(0)
+            secrets.append(0)
     frame = pd.DataFrame.from_records(records)
-    for column, values in derived.items():
+    for column, values in (("_length", lengths), ("_record_key", keys), ("_pii", pii), ("_secrets", secrets)):
         frame[column] = values
 
     context = gx.get_context(mode="ephemeral")

@@ -57,26 +57,74 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+# A card candidate is digits, spaces and hyphens only, starting with a digit, 13 digits at least; so it lies inside one
+# maximal run like this. Running the candidate pattern only over such runs finds the same matches (the characters
+# either side of a run are not digits, which is all the candidate's look-arounds ask) without trying every position.
+_CARD_RUN = re.compile(r"\d[\d -]{12,}")
+
+
 def _cards(text: str) -> int:
     count = 0
-    for match in _CARD_CANDIDATE.finditer(text):
+    for run in _CARD_RUN.finditer(text):
+        count += _cards_in(text, run.start(), run.end())
+    return count
+
+
+def _cards_in(text: str, start: int, end: int) -> int:
+    count = 0
+    for match in _CARD_CANDIDATE.finditer(text, start, end):
         digits = re.sub(r"[ -]", "", match.group())
         if 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn_valid(digits):
             count += 1
     return count
 
 
+# Pre-filters: cheap necessary conditions, checked before a pattern runs, so that text which cannot match skips the
+# pattern (Python's `re` tries most of these patterns at every position). Each is implied by every match of its
+# pattern, so skipping never changes a count; tests/test_sensitive_scan.py compares against the unfiltered patterns.
+_DIGIT = re.compile(r"\d")  # the same Unicode digits that `\d` matches in the patterns above
+_API_KEY_MARKERS = ("AKIA", "ASIA", "_", "xox", "AIza", "sk-", "glpat-")  # one is in every alternative
+_PHONE_NANP_HINT = re.compile(r"\d{3}\)?[ .-]\d{3}[ .-]\d{4}")  # the second alternative, without its boundaries
+_NATIONAL_ID_HINT = re.compile(r"\d\d(?:\d-\d\d-\d{4}| ?\d\d ?\d\d ?[A-D])")  # both alternatives' digits
+_ASCII_DIGITS = "0123456789"
+
+
+def _digit_count(text: str) -> int:
+    if text.isascii():
+        return sum(map(text.count, _ASCII_DIGITS))
+    return len(_DIGIT.findall(text))
+
+
 def find(text: str) -> Counter[Finding]:
     """How many of each kind of sensitive value `text` holds."""
     found: Counter[Finding] = Counter()
-    for kind, pattern in ((Finding.EMAIL, _EMAIL), (Finding.NATIONAL_ID, _NATIONAL_ID), (Finding.API_KEY, _API_KEY),
-                          (Finding.PRIVATE_KEY, _PRIVATE_KEY), (Finding.PHONE, _PHONE)):
-        hits = len(pattern.findall(text))
+    if "@" in text:
+        hits = len(_EMAIL.findall(text))
         if hits:
-            found[kind] += hits
-    cards = _cards(text)
-    if cards:
-        found[Finding.PAYMENT_CARD] += cards
+            found[Finding.EMAIL] = hits
+    digits = _digit_count(text)
+    # A national id holds at least 6 digits (UK) or 9 (US), a phone at least 7 after a '+' or 10 otherwise, and a
+    # card candidate at least 13.
+    if digits >= 6 and _NATIONAL_ID_HINT.search(text):
+        hits = len(_NATIONAL_ID.findall(text))
+        if hits:
+            found[Finding.NATIONAL_ID] = hits
+    if any(marker in text for marker in _API_KEY_MARKERS):
+        hits = len(_API_KEY.findall(text))
+        if hits:
+            found[Finding.API_KEY] = hits
+    if "-----BEGIN " in text:
+        hits = len(_PRIVATE_KEY.findall(text))
+        if hits:
+            found[Finding.PRIVATE_KEY] = hits
+    if (digits >= 7 and "+" in text) or (digits >= 10 and _PHONE_NANP_HINT.search(text)):
+        hits = len(_PHONE.findall(text))
+        if hits:
+            found[Finding.PHONE] = hits
+    if digits >= 13:
+        cards = _cards(text)
+        if cards:
+            found[Finding.PAYMENT_CARD] = cards
     return found
 
 
@@ -91,8 +139,12 @@ class ScanSummary:
     max_samples: int = 5
 
     def add(self, location: str, text: str) -> None:
+        self.add_findings(location, find(text))
+
+    def add_findings(self, location: str, findings: Counter[Finding]) -> None:
+        """Count one record whose text `find` has already scanned (so the text is not scanned twice)."""
         self.records += 1
-        for kind, hits in find(text).items():
+        for kind, hits in findings.items():
             self.counts[kind] += hits
             self.records_with[kind] += 1
             samples = self.samples.setdefault(kind, [])

@@ -175,3 +175,20 @@ class AuditCheckpoint(SQLModel, table=True):
     root: str = Field(max_length=64)
     note: str
     created_at: str
+
+
+class DatasetCheck(SQLModel, table=True):
+    """One data-quality check of one dataset version: the full result (counts, rates, locations; never values),
+    its digest, and the audit entry that committed to that digest. The dataset gate reads the newest one."""
+
+    __tablename__ = "dataset_check"
+    id: str = Field(primary_key=True, max_length=36)
+    record_version: int = RECORD_VERSION
+    asset_id: int = Field(foreign_key="asset.id", index=True)
+    dataset_digest: str = Field(max_length=71)
+    suite_digest: str = Field(max_length=71)
+    result: str
+    result_digest: str = Field(max_length=71)
+    checked_by: str = Field(max_length=64)
+    checked_at: str
+    audit_seq: int

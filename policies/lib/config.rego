@@ -23,6 +23,12 @@ default approvals := {}
 
 approvals := data.data.approvals
 
+# Thresholds of the dataset gate's data-quality rules; absent ones are read as
+# zero there, so a bundle without them lets no finding through.
+default data_quality := {}
+
+data_quality := data.data.data_quality
+
 default max_age_hours := 0
 
 max_age_hours := approvals.max_age_hours
