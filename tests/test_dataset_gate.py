@@ -12,6 +12,7 @@ from forgegov.audit.operations import verify_workspace
 from forgegov.governance import actions
 from forgegov.governance.canonical import canonical_bytes, digest_of
 from forgegov.governance.datasets.check import check_dataset
+from forgegov.governance.datasets.loader import load_dataset
 from forgegov.governance.errors import DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
 from forgegov.governance.history import subject_history
 from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
@@ -103,6 +104,7 @@ def test_pii_dataset_needs_the_privacy_officers_justified_approval(people, files
                 [e.payload or "" for e in session.exec(select(AuditEntry))] + \
                 [c.result for c in session.exec(select(DatasetCheck))]
     assert not any("example.com" in text for text in texts)
+    assert load_dataset(people, "tickets", actor="alice", purpose="support-assistant SFT").num_rows == 50
 
 
 def test_failed_schema_always_denies(people, files, engine):

@@ -80,15 +80,13 @@ def run_suite(records: Sequence[dict[str, Any]], locations: Sequence[str], kind:
 
     suite = load_suite(kind)
     scan = ScanSummary(max_samples=MAX_SAMPLE_LOCATIONS)
-    fields = suite.text_fields
     lengths: list[int] = []
     keys: list[str] = []
     pii: list[int] = []
     secrets: list[int] = []
     sha256, dumps = hashlib.sha256, json.dumps
     for record, location in zip(records, locations, strict=True):
-        text = _text_of(record.get(fields[0])) if len(fields) == 1 else \
-            "\n".join(_text_of(record.get(field)) for field in fields)
+        text = suite.text_of(record)
         findings = find(text)  # scanned once: the summary and the per-record counts share the findings
         scan.add_findings(location, findings)
         lengths.append(len(text))
