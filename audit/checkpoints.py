@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from forgegov.audit.log import consistency_proof, root_at, tree_size
+from forgegov.audit.log import EntryDraft, append, consistency_proof, root_at, tree_size
 from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
 from forgegov.audit.merkle import verify_consistency
 from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
@@ -65,6 +65,14 @@ def checkpoint_if_due(workspace: Workspace, appended_seq: int) -> SignedCheckpoi
     if not every or not workspace.config.audit.log_public_key or (appended_seq + 1) % every:
         return None
     return make_checkpoint(workspace)
+
+
+def record(workspace: Workspace, draft: EntryDraft) -> int:
+    """Append one entry on its own (not part of a larger transaction) and checkpoint if one is due; its seq."""
+    with write_transaction(workspace.database_url) as session:
+        seq = append(session, draft).seq
+    checkpoint_if_due(workspace, seq)
+    return seq
 
 
 def stored_checkpoints(workspace: Workspace) -> list[str]:

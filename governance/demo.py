@@ -58,10 +58,16 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     run = root / "run-spec"
     run.mkdir()
     (run / "recipe.toml").write_text('method = "cpt"\nbase = "base@post-training"\nsteps = 300\n', encoding="utf-8")
+    import numpy as np
+    from safetensors.numpy import save_file
+
     checkpoint = root / "checkpoint"
     checkpoint.mkdir()
+    # Only the registry's checks apply to it here (a config naming its model type, real safetensors weights); the
+    # demo never loads it.
     (checkpoint / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 256}), encoding="utf-8")
-    (checkpoint / "model.safetensors").write_bytes(bytes(range(256)) * 64)
+    save_file({"model.embed_tokens.weight": np.arange(256 * 16, dtype=np.float32).reshape(16, 256)},
+              str(checkpoint / "model.safetensors"))
     return {"dataset": dataset, "tickets": tickets, "reward": reward, "run": run, "checkpoint": checkpoint}
 
 

@@ -62,7 +62,17 @@ class ReplayedApproval(SignatureInvalid):
 
 
 class DigestMismatch(BadInput):
-    """Bytes on disk are not the bytes that were registered (and approved) under a digest: swapped or edited since."""
+    """Bytes on disk are not the bytes that were registered (and approved) under a digest: swapped or edited since.
+
+    `file`, `expected` and `actual` say where, when one file is to blame, so that a refusal can be recorded precisely.
+    """
+
+    def __init__(self, message: str, *, file: str | None = None, expected: str | None = None,
+                 actual: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.file = file
+        self.expected = expected
+        self.actual = actual
 
 
 class StateConflict(BadInput):

@@ -17,7 +17,7 @@ def asset_record(asset: Asset) -> dict[str, Any]:
     return {
         "kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
         "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
-        "dataset_kind": asset.dataset_kind, "classification": asset.classification, "records": asset.records,
+        "parent_digest": asset.parent_digest, "dataset_kind": asset.dataset_kind, "classification": asset.classification, "records": asset.records,
         "registered_by": asset.registered_by, "registered_at": asset.registered_at, "source_path": asset.source_path,
     }
 

@@ -19,8 +19,9 @@ from forgegov.audit.checkpoints import checkpoint_if_due
 from forgegov.audit.log import EntryDraft, append
 from forgegov.governance.canonical import canonical_bytes
 from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.checkpoints import scan_checkpoint
 from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists, BadInput, NotFound
+from forgegov.governance.errors import AlreadyExists, BadInput, NotFound, StoreError
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
 from forgegov.governance.manifest import FilesManifest, build_manifest
@@ -58,18 +59,25 @@ class DatasetSpec:
 
 def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, owner: str,
                    stage: CheckpointStage | None = None, registered_by: str | None = None,
-                   progress: Callable[[int], None] | None = None, dataset: DatasetSpec | None = None) -> Asset:
+                   progress: Callable[[int], None] | None = None, dataset: DatasetSpec | None = None,
+                   parent: str | None = None) -> Asset:
+    """Register the bytes at `path`. A checkpoint may name the checkpoint it was trained from as its `parent`
+    (a SUBJECT reference); its lineage then leads back through the parents to a checkpoint without one."""
     check_asset_name(name)
     if kind is AssetKind.CHECKPOINT and stage is None:
         raise BadInput("a checkpoint needs --stage (pre-training, mid-training, post-training or candidate)")
     if kind is not AssetKind.CHECKPOINT and stage is not None:
         raise BadInput(f"--stage applies to checkpoints only, not to a {kind.value}")
+    if kind is not AssetKind.CHECKPOINT and parent is not None:
+        raise BadInput(f"--parent applies to checkpoints only, not to a {kind.value}")
     if (kind is AssetKind.DATASET) != (dataset is not None):
         raise BadInput("a dataset needs --kind and --classification" if dataset is None
                        else f"--kind and --classification apply to datasets only, not to a {kind.value}")
     manifest: FilesManifest | DatasetManifest
     if dataset is not None:
         manifest = scan_dataset(path, dataset.limits, progress=progress)
+    elif kind is AssetKind.CHECKPOINT:
+        manifest = scan_checkpoint(path, progress=progress)
     else:
         manifest = build_manifest(path, progress=progress)
     digest = manifest.digest
@@ -77,6 +85,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     with write_transaction(workspace.database_url) as session:
         for person in {owner, actor}:
             require_active(get_identity(session, person))
+        parent_digest = resolve(session, parent, AssetKind.CHECKPOINT).digest if parent is not None else None
         existing = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
         if existing is not None:
             raise AlreadyExists(f"these bytes are already registered as {kind.value}/{existing.name}@"
@@ -84,7 +93,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         last = session.exec(select(func.max(Asset.version)).where(Asset.kind == kind, Asset.name == name)).one()
         asset = Asset(
             kind=kind, name=name, version=(last or 0) + 1, digest=digest, owner=owner,
-            state=AssetState.REGISTERED, stage=stage.value if stage else None,
+            state=AssetState.REGISTERED, stage=stage.value if stage else None, parent_digest=parent_digest,
             release=ReleaseStage.NONE.value if kind is AssetKind.CHECKPOINT else None,
             dataset_kind=dataset.kind.value if dataset else None,
             classification=dataset.classification.value if dataset else None,
@@ -97,8 +106,8 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         appended = append(session, EntryDraft(
             actor=actor, action=f"{kind.value}.register", subject_digest=digest,
             payload={"kind": kind.value, "name": name, "version": asset.version, "owner": owner,
-                     "stage": asset.stage, "dataset_kind": asset.dataset_kind, "classification": asset.classification,
-                     "records": asset.records, "files": len(manifest.files),
+                     "stage": asset.stage, "parent_digest": parent_digest, "dataset_kind": asset.dataset_kind,
+                     "classification": asset.classification, "records": asset.records, "files": len(manifest.files),
                      "bytes": sum(f.size for f in manifest.files), "source_path": asset.source_path},
         ))
         session.refresh(asset)
@@ -154,6 +163,28 @@ def find_asset(workspace: Workspace, ref: str, kind: AssetKind | None = None) ->
         asset = resolve(session, ref, kind)
         session.expunge(asset)
         return asset
+
+
+def lineage(workspace: Workspace, ref: str) -> list[Asset]:
+    """The checkpoint `ref`, then its parent, its parent's parent, and so on to the checkpoint without one."""
+    with read_session(workspace.database_url) as session:
+        chain = [resolve(session, ref, AssetKind.CHECKPOINT)]
+        seen = {chain[0].digest}
+        while (digest := chain[-1].parent_digest) is not None:
+            # Registration only names parents that already exist, so neither a loop nor a gap can arise through
+            # forgegov; finding one means the store was edited behind its back.
+            if digest in seen:
+                raise StoreError(f"the lineage of {label(chain[0])} loops back to {digest}; the store was altered")
+            parent = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
+                                                      Asset.digest == digest)).first()
+            if parent is None:
+                raise StoreError(f"{label(chain[-1])} names parent {digest}, which is not a registered checkpoint; "
+                                 "the store was altered")
+            chain.append(parent)
+            seen.add(digest)
+        for asset in chain:
+            session.expunge(asset)
+        return chain
 
 
 def list_assets(workspace: Workspace, kind: AssetKind | None) -> list[Asset]:

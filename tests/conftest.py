@@ -98,3 +98,15 @@ def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "
     asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec)
     check_dataset(workspace, label(asset), actor=owner)
     return asset
+
+
+def tiny_checkpoint_files(seed: int = 0) -> dict[str, bytes | str]:
+    """The smallest folder a checkpoint may be: a config naming its model type and one real safetensors file.
+    `seed` changes the weights, and so the digest."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save
+
+    weights = save({"model.embed_tokens.weight": np.arange(16, dtype=np.float32).reshape(4, 4) + seed})
+    return {"config.json": json.dumps({"model_type": "llama"}), "model.safetensors": weights}

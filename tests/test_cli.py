@@ -14,7 +14,7 @@ from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.policy import packaged_bundle
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, tiny_checkpoint_files
 
 DATA = ("--kind", "pretraining-text", "--classification", "proprietary")
 FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
@@ -73,16 +73,37 @@ def test_dataset_flow_and_exit_codes(cli):
     assert cli.json("audit", "verify")["ok"] is True
 
 
+def _checkpoint_folder(folder: Path, seed: int = 0) -> Path:
+    folder.mkdir()
+    for name, content in tiny_checkpoint_files(seed).items():
+        (folder / name).write_bytes(content.encode() if isinstance(content, str) else content)
+    return folder
+
+
 def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
-    (ckpt / "model.safetensors").write_bytes(b"\x01" * 128)
+    ckpt = _checkpoint_folder(tmp_path / "ckpt")
     cli("checkpoint", "register", str(ckpt), "--name", "m", "--stage", "candidate", "--owner", "alice")
     cli("promote", "m", "--to", "staging", "--as", "alice")
     cli("approve", "m", "--as", "dave")
     cli("promote", "m", "--to", "production", "--as", "alice")
     assert cli.json("approve", "m", "--as", "erin")["release"] == "staging"
     assert cli.json("approve", "m", "--as", "frank")["release"] == "production"
+
+
+def test_checkpoint_lineage_and_pickles_via_cli(cli, tmp_path):
+    base = cli.json("checkpoint", "register", str(_checkpoint_folder(tmp_path / "base")), "--name", "base",
+                    "--stage", "pre-training", "--owner", "alice")
+    tuned = cli.json("checkpoint", "register", str(_checkpoint_folder(tmp_path / "tuned", seed=1)), "--name", "tuned",
+                     "--stage", "post-training", "--owner", "alice", "--parent", "base")
+    assert (base["parent_digest"], tuned["parent_digest"]) == (None, base["digest"])
+    assert cli.json("show", "tuned")["asset"]["parent_digest"] == base["digest"]
+    assert f"parent {base['digest']}" in cli("show", "tuned").stdout
+    pickled = _checkpoint_folder(tmp_path / "pickled", seed=2)
+    (pickled / "training_args.bin").write_bytes(b"\x80\x04K\x01.")
+    refused = cli("checkpoint", "register", str(pickled), "--name", "p", "--stage", "candidate", "--owner", "alice",
+                  code=2)
+    assert "training_args.bin is a pickled format" in refused.stderr and "safe_serialization=True" in refused.stderr
+    assert [row["name"] for row in cli.json("list", "checkpoint")] == ["base", "tuned"]
 
 
 def test_bad_input_exits_2_and_changes_nothing(cli):

@@ -10,7 +10,7 @@ from forgegov.governance.config import load_workspace
 from forgegov.governance.registry import find_asset, register_asset
 from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, tiny_checkpoint_files
 
 
 def _approve(root: str, approver: str, start, results) -> None:  # type: ignore[no-untyped-def]
@@ -20,7 +20,7 @@ def _approve(root: str, approver: str, start, results) -> None:  # type: ignore[
 
 
 def test_two_release_managers_approving_at_once_meet_the_quorum(people, files):
-    path = files.folder("ckpt", {"model.safetensors": b"\x02" * 32})
+    path = files.folder("ckpt", tiny_checkpoint_files())
     register_asset(people, AssetKind.CHECKPOINT, path, "m", "alice", stage=CheckpointStage.CANDIDATE)
     actions.promote(people, "m", ReleaseStage.STAGING, "alice", PASSPHRASE)
     actions.answer(people, "m", "dave", PASSPHRASE, GateAction.APPROVE)

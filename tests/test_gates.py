@@ -25,7 +25,7 @@ from forgegov.governance.statements import SignedStatement, make_statement
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Approval, AuditEntry, Decision, GateRequest
 
-from .conftest import register_checked, Files, PASSPHRASE
+from .conftest import register_checked, tiny_checkpoint_files, Files, PASSPHRASE
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def dataset(people: Workspace, files: Files) -> str:
 
 @pytest.fixture
 def checkpoint(people: Workspace, files: Files) -> str:
-    path = files.folder("ckpt", {"config.json": "{}", "model.safetensors": b"\x00" * 64})
+    path = files.folder("ckpt", tiny_checkpoint_files())
     register_asset(people, AssetKind.CHECKPOINT, path, "model", "alice", stage=CheckpointStage.CANDIDATE)
     return "model"
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.governance.cli import assets, audit, demo, gates, identity, opa, policy, workspace
+from forgegov.governance.cli import assets, audit, demo, gates, identity, opa, policy, reference, workspace
 from forgegov.governance.cli.context import AppState
 from forgegov.governance.cli.output import stderr
 from forgegov.governance.errors import ForgegovError, PolicyDenied
@@ -44,6 +44,7 @@ policy.register(app)
 opa.register(app)
 audit.register(app)
 demo.register(app)
+reference.register(app)
 
 
 def _report(error: ForgegovError) -> None:

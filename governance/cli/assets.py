@@ -19,7 +19,8 @@ def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
-              stage: CheckpointStage | None, as_json: bool, dataset=None):  # type: ignore[no-untyped-def]
+              stage: CheckpointStage | None, as_json: bool, dataset=None,
+              parent: str | None = None):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from forgegov.governance.manifest import total_size
@@ -29,7 +30,7 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
     with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=stderr, transient=True, disable=as_json) as progress:
         task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
-        asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset,
+        asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset, parent=parent,
                                progress=lambda n: progress.advance(task, n))
     if dataset is None:
         emit(asset_public(asset), as_json,
@@ -87,10 +88,17 @@ def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
             name: Annotated[str, typer.Option("--name", help="Checkpoint name.")],
             stage: Annotated[CheckpointStage, typer.Option("--stage", help="Training stage it comes from.")],
             owner: Annotated[str, _owner_option()],
+            parent: Annotated[Optional[str], typer.Option(
+                "--parent", help="The registered checkpoint it was trained from (SUBJECT).")] = None,
             as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
         ) -> None:
-            """Register the checkpoint folder at PATH under its content digest (immutable; new bytes = new version)."""
-            _register(ctx, kind, path, name, owner, stage, as_json)
+            """Register the Hugging Face checkpoint folder at PATH under its content digest (immutable; new bytes =
+            new version).
+
+            The folder must hold config.json and safetensors weights; pickled files (.bin, .pt, .pth, .ckpt, .pkl,
+            ... or any file whose bytes are a pickle or torch.save's zip) are refused, since loading them runs code.
+            """
+            _register(ctx, kind, path, name, owner, stage, as_json, parent=parent)
     else:
         @group.command("register")
         def register_asset_cmd(
@@ -117,6 +125,8 @@ def show(ctx: typer.Context,
         out.print(f"{a['kind']}/{a['name']}@{a['version']}  {a['digest']}")
         out.print(f"  owner {a['owner']}   state {a['state']}" + (f"   stage {a['stage']}" if a["stage"] else "")
                   + (f"   release {a['release']}" if a["release"] else ""))
+        if a["parent_digest"]:
+            out.print(f"  parent {a['parent_digest']}")
         out.print(f"  files {len(data['manifest']['files'])}   registered {a['registered_at']} by {a['registered_by']}")
         for request in data["requests"]:
             target = f" → {request['target']}" if request["target"] else ""

@@ -12,15 +12,15 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgegov.audit.checkpoints import checkpoint_if_due
-from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.checkpoints import record
+from forgegov.audit.log import EntryDraft
 from forgegov.governance.config import Workspace
 from forgegov.governance.datasets.reader import DataChanged, read_verified
 from forgegov.governance.errors import BadInput, DigestMismatch, StateConflict
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.registry import find_asset, label
 from forgegov.governance.states import AssetKind, AssetState
-from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.db import read_session
 
 if TYPE_CHECKING:
     import datasets
@@ -41,7 +41,7 @@ def load_dataset(workspace: Workspace, ref: str, *, actor: str, purpose: str) ->
         verified = read_verified(Path(asset.source_path), json.loads(asset.manifest), digest=asset.digest)
     except DigestMismatch as exc:
         changed = exc if isinstance(exc, DataChanged) else None
-        _record(workspace, EntryDraft(
+        record(workspace, EntryDraft(
             actor=actor, action="dataset.load.refused", subject_digest=asset.digest,
             payload={"actor": actor, "label": name, "purpose": purpose, "reason": exc.message,
                      "file": changed.file if changed else None,
@@ -50,14 +50,9 @@ def load_dataset(workspace: Workspace, ref: str, *, actor: str, purpose: str) ->
         ))
         raise
     dataset = verified.to_dataset()
-    _record(workspace, EntryDraft(
+    record(workspace, EntryDraft(
         actor=actor, action="dataset.load", subject_digest=asset.digest,
         payload={"actor": actor, "label": name, "purpose": purpose, "records": len(verified.records)},
     ))
     return dataset
 
-
-def _record(workspace: Workspace, draft: EntryDraft) -> None:
-    with write_transaction(workspace.database_url) as session:
-        entry = append(session, draft)
-    checkpoint_if_due(workspace, entry.seq)

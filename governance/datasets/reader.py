@@ -32,15 +32,11 @@ _HINT = "restore the registered files, or register the new bytes as a new versio
 
 
 class DataChanged(DigestMismatch):
-    """A dataset's bytes differ from its manifest; `file`, `expected` and `actual` say where, when one file is to
-    blame, so that a refusal can be recorded precisely."""
+    """A dataset's bytes differ from its manifest."""
 
     def __init__(self, message: str, *, file: str | None = None, expected: str | None = None,
                  actual: str | None = None, hint: str | None = _HINT) -> None:
-        super().__init__(message, hint=hint)
-        self.file = file
-        self.expected = expected
-        self.actual = actual
+        super().__init__(message, file=file, expected=expected, actual=actual, hint=hint)
 
 
 @dataclass(frozen=True)

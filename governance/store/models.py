@@ -62,6 +62,8 @@ class Asset(SQLModel, table=True):
     owner: str = Field(max_length=64)
     state: AssetState = Field(default=AssetState.REGISTERED, sa_column=_enum(AssetState))
     stage: Optional[str] = None
+    # The digest of the checkpoint this one was trained from (checkpoints only; none for a root of the lineage).
+    parent_digest: Optional[str] = Field(default=None, max_length=71)
     release: Optional[str] = None
     dataset_kind: Optional[str] = None
     classification: Optional[str] = None
