@@ -164,3 +164,35 @@ def test_presets_are_validated():
     with pytest.raises(ValueError, match="warmup_steps"):
         Preset(**{**TINY.to_dict(), "pre": StageSettings(steps=5, batch_size=2, learning_rate=1e-3,
                                                          warmup_steps=5), "mid": TINY.mid, "post": TINY.post})
+
+
+def test_a_built_family_registers_with_lineage_and_refuses_changed_corpora(family, people, tmp_path):
+    import shutil
+
+    from forgegov.governance.errors import DigestMismatch
+    from forgegov.governance.registry import find_asset, lineage, list_assets
+    from forgegov.governance.states import AssetKind
+    from forgegov.training.reference.register import register_reference
+
+    out, record = family
+    changed = tmp_path / "changed"
+    shutil.copytree(out, changed)
+    first = sorted(record["corpora"])[0]
+    with open(changed / "corpora" / first, "a", encoding="utf-8") as handle:
+        handle.write('{"text": "added after the build"}\n')
+    with pytest.raises(DigestMismatch, match=first):
+        register_reference(people, changed, owner="alice")
+    assert list_assets(people, None) == [], "nothing is registered from a changed family"
+
+    family_assets = register_reference(people, out, owner="alice")
+    assert family_assets.checkpoints == ("checkpoint/ref-pre-training@1", "checkpoint/ref-mid-training@1",
+                                         "checkpoint/ref-post-training@1")
+    chain = lineage(people, "checkpoint/ref-post-training")
+    assert [a.stage for a in chain] == ["post-training", "mid-training", "pre-training"]
+    assert chain[0].parent_digest == chain[1].digest and chain[2].parent_digest is None
+    assert len(family_assets.datasets) == len(record["corpora"])
+    domain = find_asset(people, "dataset/ref-domain-train")
+    assert (domain.dataset_kind, domain.classification) == ("pretraining-text", "proprietary")
+    general = find_asset(people, "dataset/ref-general-train")
+    assert general.classification == "general-curated" and general.records == record["corpora"]["general-train.jsonl"]["records"]
+    assert len(list_assets(people, AssetKind.CHECKPOINT)) == 3

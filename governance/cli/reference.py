@@ -92,5 +92,33 @@ class _StageBars:
         self.progress.update(self.tasks[phase], completed=done, total=total, note=note)
 
 
+@reference_app.command("register")
+def register_family(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A `forgegov reference build` output folder.", show_default=False)],
+    owner: Annotated[str, typer.Option("--owner", help="Identity that owns the registered assets.",
+                                       show_default=False)],
+    prefix: Annotated[str, typer.Option("--prefix", help="Asset names become PREFIX-<corpus> and "
+                                                         "PREFIX-<stage>.")] = "ref",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the registered subjects as JSON.")] = False,
+) -> None:
+    """Register a built family: every corpus as a dataset (checked, like `dataset register`) and the three
+    checkpoints with their lineage pre-training → mid-training → post-training."""
+    from forgegov.governance.cli.context import state
+    from forgegov.governance.cli.datasets import run_check
+    from forgegov.training.reference.register import register_reference
+
+    workspace = state(ctx).workspace()
+    family = register_reference(workspace, folder, owner=owner, prefix=prefix)
+    for subject in family.datasets:
+        run_check(workspace, subject, owner, as_json)
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        console.print(f"registered and checked {len(family.datasets)} datasets: {', '.join(family.datasets)}")
+        console.print(f"registered checkpoints: {' → '.join(family.checkpoints)}")
+
+    emit(family.to_dict(), as_json, human)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(reference_app, name="reference")
