@@ -187,6 +187,17 @@ def lineage(workspace: Workspace, ref: str) -> list[Asset]:
         return chain
 
 
+def find_for_use(workspace: Workspace, ref: str, kind: AssetKind, *, actor: str, purpose: str) -> Asset:
+    """An asset about to be used by a loader: the user must be active and say what for (both go into the log)."""
+    if not purpose.strip():
+        raise BadInput(f"say what the {kind.value} is loaded for (purpose): it is recorded with the load")
+    with read_session(workspace.database_url) as session:
+        require_active(get_identity(session, actor))
+        asset = resolve(session, ref, kind)
+        session.expunge(asset)
+        return asset
+
+
 def list_assets(workspace: Workspace, kind: AssetKind | None) -> list[Asset]:
     with read_session(workspace.database_url) as session:
         query = select(Asset).order_by(Asset.kind, Asset.name, Asset.version)

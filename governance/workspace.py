@@ -6,8 +6,6 @@ leaves nothing behind.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import tomli_w
@@ -19,6 +17,7 @@ from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.config import CONFIG_FILE, OpaConfig, OpaMode, StoreConfig, Workspace, WorkspaceConfig
 from forgegov.governance.errors import AlreadyExists, PolicyBundleError, WorkspaceError
 from forgegov.governance.policy import bundle_info, copy_bundle, packaged_bundle
+from forgegov.governance.staging import staged_folder
 from forgegov.governance.store.db import upgrade, write_transaction
 from forgegov.governance.store.models import PolicyActivation
 
@@ -38,9 +37,7 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         opa=OpaConfig(mode=OpaMode.URL, url=opa_url) if opa_url else OpaConfig(),
         audit=audit,
     )
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.init-", dir=directory.parent))
-    try:
+    with staged_folder(directory, "init") as staging:
         workspace = Workspace(staging, config)
         for folder in (workspace.keys_dir, workspace.artifacts_dir, workspace.logs_dir):
             folder.mkdir(parents=True)
@@ -51,12 +48,6 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         url = workspace.database_url
         upgrade(url)
         _pin_initial_bundle(workspace, url)
-        if directory.exists():
-            directory.rmdir()
-        staging.rename(directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Workspace(directory, config)
 
 

@@ -18,10 +18,8 @@ from forgegov.audit.log import EntryDraft
 from forgegov.governance.checkpoints import snapshot_verified
 from forgegov.governance.config import Workspace
 from forgegov.governance.errors import BadInput, DigestMismatch
-from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.registry import find_asset, label
+from forgegov.governance.registry import find_for_use, label
 from forgegov.governance.states import AssetKind
-from forgegov.governance.store.db import read_session
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -34,11 +32,7 @@ def load_checkpoint(workspace: Workspace, ref: str, *, actor: str,
                     purpose: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
     """The causal language model registered as `ref` (`checkpoint/NAME@VERSION` or `sha256:<prefix>`), verified
     byte for byte, and its tokenizer when the checkpoint holds one."""
-    if not purpose.strip():
-        raise BadInput("say what the checkpoint is loaded for (purpose): it is recorded with the load")
-    with read_session(workspace.database_url) as session:
-        require_active(get_identity(session, actor))
-    asset = find_asset(workspace, ref, AssetKind.CHECKPOINT)
+    asset = find_for_use(workspace, ref, AssetKind.CHECKPOINT, actor=actor, purpose=purpose)
     name = label(asset)
     facts = {"actor": actor, "label": name, "purpose": purpose, "state": asset.state.value, "stage": asset.stage}
     files = [entry["path"] for entry in json.loads(asset.manifest)["files"]]

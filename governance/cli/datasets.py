@@ -14,17 +14,10 @@ from forgegov.governance.config import Workspace
 def run_check(workspace: Workspace, ref: str, actor: str, quiet: bool):  # type: ignore[no-untyped-def]
     from forgegov.governance.datasets.check import check_dataset
 
-    with stderr.status("checking", spinner="dots") if not quiet else _Silent() as status:
-        return check_dataset(workspace, ref, actor=actor,
-                             progress=None if quiet else lambda stage: status.update(stage))
-
-
-class _Silent:
-    def __enter__(self) -> _Silent:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
+    if quiet:
+        return check_dataset(workspace, ref, actor=actor)
+    with stderr.status("checking", spinner="dots") as status:
+        return check_dataset(workspace, ref, actor=actor, progress=status.update)
 
 
 def print_check(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]

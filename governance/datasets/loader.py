@@ -16,11 +16,9 @@ from forgegov.audit.checkpoints import record
 from forgegov.audit.log import EntryDraft
 from forgegov.governance.config import Workspace
 from forgegov.governance.datasets.reader import DataChanged, read_verified
-from forgegov.governance.errors import BadInput, DigestMismatch, StateConflict
-from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.registry import find_asset, label
+from forgegov.governance.errors import DigestMismatch, StateConflict
+from forgegov.governance.registry import find_for_use, label
 from forgegov.governance.states import AssetKind, AssetState
-from forgegov.governance.store.db import read_session
 
 if TYPE_CHECKING:
     import datasets
@@ -28,11 +26,7 @@ if TYPE_CHECKING:
 
 def load_dataset(workspace: Workspace, ref: str, *, actor: str, purpose: str) -> datasets.Dataset:
     """The approved dataset `ref` (`dataset/NAME@VERSION` or `sha256:<prefix>`), verified byte for byte."""
-    if not purpose.strip():
-        raise BadInput("say what the data is loaded for (purpose): it is recorded with the load")
-    with read_session(workspace.database_url) as session:
-        require_active(get_identity(session, actor))
-    asset = find_asset(workspace, ref, AssetKind.DATASET)
+    asset = find_for_use(workspace, ref, AssetKind.DATASET, actor=actor, purpose=purpose)
     name = label(asset)
     if asset.state is not AssetState.APPROVED:
         raise StateConflict(f"{name} is {asset.state.value}, not approved: only approved data can be loaded",

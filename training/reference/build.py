@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from forgegov.governance.staging import staged_folder
 from forgegov.training.reference import corpora
 from forgegov.training.reference.evaluate import EvalSuite, evaluate_model
 from forgegov.training.reference.model import STAGES, Preset, StageSettings
@@ -65,18 +66,8 @@ def build_reference(out_dir: Path, preset: Preset | str = "reference", seed: int
     out_dir = Path(out_dir).absolute()
     check_output_dir(out_dir)
     settings = preset_named(preset) if isinstance(preset, str) else preset
-    staging = out_dir.parent / f".{out_dir.name}.building"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    try:
+    with staged_folder(out_dir, "building") as staging:
         record = _build(staging, settings, seed, progress or _quiet, threads)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return record
 
 
