@@ -13,12 +13,12 @@ from forgegov.governance import actions
 from forgegov.governance.canonical import canonical_bytes, digest_of
 from forgegov.governance.datasets.check import check_dataset
 from forgegov.governance.datasets.loader import load_dataset
-from forgegov.governance.errors import DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.governance.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
 from forgegov.governance.history import subject_history
 from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
 from forgegov.governance.states import AssetKind, Classification, DatasetKind, DecisionResult, GateAction
 from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import AuditEntry, DatasetCheck, Decision
+from forgegov.governance.store.models import Asset, AuditEntry, DatasetCheck, Decision
 
 from .conftest import PASSPHRASE, TEXT_DATA, register_checked
 
@@ -194,3 +194,15 @@ def test_check_by_unknown_identity_refused(people, files):
                    dataset=TEXT_DATA)
     with pytest.raises(NotFound):
         check_dataset(people, "claims", actor="nobody")
+
+
+def test_check_of_a_dataset_registered_without_a_kind_is_refused(people, files):
+    register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": _clean()}), "claims", "alice",
+                   dataset=TEXT_DATA)
+    with write_transaction(people.database_url) as session:
+        # As a row written before migration 0003 gave datasets a kind.
+        row = session.exec(select(Asset)).one()
+        row.dataset_kind = None
+        session.add(row)
+    with pytest.raises(BadInput, match="registered before datasets had a kind"):
+        check_dataset(people, "claims", actor="alice")

@@ -29,7 +29,7 @@ from forgegov.governance.config import Workspace
 from forgegov.governance.datasets.contamination import NgramIndex, check
 from forgegov.governance.datasets.quality import load_suite, run_suite
 from forgegov.governance.datasets.reader import VerifiedData, read_verified
-from forgegov.governance.errors import DigestMismatch, SignatureInvalid, StateConflict
+from forgegov.governance.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.registry import label, manifest_of, resolve
 from forgegov.governance.states import AssetKind, AssetState, DatasetKind
@@ -67,6 +67,9 @@ def check_dataset(workspace: Workspace, ref: str, *, actor: str,
         asset = resolve(session, ref, AssetKind.DATASET)
         counterparts = _counterparts(session, asset)
         session.expunge_all()
+    if asset.dataset_kind is None:
+        raise BadInput(f"{label(asset)} was registered before datasets had a kind, so no suite applies to it",
+                       hint="register its bytes again with --kind and --classification")
     kind = DatasetKind(asset.dataset_kind)
     step(f"verifying the bytes of {label(asset)}")
     data = read_verified(Path(asset.source_path), manifest_of(asset), digest=asset.digest)
