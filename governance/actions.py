@@ -33,13 +33,14 @@ def policy_engine(workspace: Workspace) -> Iterator[PolicyEngine]:
 
 
 def gate_for(asset: Asset, gate: Gate | None) -> Gate:
+    """A checkpoint passes two gates: promotion (its default) and base, which approves it as a starting point for
+    training runs; every other kind has its one gate."""
+    allowed = (Gate.PROMOTION, Gate.BASE) if asset.kind is AssetKind.CHECKPOINT else (GATE_FOR_KIND[asset.kind],)
     if gate is None:
-        if asset.kind is AssetKind.CHECKPOINT:
-            return Gate.PROMOTION
-        return GATE_FOR_KIND[asset.kind]
-    expected = Gate.PROMOTION if asset.kind is AssetKind.CHECKPOINT else GATE_FOR_KIND[asset.kind]
-    if gate is not expected:
-        raise BadInput(f"{label(asset)} is a {asset.kind.value}; its gate is {expected.value}, not {gate.value}")
+        return allowed[0]
+    if gate not in allowed:
+        raise BadInput(f"{label(asset)} is a {asset.kind.value}; its gate is {' or '.join(g.value for g in allowed)}, "
+                       f"not {gate.value}")
     return gate
 
 

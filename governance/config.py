@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -78,12 +80,34 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class ProvenanceConfig:
+    """The platform key's public half, pinned so that a replaced key file is refused instead of signing provenance.
+
+    Empty only in a workspace created before provenance was signed (`ensure_platform_key` fills it in).
+    """
+
+    public_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, str):
+            raise ConfigError("provenance.public_key must be a string (base64 of a raw Ed25519 public key)")
+        if self.public_key:
+            try:
+                raw = base64.b64decode(self.public_key, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ConfigError(f"provenance.public_key is not base64: {self.public_key!r}") from exc
+            if len(raw) != 32:
+                raise ConfigError(f"provenance.public_key must encode 32 bytes (a raw Ed25519 key), not {len(raw)}")
+
+
+@dataclass(frozen=True)
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
     opa: OpaConfig = field(default_factory=OpaConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -103,11 +127,12 @@ class WorkspaceConfig:
                       "artifacts": self.paths.artifacts, "logs": self.paths.logs},
             "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
                       "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
+            "provenance": {"public_key": self.provenance.public_key},
         }
 
     @classmethod
     def from_toml(cls, doc: dict) -> WorkspaceConfig:
-        known = {"version", "store", "opa", "paths", "audit"}
+        known = {"version", "store", "opa", "paths", "audit", "provenance"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"forgegov.toml has unknown sections: {', '.join(sorted(unknown))}")
@@ -122,6 +147,7 @@ class WorkspaceConfig:
                 paths=PathsConfig(**doc.get("paths", {})),
                 audit=AuditConfig(**{**doc.get("audit", {}),
                                      "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
+                provenance=ProvenanceConfig(**doc.get("provenance", {})),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"forgegov.toml is invalid: {exc}") from exc
@@ -147,6 +173,10 @@ class Workspace:
     @property
     def log_key_path(self) -> Path:
         return self.keys_dir / "log.key"
+
+    @property
+    def platform_key_path(self) -> Path:
+        return self.keys_dir / "platform.key"
 
     def witness_dirs(self) -> list[Path]:
         return [self.root / w for w in self.config.audit.witnesses]

@@ -1,9 +1,10 @@
-"""`forgegov demo`: the governed flow end to end, in a fresh workspace, with real OPA, keys and signatures.
+"""`forgegov demo`: the governed flow end to end, in a fresh workspace, with real OPA, keys, signatures and training.
 
-Later issues extend it (training, drift evaluation); at this stage it shows the spine: identities, registration,
-data-quality checks as gate evidence (a clean dataset, and one with personal data that needs the privacy officer's
-justified approval), digest-verified loading (an edited file refused and logged), the four gates, separation of
-duties, quorum, revocation and the audit log.
+It shows identities, registration, data-quality checks as gate evidence (a clean dataset, and ones with personal
+data that need the privacy officer's justified approval), digest-verified loading (an edited file refused and
+logged), a reference model family built here, the base gate, a run refused for its mixture and one approved and
+trained on exactly the approved bytes with realised tokens per source, its candidate's signed provenance verified,
+promotion with separation of duties and quorum, revocation and the audit log. Drift evaluation comes later.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import create_identity, revoke_identity
 from forgegov.governance.states import Classification, DatasetKind
 from forgegov.governance.registry import DatasetSpec, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
+from forgegov.governance.runs.records import verify_run
+from forgegov.governance.runs.start import start_run
+from forgegov.governance.states import AssetKind, Gate, GateAction, ReleaseStage
+from forgegov.training.reference.build import build_reference
+from forgegov.training.reference.register import register_reference
 from forgegov.governance.workspace import init_workspace
 
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
@@ -55,20 +60,21 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     (reward / "reward.py").write_text(
         "def reward(completion: str) -> float:\n    return 1.0 if 'warranty' in completion else 0.0\n",
         encoding="utf-8")
-    run = root / "run-spec"
-    run.mkdir()
-    (run / "recipe.toml").write_text('method = "cpt"\nbase = "base@post-training"\nsteps = 300\n', encoding="utf-8")
-    import numpy as np
-    from safetensors.numpy import save_file
+    return {"dataset": dataset, "tickets": tickets, "reward": reward}
 
-    checkpoint = root / "checkpoint"
-    checkpoint.mkdir()
-    # Only the registry's checks apply to it here (a config naming its model type, real safetensors weights); the
-    # demo never loads it.
-    (checkpoint / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 256}), encoding="utf-8")
-    save_file({"model.embed_tokens.weight": np.arange(256 * 16, dtype=np.float32).reshape(16, 256)},
-              str(checkpoint / "model.safetensors"))
-    return {"dataset": dataset, "tickets": tickets, "reward": reward, "run": run, "checkpoint": checkpoint}
+
+def _write_recipe(path: Path, name: str, shares: tuple[float, float, float]) -> Path:
+    """Continued pre-training of the reference post-training checkpoint on the parts catalogue, with general text
+    and replayed instruction/safety conversations in the given shares (zero shares left out)."""
+    sources = (("ref-domain-train", "proprietary"), ("ref-general-train", "general"), ("ref-sft-chat", "replay"))
+    blocks = "".join(f'\n[[mixture.sources]]\ndataset = "{dataset}"\nrole = "{role}"\nshare = {share}\n'
+                     for (dataset, role), share in zip(sources, shares, strict=True) if share > 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'version = 1\nname = "{name}"\nmethod = "cpt"\nseed = 1\n\n[base]\n'
+                    f'checkpoint = "ref-post-training@1"\n\n[mixture]\nstopping = "all_exhausted"\n{blocks}\n'
+                    "[train]\nmax_steps = 30\nbatch_size = 8\nseq_len = 64\nlearning_rate = 0.0005\n"
+                    "warmup_steps = 3\ndecay = \"cosine\"\nmin_lr_ratio = 0.1\n", encoding="utf-8")
+    return path
 
 
 def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
@@ -84,12 +90,14 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
     register_asset(workspace, AssetKind.DATASET, paths["tickets"], "support-tickets", "alice",
                    dataset=proprietary_text)
     register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
-    register_asset(workspace, AssetKind.RUN, paths["run"], "claims-cpt", "alice")
-    register_asset(workspace, AssetKind.CHECKPOINT, paths["checkpoint"], "claims-model", "alice",
-                   stage=CheckpointStage.CANDIDATE)
-    say("registered: dataset/claims@1, dataset/support-tickets@1, reward/warranty-reward@1, run/claims-cpt@1, "
-        "checkpoint/claims-model@1")
-    for name in ("claims", "support-tickets"):
+    say("registered: dataset/claims@1, dataset/support-tickets@1, reward/warranty-reward@1")
+    say("reference model family: three staged checkpoints of a tiny Llama trained here (tiny preset)")
+    family_dir = directory / "reference"
+    build_reference(family_dir, "tiny", seed=1)
+    registered = register_reference(workspace, family_dir, owner="alice")
+    family = {"post": registered.checkpoints[-1]}
+    say(f"registered: {' → '.join(registered.checkpoints)} and {len(registered.datasets)} corpora")
+    for name in ("claims", "support-tickets", "ref-domain-train", "ref-general-train", "ref-sft-chat"):
         checked = check_dataset(workspace, f"dataset/{name}", actor="alice")
         pii = checked.summary["pii"]
         say(f"data-quality check of {checked.dataset}: {checked.summary['records']} records, PII in "
@@ -119,9 +127,6 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
             if action is GateAction.REQUEST:
                 return lambda: actions.request(workspace, subject, actor, passphrase, engine=engine)
             return lambda: actions.answer(workspace, subject, actor, passphrase, action, engine=engine)
-
-        def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
-            return lambda: actions.promote(workspace, "claims-model", target, "alice", passphrase, engine=engine)
 
         say("dataset gate")
         step("alice requests approval of dataset/claims@1", act("claims", "alice", GateAction.REQUEST))
@@ -157,21 +162,70 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         say("reward-function gate")
         step("alice requests review of reward/warranty-reward@1", act("warranty-reward", "alice", GateAction.REQUEST))
         step("carol (reward reviewer) approves", act("warranty-reward", "carol", GateAction.APPROVE))
+        say("base gate: the reference family's post-training checkpoint as the starting point")
+        step("alice asks to customise checkpoint/ref-post-training@1",
+             lambda: actions.request(workspace, family["post"], "alice", passphrase, gate=Gate.BASE, engine=engine))
+        step("dave (ML lead) approves it for customisation",
+             lambda: actions.answer(workspace, family["post"], "dave", passphrase, GateAction.APPROVE,
+                                    gate=Gate.BASE, engine=engine))
+        say("dataset gate for the run's sources")
+        for name in ("ref-domain-train", "ref-general-train", "ref-sft-chat"):
+            step(f"alice requests approval of dataset/{name}@1", act(name, "alice", GateAction.REQUEST))
+            step("bob (data steward) approves", act(name, "bob", GateAction.APPROVE))
+        step("grace (privacy officer) approves the general corpus with a justification",
+             lambda: actions.answer(workspace, "ref-general-train", "grace", passphrase, GateAction.APPROVE,
+                                    comment="maintainer addresses published in Python's own documentation",
+                                    engine=engine))
         say("run-start gate")
-        step("alice requests to start run/claims-cpt@1", act("claims-cpt", "alice", GateAction.REQUEST))
-        step("dave (ML lead) approves", act("claims-cpt", "dave", GateAction.APPROVE))
+        greedy = _write_recipe(directory / "recipes" / "greedy.toml", "claims-cpt-greedy", (0.9, 0.1, 0.0))
+        try:
+            start_run(workspace, greedy, "alice", lambda: passphrase, engine=engine)
+        except PolicyDenied as denied:
+            report.steps.append({"step": "alice starts a run with 90 % proprietary data", "result": "deny",
+                                 "reasons": denied.reasons})
+            say("  alice starts a run with 90 % proprietary data and no replay: DENIED")
+            for reason in denied.reasons:
+                say(f"      {reason}")
+        else:
+            raise ForgegovError("demo expected the greedy mixture to be denied")
+        recipe = _write_recipe(directory / "recipes" / "claims-cpt.toml", "claims-cpt", (0.7, 0.25, 0.05))
+        waiting = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine)
+        report.steps.append({"step": "alice starts run claims-cpt", "result": waiting.state,
+                             "missing": list(waiting.missing)})
+        say(f"  alice starts {waiting.run}: {waiting.state}, not started")
+        for item in waiting.missing:
+            say(f"      still required: {item}")
+        step("dave (ML lead) approves the run", act(waiting.run, "dave", GateAction.APPROVE))
+        trained = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine).trained
+        if trained is None:
+            raise ForgegovError("demo expected the approved run to train")
+        report.steps.append({"step": "alice starts the approved run", "result": "trained", **trained.to_dict()})
+        say(f"  alice starts the approved run: trained {trained.realised['total_tokens']:,} tokens → "
+            f"candidate {trained.candidate}")
+        for source in trained.realised["sources"]:
+            say(f"      {source['label']:<32} {source['role']:<11} planned {source['planned_share']:6.1%}  "
+                f"realised {source['realised_share']:6.1%}  ({source['tokens']:,} tokens)")
+        verified = verify_run(workspace, trained.run_id)
+        report.steps.append({"step": "provenance of the candidate verifies", "result": "verified", **verified})
+        say(f"  signed provenance (in-toto SLSA v1, DSSE) verifies for {verified['files']} files of "
+            f"{trained.candidate}")
+        candidate = trained.candidate
+
+        def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
+            return lambda: actions.promote(workspace, candidate, target, "alice", passphrase, engine=engine)
+
         say("promotion gate")
         step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
-        step("alice asks to promote claims-model@1 to staging", promote(ReleaseStage.STAGING))
-        step("dave (ML lead) approves staging", act("claims-model", "dave", GateAction.APPROVE))
+        step("alice asks to promote the candidate to staging", promote(ReleaseStage.STAGING))
+        step("dave (ML lead) approves staging", act(candidate, "dave", GateAction.APPROVE))
         step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
-        step("erin (release manager) approves", act("claims-model", "erin", GateAction.APPROVE))
-        step("erin approves a second time", act("claims-model", "erin", GateAction.APPROVE), expect_denied=True)
-        step("frank (release manager) approves: quorum of two met", act("claims-model", "frank", GateAction.APPROVE))
+        step("erin (release manager) approves", act(candidate, "erin", GateAction.APPROVE))
+        step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
+        step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
         say("revocation")
         revoke_identity(workspace, "mallory", "laptop lost", "security-team")
         try:
-            actions.request(workspace, "claims-cpt", "mallory", passphrase, engine=engine)
+            actions.request(workspace, "dataset/claims", "mallory", passphrase, engine=engine)
         except ForgegovError as refused:
             report.steps.append({"step": "mallory (revoked) tries to act", "result": "refused",
                                  "reasons": [refused.message]})

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from forgegov.governance.datasets.check import newest_check_evidence
+from forgegov.governance.runs.evidence import run_evidence
 from forgegov.governance.states import Gate
 from forgegov.governance.store.models import Asset
 
@@ -19,4 +20,6 @@ def gather(session: Session, gate: Gate, asset: Asset) -> dict[str, Any]:
     if gate is Gate.DATASET:
         data_quality = newest_check_evidence(session, asset)
         return {} if data_quality is None else {"data_quality": data_quality}
+    if gate is Gate.RUN:
+        return {"run": run_evidence(session, asset)}
     return {}

@@ -55,6 +55,7 @@ class Gate(StrEnum):
     REWARD = "reward"
     RUN = "run"
     PROMOTION = "promotion"
+    BASE = "base"  # approves a checkpoint as the starting point of training runs
 
 
 class GateAction(StrEnum):
@@ -91,4 +92,13 @@ KIND_FOR_GATE: dict[Gate, AssetKind] = {
     Gate.REWARD: AssetKind.REWARD,
     Gate.RUN: AssetKind.RUN,
     Gate.PROMOTION: AssetKind.CHECKPOINT,
+    Gate.BASE: AssetKind.CHECKPOINT,
 }
+
+
+class RunStatus(StrEnum):
+    """A training run's life after its gate approved it: running (or crashed while running), then one of the ends."""
+
+    RUNNING = "running"
+    FAILED = "failed"
+    COMPLETED = "completed"

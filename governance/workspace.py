@@ -20,6 +20,7 @@ from forgegov.governance.policy import bundle_info, copy_bundle, packaged_bundle
 from forgegov.governance.staging import staged_folder
 from forgegov.governance.store.db import upgrade, write_transaction
 from forgegov.governance.store.models import PolicyActivation
+from forgegov.training.provenance import new_platform_key, write_platform_key
 
 INIT_ACTOR = "forgegov-init"
 
@@ -32,10 +33,12 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise WorkspaceError(f"{directory} exists and is not an empty folder")
     log_key, audit = new_log_key()
+    platform_key, provenance = new_platform_key()
     config = WorkspaceConfig(
         store=StoreConfig(store_url) if store_url else StoreConfig(),
         opa=OpaConfig(mode=OpaMode.URL, url=opa_url) if opa_url else OpaConfig(),
         audit=audit,
+        provenance=provenance,
     )
     with staged_folder(directory, "init") as staging:
         workspace = Workspace(staging, config)
@@ -43,6 +46,7 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
             folder.mkdir(parents=True)
         workspace.keys_dir.chmod(0o700)
         write_log_key(workspace, log_key)
+        write_platform_key(workspace, platform_key)
         copy_bundle(policy_source or packaged_bundle(), workspace.policy_dir)
         (staging / CONFIG_FILE).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
         url = workspace.database_url

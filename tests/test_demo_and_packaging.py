@@ -34,8 +34,16 @@ def test_demo_runs_end_to_end(tmp_path):
     assert results["alice loads dataset/claims@1"] == "loaded"
     assert results["alice loads support-tickets after a word was edited"] == "refused"
     assert report["audit_entries"] > 20
+    assert results["dave (ML lead) approves it for customisation"] == "allow"
+    assert results["alice starts a run with 90 % proprietary data"] == "deny"
+    assert results["alice starts run claims-cpt"] == "pending"
+    trained = next(s for s in report["steps"] if s["step"] == "alice starts the approved run")
+    assert trained["result"] == "trained" and trained["candidate"] == "checkpoint/claims-cpt@1"
+    assert trained["realised"]["total_tokens"] > 0
+    assert [s["role"] for s in trained["realised"]["sources"]] == ["proprietary", "general", "replay"]
+    assert results["provenance of the candidate verifies"] == "verified"
     final = [s for s in report["steps"] if s.get("release")][-1]
-    assert final["release"] == "production"
+    assert final["release"] == "production" and final["subject"] == "checkpoint/claims-cpt@1"
 
 
 def test_wheel_has_only_the_forgegov_namespace(tmp_path):

@@ -25,7 +25,7 @@ from forgegov.governance.workspace import init_workspace
 from .conftest import register_checked, Files, PASSPHRASE, PEOPLE
 
 
-def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.22-2") -> Path:
+def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.23-1") -> Path:
     """The shipped bundle, optionally with the dataset gate replaced and another revision."""
     bundle = tmp_path / "bundle"
     shutil.copytree(packaged_bundle(), bundle, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))

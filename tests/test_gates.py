@@ -73,7 +73,7 @@ def test_dataset_approved_by_data_steward(people, dataset, engine):
     assert done.result is DecisionResult.ALLOW
     assert find_asset(people, dataset).state.value == "approved"
     assert done.opa_decision_id, "OPA's own decision id is recorded"
-    assert done.policy_revision == "2026.11.22-2"
+    assert done.policy_revision == "2026.11.23-1"
 
 
 def test_self_approval_denied_and_nothing_but_the_decision_written(people, dataset, engine):
@@ -263,18 +263,29 @@ def test_state_conflicts_are_bad_input(people, dataset, engine):
         req(people, dataset, "alice", engine, target=ReleaseStage.STAGING)
 
 
-@pytest.mark.parametrize("kind,gate,approver", [
-    (AssetKind.REWARD, Gate.REWARD, "carol"),
-    (AssetKind.RUN, Gate.RUN, "dave"),
-])
-def test_reward_and_run_gates(people, files, engine, kind, gate, approver):
-    path = files.folder(kind.value, {"spec.txt": f"{kind.value} spec"})
-    register_asset(people, kind, path, "thing", "alice")
+def test_reward_gate(people, files, engine):
+    path = files.folder("reward", {"reward.py": "def reward(text):\n    return 0.0\n"})
+    register_asset(people, AssetKind.REWARD, path, "thing", "alice")
     opened = req(people, "thing", "alice", engine)
-    assert opened.gate is gate and opened.result is DecisionResult.PENDING
+    assert opened.gate is Gate.REWARD and opened.result is DecisionResult.PENDING
     with pytest.raises(PolicyDenied):
         ans(people, "thing", "bob", engine)
-    assert ans(people, "thing", approver, engine).state == "approved"
+    assert ans(people, "thing", "carol", engine).state == "approved"
+
+
+def test_base_gate_approves_a_checkpoint_for_customisation(people, files, engine):
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "base", "alice",
+                   stage=CheckpointStage.POST_TRAINING)
+    opened = actions.request(people, "checkpoint/base", "alice", PASSPHRASE, gate=Gate.BASE, engine=engine)
+    assert opened.gate is Gate.BASE and opened.result is DecisionResult.PENDING and opened.state == "pending"
+    with pytest.raises(PolicyDenied):
+        actions.answer(people, "checkpoint/base", "erin", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE,
+                       engine=engine)
+    approved = actions.answer(people, "checkpoint/base", "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE,
+                              engine=engine)
+    assert approved.state == "approved" and approved.release == "none"
+    with pytest.raises(BadInput, match="promotion or base"):
+        actions.request(people, "checkpoint/base", "alice", PASSPHRASE, gate=Gate.DATASET, engine=engine)
 
 
 def test_every_decision_names_its_policy_and_input(people, dataset, engine):
@@ -286,7 +297,7 @@ def test_every_decision_names_its_policy_and_input(people, dataset, engine):
     from forgegov.governance.canonical import digest_of
 
     for decision in decisions:
-        assert decision.policy_revision == "2026.11.22-2"
+        assert decision.policy_revision == "2026.11.23-1"
         assert decision.policy_digest == engine.pinned_digest
         assert decision.input_digest == digest_of(json.loads(decision.input))
         assert decision.opa_decision_id

@@ -54,7 +54,7 @@ def test_a_policy_edit_changes_the_decision(people, files, tmp_path):
     with read_session(people.database_url) as session:
         activations = list(session.exec(select(PolicyActivation).order_by(PolicyActivation.id)))
         logged = session.exec(select(AuditEntry).where(AuditEntry.action == "policy.activate")).all()
-    assert [a.revision for a in activations] == ["2026.11.22-2", "2026.11.22-edited"]
+    assert [a.revision for a in activations] == ["2026.11.23-1", "2026.11.22-edited"]
     assert activations[-1].activated_by == "dave" and activations[-1].signature
     assert len(logged) == 2
 

@@ -26,16 +26,31 @@ def test_setup_section_has_exactly_two_commands():
         "bash scripts/install.sh && .venv/bin/forgegov demo", "bash scripts/test.sh"]
 
 
-def test_quickstart_runs(tmp_path):
-    script = _block_after("## Quickstart")
+def _run_blocks(tmp_path: Path, *headings: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """The bash blocks under `headings`, in order, in one strict shell with the venv's forgegov first on PATH."""
+    script = "".join(_block_after(heading) for heading in headings)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FORGEGOV_HOME", None)
     env.pop("FORGEGOV_DATABASE_URL", None)
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=300)
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_quickstart_runs(tmp_path):
+    done = _run_blocks(tmp_path, "## Quickstart", timeout=300)
     assert "refused with exit code 3" in done.stdout
     assert "alice requested this approval and cannot approve it" in done.stderr
     assert "state approved" in done.stdout
     assert "audit log verified" in done.stdout
+
+
+def test_training_runs_section_runs(tmp_path):
+    """The quickstart, then the training walk-through after it, in the same shell and workspace."""
+    done = _run_blocks(tmp_path, "## Quickstart", "## Training runs", timeout=600)
+    assert "still required: 1 more approval by role ml-lead" in done.stdout
+    assert "completed (attempt 1)" in done.stdout and "candidate checkpoint/parts-cpt@1" in done.stdout
+    assert "realised share" in done.stdout
+    assert "provenance verified for checkpoint/parts-cpt@1" in done.stdout

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.governance.cli import assets, audit, demo, gates, identity, opa, policy, reference, workspace
+from forgegov.governance.cli import assets, audit, demo, gates, identity, opa, policy, reference, runs, workspace
 from forgegov.governance.cli.context import AppState
 from forgegov.governance.cli.output import stderr
 from forgegov.governance.errors import ForgegovError, PolicyDenied
@@ -45,6 +45,7 @@ opa.register(app)
 audit.register(app)
 demo.register(app)
 reference.register(app)
+runs.register(app)
 
 
 def _report(error: ForgegovError) -> None:

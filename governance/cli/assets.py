@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(make_group(AssetKind.DATASET, "Datasets."), name="dataset")
     app.add_typer(make_group(AssetKind.REWARD, "Reward functions."), name="reward")
     app.add_typer(make_group(AssetKind.CHECKPOINT, "Model checkpoints."), name="checkpoint")
-    app.add_typer(make_group(AssetKind.RUN, "Training run specifications."), name="run")
+    # Run specs are registered by `forgegov run start` (governance/cli/runs.py), which validates the recipe first.
     app.command("show")(show)
     app.command("list")(list_)
 

@@ -20,8 +20,9 @@ def demo(
                                                                      "temporary folder, kept for inspection).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Run the governed flow end to end in a fresh workspace: identities, registration, all four gates,
-    separation of duties, quorum, revocation, and a verified audit log."""
+    """Run the governed flow end to end in a fresh workspace: identities, registration, data-quality checks, a
+    reference model family trained here, all five gates, a governed training run with signed provenance,
+    separation of duties, quorum, revocation, and a verified audit log (about a minute on two CPU cores)."""
     from forgegov.governance.demo import run_demo
     from forgegov.governance.errors import WorkspaceError
 
@@ -33,7 +34,7 @@ def demo(
     say = stderr.print if as_json else typer.echo
     report = run_demo(directory, passphrase, say)
     emit(asdict(report), as_json, lambda out: out.print(
-        f"demo finished; inspect it with: forgegov -w {report.workspace} show claims-model"))
+        f"demo finished; inspect it with: forgegov -w {report.workspace} run show run/claims-cpt"))
 
 
 def register(app: typer.Typer) -> None:

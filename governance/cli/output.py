@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 
@@ -21,3 +21,27 @@ def emit(data: Any, as_json: bool, human: Callable[[Console], None]) -> None:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         human(stdout)
+
+
+class PhaseBars:
+    """One progress bar per phase of a long job, on stderr; `update` is the jobs' `progress(phase, done, total,
+    note)` callback."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=stderr)
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def update(self, phase: str, done: int, total: int, note: str) -> None:
+        if phase not in self.tasks:
+            self.tasks[phase] = self.progress.add_task(phase, total=total, note=note)
+        self.progress.update(self.tasks[phase], completed=done, total=total, note=note)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from forgegov.governance.cli.output import emit, stderr
+from forgegov.governance.cli.output import PhaseBars, emit
 
 reference_app = typer.Typer(help="The reference model family: three staged checkpoints of a tiny Llama-style "
                                  "model, built on this machine.", no_args_is_help=True)
@@ -49,7 +49,7 @@ def build(
     from forgegov.training.reference.build import build_reference
     from forgegov.training.reference.evaluate import TABLE_HEADER, table_rows
 
-    with _StageBars() as bars:
+    with PhaseBars() as bars:
         record = build_reference(out, preset, seed, progress=bars.update, threads=threads)
 
     def human(console) -> None:  # type: ignore[no-untyped-def]
@@ -67,29 +67,6 @@ def build(
                       f"lineage and sha256 in {out / 'reference.json'}")
 
     emit(record, as_json, human)
-
-
-class _StageBars:
-    """One rich progress bar per phase on stderr."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=stderr)
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> _StageBars:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
-
-    def update(self, phase: str, done: int, total: int, note: str) -> None:
-        if phase not in self.tasks:
-            self.tasks[phase] = self.progress.add_task(phase, total=total, note=note)
-        self.progress.update(self.tasks[phase], completed=done, total=total, note=note)
 
 
 @reference_app.command("register")

@@ -36,13 +36,14 @@ def init(
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context,
                as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Apply pending schema migrations to the workspace's store (and give an older workspace its audit log key)."""
+    """Apply pending schema migrations to the workspace's store (and give an older workspace its audit log and platform keys)."""
     from forgegov.audit.log_key import ensure_log_key
     from forgegov.governance.store.db import upgrade
+    from forgegov.training.provenance import ensure_platform_key
 
     ws = state(ctx).workspace()
     head = upgrade(ws.database_url)
-    ensure_log_key(ws)
+    ensure_platform_key(ensure_log_key(ws))
     emit({"revision": head}, as_json, lambda out: out.print(f"store schema at revision {head}"))
 
 

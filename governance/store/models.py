@@ -21,6 +21,7 @@ from forgegov.governance.states import (
     Gate,
     GateAction,
     RequestStatus,
+    RunStatus,
     Verdict,
 )
 
@@ -194,3 +195,32 @@ class DatasetCheck(SQLModel, table=True):
     checked_by: str = Field(max_length=64)
     checked_at: str
     audit_seq: int
+
+
+class TrainingRun(SQLModel, table=True):
+    """One execution of an approved run spec (one per run asset; resumed, never restarted).
+
+    `plan` pins what the run gate approved: the recipe, and the base checkpoint and datasets by digest, copied from
+    the allowing decision's input, so a dataset version registered after the approval cannot slip in. `realised`
+    holds the tokens actually trained on per source, next to the planned shares, once the run completes; the
+    candidate, its provenance and the code that produced it are recorded with it.
+    """
+
+    __tablename__ = "training_run"
+    id: str = Field(primary_key=True, max_length=36)
+    record_version: int = RECORD_VERSION
+    run_asset_id: int = Field(foreign_key="asset.id", unique=True)
+    recipe_digest: str = Field(max_length=71)
+    decision_id: str = Field(max_length=36)
+    plan: str
+    status: RunStatus = Field(sa_column=_enum(RunStatus))
+    started_by: str = Field(max_length=64)
+    started_at: str
+    attempts: int = 1
+    output_dir: str
+    finished_at: Optional[str] = None
+    error: Optional[str] = None
+    realised: Optional[str] = None
+    code: Optional[str] = None
+    candidate_digest: Optional[str] = Field(default=None, max_length=71)
+    provenance_digest: Optional[str] = Field(default=None, max_length=71)

@@ -1,10 +1,11 @@
 # METADATA
 # title: forgegov standard gate
 # description: >-
-#   The rules of a gate that signs off one registered asset of the kind it is
-#   named after (dataset, reward, run) against one quorum from data.json. The
-#   promotion gate reuses the approval, rejection and missing parts with the
-#   quorum of its request's target.
+#   The rules of a gate that signs off one registered asset against one quorum
+#   from data.json: of the kind it is named after (dataset, reward, run), or of
+#   another kind through deny_for_kind (the base gate signs off checkpoints).
+#   The promotion gate reuses the approval, rejection and missing parts with
+#   the quorum of its request's target.
 package forgegov.lib.standard_gate
 
 import data.forgegov.lib.approvals
@@ -20,11 +21,16 @@ settings_of(name) := object.get(config.gates, name, {})
 # An empty or absent quorum would let a request approve itself.
 quorum_configured(settings) if count(settings.quorum) > 0
 
-# Each part reads the settings fields it needs inside its own comprehension,
-# so a field absent from data.json drops only the checks that need it (the
-# envelope and quorum checks then say what is wrong) rather than the whole set.
-deny(inp, name, settings) := union({
-	gate.envelope_denies(inp, name, name),
+# A gate named after the kind of asset it governs (dataset, reward, run).
+deny(inp, name, settings) := deny_for_kind(inp, name, name, settings)
+
+# Any gate, given the kind of its subjects: the base gate is named "base" and
+# governs checkpoints. Each part reads the settings fields it needs inside its
+# own comprehension, so a field absent from data.json drops only the checks
+# that need it (the envelope and quorum checks then say what is wrong) rather
+# than the whole set.
+deny_for_kind(inp, name, kind, settings) := union({
+	gate.envelope_denies(inp, name, kind),
 	{msg |
 		inp.action == "request"
 		some msg in gate.request_denies(inp, settings.requesters)

@@ -23,7 +23,7 @@ deny(inp) := standard_gate.deny(inp, "dataset", settings)
 missing(inp) := standard_gate.missing(inp, settings.quorum)
 
 test_settings_of_reads_each_gate if {
-	every name in ["dataset", "reward", "run", "promotion"] {
+	every name in ["dataset", "reward", "run", "promotion", "base"] {
 		standard_gate.settings_of(name) == data.data.gates[name]
 	}
 }
@@ -176,6 +176,18 @@ test_stale_approval_may_be_renewed if {
 
 test_wrong_subject_kind_denied if {
 	deny(doc("approve", "bob", [fx.new("bob", "approve")], {"subject": {"kind": "reward"}})) == {"the dataset gate only governs dataset subjects (got \"reward\"): use the gate for that kind"}
+}
+
+# deny is deny_for_kind with the gate's own name as the kind; a gate named
+# otherwise checks the kind it is handed, and still its own name.
+test_deny_for_kind_checks_the_kind_given if {
+	inp := object.union(doc("approve", "bob", [fx.new("bob", "approve")], {"gate": "base"}), {"subject": {"kind": "checkpoint"}})
+	standard_gate.deny_for_kind(inp, "base", "checkpoint", settings) == set()
+	standard_gate.deny(inp, "base", settings) == {"the base gate only governs base subjects (got \"checkpoint\"): use the gate for that kind"}
+	standard_gate.deny_for_kind(inp, "checkpoint", "checkpoint", settings) == {
+		"input.gate must be \"checkpoint\" for this policy (got \"base\"): query data.forgegov.gates.<gate>.decision for the document's gate",
+		"policy data has no settings for the checkpoint gate: a policy maintainer must add them to data.json",
+	}
 }
 
 test_wrong_gate_denied if {

@@ -235,7 +235,9 @@ def _train_stage(model, tokenizer, stage: str, settings: StageSettings, examples
     from datasets import Dataset
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from forgegov.training.trainer import CausalLMTrainer, no_activation_checkpointing
 
     class StageProgress(TrainerCallback):
         def __init__(self) -> None:
@@ -257,26 +259,16 @@ def _train_stage(model, tokenizer, stage: str, settings: StageSettings, examples
         warmup_steps=settings.warmup_steps, optim="adamw_torch", weight_decay=0.1, adam_beta1=0.9, adam_beta2=0.95,
         max_grad_norm=1.0,
         # bf16 autocast on a CPU without bf16 instructions is about ten times slower than fp32: fp32 on CPU.
-        bf16=cuda, fp16=False, use_cpu=not cuda, **_no_checkpointing(SFTConfig),
+        bf16=cuda, fp16=False, use_cpu=not cuda, **no_activation_checkpointing(SFTConfig),
         seed=seed, data_seed=seed, full_determinism=True,
         report_to="none", save_strategy="no", eval_strategy="no", logging_steps=max(1, settings.steps // 20),
         disable_tqdm=True, dataloader_num_workers=0,
         max_length=seq_len, packing=packed, packing_strategy="wrapped", dataset_text_field="text",
     )
     progress(stage, 0, settings.steps, "preparing data")
-    class CausalLMTrainer(SFTTrainer):
-        """SFTTrainer with the model's own causal-LM loss. TRL's default loss runs a chunked "fused" LM head that
-        also computes entropy and token accuracy for its logs; on a 2-core CPU that made each step of the reference
-        model about 40-70 % slower, for metrics this build does not use. Data preparation (EOS, chat text,
-        packing), optimiser, schedule and loop are TRL's and transformers' unchanged."""
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # type: ignore[no-untyped-def]
-            outputs = model(**inputs, use_cache=False)
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
-
     callback = StageProgress()
     trainer = CausalLMTrainer(model=model, args=config, train_dataset=Dataset.from_list(examples),
-                         processing_class=tokenizer, callbacks=[callback])
+                              processing_class=tokenizer, callbacks=[callback])
     # With tqdm off, transformers prints every log dict to stdout; progress goes through `progress` instead.
     trainer.remove_callback(PrinterCallback)
     output = trainer.train()
@@ -286,12 +278,3 @@ def _train_stage(model, tokenizer, stage: str, settings: StageSettings, examples
             "loss_curve": [[step, round(loss, 4)] for step, loss in losses],
             "trainer": "trl.SFTTrainer", "packing": "wrapped" if packed else "none",
             "loss_on": "all tokens" if packed else "completions"}
-
-
-def _no_checkpointing(config_class: type) -> dict[str, bool]:
-    """Activation checkpointing off (TRL defaults it on). transformers 5 renamed the flag and warns on the old one."""
-    import dataclasses
-
-    names = {field.name for field in dataclasses.fields(config_class)}
-    return {"activation_checkpointing": False} if "activation_checkpointing" in names else {
-        "gradient_checkpointing": False}

@@ -1,0 +1,1 @@
+"""Run specs and their gate: the recipe as a registered asset, the evidence the run gate reads, and the plan it pins."""

@@ -1,0 +1,92 @@
+"""The plan a run is held to: what the run gate's allowing decision saw, read back from the decision record.
+
+A recipe names datasets and its base by reference (`claims`, `ref-post@1`); between approval and start a new version
+could be registered under the same name. The run therefore never resolves references again: it uses the digests in
+the input OPA allowed, after proving that record is the one the audit log committed to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.governance.canonical import digest_of, sha256_digest
+from forgegov.governance.errors import SignatureInvalid, StateConflict
+from forgegov.governance.registry import label
+from forgegov.governance.states import AssetState, DecisionResult, Gate
+from forgegov.governance.store.models import Asset, AuditEntry, Decision
+
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedSource:
+    label: str
+    digest: str
+    role: str
+    share: float
+
+    def to_document(self) -> dict[str, Any]:
+        return {"label": self.label, "digest": self.digest, "role": self.role, "share": self.share}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_label: str
+    run_digest: str
+    recipe_digest: str
+    decision_id: str
+    policy_revision: str
+    policy_digest: str
+    base_label: str
+    base_digest: str
+    sources: tuple[PlannedSource, ...]
+    version: int = PLAN_VERSION
+
+    def to_document(self) -> dict[str, Any]:
+        return {"version": self.version, "run": self.run_label, "run_digest": self.run_digest,
+                "recipe_digest": self.recipe_digest, "decision_id": self.decision_id,
+                "policy_revision": self.policy_revision, "policy_digest": self.policy_digest,
+                "base": {"label": self.base_label, "digest": self.base_digest},
+                "sources": [s.to_document() for s in self.sources]}
+
+
+def approved_plan(session: Session, run: Asset) -> RunPlan:
+    """The plan of the approved run asset `run`; StateConflict if it is not approved, SignatureInvalid if the
+    allowing decision was altered in the store."""
+    if run.state is not AssetState.APPROVED:
+        raise StateConflict(f"{label(run)} is {run.state.value}: a run starts only once the run gate approved it",
+                            hint=f"forgegov request {label(run)} --gate run --as NAME")
+    decision = session.exec(
+        select(Decision).where(Decision.gate == Gate.RUN, Decision.subject_digest == run.digest,
+                               Decision.result == DecisionResult.ALLOW)
+        .order_by(Decision.decided_at.desc())  # type: ignore[attr-defined]
+    ).first()
+    if decision is None:
+        raise SignatureInvalid(f"{label(run)} is approved but no allowing run-gate decision is recorded: the store "
+                               "was altered", hint="run `forgegov audit verify`")
+    document = json.loads(decision.input)
+    if digest_of(document) != decision.input_digest:
+        raise SignatureInvalid(f"decision {decision.id} no longer matches its input digest: the store was altered")
+    entry = session.exec(select(AuditEntry).where(AuditEntry.decision_id == decision.id)).first()
+    if entry is None or entry.payload is None or sha256_digest(entry.payload.encode()) != entry.payload_digest \
+            or json.loads(entry.payload).get("input_digest") != decision.input_digest:
+        raise SignatureInvalid(f"decision {decision.id} does not match the audit entry that recorded it: the store "
+                               "was altered", hint="run `forgegov audit verify`")
+    evidence = document.get("evidence", {}).get("run", {})
+    recipe, base = evidence.get("recipe", {}), evidence.get("base", {})
+    if recipe.get("valid") is not True or base.get("found") is not True:
+        # OPA allowed an input without a usable recipe or base: that is a policy defect, and running would be
+        # running something nobody approved.
+        raise StateConflict(f"decision {decision.id} allowed {label(run)} without a resolved recipe and base; "
+                            "refusing to run it", hint="report the policy defect; request the run gate again")
+    return RunPlan(
+        run_label=label(run), run_digest=run.digest, recipe_digest=recipe["digest"], decision_id=decision.id,
+        policy_revision=decision.policy_revision or "", policy_digest=decision.policy_digest or "",
+        base_label=base["label"], base_digest=base["digest"],
+        sources=tuple(PlannedSource(s["label"], s["digest"], s["role"], float(s["share"]))
+                      for s in evidence.get("sources", [])),
+    )

@@ -1,0 +1,90 @@
+"""Reading runs back: the list, one run's record, and the check of its signed provenance."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import NotFound, StateConflict
+from forgegov.governance.registry import label, resolve
+from forgegov.governance.states import AssetKind, RunStatus
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import Asset, TrainingRun
+
+_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _document(session: Session, row: TrainingRun) -> dict[str, Any]:
+    run = session.get(Asset, row.run_asset_id)
+    candidate = None
+    if row.candidate_digest is not None:
+        found = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
+                                                 Asset.digest == row.candidate_digest)).first()
+        candidate = label(found) if found is not None else None
+    return {"run_id": row.id, "run": label(run) if run is not None else None, "run_digest": run.digest if run else None,
+            "status": row.status.value, "attempts": row.attempts, "started_by": row.started_by,
+            "started_at": row.started_at, "finished_at": row.finished_at, "error": row.error,
+            "recipe_digest": row.recipe_digest, "decision_id": row.decision_id, "plan": json.loads(row.plan),
+            "realised": json.loads(row.realised) if row.realised else None,
+            "code": json.loads(row.code) if row.code else None, "candidate": candidate,
+            "candidate_digest": row.candidate_digest, "provenance_digest": row.provenance_digest,
+            "output_dir": row.output_dir}
+
+
+def list_run_records(workspace: Workspace) -> list[dict[str, Any]]:
+    with read_session(workspace.database_url) as session:
+        rows = session.exec(select(TrainingRun).order_by(TrainingRun.started_at.desc()))  # type: ignore[attr-defined]
+        return [_document(session, row) for row in rows]
+
+
+def _find(session: Session, ref: str) -> TrainingRun:
+    if _RUN_ID.match(ref):
+        row = session.get(TrainingRun, ref)
+        if row is None:
+            raise NotFound(f"no training run has id {ref}", hint="see `forgegov run list`")
+        return row
+    run = resolve(session, ref, AssetKind.RUN)
+    row = session.exec(select(TrainingRun).where(TrainingRun.run_asset_id == run.id)).first()
+    if row is None:
+        raise NotFound(f"{label(run)} has not started training", hint="see `forgegov run start`")
+    return row
+
+
+def run_record(workspace: Workspace, ref: str) -> dict[str, Any]:
+    with read_session(workspace.database_url) as session:
+        return _document(session, _find(session, ref))
+
+
+def verify_run(workspace: Workspace, ref: str) -> dict[str, Any]:
+    """Verify a completed run's provenance against the pinned platform key and the candidate's registered folder,
+    and that what was signed is the checkpoint the run registered."""
+    from forgegov.governance.canonical import digest_of
+    from forgegov.governance.errors import SignatureInvalid
+    from forgegov.training.provenance import SignedProvenance, pinned_platform_public_key, verify_provenance
+
+    found = run_record(workspace, ref)
+    if found["status"] != RunStatus.COMPLETED.value or found["candidate_digest"] is None:
+        raise StateConflict(f"run {found['run_id']} is {found['status']}: only a completed run has provenance")
+    with read_session(workspace.database_url) as session:
+        candidate = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
+                                                     Asset.digest == found["candidate_digest"])).one()
+    signed = SignedProvenance.read(Path(found["output_dir"]) / "provenance")
+    if digest_of(signed.statement_envelope) != found["provenance_digest"]:
+        raise SignatureInvalid(f"the provenance of run {found['run_id']} is not the envelope the run recorded",
+                               hint="restore the run's provenance folder")
+    statement = verify_provenance(pinned_platform_public_key(workspace), signed.statement_envelope,
+                                  signed.manifest_envelope, Path(candidate.source_path))
+    if digest_of(json.loads(candidate.manifest)) != candidate.digest:
+        raise SignatureInvalid(f"{label(candidate)}'s stored manifest does not match its digest: the store was "
+                               "altered", hint="run `forgegov audit verify`")
+    files = {entry["path"]: entry["sha256"] for entry in json.loads(candidate.manifest)["files"]}
+    if {s["name"]: s["digest"]["sha256"] for s in statement["subject"]} != files:
+        raise SignatureInvalid(f"the signed provenance describes other files than {label(candidate)}")
+    return {"run_id": found["run_id"], "run": found["run"], "candidate": found["candidate"],
+            "candidate_digest": found["candidate_digest"], "files": len(files),
+            "keyid": signed.statement_envelope["signatures"][0]["keyid"], "verified": True}

@@ -1,0 +1,82 @@
+"""A recipe becomes a run asset: its bytes are copied into the workspace and registered from there.
+
+The copy is what the gate reads and what the run executes, so editing the file a user passed in afterwards changes
+nothing that was approved (it is simply a new recipe, and a new run asset version, next time). The copy lives at
+`artifacts/recipes/<sha256 of the bytes>/recipe.toml`, so the same bytes always register under the same digest
+whatever the user's file was called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+
+from sqlmodel import select
+
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import AlreadyExists, UnreadablePath
+from forgegov.governance.manifest import build_manifest
+from forgegov.governance.registry import register_asset
+from forgegov.governance.states import AssetKind
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import Asset
+from forgegov.training.recipe import Recipe, RecipeError, parse_recipe
+
+RECIPE_FILE = "recipe.toml"
+
+
+def read_recipe_bytes(path: Path) -> tuple[bytes, Recipe]:
+    """The file's bytes and the recipe they hold, validated (RecipeError naming the field otherwise)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadablePath(f"cannot read recipe {path}: {exc.strerror or exc}") from exc
+    return data, recipe_from_bytes(data, str(path))
+
+
+def recipe_from_bytes(data: bytes, where: str) -> Recipe:
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe {where} is not UTF-8 text: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"recipe {where} is not valid TOML: {exc}") from exc
+    return parse_recipe(doc)
+
+
+def register_recipe(workspace: Workspace, path: Path, actor: str) -> tuple[Asset, Recipe, bool]:
+    """The run asset for the recipe at `path` (registered now when its bytes are new), the recipe, and whether it
+    was registered by this call. The recipe is validated before anything is written."""
+    data, recipe = read_recipe_bytes(path)
+    stored = _store_copy(workspace, data)
+    digest = build_manifest(stored).digest
+    with read_session(workspace.database_url) as session:
+        existing = session.exec(select(Asset).where(Asset.kind == AssetKind.RUN, Asset.digest == digest)).first()
+        if existing is not None:
+            session.expunge(existing)
+            return existing, recipe, False
+    try:
+        return register_asset(workspace, AssetKind.RUN, stored, recipe.name, actor), recipe, True
+    except AlreadyExists:
+        # Registered by someone else between our look and our insert: the same bytes, so the same run.
+        with read_session(workspace.database_url) as session:
+            existing = session.exec(select(Asset).where(Asset.kind == AssetKind.RUN,
+                                                        Asset.digest == digest)).one()
+            session.expunge(existing)
+            return existing, recipe, False
+
+
+def _store_copy(workspace: Workspace, data: bytes) -> Path:
+    folder = workspace.artifacts_dir / "recipes" / hashlib.sha256(data).hexdigest()
+    target = folder / RECIPE_FILE
+    if target.exists() and target.read_bytes() == data:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed, so a crash never leaves a half-written recipe under the final name.
+    partial = folder / f".{RECIPE_FILE}.{os.getpid()}"
+    partial.write_bytes(data)
+    partial.chmod(0o444)
+    os.replace(partial, target)
+    return target

@@ -1,0 +1,262 @@
+"""Governed training runs: the run gate before any compute, training on exactly the approved bytes, realised tokens,
+resume after a crash, candidate lineage, and signed provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from forgegov.governance import actions
+from forgegov.governance.errors import DigestMismatch, PolicyDenied, StateConflict
+from forgegov.governance.registry import find_asset, lineage, register_asset
+from forgegov.governance.runs.records import run_record, verify_run
+from forgegov.governance.runs.start import start_run
+from forgegov.governance.states import AssetKind, AssetState, Gate, GateAction, RunStatus
+from forgegov.governance.store.db import read_session
+from forgegov.governance.store.models import AuditEntry, TrainingRun
+from forgegov.training.recipe import RecipeError
+from tests.conftest import PASSPHRASE, register_checked
+from tests.runs_support import PROPRIETARY, build_tiny_base, governed_inputs, recipe_text, sentences, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def base_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_base(tmp_path_factory.mktemp("base") / "tiny-base")
+
+
+def _recipe(tmp_path: Path, text: str, name: str = "recipe.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _start(workspace, recipe: Path, actor: str = "alice", **kwargs):  # type: ignore[no-untyped-def]
+    return start_run(workspace, recipe, actor, lambda: PASSPHRASE, **kwargs)
+
+
+def _actions(workspace) -> list[str]:  # type: ignore[no-untyped-def]
+    with read_session(workspace.database_url) as session:
+        return [entry.action for entry in session.exec(select(AuditEntry).order_by(AuditEntry.seq))]
+
+
+def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_path, base_template):
+    labels = governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text())
+
+    waiting = _start(people, recipe)
+    assert not waiting.started and waiting.state == "pending"
+    assert any("ml-lead" in item for item in waiting.missing)
+    assert "run.start" not in _actions(people) and "checkpoint.load" not in _actions(people)
+    again = _start(people, recipe)  # same bytes: the same run asset, still waiting, no second request
+    assert again.run == waiting.run and not again.started and again.missing == waiting.missing
+
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _start(people, recipe).trained
+    assert done is not None and done.status is RunStatus.COMPLETED and done.attempts == 1
+
+    candidate = find_asset(people, done.candidate, AssetKind.CHECKPOINT)
+    assert candidate.stage == "candidate" and candidate.state is AssetState.REGISTERED
+    assert [a.digest for a in lineage(people, done.candidate)][1] == find_asset(people, labels["base"]).digest
+
+    realised = done.realised
+    by_label = {s["label"]: s for s in realised["sources"]}
+    assert set(by_label) == {labels["claims"], labels["general"], labels["replay"]}
+    assert all(s["tokens"] > 0 for s in realised["sources"])
+    assert sum(s["tokens"] for s in realised["sources"]) == realised["total_tokens"]
+    # 12 steps of 4 packed blocks of 32 positions, each position one source's token; the stream's last block is
+    # shorter (wrapped packing), and fewer than one epoch is drawn, so at most one block may fall short.
+    assert 12 * 4 * 32 - 32 < realised["total_tokens"] <= 12 * 4 * 32
+    assert by_label[labels["claims"]]["planned_share"] == 0.6
+    assert by_label[labels["claims"]]["realised_share"] > by_label[labels["replay"]]["realised_share"]
+
+    record = run_record(people, done.run_id)
+    assert record["status"] == "completed" and record["candidate_digest"] == candidate.digest
+    assert record["plan"]["base"]["digest"] == find_asset(people, labels["base"]).digest
+    assert record["code"]["code_digest"].startswith("sha256:") and record["code"]["trl"]
+    metrics = [json.loads(line) for line in (Path(done.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert metrics and all("loss" in m and set(m["tokens"]) == set(by_label) for m in metrics)
+
+    log = _actions(people)
+    assert log.count("dataset.load") == 3 and "checkpoint.load" in log and log[-1] == "run.complete"
+    with read_session(people.database_url) as session:
+        complete = session.exec(select(AuditEntry).where(AuditEntry.action == "run.complete")).one()
+    lineage_record = json.loads(complete.payload)
+    assert lineage_record["candidate_digest"] == candidate.digest
+    assert lineage_record["recipe_digest"] == record["recipe_digest"]
+    assert lineage_record["policy_revision"] and lineage_record["decision_id"] == record["decision_id"]
+    assert sorted(lineage_record["datasets"]) == sorted(find_asset(people, labels[n]).digest
+                                                        for n in ("claims", "general", "replay"))
+
+    assert verify_run(people, done.run_id)["verified"] is True
+    with pytest.raises(StateConflict, match="already completed"):
+        _start(people, recipe)
+
+
+def test_gate_refuses_unapproved_data_before_any_compute(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template, approve_data=False)
+    with pytest.raises(PolicyDenied) as denied:
+        _start(people, _recipe(tmp_path, recipe_text()))
+    assert any("dataset/claims@1" in reason and "approved" in reason for reason in denied.value.reasons)
+    assert "checkpoint.load" not in _actions(people) and "dataset.load" not in _actions(people)
+
+
+def test_gate_refuses_a_base_not_approved_for_customisation(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template, approve_base=False)
+    with pytest.raises(PolicyDenied) as denied:
+        _start(people, _recipe(tmp_path, recipe_text()))
+    assert any("checkpoint/tiny-base@1" in reason and "customisation" in reason for reason in denied.value.reasons)
+
+
+def test_gate_refuses_a_mixture_below_the_replay_floor(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    with pytest.raises(PolicyDenied) as denied:
+        _start(people, _recipe(tmp_path, recipe_text(shares=(0.9, 0.1, 0.0))))
+    assert any("10%" in reason and "20%" in reason for reason in denied.value.reasons)
+
+
+def test_invalid_recipe_registers_nothing(people, tmp_path):
+    with pytest.raises(RecipeError, match="shares must sum to 1"):
+        _start(people, _recipe(tmp_path, recipe_text(shares=(0.6, 0.3, 0.3))))
+    with read_session(people.database_url) as session:
+        assert session.exec(select(TrainingRun)).first() is None
+    assert "run.register" not in _actions(people)
+
+
+def test_the_run_uses_the_approved_digests_not_a_newer_version(people, tmp_path, base_template):
+    labels = governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=3))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    newer = register_checked(people, write_jsonl(tmp_path / "claims-v2", sentences("claims", 90, 5)), "claims",
+                             "alice", PROPRIETARY)
+    assert newer.version == 2
+    done = _start(people, recipe).trained
+    assert done is not None
+    used = {s["label"] for s in done.realised["sources"]}
+    assert labels["claims"] in used and "dataset/claims@2" not in used
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(step: int):  # type: ignore[no-untyped-def]
+    from transformers import TrainerCallback
+
+    class CrashAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == step:
+                raise _Crash(f"simulated crash after step {step}")
+
+    return CrashAt()
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=10))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+
+    # save_steps is max_steps // 5 = 2: a crash after step 5 leaves checkpoint-4 behind.
+    with pytest.raises(_Crash):
+        _start(people, recipe, callbacks=(_crash_at(5),))
+    failed = run_record(people, waiting.run)
+    assert failed["status"] == "failed" and "simulated crash" in failed["error"]
+    assert "run.failed" in _actions(people)
+
+    resumed = _start(people, recipe).trained
+    assert resumed is not None and resumed.attempts == 2 and resumed.resumed_from_step == 4
+    assert 10 * 4 * 32 - 32 < resumed.realised["total_tokens"] <= 10 * 4 * 32
+    assert "run.resume" in _actions(people)
+
+    # The same recipe trained without a crash, in a second workspace, sees the same tokens per source.
+    from forgegov.governance.identities import create_identity
+    from forgegov.governance.workspace import init_workspace
+    from tests.conftest import PEOPLE
+
+    other = init_workspace(tmp_path / "other-ws")
+    for name in PEOPLE:
+        create_identity(other, name, PASSPHRASE)
+    governed_inputs(other, tmp_path / "other-inputs", base_template)
+    straight_recipe = _recipe(tmp_path, recipe_text(max_steps=10), "straight.toml")
+    first = _start(other, straight_recipe)
+    actions.answer(other, first.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    straight = _start(other, straight_recipe).trained
+    assert straight is not None
+    assert [s["tokens"] for s in straight.realised["sources"]] == [s["tokens"] for s in resumed.realised["sources"]]
+
+
+def test_a_base_changed_after_approval_is_refused_at_load_and_the_run_fails(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=3))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    weights = tmp_path / "inputs" / "base" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(DigestMismatch, match="model.safetensors"):
+        _start(people, recipe)
+    assert run_record(people, waiting.run)["status"] == "failed"
+    assert "checkpoint.load.refused" in _actions(people)
+
+
+def test_a_candidate_file_changed_after_signing_fails_verification(people, tmp_path, base_template):
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=3))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _start(people, recipe).trained
+    assert done is not None
+    config = Path(done.output_dir) / "candidate" / "config.json"
+    config.write_text(config.read_text().replace("\"hidden_size\": 32", "\"hidden_size\": 33"))
+    with pytest.raises(DigestMismatch, match="config.json"):
+        verify_run(people, done.run_id)
+
+
+def test_run_asset_registered_by_hand_is_denied_with_the_reason(people, files):
+    path = files.folder("spec", {"notes.txt": "not a recipe"})
+    register_asset(people, AssetKind.RUN, path, "by-hand", "alice")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, "run/by-hand", "alice", PASSPHRASE, gate=Gate.RUN)
+    assert any("recipe" in reason for reason in denied.value.reasons)
+
+
+def test_sft_with_lora_trains_on_replies_and_registers_a_merged_candidate(people, tmp_path, base_template):
+    import json as _json
+
+    from forgegov.governance.registry import DatasetSpec
+    from forgegov.governance.states import Classification, DatasetKind
+    from forgegov.training.checkpoint_loading import load_checkpoint
+    from tests.runs_support import approve
+
+    labels = governed_inputs(people, tmp_path / "inputs", base_template)
+    chats = tmp_path / "chats"
+    chats.mkdir()
+    with open(chats / "chats.jsonl", "w", encoding="utf-8") as handle:
+        for i, line in enumerate(sentences("claims", 80, 3)):
+            handle.write(_json.dumps({"messages": [{"role": "user", "content": f"Summarise record {i}."},
+                                                   {"role": "assistant", "content": line}]}) + "\n")
+    chat = register_checked(people, chats, "claims-chat", "alice",
+                            DatasetSpec(DatasetKind.SFT_CHAT, Classification.PROPRIETARY))
+    approve(people, "dataset/claims-chat@1", Gate.DATASET, "alice", "bob")
+    text = (recipe_text(name="claims-sft", method="sft", shares=(0.0, 0.5, 0.0), max_steps=4,
+                        extra_train='\n[train.lora]\nr = 4\nalpha = 8\ntarget_modules = ["q_proj", "v_proj"]\n')
+            .replace('dataset = "general"\nrole = "general"\nshare = 0.5',
+                     'dataset = "general"\nrole = "general"\nshare = 0.5\n\n[[mixture.sources]]\n'
+                     'dataset = "claims-chat"\nrole = "proprietary"\nshare = 0.5'))
+    recipe = _recipe(tmp_path, text)
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _start(people, recipe).trained
+    assert done is not None
+    assert {s["label"] for s in done.realised["sources"]} == {labels["general"], "dataset/claims-chat@1"}
+    assert all(s["tokens"] > 0 for s in done.realised["sources"])
+    files = {entry["path"] for entry in _json.loads(find_asset(people, done.candidate).manifest)["files"]}
+    assert "model.safetensors" in files and not any("adapter" in name for name in files)
+    model, tokenizer = load_checkpoint(people, done.candidate, actor="alice", purpose="test: merged candidate")
+    assert tokenizer is not None and not any("lora" in name for name, _ in model.named_parameters())
+    assert chat.version == 1

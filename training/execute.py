@@ -1,0 +1,429 @@
+"""Execute an approved run, top to bottom:
+
+    plan (what the run gate allowed, by digest) → claim the run → load the base and every dataset through the
+    digest-verified loaders → tokenise, tag and interleave → TRL's SFTTrainer (resuming from its last checkpoint)
+    → save the candidate → register it with its lineage → sign its provenance → record the run as completed
+
+Nothing here decides whether a run may happen: the run gate did, and `approved_plan` refuses a run asset it has not
+approved. A failure after the claim marks the run failed (and logs it); starting the same recipe again resumes from
+the last checkpoint TRL saved, with the token counts saved beside it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from forgegov.audit.checkpoints import checkpoint_if_due, record
+from forgegov.audit.log import EntryDraft, append
+from forgegov.governance.canonical import digest_of
+from forgegov.governance.clock import now_rfc3339
+from forgegov.governance.config import Workspace
+from forgegov.governance.errors import AlreadyExists, BadInput, SignatureInvalid, StateConflict
+from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.manifest import build_manifest
+from forgegov.governance.registry import label, register_asset, resolve
+from forgegov.governance.runs.evidence import registered_recipe
+from forgegov.governance.runs.plan import RunPlan, approved_plan
+from forgegov.governance.staging import staged_folder
+from forgegov.governance.states import AssetKind, CheckpointStage, RunStatus
+from forgegov.governance.store.db import read_session, write_transaction
+from forgegov.governance.store.models import Asset, TrainingRun
+from forgegov.training.mixture import SourceTokens
+from forgegov.training.recipe import Decay, DeviceKind, Method, Recipe, recipe_digest
+
+# progress(phase, done, total, note); phases: "load", "data", "train", "save".
+Progress = Callable[[str, int, int, str], None]
+
+TOKENS_FILE = "forgegov-source-tokens.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    run: str
+    status: RunStatus
+    attempts: int
+    resumed_from_step: int | None
+    candidate: str
+    candidate_digest: str
+    realised: dict[str, Any]
+    output_dir: str
+    provenance: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "run": self.run, "status": self.status.value, "attempts": self.attempts,
+                "resumed_from_step": self.resumed_from_step, "candidate": self.candidate,
+                "candidate_digest": self.candidate_digest, "realised": self.realised, "output_dir": self.output_dir,
+                "provenance": self.provenance}
+
+
+def _quiet(_phase: str, _done: int, _total: int, _note: str) -> None:
+    return None
+
+
+def execute_run(workspace: Workspace, run_ref: str, *, actor: str, progress: Progress | None = None,
+                callbacks: Sequence[Any] = ()) -> RunOutcome:
+    """Train the approved run `run_ref` (a run asset), or resume it when an earlier attempt stopped.
+
+    `callbacks` are extra `transformers.TrainerCallback`s (the tests use one to crash a run part-way)."""
+    progress = progress or _quiet
+    with read_session(workspace.database_url) as session:
+        require_active(get_identity(session, actor))
+        run = resolve(session, run_ref, AssetKind.RUN)
+        plan = approved_plan(session, run)
+        session.expunge(run)
+    recipe = registered_recipe(run)
+    if recipe_digest(recipe) != plan.recipe_digest:
+        raise SignatureInvalid(f"the recipe of {label(run)} is not the one its run gate decision {plan.decision_id} "
+                               "approved: the store was altered")
+    _check_devices(recipe)
+    row = _claim(workspace, run, plan, actor)
+    output = Path(row.output_dir)
+    with _exclusive(output, label(run)):
+        started = time.perf_counter()
+        try:
+            trained = _train(workspace, plan, recipe, row, actor, output, progress, callbacks)
+            return _finish(workspace, run, plan, recipe, row, actor, output, trained, started, progress)
+        except BaseException as failure:
+            _record_failure(workspace, run, row, actor, failure)
+            raise
+
+
+# --- before any compute ----------------------------------------------------------------------------------------------
+
+def _check_devices(recipe: Recipe) -> None:
+    import torch
+
+    if recipe.devices.kind is DeviceKind.CUDA and not torch.cuda.is_available():
+        raise BadInput(f"recipe {recipe.name} asks for CUDA devices, and this machine has none",
+                       hint='run it on a GPU machine, or set [devices] kind = "cpu"')
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if recipe.devices.count > 1 or world > 1:
+        # Claiming the run, registering the candidate and signing its provenance must happen once, on one rank;
+        # until they do, a multi-process run is refused rather than run with governance steps racing each other.
+        raise BadInput(f"recipe {recipe.name} asks for {recipe.devices.count} device(s) in {world} process(es): "
+                       "governed runs execute in one process for now",
+                       hint="set [devices] count = 1 (see docs/training.md, 'Several GPUs')")
+
+
+def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> TrainingRun:
+    """The run's record: created on the first start, counted up on a resume; completed runs are never re-run."""
+    with write_transaction(workspace.database_url) as session:
+        row = session.exec(select(TrainingRun).where(TrainingRun.run_asset_id == run.id)).first()
+        if row is not None and row.status is RunStatus.COMPLETED:
+            raise StateConflict(f"{label(run)} already completed as run {row.id} (candidate {row.candidate_digest})",
+                                hint="change the recipe (a new run spec version) to train again")
+        now = now_rfc3339()
+        if row is None:
+            run_id = str(uuid.uuid4())
+            row = TrainingRun(id=run_id, run_asset_id=run.id, recipe_digest=plan.recipe_digest,
+                              decision_id=plan.decision_id, plan=json.dumps(plan.to_document(), sort_keys=True),
+                              status=RunStatus.RUNNING, started_by=actor, started_at=now, attempts=1,
+                              output_dir=str(workspace.artifacts_dir / "runs" / run_id))
+            action = "run.start"
+        else:
+            row.attempts += 1
+            row.status, row.error = RunStatus.RUNNING, None
+            action = "run.resume"
+        session.add(row)
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            raise StateConflict(f"{label(run)} was claimed by another process just now",
+                                hint="see `forgegov run show`") from exc
+        appended = append(session, EntryDraft(
+            actor=actor, action=action, subject_digest=run.digest, decision_id=plan.decision_id,
+            policy_revision=plan.policy_revision,
+            payload={"run_id": row.id, "run": label(run), "attempt": row.attempts, "plan": plan.to_document()},
+        ))
+        session.refresh(row)
+        session.expunge(row)
+    checkpoint_if_due(workspace, appended.seq)
+    return row
+
+
+@contextmanager
+def _exclusive(output: Path, name: str) -> Iterator[None]:
+    """One process per run: a second `run start` while the first trains is refused, not interleaved with it. The
+    lock goes with the process, so a crashed run can be resumed at once."""
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise StateConflict(f"{name} is being trained by another process right now",
+                                hint="wait for it, or stop it and start the recipe again to resume") from exc
+        yield
+
+
+# --- training --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Trained:
+    model: Any
+    tokenizer: Any
+    tokens: SourceTokens
+    steps: int
+    resumed_from_step: int | None
+    final_loss: float | None
+
+
+def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun, actor: str, output: Path,
+           progress: Progress, callbacks: Sequence[Any]) -> _Trained:
+    import datasets
+    import transformers
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+    from trl.data_utils import pack_dataset
+
+    from forgegov.governance.datasets.loader import load_dataset
+    from forgegov.training.checkpoint_loading import load_checkpoint
+    from forgegov.training.mixture import SourceTaggingCollator, interleave, tokenize_source
+    from forgegov.training.trainer import (
+        CausalLMTrainer,
+        SaveSourceTokens,
+        StepMetrics,
+        no_activation_checkpointing,
+    )
+
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    purpose = f"run {row.id} ({plan.run_label})"
+
+    # 1. Inputs, by the digests the gate approved, each re-verified byte for byte by its loader.
+    progress("load", 0, len(plan.sources) + 1, plan.base_label)
+    model, tokenizer = load_checkpoint(workspace, plan.base_digest, actor=actor, purpose=f"{purpose}: base")
+    if tokenizer is None:
+        raise BadInput(f"{plan.base_label} holds no tokenizer; a base checkpoint must carry the tokenizer it was "
+                       "trained with", hint="save the tokenizer into the checkpoint folder and register it again")
+    loaded = []
+    for done, source in enumerate(plan.sources, start=1):
+        progress("load", done, len(plan.sources) + 1, source.label)
+        loaded.append(load_dataset(workspace, source.digest, actor=actor, purpose=f"{purpose}: {source.role} data"))
+
+    # 2. One stream: every token tagged with its source, sources drawn with the planned probabilities.
+    progress("data", 0, 1, "tokenising and interleaving")
+    streams = [tokenize_source(data, tokenizer, recipe.method, index, recipe.train.seq_len, source.label)
+               for index, (data, source) in enumerate(zip(loaded, plan.sources, strict=True))]
+    mixed = interleave(streams, [s.share for s in plan.sources], recipe.seed, recipe.mixture.stopping.value)
+    if recipe.method is Method.CPT:
+        # TRL's own packing, called here rather than inside SFTTrainer, whose packing keeps only input_ids and
+        # labels and so would drop the source tags.
+        mixed = pack_dataset(mixed, recipe.train.seq_len, "wrapped")
+    progress("data", 1, 1, f"{mixed.num_rows} {'blocks' if recipe.method is Method.CPT else 'examples'}")
+
+    # 3. TRL does the rest: labels, packing raw text, the optimiser, the schedule, checkpoints and resuming.
+    trainer_dir = output / "trainer"
+    last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
+    tokens = _restored_tokens(last, len(plan.sources))
+    set_seed(recipe.seed)
+    train = recipe.train
+    cuda = recipe.devices.kind is DeviceKind.CUDA
+    config = SFTConfig(
+        output_dir=str(trainer_dir), max_steps=train.max_steps, per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=1, learning_rate=train.learning_rate, warmup_steps=train.warmup_steps,
+        **_schedule(recipe), optim="adamw_torch", weight_decay=train.weight_decay, adam_beta1=0.9, adam_beta2=0.95,
+        max_grad_norm=train.grad_clip, bf16=cuda, fp16=False, use_cpu=not cuda,
+        seed=recipe.seed, data_seed=recipe.seed, report_to=_reporters(), logging_steps=max(1, train.max_steps // 50),
+        save_strategy="steps", save_steps=max(1, train.max_steps // 5), save_total_limit=2,
+        eval_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
+        remove_unused_columns=False,  # keeps `source_ids` for the counting collator
+        max_length=train.seq_len, packing=False,
+        completion_only_loss=recipe.method is Method.SFT, **no_activation_checkpointing(SFTConfig),
+    )
+    metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
+    trainer = CausalLMTrainer(model=model, args=config, train_dataset=mixed, processing_class=tokenizer,
+                              peft_config=_lora(recipe),
+                              callbacks=[metrics, SaveSourceTokens(tokens, TOKENS_FILE), *callbacks])
+    trainer.remove_callback(PrinterCallback)
+    trainer.data_collator = SourceTaggingCollator(trainer.data_collator)
+    trainer.source_tokens = tokens
+    progress("train", 0, train.max_steps, f"resuming from {Path(last).name}" if last else "starting")
+    result = trainer.train(resume_from_checkpoint=last)
+    model = trainer.model
+    if recipe.train.lora is not None:
+        # The candidate is a whole checkpoint, loadable and verifiable on its own, not an adapter on the base.
+        model = model.merge_and_unload()
+    return _Trained(model=model, tokenizer=tokenizer, tokens=tokens, steps=trainer.state.global_step,
+                    resumed_from_step=_step_of(last), final_loss=metrics.last_loss
+                    if metrics.last_loss is not None else float(result.training_loss))
+
+
+def _schedule(recipe: Recipe) -> dict[str, Any]:
+    """Warm-up, then decay to `min_lr_ratio` of the peak: transformers' warmup-stable-decay schedule, its decay made
+    as long as the steps after warm-up (so no stable phase), does both the cosine and the linear shape with a floor.
+    Constant holds the peak after warm-up."""
+    train = recipe.train
+    if train.decay is Decay.CONSTANT:
+        return {"lr_scheduler_type": "constant_with_warmup"}
+    return {"lr_scheduler_type": "warmup_stable_decay", "lr_scheduler_kwargs": {
+        "num_decay_steps": train.max_steps - train.warmup_steps,
+        "decay_type": train.decay.value, "min_lr_ratio": train.min_lr_ratio}}
+
+
+def _reporters() -> list[str]:
+    """MLflow gets the per-step metrics too when it is installed (transformers' own integration); it is optional."""
+    return ["mlflow"] if importlib.util.find_spec("mlflow") is not None else ["none"]
+
+
+def _lora(recipe: Recipe) -> Any:
+    spec = recipe.train.lora
+    if spec is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
+                      target_modules=list(spec.target_modules), task_type="CAUSAL_LM")
+
+
+def _step_of(checkpoint: str | None) -> int | None:
+    return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else None
+
+
+def _restored_tokens(checkpoint: str | None, sources: int) -> SourceTokens:
+    """Counts as of `checkpoint`, so a resumed run counts each token it trained on once."""
+    if checkpoint is None:
+        return SourceTokens.empty(sources)
+    path = Path(checkpoint) / TOKENS_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StateConflict(f"{checkpoint} has no readable token counts ({path.name}); resuming from it would "
+                            "record fewer tokens than were trained on",
+                            hint="remove that checkpoint folder to resume from the one before it") from exc
+    counts = saved.get("counts")
+    if not isinstance(counts, list) or len(counts) != sources or not all(isinstance(c, int) for c in counts):
+        raise StateConflict(f"{path} does not hold token counts for {sources} sources")
+    return SourceTokens(counts)
+
+
+# --- after training --------------------------------------------------------------------------------------------------
+
+def realised_mixture(plan: RunPlan, tokens: SourceTokens) -> dict[str, Any]:
+    total = sum(tokens.counts)
+    return {"total_tokens": total, "sources": [
+        {"label": s.label, "digest": s.digest, "role": s.role, "planned_share": s.share, "tokens": n,
+         "realised_share": round(n / total, 6) if total else 0.0}
+        for s, n in zip(plan.sources, tokens.counts, strict=True)]}
+
+
+def code_identity() -> dict[str, Any]:
+    """The code that trained: forgegov's version and a digest of its Python sources (a local edit shows up even
+    when the version does not change), and the versions of the libraries that did the training."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    versions = {}
+    for dist in ("forgegov", "torch", "transformers", "trl", "datasets", "accelerate", "peft"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {**versions, "code_digest": "sha256:" + digest.hexdigest(), "python": platform.python_version()}
+
+
+def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row: TrainingRun, actor: str,
+            output: Path, trained: _Trained, started: float, progress: Progress) -> RunOutcome:
+    from forgegov.training.provenance import RunFacts, sign_provenance
+
+    progress("save", 0, 3, "candidate checkpoint")
+    candidate_dir = output / "candidate"
+    if candidate_dir.exists():
+        # A previous attempt saved it and stopped before completing; the weights just trained replace it.
+        shutil.rmtree(candidate_dir)
+    with staged_folder(candidate_dir, "saving") as staging:
+        trained.model.save_pretrained(staging)
+        trained.tokenizer.save_pretrained(staging)
+    progress("save", 1, 3, "registering the candidate")
+    candidate = _register_candidate(workspace, candidate_dir, recipe.name, actor, plan.base_digest)
+    realised = realised_mixture(plan, trained.tokens)
+    code = code_identity()
+    finished_at = now_rfc3339()
+    facts = RunFacts(
+        run_id=row.id, recipe=recipe.to_document(), recipe_digest=plan.recipe_digest,
+        base={"label": plan.base_label, "digest": plan.base_digest},
+        datasets=[s.to_document() for s in plan.sources],
+        realised_tokens={s["label"]: s["tokens"] for s in realised["sources"]}, code=code,
+        policy_revision=plan.policy_revision, policy_digest=plan.policy_digest, decision_id=plan.decision_id,
+        started_at=row.started_at, finished_at=finished_at, actor=actor,
+    )
+    progress("save", 2, 3, "signing provenance")
+    signed = sign_provenance(workspace, facts, json.loads(candidate.manifest), candidate.digest)
+    provenance_dir = output / "provenance"
+    if provenance_dir.exists():
+        shutil.rmtree(provenance_dir)
+    with staged_folder(provenance_dir, "signing") as staging:
+        signed.write(staging)
+    provenance_digest = digest_of(signed.statement_envelope)
+    lineage = {"run_id": row.id, "run": label(run), "candidate": label(candidate), "candidate_digest":
+               candidate.digest, "base": plan.base_digest, "datasets": [s.digest for s in plan.sources],
+               "mixture": realised, "recipe_digest": plan.recipe_digest, "code": code,
+               "policy_revision": plan.policy_revision, "policy_digest": plan.policy_digest,
+               "decision_id": plan.decision_id, "steps": trained.steps, "final_loss": trained.final_loss,
+               "provenance_digest": provenance_digest, "wall_s": round(time.perf_counter() - started, 2)}
+    with write_transaction(workspace.database_url) as session:
+        stored = session.get(TrainingRun, row.id)
+        if stored is None:
+            raise StateConflict(f"run {row.id} disappeared from the store while it trained")
+        stored.status, stored.finished_at = RunStatus.COMPLETED, finished_at
+        stored.realised = json.dumps(realised, sort_keys=True)
+        stored.code = json.dumps(code, sort_keys=True)
+        stored.candidate_digest, stored.provenance_digest = candidate.digest, provenance_digest
+        session.add(stored)
+        appended = append(session, EntryDraft(actor=actor, action="run.complete", subject_digest=run.digest,
+                                              decision_id=plan.decision_id, policy_revision=plan.policy_revision,
+                                              payload=lineage))
+        attempts = stored.attempts
+    checkpoint_if_due(workspace, appended.seq)
+    progress("save", 3, 3, label(candidate))
+    return RunOutcome(run_id=row.id, run=label(run), status=RunStatus.COMPLETED, attempts=attempts,
+                      resumed_from_step=trained.resumed_from_step, candidate=label(candidate),
+                      candidate_digest=candidate.digest, realised=realised, output_dir=str(output),
+                      provenance=str(provenance_dir))
+
+
+def _register_candidate(workspace: Workspace, folder: Path, name: str, actor: str, base_digest: str) -> Asset:
+    try:
+        return register_asset(workspace, AssetKind.CHECKPOINT, folder, name, actor, stage=CheckpointStage.CANDIDATE,
+                              registered_by=actor, parent=base_digest)
+    except AlreadyExists:
+        # An earlier attempt registered these very bytes and stopped before completing the run.
+        with read_session(workspace.database_url) as session:
+            existing = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
+                                                        Asset.digest == build_manifest(folder).digest)).one()
+            session.expunge(existing)
+            return existing
+
+
+def _record_failure(workspace: Workspace, run: Asset, row: TrainingRun, actor: str, failure: BaseException) -> None:
+    reason = getattr(failure, "message", None) or f"{type(failure).__name__}: {failure}"
+    with write_transaction(workspace.database_url) as session:
+        stored = session.get(TrainingRun, row.id)
+        if stored is not None and stored.status is RunStatus.RUNNING:
+            stored.status, stored.error = RunStatus.FAILED, reason[:2000]
+            session.add(stored)
+    record(workspace, EntryDraft(actor=actor, action="run.failed", subject_digest=run.digest,
+                                 payload={"run_id": row.id, "run": label(run), "attempt": row.attempts,
+                                          "reason": reason[:2000]}))

@@ -1,0 +1,135 @@
+"""The data stream of a run: each approved dataset tokenised and tagged with its source, then interleaved.
+
+Every token carries the index of the source it came from (`source_ids`, parallel to `input_ids`), through
+interleaving, TRL's packing and the collator, to the training step that counts it. That is how a run knows the
+tokens it actually trained on per source, not only the shares it planned: `interleave_datasets` samples *examples*
+with the planned probabilities, so sources with longer documents take more than their share of tokens, and a source
+that runs out ends the stream early under `first_exhausted`. The record keeps both, so the gap is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from forgegov.governance.errors import BadInput
+from forgegov.training.recipe import Method
+
+if TYPE_CHECKING:
+    import datasets
+    import torch
+
+PAD_SOURCE = -1
+
+
+def tokenize_source(dataset: datasets.Dataset, tokenizer: Any, method: Method, index: int, seq_len: int,
+                    name: str) -> datasets.Dataset:
+    """`dataset` as token ids tagged with `index`. Raw text (a `text` column) is trained on whole, each document
+    ending in eos. A chat (`messages`) is, for CPT, its whole rendering by the tokenizer's chat template; for SFT,
+    trained on its last assistant reply only (`completion_mask`)."""
+    columns = set(dataset.column_names)
+    if "text" in columns:
+        def encode_text(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+            ids = [row + [tokenizer.eos_token_id] for row in ids]
+            out: dict[str, list[Any]] = {"input_ids": ids, "source_ids": [[index] * len(row) for row in ids]}
+            if method is Method.SFT:
+                ids = [row[:seq_len] for row in ids]
+                out = {"input_ids": ids, "source_ids": [[index] * len(row) for row in ids],
+                       "completion_mask": [[1] * len(row) for row in ids]}
+            return out
+
+        encode = encode_text
+    elif "messages" in columns and method is Method.CPT:
+        # Instruction and safety conversations replayed in continued pre-training: the whole rendered chat is text.
+        def encode_rendered(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            texts = [tokenizer.apply_chat_template(list(messages), tokenize=False) for messages in batch["messages"]]
+            ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+            return {"input_ids": ids, "source_ids": [[index] * len(row) for row in ids]}
+
+        encode = encode_rendered
+    elif "messages" in columns:
+        def encode_chat(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            ids_out, masks, sources = [], [], []
+            for messages in batch["messages"]:
+                prompt_ids, completion_ids = _chat_pair(tokenizer, messages, name)
+                ids = (prompt_ids + completion_ids)[:seq_len]
+                ids_out.append(ids)
+                masks.append(([0] * len(prompt_ids) + [1] * len(completion_ids))[:seq_len])
+                sources.append([index] * len(ids))
+            return {"input_ids": ids_out, "completion_mask": masks, "source_ids": sources}
+
+        encode = encode_chat
+    else:
+        raise BadInput(f"{name} has columns {sorted(columns)}; a {method.value} run needs a `text` column or chat "
+                       "`messages`")
+    return dataset.map(encode, batched=True, remove_columns=dataset.column_names)
+
+
+def _chat_pair(tokenizer: Any, messages: Sequence[dict[str, str]], name: str) -> tuple[list[int], list[int]]:
+    """Prompt and completion token ids of one conversation: everything up to the last assistant turn, and that turn
+    as the chat template renders it (so the eos the template puts after a reply is learnt too)."""
+    if not messages or messages[-1].get("role") != "assistant":
+        raise BadInput(f"{name}: every conversation must end with an assistant turn to train on")
+    prompt = tokenizer.apply_chat_template(list(messages[:-1]), tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    if not full.startswith(prompt):
+        raise BadInput(f"{name}: the tokenizer's chat template renders a reply that does not extend its generation "
+                       "prompt, so prompt and completion cannot be told apart")
+    completion = full[len(prompt):]
+    if not completion.endswith(tokenizer.eos_token):
+        completion += tokenizer.eos_token
+    encode = tokenizer(prompt, add_special_tokens=False)["input_ids"], tokenizer(completion,
+                                                                                 add_special_tokens=False)["input_ids"]
+    return encode[0], encode[1]
+
+
+def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int,
+               stopping: str) -> datasets.Dataset:
+    """One stream drawing each next example from source i with probability shares[i] (datasets' own sampler)."""
+    from datasets import interleave_datasets
+
+    if len(streams) == 1:
+        return streams[0]
+    return interleave_datasets(list(streams), probabilities=list(shares), seed=seed, stopping_strategy=stopping)
+
+
+@dataclass
+class SourceTokens:
+    """Tokens trained on, per source index. Counted in the training step, so only batches that were trained on
+    count (not those a data loader fetched ahead)."""
+
+    counts: list[int]
+
+    @classmethod
+    def empty(cls, sources: int) -> SourceTokens:
+        return cls([0] * sources)
+
+    def add(self, source_ids: torch.Tensor) -> None:
+        import torch
+
+        kept = source_ids[source_ids != PAD_SOURCE]
+        for index, count in enumerate(torch.bincount(kept.flatten().long(), minlength=len(self.counts)).tolist()):
+            if index >= len(self.counts):
+                raise BadInput(f"a batch carries source index {index}, but the run has {len(self.counts)} sources")
+            self.counts[index] += count
+
+
+class SourceTaggingCollator:
+    """Wraps TRL's collator: it pads `source_ids` beside the inputs, which TRL's collator would drop."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        sources = [example.pop("source_ids") for example in examples]
+        batch = self.inner(examples)
+        width = batch["input_ids"].shape[1]
+        padded = torch.full((len(sources), width), PAD_SOURCE, dtype=torch.long)
+        for row, ids in enumerate(sources):
+            padded[row, :len(ids)] = torch.as_tensor(ids[:width], dtype=torch.long)
+        batch["source_ids"] = padded
+        return batch
