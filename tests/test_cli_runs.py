@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.runs_support import build_tiny_base, recipe_text, sentences, write_jsonl
+from forgegov.governance.config import load_workspace
+from forgegov.governance.identities import create_identity
+from tests.conftest import PASSPHRASE, PEOPLE
+from tests.runs_support import build_tiny_base, governed_inputs, recipe_text
 from tests.test_cli import Cli
 
 
@@ -18,23 +21,15 @@ def base_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cli(tmp_path: Path, store_url: str | None, base_template: Path) -> Cli:
-    import shutil
-
+    """A workspace made by the CLI; the base and the approved datasets set up through the API (the CLI for those
+    is tested elsewhere), leaving the base gate and the runs to the command line."""
     runner = Cli(tmp_path, store_url)
     runner("init", "--dir", "ws", *(["--store", store_url] if store_url else []))
     runner.cwd = tmp_path / "ws"
-    for name in ("alice", "bob", "dave"):
-        runner("identity", "create", name)
-    shutil.copytree(base_template, tmp_path / "tiny-base")
-    runner("checkpoint", "register", "../tiny-base", "--name", "tiny-base", "--owner", "alice",
-           "--stage", "pre-training")
-    for name, classification in (("claims", "proprietary"), ("general", "general-curated"),
-                                 ("replay", "general-curated")):
-        write_jsonl(tmp_path / name, sentences(name, 120, 1))
-        runner("dataset", "register", f"../{name}", "--name", name, "--owner", "alice", "--kind",
-               "pretraining-text", "--classification", classification)
-        runner("request", name, "--as", "alice")
-        runner("approve", name, "--as", "bob")
+    workspace = load_workspace(runner.cwd)
+    for name in PEOPLE:
+        create_identity(workspace, name, PASSPHRASE)
+    governed_inputs(workspace, tmp_path / "inputs", base_template, approve_base=False)
     return runner
 
 
