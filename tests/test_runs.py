@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from forgegov.governance import actions
-from forgegov.governance.errors import DigestMismatch, PolicyDenied, StateConflict
+from forgegov.governance.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict
 from forgegov.governance.registry import find_asset, lineage, register_asset
 from forgegov.governance.runs.records import run_record, verify_run
 from forgegov.governance.runs.start import start_run
@@ -260,3 +260,35 @@ def test_sft_with_lora_trains_on_replies_and_registers_a_merged_candidate(people
     model, tokenizer = load_checkpoint(people, done.candidate, actor="alice", purpose="test: merged candidate")
     assert tokenizer is not None and not any("lora" in name for name, _ in model.named_parameters())
     assert chat.version == 1
+
+
+def test_two_processes_train_one_run_and_record_it_once(people, tmp_path, base_template):
+    """`torchrun` with two CPU processes (gloo): both train, the main one claims, registers, signs and records."""
+    import os
+    import subprocess
+    import sys
+
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=4) + '\n[devices]\nkind = "cpu"\ncount = 2\n')
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    with pytest.raises(BadInput, match="asks for 2 process"):
+        _start(people, recipe)  # one process for a two-process recipe: refused before anything loads
+
+    launcher = Path(sys.executable).parent / "torchrun"
+    forgegov = Path(sys.executable).parent / "forgegov"
+    env = {**os.environ, "FORGEGOV_PASSPHRASE": PASSPHRASE, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([str(launcher), "--standalone", "--nproc_per_node", "2", str(forgegov), "-w",
+                           str(people.root), "run", "start", str(recipe), "--as", "alice", "--json"],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    result = json.loads(done.stdout)["result"]
+    assert result["status"] == "completed" and result["attempts"] == 1
+    # Two processes, each 4 steps of 4 blocks of 32 tokens; at most one short block each.
+    assert 2 * 4 * 4 * 32 - 2 * 32 < result["realised"]["total_tokens"] <= 2 * 4 * 4 * 32
+    log = _actions(people)
+    assert log.count("run.start") == 1 and log.count("run.complete") == 1
+    assert log.count("checkpoint.load") == 2 and log.count("dataset.load") == 6  # each process read verified bytes
+    assert verify_run(people, result["run_id"])["verified"] is True
+    files = {e["path"] for e in json.loads(find_asset(people, result["candidate"]).manifest)["files"]}
+    assert "model.safetensors" in files and "training_args.bin" not in files

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -33,6 +34,7 @@ from sqlmodel import select
 from forgegov.audit.checkpoints import checkpoint_if_due, record
 from forgegov.audit.log import EntryDraft, append
 from forgegov.governance.canonical import digest_of
+from forgegov.governance.checkpoints import PICKLED_SUFFIXES
 from forgegov.governance.clock import now_rfc3339
 from forgegov.governance.config import Workspace
 from forgegov.governance.errors import AlreadyExists, BadInput, SignatureInvalid, StateConflict
@@ -45,6 +47,7 @@ from forgegov.governance.staging import staged_folder
 from forgegov.governance.states import AssetKind, CheckpointStage, RunStatus
 from forgegov.governance.store.db import read_session, write_transaction
 from forgegov.governance.store.models import Asset, TrainingRun
+from forgegov.training.distributed import Ranks
 from forgegov.training.mixture import SourceTokens
 from forgegov.training.recipe import Decay, DeviceKind, Method, Recipe, recipe_digest
 
@@ -80,9 +83,10 @@ def _quiet(_phase: str, _done: int, _total: int, _note: str) -> None:
 
 
 def execute_run(workspace: Workspace, run_ref: str, *, actor: str, progress: Progress | None = None,
-                callbacks: Sequence[Any] = ()) -> RunOutcome:
+                callbacks: Sequence[Any] = ()) -> RunOutcome | None:
     """Train the approved run `run_ref` (a run asset), or resume it when an earlier attempt stopped.
 
+    Under a multi-process launch every process trains and the main one records the outcome: the others return None.
     `callbacks` are extra `transformers.TrainerCallback`s (the tests use one to crash a run part-way)."""
     progress = progress or _quiet
     with read_session(workspace.database_url) as session:
@@ -94,34 +98,59 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, progress: Pro
     if recipe_digest(recipe) != plan.recipe_digest:
         raise SignatureInvalid(f"the recipe of {label(run)} is not the one its run gate decision {plan.decision_id} "
                                "approved: the store was altered")
-    _check_devices(recipe)
-    row = _claim(workspace, run, plan, actor)
+    ranks = Ranks.from_env()
+    _check_devices(recipe, ranks)
+    ranks.start(recipe.devices.kind is DeviceKind.CUDA)
+    row = _claimed_by_main(workspace, run, plan, actor, ranks)
     output = Path(row.output_dir)
-    with _exclusive(output, label(run)):
+    with _exclusive(output, label(run), ranks):
         started = time.perf_counter()
         try:
-            trained = _train(workspace, plan, recipe, row, actor, output, progress, callbacks)
+            trained = _train(workspace, plan, recipe, row, actor, output, progress, callbacks, ranks)
+            if not ranks.main:
+                return None
             return _finish(workspace, run, plan, recipe, row, actor, output, trained, started, progress)
         except BaseException as failure:
-            _record_failure(workspace, run, row, actor, failure)
+            if ranks.main:
+                _record_failure(workspace, run, row, actor, failure)
             raise
 
 
 # --- before any compute ----------------------------------------------------------------------------------------------
 
-def _check_devices(recipe: Recipe) -> None:
+def _check_devices(recipe: Recipe, ranks: Ranks) -> None:
     import torch
 
     if recipe.devices.kind is DeviceKind.CUDA and not torch.cuda.is_available():
         raise BadInput(f"recipe {recipe.name} asks for CUDA devices, and this machine has none",
                        hint='run it on a GPU machine, or set [devices] kind = "cpu"')
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if recipe.devices.count > 1 or world > 1:
-        # Claiming the run, registering the candidate and signing its provenance must happen once, on one rank;
-        # until they do, a multi-process run is refused rather than run with governance steps racing each other.
-        raise BadInput(f"recipe {recipe.name} asks for {recipe.devices.count} device(s) in {world} process(es): "
-                       "governed runs execute in one process for now",
-                       hint="set [devices] count = 1 (see docs/training.md, 'Several GPUs')")
+    if recipe.devices.count != ranks.world:
+        raise BadInput(f"recipe {recipe.name} asks for {recipe.devices.count} process(es), but this is one of "
+                       f"{ranks.world}", hint="launch one process per device (`torchrun --nproc_per_node N` or "
+                                              "`accelerate launch --num_processes N`, see docs/training.md), or set "
+                                              "[devices] count to match")
+    if recipe.train.lora is not None and ranks.several and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise BadInput("a LoRA run cannot be merged into a whole candidate from FSDP shards yet",
+                       hint="train LoRA runs with DDP (no FSDP config), or fully without [train.lora]")
+
+
+def _claimed_by_main(workspace: Workspace, run: Asset, plan: RunPlan, actor: str, ranks: Ranks) -> TrainingRun:
+    """The main process claims the run; the others read the record it made (or stop with the error it met)."""
+    if ranks.main:
+        try:
+            claim = _claim(workspace, run, plan, actor)
+        except BadInput as refused:
+            ranks.share(refused.message)
+            raise
+        ranks.share(claim.id)
+        return claim
+    shared = ranks.share(None)
+    with read_session(workspace.database_url) as session:
+        row = session.get(TrainingRun, shared)
+        if row is None:
+            raise StateConflict(f"the main process could not claim {label(run)}: {shared}")
+        session.expunge(row)
+        return row
 
 
 def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> TrainingRun:
@@ -161,9 +190,12 @@ def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> Train
 
 
 @contextmanager
-def _exclusive(output: Path, name: str) -> Iterator[None]:
-    """One process per run: a second `run start` while the first trains is refused, not interleaved with it. The
-    lock goes with the process, so a crashed run can be resumed at once."""
+def _exclusive(output: Path, name: str, ranks: Ranks) -> Iterator[None]:
+    """One launch per run: a second `run start` while the first trains is refused, not interleaved with it. The
+    lock goes with the (main) process, so a crashed run can be resumed at once."""
+    if not ranks.main:
+        yield
+        return
     output.mkdir(parents=True, exist_ok=True)
     with open(output / ".lock", "w") as handle:
         try:
@@ -178,8 +210,7 @@ def _exclusive(output: Path, name: str) -> Iterator[None]:
 
 @dataclass
 class _Trained:
-    model: Any
-    tokenizer: Any
+    staging: Path  # the trained weights and tokenizer, saved; renamed to the candidate folder by `_finish`
     tokens: SourceTokens
     steps: int
     resumed_from_step: int | None
@@ -187,7 +218,7 @@ class _Trained:
 
 
 def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun, actor: str, output: Path,
-           progress: Progress, callbacks: Sequence[Any]) -> _Trained:
+           progress: Progress, callbacks: Sequence[Any], ranks: Ranks) -> _Trained:
     import datasets
     import transformers
     from transformers import set_seed
@@ -235,7 +266,7 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
     # 3. TRL does the rest: labels, packing raw text, the optimiser, the schedule, checkpoints and resuming.
     trainer_dir = output / "trainer"
     last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
-    tokens = _restored_tokens(last, len(plan.sources))
+    tokens = _restored_tokens(last, len(plan.sources), ranks)
     set_seed(recipe.seed)
     train = recipe.train
     cuda = recipe.devices.kind is DeviceKind.CUDA
@@ -254,19 +285,35 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
     metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
     trainer = CausalLMTrainer(model=model, args=config, train_dataset=mixed, processing_class=tokenizer,
                               peft_config=_lora(recipe),
-                              callbacks=[metrics, SaveSourceTokens(tokens, TOKENS_FILE), *callbacks])
+                              callbacks=[metrics, SaveSourceTokens(tokens, _tokens_file(ranks)), *callbacks])
     trainer.remove_callback(PrinterCallback)
     trainer.data_collator = SourceTaggingCollator(trainer.data_collator)
     trainer.source_tokens = tokens
     progress("train", 0, train.max_steps, f"resuming from {Path(last).name}" if last else "starting")
     result = trainer.train(resume_from_checkpoint=last)
-    model = trainer.model
+    staging = output / ".candidate-saving"
+    if ranks.main and staging.exists():
+        shutil.rmtree(staging)
+    ranks.wait()
     if recipe.train.lora is not None:
         # The candidate is a whole checkpoint, loadable and verifiable on its own, not an adapter on the base.
-        model = model.merge_and_unload()
-    return _Trained(model=model, tokenizer=tokenizer, tokens=tokens, steps=trainer.state.global_step,
+        if ranks.main:
+            trainer.model.merge_and_unload().save_pretrained(staging)
+    else:
+        # Every process calls it: under FSDP the weights are gathered from all shards, and only the main one writes.
+        trainer.save_model(str(staging))
+    ranks.wait()
+    if ranks.main:
+        tokenizer.save_pretrained(staging)
+    counts = ranks.total(tokens.counts)
+    return _Trained(staging=staging, tokens=SourceTokens(counts), steps=trainer.state.global_step,
                     resumed_from_step=_step_of(last), final_loss=metrics.last_loss
                     if metrics.last_loss is not None else float(result.training_loss))
+
+
+def _tokens_file(ranks: Ranks) -> str:
+    # Each process counts the batches it trained on; each keeps its own count in the checkpoint.
+    return TOKENS_FILE if not ranks.several else TOKENS_FILE.replace(".json", f".rank{ranks.rank}.json")
 
 
 def _schedule(recipe: Recipe) -> dict[str, Any]:
@@ -300,11 +347,11 @@ def _step_of(checkpoint: str | None) -> int | None:
     return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else None
 
 
-def _restored_tokens(checkpoint: str | None, sources: int) -> SourceTokens:
+def _restored_tokens(checkpoint: str | None, sources: int, ranks: Ranks) -> SourceTokens:
     """Counts as of `checkpoint`, so a resumed run counts each token it trained on once."""
     if checkpoint is None:
         return SourceTokens.empty(sources)
-    path = Path(checkpoint) / TOKENS_FILE
+    path = Path(checkpoint) / _tokens_file(ranks)
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -330,11 +377,14 @@ def realised_mixture(plan: RunPlan, tokens: SourceTokens) -> dict[str, Any]:
 def code_identity() -> dict[str, Any]:
     """The code that trained: forgegov's version and a digest of its Python sources (a local edit shows up even
     when the version does not change), and the versions of the libraries that did the training."""
-    package = Path(__file__).resolve().parent.parent
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        relative = path.relative_to(package).as_posix()
-        digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for name in ("governance", "audit", "training", "evaluation"):
+        # Each subpackage from where it is imported: in an editable install they are folders of the checkout, not
+        # one package folder, so the checkout's other contents (tests, a virtualenv) stay out of the digest.
+        root = Path(importlib.import_module(f"forgegov.{name}").__file__ or "").resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            relative = f"{name}/{path.relative_to(root).as_posix()}"
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     versions = {}
     for dist in ("forgegov", "torch", "transformers", "trl", "datasets", "accelerate", "peft"):
         try:
@@ -353,9 +403,8 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
     if candidate_dir.exists():
         # A previous attempt saved it and stopped before completing; the weights just trained replace it.
         shutil.rmtree(candidate_dir)
-    with staged_folder(candidate_dir, "saving") as staging:
-        trained.model.save_pretrained(staging)
-        trained.tokenizer.save_pretrained(staging)
+    _keep_weights_and_tokenizer(trained.staging)
+    trained.staging.rename(candidate_dir)
     progress("save", 1, 3, "registering the candidate")
     candidate = _register_candidate(workspace, candidate_dir, recipe.name, actor, plan.base_digest)
     realised = realised_mixture(plan, trained.tokens)
@@ -402,6 +451,14 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                       resumed_from_step=trained.resumed_from_step, candidate=label(candidate),
                       candidate_digest=candidate.digest, realised=realised, output_dir=str(output),
                       provenance=str(provenance_dir))
+
+
+def _keep_weights_and_tokenizer(folder: Path) -> None:
+    """`Trainer.save_model` also writes its `training_args.bin`, a pickle: a checkpoint folder may not hold one
+    (forgegov refuses pickles at registration), and the arguments are in the run's record already."""
+    for path in folder.iterdir():
+        if path.suffix in PICKLED_SUFFIXES and path.is_file():
+            path.unlink()
 
 
 def _register_candidate(workspace: Workspace, folder: Path, name: str, actor: str, base_digest: str) -> Asset:

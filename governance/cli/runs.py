@@ -42,6 +42,9 @@ def start(
         outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
                             progress=bars.update)
 
+    if outcome.worker:
+        return  # the main process of the launch reports the run
+
     def human(console) -> None:  # type: ignore[no-untyped-def]
         if outcome.trained is None:
             console.print(f"{outcome.run}: run gate {outcome.state}; not started")

@@ -23,6 +23,7 @@ from forgegov.governance.runs.spec import register_recipe
 from forgegov.governance.states import AssetState, DecisionResult, Gate
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Decision
+from forgegov.training.distributed import Ranks
 
 if TYPE_CHECKING:
     from forgegov.governance.policy import PolicyEngine
@@ -37,6 +38,7 @@ class StartOutcome:
     missing: tuple[str, ...] = ()
     decision_id: str | None = None
     trained: RunOutcome | None = None
+    worker: bool = False  # a non-main process of a multi-process launch: it trained, the main one records
 
     @property
     def started(self) -> bool:
@@ -53,6 +55,11 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
               engine: PolicyEngine | None = None) -> StartOutcome:
     asset, _recipe, registered = register_recipe(workspace, recipe_path, actor)
     name = label(asset)
+    if Ranks.from_env().several and asset.state is not AssetState.APPROVED:
+        # Every process of a launch would ask the gate; asking is a one-process step before the launch.
+        raise StateConflict(f"{name} is {asset.state.value}: a multi-process launch starts an approved run only",
+                            hint=f"run `forgegov run start {recipe_path} --as {actor}` once without the launcher "
+                                 "to ask the run gate, and launch after approval")
     if asset.state is AssetState.REJECTED:
         raise StateConflict(f"{name} was rejected at the run gate", hint="change the recipe and start it again")
     if asset.state is AssetState.REGISTERED:
@@ -66,7 +73,8 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
     from forgegov.training.execute import execute_run
 
     trained = execute_run(workspace, name, actor=actor, progress=progress, callbacks=callbacks)
-    return StartOutcome(name, registered, AssetState.APPROVED.value, trained=trained)
+    return StartOutcome(name, registered, AssetState.APPROVED.value, trained=trained,
+                        worker=trained is None)
 
 
 def _still_missing(workspace: Workspace, digest: str) -> tuple[tuple[str, ...], str | None]:
