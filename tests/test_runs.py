@@ -292,3 +292,23 @@ def test_two_processes_train_one_run_and_record_it_once(people, tmp_path, base_t
     assert verify_run(people, result["run_id"])["verified"] is True
     files = {e["path"] for e in json.loads(find_asset(people, result["candidate"]).manifest)["files"]}
     assert "model.safetensors" in files and "training_args.bin" not in files
+
+
+def test_a_second_start_while_the_run_trains_is_refused_before_it_claims(people, tmp_path, base_template):
+    import fcntl
+
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=3))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    digest = find_asset(people, waiting.run).digest.removeprefix("sha256:")
+    lock = people.artifacts_dir / "runs" / "locks" / f"{digest}.lock"
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as held:  # what a training `run start` holds while it runs
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(StateConflict, match="being trained by another process"):
+            _start(people, recipe)
+    assert "run.start" not in _actions(people) and "run.resume" not in _actions(people)
+    with read_session(people.database_url) as session:
+        assert session.exec(select(TrainingRun)).first() is None
+    assert _start(people, recipe).trained is not None  # lock released: the run starts

@@ -23,7 +23,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,9 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, progress: Pro
     ranks = Ranks.from_env()
     _check_devices(recipe, ranks)
     ranks.start(recipe.devices.kind is DeviceKind.CUDA)
-    row = _claimed_by_main(workspace, run, plan, actor, ranks)
-    output = Path(row.output_dir)
-    with _exclusive(output, label(run), ranks):
+    with ExitStack() as held:
+        row = _claimed_by_main(held, workspace, run, plan, actor, ranks)
+        output = Path(row.output_dir)
         started = time.perf_counter()
         try:
             trained = _train(workspace, plan, recipe, row, actor, output, progress, callbacks, ranks)
@@ -134,10 +134,14 @@ def _check_devices(recipe: Recipe, ranks: Ranks) -> None:
                        hint="train LoRA runs with DDP (no FSDP config), or fully without [train.lora]")
 
 
-def _claimed_by_main(workspace: Workspace, run: Asset, plan: RunPlan, actor: str, ranks: Ranks) -> TrainingRun:
-    """The main process claims the run; the others read the record it made (or stop with the error it met)."""
+def _claimed_by_main(held: ExitStack, workspace: Workspace, run: Asset, plan: RunPlan, actor: str,
+                     ranks: Ranks) -> TrainingRun:
+    """The main process locks and claims the run (the lock joins `held`); the others read the record it made, or
+    stop with the error it met, so that no process waits for a main process that gave up."""
     if ranks.main:
+        lock = workspace.artifacts_dir / "runs" / "locks" / f"{run.digest.removeprefix('sha256:')}.lock"
         try:
+            held.enter_context(_exclusive(lock, label(run)))
             claim = _claim(workspace, run, plan, actor)
         except BadInput as refused:
             ranks.share(refused.message)
@@ -190,14 +194,11 @@ def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> Train
 
 
 @contextmanager
-def _exclusive(output: Path, name: str, ranks: Ranks) -> Iterator[None]:
-    """One launch per run: a second `run start` while the first trains is refused, not interleaved with it. The
-    lock goes with the (main) process, so a crashed run can be resumed at once."""
-    if not ranks.main:
-        yield
-        return
-    output.mkdir(parents=True, exist_ok=True)
-    with open(output / ".lock", "w") as handle:
+def _exclusive(lock: Path, name: str) -> Iterator[None]:
+    """One launch per run: a second `run start` while the first trains is refused before it claims anything, not
+    interleaved with it. The lock goes with the (main) process, so a crashed run can be resumed at once."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
