@@ -1,4 +1,4 @@
-"""What `forgegov show` reports for one subject: its record, requests, approvals and decisions."""
+"""What `forgegov show` reports for one subject: its record, requests, approvals, decisions and training run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlmodel import select
 from forgegov.governance.config import Workspace
 from forgegov.governance.registry import resolve
 from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest
+from forgegov.governance.states import AssetKind
+from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest, TrainingRun
 
 
 def asset_record(asset: Asset) -> dict[str, Any]:
@@ -44,9 +45,15 @@ def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
             "input_digest": d.input_digest, "decided_at": d.decided_at,
         } for d in session.exec(select(Decision).where(Decision.subject_digest == asset.digest)
                                 .order_by(Decision.decided_at))]
+        # The training run behind a candidate checkpoint, or the one a run spec started: the lineage record.
+        run = session.exec(select(TrainingRun).where(
+            (TrainingRun.candidate_digest == asset.digest) if asset.kind is AssetKind.CHECKPOINT
+            else (TrainingRun.run_asset_id == asset.id))).first()
         return {
             "asset": asset_record(asset),
             "manifest": json.loads(asset.manifest),
             "requests": requests,
             "decisions": decisions,
+            "training_run": None if run is None else {"run_id": run.id, "status": run.status.value,
+                                                      "candidate_digest": run.candidate_digest},
         }

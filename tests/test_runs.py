@@ -91,6 +91,11 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
                                                         for n in ("claims", "general", "replay"))
 
     assert verify_run(people, done.run_id)["verified"] is True
+    from forgegov.governance.history import subject_history
+
+    assert subject_history(people, done.candidate)["training_run"]["run_id"] == done.run_id
+    assert subject_history(people, done.run)["training_run"]["candidate_digest"] == candidate.digest
+    assert subject_history(people, labels["base"])["training_run"] is None
     with pytest.raises(StateConflict, match="already completed"):
         _start(people, recipe)
 

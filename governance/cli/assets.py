@@ -115,7 +115,7 @@ def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
 def show(ctx: typer.Context,
          subject: Annotated[str, typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.")],
          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Show an asset: its record, files manifest, gate requests, approvals and decisions."""
+    """Show an asset: its record, files manifest, gate requests, approvals, decisions and training run."""
     from forgegov.governance.history import subject_history
 
     data = subject_history(state(ctx).workspace(), subject)
@@ -139,6 +139,10 @@ def show(ctx: typer.Context,
                       f"{decision['result']} (policy {decision['policy_revision']})")
             for reason in decision["reasons"] + decision["missing"]:
                 out.print(f"    {reason}")
+        if data["training_run"]:
+            run = data["training_run"]
+            out.print(f"  training run {run['run_id']} ({run['status']}): `forgegov run show {run['run_id']}` for "
+                      "its lineage")
 
     emit(data, as_json, human)
 
