@@ -38,16 +38,6 @@ TARGET = 1.05
 PASSPHRASE = "benchmark passphrase"
 
 
-def _recipe(name: str, steps: int, batch: int, seq_len: int, device: str) -> str:
-    return (f'version = 1\nname = "{name}"\nmethod = "cpt"\nseed = 3\n\n[base]\ncheckpoint = "bench-base"\n\n'
-            '[mixture]\nstopping = "all_exhausted"\n'
-            '\n[[mixture.sources]]\ndataset = "claims"\nrole = "proprietary"\nshare = 0.7\n'
-            '\n[[mixture.sources]]\ndataset = "general"\nrole = "general"\nshare = 0.25\n'
-            '\n[[mixture.sources]]\ndataset = "replay"\nrole = "replay"\nshare = 0.05\n'
-            f'\n[train]\nmax_steps = {steps}\nbatch_size = {batch}\nseq_len = {seq_len}\nlearning_rate = 0.0005\n'
-            f'warmup_steps = {max(1, steps // 10)}\n\n[devices]\nkind = "{device}"\n')
-
-
 def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped-def]
     from transformers import LlamaForCausalLM, set_seed
 
@@ -166,6 +156,8 @@ def main() -> None:
     import torch
     import transformers
 
+    from tests.runs_support import recipe_text
+
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     root = Path(tempfile.mkdtemp(prefix="forgegov-bench-run-"))
@@ -175,7 +167,11 @@ def main() -> None:
         runs = []
         for i in range(args.repeat):
             recipe = root / f"recipe-{i}.toml"
-            recipe.write_text(_recipe(f"bench-{i}", args.steps, batch, seq_len, args.device), encoding="utf-8")
+            text = recipe_text(name=f"bench-{i}", base="bench-base", shares=(0.7, 0.25, 0.05), max_steps=args.steps,
+                               seed=3, batch_size=batch, seq_len=seq_len, learning_rate=0.0005,
+                               warmup_steps=max(1, args.steps // 10),
+                               extra_train=f'\n[devices]\nkind = "{args.device}"\n')
+            recipe.write_text(text, encoding="utf-8")
             runs.append(_approve_run(workspace, recipe))
         bare_times, governed_times, realised = [], [], {}
         for i in range(args.repeat):

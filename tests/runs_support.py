@@ -95,11 +95,13 @@ def governed_inputs(workspace: Workspace, root: Path, base_template: Path, *, ap
 
 
 def recipe_text(*, name: str = "claims-cpt", base: str = "tiny-base", shares: tuple[float, float, float] = (0.6, 0.3,
-                0.1), max_steps: int = 12, seed: int = 7, extra_train: str = "", method: str = "cpt") -> str:
+                0.1), max_steps: int = 12, seed: int = 7, extra_train: str = "", method: str = "cpt",
+                batch_size: int = 4, seq_len: int = 32, learning_rate: float = 0.003, warmup_steps: int = 2) -> str:
     proprietary, general, replay = shares
     sources = [("claims", "proprietary", proprietary), ("general", "general", general), ("replay", "replay", replay)]
     blocks = "".join(f'\n[[mixture.sources]]\ndataset = "{d}"\nrole = "{r}"\nshare = {s}\n'
                      for d, r, s in sources if s > 0)
     return (f'version = 1\nname = "{name}"\nmethod = "{method}"\nseed = {seed}\n\n[base]\ncheckpoint = "{base}"\n'
-            f'\n[mixture]\nstopping = "all_exhausted"\n{blocks}\n[train]\nmax_steps = {max_steps}\nbatch_size = 4\n'
-            f'seq_len = 32\nlearning_rate = 0.003\nwarmup_steps = 2\n{extra_train}')
+            f'\n[mixture]\nstopping = "all_exhausted"\n{blocks}\n[train]\nmax_steps = {max_steps}\n'
+            f'batch_size = {batch_size}\nseq_len = {seq_len}\nlearning_rate = {learning_rate}\n'
+            f'warmup_steps = {warmup_steps}\n{extra_train}')

@@ -1,1 +1,1 @@
-"""forgegov training: governed runs from staged checkpoints (issue 5 builds it; nothing here yet)."""
+"""forgegov training: the reference model family, recipes, governed runs on TRL, and their signed provenance."""

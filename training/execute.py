@@ -264,7 +264,7 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
         mixed = pack_dataset(mixed, recipe.train.seq_len, "wrapped")
     progress("data", 1, 1, f"{mixed.num_rows} {'blocks' if recipe.method is Method.CPT else 'examples'}")
 
-    # 3. TRL does the rest: labels, packing raw text, the optimiser, the schedule, checkpoints and resuming.
+    # 3. TRL does the rest: labels, the optimiser, the schedule, checkpoints and resuming.
     trainer_dir = output / "trainer"
     last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
     tokens = _restored_tokens(last, len(plan.sources), ranks)

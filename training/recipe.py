@@ -380,17 +380,27 @@ def parse_recipe(doc: dict) -> Recipe:
     )
 
 
-def load_recipe(path: Path | str) -> Recipe:
+def read_recipe(path: Path | str) -> tuple[bytes, Recipe]:
+    """The file's bytes (what gets registered and hashed) and the recipe they hold."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"recipe {path} is not UTF-8 text: {exc}") from exc
+        data = path.read_bytes()
     except OSError as exc:
         raise UnreadablePath(f"cannot read recipe {path}: {exc.strerror or exc}") from exc
+    return data, parse_recipe_bytes(data, str(path))
+
+
+def load_recipe(path: Path | str) -> Recipe:
+    return read_recipe(path)[1]
+
+
+def parse_recipe_bytes(data: bytes, where: str) -> Recipe:
+    """A validated Recipe from a TOML file's bytes; `where` names the file in errors."""
     try:
-        doc = tomllib.loads(text)
+        doc = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe {where} is not UTF-8 text: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         # The decoder's message already says "(at line L, column C)".
-        raise RecipeError(f"recipe {path} is not valid TOML: {exc}") from exc
+        raise RecipeError(f"recipe {where} is not valid TOML: {exc}") from exc
     return parse_recipe(doc)

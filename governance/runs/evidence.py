@@ -16,10 +16,9 @@ from sqlmodel import Session
 
 from forgegov.governance.errors import BadInput, UnreadablePath
 from forgegov.governance.registry import label, resolve
-from forgegov.governance.runs.spec import recipe_from_bytes
 from forgegov.governance.states import AssetKind
 from forgegov.governance.store.models import Asset
-from forgegov.training.recipe import Recipe, recipe_digest
+from forgegov.training.recipe import Recipe, parse_recipe_bytes, recipe_digest
 
 
 def run_evidence(session: Session, asset: Asset) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def registered_recipe(asset: Asset) -> Recipe:
     if len(data) != files[0]["size"] or hashlib.sha256(data).hexdigest() != files[0]["sha256"]:
         raise BadInput(f"the registered recipe of {label(asset)} at {path} is no longer the registered bytes",
                        hint="restore it, or start the edited recipe as a new run spec")
-    return recipe_from_bytes(data, label(asset))
+    return parse_recipe_bytes(data, label(asset))
 
 
 def _resolved(session: Session, ref: str, kind: AssetKind) -> tuple[Asset | None, str | None]:

@@ -10,46 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from pathlib import Path
 
 from sqlmodel import select
 
 from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists, UnreadablePath
+from forgegov.governance.errors import AlreadyExists
 from forgegov.governance.manifest import build_manifest
 from forgegov.governance.registry import register_asset
 from forgegov.governance.states import AssetKind
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import Asset
-from forgegov.training.recipe import Recipe, RecipeError, parse_recipe
+from forgegov.training.recipe import Recipe, read_recipe
 
 RECIPE_FILE = "recipe.toml"
-
-
-def read_recipe_bytes(path: Path) -> tuple[bytes, Recipe]:
-    """The file's bytes and the recipe they hold, validated (RecipeError naming the field otherwise)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UnreadablePath(f"cannot read recipe {path}: {exc.strerror or exc}") from exc
-    return data, recipe_from_bytes(data, str(path))
-
-
-def recipe_from_bytes(data: bytes, where: str) -> Recipe:
-    try:
-        doc = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"recipe {where} is not UTF-8 text: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise RecipeError(f"recipe {where} is not valid TOML: {exc}") from exc
-    return parse_recipe(doc)
 
 
 def register_recipe(workspace: Workspace, path: Path, actor: str) -> tuple[Asset, Recipe, bool]:
     """The run asset for the recipe at `path` (registered now when its bytes are new), the recipe, and whether it
     was registered by this call. The recipe is validated before anything is written."""
-    data, recipe = read_recipe_bytes(path)
+    data, recipe = read_recipe(path)
     stored = _store_copy(workspace, data)
     digest = build_manifest(stored).digest
     with read_session(workspace.database_url) as session:
