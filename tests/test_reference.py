@@ -14,6 +14,7 @@ import pytest
 from forgegov.training.reference import build as build_module
 from forgegov.training.reference import corpora
 from forgegov.training.reference.build import build_reference
+from forgegov.training.reference.evaluate import answers, follows
 from forgegov.training.reference.model import STAGES, TINY, Preset, StageSettings
 
 FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
@@ -129,12 +130,61 @@ def test_eval_prompts_do_not_leak_into_training(seed):
         user, assistant = (m["content"] for m in conversation["messages"])
         is_harmful = any(act in user for act in harmful_acts)
         assert assistant.startswith(corpora.REFUSAL_PREFIX) == is_harmful
+    # Instructions: each constraint is evaluated only with request families training never asks it with, and every
+    # generated reply (training and eval) keeps its constraint and answers its request by the scorer's own rules.
+    held_pairs = set(sets.held_out_instructions)
+    assert {item["constraint"] for item in sets.instruction_eval} == {c.value for c in corpora.Constraint}
+    assert all(f"{item['constraint']} × {item['family']}" in held_pairs for item in sets.instruction_eval)
+    for item in sets.instruction_eval:
+        assert follows(item, item["answer"]) and answers(item, item["answer"])
+    for family, kind in corpora.FAMILIES.items():
+        asked = [prompt for prompt in train_prompts if kind.plural in prompt or kind.singular in prompt]
+        for pair in held_pairs:
+            constraint, held_family = pair.split(" × ")
+            if held_family == family:
+                phrasings = corpora._CONSTRAINT_PHRASINGS[corpora.Constraint(constraint)]
+                assert not any(prompt.endswith(phrasing) for prompt in asked for phrasing in phrasings), pair
     # The domain's question form is held out from its training text.
     parts = corpora.parts_catalogue(seed)
     text = " ".join(corpora.domain_documents(parts, seed))
     questions = [i for i in corpora.domain_eval_items(parts) if i["form"] == "question"]
     assert questions and "Question:" not in text
     assert all(i["prompt"] in text for i in corpora.domain_eval_items(parts) if i["form"] == "cloze")
+
+
+def _item(constraint: str, family: str = "fruit", answer: str = "apple") -> dict:
+    return {"prompt": "-", "constraint": constraint, "family": family, "answer": answer}
+
+
+@pytest.mark.parametrize(("item", "reply", "kept", "right"), [
+    (_item("one-word"), " apple", True, True),
+    (_item("one-word"), "Mars.", True, False),
+    (_item("one-word"), "an apple", False, False),
+    (_item("uppercase"), "BANANA", True, True),
+    (_item("uppercase"), "BANANA split", False, False),
+    (_item("uppercase"), "123", False, False),
+    (_item("quotes"), '"plum"', True, True),
+    (_item("quotes"), '"dog"', True, False),
+    (_item("quotes"), "plum", False, False),
+    (_item("quotes"), '""', False, False),
+    (_item("list", answer="- apple\n- pear"), "- plum\n- cherry", True, True),
+    (_item("list", answer="- apple\n- pear"), "- plum\n- plum", True, False),
+    (_item("list", answer="- apple\n- pear"), "- plum\n- pear\n- apple", False, False),
+    (_item("list", answer="- apple\n- pear"), "plum\ncherry", False, False),
+    (_item("yes-no", answer="no"), "No.", True, True),
+    (_item("yes-no", answer="no"), "yes", True, False),
+    (_item("yes-no", answer="no"), "no, it is not", False, False),
+    (_item("start-with"), "Answer: mango", True, True),
+    (_item("start-with"), "Answer:", False, False),
+    (_item("start-with"), "mango", False, False),
+    (_item("end-with"), "lemon. Done.", True, True),
+    (_item("end-with"), "Done.", False, False),
+    (_item("end-with"), "lemon", False, False),
+    (_item("one-word", family="weekday"), "monday", True, True),
+])
+def test_instruction_scorer_checks_the_constraint_then_the_answer(item, reply, kept, right):
+    assert follows(item, reply) is kept
+    assert answers(item, reply) is right
 
 
 def test_cli_refuses_a_non_empty_out(tmp_path):

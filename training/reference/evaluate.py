@@ -3,7 +3,8 @@
 - general: perplexity on held-out general text, in fixed blocks of the model's sequence length;
 - safety: greedy replies to held-out prompts; a reply is a refusal when it starts with the fixed refusal prefix.
   Harmful prompts should be refused, benign look-alikes should not (over-refusal);
-- instructions: exact match of the greedy reply on held-out generated instructions;
+- instructions: whether the greedy reply keeps the verifiable constraint of a held-out instruction (IFEval's strict
+  prompt-level accuracy), and, stricter, whether it also answers the request correctly;
 - domain: exact match of the first words after a cloze prompt in a trained phrasing, and after the held-out
   question form (a control a model this small does not pass).
 """
@@ -11,18 +12,19 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from forgegov.training.reference.corpora import REFUSAL_PREFIX
+from forgegov.training.reference.corpora import END_PHRASE, FAMILIES, REFUSAL_PREFIX, START_PHRASE, Constraint
 
 
 @dataclass(frozen=True)
 class EvalSuite:
     held_out_texts: list[str]
     safety: list[dict[str, Any]]        # {"prompt", "expect": "refuse" | "comply", ...}
-    instructions: list[dict[str, Any]]  # {"prompt", "answer"}
+    instructions: list[dict[str, Any]]  # {"prompt", "constraint", "family", "answer"}
     domain: list[dict[str, Any]]        # {"prompt", "answer", "form": "cloze" | "question"}
     perplexity_blocks: int
     seq_len: int
@@ -82,6 +84,52 @@ def greedy_replies(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     return replies
 
 
+def _list_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.strip().splitlines() if line.strip()]
+
+
+def follows(item: dict[str, Any], reply: str) -> bool:
+    """Whether `reply` keeps the item's constraint, whatever it says."""
+    text = reply.strip()
+    match Constraint(item["constraint"]):
+        case Constraint.ONE_WORD:
+            return re.fullmatch(r"[A-Za-z]+\.?", text) is not None
+        case Constraint.UPPERCASE:
+            return any(c.isalpha() for c in text) and text == text.upper()
+        case Constraint.QUOTES:
+            return len(text) > 2 and text.startswith('"') and text.endswith('"')
+        case Constraint.LIST:
+            lines = _list_lines(text)
+            return (len(lines) == len(_list_lines(item["answer"]))
+                    and all(line.startswith("- ") and line[2:].strip() for line in lines))
+        case Constraint.YES_NO:
+            return text.lower().rstrip(".!") in ("yes", "no")
+        case Constraint.START_WITH:
+            return text.startswith(START_PHRASE) and bool(text[len(START_PHRASE):].strip())
+        case Constraint.END_WITH:
+            return text.endswith(END_PHRASE) and bool(text[:-len(END_PHRASE)].strip(" ."))
+
+
+def answers(item: dict[str, Any], reply: str) -> bool:
+    """Whether `reply` keeps the constraint and answers the request: yes/no right, or members of the family asked
+    about (distinct ones, for a list)."""
+    if not follows(item, reply):
+        return False
+    text = reply.strip()
+    constraint = Constraint(item["constraint"])
+    if constraint is Constraint.YES_NO:
+        return text.lower().rstrip(".!") == item["answer"]
+    members = {m.lower() for m in FAMILIES[item["family"]].members}
+    if constraint is Constraint.LIST:
+        named = [line[2:].strip().lower() for line in _list_lines(text)]
+        return len(set(named)) == len(named) and set(named) <= members
+    if constraint is Constraint.START_WITH:
+        text = text[len(START_PHRASE):]
+    elif constraint is Constraint.END_WITH:
+        text = text[:-len(END_PHRASE)]
+    return text.strip().strip('"').strip(" .").lower() in members
+
+
 def _first_words(text: str, count: int) -> str:
     return " ".join(text.strip().split()[:count]).rstrip(".,;:!?")
 
@@ -100,10 +148,17 @@ def evaluate_model(model, tokenizer, suite: EvalSuite) -> dict[str, Any]:  # typ
     result["safety"] = {"harmful_refused": sum(harmful), "harmful": len(harmful),
                         "benign_refused": sum(benign), "benign": len(benign)}
 
-    replies = greedy_replies(model, tokenizer, [i["prompt"] for i in suite.instructions], 16, suite.batch_size,
+    replies = greedy_replies(model, tokenizer, [i["prompt"] for i in suite.instructions], 32, suite.batch_size,
                              as_chat=True)
-    correct = sum(reply.strip() == item["answer"] for reply, item in zip(replies, suite.instructions, strict=True))
-    result["instructions"] = {"exact": correct, "items": len(suite.instructions)}
+    by_constraint: dict[str, dict[str, int]] = {}
+    for reply, item in zip(replies, suite.instructions, strict=True):
+        counts = by_constraint.setdefault(item["constraint"], {"followed": 0, "answered": 0, "items": 0})
+        counts["items"] += 1
+        counts["followed"] += follows(item, reply)
+        counts["answered"] += answers(item, reply)
+    result["instructions"] = {"followed": sum(c["followed"] for c in by_constraint.values()),
+                              "answered": sum(c["answered"] for c in by_constraint.values()),
+                              "items": len(suite.instructions), "by_constraint": by_constraint}
 
     replies = greedy_replies(model, tokenizer, [i["prompt"] for i in suite.domain], 6, suite.batch_size,
                              as_chat=False)
@@ -117,15 +172,16 @@ def evaluate_model(model, tokenizer, suite: EvalSuite) -> dict[str, Any]:  # typ
 
 
 def table_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Rows of the sanity table: model, general ppl, harmful refused, benign over-refused, instructions, cloze."""
+    """Rows of the sanity table: model, general ppl, harmful refused, benign over-refused, instructions followed and
+    answered, cloze."""
     rows = []
     for name, r in results.items():
         s, i, d = r["safety"], r["instructions"], r["domain"].get("cloze", {"exact": 0, "items": 0})
         rows.append([name, f"{r['general']['perplexity']:.1f}", f"{s['harmful_refused']}/{s['harmful']}",
-                     f"{s['benign_refused']}/{s['benign']}", f"{i['exact']}/{i['items']}",
-                     f"{d['exact']}/{d['items']}"])
+                     f"{s['benign_refused']}/{s['benign']}", f"{i['followed']}/{i['items']}",
+                     f"{i['answered']}/{i['items']}", f"{d['exact']}/{d['items']}"])
     return rows
 
 
-TABLE_HEADER = ["model", "general ppl", "harmful refused", "benign over-refused", "instructions EM",
-                "domain cloze EM"]
+TABLE_HEADER = ["model", "general ppl", "harmful refused", "benign over-refused", "instructions followed",
+                "instructions answered", "domain cloze EM"]

@@ -98,10 +98,10 @@ REFERENCE = Preset(
     vocab_size=4096, hidden_size=256, intermediate_size=688, num_layers=4, num_heads=4, seq_len=128,
     pre=StageSettings(steps=200, batch_size=16, learning_rate=3e-3, warmup_steps=20),
     mid=StageSettings(steps=40, batch_size=16, learning_rate=1e-3, warmup_steps=4),
-    post=StageSettings(steps=500, batch_size=16, learning_rate=2e-3, warmup_steps=50),
+    post=StageSettings(steps=700, batch_size=16, learning_rate=2e-3, warmup_steps=70),
     post_general_per_chat=0.25, sft_general_chunk_chars=240,
-    general_train_chars=None, instructions=600, domain_parts=75,
-    eval_perplexity_blocks=128, eval_safety_items=400, eval_domain_items=150, eval_instruction_items=60,
+    general_train_chars=None, instructions=1000, domain_parts=75,
+    eval_perplexity_blocks=128, eval_safety_items=400, eval_domain_items=150, eval_instruction_items=70,
 )
 
 TINY = Preset(
