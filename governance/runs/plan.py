@@ -71,7 +71,11 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
     document = json.loads(decision.input)
     if digest_of(document) != decision.input_digest:
         raise SignatureInvalid(f"decision {decision.id} no longer matches its input digest: the store was altered")
-    entry = session.exec(select(AuditEntry).where(AuditEntry.decision_id == decision.id)).first()
+    # The entry the gate appended for this decision; the run's own entries (run.start, loads, run.complete) carry
+    # the same decision id.
+    entry = session.exec(select(AuditEntry).where(
+        AuditEntry.decision_id == decision.id,
+        AuditEntry.action == f"gate.{decision.gate.value}.{decision.action.value}")).first()
     if entry is None or entry.payload is None or sha256_digest(entry.payload.encode()) != entry.payload_digest \
             or json.loads(entry.payload).get("input_digest") != decision.input_digest:
         raise SignatureInvalid(f"decision {decision.id} does not match the audit entry that recorded it: the store "
