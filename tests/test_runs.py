@@ -37,6 +37,13 @@ def _start(workspace, recipe: Path, actor: str = "alice", **kwargs):  # type: ig
     return start_run(workspace, recipe, actor, lambda: PASSPHRASE, **kwargs)
 
 
+def _completed(workspace) -> dict:  # type: ignore[no-untyped-def]
+    """The payload of the (single) run.complete audit entry."""
+    with read_session(workspace.database_url) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "run.complete")).one()
+        return json.loads(entry.payload)
+
+
 def _actions(workspace) -> list[str]:  # type: ignore[no-untyped-def]
     with read_session(workspace.database_url) as session:
         return [entry.action for entry in session.exec(select(AuditEntry).order_by(AuditEntry.seq))]
@@ -269,9 +276,6 @@ def test_sft_with_lora_trains_on_replies_and_registers_a_merged_candidate(people
 
 def test_two_processes_train_one_run_and_record_it_once(people, tmp_path, base_template):
     """`torchrun` with two CPU processes (gloo): both train, the main one claims, registers, signs and records."""
-    import os
-    import subprocess
-    import sys
 
     governed_inputs(people, tmp_path / "inputs", base_template)
     recipe = _recipe(tmp_path, recipe_text(max_steps=4) + '\n[devices]\nkind = "cpu"\ncount = 2\n')
@@ -280,12 +284,7 @@ def test_two_processes_train_one_run_and_record_it_once(people, tmp_path, base_t
     with pytest.raises(BadInput, match="asks for 2 process"):
         _start(people, recipe)  # one process for a two-process recipe: refused before anything loads
 
-    launcher = Path(sys.executable).parent / "torchrun"
-    forgegov = Path(sys.executable).parent / "forgegov"
-    env = {**os.environ, "FORGEGOV_PASSPHRASE": PASSPHRASE, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([str(launcher), "--standalone", "--nproc_per_node", "2", str(forgegov), "-w",
-                           str(people.root), "run", "start", str(recipe), "--as", "alice", "--json"],
-                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
+    done = _launch(people, recipe, ["torchrun", "--standalone", "--nproc_per_node", "2"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     result = json.loads(done.stdout)["result"]
     assert result["status"] == "completed" and result["attempts"] == 1
@@ -294,9 +293,47 @@ def test_two_processes_train_one_run_and_record_it_once(people, tmp_path, base_t
     log = _actions(people)
     assert log.count("run.start") == 1 and log.count("run.complete") == 1
     assert log.count("checkpoint.load") == 2 and log.count("dataset.load") == 6  # each process read verified bytes
+    assert _completed(people)["parallelism"] == {"processes": 2, "distributed": "MULTI_CPU", "fsdp2": False,
+                                                 "sharded": False}
     assert verify_run(people, result["run_id"])["verified"] is True
     files = {e["path"] for e in json.loads(find_asset(people, result["candidate"]).manifest)["files"]}
     assert "model.safetensors" in files and "training_args.bin" not in files
+    # The candidate is the whole trained model: every tensor of the base, in full shape, and trained.
+    from safetensors.torch import load_file
+
+    base = load_file(str(base_template / "model.safetensors"))
+    trained = load_file(str(Path(result["output_dir"]) / "candidate" / "model.safetensors"))
+    assert {k: v.shape for k, v in trained.items()} == {k: v.shape for k, v in base.items()}
+    assert any(not (trained[k] == base[k]).all() for k in base)
+
+
+def test_fsdp_launch_of_cpu_processes_is_refused_before_anything_loads(people, tmp_path, base_template):
+    """accelerate shards with FSDP on accelerators only; launched on CPUs with the FSDP2 options docs/training.md
+    gives, the run would silently train unsharded, so it is refused."""
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=4) + '\n[devices]\nkind = "cpu"\ncount = 2\n')
+    actions.answer(people, _start(people, recipe).run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _launch(people, recipe, [
+        "accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", "0", "--use_fsdp", "--fsdp_version", "2",
+        "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP", "--fsdp_transformer_layer_cls_to_wrap",
+        "LlamaDecoderLayer", "--fsdp_state_dict_type", "FULL_STATE_DICT"])
+    assert done.returncode != 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert "which accelerate does not shard with FSDP" in done.stderr
+    assert 'with [devices] kind = "cuda" on GPUs' in done.stderr  # printed as written, not as console markup
+    assert not {"run.start", "checkpoint.load", "dataset.load"} & set(_actions(people))
+
+
+def _launch(workspace, recipe: Path, launcher: list[str]):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "FORGEGOV_PASSPHRASE": PASSPHRASE, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(bin_dir / launcher[0]), *launcher[1:], str(bin_dir / "forgegov"), "-w",
+                           str(workspace.root), "run", "start", str(recipe), "--as", "alice", "--json"],
+                          capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
 
 
 def test_a_second_start_while_the_run_trains_is_refused_before_it_claims(people, tmp_path, base_template):
@@ -317,3 +354,28 @@ def test_a_second_start_while_the_run_trains_is_refused_before_it_claims(people,
     with read_session(people.database_url) as session:
         assert session.exec(select(TrainingRun)).first() is None
     assert _start(people, recipe).trained is not None  # lock released: the run starts
+
+
+def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, base_template, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from forgegov.training import execute
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert execute._reporters() == ["none"]  # installed but not configured: nothing written anywhere
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=4))
+    actions.answer(people, _start(people, recipe).run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _start(people, recipe).trained
+    assert done is not None and done.status is RunStatus.COMPLETED
+
+    client = MlflowClient(tracking_uri=tracking)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, filter_string=f"attributes.run_name = '{done.run_id}'")
+    assert len(runs) == 1
+    logged = {(m.step, round(m.value, 6)) for m in client.get_metric_history(runs[0].info.run_id, "loss")}
+    written = [json.loads(line) for line in (Path(done.output_dir) / "metrics.jsonl").read_text().splitlines()]
+    assert logged == {(m["step"], round(m["loss"], 6)) for m in written} and len(logged) == 4

@@ -129,7 +129,14 @@ def _check_devices(recipe: Recipe, ranks: Ranks) -> None:
                        f"{ranks.world}", hint="launch one process per device (`torchrun --nproc_per_node N` or "
                                               "`accelerate launch --num_processes N`, see docs/training.md), or set "
                                               "[devices] count to match")
-    if recipe.train.lora is not None and ranks.several and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if fsdp and recipe.devices.kind is DeviceKind.CPU:
+        # accelerate turns FSDP on for accelerator devices only: CPU processes would each hold the whole model in
+        # plain data parallelism, not the sharding the launch asked for.
+        raise BadInput(f"recipe {recipe.name} runs on CPU processes, which accelerate does not shard with FSDP",
+                       hint="launch CPU runs with `torchrun` (data parallel), or use FSDP with "
+                            '[devices] kind = "cuda" on GPUs')
+    if recipe.train.lora is not None and ranks.several and fsdp:
         raise BadInput("a LoRA run cannot be merged into a whole candidate from FSDP shards yet",
                        hint="train LoRA runs with DDP (no FSDP config), or fully without [train.lora]")
 
@@ -216,6 +223,7 @@ class _Trained:
     steps: int
     resumed_from_step: int | None
     final_loss: float | None
+    parallelism: dict[str, Any]
 
 
 def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun, actor: str, output: Path,
@@ -276,7 +284,8 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
         gradient_accumulation_steps=1, learning_rate=train.learning_rate, warmup_steps=train.warmup_steps,
         **_schedule(recipe), optim="adamw_torch", weight_decay=train.weight_decay, adam_beta1=0.9, adam_beta2=0.95,
         max_grad_norm=train.grad_clip, bf16=cuda, fp16=False, use_cpu=not cuda,
-        seed=recipe.seed, data_seed=recipe.seed, report_to=_reporters(), logging_steps=max(1, train.max_steps // 50),
+        seed=recipe.seed, data_seed=recipe.seed, report_to=_reporters(), run_name=row.id,
+        logging_steps=max(1, train.max_steps // 50),
         save_strategy="steps", save_steps=max(1, train.max_steps // 5), save_total_limit=2,
         eval_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
         remove_unused_columns=False,  # keeps `source_ids` for the counting collator
@@ -292,6 +301,7 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
     trainer.source_tokens = tokens
     progress("train", 0, train.max_steps, f"resuming from {Path(last).name}" if last else "starting")
     result = trainer.train(resume_from_checkpoint=last)
+    parallelism = _parallelism(trainer, ranks)
     staging = output / ".candidate-saving"
     if ranks.main and staging.exists():
         shutil.rmtree(staging)
@@ -309,7 +319,17 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
     counts = ranks.total(tokens.counts)
     return _Trained(staging=staging, tokens=SourceTokens(counts), steps=trainer.state.global_step,
                     resumed_from_step=_step_of(last), final_loss=metrics.last_loss
-                    if metrics.last_loss is not None else float(result.training_loss))
+                    if metrics.last_loss is not None else float(result.training_loss), parallelism=parallelism)
+
+
+def _parallelism(trainer: Any, ranks: Ranks) -> dict[str, Any]:
+    """How the processes shared the work, read from what the trainer did rather than from the launch options:
+    accelerate's distributed type, and whether the weights were really sharded (FSDP2 turns them into DTensors)."""
+    from torch.distributed.tensor import DTensor
+
+    return {"processes": ranks.world, "distributed": trainer.accelerator.distributed_type.value,
+            "fsdp2": bool(trainer.accelerator.is_fsdp2),
+            "sharded": any(isinstance(p, DTensor) for p in trainer.model_wrapped.parameters())}
 
 
 def _tokens_file(ranks: Ranks) -> str:
@@ -330,8 +350,12 @@ def _schedule(recipe: Recipe) -> dict[str, Any]:
 
 
 def _reporters() -> list[str]:
-    """MLflow gets the per-step metrics too when it is installed (transformers' own integration); it is optional."""
-    return ["mlflow"] if importlib.util.find_spec("mlflow") is not None else ["none"]
+    """MLflow gets the per-step metrics too (transformers' own integration) when it is installed and a tracking URI
+    is configured: an installed package alone should not start writing `mlruns/` into whatever folder the run was
+    started from."""
+    if os.environ.get("MLFLOW_TRACKING_URI") and importlib.util.find_spec("mlflow") is not None:
+        return ["mlflow"]
+    return ["none"]
 
 
 def _lora(recipe: Recipe) -> Any:
@@ -432,7 +456,7 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                "mixture": realised, "recipe_digest": plan.recipe_digest, "code": code,
                "policy_revision": plan.policy_revision, "policy_digest": plan.policy_digest,
                "decision_id": plan.decision_id, "steps": trained.steps, "final_loss": trained.final_loss,
-               "provenance_digest": provenance_digest, "wall_s": round(time.perf_counter() - started, 2)}
+               "parallelism": trained.parallelism, "provenance_digest": provenance_digest, "wall_s": round(time.perf_counter() - started, 2)}
     with write_transaction(workspace.database_url) as session:
         stored = session.get(TrainingRun, row.id)
         if stored is None:

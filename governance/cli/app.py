@@ -49,16 +49,20 @@ runs.register(app)
 
 
 def _report(error: ForgegovError) -> None:
+    # Messages carry names, paths and policy text verbatim: "[devices]" is a recipe table, not console markup.
+    def say(text: str) -> None:
+        stderr.print(text, markup=False)
+
     if isinstance(error, PolicyDenied):
-        stderr.print(f"denied: {error.message}")
+        say(f"denied: {error.message}")
         for reason in error.reasons:
-            stderr.print(f"  {reason}")
+            say(f"  {reason}")
         if error.decision_id:
-            stderr.print(f"decision {error.decision_id} is recorded in the audit log")
+            say(f"decision {error.decision_id} is recorded in the audit log")
     else:
-        stderr.print(f"error: {error.message}")
+        say(f"error: {error.message}")
     if error.hint:
-        stderr.print(f"next: {error.hint}")
+        say(f"next: {error.hint}")
 
 
 def main() -> None:
