@@ -49,20 +49,16 @@ runs.register(app)
 
 
 def _report(error: ForgegovError) -> None:
-    # Messages carry names, paths and policy text verbatim: "[devices]" is a recipe table, not console markup.
-    def say(text: str) -> None:
-        stderr.print(text, markup=False)
-
     if isinstance(error, PolicyDenied):
-        say(f"denied: {error.message}")
+        stderr.print(f"denied: {error.message}")
         for reason in error.reasons:
-            say(f"  {reason}")
+            stderr.print(f"  {reason}")
         if error.decision_id:
-            say(f"decision {error.decision_id} is recorded in the audit log")
+            stderr.print(f"decision {error.decision_id} is recorded in the audit log")
     else:
-        say(f"error: {error.message}")
+        stderr.print(f"error: {error.message}")
     if error.hint:
-        say(f"next: {error.hint}")
+        stderr.print(f"next: {error.hint}")
 
 
 def main() -> None:

@@ -8,8 +8,10 @@ from typing import Any, Self
 
 from rich.console import Console
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# No console markup: what is printed carries user data verbatim (labels, paths, policy reasons, recipe tables such
+# as "[devices]"), which markup would eat or restyle.
+stdout = Console(highlight=False, soft_wrap=True, markup=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 # Piped output has no terminal width; rich would assume 80 columns and cut digests and names in tables.
 for _console in (stdout, stderr):
     if not _console.is_terminal:
@@ -30,8 +32,9 @@ class PhaseBars:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=stderr)
+        self.progress = Progress(TextColumn("{task.description:<14}", markup=False), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[note]}", markup=False), console=stderr)
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
