@@ -511,29 +511,41 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "fruit": Family("a fruit", "fruits", ("apple", "banana", "cherry", "mango", "pear", "plum", "grape", "lemon",
-                                        "peach", "orange")),
-    "colour": Family("a colour", "colours", ("red", "blue", "green", "yellow", "purple", "black", "white", "brown",
-                                           "pink", "grey")),
-    "animal": Family("an animal", "animals", ("dog", "cat", "horse", "rabbit", "tiger", "lion", "mouse", "sheep",
-                                           "goat", "bear")),
-    "vegetable": Family("a vegetable", "vegetables", ("carrot", "potato", "onion", "cabbage", "pea", "bean", "leek",
-                                                    "turnip", "spinach", "celery")),
-    "weekday": Family("a day of the week", "days of the week", ("Monday", "Tuesday", "Wednesday", "Thursday",
-                                                              "Friday", "Saturday", "Sunday")),
-    "month": Family("a month", "months", ("January", "February", "March", "April", "May", "June", "July", "August",
-                                        "September", "October", "November", "December")),
-    "planet": Family("a planet", "planets", ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus",
-                                           "Neptune")),
-    "language": Family("a programming language", "programming languages", ("Python", "Rust", "Java", "Go", "Haskell",
-                                                                         "Ruby", "Perl", "Lua", "Kotlin", "Swift")),
-    "tool": Family("a tool", "tools", ("hammer", "saw", "drill", "wrench", "chisel", "spanner", "ladder", "shovel",
-                                     "rake", "screwdriver")),
+    "fruit": Family("a fruit", "fruits", (
+        "apple", "banana", "cherry", "mango", "pear", "plum", "grape", "lemon", "peach", "orange"
+    )),
+    "colour": Family("a colour", "colours", (
+        "red", "blue", "green", "yellow", "purple", "black", "white", "brown", "pink", "grey"
+    )),
+    "animal": Family("an animal", "animals", (
+        "dog", "cat", "horse", "rabbit", "tiger", "lion", "mouse", "sheep", "goat", "bear"
+    )),
+    "vegetable": Family("a vegetable", "vegetables", (
+        "carrot", "potato", "onion", "cabbage", "pea", "bean", "leek", "turnip", "spinach", "celery"
+    )),
+    "weekday": Family("a day of the week", "days of the week", (
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
+    )),
+    "month": Family("a month", "months", (
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+        "December"
+    )),
+    "planet": Family("a planet", "planets", (
+        "Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune"
+    )),
+    "language": Family("a programming language", "programming languages", (
+        "Python", "Rust", "Java", "Go", "Haskell", "Ruby", "Perl", "Lua", "Kotlin", "Swift"
+    )),
+    "tool": Family("a tool", "tools", (
+        "hammer", "saw", "drill", "wrench", "chisel", "spanner", "ladder", "shovel", "rake", "screwdriver"
+    )),
     "drink": Family("a drink", "drinks", ("tea", "coffee", "milk", "water", "juice", "cocoa", "lemonade", "soda")),
-    "sport": Family("a sport", "sports", ("football", "tennis", "golf", "rugby", "hockey", "cricket", "boxing",
-                                        "rowing", "cycling", "skiing")),
-    "instrument": Family("a musical instrument", "musical instruments", ("piano", "violin", "guitar", "flute", "drum",
-                                                                       "trumpet", "cello", "harp", "organ", "banjo")),
+    "sport": Family("a sport", "sports", (
+        "football", "tennis", "golf", "rugby", "hockey", "cricket", "boxing", "rowing", "cycling", "skiing"
+    )),
+    "instrument": Family("a musical instrument", "musical instruments", (
+        "piano", "violin", "guitar", "flute", "drum", "trumpet", "cello", "harp", "organ", "banjo"
+    )),
 }
 
 _ASK_ONE = ("Name {s}.", "Tell me {s}.", "Suggest {s}.", "What is an example of {s}?", "Can you name {s}?")
