@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlmodel import select
 
 from forgegov.governance.config import Workspace
 from forgegov.governance.states import Classification, DatasetKind
 from forgegov.governance.identities import create_identity
 from forgegov.governance.registry import DatasetSpec
-from forgegov.governance.store.db import dispose_engines
+from forgegov.governance.store.db import dispose_engines, read_session
+from forgegov.governance.store.models import AuditEntry
 from forgegov.governance.workspace import init_workspace
 
 PASSPHRASE = "correct horse battery staple"
@@ -110,3 +112,9 @@ def tiny_checkpoint_files(seed: int = 0) -> dict[str, bytes | str]:
 
     weights = save({"model.embed_tokens.weight": np.arange(16, dtype=np.float32).reshape(4, 4) + seed})
     return {"config.json": json.dumps({"model_type": "llama"}), "model.safetensors": weights}
+
+
+def audit_entries(workspace: Workspace, action: str) -> list[AuditEntry]:
+    """The log's entries of one action, oldest first."""
+    with read_session(workspace.database_url) as session:
+        return list(session.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))

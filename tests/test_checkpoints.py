@@ -9,7 +9,6 @@ import stat
 import struct
 
 import pytest
-from sqlmodel import select
 
 from forgegov.governance.checkpoints import scan_checkpoint, snapshot_verified
 from forgegov.governance.errors import BadInput, DigestMismatch, NotFound, StoreError
@@ -18,11 +17,11 @@ from forgegov.governance.identities import create_identity
 from forgegov.governance.manifest import build_manifest
 from forgegov.governance.registry import label, lineage, list_assets, register_asset
 from forgegov.governance.states import AssetKind, CheckpointStage
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Asset, AuditEntry
+from forgegov.governance.store.db import write_transaction
+from forgegov.governance.store.models import Asset
 from forgegov.training.checkpoint_loading import load_checkpoint
 
-from .conftest import PASSPHRASE, TEXT_DATA, tiny_checkpoint_files
+from .conftest import PASSPHRASE, TEXT_DATA, audit_entries, tiny_checkpoint_files
 
 
 @pytest.fixture
@@ -36,10 +35,6 @@ def _register(ws, files, name, stage=CheckpointStage.PRE_TRAINING, parent=None, 
     folder = files.folder(name, tiny_checkpoint_files(seed))
     return folder, register_asset(ws, AssetKind.CHECKPOINT, folder, name, "alice", stage=stage, parent=parent)
 
-
-def _entries(ws, action: str) -> list[AuditEntry]:
-    with read_session(ws.database_url) as session:
-        return list(session.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
 
 
 def _safetensors(header: dict | bytes, data: bytes = b"") -> bytes:
@@ -55,7 +50,7 @@ def test_a_checkpoint_registers_with_its_stage_and_parent(ws, files):
     _, tuned = _register(ws, files, "tuned", CheckpointStage.POST_TRAINING, parent="checkpoint/base@1", seed=1)
     assert (tuned.stage, tuned.parent_digest) == ("post-training", base.digest)
     assert asset_record(tuned)["parent_digest"] == base.digest
-    payloads = [json.loads(e.payload) for e in _entries(ws, "checkpoint.register")]
+    payloads = [json.loads(e.payload) for e in audit_entries(ws, "checkpoint.register")]
     assert [(p["name"], p["stage"], p["parent_digest"]) for p in payloads] == [
         ("base", "pre-training", None), ("tuned", "post-training", base.digest)]
 
@@ -202,8 +197,8 @@ def test_tampered_weights_are_refused_and_the_refusal_is_audited(ws, files):
     weights.write_bytes(bytes(data))
     with pytest.raises(DigestMismatch, match="model.safetensors has changed since it was registered"):
         load_checkpoint(ws, "checkpoint/m@1", actor="bob", purpose="sft base for run 3")
-    assert _entries(ws, "checkpoint.load") == []
-    [entry] = _entries(ws, "checkpoint.load.refused")
+    assert audit_entries(ws, "checkpoint.load") == []
+    [entry] = audit_entries(ws, "checkpoint.load.refused")
     payload = json.loads(entry.payload)
     assert (entry.actor, entry.subject_digest) == ("bob", asset.digest)
     assert (payload["file"], payload["expected"], payload["purpose"], payload["state"]) == (
@@ -233,7 +228,7 @@ def test_a_tiny_llama_round_trips_through_register_and_load(ws, files, tmp_path)
     assert loaded.keys() == saved.keys()
     assert all(torch.equal(loaded[key], saved[key]) for key in saved)
     assert tokenizer("w1 w2 w9")["input_ids"] == [1, 2, 9]
-    [entry] = _entries(ws, "checkpoint.load")
+    [entry] = audit_entries(ws, "checkpoint.load")
     payload = json.loads(entry.payload)
     assert (entry.actor, entry.subject_digest) == ("bob", asset.digest)
     assert (payload["label"], payload["state"], payload["stage"], payload["tokenizer"]) == (

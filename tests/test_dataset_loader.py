@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlmodel import select
 
 from forgegov.governance.datasets.loader import load_dataset
 from forgegov.governance.errors import DigestMismatch, NotFound, StateConflict
 from forgegov.governance.registry import label, register_asset
 from forgegov.governance.states import AssetKind, AssetState
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Asset, AuditEntry
+from forgegov.governance.store.db import write_transaction
+from forgegov.governance.store.models import Asset
 
-from .conftest import TEXT_DATA
+from .conftest import TEXT_DATA, audit_entries
 
 datasets = pytest.importorskip("datasets")
 
@@ -35,17 +34,12 @@ def _approve(workspace, asset) -> None:
         session.add(row)
 
 
-def _entries(workspace, action: str) -> list[AuditEntry]:
-    with read_session(workspace.database_url) as session:
-        return list(session.exec(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
-
-
 def test_an_unapproved_dataset_is_not_loaded(people, files):
     _, asset = _register(people, files)
     with pytest.raises(StateConflict, match="is registered, not approved") as caught:
         load_dataset(people, label(asset), actor="bob", purpose="pretraining run 7")
     assert caught.value.hint == f"forgegov request {label(asset)} --gate dataset"
-    assert _entries(people, "dataset.load") == []
+    assert audit_entries(people, "dataset.load") == []
 
 
 def test_an_approved_dataset_loads_its_rows_and_the_load_is_audited(people, files):
@@ -54,7 +48,7 @@ def test_an_approved_dataset_loads_its_rows_and_the_load_is_audited(people, file
     loaded = load_dataset(people, asset.digest[:20], actor="bob", purpose="pretraining run 7")
     assert isinstance(loaded, datasets.Dataset)
     assert loaded.to_list() == ROWS
-    [entry] = _entries(people, "dataset.load")
+    [entry] = audit_entries(people, "dataset.load")
     assert (entry.actor, entry.subject_digest) == ("bob", asset.digest)
     assert json.loads(entry.payload) == {"actor": "bob", "label": "dataset/corpus@1", "purpose": "pretraining run 7",
                                          "records": 5}
@@ -68,8 +62,8 @@ def test_bytes_changed_after_approval_are_refused_and_the_refusal_is_audited(peo
     part.write_bytes(part.read_bytes().replace(b"topic 3", b"topic 8"))
     with pytest.raises(DigestMismatch, match="part.jsonl has changed"):
         load_dataset(people, "dataset/corpus@1", actor="bob", purpose="pretraining run 7")
-    assert _entries(people, "dataset.load") == []
-    [entry] = _entries(people, "dataset.load.refused")
+    assert audit_entries(people, "dataset.load") == []
+    [entry] = audit_entries(people, "dataset.load.refused")
     payload = json.loads(entry.payload)
     assert (entry.actor, entry.subject_digest) == ("bob", asset.digest)
     assert (payload["file"], payload["expected"], payload["purpose"]) == ("part.jsonl", expected, "pretraining run 7")
@@ -81,4 +75,4 @@ def test_an_unknown_actor_cannot_load(people, files):
     _approve(people, asset)
     with pytest.raises(NotFound, match="no identity named 'nobody'"):
         load_dataset(people, label(asset), actor="nobody", purpose="pretraining run 7")
-    assert _entries(people, "dataset.load") == []
+    assert audit_entries(people, "dataset.load") == []

@@ -18,7 +18,7 @@ from forgegov.governance.states import AssetKind, AssetState, Gate, GateAction, 
 from forgegov.governance.store.db import read_session
 from forgegov.governance.store.models import AuditEntry, TrainingRun
 from forgegov.training.recipe import RecipeError
-from tests.conftest import PASSPHRASE, register_checked
+from tests.conftest import PASSPHRASE, audit_entries, register_checked
 from tests.runs_support import PROPRIETARY, build_tiny_base, governed_inputs, recipe_text, sentences, write_jsonl
 
 
@@ -39,9 +39,8 @@ def _start(workspace, recipe: Path, actor: str = "alice", **kwargs):  # type: ig
 
 def _completed(workspace) -> dict:  # type: ignore[no-untyped-def]
     """The payload of the (single) run.complete audit entry."""
-    with read_session(workspace.database_url) as session:
-        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "run.complete")).one()
-        return json.loads(entry.payload)
+    (entry,) = audit_entries(workspace, "run.complete")
+    return json.loads(entry.payload)
 
 
 def _actions(workspace) -> list[str]:  # type: ignore[no-untyped-def]
@@ -88,9 +87,7 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
 
     log = _actions(people)
     assert log.count("dataset.load") == 3 and "checkpoint.load" in log and log[-1] == "run.complete"
-    with read_session(people.database_url) as session:
-        complete = session.exec(select(AuditEntry).where(AuditEntry.action == "run.complete")).one()
-    lineage_record = json.loads(complete.payload)
+    lineage_record = _completed(people)
     assert lineage_record["candidate_digest"] == candidate.digest
     assert lineage_record["recipe_digest"] == record["recipe_digest"]
     assert lineage_record["policy_revision"] and lineage_record["decision_id"] == record["decision_id"]

@@ -456,7 +456,8 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                "mixture": realised, "recipe_digest": plan.recipe_digest, "code": code,
                "policy_revision": plan.policy_revision, "policy_digest": plan.policy_digest,
                "decision_id": plan.decision_id, "steps": trained.steps, "final_loss": trained.final_loss,
-               "parallelism": trained.parallelism, "provenance_digest": provenance_digest, "wall_s": round(time.perf_counter() - started, 2)}
+               "parallelism": trained.parallelism, "provenance_digest": provenance_digest,
+               "wall_s": round(time.perf_counter() - started, 2)}
     with write_transaction(workspace.database_url) as session:
         stored = session.get(TrainingRun, row.id)
         if stored is None:

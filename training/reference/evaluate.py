@@ -84,6 +84,10 @@ def greedy_replies(model, tokenizer, prompts: Sequence[str], max_new_tokens: int
     return replies
 
 
+def _yes_no(text: str) -> str:
+    return text.lower().rstrip(".!")
+
+
 def _list_lines(text: str) -> list[str]:
     return [line.strip() for line in text.strip().splitlines() if line.strip()]
 
@@ -103,7 +107,7 @@ def follows(item: dict[str, Any], reply: str) -> bool:
             return (len(lines) == len(_list_lines(item["answer"]))
                     and all(line.startswith("- ") and line[2:].strip() for line in lines))
         case Constraint.YES_NO:
-            return text.lower().rstrip(".!") in ("yes", "no")
+            return _yes_no(text) in ("yes", "no")
         case Constraint.START_WITH:
             return text.startswith(START_PHRASE) and bool(text[len(START_PHRASE):].strip())
         case Constraint.END_WITH:
@@ -118,7 +122,7 @@ def answers(item: dict[str, Any], reply: str) -> bool:
     text = reply.strip()
     constraint = Constraint(item["constraint"])
     if constraint is Constraint.YES_NO:
-        return text.lower().rstrip(".!") == item["answer"]
+        return _yes_no(text) == item["answer"]
     members = {m.lower() for m in FAMILIES[item["family"]].members}
     if constraint is Constraint.LIST:
         named = [line[2:].strip().lower() for line in _list_lines(text)]
