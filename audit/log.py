@@ -27,9 +27,9 @@ from forgegov.audit.merkle import (
     needed_nodes,
     range_nodes,
 )
-from forgegov.governance.canonical import canonical_bytes
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.store.models import RECORD_VERSION, AuditEntry, AuditNode
+from forgegov.foundation.canonical import canonical_bytes
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditNode
 
 LEAF_VERSION = 1
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from forgegov.governance.config import AuditConfig, Workspace
-from forgegov.governance.errors import ForgegovError, KeyUnavailable
-from forgegov.governance.signing import public_key_from_b64, public_key_to_b64, raw_public_key
+from forgegov.foundation.config import AuditConfig, Workspace
+from forgegov.foundation.crypto.signing import public_key_from_b64, public_key_to_b64, raw_public_key
+from forgegov.foundation.errors import ForgegovError, KeyUnavailable
 
 
 class LogKeyMismatch(ForgegovError):
@@ -51,7 +51,7 @@ def ensure_log_key(workspace: Workspace) -> Workspace:
         return workspace
     import tomli_w
 
-    from forgegov.governance.config import CONFIG_FILE
+    from forgegov.foundation.config import CONFIG_FILE
 
     key, audit = new_log_key()
     config = replace(workspace.config, audit=replace(audit, checkpoint_every=workspace.config.audit.checkpoint_every,

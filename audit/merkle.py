@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from forgegov.audit.hashing import node_hash
-from forgegov.governance.errors import ForgegovError
+from forgegov.foundation.errors import ForgegovError
 
 Node = tuple[int, int]
 EMPTY_ROOT = hashlib.sha256(b"").digest()

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from forgegov.governance.errors import ForgegovError
-from forgegov.governance.signing import raw_public_key
+from forgegov.foundation.crypto.signing import raw_public_key
+from forgegov.foundation.errors import ForgegovError
 
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE = 0x04

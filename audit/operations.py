@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from forgegov.audit.checkpoints import WITNESS_STATE, stored_checkpoints, witness_notes
 from forgegov.audit.log import EntryDraft, append, node_of
 from forgegov.audit.log_key import pinned_public_key
+from forgegov.audit.tree_heads import WITNESS_STATE, stored_checkpoints, witness_notes
 from forgegov.audit.verify import (
     PROJECTED,
     EntryRow,
@@ -19,11 +19,11 @@ from forgegov.audit.verify import (
     WitnessCopy,
     verify_log,
 )
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import BadInput, NotFound, StateConflict
-from forgegov.governance.signing import public_key_from_b64
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import AuditEntry, AuditNode
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.signing import public_key_from_b64
+from forgegov.foundation.errors import BadInput, NotFound, StateConflict
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import AuditEntry, AuditNode
 
 EXPORT_FORMAT = "forgegov-audit-export/v1"
 _NOT_REDACTABLE = ("audit.redact", "identity.create", "policy.activate")

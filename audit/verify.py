@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from forgegov.audit.hashing import LEAF_PREFIX, node_hash
 from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
-from forgegov.governance.errors import ForgegovError, SignatureInvalid
-from forgegov.governance.signing import Purpose, public_key_from_b64, verify
+from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, verify
+from forgegov.foundation.errors import ForgegovError, SignatureInvalid
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 

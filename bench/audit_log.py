@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from forgegov.audit.checkpoints import make_checkpoint
+from forgegov.app.workspace import init_workspace
 from forgegov.audit.log import EntryDraft, append, append_many, consistency_proof, inclusion_proof, tree_size
 from forgegov.audit.operations import verify_workspace
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.workspace import init_workspace
+from forgegov.audit.tree_heads import make_checkpoint
+from forgegov.foundation.store.db import read_session, write_transaction
 
 
 def draft(i: int) -> EntryDraft:

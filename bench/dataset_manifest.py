@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from forgegov.foundation.manifest import build_manifest, hash_file
 from forgegov.governance.datasets.intake import scan_dataset
-from forgegov.governance.manifest import build_manifest, hash_file
 
 TARGET = 0.8
 SEED = 20240611

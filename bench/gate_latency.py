@@ -20,16 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import GateRequest
+from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, DecisionResult, Gate, GateAction
 from forgegov.governance import actions
 from forgegov.governance.gate import submit
 from forgegov.governance.identities import create_identity, unlock
-from forgegov.governance.states import Classification, DatasetKind
 from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
-from forgegov.governance.states import AssetKind, DecisionResult, Gate, GateAction
 from forgegov.governance.statements import make_statement
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import GateRequest
-from forgegov.governance.workspace import init_workspace
 
 PASSPHRASE = "benchmark passphrase"
 DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
@@ -64,8 +63,9 @@ def main() -> int:
         assets.append(register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice", dataset=DATA))
 
     with actions.policy_engine(ws) as engine:
-        from opa_client.opa import OpaClient
         from urllib.parse import urlparse
+
+        from opa_client.opa import OpaClient
 
         url = urlparse(engine.url)
         bare = OpaClient(host=url.hostname, port=url.port, timeout=2.0, retries=0)
@@ -126,7 +126,7 @@ def main() -> int:
 def select_decision_input(decision_id: str):  # type: ignore[no-untyped-def]
     from sqlmodel import select
 
-    from forgegov.governance.store.models import Decision
+    from forgegov.foundation.store.models import Decision
 
     return select(Decision.input).where(Decision.id == decision_id)
 

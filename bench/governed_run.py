@@ -41,12 +41,12 @@ PASSPHRASE = "benchmark passphrase"
 def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped-def]
     from transformers import LlamaForCausalLM, set_seed
 
+    from forgegov.app.workspace import init_workspace
+    from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
     from forgegov.governance import actions
-    from forgegov.governance.datasets.check import check_dataset
+    from forgegov.governance.evidence.data_quality import check_dataset
     from forgegov.governance.identities import create_identity
     from forgegov.governance.registry import DatasetSpec, register_asset
-    from forgegov.governance.states import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
-    from forgegov.governance.workspace import init_workspace
     from forgegov.training.reference.model import preset
     from forgegov.training.reference.tokenizer import train_tokenizer
     from tests.runs_support import sentences, write_jsonl
@@ -83,9 +83,9 @@ def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped
 
 
 def _approve_run(workspace, recipe_path: Path) -> str:  # type: ignore[no-untyped-def]
+    from forgegov.app.run_start import start_run
+    from forgegov.foundation.vocabulary import Gate, GateAction
     from forgegov.governance import actions
-    from forgegov.governance.runs.start import start_run
-    from forgegov.governance.states import Gate, GateAction
 
     waiting = start_run(workspace, recipe_path, "alice", lambda: PASSPHRASE)
     actions.answer(workspace, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)

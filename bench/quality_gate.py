@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from forgegov.foundation.vocabulary import DatasetKind
 from forgegov.governance.datasets import sensitive
 from forgegov.governance.datasets.quality import run_suite
-from forgegov.governance.states import DatasetKind
 
 TARGET = 1.2
 SEED = 7

@@ -11,16 +11,16 @@ from contextlib import contextmanager
 
 from sqlmodel import select
 
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import BadInput, StateConflict
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, StateConflict
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset, GateRequest
+from forgegov.foundation.vocabulary import GATE_FOR_KIND, AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
 from forgegov.governance.gate import GateOutcome, submit
 from forgegov.governance.identities import unlock
 from forgegov.governance.policy import PolicyEngine, active_activation
 from forgegov.governance.registry import label, resolve
-from forgegov.governance.states import GATE_FOR_KIND, AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
 from forgegov.governance.statements import SignedStatement, make_statement
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Asset, GateRequest
 
 
 @contextmanager

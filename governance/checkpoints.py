@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from forgegov.governance.errors import BadInput, DigestMismatch, ForgegovError, UnreadablePath
-from forgegov.governance.manifest import FileEntry, FilesManifest, list_files
-from forgegov.governance.store.models import Asset
+from forgegov.foundation.errors import BadInput, DigestMismatch, ForgegovError, UnreadablePath
+from forgegov.foundation.manifest import FileEntry, FilesManifest, list_files
+from forgegov.foundation.store.models import Asset
 
 CONFIG = "config.json"
 WEIGHTS_SUFFIX = ".safetensors"

@@ -18,12 +18,12 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from forgegov.audit.checkpoints import checkpoint_if_due
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.canonical import canonical_bytes, sha256_digest
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import (
+from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.foundation.canonical import canonical_bytes, sha256_digest
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import (
     DecisionUnavailable,
     NotFound,
     PolicyDenied,
@@ -32,11 +32,10 @@ from forgegov.governance.errors import (
     SignatureInvalid,
     StateConflict,
 )
-from forgegov.governance.evidence import gather as gather_evidence
-from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.opa.client import OpaAnswer
-from forgegov.governance.registry import label
-from forgegov.governance.states import (
+from forgegov.foundation.store.db import write_transaction
+from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest
+from forgegov.foundation.store.models import Identity as IdentityRow
+from forgegov.foundation.vocabulary import (
     KIND_FOR_GATE,
     AssetState,
     DecisionResult,
@@ -45,10 +44,11 @@ from forgegov.governance.states import (
     RequestStatus,
     Verdict,
 )
+from forgegov.governance.evidence import gather as gather_evidence
+from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.opa.client import OpaAnswer
+from forgegov.governance.registry import label
 from forgegov.governance.statements import SignedStatement, check_fresh, check_shape, verify_statement
-from forgegov.governance.store.db import write_transaction
-from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest
-from forgegov.governance.store.models import Identity as IdentityRow
 
 INPUT_VERSION = 1
 

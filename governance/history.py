@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlmodel import select
 
-from forgegov.governance.config import Workspace
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest, TrainingRun
+from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.registry import resolve
-from forgegov.governance.store.db import read_session
-from forgegov.governance.states import AssetKind
-from forgegov.governance.store.models import Approval, Asset, Decision, GateRequest, TrainingRun
 
 
 def asset_record(asset: Asset) -> dict[str, Any]:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
 
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists, BadInput, KeyUnavailable, NotFound, RevokedIdentity
-from forgegov.governance.keys import decrypt_private_key, encrypt_private_key, key_path, read_key_file, write_key_file
-from forgegov.governance.signing import key_id_of, public_key_from_b64, public_key_to_b64
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Identity
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.keys import (
+    Signer,
+    decrypt_private_key,
+    encrypt_private_key,
+    key_path,
+    read_key_file,
+    write_key_file,
+)
+from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64, public_key_to_b64
+from forgegov.foundation.errors import AlreadyExists, BadInput, KeyUnavailable, NotFound, RevokedIdentity
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import Identity
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 
@@ -25,15 +31,6 @@ def check_name(name: str) -> str:
         raise BadInput(f"identity name {name!r} is invalid: use lowercase letters, digits, '.', '_' or '-', "
                        "starting with a letter (at most 64)")
     return name
-
-
-@dataclass(frozen=True)
-class Signer:
-    """An unlocked private key, held only for the duration of one command."""
-
-    name: str
-    key_id: str
-    private_key: Ed25519PrivateKey
 
 
 def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identity:

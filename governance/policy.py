@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.governance.config import OpaMode, Workspace
-from forgegov.governance.errors import BadInput, PolicyBundleError
-from forgegov.governance.manifest import build_manifest
+from forgegov.foundation.config import OpaMode, Workspace
+from forgegov.foundation.errors import BadInput, PolicyBundleError
+from forgegov.foundation.manifest import build_manifest
+from forgegov.foundation.store.models import PolicyActivation
+from forgegov.foundation.vocabulary import Gate
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import OpaAnswer, PolicyClient
 from forgegov.governance.opa.supervisor import LocalOpa
-from forgegov.governance.states import Gate
-from forgegov.governance.store.models import PolicyActivation
 
 MANIFEST_FILE = ".manifest"
 

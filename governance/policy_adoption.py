@@ -12,15 +12,16 @@ import tempfile
 from pathlib import Path
 
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import StateConflict
-from forgegov.governance.identities import Signer, get_identity, require_active
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.signing import Purpose, sign
+from forgegov.foundation.errors import StateConflict
+from forgegov.foundation.store.db import write_transaction
+from forgegov.foundation.store.models import PolicyActivation
+from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.policy import active_activation, bundle_info, check_bundle, copy_bundle
-from forgegov.governance.signing import Purpose, sign
-from forgegov.governance.store.db import write_transaction
-from forgegov.governance.store.models import PolicyActivation
 
 
 def adopt_bundle(workspace: Workspace, source: Path, signer: Signer) -> PolicyActivation:

@@ -15,17 +15,16 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from forgegov.audit.checkpoints import checkpoint_if_due
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.canonical import canonical_bytes
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.checkpoints import scan_checkpoint
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists, BadInput, NotFound, StoreError
-from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
-from forgegov.governance.manifest import FilesManifest, build_manifest
-from forgegov.governance.states import (
+from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.foundation.canonical import canonical_bytes
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, StoreError
+from forgegov.foundation.manifest import FilesManifest, build_manifest
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
     CheckpointStage,
@@ -33,8 +32,9 @@ from forgegov.governance.states import (
     DatasetKind,
     ReleaseStage,
 )
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Asset
+from forgegov.governance.checkpoints import scan_checkpoint
+from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+from forgegov.governance.identities import get_identity, require_active
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<version>[0-9]+))?$")

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from forgegov.governance.canonical import canonical_bytes
-from forgegov.governance.clock import now, now_rfc3339, parse_rfc3339
-from forgegov.governance.errors import BadInput, SignatureInvalid
-from forgegov.governance.identities import Signer, public_key
-from forgegov.governance.signing import Purpose, sign, verify
-from forgegov.governance.states import Gate, GateAction, ReleaseStage
-from forgegov.governance.store.models import Asset, Identity
+from forgegov.foundation.canonical import canonical_bytes
+from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.errors import BadInput, SignatureInvalid
+from forgegov.foundation.store.models import Asset, Identity
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+from forgegov.governance.identities import public_key
 
 STATEMENT_VERSION = 1
 # A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed

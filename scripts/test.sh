@@ -3,8 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== lint: ruff (correctness rules)"
-.venv/bin/ruff check governance audit training evaluation tests bench
+echo "== lint: ruff (correctness rules, import order)"
+.venv/bin/ruff check foundation audit governance training evaluation app tests bench setup.py
+
+echo "== layers: import-linter (no upward import, no cycle between sibling packages)"
+.venv/bin/lint-imports --no-cache
 
 OPA=$(.venv/bin/python -c 'from forgegov.governance.opa.binary import find_opa; print(find_opa())')
 echo "== policies: $("$OPA" version | head -n 1)"

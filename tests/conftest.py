@@ -16,13 +16,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlmodel import select
 
-from forgegov.governance.config import Workspace
-from forgegov.governance.states import Classification, DatasetKind
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.store.db import dispose_engines, read_session
+from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.vocabulary import Classification, DatasetKind
 from forgegov.governance.identities import create_identity
 from forgegov.governance.registry import DatasetSpec
-from forgegov.governance.store.db import dispose_engines, read_session
-from forgegov.governance.store.models import AuditEntry
-from forgegov.governance.workspace import init_workspace
 
 PASSPHRASE = "correct horse battery staple"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
@@ -93,9 +93,9 @@ def files(tmp_path: Path) -> Files:
 def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "alice",
                      spec: DatasetSpec = TEXT_DATA):
     """Register a dataset and run its data-quality check, as `forgegov dataset register` does."""
-    from forgegov.governance.datasets.check import check_dataset
+    from forgegov.foundation.vocabulary import AssetKind
+    from forgegov.governance.evidence.data_quality import check_dataset
     from forgegov.governance.registry import label, register_asset
-    from forgegov.governance.states import AssetKind
 
     asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec)
     check_dataset(workspace, label(asset), actor=owner)

@@ -7,10 +7,10 @@ import random
 import shutil
 from pathlib import Path
 
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
 from forgegov.governance import actions
-from forgegov.governance.config import Workspace
 from forgegov.governance.registry import DatasetSpec, label, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
 from tests.conftest import PASSPHRASE, register_checked
 
 PARTS = ["hinge", "bracket", "gasket", "valve", "spring", "rotor", "bearing", "flange", "sensor", "clamp"]

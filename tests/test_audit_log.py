@@ -15,21 +15,20 @@ import pytest
 import rfc8785
 from sqlalchemy import select
 
-from forgegov.audit.checkpoints import hand_to_witness, make_checkpoint
+from forgegov.app.workspace import init_workspace
 from forgegov.audit.log import EntryDraft, append, canonical_leaf, consistency_proof, inclusion_proof, root_at
 from forgegov.audit.merkle import verify_consistency, verify_inclusion
 from forgegov.audit.note import NoteError
 from forgegov.audit.operations import export_log, redact, verify_export, verify_workspace
+from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
 from forgegov.audit.verify import AuditIntegrityError
-from forgegov.governance.config import load_workspace
-from forgegov.governance.errors import BadInput, StateConflict
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import AuditEntry
-from forgegov.governance.workspace import init_workspace
-
-from .conftest import TEXT_DATA
+from forgegov.foundation.config import load_workspace
+from forgegov.foundation.errors import BadInput, StateConflict
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import AuditEntry
 
 from . import merkle_reference as ref
+from .conftest import TEXT_DATA
 
 
 def _append_n(ws, n: int, actor: str = "test") -> None:
@@ -67,8 +66,8 @@ CRASH_WRITER = """
 import sys
 from pathlib import Path
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.config import load_workspace
-from forgegov.governance.store.db import write_transaction
+from forgegov.foundation.config import load_workspace
+from forgegov.foundation.store.db import write_transaction
 ws = load_workspace(Path(sys.argv[1]))
 i = 0
 while True:
@@ -182,11 +181,11 @@ def test_leaf_encoding_refuses_other_types():
 
 
 def test_checkpoints_follow_the_cadence(tmp_path, files):
-    from forgegov.audit.checkpoints import stored_checkpoints
     from forgegov.audit.note import parse_checkpoint, parse_note
+    from forgegov.audit.tree_heads import stored_checkpoints
+    from forgegov.foundation.vocabulary import AssetKind
     from forgegov.governance.identities import create_identity
     from forgegov.governance.registry import register_asset
-    from forgegov.governance.states import AssetKind
 
     root = init_workspace(tmp_path / "ws").root
     config = root / "forgegov.toml"

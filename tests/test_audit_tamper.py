@@ -11,19 +11,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import delete, insert, select, text, update
 
-from forgegov.audit.checkpoints import hand_to_witness, make_checkpoint
 from forgegov.audit.hashing import node_hash
 from forgegov.audit.log import EntryDraft, append, canonical_leaf, leaf_hash_of, node_id
 from forgegov.audit.log_key import LogKeyMismatch, load_log_key
 from forgegov.audit.note import Checkpoint, sign_checkpoint
 from forgegov.audit.operations import verify_workspace
+from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
 from forgegov.audit.verify import AuditIntegrityError
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import AuditCheckpoint, AuditEntry, AuditNode
+from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance import actions
-from forgegov.governance.states import GateAction
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import AuditCheckpoint, AuditEntry, AuditNode
 
-from .conftest import register_checked, PASSPHRASE
+from .conftest import PASSPHRASE, register_checked
 
 ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckpoint.__table__
 
@@ -195,7 +195,7 @@ def test_forged_approval_signature(log):
         payload = json.loads(session.connection().execute(
             select(ENTRY.c.payload).where(ENTRY.c.seq == seq)).scalar_one())
     payload["signature"] = payload["signature"][:-4] + ("AAA=" if payload["signature"][-4:] != "AAA=" else "BBB=")
-    from forgegov.governance.canonical import canonical_bytes
+    from forgegov.foundation.canonical import canonical_bytes
 
     _sql(ws, update(ENTRY).where(ENTRY.c.seq == seq).values(payload=canonical_bytes(payload).decode()))
     _rewrite_everything(ws)

@@ -10,16 +10,16 @@ import struct
 
 import pytest
 
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, StoreError
+from forgegov.foundation.manifest import build_manifest
+from forgegov.foundation.store.db import write_transaction
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage
 from forgegov.governance.checkpoints import scan_checkpoint, snapshot_verified
-from forgegov.governance.errors import BadInput, DigestMismatch, NotFound, StoreError
 from forgegov.governance.history import asset_record
 from forgegov.governance.identities import create_identity
-from forgegov.governance.manifest import build_manifest
+from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.registry import label, lineage, list_assets, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage
-from forgegov.governance.store.db import write_transaction
-from forgegov.governance.store.models import Asset
-from forgegov.training.checkpoint_loading import load_checkpoint
 
 from .conftest import PASSPHRASE, TEXT_DATA, audit_entries, tiny_checkpoint_files
 

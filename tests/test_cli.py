@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.opa.binary import find_opa
+from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.policy import packaged_bundle
 
 from .conftest import PASSPHRASE, tiny_checkpoint_files
 
 DATA = ("--kind", "pretraining-text", "--classification", "proprietary")
-FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
+FORGEGOV = [sys.executable, "-c", "from forgegov.app.cli.main import main; main()"]
 
 
 class Cli:

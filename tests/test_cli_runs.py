@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from forgegov.governance.config import load_workspace
+from forgegov.foundation.config import load_workspace
 from forgegov.governance.identities import create_identity
 from tests.conftest import PASSPHRASE, PEOPLE
 from tests.runs_support import build_tiny_base, governed_inputs, recipe_text

@@ -5,10 +5,10 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+from forgegov.foundation.config import load_workspace
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, GateAction, ReleaseStage
 from forgegov.governance import actions
-from forgegov.governance.config import load_workspace
 from forgegov.governance.registry import find_asset, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage, GateAction, ReleaseStage
 
 from .conftest import PASSPHRASE, tiny_checkpoint_files
 

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
+from forgegov.foundation.errors import BadInput, DigestMismatch
 from forgegov.governance.datasets.intake import DataFormat, scan_dataset
 from forgegov.governance.datasets.quality import read_records
 from forgegov.governance.datasets.reader import DataChanged, read_verified
-from forgegov.governance.errors import BadInput, DigestMismatch
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -9,16 +9,16 @@ import pytest
 from sqlmodel import select
 
 from forgegov.audit.operations import verify_workspace
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, Decision
+from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, DecisionResult, GateAction
 from forgegov.governance import actions
-from forgegov.governance.canonical import canonical_bytes, digest_of
-from forgegov.governance.datasets.check import check_dataset
-from forgegov.governance.datasets.loader import load_dataset
-from forgegov.governance.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.history import subject_history
+from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
-from forgegov.governance.states import AssetKind, Classification, DatasetKind, DecisionResult, GateAction
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Asset, AuditEntry, DatasetCheck, Decision
 
 from .conftest import PASSPHRASE, TEXT_DATA, register_checked
 

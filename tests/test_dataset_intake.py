@@ -8,8 +8,8 @@ import os
 
 import pytest
 
+from forgegov.foundation.errors import BadInput, UnreadablePath
 from forgegov.governance.datasets.intake import DataFormat, IntakeLimits, scan_dataset
-from forgegov.governance.errors import BadInput, UnreadablePath
 
 
 def _jsonl(rows) -> str:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from forgegov.governance.datasets.loader import load_dataset
-from forgegov.governance.errors import DigestMismatch, NotFound, StateConflict
+from forgegov.foundation.errors import DigestMismatch, NotFound, StateConflict
+from forgegov.foundation.store.db import write_transaction
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind, AssetState
+from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import label, register_asset
-from forgegov.governance.states import AssetKind, AssetState
-from forgegov.governance.store.db import write_transaction
-from forgegov.governance.store.models import Asset
 
 from .conftest import TEXT_DATA, audit_entries
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_demo_runs_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEGOV_")}
     done = subprocess.run(
-        [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()", "demo", "--dir",
+        [sys.executable, "-c", "from forgegov.app.cli.main import main; main()", "demo", "--dir",
          str(tmp_path / "demo"), "--json"],
         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
     )
@@ -54,11 +54,12 @@ def test_wheel_has_only_the_forgegov_namespace(tmp_path):
     tops = {n.split("/", 1)[0] for n in names if not n.startswith("forgegov-")}
     assert tops == {"forgegov"}
     for required in ("forgegov/policies/.manifest", "forgegov/policies/data/data.json",
-                     "forgegov/policies/dataset/policy.rego", "forgegov/governance/store/migrations/env.py",
-                     "forgegov/governance/store/migrations/script.py.mako",
-                     "forgegov/governance/datasets/intake.py",
+                     "forgegov/foundation/store/migrations/script.py.mako",
                      "forgegov/governance/datasets/suites/pretraining-text.json"):
         assert required in names
-    for rego in (ROOT / "policies").rglob("*.rego"):
-        assert f"forgegov/policies/{rego.relative_to(ROOT / 'policies').as_posix()}" in names, rego
+    # Every module and policy of every layer ships: packages are discovered, so a new subfolder cannot be forgotten.
+    for layer in ("foundation", "audit", "governance", "training", "evaluation", "app", "policies"):
+        for source in (ROOT / layer).rglob("*"):
+            if source.suffix in (".py", ".rego") and "__pycache__" not in source.parts:
+                assert f"forgegov/{source.relative_to(ROOT).as_posix()}" in names, source
     assert not any(n.startswith("forgegov/tests") for n in names)

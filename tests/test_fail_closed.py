@@ -9,20 +9,20 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.errors import DecisionUnavailable, PolicyBundleError, PolicyDenied
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Decision
+from forgegov.foundation.vocabulary import DecisionResult
 from forgegov.governance import actions
-from forgegov.governance.errors import DecisionUnavailable, PolicyBundleError, PolicyDenied
 from forgegov.governance.identities import create_identity
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import parse_answer
 from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.policy import packaged_bundle
 from forgegov.governance.registry import find_asset
-from forgegov.governance.states import DecisionResult
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Decision
-from forgegov.governance.workspace import init_workspace
 
-from .conftest import register_checked, Files, PASSPHRASE, PEOPLE
+from .conftest import PASSPHRASE, PEOPLE, Files, register_checked
 
 
 def _bundle_with(tmp_path: Path, dataset_policy: str | None = None, revision: str = "2026.11.23-1") -> Path:

@@ -7,9 +7,8 @@ import json
 import pytest
 from sqlmodel import func, select
 
-from forgegov.governance import actions
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import (
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import (
     BadInput,
     PolicyDenied,
     ReplayedApproval,
@@ -17,15 +16,16 @@ from forgegov.governance.errors import (
     SignatureInvalid,
     StateConflict,
 )
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Approval, AuditEntry, Decision, GateRequest
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, DecisionResult, Gate, GateAction, ReleaseStage
+from forgegov.governance import actions
 from forgegov.governance.gate import submit
 from forgegov.governance.identities import revoke_identity, unlock
 from forgegov.governance.registry import find_asset, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage, DecisionResult, Gate, GateAction, ReleaseStage
 from forgegov.governance.statements import SignedStatement, make_statement
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Approval, AuditEntry, Decision, GateRequest
 
-from .conftest import register_checked, tiny_checkpoint_files, Files, PASSPHRASE
+from .conftest import PASSPHRASE, Files, register_checked, tiny_checkpoint_files
 
 
 @pytest.fixture
@@ -216,7 +216,7 @@ def test_stale_signature_refused(people, dataset, engine):
     asset = find_asset(people, dataset)
     bob = unlock(people, "bob", PASSPHRASE)
     statement = make_statement(bob, Gate.DATASET, GateAction.APPROVE, asset, request_id=_open_request_id(people))
-    from forgegov.governance.signing import Purpose, sign
+    from forgegov.foundation.crypto.signing import Purpose, sign
 
     old = {**statement.payload, "signed_at": "2026-01-01T00:00:00.000000Z"}
     with pytest.raises(SignatureInvalid, match="refused as a possible replay"):
@@ -228,7 +228,7 @@ def test_stored_approval_edited_in_database_stops_the_gate(people, checkpoint, e
     ans(people, checkpoint, "dave", engine)
     actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
     ans(people, checkpoint, "erin", engine)
-    from forgegov.governance.store.db import write_transaction
+    from forgegov.foundation.store.db import write_transaction
 
     with write_transaction(people.database_url) as session:
         approval = session.exec(select(Approval).where(Approval.approver == "erin")).one()
@@ -294,7 +294,7 @@ def test_every_decision_names_its_policy_and_input(people, dataset, engine):
     with read_session(people.database_url) as session:
         decisions = list(session.exec(select(Decision)))
     assert len(decisions) == 2
-    from forgegov.governance.canonical import digest_of
+    from forgegov.foundation.canonical import digest_of
 
     for decision in decisions:
         assert decision.policy_revision == "2026.11.23-1"

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from forgegov.governance.errors import AlreadyExists, BadInput, KeyUnavailable, RevokedIdentity, WrongPassphrase
+from forgegov.foundation.crypto.keys import key_path
+from forgegov.foundation.errors import AlreadyExists, BadInput, KeyUnavailable, RevokedIdentity, WrongPassphrase
 from forgegov.governance.identities import create_identity, list_identities, revoke_identity, unlock
-from forgegov.governance.keys import key_path
 
 from .conftest import PASSPHRASE
 
@@ -49,7 +49,7 @@ def test_renamed_key_file_fails_authentication(workspace):
     create_identity(workspace, "alice", PASSPHRASE)
     doc = json.loads(key_path(workspace.keys_dir, "alice").read_text())
     doc["name"] = "bob"
-    from forgegov.governance.keys import KeyFile, decrypt_private_key
+    from forgegov.foundation.crypto.keys import KeyFile, decrypt_private_key
 
     with pytest.raises(WrongPassphrase):
         decrypt_private_key(KeyFile.from_json(json.dumps(doc)), PASSPHRASE)

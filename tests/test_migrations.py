@@ -14,8 +14,8 @@ from sqlmodel import SQLModel
 
 from forgegov.audit.log import node_of
 from forgegov.audit.verify import PROJECTED, verify_log
-from forgegov.governance.store.db import dispose_engines, engine_for, upgrade
-from forgegov.governance.store.models import AuditEntry, AuditNode
+from forgegov.foundation.store.db import dispose_engines, engine_for, upgrade
+from forgegov.foundation.store.models import AuditEntry, AuditNode
 
 
 def test_models_match_migrations(tmp_path):

@@ -8,16 +8,16 @@ import shutil
 import pytest
 from sqlmodel import select
 
+from forgegov.foundation.errors import PolicyBundleError, StateConflict
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import AuditEntry, PolicyActivation
+from forgegov.foundation.vocabulary import DecisionResult, GateAction
 from forgegov.governance import actions
-from forgegov.governance.errors import PolicyBundleError, StateConflict
 from forgegov.governance.identities import unlock
 from forgegov.governance.policy import bundle_info
 from forgegov.governance.policy_adoption import adopt_bundle
-from forgegov.governance.states import DecisionResult, GateAction
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import AuditEntry, PolicyActivation
 
-from .conftest import register_checked, PASSPHRASE
+from .conftest import PASSPHRASE, register_checked
 
 
 def _edited_bundle(ws, tmp_path, edit):

@@ -23,9 +23,11 @@ from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import CryptoSigner, SSlibKey
 
-from forgegov.governance.canonical import canonical_bytes, digest_of
-from forgegov.governance.config import CONFIG_FILE, WorkspaceConfig, load_workspace
-from forgegov.governance.errors import (
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.config import CONFIG_FILE, WorkspaceConfig, load_workspace
+from forgegov.foundation.crypto.signing import raw_public_key
+from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
     ConfigError,
@@ -33,10 +35,8 @@ from forgegov.governance.errors import (
     KeyUnavailable,
     SignatureInvalid,
 )
-from forgegov.governance.manifest import build_manifest
-from forgegov.governance.signing import raw_public_key
-from forgegov.governance.workspace import init_workspace
-from forgegov.training.provenance import (
+from forgegov.foundation.manifest import build_manifest
+from forgegov.governance.runs.provenance import (
     BUILDER_ID,
     IN_TOTO_PAYLOAD_TYPE,
     MANIFEST_FILE,
@@ -59,7 +59,7 @@ from forgegov.training.provenance import (
     verify_envelope,
     verify_provenance,
 )
-from forgegov.training.recipe import parse_recipe, recipe_digest
+from forgegov.governance.runs.recipe import parse_recipe, recipe_digest
 
 from .conftest import tiny_checkpoint_files
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from forgegov.foundation.vocabulary import DatasetKind
 from forgegov.governance.datasets.quality import load_suite, read_records, run_suite
-from forgegov.governance.states import DatasetKind
 
 
 def _jsonl(rows) -> str:

@@ -8,8 +8,8 @@ import tomllib
 
 import pytest
 
-from forgegov.governance.errors import BadInput, UnreadablePath
-from forgegov.training.recipe import (
+from forgegov.foundation.errors import BadInput, UnreadablePath
+from forgegov.governance.runs.recipe import (
     Decay,
     DeviceKind,
     Method,

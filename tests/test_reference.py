@@ -17,7 +17,7 @@ from forgegov.training.reference.build import build_reference
 from forgegov.training.reference.evaluate import answers, follows
 from forgegov.training.reference.model import STAGES, TINY, Preset, StageSettings
 
-FORGEGOV = [sys.executable, "-c", "from forgegov.governance.cli.app import main; main()"]
+FORGEGOV = [sys.executable, "-c", "from forgegov.app.cli.main import main; main()"]
 SEED = 3
 
 
@@ -219,9 +219,9 @@ def test_presets_are_validated():
 def test_a_built_family_registers_with_lineage_and_refuses_changed_corpora(family, people, tmp_path):
     import shutil
 
-    from forgegov.governance.errors import DigestMismatch
+    from forgegov.foundation.errors import DigestMismatch
+    from forgegov.foundation.vocabulary import AssetKind
     from forgegov.governance.registry import find_asset, lineage, list_assets
-    from forgegov.governance.states import AssetKind
     from forgegov.training.reference.register import register_reference
 
     out, record = family

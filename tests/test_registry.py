@@ -6,12 +6,12 @@ import os
 
 import pytest
 
-from forgegov.governance.errors import AlreadyExists, BadInput, NotFound, UnreadablePath
-from forgegov.governance.identities import create_identity
+from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, UnreadablePath
+from forgegov.foundation.manifest import build_manifest
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage
 from forgegov.governance.datasets.intake import scan_dataset
-from forgegov.governance.manifest import build_manifest
+from forgegov.governance.identities import create_identity
 from forgegov.governance.registry import find_asset, list_assets, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage
 
 from .conftest import PASSPHRASE, TEXT_DATA
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from forgegov.app.run_start import start_run
+from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import AuditEntry, TrainingRun
+from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, RunStatus
 from forgegov.governance import actions
-from forgegov.governance.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict
 from forgegov.governance.registry import find_asset, lineage, register_asset
+from forgegov.governance.runs.recipe import RecipeError
 from forgegov.governance.runs.records import run_record, verify_run
-from forgegov.governance.runs.start import start_run
-from forgegov.governance.states import AssetKind, AssetState, Gate, GateAction, RunStatus
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import AuditEntry, TrainingRun
-from forgegov.training.recipe import RecipeError
 from tests.conftest import PASSPHRASE, audit_entries, register_checked
 from tests.runs_support import PROPRIETARY, build_tiny_base, governed_inputs, recipe_text, sentences, write_jsonl
 
@@ -182,8 +182,8 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
     assert "run.resume" in _actions(people)
 
     # The same recipe trained without a crash, in a second workspace, sees the same tokens per source.
+    from forgegov.app.workspace import init_workspace
     from forgegov.governance.identities import create_identity
-    from forgegov.governance.workspace import init_workspace
     from tests.conftest import PEOPLE
 
     other = init_workspace(tmp_path / "other-ws")
@@ -237,9 +237,9 @@ def test_run_asset_registered_by_hand_is_denied_with_the_reason(people, files):
 def test_sft_with_lora_trains_on_replies_and_registers_a_merged_candidate(people, tmp_path, base_template):
     import json as _json
 
+    from forgegov.foundation.vocabulary import Classification, DatasetKind
+    from forgegov.governance.loading.checkpoints import load_checkpoint
     from forgegov.governance.registry import DatasetSpec
-    from forgegov.governance.states import Classification, DatasetKind
-    from forgegov.training.checkpoint_loading import load_checkpoint
     from tests.runs_support import approve
 
     labels = governed_inputs(people, tmp_path / "inputs", base_template)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from forgegov.governance.canonical import canonical_bytes, digest_of
-from forgegov.governance.errors import SignatureInvalid
-from forgegov.governance.signing import Purpose, sign, verify
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.errors import SignatureInvalid
 
 
 def test_signature_for_one_purpose_never_verifies_for_another():

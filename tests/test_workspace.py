@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from forgegov.governance.config import CONFIG_FILE, OpaMode, load_workspace
-from forgegov.governance.errors import AlreadyExists, ConfigError, WorkspaceError
-from forgegov.governance.workspace import init_workspace
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.config import CONFIG_FILE, OpaMode, load_workspace
+from forgegov.foundation.errors import AlreadyExists, ConfigError, WorkspaceError
 
 
 def test_init_creates_layout_and_is_found(tmp_path, monkeypatch):

@@ -1,1 +1,1 @@
-"""forgegov training: the reference model family, recipes, governed runs on TRL, and their signed provenance."""
+"""forgegov training: backends that only train (CPT/SFT on TRL), the mixture, and the reference model family."""

@@ -31,25 +31,25 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from forgegov.audit.checkpoints import checkpoint_if_due, record
 from forgegov.audit.log import EntryDraft, append
-from forgegov.governance.canonical import digest_of
+from forgegov.audit.tree_heads import checkpoint_if_due, record
+from forgegov.foundation.canonical import digest_of
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import AlreadyExists, BadInput, SignatureInvalid, StateConflict
+from forgegov.foundation.manifest import build_manifest
+from forgegov.foundation.staging import staged_folder
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import Asset, TrainingRun
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, RunStatus
 from forgegov.governance.checkpoints import PICKLED_SUFFIXES
-from forgegov.governance.clock import now_rfc3339
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists, BadInput, SignatureInvalid, StateConflict
 from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.manifest import build_manifest
 from forgegov.governance.registry import label, register_asset, resolve
-from forgegov.governance.runs.evidence import registered_recipe
 from forgegov.governance.runs.plan import RunPlan, approved_plan
-from forgegov.governance.staging import staged_folder
-from forgegov.governance.states import AssetKind, CheckpointStage, RunStatus
-from forgegov.governance.store.db import read_session, write_transaction
-from forgegov.governance.store.models import Asset, TrainingRun
-from forgegov.training.distributed import Ranks
+from forgegov.governance.runs.ranks import Ranks
+from forgegov.governance.runs.recipe import Decay, DeviceKind, Method, Recipe, recipe_digest
+from forgegov.governance.runs.spec import registered_recipe
 from forgegov.training.mixture import SourceTokens
-from forgegov.training.recipe import Decay, DeviceKind, Method, Recipe, recipe_digest
 
 # progress(phase, done, total, note); phases: "load", "data", "train", "save".
 Progress = Callable[[str, int, int, str], None]
@@ -236,8 +236,8 @@ def _train(workspace: Workspace, plan: RunPlan, recipe: Recipe, row: TrainingRun
     from trl import SFTConfig
     from trl.data_utils import pack_dataset
 
-    from forgegov.governance.datasets.loader import load_dataset
-    from forgegov.training.checkpoint_loading import load_checkpoint
+    from forgegov.governance.loading.checkpoints import load_checkpoint
+    from forgegov.governance.loading.datasets import load_dataset
     from forgegov.training.mixture import SourceTaggingCollator, interleave, tokenize_source
     from forgegov.training.trainer import (
         CausalLMTrainer,
@@ -403,7 +403,7 @@ def code_identity() -> dict[str, Any]:
     """The code that trained: forgegov's version and a digest of its Python sources (a local edit shows up even
     when the version does not change), and the versions of the libraries that did the training."""
     digest = hashlib.sha256()
-    for name in ("governance", "audit", "training", "evaluation"):
+    for name in ("foundation", "audit", "governance", "training", "evaluation", "app"):
         # Each subpackage from where it is imported: in an editable install they are folders of the checkout, not
         # one package folder, so the checkout's other contents (tests, a virtualenv) stay out of the digest.
         root = Path(importlib.import_module(f"forgegov.{name}").__file__ or "").resolve().parent
@@ -421,7 +421,7 @@ def code_identity() -> dict[str, Any]:
 
 def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row: TrainingRun, actor: str,
             output: Path, trained: _Trained, started: float, progress: Progress) -> RunOutcome:
-    from forgegov.training.provenance import RunFacts, sign_provenance
+    from forgegov.governance.runs.provenance import RunFacts, sign_provenance
 
     progress("save", 0, 3, "candidate checkpoint")
     candidate_dir = output / "candidate"

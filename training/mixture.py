@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from forgegov.governance.errors import BadInput
-from forgegov.training.recipe import Method
+from forgegov.foundation.errors import BadInput
+from forgegov.governance.runs.recipe import Method
 
 if TYPE_CHECKING:
     import datasets

@@ -29,9 +29,9 @@ from typing import IO, Any
 
 import orjson
 
-from forgegov.governance.canonical import digest_of
-from forgegov.governance.errors import BadInput, UnreadablePath
-from forgegov.governance.manifest import list_files
+from forgegov.foundation.canonical import digest_of
+from forgegov.foundation.errors import BadInput, UnreadablePath
+from forgegov.foundation.manifest import list_files
 
 DATASET_MANIFEST_VERSION = 1
 _CHUNK = 1 << 20

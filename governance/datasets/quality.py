@@ -18,11 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from forgegov.governance.canonical import canonical_bytes, digest_of
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.errors import BadInput
+from forgegov.foundation.vocabulary import DatasetKind
 from forgegov.governance.datasets.intake import collect_records
 from forgegov.governance.datasets.sensitive import PII, SECRETS, ScanSummary, find
-from forgegov.governance.errors import BadInput
-from forgegov.governance.states import DatasetKind
 
 SUITE_VERSION = 1
 MAX_SAMPLE_LOCATIONS = 5

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from forgegov.foundation.errors import BadInput, DigestMismatch
+from forgegov.foundation.manifest import hash_file, list_files
 from forgegov.governance.datasets.intake import (
     DATASET_MANIFEST_VERSION,
     Collected,
@@ -22,8 +24,6 @@ from forgegov.governance.datasets.intake import (
     DatasetPass,
     IntakeLimits,
 )
-from forgegov.governance.errors import BadInput, DigestMismatch
-from forgegov.governance.manifest import hash_file, list_files
 
 if TYPE_CHECKING:
     import datasets

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from forgegov.governance.errors import OpaNotInstalled
+from forgegov.foundation.errors import OpaNotInstalled
 
 OPA_VERSION = "v1.22.2"
 OPA_MODULE = "github.com/open-policy-agent/opa"

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 import requests
 from opa_client.opa import OpaClient
 
-from forgegov.governance.errors import DecisionUnavailable
-from forgegov.governance.states import Gate
+from forgegov.foundation.errors import DecisionUnavailable
+from forgegov.foundation.vocabulary import Gate
 
 PACKAGE_PREFIX = "forgegov.gates"
 DECISION_RULE = "decision"

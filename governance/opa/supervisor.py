@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from forgegov.governance.errors import DecisionUnavailable, PolicyBundleError
+from forgegov.foundation.errors import DecisionUnavailable, PolicyBundleError
 
 _PR_SET_PDEATHSIG = 1
 _START_TIMEOUT_S = 15.0

@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.governance.canonical import digest_of, sha256_digest
-from forgegov.governance.errors import SignatureInvalid, StateConflict
+from forgegov.foundation.canonical import digest_of, sha256_digest
+from forgegov.foundation.errors import SignatureInvalid, StateConflict
+from forgegov.foundation.store.models import Asset, AuditEntry, Decision
+from forgegov.foundation.vocabulary import AssetState, DecisionResult, Gate
 from forgegov.governance.registry import label
-from forgegov.governance.states import AssetState, DecisionResult, Gate
-from forgegov.governance.store.models import Asset, AuditEntry, Decision
 
 PLAN_VERSION = 1
 

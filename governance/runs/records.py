@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import NotFound, StateConflict
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import NotFound, StateConflict
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset, TrainingRun
+from forgegov.foundation.vocabulary import AssetKind, RunStatus
 from forgegov.governance.registry import label, resolve
-from forgegov.governance.states import AssetKind, RunStatus
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Asset, TrainingRun
 
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -63,9 +63,9 @@ def run_record(workspace: Workspace, ref: str) -> dict[str, Any]:
 def verify_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Verify a completed run's provenance against the pinned platform key and the candidate's registered folder,
     and that what was signed is the checkpoint the run registered."""
-    from forgegov.governance.canonical import digest_of
-    from forgegov.governance.errors import SignatureInvalid
-    from forgegov.training.provenance import SignedProvenance, pinned_platform_public_key, verify_provenance
+    from forgegov.foundation.canonical import digest_of
+    from forgegov.foundation.errors import SignatureInvalid
+    from forgegov.governance.runs.provenance import SignedProvenance, pinned_platform_public_key, verify_provenance
 
     found = run_record(workspace, ref)
     if found["status"] != RunStatus.COMPLETED.value or found["candidate_digest"] is None:

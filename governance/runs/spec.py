@@ -9,19 +9,20 @@ whatever the user's file was called.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 from sqlmodel import select
 
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import AlreadyExists
-from forgegov.governance.manifest import build_manifest
-from forgegov.governance.registry import register_asset
-from forgegov.governance.states import AssetKind
-from forgegov.governance.store.db import read_session
-from forgegov.governance.store.models import Asset
-from forgegov.training.recipe import Recipe, read_recipe
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import AlreadyExists, BadInput, UnreadablePath
+from forgegov.foundation.manifest import build_manifest
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind
+from forgegov.governance.registry import label, register_asset
+from forgegov.governance.runs.recipe import Recipe, parse_recipe_bytes, read_recipe
 
 RECIPE_FILE = "recipe.toml"
 
@@ -60,3 +61,23 @@ def _store_copy(workspace: Workspace, data: bytes) -> Path:
     partial.chmod(0o444)
     os.replace(partial, target)
     return target
+
+
+def registered_recipe(asset: Asset) -> Recipe:
+    """The recipe registered as `asset`, read from its stored copy and refused unless it is byte for byte the one
+    registered (BadInput subclasses: the caller reports or raises them)."""
+    files = json.loads(asset.manifest)["files"]
+    if len(files) != 1 or not files[0]["path"].endswith(".toml"):
+        raise BadInput(f"{label(asset)} is not a recipe: a run spec is one TOML recipe file",
+                       hint="start runs with `forgegov run start RECIPE.toml --as NAME`")
+    source = Path(asset.source_path)
+    path = source if source.is_file() else source / files[0]["path"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UnreadablePath(f"the registered recipe of {label(asset)} cannot be read at {path}: "
+                             f"{exc.strerror or exc}") from exc
+    if len(data) != files[0]["size"] or hashlib.sha256(data).hexdigest() != files[0]["sha256"]:
+        raise BadInput(f"the registered recipe of {label(asset)} at {path} is no longer the registered bytes",
+                       hint="restore it, or start the edited recipe as a new run spec")
+    return parse_recipe_bytes(data, label(asset))

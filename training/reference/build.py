@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from forgegov.governance.staging import staged_folder
+from forgegov.foundation.staging import staged_folder
 from forgegov.training.reference import corpora
 from forgegov.training.reference.evaluate import EvalSuite, evaluate_model
 from forgegov.training.reference.model import STAGES, Preset, StageSettings

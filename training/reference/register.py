@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forgegov.governance.config import Workspace
-from forgegov.governance.errors import BadInput, DigestMismatch
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, DigestMismatch
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind
 from forgegov.governance.registry import DatasetSpec, check_asset_name, label, register_asset
-from forgegov.governance.states import AssetKind, CheckpointStage, Classification, DatasetKind
 from forgegov.training.reference.model import STAGES
 
 # The parts catalogue stands in for an organisation's own data; everything else is general text the project

@@ -1,0 +1,1 @@
+"""The `forgegov` command line: one module per command group, each thin over the layers below."""

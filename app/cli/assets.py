@@ -1,0 +1,181 @@
+"""`forgegov dataset|reward|checkpoint|run register`, `forgegov show`, `forgegov list`."""
+
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from forgegov.app.cli.context import state
+from forgegov.app.cli.output import emit, stderr
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind
+
+
+def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
+    from forgegov.governance.history import asset_record
+
+    return asset_record(asset)
+
+
+def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
+              stage: CheckpointStage | None, as_json: bool, dataset=None,
+              parent: str | None = None):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from forgegov.foundation.manifest import total_size
+    from forgegov.governance.registry import label, register_asset
+
+    ws = state(ctx).workspace()
+    with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=stderr, transient=True, disable=as_json) as progress:
+        task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
+        asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset, parent=parent,
+                               progress=lambda n: progress.advance(task, n))
+    if dataset is None:
+        emit(asset_public(asset), as_json,
+             lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
+    else:
+        stderr.print(f"registered {label(asset)}  {asset.digest}  owner {owner}")
+    return asset
+
+
+def _owner_option() -> typer.models.OptionInfo:
+    return typer.Option("--owner", help="Identity that owns the asset.")
+
+
+def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
+    group = typer.Typer(help=help_text, no_args_is_help=True)
+    if kind is AssetKind.DATASET:
+        @group.command("register")
+        def register_dataset_cmd(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help="Dataset name.")],
+            owner: Annotated[str, _owner_option()],
+            data_kind: Annotated[DatasetKind, typer.Option("--kind", help="What the data is for.")],
+            classification: Annotated[Classification, typer.Option("--classification", help="Whose data it is.")],
+            max_line_bytes: Annotated[int, typer.Option(help="Refuse any single line longer than this.")] = 8 << 20,
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the dataset at PATH and check it: a .jsonl file or folder of them, a folder of .txt files, a
+            .parquet file or folder of them, or a `datasets` save_to_disk folder.
+
+            Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
+            per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
+            lines, empty datasets and links out of the folder are refused and nothing is registered. The data-quality
+            check (`forgegov dataset check`) then runs on the registered bytes; its findings are evidence for the
+            dataset gate, not a reason to refuse registration.
+            """
+            from forgegov.app.cli.datasets import print_check, run_check
+            from forgegov.governance.datasets.intake import IntakeLimits
+            from forgegov.governance.registry import DatasetSpec, label
+
+            spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
+            asset = _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
+            outcome = run_check(state(ctx).workspace(), label(asset), owner, as_json)
+            if as_json:
+                emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
+            else:
+                print_check(outcome, as_json)
+
+        from forgegov.app.cli.datasets import check
+
+        group.command("check")(check)
+    elif kind is AssetKind.CHECKPOINT:
+        @group.command("register")
+        def register_checkpoint(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help="Checkpoint name.")],
+            stage: Annotated[CheckpointStage, typer.Option("--stage", help="Training stage it comes from.")],
+            owner: Annotated[str, _owner_option()],
+            parent: Annotated[Optional[str], typer.Option(
+                "--parent", help="The registered checkpoint it was trained from (SUBJECT).")] = None,
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the Hugging Face checkpoint folder at PATH under its content digest (immutable; new bytes =
+            new version).
+
+            The folder must hold config.json and safetensors weights; pickled files (.bin, .pt, .pth, .ckpt, .pkl,
+            ... or any file whose bytes are a pickle or torch.save's zip) are refused, since loading them runs code.
+            """
+            _register(ctx, kind, path, name, owner, stage, as_json, parent=parent)
+    else:
+        @group.command("register")
+        def register_asset_cmd(
+            ctx: typer.Context, path: Path,
+            name: Annotated[str, typer.Option("--name", help=f"{kind.value.capitalize()} name.")],
+            owner: Annotated[str, _owner_option()],
+            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        ) -> None:
+            """Register the files at PATH under their content digest (immutable; new bytes = new version)."""
+            _register(ctx, kind, path, name, owner, None, as_json)
+    return group
+
+
+def show(ctx: typer.Context,
+         subject: Annotated[str, typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Show an asset: its record, files manifest, gate requests, approvals, decisions and training run."""
+    from forgegov.governance.history import subject_history
+
+    data = subject_history(state(ctx).workspace(), subject)
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        a = data["asset"]
+        out.print(f"{a['kind']}/{a['name']}@{a['version']}  {a['digest']}")
+        out.print(f"  owner {a['owner']}   state {a['state']}" + (f"   stage {a['stage']}" if a["stage"] else "")
+                  + (f"   release {a['release']}" if a["release"] else ""))
+        if a["parent_digest"]:
+            out.print(f"  parent {a['parent_digest']}")
+        out.print(f"  files {len(data['manifest']['files'])}   registered {a['registered_at']} by {a['registered_by']}")
+        for request in data["requests"]:
+            target = f" → {request['target']}" if request["target"] else ""
+            out.print(f"  request {request['id']} ({request['gate']}{target}) by {request['requested_by']}: "
+                      f"{request['status']}")
+            for approval in request["approvals"]:
+                out.print(f"    {approval['verdict']} by {approval['approver']} at {approval['signed_at']}")
+        for decision in data["decisions"]:
+            out.print(f"  decision {decision['id']}: {decision['action']} by {decision['actor']} → "
+                      f"{decision['result']} (policy {decision['policy_revision']})")
+            for reason in decision["reasons"] + decision["missing"]:
+                out.print(f"    {reason}")
+        if data["training_run"]:
+            run = data["training_run"]
+            out.print(f"  training run {run['run_id']} ({run['status']}): `forgegov run show {run['run_id']}` for "
+                      "its lineage")
+
+    emit(data, as_json, human)
+
+
+def list_(ctx: typer.Context,
+          kind: Annotated[Optional[AssetKind], typer.Argument(help="dataset, reward, checkpoint or run.")] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """List registered assets, optionally of one KIND."""
+    from rich import box
+    from rich.table import Table
+
+    from forgegov.governance.registry import list_assets
+
+    rows = [asset_public(a) for a in list_assets(state(ctx).workspace(), kind)]
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("asset", no_wrap=True)
+        for column in ("digest", "owner", "state", "stage", "release"):
+            table.add_column(column)
+        for r in rows:
+            table.add_row(f"{r['kind']}/{r['name']}@{r['version']}", r["digest"][7:19], r["owner"], r["state"],
+                          r["stage"] or "", r["release"] or "")
+        out.print(table)
+
+    emit(rows, as_json, human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(make_group(AssetKind.DATASET, "Datasets."), name="dataset")
+    app.add_typer(make_group(AssetKind.REWARD, "Reward functions."), name="reward")
+    app.add_typer(make_group(AssetKind.CHECKPOINT, "Model checkpoints."), name="checkpoint")
+    # Run specs are registered by `forgegov run start` (app/cli/runs.py), which validates the recipe first.
+    app.command("show")(show)
+    app.command("list")(list_)
+
+

@@ -1,0 +1,187 @@
+"""`forgegov audit verify|show|tail|proof|consistency|checkpoint|export|redact`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.output import emit, stderr
+
+audit_app = typer.Typer(help="The signed, tamper-evident audit log (RFC 6962 Merkle tree, signed checkpoints).",
+                        no_args_is_help=True)
+_JSON = typer.Option("--json", help="Print the result as JSON.")
+_WITNESS = typer.Option("--witness", help="Witness folder to check against (repeatable; adds to audit.witnesses).")
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+@audit_app.command("verify")
+def verify(ctx: typer.Context,
+           from_export: Annotated[Optional[Path], typer.Option("--from-export", help="Verify an export file "
+                                                               "offline (no database).")] = None,
+           witness: Annotated[Optional[list[Path]], _WITNESS] = None,
+           as_json: Annotated[bool, _JSON] = False) -> None:
+    """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement.
+
+    Exit 0 only if everything holds; otherwise the first bad entry and what is wrong with it.
+    """
+    from forgegov.audit.operations import verify_export, verify_workspace
+
+    if from_export is not None:
+        report = verify_export(from_export, list(witness or []))
+    else:
+        report = verify_workspace(state(ctx).workspace(), list(witness or []))
+    emit(report.to_dict(), as_json, lambda out: out.print(
+        f"audit log verified: {report.entries} entries, {report.nodes} stored nodes, {report.checkpoints} signed "
+        f"checkpoints, {report.witnessed} witnessed, {report.statements} signed statements"
+        + (f", {len(report.redacted)} redacted payloads" if report.redacted else "")
+        + f"\nroot {report.root}"))
+
+
+def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: bool) -> list[dict]:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from forgegov.foundation.store.db import read_session
+    from forgegov.foundation.store.models import AuditEntry
+
+    with read_session(state(ctx).workspace().database_url) as session:
+        query = select(AuditEntry)
+        if query_filter is not None:
+            query = query.where(query_filter(AuditEntry))
+        query = query.order_by(AuditEntry.seq.desc() if newest else AuditEntry.seq)  # type: ignore[union-attr]
+        if limit is not None:
+            query = query.limit(limit)
+        entries = list(session.exec(query))
+    if newest:
+        entries.reverse()
+    return [{"seq": e.seq, "leaf": json.loads(e.leaf), "leaf_hash": e.leaf_hash,
+             "payload": json.loads(e.payload) if e.payload is not None else None} for e in entries]
+
+
+def _print_rows(out, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    for row in rows:
+        leaf, payload = row["leaf"], row["payload"]
+        result = payload.get("result", "") if isinstance(payload, dict) else "(payload redacted)"
+        out.print(f"{row['seq']:>7}  {leaf['time'][:19]}Z  {leaf['actor']:<16} {leaf['action']:<28} {result}")
+
+
+@audit_app.command("tail")
+def tail(ctx: typer.Context, n: Annotated[int, typer.Option("-n", help="How many entries.")] = 10,
+         as_json: Annotated[bool, _JSON] = False) -> None:
+    """Show the newest entries."""
+    rows = _entry_rows(ctx, None, n, newest=True)
+    emit(rows, as_json, lambda out: _print_rows(out, rows))
+
+
+@audit_app.command("show")
+def show(ctx: typer.Context,
+         entry: Annotated[Optional[int], typer.Argument(help="Entry number (default: all).")] = None,
+         action: Annotated[Optional[str], typer.Option(help="Only entries with this action, e.g. "
+                                                            "gate.dataset.approve.")] = None,
+         as_json: Annotated[bool, _JSON] = False) -> None:
+    """Show one entry in full, or list entries (optionally of one action)."""
+    from forgegov.foundation.errors import NotFound
+
+    if entry is not None:
+        rows = _entry_rows(ctx, lambda e: e.seq == entry, None, newest=False)
+        if not rows:
+            raise NotFound(f"no audit entry {entry}")
+        emit(rows[0], as_json, lambda out: out.print(json.dumps(rows[0], indent=2, ensure_ascii=False)))
+        return
+    rows = _entry_rows(ctx, (lambda e: e.action == action) if action else None, None, newest=False)
+    emit(rows, as_json, lambda out: _print_rows(out, rows))
+
+
+@audit_app.command("proof")
+def proof(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry number.")],
+          size: Annotated[Optional[int], typer.Option("--size", help="Tree size (default: current).")] = None,
+          as_json: Annotated[bool, _JSON] = False) -> None:
+    """Inclusion proof of ENTRY in the tree of --size entries (RFC 6962), checked before it is printed."""
+    from forgegov.audit.log import inclusion_proof, leaf_hash_of, root_at, tree_size
+    from forgegov.audit.merkle import verify_inclusion
+    from forgegov.foundation.store.db import read_session
+    from forgegov.foundation.store.models import AuditEntry
+
+    with read_session(state(ctx).workspace().database_url) as session:
+        size = tree_size(session) if size is None else size
+        row = session.get(AuditEntry, entry)
+        path = inclusion_proof(session, entry, size)
+        root = root_at(session, size)
+    leaf = leaf_hash_of(row.leaf.encode()) if row is not None else b""
+    verify_inclusion(entry, size, leaf, path, root)
+    data = {"entry": entry, "tree_size": size, "leaf_hash": _b64(leaf), "root": _b64(root),
+            "proof": [_b64(p) for p in path]}
+    emit(data, as_json, lambda out: out.print(
+        f"entry {entry} in tree of size {size}\nleaf {data['leaf_hash']}\nroot {data['root']}\n"
+        + "\n".join(f"  {p}" for p in data["proof"])))
+
+
+@audit_app.command("consistency")
+def consistency(ctx: typer.Context, old: Annotated[int, typer.Argument(help="Older tree size.")],
+                new: Annotated[int, typer.Argument(help="Newer tree size.")],
+                as_json: Annotated[bool, _JSON] = False) -> None:
+    """Consistency proof that the tree of OLD entries is a prefix of the tree of NEW entries."""
+    from forgegov.audit.log import consistency_proof, root_at
+    from forgegov.audit.merkle import verify_consistency
+    from forgegov.foundation.store.db import read_session
+
+    with read_session(state(ctx).workspace().database_url) as session:
+        path = consistency_proof(session, old, new)
+        old_root, new_root = root_at(session, old), root_at(session, new)
+    verify_consistency(old, new, old_root, new_root, path)
+    data = {"old_size": old, "new_size": new, "old_root": _b64(old_root), "new_root": _b64(new_root),
+            "proof": [_b64(p) for p in path]}
+    emit(data, as_json, lambda out: out.print(
+        f"{old} → {new}\nold root {data['old_root']}\nnew root {data['new_root']}\n"
+        + "\n".join(f"  {p}" for p in data["proof"])))
+
+
+@audit_app.command("checkpoint")
+def checkpoint(ctx: typer.Context,
+               witness: Annotated[Optional[list[Path]], typer.Option(
+                   "--witness", help="Also store it in this witness folder (or git repository); repeatable.")] = None,
+               cosign_as: Annotated[Optional[str], typer.Option(
+                   "--cosign-as", help="Witness identity that cosigns after checking consistency.")] = None,
+               as_json: Annotated[bool, _JSON] = False) -> None:
+    """Sign a checkpoint of the log now (C2SP signed note) and hand it to witnesses."""
+    from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+    from forgegov.governance.identities import unlock
+
+    ws = state(ctx).workspace()
+    cosigner = unlock(ws, cosign_as, passphrase_for(cosign_as)) if cosign_as else None
+    signed = make_checkpoint(ws)
+    stored = [str(hand_to_witness(ws, signed, folder, cosigner)) for folder in (witness or [])]
+    data = {"size": signed.checkpoint.size, "root": _b64(signed.checkpoint.root), "note": signed.note,
+            "witnessed": stored}
+    emit(data, as_json, lambda out: out.print(signed.note, end=""))
+
+
+@audit_app.command("export")
+def export(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="File to write (JSON lines).")]) -> None:
+    """Write entries, checkpoints and the log key to PATH, verifiable offline with `audit verify --from-export`."""
+    from forgegov.audit.operations import export_log
+
+    count = export_log(state(ctx).workspace(), path)
+    stderr.print(f"exported {count} entries to {path}")
+
+
+@audit_app.command("redact")
+def redact(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry whose payload to erase.")],
+           reason: Annotated[str, typer.Option(help="Legal basis (recorded).")],
+           by: Annotated[str, typer.Option("--by", help="Who erases it (recorded).")]) -> None:
+    """Erase an entry's payload lawfully: the leaf (and its payload digest) stays, the erasure is itself logged."""
+    from forgegov.audit.operations import redact as do_redact
+
+    seq = do_redact(state(ctx).workspace(), entry, reason, by)
+    stderr.print(f"payload of entry {entry} erased; recorded as entry {seq}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")

@@ -1,0 +1,62 @@
+"""`forgegov dataset check`, and the check that `dataset register` runs: data-quality evidence for the dataset gate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from forgegov.app.cli.context import state
+from forgegov.app.cli.output import emit, stderr
+from forgegov.foundation.config import Workspace
+
+
+def run_check(workspace: Workspace, ref: str, actor: str, quiet: bool):  # type: ignore[no-untyped-def]
+    from forgegov.governance.evidence.data_quality import check_dataset
+
+    if quiet:
+        return check_dataset(workspace, ref, actor=actor)
+    with stderr.status("checking", spinner="dots") as status:
+        return check_dataset(workspace, ref, actor=actor, progress=status.update)
+
+
+def print_check(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        s = outcome.summary
+        out.print(f"checked {outcome.dataset}: {s['records']} records, suite {s['suite']} v{s['suite_version']}, "
+                  f"result {outcome.result_digest} (audit entry {outcome.audit_seq})")
+        for failure in s["failed"]:
+            where = ", ".join(failure["sample_locations"]) or "no sample"
+            out.print(f"  {failure['check']}: {failure['expectation']} on {failure['column']} — "
+                      f"{failure['unexpected_count']} records ({failure['unexpected_percent']:.2f}%), e.g. {where}")
+        for category in ("pii", "secrets"):
+            for name, finding in s[category]["findings"].items():
+                out.print(f"  {category} {name}: {finding['count']} in {finding['records']} records, e.g. "
+                          f"{', '.join(finding['sample_locations'])}")
+        for other in s["contamination"]["compared"]:
+            if other["contaminated"]:
+                out.print(f"  contamination with {other['dataset']}: {other['contaminated']} of {other['items']} "
+                          f"eval items, e.g. {', '.join(other['sample_locations'])}")
+        for other in s["contamination"]["unchecked"]:
+            out.print(f"  contamination with {other['dataset']} not checked: {other['reason']}")
+        if not s["failed"] and not s["contamination"]["unchecked"]:
+            out.print("  no findings")
+        out.print("  the dataset gate decides on this check: `forgegov request "
+                  f"{outcome.dataset} --as NAME`")
+
+    emit(outcome.to_dict(), as_json, human)
+
+
+def check(ctx: typer.Context,
+          subject: Annotated[str, typer.Argument(help="dataset/name[@version] or sha256:<digest prefix>.",
+                                                 show_default=False)],
+          actor: Annotated[str, typer.Option("--as", help="Identity running the check (recorded in the audit log).",
+                                             show_default=False)],
+          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Check SUBJECT's data quality again: re-verify its bytes, run its kind's suite, PII/secret scans and the
+    train/eval contamination check against every registered dataset on the other side.
+
+    The full result is stored, its digest goes into the audit log, and the dataset gate decides on the newest
+    check. Re-run it after registering new eval or training data.
+    """
+    print_check(run_check(state(ctx).workspace(), subject, actor, as_json), as_json)

@@ -1,0 +1,98 @@
+"""`forgegov request`, `approve`, `reject`, `promote`: signed statements through the gate.
+
+Exit codes: 0 recorded (allowed, or pending more approvals); 3 denied by policy, or no trustworthy decision.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.output import emit
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+
+_SUBJECT = typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.", show_default=False)
+_AS = typer.Option("--as", help="Identity acting (signs with its own key).", show_default=False)
+_JSON = typer.Option("--json", help="Print the decision as JSON.")
+
+
+def _print_outcome(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        verb = {"allow": "allowed", "pending": "recorded, pending", "deny": "denied"}[outcome.result.value]
+        where = f"state {outcome.state}" + (f", release {outcome.release}" if outcome.release else "")
+        out.print(f"{outcome.gate.value} gate: {outcome.action.value} on {outcome.subject} {verb} ({where})")
+        for item in outcome.missing:
+            out.print(f"  still required: {item}")
+        out.print(f"  decision {outcome.decision_id}, policy {outcome.policy_revision}, audit entry "
+                  f"{outcome.audit_seq}")
+
+    emit(outcome.to_dict(), as_json, human)
+
+
+def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
+            gate: Annotated[Optional[Gate], typer.Option(help="Gate to pass (default: the subject's own gate).")] = None,
+            to: Annotated[Optional[ReleaseStage], typer.Option("--to", help="Promotion target (checkpoints).")] = None,
+            comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """Open a gate request for SUBJECT, signed by the requester."""
+    from forgegov.governance import actions
+
+    outcome = actions.request(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate, target=to,
+                              comment=comment)
+    _print_outcome(outcome, as_json)
+
+
+def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
+            comment: Annotated[str, typer.Option(help="Recorded with the signed approval; a privacy officer's "
+                                                 "justification when the policy asks for one.")] = "",
+            gate: Annotated[Optional[Gate], typer.Option(help="Gate of the open request (default: the subject's "
+                                                               "own gate).")] = None,
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """Approve SUBJECT's open request, signing the approval with your own key.
+
+    The gate is decided again with your approval added; when the policy's quorum is met the change applies at once
+    (dataset approved, checkpoint promoted, ...). The policy refuses self-approval and approving twice.
+    """
+    from forgegov.governance import actions
+
+    outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.APPROVE,
+                             gate=gate, comment=comment)
+    _print_outcome(outcome, as_json)
+
+
+def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
+           reason: Annotated[str, typer.Option(help="Why (recorded with the signed rejection).")],
+           gate: Annotated[Optional[Gate], typer.Option(help="Gate of the open request.")] = None,
+           as_json: Annotated[bool, _JSON] = False) -> None:
+    """Reject SUBJECT's open request, signed with your own key."""
+    from forgegov.foundation.errors import BadInput
+    from forgegov.governance import actions
+
+    if not reason.strip():
+        raise BadInput("a rejection needs a reason (--reason)")
+    outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.REJECT,
+                             gate=gate, comment=reason)
+    _print_outcome(outcome, as_json)
+
+
+def promote(ctx: typer.Context,
+            checkpoint: Annotated[str, typer.Argument(help="Checkpoint: name[@version] or sha256:<prefix>.",
+                                                      show_default=False)],
+            to: Annotated[ReleaseStage, typer.Option("--to", help="Target stage: staging or production.")],
+            actor: Annotated[str, _AS],
+            comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """Ask to promote CHECKPOINT to a release stage; it moves once the promotion gate's approvals are met."""
+    from forgegov.governance import actions
+
+    outcome = actions.promote(state(ctx).workspace(), checkpoint, to, actor, passphrase_for(actor), comment=comment)
+    _print_outcome(outcome, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("request")(request)
+    app.command("approve")(approve)
+    app.command("reject")(reject)
+    app.command("promote")(promote)

@@ -1,0 +1,71 @@
+"""`forgegov identity create|list|revoke`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.output import emit
+
+identity_app = typer.Typer(help="Signing identities (Ed25519 keys, encrypted at rest).", no_args_is_help=True)
+
+
+def _public(identity) -> dict:  # type: ignore[no-untyped-def]
+    return {"name": identity.name, "key_id": identity.key_id, "created_at": identity.created_at,
+            "revoked_at": identity.revoked_at, "revoke_reason": identity.revoke_reason}
+
+
+@identity_app.command("create")
+def create(ctx: typer.Context, name: str,
+           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Create NAME's key pair; the private key is encrypted with a passphrase ($FORGEGOV_PASSPHRASE or a prompt).
+
+    Roles are not set here: they live in the policy bundle's data, changed by pull request.
+    """
+    from forgegov.governance.identities import check_name, create_identity
+
+    ws = state(ctx).workspace()
+    check_name(name)
+    identity = create_identity(ws, name, passphrase_for(name, confirm=True))
+    emit(_public(identity), as_json, lambda out: out.print(f"identity {name} created, key {identity.key_id[:16]}…"))
+
+
+@identity_app.command("list")
+def list_(ctx: typer.Context,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """List identities and their key ids."""
+    from rich import box
+    from rich.table import Table
+
+    from forgegov.governance.identities import list_identities
+
+    rows = [_public(i) for i in list_identities(state(ctx).workspace())]
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        table = Table("name", "key id", "created", "revoked", box=box.SIMPLE)
+        for row in rows:
+            table.add_row(row["name"], row["key_id"][:16], row["created_at"][:19] + "Z",
+                          (row["revoked_at"] or "")[:19])
+        out.print(table)
+
+    emit(rows, as_json, human)
+
+
+@identity_app.command("revoke")
+def revoke(
+    ctx: typer.Context, name: str,
+    reason: Annotated[str, typer.Option(help="Why the key is revoked (recorded in the audit log).")],
+    by: Annotated[str, typer.Option("--by", help="Who revokes it (recorded).")] = "operator",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Revoke NAME: its new signatures are refused from now on; its name is never reused."""
+    from forgegov.governance.identities import revoke_identity
+
+    identity = revoke_identity(state(ctx).workspace(), name, reason, by)
+    emit(_public(identity), as_json, lambda out: out.print(f"identity {name} revoked at {identity.revoked_at}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(identity_app, name="identity")

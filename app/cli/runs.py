@@ -1,0 +1,136 @@
+"""`forgegov run start|list|show|verify`: governed training runs from a recipe file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.output import PhaseBars, emit
+
+run_app = typer.Typer(help="Training runs: a recipe passes the run gate, then trains on approved inputs only.",
+                      no_args_is_help=True)
+_JSON = typer.Option("--json", help="Print the result as JSON.")
+_RUN = typer.Argument(help="The run: run/NAME[@VERSION] (the recipe's name), a run id, or sha256:<digest prefix>.",
+                      show_default=False)
+
+
+@run_app.command("start")
+def start(
+    ctx: typer.Context,
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file (see docs/training.md).", show_default=False)],
+    actor: Annotated[str, typer.Option("--as", help="Identity starting the run (signs the gate request).",
+                                       show_default=False)],
+    comment: Annotated[str, typer.Option(help="Recorded with the signed run request.")] = "",
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """Register RECIPE as a run spec, ask the run gate, and train once it has approved.
+
+    The first call opens the gate request; while approvals are missing it says which (exit 0, nothing trained).
+    Once an ML lead has approved (`forgegov approve run/NAME --as LEAD`), the same command trains on the base
+    checkpoint and datasets the gate approved, by digest, and registers the output as a candidate checkpoint with
+    its lineage and signed provenance. After a crash, the same command resumes from the last saved step.
+    """
+    from forgegov.app.run_start import start_run
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `reference build`: spinning OpenMP threads on a busy CPU
+    workspace = state(ctx).workspace()
+    with PhaseBars() as bars:
+        outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
+                            progress=bars.update)
+
+    if outcome.worker:
+        return  # the main process of the launch reports the run
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        if outcome.trained is None:
+            console.print(f"{outcome.run}: run gate {outcome.state}; not started")
+            for item in outcome.missing:
+                console.print(f"  still required: {item}")
+            console.print(f"  once approved, run `forgegov run start {recipe} --as {actor}` again")
+            return
+        done = outcome.trained
+        resumed = f", resumed from step {done.resumed_from_step}" if done.resumed_from_step else ""
+        console.print(f"{outcome.run}: run {done.run_id} completed (attempt {done.attempts}{resumed})")
+        _print_mixture(console, done.realised)
+        console.print(f"candidate {done.candidate} ({done.candidate_digest})")
+        console.print(f"signed provenance in {done.provenance}")
+
+    emit(outcome.to_dict(), as_json, human)
+
+
+def _print_mixture(console, realised: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    from rich.table import Table
+
+    table = Table("source", "role", "planned share", "tokens", "realised share",
+                  title=f"mixture: {realised['total_tokens']:,} tokens trained on")
+    for source in realised["sources"]:
+        table.add_row(source["label"], source["role"], f"{source['planned_share']:.1%}", f"{source['tokens']:,}",
+                      f"{source['realised_share']:.1%}")
+    console.print(table)
+
+
+@run_app.command("list")
+def list_runs(ctx: typer.Context, as_json: Annotated[bool, _JSON] = False) -> None:
+    """Every training run, newest first."""
+    from forgegov.governance.runs.records import list_run_records
+
+    records = list_run_records(state(ctx).workspace())
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        from rich.table import Table
+
+        table = Table("run id", "run", "status", "attempts", "started", "candidate")
+        for item in records:
+            table.add_row(item["run_id"], item["run"], item["status"], str(item["attempts"]), item["started_at"],
+                          item["candidate"] or "")
+        console.print(table)
+
+    emit(records, as_json, human)
+
+
+@run_app.command("show")
+def show(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
+    """A run's plan (what the gate approved, by digest), status, realised mixture and lineage."""
+    from forgegov.governance.runs.records import run_record
+
+    found = run_record(state(ctx).workspace(), run)
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        console.print(f"{found['run']}: run {found['run_id']} {found['status']} (attempts {found['attempts']}, "
+                      f"started {found['started_at']} by {found['started_by']})")
+        plan = found["plan"]
+        console.print(f"  approved by decision {plan['decision_id']} under policy {plan['policy_revision']}")
+        console.print(f"  base {plan['base']['label']} ({plan['base']['digest']})")
+        for source in plan["sources"]:
+            console.print(f"  {source['role']:<11} {source['share']:.1%}  {source['label']} ({source['digest']})")
+        if found["realised"]:
+            _print_mixture(console, found["realised"])
+        if found["candidate"]:
+            console.print(f"  candidate {found['candidate']} ({found['candidate_digest']})")
+        if found["error"]:
+            console.print(f"  last error: {found['error']}")
+
+    emit(found, as_json, human)
+
+
+@run_app.command("verify")
+def verify(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
+    """Check a completed run's signed provenance: both DSSE signatures against the pinned platform key, and every
+    file of the registered candidate against the signed statement and manifest (exit 2 on any difference)."""
+    from forgegov.governance.runs.records import verify_run
+
+    verified = verify_run(state(ctx).workspace(), run)
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        console.print(f"{verified['run']}: provenance verified for {verified['candidate']} "
+                      f"({verified['files']} files, key {verified['keyid']})")
+
+    emit(verified, as_json, human)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(run_app, name="run")

@@ -1,0 +1,52 @@
+"""`forgegov init` and `forgegov db upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from forgegov.app.cli.context import state
+from forgegov.app.cli.output import emit
+
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+
+
+def init(
+    directory: Annotated[Path, typer.Option("--dir", "-d", help="Folder to create the workspace in.")] = Path("."),
+    store: Annotated[Optional[str], typer.Option(
+        help="Store URL, e.g. postgresql+psycopg://forgegov@127.0.0.1:5432/forgegov (default: SQLite file in the "
+             "workspace; $FORGEGOV_DATABASE_URL also works).", show_default=False)] = None,
+    opa_url: Annotated[Optional[str], typer.Option(
+        help="Use this OPA server instead of starting the embedded one.", show_default=False)] = None,
+    policy_dir: Annotated[Optional[Path], typer.Option(
+        "--policy", help="Policy bundle to pin (default: the one shipped with forgegov).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Create a workspace: forgegov.toml, the store, keys/, and a pinned copy of the policy bundle."""
+    from forgegov.app.workspace import init_workspace
+
+    ws = init_workspace(directory, store_url=store, opa_url=opa_url, policy_source=policy_dir)
+    data = {"workspace": str(ws.root), "store": ws.config.store.url, "opa": ws.config.opa.mode.value}
+    emit(data, as_json, lambda out: out.print(
+        f"workspace created at {ws.root}\nnext: forgegov identity create NAME  (with FORGEGOV_PASSPHRASE set)"))
+
+
+@db_app.command("upgrade")
+def db_upgrade(ctx: typer.Context,
+               as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Apply pending schema migrations to the workspace's store (and give an older workspace its audit log and platform keys)."""
+    from forgegov.audit.log_key import ensure_log_key
+    from forgegov.foundation.store.db import upgrade
+    from forgegov.governance.runs.provenance import ensure_platform_key
+
+    ws = state(ctx).workspace()
+    head = upgrade(ws.database_url)
+    ensure_platform_key(ensure_log_key(ws))
+    emit({"revision": head}, as_json, lambda out: out.print(f"store schema at revision {head}"))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.add_typer(db_app, name="db")

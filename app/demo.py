@@ -1,0 +1,245 @@
+"""`forgegov demo`: the governed flow end to end, in a fresh workspace, with real OPA, keys, signatures and training.
+
+It shows identities, registration, data-quality checks as gate evidence (a clean dataset, and ones with personal
+data that need the privacy officer's justified approval), digest-verified loading (an edited file refused and
+logged), a reference model family built here, the base gate, a run refused for its mixture and one approved and
+trained on exactly the approved bytes with realised tokens per source, its candidate's signed provenance verified,
+promotion with separation of duties and quorum, revocation and the audit log. Drift evaluation comes later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from forgegov.app.run_start import start_run
+from forgegov.app.workspace import init_workspace
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import DigestMismatch, ForgegovError, PolicyDenied
+from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate, GateAction, ReleaseStage
+from forgegov.governance import actions
+from forgegov.governance.evidence.data_quality import check_dataset
+from forgegov.governance.gate import GateOutcome
+from forgegov.governance.identities import create_identity, revoke_identity
+from forgegov.governance.loading.datasets import load_dataset
+from forgegov.governance.registry import DatasetSpec, register_asset
+from forgegov.governance.runs.records import verify_run
+from forgegov.training.reference.build import build_reference
+from forgegov.training.reference.register import register_reference
+
+PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
+# Holds no role in policy data: a witness only cosigns checkpoints it has checked.
+WITNESS = "audit-witness"
+
+
+@dataclass
+class DemoReport:
+    workspace: str
+    steps: list[dict] = field(default_factory=list)
+    audit_entries: int = 0
+
+
+def _write_demo_assets(root: Path) -> dict[str, Path]:
+    dataset = root / "claims-dataset"
+    dataset.mkdir(parents=True)
+    with open(dataset / "train.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(200):
+            handle.write(json.dumps({"text": f"Claim {i:04d}: part ZX-{100 + i} was replaced under warranty."}) + "\n")
+    tickets = root / "support-tickets"
+    tickets.mkdir()
+    with open(tickets / "tickets.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(100):
+            # Every tenth ticket quotes the customer's address, as real support exports do.
+            contact = f" Reply to customer{i}@example.com." if i % 10 == 3 else ""
+            handle.write(json.dumps({"text": f"Ticket {i:03d}: hinge on unit ZX-{300 + i} squeaks.{contact}"}) + "\n")
+    reward = root / "reward"
+    reward.mkdir()
+    (reward / "reward.py").write_text(
+        "def reward(completion: str) -> float:\n    return 1.0 if 'warranty' in completion else 0.0\n",
+        encoding="utf-8")
+    return {"dataset": dataset, "tickets": tickets, "reward": reward}
+
+
+def _write_recipe(path: Path, name: str, shares: tuple[float, float, float]) -> Path:
+    """Continued pre-training of the reference post-training checkpoint on the parts catalogue, with general text
+    and replayed instruction/safety conversations in the given shares (zero shares left out)."""
+    sources = (("ref-domain-train", "proprietary"), ("ref-general-train", "general"), ("ref-sft-chat", "replay"))
+    blocks = "".join(f'\n[[mixture.sources]]\ndataset = "{dataset}"\nrole = "{role}"\nshare = {share}\n'
+                     for (dataset, role), share in zip(sources, shares, strict=True) if share > 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'version = 1\nname = "{name}"\nmethod = "cpt"\nseed = 1\n\n[base]\n'
+                    f'checkpoint = "ref-post-training@1"\n\n[mixture]\nstopping = "all_exhausted"\n{blocks}\n'
+                    "[train]\nmax_steps = 30\nbatch_size = 8\nseq_len = 64\nlearning_rate = 0.0005\n"
+                    "warmup_steps = 3\ndecay = \"cosine\"\nmin_lr_ratio = 0.1\n", encoding="utf-8")
+    return path
+
+
+def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
+    workspace: Workspace = init_workspace(directory / "workspace")
+    report = DemoReport(workspace=str(workspace.root))
+    say(f"workspace: {workspace.root}")
+    for person in (*PEOPLE, WITNESS):
+        create_identity(workspace, person, passphrase)
+    say(f"identities: {', '.join(PEOPLE)} (roles come from the policy bundle's data)")
+    paths = _write_demo_assets(directory / "inputs")
+    proprietary_text = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
+    register_asset(workspace, AssetKind.DATASET, paths["dataset"], "claims", "alice", dataset=proprietary_text)
+    register_asset(workspace, AssetKind.DATASET, paths["tickets"], "support-tickets", "alice",
+                   dataset=proprietary_text)
+    register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
+    say("registered: dataset/claims@1, dataset/support-tickets@1, reward/warranty-reward@1")
+    say("reference model family: three staged checkpoints of a tiny Llama trained here (tiny preset)")
+    family_dir = directory / "reference"
+    build_reference(family_dir, "tiny", seed=1)
+    registered = register_reference(workspace, family_dir, owner="alice")
+    family = {"post": registered.checkpoints[-1]}
+    say(f"registered: {' → '.join(registered.checkpoints)} and {len(registered.datasets)} corpora")
+    for name in ("claims", "support-tickets", "ref-domain-train", "ref-general-train", "ref-sft-chat"):
+        checked = check_dataset(workspace, f"dataset/{name}", actor="alice")
+        pii = checked.summary["pii"]
+        say(f"data-quality check of {checked.dataset}: {checked.summary['records']} records, PII in "
+            f"{pii['records']} ({', '.join(pii['sample_locations']) or 'none'}), result {checked.result_digest[:19]}…")
+
+    def step(title: str, call: Callable[[], GateOutcome], expect_denied: bool = False) -> None:
+        try:
+            outcome = call()
+        except PolicyDenied as denied:
+            if not expect_denied:
+                raise
+            report.steps.append({"step": title, "result": "deny", "reasons": denied.reasons})
+            say(f"  {title}: DENIED")
+            for reason in denied.reasons:
+                say(f"      {reason}")
+            return
+        if expect_denied:
+            raise ForgegovError(f"demo expected a denial at: {title}")
+        report.steps.append({"step": title, **outcome.to_dict()})
+        say(f"  {title}: {outcome.result.value} → state {outcome.state}"
+            + (f", release {outcome.release}" if outcome.release else ""))
+        for item in outcome.missing:
+            say(f"      still required: {item}")
+
+    with actions.policy_engine(workspace) as engine:
+        def act(subject: str, actor: str, action: GateAction) -> Callable[[], GateOutcome]:
+            if action is GateAction.REQUEST:
+                return lambda: actions.request(workspace, subject, actor, passphrase, engine=engine)
+            return lambda: actions.answer(workspace, subject, actor, passphrase, action, engine=engine)
+
+        say("dataset gate")
+        step("alice requests approval of dataset/claims@1", act("claims", "alice", GateAction.REQUEST))
+        step("alice approves her own request", act("claims", "alice", GateAction.APPROVE), expect_denied=True)
+        step("carol (reward reviewer) approves the dataset", act("claims", "carol", GateAction.APPROVE),
+             expect_denied=True)
+        step("bob (data steward) approves", act("claims", "bob", GateAction.APPROVE))
+        say("dataset gate, personal data found")
+        step("alice requests approval of dataset/support-tickets@1",
+             act("support-tickets", "alice", GateAction.REQUEST))
+        step("bob (data steward) approves", act("support-tickets", "bob", GateAction.APPROVE))
+        step("grace (privacy officer) approves without a justification",
+             act("support-tickets", "grace", GateAction.APPROVE), expect_denied=True)
+        step("grace approves with a justification",
+             lambda: actions.answer(workspace, "support-tickets", "grace", passphrase, GateAction.APPROVE,
+                                    comment="addresses are the customers' own, processed under the support contract",
+                                    engine=engine))
+        say("digest-verified loading")
+        loaded = load_dataset(workspace, "dataset/claims", actor="alice", purpose="demo: continued pre-training")
+        report.steps.append({"step": "alice loads dataset/claims@1", "result": "loaded", "rows": loaded.num_rows})
+        say(f"  alice loads dataset/claims@1 for training: {loaded.num_rows} rows, every byte re-verified")
+        tickets = paths["tickets"] / "tickets.jsonl"
+        tickets.write_bytes(tickets.read_bytes().replace(b"squeaks", b"squeals", 1))
+        try:
+            load_dataset(workspace, "dataset/support-tickets", actor="alice", purpose="demo: continued pre-training")
+        except DigestMismatch as refused:
+            report.steps.append({"step": "alice loads support-tickets after a word was edited", "result": "refused",
+                                 "reasons": [refused.message]})
+            say(f"  alice loads dataset/support-tickets@1 after one word in it was edited: REFUSED, and logged "
+                f"({refused.message})")
+        else:
+            raise ForgegovError("demo expected the edited dataset to be refused")
+        say("reward-function gate")
+        step("alice requests review of reward/warranty-reward@1", act("warranty-reward", "alice", GateAction.REQUEST))
+        step("carol (reward reviewer) approves", act("warranty-reward", "carol", GateAction.APPROVE))
+        say("base gate: the reference family's post-training checkpoint as the starting point")
+        step("alice asks to customise checkpoint/ref-post-training@1",
+             lambda: actions.request(workspace, family["post"], "alice", passphrase, gate=Gate.BASE, engine=engine))
+        step("dave (ML lead) approves it for customisation",
+             lambda: actions.answer(workspace, family["post"], "dave", passphrase, GateAction.APPROVE,
+                                    gate=Gate.BASE, engine=engine))
+        say("dataset gate for the run's sources")
+        for name in ("ref-domain-train", "ref-general-train", "ref-sft-chat"):
+            step(f"alice requests approval of dataset/{name}@1", act(name, "alice", GateAction.REQUEST))
+            step("bob (data steward) approves", act(name, "bob", GateAction.APPROVE))
+        step("grace (privacy officer) approves the general corpus with a justification",
+             lambda: actions.answer(workspace, "ref-general-train", "grace", passphrase, GateAction.APPROVE,
+                                    comment="maintainer addresses published in Python's own documentation",
+                                    engine=engine))
+        say("run-start gate")
+        greedy = _write_recipe(directory / "recipes" / "greedy.toml", "claims-cpt-greedy", (0.9, 0.1, 0.0))
+        try:
+            start_run(workspace, greedy, "alice", lambda: passphrase, engine=engine)
+        except PolicyDenied as denied:
+            report.steps.append({"step": "alice starts a run with 90 % proprietary data", "result": "deny",
+                                 "reasons": denied.reasons})
+            say("  alice starts a run with 90 % proprietary data and no replay: DENIED")
+            for reason in denied.reasons:
+                say(f"      {reason}")
+        else:
+            raise ForgegovError("demo expected the greedy mixture to be denied")
+        recipe = _write_recipe(directory / "recipes" / "claims-cpt.toml", "claims-cpt", (0.7, 0.25, 0.05))
+        waiting = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine)
+        report.steps.append({"step": "alice starts run claims-cpt", "result": waiting.state,
+                             "missing": list(waiting.missing)})
+        say(f"  alice starts {waiting.run}: {waiting.state}, not started")
+        for item in waiting.missing:
+            say(f"      still required: {item}")
+        step("dave (ML lead) approves the run", act(waiting.run, "dave", GateAction.APPROVE))
+        trained = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine).trained
+        if trained is None:
+            raise ForgegovError("demo expected the approved run to train")
+        report.steps.append({"step": "alice starts the approved run", "result": "trained", **trained.to_dict()})
+        say(f"  alice starts the approved run: trained {trained.realised['total_tokens']:,} tokens → "
+            f"candidate {trained.candidate}")
+        for source in trained.realised["sources"]:
+            say(f"      {source['label']:<32} {source['role']:<11} planned {source['planned_share']:6.1%}  "
+                f"realised {source['realised_share']:6.1%}  ({source['tokens']:,} tokens)")
+        verified = verify_run(workspace, trained.run_id)
+        report.steps.append({"step": "provenance of the candidate verifies", "result": "verified", **verified})
+        say(f"  signed provenance (in-toto SLSA v1, DSSE) verifies for {verified['files']} files of "
+            f"{trained.candidate}")
+        candidate = trained.candidate
+
+        def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
+            return lambda: actions.promote(workspace, candidate, target, "alice", passphrase, engine=engine)
+
+        say("promotion gate")
+        step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
+        step("alice asks to promote the candidate to staging", promote(ReleaseStage.STAGING))
+        step("dave (ML lead) approves staging", act(candidate, "dave", GateAction.APPROVE))
+        step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
+        step("erin (release manager) approves", act(candidate, "erin", GateAction.APPROVE))
+        step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
+        step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
+        say("revocation")
+        revoke_identity(workspace, "mallory", "laptop lost", "security-team")
+        try:
+            actions.request(workspace, "dataset/claims", "mallory", passphrase, engine=engine)
+        except ForgegovError as refused:
+            report.steps.append({"step": "mallory (revoked) tries to act", "result": "refused",
+                                 "reasons": [refused.message]})
+            say(f"  mallory (revoked) tries to act: REFUSED ({refused.message})")
+
+    from forgegov.audit.operations import verify_workspace
+    from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+    from forgegov.governance.identities import unlock
+
+    signed = make_checkpoint(workspace)
+    witness = directory / "witness"
+    hand_to_witness(workspace, signed, witness, cosigner=unlock(workspace, WITNESS, passphrase))
+    verified = verify_workspace(workspace, [witness])
+    report.audit_entries = verified.entries
+    say(f"audit log: {verified.entries} entries, root {verified.root[:16]}…, checkpoint at size "
+        f"{signed.checkpoint.size} signed by the log and cosigned by the witness; every leaf, node, checkpoint "
+        f"and signed statement verified")
+    return report

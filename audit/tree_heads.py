@@ -1,0 +1,130 @@
+"""Signed checkpoints: made on demand or every `audit.checkpoint_every` entries, and handed to witnesses.
+
+A witness folder (plain, or a git repository whose history then keeps every checkpoint) pins the log's key on first
+use, refuses a checkpoint from another key, a smaller tree, or one that is not consistent with the last checkpoint
+it holds (checked with a consistency proof), and may cosign what it accepts with a witness identity's key.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlmodel import Session
+
+from forgegov.audit.log import EntryDraft, append, consistency_proof, root_at, tree_size
+from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
+from forgegov.audit.merkle import verify_consistency
+from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.signing import public_key_to_b64
+from forgegov.foundation.errors import BadInput
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import RECORD_VERSION, AuditCheckpoint
+
+_CHECKPOINT = AuditCheckpoint.__table__  # type: ignore[attr-defined]
+WITNESS_STATE = "witness.json"
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    checkpoint: Checkpoint
+    note: str
+
+
+def make_checkpoint(workspace: Workspace) -> SignedCheckpoint:
+    key = load_log_key(workspace)
+    with write_transaction(workspace.database_url) as session:
+        return _sign_and_store(session, key)
+
+
+def _sign_and_store(session: Session, key: LogKey) -> SignedCheckpoint:
+    size = tree_size(session)
+    checkpoint = Checkpoint(key.origin, size, root_at(session, size))
+    note = sign_checkpoint(checkpoint, key.origin, key.private_key)
+    session.connection().execute(insert(_CHECKPOINT), [{
+        "record_version": RECORD_VERSION, "size": size, "root": checkpoint.root.hex(), "note": note,
+        "created_at": now_rfc3339(),
+    }])
+    return SignedCheckpoint(checkpoint, note)
+
+
+def checkpoint_if_due(workspace: Workspace, appended_seq: int) -> SignedCheckpoint | None:
+    """Sign a checkpoint when the entry just appended completes a multiple of `checkpoint_every` entries.
+
+    Deciding from the entry's own position costs no query on the hot path; a writer that dies before signing only
+    delays the checkpoint to the next multiple.
+    """
+    every = workspace.config.audit.checkpoint_every
+    if not every or not workspace.config.audit.log_public_key or (appended_seq + 1) % every:
+        return None
+    return make_checkpoint(workspace)
+
+
+def record(workspace: Workspace, draft: EntryDraft) -> int:
+    """Append one entry on its own (not part of a larger transaction) and checkpoint if one is due; its seq."""
+    with write_transaction(workspace.database_url) as session:
+        seq = append(session, draft).seq
+    checkpoint_if_due(workspace, seq)
+    return seq
+
+
+def stored_checkpoints(workspace: Workspace) -> list[str]:
+    with read_session(workspace.database_url) as session:
+        return [row[0] for row in session.connection().execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.id))]
+
+
+def witness_notes(folder: Path) -> list[tuple[str, str]]:
+    notes_dir = folder / "checkpoints"
+    if not notes_dir.is_dir():
+        return []
+    return [(str(path), path.read_text(encoding="utf-8"))
+            for path in sorted(notes_dir.glob("*.note"), key=lambda p: int(p.stem))]
+
+
+def hand_to_witness(workspace: Workspace, signed: SignedCheckpoint, folder: Path,
+                    cosigner: Signer | None = None) -> Path:
+    """Store `signed` in a witness folder after the checks a witness makes; cosign it when `cosigner` is given."""
+    log_key = pinned_public_key(workspace)
+    origin = workspace.config.audit.origin
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path = folder / WITNESS_STATE
+    state = json.loads(state_path.read_text()) if state_path.exists() else {
+        "origin": origin, "log_public_key": public_key_to_b64(log_key)}
+    if state["origin"] != origin or state["log_public_key"] != public_key_to_b64(log_key):
+        raise NoteError(f"witness {folder} holds checkpoints of {state['origin']} under another key: "
+                        "refusing a checkpoint from a different log key")
+    checkpoint = open_checkpoint(signed.note, origin, log_key)
+    previous = witness_notes(folder)
+    if previous:
+        last = open_checkpoint(previous[-1][1], origin, log_key)
+        if checkpoint.size < last.size:
+            raise NoteError(f"witness {folder} already holds size {last.size}; size {checkpoint.size} is a rollback")
+        with read_session(workspace.database_url) as session:
+            proof = consistency_proof(session, last.size, checkpoint.size)
+        verify_consistency(last.size, checkpoint.size, last.root, checkpoint.root, proof)
+    note = signed.note
+    if cosigner is not None:
+        note = cosign(note, cosigner.name, cosigner.private_key, int(time.time()))
+        state.setdefault("cosigners", {})[cosigner.name] = public_key_to_b64(cosigner.private_key.public_key())
+    (folder / "checkpoints").mkdir(exist_ok=True)
+    path = folder / "checkpoints" / f"{checkpoint.size}.note"
+    path.write_text(note, encoding="utf-8")
+    state_path.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    if (folder / ".git").exists():
+        _git_commit(folder, f"checkpoint {origin} size {checkpoint.size}")
+    return path
+
+
+def _git_commit(folder: Path, message: str) -> None:
+    for args in (["add", "-A"], ["-c", "user.name=forgegov", "-c", "user.email=forgegov@localhost", "commit", "-q",
+                                  "-m", message]):
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0 and "nothing to commit" not in done.stdout:
+            raise BadInput(f"witness repository {folder}: git {args[-1]} failed: {done.stderr.strip()}")

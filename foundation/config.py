@@ -1,0 +1,227 @@
+"""Workspace configuration: `forgegov.toml`, typed and validated on load."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlparse
+
+from forgegov.foundation.errors import ConfigError, WorkspaceError
+
+CONFIG_FILE = "forgegov.toml"
+CONFIG_VERSION = 1
+ENV_HOME = "FORGEGOV_HOME"
+ENV_DATABASE_URL = "FORGEGOV_DATABASE_URL"
+ENV_OPA_URL = "FORGEGOV_OPA_URL"
+
+
+class OpaMode(StrEnum):
+    EMBEDDED = "embedded"
+    URL = "url"
+
+
+@dataclass(frozen=True)
+class OpaConfig:
+    mode: OpaMode = OpaMode.EMBEDDED
+    url: str = ""
+    binary: str = ""
+    timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode is OpaMode.URL:
+            parsed = urlparse(self.url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or not parsed.port:
+                raise ConfigError(f"opa.url must look like http://127.0.0.1:8181, got {self.url!r}")
+        if not 0 < self.timeout_s <= 60:
+            raise ConfigError(f"opa.timeout_s must be in (0, 60], got {self.timeout_s}")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = "sqlite:///forgegov.db"
+
+    def __post_init__(self) -> None:
+        scheme = self.url.split("://", 1)[0]
+        if scheme not in ("sqlite", "postgresql+psycopg"):
+            raise ConfigError(
+                f"store.url scheme {scheme!r} is not supported",
+                hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
+            )
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    policy: str = "policy"
+    keys: str = "keys"
+    artifacts: str = "artifacts"
+    logs: str = "logs"
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The log's identity (origin and pinned public key) and how often it signs a checkpoint by itself."""
+
+    origin: str = ""
+    log_public_key: str = ""
+    checkpoint_every: int = 64
+    witnesses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 0:
+            raise ConfigError("audit.checkpoint_every must be ≥ 0 (0 turns automatic checkpoints off)")
+        if any(not isinstance(w, str) or not w for w in self.witnesses):
+            raise ConfigError("audit.witnesses must be a list of folder paths")
+        object.__setattr__(self, "witnesses", tuple(self.witnesses))
+
+
+@dataclass(frozen=True)
+class ProvenanceConfig:
+    """The platform key's public half, pinned so that a replaced key file is refused instead of signing provenance.
+
+    Empty only in a workspace created before provenance was signed (`ensure_platform_key` fills it in).
+    """
+
+    public_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.public_key, str):
+            raise ConfigError("provenance.public_key must be a string (base64 of a raw Ed25519 public key)")
+        if self.public_key:
+            try:
+                raw = base64.b64decode(self.public_key, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ConfigError(f"provenance.public_key is not base64: {self.public_key!r}") from exc
+            if len(raw) != 32:
+                raise ConfigError(f"provenance.public_key must encode 32 bytes (a raw Ed25519 key), not {len(raw)}")
+
+
+@dataclass(frozen=True)
+class WorkspaceConfig:
+    version: int = CONFIG_VERSION
+    store: StoreConfig = field(default_factory=StoreConfig)
+    opa: OpaConfig = field(default_factory=OpaConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
+
+    def __post_init__(self) -> None:
+        if self.version != CONFIG_VERSION:
+            raise ConfigError(f"forgegov.toml version {self.version} is not supported (expected {CONFIG_VERSION})")
+
+    def to_toml(self) -> dict:
+        opa: dict = {"mode": self.opa.mode.value, "timeout_s": self.opa.timeout_s}
+        if self.opa.url:
+            opa["url"] = self.opa.url
+        if self.opa.binary:
+            opa["binary"] = self.opa.binary
+        return {
+            "version": self.version,
+            "store": {"url": self.store.url},
+            "opa": opa,
+            "paths": {"policy": self.paths.policy, "keys": self.paths.keys,
+                      "artifacts": self.paths.artifacts, "logs": self.paths.logs},
+            "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
+                      "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
+            "provenance": {"public_key": self.provenance.public_key},
+        }
+
+    @classmethod
+    def from_toml(cls, doc: dict) -> WorkspaceConfig:
+        known = {"version", "store", "opa", "paths", "audit", "provenance"}
+        unknown = set(doc) - known
+        if unknown:
+            raise ConfigError(f"forgegov.toml has unknown sections: {', '.join(sorted(unknown))}")
+        try:
+            opa = dict(doc.get("opa", {}))
+            if "mode" in opa:
+                opa["mode"] = OpaMode(opa["mode"])
+            return cls(
+                version=doc.get("version", CONFIG_VERSION),
+                store=StoreConfig(**doc.get("store", {})),
+                opa=OpaConfig(**opa),
+                paths=PathsConfig(**doc.get("paths", {})),
+                audit=AuditConfig(**{**doc.get("audit", {}),
+                                     "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
+                provenance=ProvenanceConfig(**doc.get("provenance", {})),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"forgegov.toml is invalid: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: WorkspaceConfig
+
+    @property
+    def policy_dir(self) -> Path:
+        return self.root / self.config.paths.policy
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.root / self.config.paths.keys
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / self.config.paths.artifacts
+
+    @property
+    def log_key_path(self) -> Path:
+        return self.keys_dir / "log.key"
+
+    @property
+    def platform_key_path(self) -> Path:
+        return self.keys_dir / "platform.key"
+
+    def witness_dirs(self) -> list[Path]:
+        return [self.root / w for w in self.config.audit.witnesses]
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / self.config.paths.logs
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get(ENV_DATABASE_URL) or self.config.store.url
+        StoreConfig(url)
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            url = prefix + str(self.root / url[len(prefix):])
+        return url
+
+    @property
+    def opa(self) -> OpaConfig:
+        override = os.environ.get(ENV_OPA_URL)
+        if override:
+            return OpaConfig(mode=OpaMode.URL, url=override, binary=self.config.opa.binary,
+                             timeout_s=self.config.opa.timeout_s)
+        return self.config.opa
+
+
+def load_workspace(explicit: Path | None = None) -> Workspace:
+    """--workspace, then $FORGEGOV_HOME, then the nearest folder upwards holding forgegov.toml."""
+    if explicit is None and os.environ.get(ENV_HOME):
+        explicit = Path(os.environ[ENV_HOME])
+    if explicit is not None:
+        candidates = [explicit]
+    else:
+        cwd = Path.cwd()
+        candidates = [cwd, *cwd.parents]
+    for candidate in candidates:
+        config_path = candidate / CONFIG_FILE
+        if config_path.is_file():
+            try:
+                doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"cannot read {config_path}: {exc}") from exc
+            return Workspace(candidate.resolve(), WorkspaceConfig.from_toml(doc))
+    where = str(explicit) if explicit is not None else f"{Path.cwd()} or any parent"
+    raise WorkspaceError(
+        f"no forgegov workspace at {where}",
+        hint="create one with `forgegov init --dir DIR`, or pass --workspace DIR / set FORGEGOV_HOME",
+    )

@@ -1,0 +1,206 @@
+"""`forgegov dataset check`: the data-quality evidence the dataset gate decides on.
+
+A check reads the dataset through the digest-verified reader (so its findings are about exactly the registered
+bytes), runs the kind's quality suite and the contamination check, stores the full result, and appends the result's
+digest to the audit log. The gate later re-reads the newest check, re-verifies both digests and hands OPA the
+summary that `summarize` makes of it. Results and summaries hold counts, rates and `file:line` locations, never the
+values found.
+
+Contamination runs in both directions: an eval dataset is compared with every registered training dataset, and a
+training dataset with every registered eval dataset, so the order of registration does not matter.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.clock import now_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck
+from forgegov.foundation.vocabulary import AssetKind, AssetState, DatasetKind
+from forgegov.governance.datasets.contamination import NgramIndex, check
+from forgegov.governance.datasets.quality import load_suite, run_suite
+from forgegov.governance.datasets.reader import VerifiedData, read_verified
+from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.registry import label, manifest_of, resolve
+
+CHECK_VERSION = 1
+AUDIT_ACTION = "dataset.check"
+
+# Which part of the data gate an expectation speaks for. The policy lets duplicates, PII and secrets through under
+# thresholds; every other failed expectation (schema, required fields, lengths, and any kind added later) blocks.
+_CATEGORY_BY_COLUMN = {"_length": "length", "_record_key": "duplicates", "_pii": "pii", "_secrets": "secrets"}
+_CATEGORY_BY_TYPE = {"expect_column_to_exist": "schema", "expect_column_values_to_not_be_null": "non-null"}
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    check_id: str
+    dataset: str
+    dataset_digest: str
+    result_digest: str
+    audit_seq: int
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check_id": self.check_id, "dataset": self.dataset, "dataset_digest": self.dataset_digest,
+                "result_digest": self.result_digest, "audit_seq": self.audit_seq, "summary": self.summary}
+
+
+def check_dataset(workspace: Workspace, ref: str, *, actor: str,
+                  progress: Callable[[str], None] | None = None) -> CheckOutcome:
+    step = progress or (lambda _stage: None)
+    with read_session(workspace.database_url) as session:
+        require_active(get_identity(session, actor))
+        asset = resolve(session, ref, AssetKind.DATASET)
+        counterparts = _counterparts(session, asset)
+        session.expunge_all()
+    if asset.dataset_kind is None:
+        raise BadInput(f"{label(asset)} was registered before datasets had a kind, so no suite applies to it",
+                       hint="register its bytes again with --kind and --classification")
+    kind = DatasetKind(asset.dataset_kind)
+    step(f"verifying the bytes of {label(asset)}")
+    data = read_verified(Path(asset.source_path), manifest_of(asset), digest=asset.digest)
+    step(f"running the {kind.value} quality suite on {len(data.records)} records")
+    quality = run_suite(data.records, data.locations, kind)
+    step("checking train/eval contamination")
+    contamination = _contamination(asset, kind, data, counterparts)
+    result = {
+        "check_version": CHECK_VERSION, "dataset": label(asset), "dataset_digest": asset.digest,
+        "classification": asset.classification, "format": data.format.value,
+        "quality": quality, "contamination": contamination,
+    }
+    result_digest = digest_of(result)
+    summary = summarize(result)
+    check_id = str(uuid.uuid4())
+    with write_transaction(workspace.database_url) as session:
+        entry = append(session, EntryDraft(
+            actor=actor, action=AUDIT_ACTION, subject_digest=asset.digest,
+            payload={"check_id": check_id, "dataset": label(asset), "result_digest": result_digest,
+                     "suite_digest": quality["suite_digest"], "failed": [f["check"] for f in summary["failed"]],
+                     "pii_rate": summary["pii"]["rate"], "secrets_rate": summary["secrets"]["rate"],
+                     "contaminated": sum(c["contaminated"] for c in contamination["compared"]),
+                     "unchecked": len(contamination["unchecked"])},
+        ))
+        session.add(DatasetCheck(
+            id=check_id, asset_id=asset.id, dataset_digest=asset.digest, suite_digest=quality["suite_digest"],
+            result=canonical_bytes(result).decode(), result_digest=result_digest, checked_by=actor,
+            checked_at=now_rfc3339(), audit_seq=entry.seq,
+        ))
+    checkpoint_if_due(workspace, entry.seq)
+    return CheckOutcome(check_id, label(asset), asset.digest, result_digest, entry.seq, summary)
+
+
+def _counterparts(session: Session, asset: Asset) -> list[Asset]:
+    """The datasets on the other side of the train/eval line; rejected ones can never be trained or scored on."""
+    is_eval = asset.dataset_kind == DatasetKind.EVAL.value
+    query = select(Asset).where(Asset.kind == AssetKind.DATASET, Asset.state != AssetState.REJECTED,
+                                Asset.id != asset.id)
+    others = session.exec(query.order_by(Asset.name, Asset.version)).all()
+    return [o for o in others if (o.dataset_kind == DatasetKind.EVAL.value) != is_eval]
+
+
+def _contamination(asset: Asset, kind: DatasetKind, data: VerifiedData, counterparts: list[Asset]) -> dict[str, Any]:
+    suite = load_suite(kind)
+    own_texts = [suite.text_of(record) for record in data.records]
+    is_eval = kind is DatasetKind.EVAL
+    own_index = None if is_eval else NgramIndex().add_all(own_texts)
+    compared, unchecked = [], []
+    for other in counterparts:
+        try:
+            other_data = read_verified(Path(other.source_path), manifest_of(other), digest=other.digest)
+        except DigestMismatch as exc:
+            # Reported, not skipped silently: the policy decides whether an unverifiable counterpart blocks.
+            unchecked.append({"dataset": label(other), "digest": other.digest, "reason": exc.message})
+            continue
+        other_suite = load_suite(DatasetKind(other.dataset_kind))
+        other_texts = [other_suite.text_of(record) for record in other_data.records]
+        if is_eval:
+            report = check(zip(data.locations, own_texts, strict=True), NgramIndex().add_all(other_texts))
+        else:
+            report = check(zip(other_data.locations, other_texts, strict=True), own_index)
+        compared.append({"dataset": label(other), "digest": other.digest, **report.to_evidence()})
+    return {"direction": "eval-against-training" if is_eval else "training-against-eval",
+            "compared": compared, "unchecked": unchecked}
+
+
+def category_of(expectation: dict[str, Any]) -> str:
+    return _CATEGORY_BY_COLUMN.get(expectation.get("column") or "",
+                                   _CATEGORY_BY_TYPE.get(expectation["type"], "schema"))
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """The part of a check that OPA reads. Every figure the policy compares is here, or the policy denies."""
+    quality = result["quality"]
+    by_category: dict[str, dict[str, Any]] = {}
+    for expectation in quality["expectations"]:
+        by_category.setdefault(category_of(expectation), expectation)
+    findings = quality["sensitive"]["findings"]
+
+    def figures(category: str) -> dict[str, Any]:
+        expectation = by_category.get(category)
+        if expectation is None:
+            return {}
+        return {"records": expectation["unexpected_count"], "rate": expectation["unexpected_percent"] / 100,
+                "sample_locations": expectation["sample_locations"]}
+
+    def sensitive(category: str) -> dict[str, Any]:
+        return {**figures(category),
+                "findings": {name: {k: v for k, v in finding.items() if k != "category"}
+                             for name, finding in findings.items()
+                             if finding["category"] == ("pii" if category == "pii" else "secret") and finding["count"]}}
+
+    return {
+        "check_version": result["check_version"], "dataset_digest": result["dataset_digest"],
+        "suite": quality["suite"], "suite_version": quality["suite_version"], "suite_digest": quality["suite_digest"],
+        "records": quality["records"],
+        "failed": [{"check": category_of(e), "expectation": e["type"], "column": e["column"],
+                    "unexpected_count": e["unexpected_count"], "unexpected_percent": e["unexpected_percent"],
+                    "sample_locations": e["sample_locations"]}
+                   for e in quality["expectations"] if not e["success"]],
+        "duplicates": figures("duplicates"),
+        "pii": sensitive("pii"),
+        "secrets": sensitive("secrets"),
+        "contamination": result["contamination"],
+    }
+
+
+def newest_check_evidence(session: Session, asset: Asset) -> dict[str, Any] | None:
+    """The newest check of `asset` as gate evidence, after proving the stored result is the one the log committed to.
+
+    A result edited in the database, or an audit entry that no longer matches it, stops the gate: evidence that
+    cannot be trusted must not reach the policy at all.
+    """
+    stored = session.exec(select(DatasetCheck).where(DatasetCheck.asset_id == asset.id)
+                          .order_by(DatasetCheck.audit_seq.desc())).first()  # type: ignore[attr-defined]
+    if stored is None:
+        return None
+    result = json.loads(stored.result)
+    if digest_of(result) != stored.result_digest or stored.dataset_digest != asset.digest \
+            or result.get("dataset_digest") != asset.digest:
+        raise SignatureInvalid(f"stored data-quality check {stored.id} of {label(asset)} does not match its digest: "
+                               "the store was altered", hint="run `forgegov audit verify`, then check the data again")
+    entry = session.get(AuditEntry, stored.audit_seq)
+    if entry is None or entry.action != AUDIT_ACTION or entry.subject_digest != asset.digest:
+        raise SignatureInvalid(f"data-quality check {stored.id} of {label(asset)} has no matching audit entry "
+                               f"(seq {stored.audit_seq}): the store was altered")
+    if entry.payload is None:
+        raise StateConflict(f"the audit entry of data-quality check {stored.id} was redacted, so the check can no "
+                            "longer be tied to the log", hint=f"run `forgegov dataset check {label(asset)}` again")
+    if json.loads(entry.payload).get("result_digest") != stored.result_digest:
+        raise SignatureInvalid(f"data-quality check {stored.id} of {label(asset)} differs from the digest its audit "
+                               f"entry (seq {stored.audit_seq}) committed to: the store was altered")
+    return {"check_id": stored.id, "result_digest": stored.result_digest, "checked_at": stored.checked_at,
+            "checked_by": stored.checked_by, **summarize(result)}

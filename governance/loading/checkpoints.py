@@ -1,0 +1,74 @@
+"""The one door through which training and evaluation code gets a registered checkpoint.
+
+A checkpoint is never loaded from its path: it is resolved in the registry, copied into a private folder with every
+byte checked against its registered digest, and `transformers` loads that copy, so the files cannot change between
+the check and the load. Loads and refusals go into the audit log. Whether a checkpoint may serve as a base is the run
+gate's decision, not this module's: any registered checkpoint loads, and its state is recorded with the load.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from forgegov.audit.log import EntryDraft
+from forgegov.audit.tree_heads import record
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, DigestMismatch
+from forgegov.foundation.vocabulary import AssetKind
+from forgegov.governance.checkpoints import snapshot_verified
+from forgegov.governance.registry import find_for_use, label
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# Any of these at the top level means the checkpoint carries its tokenizer.
+TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "tokenizer.model"})
+
+
+def load_checkpoint(workspace: Workspace, ref: str, *, actor: str,
+                    purpose: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    """The causal language model registered as `ref` (`checkpoint/NAME@VERSION` or `sha256:<prefix>`), verified
+    byte for byte, and its tokenizer when the checkpoint holds one."""
+    asset = find_for_use(workspace, ref, AssetKind.CHECKPOINT, actor=actor, purpose=purpose)
+    name = label(asset)
+    facts = {"actor": actor, "label": name, "purpose": purpose, "state": asset.state.value, "stage": asset.stage}
+    files = [entry["path"] for entry in json.loads(asset.manifest)["files"]]
+    with tempfile.TemporaryDirectory(prefix="forgegov-checkpoint-") as scratch:
+        try:
+            snapshot = snapshot_verified(asset, Path(scratch) / "snapshot")
+        except BadInput as exc:
+            # Changed bytes, and also files that break the rules of what a checkpoint may hold (registered before
+            # those rules), are refusals to record.
+            changed = exc if isinstance(exc, DigestMismatch) else None
+            record(workspace, EntryDraft(
+                actor=actor, action="checkpoint.load.refused", subject_digest=asset.digest,
+                payload={**facts, "reason": exc.message, "file": changed.file if changed else None,
+                         "expected": changed.expected if changed else None,
+                         "actual": changed.actual if changed else None},
+            ))
+            raise
+        with_tokenizer = not TOKENIZER_FILES.isdisjoint(files)
+        model, tokenizer = _from_pretrained(snapshot, name, with_tokenizer)
+    record(workspace, EntryDraft(
+        actor=actor, action="checkpoint.load", subject_digest=asset.digest,
+        payload={**facts, "parent_digest": asset.parent_digest, "files": len(files), "tokenizer": with_tokenizer},
+    ))
+    return model, tokenizer
+
+
+def _from_pretrained(snapshot: Path, name: str,
+                     with_tokenizer: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # Offline, safetensors only, and no code from the folder: the snapshot's bytes are all that may be used.
+    options = {"local_files_only": True, "trust_remote_code": False}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(snapshot, use_safetensors=True, **options)
+        tokenizer = AutoTokenizer.from_pretrained(snapshot, **options) if with_tokenizer else None
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{name} is verified but does not load as a causal language model: {exc}") from exc
+    return model, tokenizer
+
