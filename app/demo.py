@@ -20,11 +20,12 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import DigestMismatch, ForgegovError, PolicyDenied
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
+from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import create_identity, revoke_identity
 from forgegov.governance.loading.datasets import load_dataset
-from forgegov.governance.registry import DatasetSpec, register_asset
+from forgegov.governance.registry import register_asset
 from forgegov.governance.runs.records import verify_run
 from forgegov.training.reference.build import build_reference
 from forgegov.training.reference.register import register_reference
@@ -231,15 +232,15 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
             say(f"  mallory (revoked) tries to act: REFUSED ({refused.message})")
 
     from forgegov.audit.operations import verify_workspace
-    from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+    from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
     from forgegov.governance.identities import unlock
 
-    signed = make_checkpoint(workspace)
+    signed = sign_tree_head(workspace)
     witness = directory / "witness"
     hand_to_witness(workspace, signed, witness, cosigner=unlock(workspace, WITNESS, passphrase))
     verified = verify_workspace(workspace, [witness])
     report.audit_entries = verified.entries
     say(f"audit log: {verified.entries} entries, root {verified.root[:16]}…, checkpoint at size "
-        f"{signed.checkpoint.size} signed by the log and cosigned by the witness; every leaf, node, checkpoint "
+        f"{signed.head.size} signed by the log and cosigned by the witness; every leaf, node, checkpoint "
         f"and signed statement verified")
     return report

@@ -27,7 +27,7 @@ from forgegov.governance.runs.spec import register_recipe
 
 if TYPE_CHECKING:
     from forgegov.governance.policy import PolicyEngine
-    from forgegov.training.execute import Progress, RunOutcome
+    from forgegov.governance.runs.lifecycle import Progress, RunOutcome
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,10 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
         missing, decision_id = _still_missing(workspace, asset.digest)
         return StartOutcome(name, registered, asset.state.value, missing, decision_id)
 
-    from forgegov.training.execute import execute_run
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.training.backend import BACKENDS
 
-    trained = execute_run(workspace, name, actor=actor, progress=progress, callbacks=callbacks)
+    trained = execute_run(workspace, name, actor=actor, backends=BACKENDS, progress=progress, callbacks=callbacks)
     return StartOutcome(name, registered, AssetState.APPROVED.value, trained=trained,
                         worker=trained is None)
 

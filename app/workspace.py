@@ -8,19 +8,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomli_w
 from sqlmodel import select
 
-from forgegov.audit.log import EntryDraft, append
-from forgegov.audit.log_key import new_log_key, write_log_key
+from forgegov.audit.log_key import LOG_KEY
+from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
-from forgegov.foundation.config import CONFIG_FILE, OpaConfig, OpaMode, StoreConfig, Workspace, WorkspaceConfig
+from forgegov.foundation.config import (
+    CONFIG_FILE,
+    OpaConfig,
+    OpaMode,
+    StoreConfig,
+    Workspace,
+    WorkspaceConfig,
+    write_config,
+)
 from forgegov.foundation.errors import AlreadyExists, PolicyBundleError, WorkspaceError
 from forgegov.foundation.staging import staged_folder
-from forgegov.foundation.store.db import upgrade, write_transaction
+from forgegov.foundation.store.db import upgrade
 from forgegov.foundation.store.models import PolicyActivation
+from forgegov.foundation.vocabulary import AuditAction
 from forgegov.governance.policy import bundle_info, copy_bundle, packaged_bundle
-from forgegov.governance.runs.provenance import new_platform_key, write_platform_key
+from forgegov.governance.runs.provenance import PLATFORM_KEY
 
 INIT_ACTOR = "forgegov-init"
 
@@ -32,23 +40,20 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         raise AlreadyExists(f"{directory} is already a forgegov workspace")
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise WorkspaceError(f"{directory} exists and is not an empty folder")
-    log_key, audit = new_log_key()
-    platform_key, provenance = new_platform_key()
     config = WorkspaceConfig(
         store=StoreConfig(store_url) if store_url else StoreConfig(),
         opa=OpaConfig(mode=OpaMode.URL, url=opa_url) if opa_url else OpaConfig(),
-        audit=audit,
-        provenance=provenance,
     )
     with staged_folder(directory, "init") as staging:
         workspace = Workspace(staging, config)
         for folder in (workspace.keys_dir, workspace.artifacts_dir, workspace.logs_dir):
             folder.mkdir(parents=True)
         workspace.keys_dir.chmod(0o700)
-        write_log_key(workspace, log_key)
-        write_platform_key(workspace, platform_key)
+        for key in (LOG_KEY, PLATFORM_KEY):
+            config = key.pinned(config, key.write_new(workspace).public_key())
         copy_bundle(policy_source or packaged_bundle(), workspace.policy_dir)
-        (staging / CONFIG_FILE).write_text(tomli_w.dumps(config.to_toml()), encoding="utf-8")
+        write_config(staging, config, create=True)
+        workspace = Workspace(staging, config)
         url = workspace.database_url
         upgrade(url)
         _pin_initial_bundle(workspace, url)
@@ -57,7 +62,8 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
 
 def _pin_initial_bundle(workspace: Workspace, url: str) -> None:
     info = bundle_info(workspace.policy_dir)
-    with write_transaction(url) as session:
+    with audited_transaction(workspace) as tx:
+        session = tx.session
         active = session.exec(select(PolicyActivation).order_by(PolicyActivation.id.desc())).first()  # type: ignore[union-attr]
         if active is not None:
             # A shared (team) store already pins a bundle: a new workspace joins it only with the same policy.
@@ -70,5 +76,5 @@ def _pin_initial_bundle(workspace: Workspace, url: str) -> None:
             return
         session.add(PolicyActivation(digest=info.digest, revision=info.revision, activated_by=INIT_ACTOR,
                                      activated_at=now_rfc3339()))
-        append(session, EntryDraft(actor=INIT_ACTOR, action="policy.activate", policy_revision=info.revision,
+        tx.append(EntryDraft(actor=INIT_ACTOR, action=AuditAction.POLICY_ACTIVATE, policy_revision=info.revision,
                                    payload={"digest": info.digest, "revision": info.revision}))

@@ -30,6 +30,7 @@ from forgegov.audit.merkle import (
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditNode
+from forgegov.foundation.vocabulary import AuditAction
 
 LEAF_VERSION = 1
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
@@ -39,7 +40,7 @@ _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 @dataclass(frozen=True)
 class EntryDraft:
     actor: str
-    action: str
+    action: AuditAction
     payload: dict[str, Any]
     subject_digest: str | None = None
     decision_id: str | None = None
@@ -96,9 +97,10 @@ def append_many(session: Session, drafts: Sequence[EntryDraft]) -> list[Appended
     entries, nodes, appended = [], [], []
     for offset, draft in enumerate(drafts):
         seq = size + offset
+        action = AuditAction(draft.action).value  # an action outside the vocabulary is refused, not logged
         payload = canonical_bytes(draft.payload)
         fields = {
-            "v": LEAF_VERSION, "seq": seq, "time": now_rfc3339(), "actor": draft.actor, "action": draft.action,
+            "v": LEAF_VERSION, "seq": seq, "time": now_rfc3339(), "actor": draft.actor, "action": action,
             "subject_digest": draft.subject_digest, "decision_id": draft.decision_id,
             "policy_revision": draft.policy_revision, "payload_digest": "sha256:" + hashlib.sha256(payload).hexdigest(),
         }
@@ -106,7 +108,7 @@ def append_many(session: Session, drafts: Sequence[EntryDraft]) -> list[Appended
         digest = leaf_hash_of(leaf)
         entries.append({
             "seq": seq, "record_version": RECORD_VERSION, "leaf": leaf.decode(), "leaf_hash": digest.hex(),
-            "time": fields["time"], "actor": draft.actor, "action": draft.action,
+            "time": fields["time"], "actor": draft.actor, "action": action,
             "subject_digest": draft.subject_digest, "decision_id": draft.decision_id,
             "policy_revision": draft.policy_revision, "payload_digest": fields["payload_digest"],
             "payload": payload.decode(),

@@ -18,15 +18,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from forgegov.foundation.crypto.signing import raw_public_key
-from forgegov.foundation.errors import ForgegovError
+from forgegov.foundation.errors import Tampered
 
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE = 0x04
 _DASH = "\u2014 "
 
 
-class NoteError(ForgegovError):
-    exit_code = 1
+class NoteError(Tampered):
+    """A signed note is malformed, not signed by the log's key, or a witness refuses it (another key, a rollback)."""
 
 
 @dataclass(frozen=True)

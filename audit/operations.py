@@ -9,9 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from forgegov.audit.log import EntryDraft, append, node_of
+from forgegov.audit.log import node_of
 from forgegov.audit.log_key import pinned_public_key
-from forgegov.audit.tree_heads import WITNESS_STATE, stored_checkpoints, witness_notes
+from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.tree_heads import WITNESS_STATE, stored_tree_heads, witness_notes
 from forgegov.audit.verify import (
     PROJECTED,
     EntryRow,
@@ -22,11 +23,12 @@ from forgegov.audit.verify import (
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.signing import public_key_from_b64
 from forgegov.foundation.errors import BadInput, NotFound, StateConflict
-from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, AuditNode
+from forgegov.foundation.vocabulary import AuditAction
 
 EXPORT_FORMAT = "forgegov-audit-export/v1"
-_NOT_REDACTABLE = ("audit.redact", "identity.create", "policy.activate")
+_NOT_REDACTABLE = (AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.POLICY_ACTIVATE)
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 
@@ -56,7 +58,7 @@ def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = 
 
         return verify_log(
             workspace.config.audit.origin, pinned_public_key(workspace), _stream(connection, entries_query, cursors),
-            nodes(), stored_checkpoints(workspace), witness_copies(folders),
+            nodes(), stored_tree_heads(workspace), witness_copies(folders),
         )
 
 
@@ -84,7 +86,7 @@ def export_log(workspace: Workspace, path: Path) -> int:
         for seq, leaf, payload in rows:
             out.write(json.dumps({"entry": seq, "leaf": leaf, "payload": payload}, ensure_ascii=False) + "\n")
             count += 1
-        for note in stored_checkpoints(workspace):
+        for note in stored_tree_heads(workspace):
             out.write(json.dumps({"checkpoint": note}) + "\n")
     tmp.replace(path)
     return count
@@ -122,7 +124,8 @@ def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:
     """Erase an entry's payload (its digest stays in the leaf) and log the erasure; returns the new entry's seq."""
     if not reason.strip():
         raise BadInput("a redaction needs a reason (--reason)")
-    with write_transaction(workspace.database_url) as session:
+    with audited_transaction(workspace) as tx:
+        session = tx.session
         connection = session.connection()
         row = connection.execute(select(_ENTRY.c.payload_digest, _ENTRY.c.payload, _ENTRY.c.action)
                                  .where(_ENTRY.c.seq == seq)).first()
@@ -135,6 +138,5 @@ def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:
                 f"entry {seq} is a {row.action} record: it holds the keys or digests that verify the rest of the "
                 "log (and no personal data beyond a name), so it cannot be redacted")
         connection.execute(update(_ENTRY).where(_ENTRY.c.seq == seq).values(payload=None))
-        return append(session, EntryDraft(actor=by, action="audit.redact",
-                                          payload={"seq": seq, "payload_digest": row.payload_digest,
-                                                   "reason": reason})).seq
+        return tx.append(EntryDraft(actor=by, action=AuditAction.AUDIT_REDACT,
+                                    payload={"seq": seq, "payload_digest": row.payload_digest, "reason": reason})).seq

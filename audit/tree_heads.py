@@ -1,8 +1,10 @@
-"""Signed checkpoints: made on demand or every `audit.checkpoint_every` entries, and handed to witnesses.
+"""Signed tree heads: made on demand or every `audit.checkpoint_every` entries (see `recorder.py`), handed to witnesses.
 
-A witness folder (plain, or a git repository whose history then keeps every checkpoint) pins the log's key on first
-use, refuses a checkpoint from another key, a smaller tree, or one that is not consistent with the last checkpoint
-it holds (checked with a consistency proof), and may cosign what it accepts with a witness identity's key.
+A signed tree head is written as a C2SP checkpoint note (`note.py`), which is why the files, the table and the
+setting keep that word; in code "checkpoint" means model weights, so here they are tree heads. A witness folder
+(plain, or a git repository whose history then keeps every one) pins the log's key on first use, refuses a tree head
+from another key, a smaller tree, or one that is not consistent with the last it holds (checked with a consistency
+proof), and may cosign what it accepts with a witness identity's key.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from forgegov.audit.log import EntryDraft, append, consistency_proof, root_at, tree_size
+from forgegov.audit.log import consistency_proof, root_at, tree_size
 from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
 from forgegov.audit.merkle import verify_consistency
 from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
@@ -26,58 +28,38 @@ from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
 from forgegov.foundation.errors import BadInput
 from forgegov.foundation.store.db import read_session, write_transaction
-from forgegov.foundation.store.models import RECORD_VERSION, AuditCheckpoint
+from forgegov.foundation.store.models import RECORD_VERSION, AuditTreeHead
 
-_CHECKPOINT = AuditCheckpoint.__table__  # type: ignore[attr-defined]
+_TREE_HEAD = AuditTreeHead.__table__  # type: ignore[attr-defined]
 WITNESS_STATE = "witness.json"
 
 
 @dataclass(frozen=True)
-class SignedCheckpoint:
-    checkpoint: Checkpoint
+class SignedTreeHead:
+    head: Checkpoint
     note: str
 
 
-def make_checkpoint(workspace: Workspace) -> SignedCheckpoint:
+def sign_tree_head(workspace: Workspace) -> SignedTreeHead:
     key = load_log_key(workspace)
     with write_transaction(workspace.database_url) as session:
         return _sign_and_store(session, key)
 
 
-def _sign_and_store(session: Session, key: LogKey) -> SignedCheckpoint:
+def _sign_and_store(session: Session, key: LogKey) -> SignedTreeHead:
     size = tree_size(session)
     checkpoint = Checkpoint(key.origin, size, root_at(session, size))
     note = sign_checkpoint(checkpoint, key.origin, key.private_key)
-    session.connection().execute(insert(_CHECKPOINT), [{
+    session.connection().execute(insert(_TREE_HEAD), [{
         "record_version": RECORD_VERSION, "size": size, "root": checkpoint.root.hex(), "note": note,
         "created_at": now_rfc3339(),
     }])
-    return SignedCheckpoint(checkpoint, note)
+    return SignedTreeHead(checkpoint, note)
 
 
-def checkpoint_if_due(workspace: Workspace, appended_seq: int) -> SignedCheckpoint | None:
-    """Sign a checkpoint when the entry just appended completes a multiple of `checkpoint_every` entries.
-
-    Deciding from the entry's own position costs no query on the hot path; a writer that dies before signing only
-    delays the checkpoint to the next multiple.
-    """
-    every = workspace.config.audit.checkpoint_every
-    if not every or not workspace.config.audit.log_public_key or (appended_seq + 1) % every:
-        return None
-    return make_checkpoint(workspace)
-
-
-def record(workspace: Workspace, draft: EntryDraft) -> int:
-    """Append one entry on its own (not part of a larger transaction) and checkpoint if one is due; its seq."""
-    with write_transaction(workspace.database_url) as session:
-        seq = append(session, draft).seq
-    checkpoint_if_due(workspace, seq)
-    return seq
-
-
-def stored_checkpoints(workspace: Workspace) -> list[str]:
+def stored_tree_heads(workspace: Workspace) -> list[str]:
     with read_session(workspace.database_url) as session:
-        return [row[0] for row in session.connection().execute(select(_CHECKPOINT.c.note).order_by(_CHECKPOINT.c.id))]
+        return [row[0] for row in session.connection().execute(select(_TREE_HEAD.c.note).order_by(_TREE_HEAD.c.id))]
 
 
 def witness_notes(folder: Path) -> list[tuple[str, str]]:
@@ -88,7 +70,7 @@ def witness_notes(folder: Path) -> list[tuple[str, str]]:
             for path in sorted(notes_dir.glob("*.note"), key=lambda p: int(p.stem))]
 
 
-def hand_to_witness(workspace: Workspace, signed: SignedCheckpoint, folder: Path,
+def hand_to_witness(workspace: Workspace, signed: SignedTreeHead, folder: Path,
                     cosigner: Signer | None = None) -> Path:
     """Store `signed` in a witness folder after the checks a witness makes; cosign it when `cosigner` is given."""
     log_key = pinned_public_key(workspace)

@@ -28,13 +28,14 @@ from forgegov.audit.hashing import LEAF_PREFIX, node_hash
 from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
 from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, verify
-from forgegov.foundation.errors import ForgegovError, SignatureInvalid
+from forgegov.foundation.errors import SignatureInvalid, Tampered
+from forgegov.foundation.vocabulary import AuditAction
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 
 
-class AuditIntegrityError(ForgegovError):
-    exit_code = 1
+class AuditIntegrityError(Tampered):
+    """The log, its stored nodes or a signed tree head is not what the log signed: `seq` names the entry, if one."""
 
     def __init__(self, message: str, seq: int | None = None) -> None:
         super().__init__(message, hint="compare with an export or a witness copy; see `forgegov audit verify --help`")
@@ -45,7 +46,7 @@ class AuditIntegrityError(ForgegovError):
 # order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
-_SEMANTIC_ACTIONS = ("identity.create", "audit.redact", "gate.")
+_SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.AUDIT_REDACT, "gate.")
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.
 _encode_string = json.encoder.encode_basestring
@@ -96,7 +97,7 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
         if not action.startswith(_SEMANTIC_ACTIONS):
             continue
         payload = _decode(payload_text)
-        if action == "audit.redact":
+        if action == AuditAction.AUDIT_REDACT:
             redactions.add(int(payload["seq"]))
         statements.check(seq, action, payload)
     report.entries = len(leaves)
@@ -238,10 +239,11 @@ class _StatementChecker:
         self.count = 0
 
     def check(self, seq: int, action: str, payload: dict[str, Any]) -> None:
-        if action == "identity.create":
+        if action == AuditAction.IDENTITY_CREATE:
             self.keys[payload["name"]] = public_key_from_b64(payload["public_key"])
             return
-        if not action.startswith("gate.") or "statement" not in payload:
+        # A refusal records what was submitted, forged or not: its signature is the submitter's claim, not the log's.
+        if not action.startswith("gate.") or action == AuditAction.GATE_REFUSED or "statement" not in payload:
             return
         statement, signature = payload["statement"], payload.get("signature", "")
         signer = statement.get("signer") if isinstance(statement, dict) else None
@@ -254,8 +256,6 @@ class _StatementChecker:
         except SignatureInvalid as exc:
             raise AuditIntegrityError(f"entry {seq}: the signed statement by {signer} does not verify "
                                       "(forged or altered approval)", seq) from exc
-        if action == "gate.refused":
-            return
         nonce = statement.get("nonce")
         if nonce in self.nonces and payload.get("result") != "deny":
             raise AuditIntegrityError(f"entry {seq}: statement nonce already used by entry {self.nonces[nonce]} "

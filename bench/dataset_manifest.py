@@ -1,6 +1,7 @@
 """Dataset digest throughput: forgegov's manifests beside `sha256sum` on the same ~1 GB JSONL file, same run.
 
     python bench/dataset_manifest.py [--size-mb 1024] [--repeat 3] [--workdir DIR] [--mean-words 250]
+    python bench/dataset_manifest.py --smoke [--out FILE]  # 4 MiB, one run each: checks the script still runs
 
 Measured on one generated JSONL file of `{"text": ...}` records (deterministic seed), page cache warm, best of
 --repeat runs each:
@@ -99,8 +100,14 @@ def main() -> int:
     parser.add_argument("--mean-words", type=int, default=250, help="mean words per record (exponential)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the generated file here and reuse it (default: a temporary folder, removed)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dataset_manifest.json")
+    parser.add_argument("--smoke", action="store_true",
+                        help="--size-mb 4 --repeat 1, to check the script still runs (overrides both)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default: bench/results/dataset_manifest.json, or .smoke.json with --smoke)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size_mb, args.repeat = 4, 1
+    out = args.out or Path(__file__).parent / "results" / f"dataset_manifest{'.smoke' if args.smoke else ''}.json"
     if shutil.which("sha256sum") is None:
         raise SystemExit("sha256sum (coreutils) is not on PATH; it is the baseline")
 
@@ -155,9 +162,9 @@ def main() -> int:
     if rows[1]["name"].startswith("openssl"):
         print(f"scan_dataset vs openssl dgst: {scan['mb_per_s'] / rows[1]['mb_per_s']:.2f}× "  # type: ignore[operator]
               "(reference only; sha256sum here may lack the SHA extensions)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"bytes": size, "records": records, "repeat": args.repeat, "target": TARGET,
-                                    "verdict": verdict, "rows": rows}, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"bytes": size, "records": records, "repeat": args.repeat, "target": TARGET,
+                               "verdict": verdict, "rows": rows}, indent=2))
     return 0
 
 

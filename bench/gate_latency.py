@@ -1,10 +1,15 @@
 """Gate decision latency: the full gate transaction beside a bare opa-python-client query, same policy, same run.
 
     python bench/gate_latency.py [--n 1000] [--store URL]
+    python bench/gate_latency.py --smoke [--out FILE]     # n=20: checks the script still runs (seconds)
+
+Setup, not timed: n one-record datasets registered, each with a data-quality check on record (the dataset gate
+denies a request for a dataset without one).
 
 Measured per decision:
   bare OPA query      opa-python-client `query_rule` on data.forgegov.gates.dataset.decision with a gate input
-  gate: request       signature + replay checks, OPA query, decision record, state change, audit append, commit
+  gate: request       signature + replay checks, the newest data-quality check re-read and its digests re-verified,
+                      OPA query, decision record, state change, audit append, commit
   gate: approve       as above, plus re-verifying the stored request and the approver's signature; quorum met,
                       so the dataset's state changes to approved
 Statements are signed before the clock starts (signing is the client's step, reported separately).
@@ -25,9 +30,11 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import GateRequest
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, DecisionResult, Gate, GateAction
 from forgegov.governance import actions
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import submit
 from forgegov.governance.identities import create_identity, unlock
-from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
+from forgegov.governance.registry import find_asset, label, register_asset
 from forgegov.governance.statements import make_statement
 
 PASSPHRASE = "benchmark passphrase"
@@ -46,21 +53,28 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--store", default=None,
                         help="store URL of an empty database (default: SQLite in a temporary workspace)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "gate_latency.json")
+    parser.add_argument("--smoke", action="store_true", help="n=20, to check the script still runs (overrides --n)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default: bench/results/gate_latency.json, or .smoke.json with --smoke)")
     args = parser.parse_args()
+    if args.smoke:
+        args.n = 20
+    out = args.out or Path(__file__).parent / "results" / f"gate_latency{'.smoke' if args.smoke else ''}.json"
 
     root = Path(tempfile.mkdtemp(prefix="forgegov-bench-"))
     ws = init_workspace(root / "ws", store_url=args.store)
     for name in ("alice", "bob"):
         create_identity(ws, name, PASSPHRASE)
     alice, bob = unlock(ws, "alice", PASSPHRASE), unlock(ws, "bob", PASSPHRASE)
-    print(f"registering {args.n} datasets ...", file=sys.stderr)
+    print(f"registering and checking {args.n} datasets ...", file=sys.stderr)
     assets = []
     for i in range(args.n):
         folder = root / "data" / f"d{i}"
         folder.mkdir(parents=True)
         (folder / "train.jsonl").write_text(json.dumps({"text": f"record {i}"}) + "\n")
-        assets.append(register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice", dataset=DATA))
+        asset = register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice", dataset=DATA)
+        check_dataset(ws, label(asset), actor="alice")
+        assets.append(asset)
 
     with actions.policy_engine(ws) as engine:
         from urllib.parse import urlparse
@@ -118,8 +132,8 @@ def main() -> int:
     base = rows[0]["p50_ms"]
     for row in rows[1:3]:
         print(f"{row['name']:38} p50 = {row['p50_ms'] / base:.1f}× the bare query")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"store": store, "n": args.n, "rows": rows}, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"store": store, "n": args.n, "rows": rows}, indent=2))
     return 0
 
 

@@ -1,6 +1,7 @@
 """A governed CPT run beside the same TRL run without forgegov: same base, data, mixture, steps, seed, same process.
 
     python bench/governed_run.py [--steps 60] [--repeat 2] [--preset reference|tiny] [--device cpu|cuda]
+    python bench/governed_run.py --smoke     # tiny preset, 4 steps, once each: checks the script still runs
 
 Setup, not timed: a random-init Llama of the preset's shape with a byte-level BPE trained here, saved as a
 checkpoint; three generated JSONL datasets (proprietary, general, replay); a workspace where the base and datasets
@@ -44,9 +45,10 @@ def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped
     from forgegov.app.workspace import init_workspace
     from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
     from forgegov.governance import actions
+    from forgegov.governance.asset_kinds import DatasetSpec
     from forgegov.governance.evidence.data_quality import check_dataset
     from forgegov.governance.identities import create_identity
-    from forgegov.governance.registry import DatasetSpec, register_asset
+    from forgegov.governance.registry import register_asset
     from forgegov.training.reference.model import preset
     from forgegov.training.reference.tokenizer import train_tokenizer
     from tests.runs_support import sentences, write_jsonl
@@ -136,10 +138,11 @@ def bare_trl(base: Path, data: dict[str, Path], out: Path, steps: int, batch: in
 
 
 def governed(workspace, run: str) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
-    from forgegov.training.execute import execute_run
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.training.backend import BACKENDS
 
     started = time.perf_counter()
-    outcome = execute_run(workspace, run, actor="alice")
+    outcome = execute_run(workspace, run, actor="alice", backends=BACKENDS)
     return time.perf_counter() - started, outcome.realised
 
 
@@ -150,7 +153,11 @@ def main() -> None:
     parser.add_argument("--preset", default="reference")
     parser.add_argument("--lines", type=int, default=4000, help="records per dataset")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--smoke", action="store_true", help="--preset tiny --steps 4 --repeat 1 --lines 200 on the "
+                        "CPU, to check the script still runs (overrides those)")
     args = parser.parse_args()
+    if args.smoke:
+        args.preset, args.steps, args.repeat, args.lines, args.device = "tiny", 4, 1, 200, "cpu"
 
     import datasets
     import torch

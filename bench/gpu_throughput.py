@@ -1,7 +1,7 @@
 """Training throughput and model FLOPs utilisation (MFU) of the trainer forgegov runs use, on one GPU.
 
     python bench/gpu_throughput.py --size 350m [--steps 30] [--batch 16] [--seq-len 2048] [--compile]
-    python bench/gpu_throughput.py --size tiny --device cpu --steps 5     # smoke test of the script itself
+    python bench/gpu_throughput.py --smoke     # tiny model on the CPU, 3 steps: checks the script still runs
 
 A random-init Llama of the chosen size trains on packed random token blocks through the same trainer class and
 settings as `forgegov run start` (forgegov's `CausalLMTrainer` on TRL's `SFTTrainer`, AdamW, bf16 autocast on CUDA,
@@ -46,7 +46,11 @@ def main() -> None:
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (SFTConfig torch_compile)")
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--smoke", action="store_true", help="--size tiny --device cpu --steps 3 --warmup 1 --batch 2 "
+                        "--seq-len 64, to check the script still runs without a GPU (overrides those)")
     args = parser.parse_args()
+    if args.smoke:
+        args.size, args.device, args.steps, args.warmup, args.batch, args.seq_len = "tiny", "cpu", 3, 1, 2, 64
     if args.steps <= args.warmup:
         parser.error("--steps must exceed --warmup")
 
@@ -61,7 +65,7 @@ def main() -> None:
 
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():
-        parser.error("no CUDA device here; use --device cpu for a smoke test")
+        parser.error("no CUDA device here; use --smoke (or --device cpu) to check the script on the CPU")
     hidden, intermediate, layers, heads = SIZES[args.size]
     set_seed(0)
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=intermediate,

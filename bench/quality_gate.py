@@ -1,6 +1,7 @@
 """Data-quality gate time: forgegov's suite beside bare great-expectations running the same checks, same run.
 
     python bench/quality_gate.py [--rows 1000000] [--repeat 1]
+    python bench/quality_gate.py --smoke [--out FILE]     # 5,000 rows: checks the script still runs (seconds)
 
 Both sides start from the same in-memory list of `{"text": ...}` records (deterministic; about 1 in 200 carries an
 e-mail address, a phone number, a payment card or a key, and about 1 in 500 is a duplicate) and both include
@@ -100,8 +101,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per side; the best is reported")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "quality_gate.json")
+    parser.add_argument("--smoke", action="store_true", help="--rows 5000 --repeat 1, to check the script still runs "
+                        "(overrides both)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default: bench/results/quality_gate.json, or .smoke.json with --smoke)")
     args = parser.parse_args()
+    if args.smoke:
+        args.rows, args.repeat = 5000, 1
+    out = args.out or Path(__file__).parent / "results" / f"quality_gate{'.smoke' if args.smoke else ''}.json"
 
     print(f"building {args.rows:,} records ...", file=sys.stderr)
     records, locations = make_records(args.rows)
@@ -132,10 +139,10 @@ def main() -> int:
     print(f"  forgegov records per finding category: {findings}")
     print("  note: GE has no Luhn check, so the bare run flags card-shaped digit runs without validating them; "
           "forgegov also counts per category and keeps locations.")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": args.rows, "repeat": args.repeat, "forgegov_s": ours_s, "bare_ge_s": bare_s,
-                                    "ratio": ratio, "target": TARGET, "verdict": verdict, "bare": bare,
-                                    "forgegov_failed": evidence["failed"], "sensitive_records": findings}, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": args.rows, "repeat": args.repeat, "forgegov_s": ours_s, "bare_ge_s": bare_s,
+                               "ratio": ratio, "target": TARGET, "verdict": verdict, "bare": bare,
+                               "forgegov_failed": evidence["failed"], "sensitive_records": findings}, indent=2))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import stat
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -83,7 +85,7 @@ class AuditConfig:
 class ProvenanceConfig:
     """The platform key's public half, pinned so that a replaced key file is refused instead of signing provenance.
 
-    Empty only in a workspace created before provenance was signed (`ensure_platform_key` fills it in).
+    Empty only in a workspace created before provenance was signed (`forgegov db upgrade` fills it in).
     """
 
     public_key: str = ""
@@ -170,14 +172,6 @@ class Workspace:
     def artifacts_dir(self) -> Path:
         return self.root / self.config.paths.artifacts
 
-    @property
-    def log_key_path(self) -> Path:
-        return self.keys_dir / "log.key"
-
-    @property
-    def platform_key_path(self) -> Path:
-        return self.keys_dir / "platform.key"
-
     def witness_dirs(self) -> list[Path]:
         return [self.root / w for w in self.config.audit.witnesses]
 
@@ -201,6 +195,52 @@ class Workspace:
             return OpaConfig(mode=OpaMode.URL, url=override, binary=self.config.opa.binary,
                              timeout_s=self.config.opa.timeout_s)
         return self.config.opa
+
+
+def read_config(root: Path) -> WorkspaceConfig:
+    """`forgegov.toml` in `root`, read afresh (settings changed since a Workspace was loaded are seen)."""
+    path = root / CONFIG_FILE
+    try:
+        return WorkspaceConfig.from_toml(tomllib.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+
+
+def write_config(root: Path, config: WorkspaceConfig, *, create: bool = False) -> None:
+    """The one writer of `forgegov.toml`: written beside it and renamed over it, so a crash (even `kill -9`) leaves
+    the old file or the new one, never half of one. `create` is for a new workspace, which must not have one yet."""
+    import tomli_w
+
+    target = root / CONFIG_FILE
+    text = tomli_w.dumps(config.to_toml())
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=root, prefix=".forgegov.toml.", delete=False) as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+        temporary = Path(f.name)
+    try:
+        if create:
+            os.chmod(temporary, 0o644)
+            try:
+                os.link(temporary, target)  # never replaces: a second creator fails here
+            except FileExistsError as exc:
+                raise ConfigError(f"{target} already exists",
+                                  hint="a workspace is created once; use it, or pick a new --dir") from exc
+        else:
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+            os.replace(temporary, target)
+        fsync_dir(root)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable, as well as the file's bytes."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_workspace(explicit: Path | None = None) -> Workspace:

@@ -1,6 +1,8 @@
 """Typed errors. Every failure a user can cause or meet is one of these; the CLI maps them to exit codes and a hint.
 
-Exit codes: 2 bad input, 3 denied by policy (or the policy decision could not be obtained: fail closed), 1 other.
+Exit codes: 2 bad input, 3 denied by policy (or the policy decision could not be obtained: fail closed),
+4 tampered (bytes, a stored record, a signature or the log are not what was signed, approved or committed to),
+1 other.
 """
 
 from __future__ import annotations
@@ -53,7 +55,17 @@ class RevokedIdentity(BadInput):
     pass
 
 
-class SignatureInvalid(BadInput):
+class Tampered(ForgegovError):
+    """Integrity failure: something signed, approved or committed to by the audit log is not what it was.
+
+    Every such failure has this one base and one exit code, whoever detects it (the audit log's verifier, a gate, a
+    loader, provenance), so that scripts and reviewers can tell tampering from a typo or a denial.
+    """
+
+    exit_code = 4
+
+
+class SignatureInvalid(Tampered):
     """A signature does not verify, or a signed payload was altered."""
 
 
@@ -61,7 +73,17 @@ class ReplayedApproval(SignatureInvalid):
     pass
 
 
-class DigestMismatch(BadInput):
+class StoreTampered(Tampered):
+    """A stored record (a row, a stored manifest or plan) disagrees with the signed statement or audit entry that
+    committed to it: the store was edited outside forgegov. No signature is involved, hence its own name."""
+
+
+class ServiceKeyMismatch(Tampered):
+    """A service key file (the log key, the platform key) is not the key the workspace pins: signing with it would
+    produce signatures nobody should trust."""
+
+
+class DigestMismatch(Tampered):
     """Bytes on disk are not the bytes that were registered (and approved) under a digest: swapped or edited since.
 
     `file`, `expected` and `actual` say where, when one file is to blame, so that a refusal can be recorded precisely.

@@ -81,24 +81,55 @@ class Verdict(StrEnum):
     REJECT = "reject"
 
 
-# The one gate that may change each kind's state; promotion acts on approved-for-release checkpoints.
-GATE_FOR_KIND: dict[AssetKind, Gate] = {
-    AssetKind.DATASET: Gate.DATASET,
-    AssetKind.REWARD: Gate.REWARD,
-    AssetKind.RUN: Gate.RUN,
-}
-KIND_FOR_GATE: dict[Gate, AssetKind] = {
-    Gate.DATASET: AssetKind.DATASET,
-    Gate.REWARD: AssetKind.REWARD,
-    Gate.RUN: AssetKind.RUN,
-    Gate.PROMOTION: AssetKind.CHECKPOINT,
-    Gate.BASE: AssetKind.CHECKPOINT,
-}
-
-
 class RunStatus(StrEnum):
     """A training run's life after its gate approved it: running (or crashed while running), then one of the ends."""
 
     RUNNING = "running"
     FAILED = "failed"
     COMPLETED = "completed"
+
+
+class AuditAction(StrEnum):
+    """Every action the audit log records. A leaf's `action` is one of these; a new kind of entry is a new member."""
+
+    IDENTITY_CREATE = "identity.create"
+    IDENTITY_REVOKE = "identity.revoke"
+    POLICY_ACTIVATE = "policy.activate"
+    AUDIT_REDACT = "audit.redact"
+    DATASET_REGISTER = "dataset.register"
+    REWARD_REGISTER = "reward.register"
+    CHECKPOINT_REGISTER = "checkpoint.register"
+    RUN_REGISTER = "run.register"
+    DATASET_CHECK = "dataset.check"
+    DATASET_LOAD = "dataset.load"
+    DATASET_LOAD_REFUSED = "dataset.load.refused"
+    CHECKPOINT_LOAD = "checkpoint.load"
+    CHECKPOINT_LOAD_REFUSED = "checkpoint.load.refused"
+    GATE_REFUSED = "gate.refused"
+    GATE_DATASET_REQUEST = "gate.dataset.request"
+    GATE_DATASET_APPROVE = "gate.dataset.approve"
+    GATE_DATASET_REJECT = "gate.dataset.reject"
+    GATE_REWARD_REQUEST = "gate.reward.request"
+    GATE_REWARD_APPROVE = "gate.reward.approve"
+    GATE_REWARD_REJECT = "gate.reward.reject"
+    GATE_RUN_REQUEST = "gate.run.request"
+    GATE_RUN_APPROVE = "gate.run.approve"
+    GATE_RUN_REJECT = "gate.run.reject"
+    GATE_PROMOTION_REQUEST = "gate.promotion.request"
+    GATE_PROMOTION_APPROVE = "gate.promotion.approve"
+    GATE_PROMOTION_REJECT = "gate.promotion.reject"
+    GATE_BASE_REQUEST = "gate.base.request"
+    GATE_BASE_APPROVE = "gate.base.approve"
+    GATE_BASE_REJECT = "gate.base.reject"
+    RUN_START = "run.start"
+    RUN_RESUME = "run.resume"
+    RUN_COMPLETE = "run.complete"
+    RUN_FAILED = "run.failed"
+
+    @classmethod
+    def of_gate(cls, gate: Gate, action: GateAction) -> AuditAction:
+        return cls(f"gate.{gate.value}.{action.value}")
+
+    @classmethod
+    def registered(cls, kind: AssetKind) -> AuditAction:
+        return cls(f"{kind.value}.register")

@@ -15,7 +15,8 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
-from forgegov.foundation.vocabulary import GATE_FOR_KIND, AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, RequestStatus
+from forgegov.governance.asset_kinds import KINDS
 from forgegov.governance.gate import GateOutcome, submit
 from forgegov.governance.identities import unlock
 from forgegov.governance.policy import PolicyEngine, active_activation
@@ -33,9 +34,8 @@ def policy_engine(workspace: Workspace) -> Iterator[PolicyEngine]:
 
 
 def gate_for(asset: Asset, gate: Gate | None) -> Gate:
-    """A checkpoint passes two gates: promotion (its default) and base, which approves it as a starting point for
-    training runs; every other kind has its one gate."""
-    allowed = (Gate.PROMOTION, Gate.BASE) if asset.kind is AssetKind.CHECKPOINT else (GATE_FOR_KIND[asset.kind],)
+    """The gate `gate` asks for, or the kind's default one; refused unless it is one of the kind's gates."""
+    allowed = KINDS[asset.kind].gates
     if gate is None:
         return allowed[0]
     if gate not in allowed:

@@ -18,8 +18,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from forgegov.audit.log import EntryDraft, append
-from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft, TreeHeadUnsigned, audited_transaction, record
 from forgegov.foundation.canonical import canonical_bytes, sha256_digest
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
@@ -31,19 +30,20 @@ from forgegov.foundation.errors import (
     RevokedIdentity,
     SignatureInvalid,
     StateConflict,
+    Tampered,
 )
-from forgegov.foundation.store.db import write_transaction
 from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest
 from forgegov.foundation.store.models import Identity as IdentityRow
 from forgegov.foundation.vocabulary import (
-    KIND_FOR_GATE,
     AssetState,
+    AuditAction,
     DecisionResult,
     Gate,
     GateAction,
     RequestStatus,
     Verdict,
 )
+from forgegov.governance.asset_kinds import KIND_OF_GATE
 from forgegov.governance.evidence import gather as gather_evidence
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.client import OpaAnswer
@@ -91,12 +91,13 @@ class GateOutcome:
 def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
     """Run the gate for one signed statement. Raises PolicyDenied (after recording it) when OPA denies."""
     try:
-        with write_transaction(workspace.database_url) as session:
-            outcome = _decide_and_apply(session, engine, statement)
-    except (SignatureInvalid, RevokedIdentity) as refusal:
+        with audited_transaction(workspace) as tx:
+            outcome = _decide_and_apply(tx, engine, statement)
+    except TreeHeadUnsigned:
+        raise  # the decision is committed; only its tree head is missing: not a refusal
+    except (Tampered, RevokedIdentity) as refusal:
         _log_refusal(workspace, statement, refusal)
         raise
-    checkpoint_if_due(workspace, outcome.audit_seq)
     if outcome.result is DecisionResult.DENY:
         raise PolicyDenied(
             f"{outcome.gate.value} gate denied {outcome.action.value} on {outcome.subject}",
@@ -105,7 +106,8 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     return outcome
 
 
-def _decide_and_apply(session: Session, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
+def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
+    session = tx.session
     # 1. The request: which subject, and which open request this statement opens or answers.
     check_shape(statement)
     gate, action = statement.gate, statement.action
@@ -195,8 +197,8 @@ def _decide_and_apply(session: Session, engine: DecisionSource, statement: Signe
     elif result is DecisionResult.PENDING and action is GateAction.REQUEST and gate is not Gate.PROMOTION:
         asset.state = AssetState.PENDING
     session.add(asset)
-    entry = append(session, EntryDraft(
-        actor=actor.name, action=f"gate.{gate.value}.{action.value}", subject_digest=asset.digest,
+    entry = tx.append(EntryDraft(
+        actor=actor.name, action=AuditAction.of_gate(gate, action), subject_digest=asset.digest,
         decision_id=decision.id, policy_revision=engine.pinned_revision,
         payload={
             "result": result.value, "reasons": list(reasons), "missing": list(missing),
@@ -229,7 +231,7 @@ def _apply(asset: Asset, request: GateRequest, action: GateAction, at: str) -> N
 
 
 def _subject_and_open_request(session: Session, gate: Gate, digest: str) -> tuple[Asset, GateRequest | None]:
-    kind = KIND_FOR_GATE[gate]
+    kind = KIND_OF_GATE[gate]
     row = session.exec(
         select(Asset, GateRequest)
         .outerjoin(GateRequest, (GateRequest.asset_id == Asset.id) & (GateRequest.gate == gate)  # type: ignore[arg-type]
@@ -284,9 +286,8 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str
 def _log_refusal(workspace: Workspace, statement: SignedStatement, refusal: Exception) -> None:
     payload = statement.payload if isinstance(statement.payload, dict) else {}
     subject = payload.get("subject")
-    with write_transaction(workspace.database_url) as session:
-        append(session, EntryDraft(
-            actor=str(payload.get("signer", "?")), action="gate.refused",
-            subject_digest=subject.get("digest") if isinstance(subject, dict) else None,
-            payload={"reason": str(refusal), "statement": payload, "signature": statement.signature},
-        ))
+    record(workspace, EntryDraft(
+        actor=str(payload.get("signer", "?")), action=AuditAction.GATE_REFUSED,
+        subject_digest=subject.get("digest") if isinstance(subject, dict) else None,
+        payload={"reason": str(refusal), "statement": payload, "signature": statement.signature},
+    ))

@@ -7,7 +7,7 @@ import re
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
 
-from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import (
@@ -20,8 +20,9 @@ from forgegov.foundation.crypto.keys import (
 )
 from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64, public_key_to_b64
 from forgegov.foundation.errors import AlreadyExists, BadInput, KeyUnavailable, NotFound, RevokedIdentity
-from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Identity
+from forgegov.foundation.vocabulary import AuditAction
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 
@@ -48,16 +49,19 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
                         created_at=now_rfc3339())
     path = write_key_file(workspace.keys_dir, key_file)
     try:
-        with write_transaction(url) as session:
+        with audited_transaction(workspace) as tx:
+            session = tx.session
             if session.exec(select(Identity).where(Identity.name == name)).first() is not None:
                 raise AlreadyExists(f"identity {name!r} already exists")
             session.add(identity)
-            append(session, EntryDraft(actor=name, action="identity.create",
+            tx.append(EntryDraft(actor=name, action=AuditAction.IDENTITY_CREATE,
                                        payload={"name": name, "key_id": identity.key_id,
                                                 "public_key": identity.public_key}))
             session.flush()
             session.refresh(identity)
             session.expunge(identity)
+    except TreeHeadUnsigned:
+        raise  # committed: the identity exists, and its key must stay with it
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -92,14 +96,15 @@ def revoke_identity(workspace: Workspace, name: str, reason: str, revoked_by: st
     """Revocation only takes power away, so anyone with write access to the workspace may do it; it is logged."""
     if not reason.strip():
         raise BadInput("a revocation needs a reason (--reason)")
-    with write_transaction(workspace.database_url) as session:
+    with audited_transaction(workspace) as tx:
+        session = tx.session
         identity = get_identity(session, name)
         require_active(identity)
         identity.revoked_at = now_rfc3339()
         identity.revoked_by = revoked_by
         identity.revoke_reason = reason
         session.add(identity)
-        append(session, EntryDraft(actor=revoked_by, action="identity.revoke",
+        tx.append(EntryDraft(actor=revoked_by, action=AuditAction.IDENTITY_REVOKE,
                                    payload={"name": name, "key_id": identity.key_id, "reason": reason}))
         session.flush()
         session.refresh(identity)

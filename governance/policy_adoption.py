@@ -11,14 +11,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from forgegov.audit.log import EntryDraft, append
+from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, sign
 from forgegov.foundation.errors import StateConflict
-from forgegov.foundation.store.db import write_transaction
 from forgegov.foundation.store.models import PolicyActivation
+from forgegov.foundation.vocabulary import AuditAction
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.policy import active_activation, bundle_info, check_bundle, copy_bundle
@@ -33,7 +33,8 @@ def adopt_bundle(workspace: Workspace, source: Path, signer: Signer) -> PolicyAc
         info = bundle_info(staging)
         statement = {"v": 1, "digest": info.digest, "revision": info.revision, "signer": signer.name,
                      "key_id": signer.key_id, "signed_at": now_rfc3339()}
-        with write_transaction(workspace.database_url) as session:
+        with audited_transaction(workspace) as tx:
+            session = tx.session
             require_active(get_identity(session, signer.name))
             current = active_activation(session)
             if current.digest == info.digest:
@@ -42,8 +43,8 @@ def adopt_bundle(workspace: Workspace, source: Path, signer: Signer) -> PolicyAc
                                           activated_at=statement["signed_at"],
                                           signature=sign(signer.private_key, Purpose.POLICY_ACTIVATION, statement))
             session.add(activation)
-            append(session, EntryDraft(
-                actor=signer.name, action="policy.activate", policy_revision=info.revision,
+            tx.append(EntryDraft(
+                actor=signer.name, action=AuditAction.POLICY_ACTIVATE, policy_revision=info.revision,
                 payload={**statement, "previous_digest": current.digest, "previous_revision": current.revision,
                          "signature": activation.signature},
             ))

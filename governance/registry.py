@@ -9,31 +9,27 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from forgegov.audit.log import EntryDraft, append
-from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, StoreError
-from forgegov.foundation.manifest import FilesManifest, build_manifest
-from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, StoreTampered
+from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
+    AuditAction,
     CheckpointStage,
-    Classification,
-    DatasetKind,
     ReleaseStage,
 )
-from forgegov.governance.checkpoints import scan_checkpoint
-from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+from forgegov.governance.asset_kinds import KINDS, DatasetSpec
+from forgegov.governance.datasets.intake import DatasetManifest
 from forgegov.governance.identities import get_identity, require_active
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -48,15 +44,6 @@ def check_asset_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset is declared to be at registration; its bytes are read once, through intake, under `limits`."""
-
-    kind: DatasetKind
-    classification: Classification
-    limits: IntakeLimits = IntakeLimits()
-
-
 def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, owner: str,
                    stage: CheckpointStage | None = None, registered_by: str | None = None,
                    progress: Callable[[int], None] | None = None, dataset: DatasetSpec | None = None,
@@ -64,25 +51,21 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     """Register the bytes at `path`. A checkpoint may name the checkpoint it was trained from as its `parent`
     (a SUBJECT reference); its lineage then leads back through the parents to a checkpoint without one."""
     check_asset_name(name)
-    if kind is AssetKind.CHECKPOINT and stage is None:
-        raise BadInput("a checkpoint needs --stage (pre-training, mid-training, post-training or candidate)")
-    if kind is not AssetKind.CHECKPOINT and stage is not None:
+    rules = KINDS[kind]
+    if rules.has_stage and stage is None:
+        raise BadInput(f"a {kind.value} needs --stage (pre-training, mid-training, post-training or candidate)")
+    if not rules.has_stage and stage is not None:
         raise BadInput(f"--stage applies to checkpoints only, not to a {kind.value}")
-    if kind is not AssetKind.CHECKPOINT and parent is not None:
+    if not rules.has_parent and parent is not None:
         raise BadInput(f"--parent applies to checkpoints only, not to a {kind.value}")
-    if (kind is AssetKind.DATASET) != (dataset is not None):
-        raise BadInput("a dataset needs --kind and --classification" if dataset is None
+    if rules.is_dataset != (dataset is not None):
+        raise BadInput(f"a {kind.value} needs --kind and --classification" if dataset is None
                        else f"--kind and --classification apply to datasets only, not to a {kind.value}")
-    manifest: FilesManifest | DatasetManifest
-    if dataset is not None:
-        manifest = scan_dataset(path, dataset.limits, progress=progress)
-    elif kind is AssetKind.CHECKPOINT:
-        manifest = scan_checkpoint(path, progress=progress)
-    else:
-        manifest = build_manifest(path, progress=progress)
+    manifest = rules.scan(path, dataset, progress)
     digest = manifest.digest
     actor = registered_by or owner
-    with write_transaction(workspace.database_url) as session:
+    with audited_transaction(workspace) as tx:
+        session = tx.session
         for person in {owner, actor}:
             require_active(get_identity(session, person))
         parent_digest = resolve(session, parent, AssetKind.CHECKPOINT).digest if parent is not None else None
@@ -94,7 +77,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         asset = Asset(
             kind=kind, name=name, version=(last or 0) + 1, digest=digest, owner=owner,
             state=AssetState.REGISTERED, stage=stage.value if stage else None, parent_digest=parent_digest,
-            release=ReleaseStage.NONE.value if kind is AssetKind.CHECKPOINT else None,
+            release=ReleaseStage.NONE.value if rules.has_release else None,
             dataset_kind=dataset.kind.value if dataset else None,
             classification=dataset.classification.value if dataset else None,
             records=manifest.records if isinstance(manifest, DatasetManifest) else None,
@@ -103,8 +86,8 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         )
         session.add(asset)
         session.flush()
-        appended = append(session, EntryDraft(
-            actor=actor, action=f"{kind.value}.register", subject_digest=digest,
+        tx.append(EntryDraft(
+            actor=actor, action=AuditAction.registered(kind), subject_digest=digest,
             payload={"kind": kind.value, "name": name, "version": asset.version, "owner": owner,
                      "stage": asset.stage, "parent_digest": parent_digest, "dataset_kind": asset.dataset_kind,
                      "classification": asset.classification, "records": asset.records, "files": len(manifest.files),
@@ -112,7 +95,6 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         ))
         session.refresh(asset)
         session.expunge(asset)
-    checkpoint_if_due(workspace, appended.seq)
     return asset
 
 
@@ -174,28 +156,17 @@ def lineage(workspace: Workspace, ref: str) -> list[Asset]:
             # Registration only names parents that already exist, so neither a loop nor a gap can arise through
             # forgegov; finding one means the store was edited behind its back.
             if digest in seen:
-                raise StoreError(f"the lineage of {label(chain[0])} loops back to {digest}; the store was altered")
+                raise StoreTampered(f"the lineage of {label(chain[0])} loops back to {digest}; the store was altered")
             parent = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
                                                       Asset.digest == digest)).first()
             if parent is None:
-                raise StoreError(f"{label(chain[-1])} names parent {digest}, which is not a registered checkpoint; "
-                                 "the store was altered")
+                raise StoreTampered(f"{label(chain[-1])} names parent {digest}, which is not a registered checkpoint; "
+                                    "the store was altered")
             chain.append(parent)
             seen.add(digest)
         for asset in chain:
             session.expunge(asset)
         return chain
-
-
-def find_for_use(workspace: Workspace, ref: str, kind: AssetKind, *, actor: str, purpose: str) -> Asset:
-    """An asset about to be used by a loader: the user must be active and say what for (both go into the log)."""
-    if not purpose.strip():
-        raise BadInput(f"say what the {kind.value} is loaded for (purpose): it is recorded with the load")
-    with read_session(workspace.database_url) as session:
-        require_active(get_identity(session, actor))
-        asset = resolve(session, ref, kind)
-        session.expunge(asset)
-        return asset
 
 
 def list_assets(workspace: Workspace, kind: AssetKind | None) -> list[Asset]:

@@ -2,6 +2,7 @@
 # A throwaway PostgreSQL cluster on 127.0.0.1 for the test suite, from Debian's `postgresql` package.
 #   scripts/postgres.sh start   -> prints the URL to export as FORGEGOV_TEST_POSTGRES_URL
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh status  -> exit 0 when the cluster is running
 # initdb refuses to run as root, so the cluster belongs to the `postgres` system user when we are root.
 set -euo pipefail
 
@@ -32,6 +33,9 @@ case "${1:-}" in
   stop)
     as_owner "$bindir/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1 || true
     ;;
+  status)
+    as_owner "$bindir/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1
+    ;;
   *)
-    echo "usage: $0 start|stop" >&2; exit 2 ;;
+    echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

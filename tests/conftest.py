@@ -21,8 +21,8 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.db import dispose_engines, read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import Classification, DatasetKind
+from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_identity
-from forgegov.governance.registry import DatasetSpec
 
 PASSPHRASE = "correct horse battery staple"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")

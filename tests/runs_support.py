@@ -10,7 +10,8 @@ from pathlib import Path
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind, Gate, GateAction
 from forgegov.governance import actions
-from forgegov.governance.registry import DatasetSpec, label, register_asset
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.registry import label, register_asset
 from tests.conftest import PASSPHRASE, register_checked
 
 PARTS = ["hinge", "bracket", "gasket", "valve", "spring", "rotor", "bearing", "flange", "sensor", "clamp"]

@@ -20,12 +20,13 @@ from forgegov.audit.log import EntryDraft, append, canonical_leaf, consistency_p
 from forgegov.audit.merkle import verify_consistency, verify_inclusion
 from forgegov.audit.note import NoteError
 from forgegov.audit.operations import export_log, redact, verify_export, verify_workspace
-from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
 from forgegov.audit.verify import AuditIntegrityError
 from forgegov.foundation.config import load_workspace
 from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.vocabulary import AuditAction
 
 from . import merkle_reference as ref
 from .conftest import TEXT_DATA
@@ -34,7 +35,7 @@ from .conftest import TEXT_DATA
 def _append_n(ws, n: int, actor: str = "test") -> None:
     for i in range(n):
         with write_transaction(ws.database_url) as session:
-            append(session, EntryDraft(actor=actor, action="test.event", payload={"i": i, "actor": actor}))
+            append(session, EntryDraft(actor=actor, action=AuditAction.DATASET_LOAD, payload={"i": i, "actor": actor}))
 
 
 def _writer(root: str, actor: str, count: int, start) -> None:  # type: ignore[no-untyped-def]
@@ -72,11 +73,19 @@ ws = load_workspace(Path(sys.argv[1]))
 i = 0
 while True:
     with write_transaction(ws.database_url) as session:
-        append(session, EntryDraft(actor="crash", action="test.event", payload={"i": i, "pad": "x" * 200}))
+        append(session, EntryDraft(actor="crash", action="dataset.load", payload={"i": i, "pad": "x" * 200}))
     i += 1
     if i == 20:
         print("ready", flush=True)
 """
+
+
+def test_an_action_outside_the_vocabulary_is_refused_not_logged(workspace):
+    with pytest.raises(ValueError, match="not a valid AuditAction"):
+        with write_transaction(workspace.database_url) as session:
+            append(session, EntryDraft(actor="mallory", action="dataset.approve-quietly", payload={}))  # type: ignore[arg-type]
+    with read_session(workspace.database_url) as session:
+        assert session.connection().execute(select(AuditEntry.seq).where(AuditEntry.actor == "mallory")).first() is None
 
 
 def test_writer_killed_mid_append_leaves_a_verifiable_log(workspace):
@@ -115,15 +124,15 @@ def test_redaction_keeps_the_tree_verifiable_and_is_logged(workspace):
     _append_n(workspace, 5)
     with read_session(workspace.database_url) as session:
         target = session.connection().execute(
-            select(AuditEntry.seq).where(AuditEntry.action == "test.event").limit(1)).scalar_one()
-    checkpoint = make_checkpoint(workspace)
+            select(AuditEntry.seq).where(AuditEntry.action == AuditAction.DATASET_LOAD).limit(1)).scalar_one()
+    checkpoint = sign_tree_head(workspace)
     recorded = redact(workspace, target, "GDPR art. 17 request 42", "privacy-office")
     report = verify_workspace(workspace)
     assert report.redacted == [target] and report.checkpoints == 1
     with read_session(workspace.database_url) as session:
         record = session.get(AuditEntry, recorded)
         assert record.action == "audit.redact" and json.loads(record.payload)["seq"] == target
-        assert root_at(session, checkpoint.checkpoint.size) == checkpoint.checkpoint.root
+        assert root_at(session, checkpoint.head.size) == checkpoint.head.root
     with pytest.raises(StateConflict):
         redact(workspace, target, "again", "privacy-office")
     with pytest.raises(BadInput):
@@ -138,7 +147,7 @@ def test_redaction_keeps_the_tree_verifiable_and_is_logged(workspace):
 def test_export_verifies_offline_and_catches_edits(workspace, tmp_path):
     _append_n(workspace, 10)
     witness = tmp_path / "witness"
-    hand_to_witness(workspace, make_checkpoint(workspace), witness)
+    hand_to_witness(workspace, sign_tree_head(workspace), witness)
     exported = tmp_path / "log.jsonl"
     count = export_log(workspace, exported)
     report = verify_export(exported, [witness])
@@ -154,17 +163,17 @@ def test_witness_refuses_rollback_and_inconsistent_history(workspace, tmp_path):
     witness = tmp_path / "witness"
     subprocess.run(["git", "init", "-q", str(witness)], check=True)
     _append_n(workspace, 4)
-    small = make_checkpoint(workspace)
+    small = sign_tree_head(workspace)
     _append_n(workspace, 4)
-    large = make_checkpoint(workspace)
+    large = sign_tree_head(workspace)
     hand_to_witness(workspace, large, witness)
     with pytest.raises(NoteError, match="rollback"):
         hand_to_witness(workspace, small, witness)
     log = subprocess.run(["git", "-C", str(witness), "log", "--oneline"], capture_output=True, text=True).stdout
-    assert f"size {large.checkpoint.size}" in log
+    assert f"size {large.head.size}" in log
     other = init_workspace(tmp_path / "other")
     with pytest.raises(NoteError, match="under another key"):
-        hand_to_witness(other, make_checkpoint(other), witness)
+        hand_to_witness(other, sign_tree_head(other), witness)
 
 
 @pytest.mark.parametrize("value", ["plain", "quote\" back\\slash", "tab\tnewline\n\x00\x1f\x7f", "é ünï 中文 🙂",
@@ -182,7 +191,7 @@ def test_leaf_encoding_refuses_other_types():
 
 def test_checkpoints_follow_the_cadence(tmp_path, files):
     from forgegov.audit.note import parse_checkpoint, parse_note
-    from forgegov.audit.tree_heads import stored_checkpoints
+    from forgegov.audit.tree_heads import stored_tree_heads
     from forgegov.foundation.vocabulary import AssetKind
     from forgegov.governance.identities import create_identity
     from forgegov.governance.registry import register_asset
@@ -194,6 +203,6 @@ def test_checkpoints_follow_the_cadence(tmp_path, files):
     create_identity(ws, "alice", "a long enough passphrase")
     for i in range(5):
         register_asset(ws, AssetKind.DATASET, files.folder(f"d{i}", {"a.txt": str(i)}), f"d{i}", "alice", dataset=TEXT_DATA)
-    sizes = [parse_checkpoint(parse_note(note)[0]).size for note in stored_checkpoints(ws)]
+    sizes = [parse_checkpoint(parse_note(note)[0]).size for note in stored_tree_heads(ws)]
     assert sizes == [4]
     assert verify_workspace(ws).checkpoints == 1

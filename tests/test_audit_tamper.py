@@ -13,19 +13,20 @@ from sqlalchemy import delete, insert, select, text, update
 
 from forgegov.audit.hashing import node_hash
 from forgegov.audit.log import EntryDraft, append, canonical_leaf, leaf_hash_of, node_id
-from forgegov.audit.log_key import LogKeyMismatch, load_log_key
+from forgegov.audit.log_key import LOG_KEY, load_log_key
 from forgegov.audit.note import Checkpoint, sign_checkpoint
 from forgegov.audit.operations import verify_workspace
-from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
 from forgegov.audit.verify import AuditIntegrityError
+from forgegov.foundation.errors import ServiceKeyMismatch
 from forgegov.foundation.store.db import read_session, write_transaction
-from forgegov.foundation.store.models import AuditCheckpoint, AuditEntry, AuditNode
+from forgegov.foundation.store.models import AuditEntry, AuditNode, AuditTreeHead
 from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance import actions
 
 from .conftest import PASSPHRASE, register_checked
 
-ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditCheckpoint.__table__
+ENTRY, NODE, CHECKPOINT = AuditEntry.__table__, AuditNode.__table__, AuditTreeHead.__table__
 
 
 @pytest.fixture
@@ -35,7 +36,7 @@ def log(people, files, tmp_path):
     actions.request(people, "claims", "alice", PASSPHRASE)
     actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
     witness = tmp_path / "witness"
-    hand_to_witness(people, make_checkpoint(people), witness)
+    hand_to_witness(people, sign_tree_head(people), witness)
     report = verify_workspace(people, [witness])
     assert report.entries >= 12 and report.witnessed == 1 and report.statements == 2
     return people, witness
@@ -173,11 +174,11 @@ def test_rewritten_history_caught_by_witness(log):
 
 def test_replaced_log_key(log):
     ws, witness = log
-    ws.log_key_path.unlink()
-    ws.log_key_path.write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
+    LOG_KEY.path(ws).unlink()
+    LOG_KEY.path(ws).write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
                                                                            NoEncryption()))
-    with pytest.raises(LogKeyMismatch):
-        make_checkpoint(ws)
+    with pytest.raises(ServiceKeyMismatch):
+        sign_tree_head(ws)
     forged_key = Ed25519PrivateKey.generate()
     with write_transaction(ws.database_url) as session:
         c = session.connection()

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, StoreError
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, StoreTampered
 from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.store.db import write_transaction
 from forgegov.foundation.store.models import Asset
@@ -65,7 +65,7 @@ def test_lineage_walks_the_parents_to_the_root_and_refuses_a_loop(ws, files):
         row = session.get(Asset, base.id)
         row.parent_digest = post.digest
         session.add(row)
-    with pytest.raises(StoreError, match="loops back"):
+    with pytest.raises(StoreTampered, match="loops back"):
         lineage(ws, "post")
 
 

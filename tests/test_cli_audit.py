@@ -55,7 +55,7 @@ def test_audit_commands(tmp_path):
     requested = cli.json("audit", "show", "--action", "gate.dataset.request")[0]["leaf"]["seq"]
     with sqlite3.connect(cli.cwd / "forgegov.db") as db:
         db.execute("UPDATE audit_entry SET payload = replace(payload, 'alice', 'mallory') WHERE seq = ?", (requested,))
-    failed = cli("audit", "verify", code=1)
+    failed = cli("audit", "verify", code=4)  # tampered: one exit code for every integrity failure
     assert f"entry {requested}: payload does not match the leaf's payload digest" in failed.stderr
     assert cli("audit", "show", "999", code=2).stderr.startswith("error: no audit entry 999")
     json.loads(cli("audit", "tail", "-n", "2", "--json").stdout)

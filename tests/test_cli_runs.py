@@ -68,7 +68,7 @@ def test_run_start_waits_then_trains_and_verifies(cli, tmp_path):
 
     weights = Path(done["result"]["output_dir"]) / "candidate" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1] + bytes([weights.read_bytes()[-1] ^ 1]))
-    refused = cli("run", "verify", run_id, code=2)
+    refused = cli("run", "verify", run_id, code=4)  # tampered
     assert "model.safetensors" in refused.stderr
 
 

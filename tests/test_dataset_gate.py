@@ -10,15 +10,16 @@ from sqlmodel import select
 
 from forgegov.audit.operations import verify_workspace
 from forgegov.foundation.canonical import canonical_bytes, digest_of
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, StoreTampered
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, Decision
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, DecisionResult, GateAction
 from forgegov.governance import actions
+from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.history import subject_history
 from forgegov.governance.loading.datasets import load_dataset
-from forgegov.governance.registry import DatasetSpec, find_asset, register_asset
+from forgegov.governance.registry import find_asset, register_asset
 
 from .conftest import PASSPHRASE, TEXT_DATA, register_checked
 
@@ -142,22 +143,51 @@ def test_a_check_edited_in_the_store_stops_the_gate(people, files, engine):
         result["quality"]["expectations"][0]["success"] = not result["quality"]["expectations"][0]["success"]
         stored.result = json.dumps(result)
         session.add(stored)
-    with pytest.raises(SignatureInvalid, match="does not match its digest"):
+    with pytest.raises(StoreTampered, match="does not match its digest"):
         _request(people, "claims", engine)
     with read_session(people.database_url) as session:
         assert session.exec(select(AuditEntry).where(AuditEntry.action == "gate.refused")).first() is not None
 
 
+def _rewrite_result_consistently(session) -> DatasetCheck:  # type: ignore[no-untyped-def]
+    stored = session.exec(select(DatasetCheck)).one()
+    result = json.loads(stored.result)
+    result["quality"]["records"] = 1
+    stored.result, stored.result_digest = canonical_bytes(result).decode(), digest_of(result)
+    session.add(stored)
+    return stored
+
+
 def test_a_check_whose_digest_and_entry_disagree_stops_the_gate(people, files, engine):
     register_checked(people, files.folder("d", {"a.jsonl": _clean()}), "claims")
     with write_transaction(people.database_url) as session:
+        _rewrite_result_consistently(session)  # consistent row, but not what the log committed to
+    with pytest.raises(StoreTampered, match="differs from what its audit entry .* committed to"):
+        _request(people, "claims", engine)
+
+
+def test_a_check_whose_row_and_audit_payload_were_both_rewritten_stops_the_gate(people, files, engine):
+    # The insider edits the stored result, its digest, and the audit entry's payload and payload-digest column to
+    # agree with each other; only the leaf (committed to by the Merkle tree and signed tree heads) still says no.
+    register_checked(people, files.folder("d", {"a.jsonl": _clean()}), "claims")
+    with write_transaction(people.database_url) as session:
+        stored = _rewrite_result_consistently(session)
+        entry = session.get(AuditEntry, stored.audit_seq)
+        payload = {**json.loads(entry.payload), "result_digest": stored.result_digest}
+        entry.payload = canonical_bytes(payload).decode()
+        entry.payload_digest = digest_of(payload)
+        session.add(entry)
+    with pytest.raises(StoreTampered, match="no longer hashes to what the log committed to"):
+        _request(people, "claims", engine)
+
+
+def test_a_check_pointing_at_another_entry_stops_the_gate(people, files, engine):
+    register_checked(people, files.folder("d", {"a.jsonl": _clean()}), "claims")
+    with write_transaction(people.database_url) as session:
         stored = session.exec(select(DatasetCheck)).one()
-        result = json.loads(stored.result)
-        result["quality"]["records"] = 1
-        # Consistent row, but not what the log committed to.
-        stored.result, stored.result_digest = canonical_bytes(result).decode(), digest_of(result)
+        stored.audit_seq = 0
         session.add(stored)
-    with pytest.raises(SignatureInvalid, match="differs from the digest its audit entry"):
+    with pytest.raises(StoreTampered, match="has no matching dataset.check entry"):
         _request(people, "claims", engine)
 
 

@@ -51,7 +51,7 @@ def test_an_approved_dataset_loads_its_rows_and_the_load_is_audited(people, file
     [entry] = audit_entries(people, "dataset.load")
     assert (entry.actor, entry.subject_digest) == ("bob", asset.digest)
     assert json.loads(entry.payload) == {"actor": "bob", "label": "dataset/corpus@1", "purpose": "pretraining run 7",
-                                         "records": 5}
+                                         "state": "approved", "records": 5}
 
 
 def test_bytes_changed_after_approval_are_refused_and_the_refusal_is_audited(people, files):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -47,8 +48,12 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_wheel_has_only_the_forgegov_namespace(tmp_path):
+    # From a clean copy: a build/ left in the checkout by an earlier build would ship its stale modules.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "tests"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+                    str(tmp_path), str(source)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("forgegov-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/", 1)[0] for n in names if not n.startswith("forgegov-")}
@@ -57,9 +62,11 @@ def test_wheel_has_only_the_forgegov_namespace(tmp_path):
                      "forgegov/foundation/store/migrations/script.py.mako",
                      "forgegov/governance/datasets/suites/pretraining-text.json"):
         assert required in names
-    # Every module and policy of every layer ships: packages are discovered, so a new subfolder cannot be forgotten.
-    for layer in ("foundation", "audit", "governance", "training", "evaluation", "app", "policies"):
-        for source in (ROOT / layer).rglob("*"):
-            if source.suffix in (".py", ".rego") and "__pycache__" not in source.parts:
-                assert f"forgegov/{source.relative_to(ROOT).as_posix()}" in names, source
+    # Exactly the modules and policies of every layer ship: packages are discovered, so a new subfolder cannot be
+    # forgotten, and nothing else (a stale module) rides along.
+    layers = ("foundation", "audit", "governance", "training", "evaluation", "app", "policies")
+    expected = {f"forgegov/{path.relative_to(ROOT).as_posix()}" for layer in layers
+                for path in (ROOT / layer).rglob("*") if path.suffix in (".py", ".rego")
+                and "__pycache__" not in path.parts}
+    assert {n for n in names if n.endswith((".py", ".rego"))} == expected
     assert not any(n.startswith("forgegov/tests") for n in names)

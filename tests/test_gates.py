@@ -209,6 +209,13 @@ def test_altered_approval_refused(people, dataset, engine):
     with pytest.raises(SignatureInvalid):
         submit(people, engine, tampered)
     assert counts(people)["Approval"] == 0
+    # Both refusals are in the log, and a log that faithfully records a forgery attempt is not itself tampered.
+    from forgegov.audit.operations import verify_workspace
+
+    with read_session(people.database_url) as session:
+        refused = session.exec(select(AuditEntry).where(AuditEntry.action == "gate.refused")).all()
+    assert len(refused) == 2
+    assert verify_workspace(people).entries > 2
 
 
 def test_stale_signature_refused(people, dataset, engine):

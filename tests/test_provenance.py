@@ -26,6 +26,7 @@ from securesystemslib.signer import CryptoSigner, SSlibKey
 from forgegov.app.workspace import init_workspace
 from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.config import CONFIG_FILE, WorkspaceConfig, load_workspace
+from forgegov.foundation.crypto.dsse import dsse_key_id, pae, sign_envelope, verify_envelope
 from forgegov.foundation.crypto.signing import raw_public_key
 from forgegov.foundation.errors import (
     AlreadyExists,
@@ -33,6 +34,7 @@ from forgegov.foundation.errors import (
     ConfigError,
     DigestMismatch,
     KeyUnavailable,
+    ServiceKeyMismatch,
     SignatureInvalid,
 )
 from forgegov.foundation.manifest import build_manifest
@@ -41,22 +43,15 @@ from forgegov.governance.runs.provenance import (
     IN_TOTO_PAYLOAD_TYPE,
     MANIFEST_FILE,
     MANIFEST_PAYLOAD_TYPE,
+    PLATFORM_KEY,
     SLSA_PROVENANCE_V1,
     STATEMENT_FILE,
     STATEMENT_TYPE,
-    PlatformKeyMismatch,
     ProvenanceInvalid,
     RunFacts,
     SignedProvenance,
-    dsse_key_id,
-    ensure_platform_key,
-    load_platform_key,
-    pae,
-    pinned_platform_public_key,
     provenance_statement,
-    sign_envelope,
     sign_provenance,
-    verify_envelope,
     verify_provenance,
 )
 from forgegov.governance.runs.recipe import parse_recipe, recipe_digest
@@ -158,7 +153,7 @@ def _on_disk(folder: Path) -> dict[str, str]:
 
 def test_securesystemslib_verifies_both_envelopes_and_reads_the_statement(ws, checkpoint, signed):
     facts, manifest, provenance = signed
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     key = _ssl_key(public)
     payloads = {}
     for envelope, payload_type in ((provenance.statement_envelope, IN_TOTO_PAYLOAD_TYPE),
@@ -202,7 +197,7 @@ def test_securesystemslib_verifies_both_envelopes_and_reads_the_statement(ws, ch
 def test_securesystemslib_refuses_a_forgegov_envelope_under_another_key(ws, signed):
     other = Ed25519PrivateKey.generate().public_key()
     # Another key under the platform key's id: only the signature can tell them apart, and it does.
-    impostor = SSlibKey(dsse_key_id(pinned_platform_public_key(ws)), "ed25519", "ed25519",
+    impostor = SSlibKey(dsse_key_id(PLATFORM_KEY.public_key(ws)), "ed25519", "ed25519",
                         {"public": raw_public_key(other).hex()})
     with pytest.raises(VerificationError):
         Envelope.from_dict(copy.deepcopy(signed[2].statement_envelope)).verify([impostor], 1)
@@ -216,7 +211,7 @@ def test_in_toto_verifies_the_statement_envelope(ws, signed):
     from in_toto.models.metadata import Envelope as InTotoEnvelope
     from in_toto.models.metadata import Metadata
 
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     envelope = Metadata.from_dict(copy.deepcopy(signed[2].statement_envelope))
     assert isinstance(envelope, InTotoEnvelope)
     key = {"keyid": dsse_key_id(public), "keytype": "ed25519", "scheme": "ed25519",
@@ -270,7 +265,7 @@ def test_written_provenance_verifies_and_is_never_overwritten(ws, checkpoint, si
     assert provenance.write(out) == (out / STATEMENT_FILE, out / MANIFEST_FILE)
     read = SignedProvenance.read(out)
     assert read == provenance
-    statement = verify_provenance(pinned_platform_public_key(ws), read.statement_envelope, read.manifest_envelope,
+    statement = verify_provenance(PLATFORM_KEY.public_key(ws), read.statement_envelope, read.manifest_envelope,
                                   checkpoint)
     assert statement == provenance_statement(facts, manifest.to_document(), manifest.digest)
     with pytest.raises(AlreadyExists):
@@ -296,7 +291,7 @@ def _flip_payload_byte(envelope: dict) -> dict:
 
 
 def test_changed_payload_byte_is_refused(ws, signed):
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     for envelope, payload_type in ((signed[2].statement_envelope, IN_TOTO_PAYLOAD_TYPE),
                                    (signed[2].manifest_envelope, MANIFEST_PAYLOAD_TYPE)):
         with pytest.raises(SignatureInvalid, match="does not verify"):
@@ -304,7 +299,7 @@ def test_changed_payload_byte_is_refused(ws, signed):
 
 
 def test_swapped_payload_type_is_refused(ws, signed, checkpoint):
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     statement, manifest = signed[2].statement_envelope, signed[2].manifest_envelope
     with pytest.raises(SignatureInvalid, match="expected"):
         verify_envelope(manifest, public, IN_TOTO_PAYLOAD_TYPE)
@@ -316,7 +311,7 @@ def test_swapped_payload_type_is_refused(ws, signed, checkpoint):
 
 
 def test_signature_by_another_key_is_refused(ws, signed, checkpoint):
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     payload = base64.b64decode(signed[2].statement_envelope["payload"])
     other = Ed25519PrivateKey.generate()
     resigned = sign_envelope(payload, IN_TOTO_PAYLOAD_TYPE, other)
@@ -353,7 +348,7 @@ def test_signature_by_another_key_is_refused(ws, signed, checkpoint):
         "short-sig", "keyid-type", "unknown-signature-field", "payload-base64", "payload-type", "unknown-field"])
 def test_malformed_envelope_is_refused_as_signature_invalid(ws, signed, mangle):
     with pytest.raises(SignatureInvalid):
-        verify_envelope(mangle(copy.deepcopy(signed[2].manifest_envelope)), pinned_platform_public_key(ws),
+        verify_envelope(mangle(copy.deepcopy(signed[2].manifest_envelope)), PLATFORM_KEY.public_key(ws),
                         MANIFEST_PAYLOAD_TYPE)
 
 
@@ -363,7 +358,7 @@ def test_changed_checkpoint_file_is_refused_naming_it(ws, checkpoint, signed):
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     with pytest.raises(DigestMismatch) as refused:
-        verify_provenance(pinned_platform_public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
+        verify_provenance(PLATFORM_KEY.public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
                           checkpoint)
     assert refused.value.file == "model.safetensors"
     assert refused.value.actual == hashlib.sha256(bytes(data)).hexdigest()
@@ -374,7 +369,7 @@ def test_added_checkpoint_file_is_refused_naming_it(ws, checkpoint, signed):
     (checkpoint / "sub").mkdir()
     (checkpoint / "sub" / "extra.safetensors").write_bytes(b"smuggled")
     with pytest.raises(DigestMismatch) as refused:
-        verify_provenance(pinned_platform_public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
+        verify_provenance(PLATFORM_KEY.public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
                           checkpoint)
     assert refused.value.file == "sub/extra.safetensors"
     assert "added: sub/extra.safetensors" in refused.value.message
@@ -383,7 +378,7 @@ def test_added_checkpoint_file_is_refused_naming_it(ws, checkpoint, signed):
 def test_removed_checkpoint_file_is_refused_naming_it(ws, checkpoint, signed):
     (checkpoint / "generation_config.json").unlink()
     with pytest.raises(DigestMismatch) as refused:
-        verify_provenance(pinned_platform_public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
+        verify_provenance(PLATFORM_KEY.public_key(ws), signed[2].statement_envelope, signed[2].manifest_envelope,
                           checkpoint)
     assert refused.value.file == "generation_config.json"
     assert "missing: generation_config.json" in refused.value.message
@@ -394,7 +389,7 @@ def test_envelopes_of_different_checkpoints_do_not_pair(ws, files, checkpoint, s
     other_folder = files.folder("ckpt2", tiny_checkpoint_files(seed=1))
     other_manifest = build_manifest(other_folder)
     second = sign_provenance(ws, facts, other_manifest.to_document(), other_manifest.digest)
-    public = pinned_platform_public_key(ws)
+    public = PLATFORM_KEY.public_key(ws)
     with pytest.raises(ProvenanceInvalid, match="different checkpoints"):
         verify_provenance(public, first.statement_envelope, second.manifest_envelope, other_folder)
     with pytest.raises(ProvenanceInvalid, match="different checkpoints"):
@@ -454,28 +449,28 @@ def test_platform_key_is_created_at_init_private_and_pinned(ws):
     path = ws.root / "keys" / "platform.key"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     pinned = tomllib.loads((ws.root / CONFIG_FILE).read_text())["provenance"]["public_key"]
-    key = load_platform_key(load_workspace(ws.root))
+    key = PLATFORM_KEY.load(load_workspace(ws.root))
     assert base64.b64encode(raw_public_key(key.public_key())).decode() == pinned
-    assert raw_public_key(pinned_platform_public_key(ws)) == raw_public_key(key.public_key())
+    assert raw_public_key(PLATFORM_KEY.public_key(ws)) == raw_public_key(key.public_key())
     # Not the audit log's key: each service key signs one kind of thing.
     assert (ws.root / "keys" / "log.key").read_bytes() != path.read_bytes()
 
 
 def test_replaced_platform_key_is_refused(ws, checkpoint):
-    path = ws.platform_key_path
+    path = PLATFORM_KEY.path(ws)
     path.unlink()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    with pytest.raises(PlatformKeyMismatch) as refused:
-        load_platform_key(ws)
+    with pytest.raises(ServiceKeyMismatch) as refused:
+        PLATFORM_KEY.load(ws)
     assert "restore the original key" in (refused.value.hint or "")
     manifest = build_manifest(checkpoint)
-    with pytest.raises(PlatformKeyMismatch):
+    with pytest.raises(ServiceKeyMismatch):
         sign_provenance(ws, _facts(), manifest.to_document(), manifest.digest)
     path.unlink()
     with pytest.raises(KeyUnavailable, match="missing"):
-        load_platform_key(ws)
+        PLATFORM_KEY.load(ws)
 
 
 def _make_old_style(ws) -> None:
@@ -484,7 +479,7 @@ def _make_old_style(ws) -> None:
     doc = tomllib.loads(config.read_text())
     del doc["provenance"]
     config.write_text(tomli_w.dumps(doc))
-    ws.platform_key_path.unlink()
+    PLATFORM_KEY.path(ws).unlink()
 
 
 def test_ensure_platform_key_upgrades_an_old_workspace_once(ws, checkpoint):
@@ -493,33 +488,33 @@ def test_ensure_platform_key_upgrades_an_old_workspace_once(ws, checkpoint):
     old = load_workspace(ws.root)
     assert old.config.provenance.public_key == ""
     with pytest.raises(KeyUnavailable, match="pins no platform key"):
-        load_platform_key(old)
-    upgraded = ensure_platform_key(old)
+        PLATFORM_KEY.load(old)
+    upgraded = PLATFORM_KEY.ensure(old)
     assert upgraded.config.provenance.public_key
     assert upgraded.config.audit == old.config.audit  # the rest of the configuration is kept
-    assert stat.S_IMODE(os.stat(ws.platform_key_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(PLATFORM_KEY.path(ws)).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(ws.root / CONFIG_FILE).st_mode) == mode
     assert [p.name for p in ws.root.iterdir() if p.name.startswith(".forgegov.toml.")] == []
     reloaded = load_workspace(ws.root)
     assert reloaded.config == upgraded.config
-    key = load_platform_key(reloaded)
+    key = PLATFORM_KEY.load(reloaded)
     manifest = build_manifest(checkpoint)
     provenance = sign_provenance(reloaded, _facts(), manifest.to_document(), manifest.digest)
     assert verify_provenance(key.public_key(), provenance.statement_envelope, provenance.manifest_envelope,
                              checkpoint)["_type"] == STATEMENT_TYPE
     # Already pinned: nothing changes, the key is not replaced.
-    before = ws.platform_key_path.read_bytes()
-    assert ensure_platform_key(reloaded).config == reloaded.config
-    assert ws.platform_key_path.read_bytes() == before
+    before = PLATFORM_KEY.path(ws).read_bytes()
+    assert PLATFORM_KEY.ensure(reloaded).config == reloaded.config
+    assert PLATFORM_KEY.path(ws).read_bytes() == before
 
 
 def test_ensure_platform_key_refuses_an_unpinned_key_file(ws):
     _make_old_style(ws)
     stray = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    ws.platform_key_path.write_bytes(stray)
-    with pytest.raises(PlatformKeyMismatch, match="pins no platform key"):
-        ensure_platform_key(load_workspace(ws.root))
-    assert ws.platform_key_path.read_bytes() == stray
+    PLATFORM_KEY.path(ws).write_bytes(stray)
+    with pytest.raises(ServiceKeyMismatch, match="pins no platform key"):
+        PLATFORM_KEY.ensure(load_workspace(ws.root))
+    assert PLATFORM_KEY.path(ws).read_bytes() == stray
     assert "provenance" not in tomllib.loads((ws.root / CONFIG_FILE).read_text())
 
 

@@ -238,8 +238,8 @@ def test_sft_with_lora_trains_on_replies_and_registers_a_merged_candidate(people
     import json as _json
 
     from forgegov.foundation.vocabulary import Classification, DatasetKind
+    from forgegov.governance.asset_kinds import DatasetSpec
     from forgegov.governance.loading.checkpoints import load_checkpoint
-    from forgegov.governance.registry import DatasetSpec
     from tests.runs_support import approve
 
     labels = governed_inputs(people, tmp_path / "inputs", base_template)
@@ -356,10 +356,10 @@ def test_a_second_start_while_the_run_trains_is_refused_before_it_claims(people,
 def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, base_template, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from forgegov.training import execute
+    from forgegov.training import backend
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert execute._reporters() == ["none"]  # installed but not configured: nothing written anywhere
+    assert backend._reporters() == ["none"]  # installed but not configured: nothing written anywhere
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
 
@@ -376,3 +376,20 @@ def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, bas
     logged = {(m.step, round(m.value, 6)) for m in client.get_metric_history(runs[0].info.run_id, "loss")}
     written = [json.loads(line) for line in (Path(done.output_dir) / "metrics.jsonl").read_text().splitlines()]
     assert logged == {(m["step"], round(m["loss"], 6)) for m in written} and len(logged) == 4
+
+
+def test_a_method_without_a_backend_is_refused_before_anything_is_claimed(people, tmp_path, base_template):
+    # The bookkeeping is the same for every method; a method this installation cannot train stops at once.
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.governance.runs.recipe import Method
+    from forgegov.training.backend import BACKENDS
+
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=4))
+    started = _start(people, recipe)
+    actions.answer(people, started.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    only_sft = {Method.SFT: BACKENDS[Method.SFT]}
+    with pytest.raises(BadInput, match="no training backend for method cpt") as refused:
+        execute_run(people, started.run, actor="alice", backends=only_sft)
+    assert "sft" in (refused.value.hint or "")
+    assert not {"run.start", "checkpoint.load", "dataset.load"} & set(_actions(people))

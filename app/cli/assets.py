@@ -43,71 +43,84 @@ def _owner_option() -> typer.models.OptionInfo:
     return typer.Option("--owner", help="Identity that owns the asset.")
 
 
+def _dataset_commands(group: typer.Typer, kind: AssetKind) -> None:
+    @group.command("register")
+    def register_dataset_cmd(
+        ctx: typer.Context, path: Path,
+        name: Annotated[str, typer.Option("--name", help="Dataset name.")],
+        owner: Annotated[str, _owner_option()],
+        data_kind: Annotated[DatasetKind, typer.Option("--kind", help="What the data is for.")],
+        classification: Annotated[Classification, typer.Option("--classification", help="Whose data it is.")],
+        max_line_bytes: Annotated[int, typer.Option(help="Refuse any single line longer than this.")] = 8 << 20,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Register the dataset at PATH and check it: a .jsonl file or folder of them, a folder of .txt files, a
+        .parquet file or folder of them, or a `datasets` save_to_disk folder.
+
+        Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
+        per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
+        lines, empty datasets and links out of the folder are refused and nothing is registered. The data-quality
+        check (`forgegov dataset check`) then runs on the registered bytes; its findings are evidence for the
+        dataset gate, not a reason to refuse registration.
+        """
+        from forgegov.app.cli.datasets import print_check, run_check
+        from forgegov.governance.asset_kinds import DatasetSpec
+        from forgegov.governance.datasets.intake import IntakeLimits
+        from forgegov.governance.registry import label
+
+        spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
+        asset = _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
+        outcome = run_check(state(ctx).workspace(), label(asset), owner, as_json)
+        if as_json:
+            emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
+        else:
+            print_check(outcome, as_json)
+
+    from forgegov.app.cli.datasets import check
+
+    group.command("check")(check)
+
+
+def _checkpoint_commands(group: typer.Typer, kind: AssetKind) -> None:
+    @group.command("register")
+    def register_checkpoint(
+        ctx: typer.Context, path: Path,
+        name: Annotated[str, typer.Option("--name", help="Checkpoint name.")],
+        stage: Annotated[CheckpointStage, typer.Option("--stage", help="Training stage it comes from.")],
+        owner: Annotated[str, _owner_option()],
+        parent: Annotated[Optional[str], typer.Option(
+            "--parent", help="The registered checkpoint it was trained from (SUBJECT).")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Register the Hugging Face checkpoint folder at PATH under its content digest (immutable; new bytes =
+        new version).
+
+        The folder must hold config.json and safetensors weights; pickled files (.bin, .pt, .pth, .ckpt, .pkl,
+        ... or any file whose bytes are a pickle or torch.save's zip) are refused, since loading them runs code.
+        """
+        _register(ctx, kind, path, name, owner, stage, as_json, parent=parent)
+
+
+def _plain_commands(group: typer.Typer, kind: AssetKind) -> None:
+    @group.command("register")
+    def register_asset_cmd(
+        ctx: typer.Context, path: Path,
+        name: Annotated[str, typer.Option("--name", help=f"{kind.value.capitalize()} name.")],
+        owner: Annotated[str, _owner_option()],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ) -> None:
+        """Register the files at PATH under their content digest (immutable; new bytes = new version)."""
+        _register(ctx, kind, path, name, owner, None, as_json)
+
+
+# The commands of each kind's group: what registration asks for follows `governance.asset_kinds.KINDS`.
+_COMMANDS = {AssetKind.DATASET: _dataset_commands, AssetKind.CHECKPOINT: _checkpoint_commands,
+             AssetKind.REWARD: _plain_commands}
+
+
 def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
     group = typer.Typer(help=help_text, no_args_is_help=True)
-    if kind is AssetKind.DATASET:
-        @group.command("register")
-        def register_dataset_cmd(
-            ctx: typer.Context, path: Path,
-            name: Annotated[str, typer.Option("--name", help="Dataset name.")],
-            owner: Annotated[str, _owner_option()],
-            data_kind: Annotated[DatasetKind, typer.Option("--kind", help="What the data is for.")],
-            classification: Annotated[Classification, typer.Option("--classification", help="Whose data it is.")],
-            max_line_bytes: Annotated[int, typer.Option(help="Refuse any single line longer than this.")] = 8 << 20,
-            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-        ) -> None:
-            """Register the dataset at PATH and check it: a .jsonl file or folder of them, a folder of .txt files, a
-            .parquet file or folder of them, or a `datasets` save_to_disk folder.
-
-            Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
-            per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
-            lines, empty datasets and links out of the folder are refused and nothing is registered. The data-quality
-            check (`forgegov dataset check`) then runs on the registered bytes; its findings are evidence for the
-            dataset gate, not a reason to refuse registration.
-            """
-            from forgegov.app.cli.datasets import print_check, run_check
-            from forgegov.governance.datasets.intake import IntakeLimits
-            from forgegov.governance.registry import DatasetSpec, label
-
-            spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
-            asset = _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
-            outcome = run_check(state(ctx).workspace(), label(asset), owner, as_json)
-            if as_json:
-                emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
-            else:
-                print_check(outcome, as_json)
-
-        from forgegov.app.cli.datasets import check
-
-        group.command("check")(check)
-    elif kind is AssetKind.CHECKPOINT:
-        @group.command("register")
-        def register_checkpoint(
-            ctx: typer.Context, path: Path,
-            name: Annotated[str, typer.Option("--name", help="Checkpoint name.")],
-            stage: Annotated[CheckpointStage, typer.Option("--stage", help="Training stage it comes from.")],
-            owner: Annotated[str, _owner_option()],
-            parent: Annotated[Optional[str], typer.Option(
-                "--parent", help="The registered checkpoint it was trained from (SUBJECT).")] = None,
-            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-        ) -> None:
-            """Register the Hugging Face checkpoint folder at PATH under its content digest (immutable; new bytes =
-            new version).
-
-            The folder must hold config.json and safetensors weights; pickled files (.bin, .pt, .pth, .ckpt, .pkl,
-            ... or any file whose bytes are a pickle or torch.save's zip) are refused, since loading them runs code.
-            """
-            _register(ctx, kind, path, name, owner, stage, as_json, parent=parent)
-    else:
-        @group.command("register")
-        def register_asset_cmd(
-            ctx: typer.Context, path: Path,
-            name: Annotated[str, typer.Option("--name", help=f"{kind.value.capitalize()} name.")],
-            owner: Annotated[str, _owner_option()],
-            as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-        ) -> None:
-            """Register the files at PATH under their content digest (immutable; new bytes = new version)."""
-            _register(ctx, kind, path, name, owner, None, as_json)
+    _COMMANDS[kind](group, kind)
     return group
 
 

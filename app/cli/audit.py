@@ -151,14 +151,14 @@ def checkpoint(ctx: typer.Context,
                    "--cosign-as", help="Witness identity that cosigns after checking consistency.")] = None,
                as_json: Annotated[bool, _JSON] = False) -> None:
     """Sign a checkpoint of the log now (C2SP signed note) and hand it to witnesses."""
-    from forgegov.audit.tree_heads import hand_to_witness, make_checkpoint
+    from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
     from forgegov.governance.identities import unlock
 
     ws = state(ctx).workspace()
     cosigner = unlock(ws, cosign_as, passphrase_for(cosign_as)) if cosign_as else None
-    signed = make_checkpoint(ws)
+    signed = sign_tree_head(ws)
     stored = [str(hand_to_witness(ws, signed, folder, cosigner)) for folder in (witness or [])]
-    data = {"size": signed.checkpoint.size, "root": _b64(signed.checkpoint.root), "note": signed.note,
+    data = {"size": signed.head.size, "root": _b64(signed.head.root), "note": signed.note,
             "witnessed": stored}
     emit(data, as_json, lambda out: out.print(signed.note, end=""))
 

@@ -1,6 +1,7 @@
 """`forgegov request`, `approve`, `reject`, `promote`: signed statements through the gate.
 
-Exit codes: 0 recorded (allowed, or pending more approvals); 3 denied by policy, or no trustworthy decision.
+Exit codes: 0 recorded (allowed, or pending more approvals); 3 denied by policy, or no trustworthy decision; 4 a
+forged or replayed statement, or a stored record the audit log does not back (tampered).
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ def _report(error: ForgegovError) -> None:
 
 
 def main() -> None:
-    """Typer handles usage errors (exit 2) and --help; forgegov's own errors come out here as exit 1, 2 or 3."""
+    """Typer handles usage errors (exit 2) and --help; forgegov's own errors come out here with their exit code: 1, 2
+    (bad input), 3 (denied, or no trustworthy decision) or 4 (tampered)."""
     verbose = any(arg in ("--verbose", "-v") for arg in sys.argv[1:])
     try:
         app()

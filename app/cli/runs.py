@@ -120,7 +120,7 @@ def show(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool,
 @run_app.command("verify")
 def verify(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
     """Check a completed run's signed provenance: both DSSE signatures against the pinned platform key, and every
-    file of the registered candidate against the signed statement and manifest (exit 2 on any difference)."""
+    file of the registered candidate against the signed statement and manifest (exit 4 on any difference)."""
     from forgegov.governance.runs.records import verify_run
 
     verified = verify_run(state(ctx).workspace(), run)

@@ -37,13 +37,13 @@ def init(
 def db_upgrade(ctx: typer.Context,
                as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """Apply pending schema migrations to the workspace's store (and give an older workspace its audit log and platform keys)."""
-    from forgegov.audit.log_key import ensure_log_key
+    from forgegov.audit.log_key import LOG_KEY
     from forgegov.foundation.store.db import upgrade
-    from forgegov.governance.runs.provenance import ensure_platform_key
+    from forgegov.governance.runs.provenance import PLATFORM_KEY
 
     ws = state(ctx).workspace()
     head = upgrade(ws.database_url)
-    ensure_platform_key(ensure_log_key(ws))
+    PLATFORM_KEY.ensure(LOG_KEY.ensure(ws))
     emit({"revision": head}, as_json, lambda out: out.print(f"store schema at revision {head}"))
 
 

@@ -167,8 +167,9 @@ class AuditNode(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
-class AuditCheckpoint(SQLModel, table=True):
-    """A signed tree head in the C2SP signed-note form (`note` is the whole note, signatures included)."""
+class AuditTreeHead(SQLModel, table=True):
+    """A signed tree head in the C2SP signed-note form (`note` is the whole note, signatures included). The table
+    keeps C2SP's name for it, "checkpoint"; in code that word means model weights."""
 
     __tablename__ = "audit_checkpoint"
     id: Optional[int] = Field(default=None, primary_key=True)

@@ -1,11 +1,14 @@
 """The evidence a gate decides on besides signatures, gathered by forgegov inside the gate transaction.
 
 Callers cannot hand evidence in: what OPA reads about an asset comes from records the audit log has committed to,
-re-verified here, so a caller that skips a check or edits its result gets a denial rather than a pass.
+re-verified by the provider (see `audit/commitments.py`), so a caller that skips a check or edits its result gets a
+denial or a refusal rather than a pass. One provider per gate, in one table: the promotion gate's evaluation evidence
+and the reward gate's sandbox evidence are each one new provider.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session
@@ -15,11 +18,32 @@ from forgegov.foundation.vocabulary import Gate
 from forgegov.governance.evidence.data_quality import newest_check_evidence
 from forgegov.governance.evidence.run import run_evidence
 
+Provider = Callable[[Session, Asset], dict[str, Any]]
+
+
+def _data_quality(session: Session, asset: Asset) -> dict[str, Any]:
+    # No check yet is a fact for the policy (it denies), not an error here.
+    found = newest_check_evidence(session, asset)
+    return {} if found is None else {"data_quality": found}
+
+
+def _run(session: Session, asset: Asset) -> dict[str, Any]:
+    return {"run": run_evidence(session, asset)}
+
+
+def _none(_session: Session, _asset: Asset) -> dict[str, Any]:
+    return {}
+
+
+# Every gate has a row, so that a new gate is a decision about its evidence rather than a silent empty one.
+PROVIDERS: dict[Gate, Provider] = {
+    Gate.DATASET: _data_quality,
+    Gate.RUN: _run,
+    Gate.REWARD: _none,
+    Gate.BASE: _none,
+    Gate.PROMOTION: _none,
+}
+
 
 def gather(session: Session, gate: Gate, asset: Asset) -> dict[str, Any]:
-    if gate is Gate.DATASET:
-        data_quality = newest_check_evidence(session, asset)
-        return {} if data_quality is None else {"data_quality": data_quality}
-    if gate is Gate.RUN:
-        return {"run": run_evidence(session, asset)}
-    return {}
+    return PROVIDERS[gate](session, asset)

@@ -21,15 +21,15 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.audit.log import EntryDraft, append
-from forgegov.audit.tree_heads import checkpoint_if_due
+from forgegov.audit.commitments import committed_payload
+from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict
-from forgegov.foundation.store.db import read_session, write_transaction
-from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck
-from forgegov.foundation.vocabulary import AssetKind, AssetState, DatasetKind
+from forgegov.foundation.errors import BadInput, DigestMismatch, StateConflict, StoreTampered
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset, DatasetCheck
+from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, DatasetKind
 from forgegov.governance.datasets.contamination import NgramIndex, check
 from forgegov.governance.datasets.quality import load_suite, run_suite
 from forgegov.governance.datasets.reader import VerifiedData, read_verified
@@ -37,7 +37,6 @@ from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.registry import label, manifest_of, resolve
 
 CHECK_VERSION = 1
-AUDIT_ACTION = "dataset.check"
 
 # Which part of the data gate an expectation speaks for. The policy lets duplicates, PII and secrets through under
 # thresholds; every other failed expectation (schema, required fields, lengths, and any kind added later) blocks.
@@ -85,9 +84,10 @@ def check_dataset(workspace: Workspace, ref: str, *, actor: str,
     result_digest = digest_of(result)
     summary = summarize(result)
     check_id = str(uuid.uuid4())
-    with write_transaction(workspace.database_url) as session:
-        entry = append(session, EntryDraft(
-            actor=actor, action=AUDIT_ACTION, subject_digest=asset.digest,
+    with audited_transaction(workspace) as tx:
+        session = tx.session
+        entry = tx.append(EntryDraft(
+            actor=actor, action=AuditAction.DATASET_CHECK, subject_digest=asset.digest,
             payload={"check_id": check_id, "dataset": label(asset), "result_digest": result_digest,
                      "suite_digest": quality["suite_digest"], "failed": [f["check"] for f in summary["failed"]],
                      "pii_rate": summary["pii"]["rate"], "secrets_rate": summary["secrets"]["rate"],
@@ -99,7 +99,6 @@ def check_dataset(workspace: Workspace, ref: str, *, actor: str,
             result=canonical_bytes(result).decode(), result_digest=result_digest, checked_by=actor,
             checked_at=now_rfc3339(), audit_seq=entry.seq,
         ))
-    checkpoint_if_due(workspace, entry.seq)
     return CheckOutcome(check_id, label(asset), asset.digest, result_digest, entry.seq, summary)
 
 
@@ -190,17 +189,13 @@ def newest_check_evidence(session: Session, asset: Asset) -> dict[str, Any] | No
     result = json.loads(stored.result)
     if digest_of(result) != stored.result_digest or stored.dataset_digest != asset.digest \
             or result.get("dataset_digest") != asset.digest:
-        raise SignatureInvalid(f"stored data-quality check {stored.id} of {label(asset)} does not match its digest: "
-                               "the store was altered", hint="run `forgegov audit verify`, then check the data again")
-    entry = session.get(AuditEntry, stored.audit_seq)
-    if entry is None or entry.action != AUDIT_ACTION or entry.subject_digest != asset.digest:
-        raise SignatureInvalid(f"data-quality check {stored.id} of {label(asset)} has no matching audit entry "
-                               f"(seq {stored.audit_seq}): the store was altered")
-    if entry.payload is None:
-        raise StateConflict(f"the audit entry of data-quality check {stored.id} was redacted, so the check can no "
-                            "longer be tied to the log", hint=f"run `forgegov dataset check {label(asset)}` again")
-    if json.loads(entry.payload).get("result_digest") != stored.result_digest:
-        raise SignatureInvalid(f"data-quality check {stored.id} of {label(asset)} differs from the digest its audit "
-                               f"entry (seq {stored.audit_seq}) committed to: the store was altered")
+        raise StoreTampered(f"stored data-quality check {stored.id} of {label(asset)} does not match its digest: "
+                            "the store was altered", hint="run `forgegov audit verify`, then check the data again")
+    try:
+        committed_payload(session, what=f"data-quality check {stored.id} of {label(asset)}",
+                          action=AuditAction.DATASET_CHECK, seq=stored.audit_seq, subject_digest=asset.digest,
+                          fields={"check_id": stored.id, "result_digest": stored.result_digest})
+    except StateConflict as redacted:
+        raise StateConflict(redacted.message, hint=f"run `forgegov dataset check {label(asset)}` again") from redacted
     return {"check_id": stored.id, "result_digest": stored.result_digest, "checked_at": stored.checked_at,
             "checked_by": stored.checked_by, **summarize(result)}

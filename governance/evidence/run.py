@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from forgegov.foundation.errors import BadInput
+from forgegov.foundation.errors import BadInput, Tampered
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.registry import label, resolve
@@ -22,7 +22,7 @@ from forgegov.governance.runs.spec import registered_recipe
 def run_evidence(session: Session, asset: Asset) -> dict[str, Any]:
     try:
         recipe = registered_recipe(asset)
-    except BadInput as exc:
+    except (BadInput, Tampered) as exc:
         return {"recipe": {"valid": False, "problem": exc.message}}
     return {
         "recipe": {"valid": True, "digest": recipe_digest(recipe), "name": recipe.name, "method": recipe.method.value,

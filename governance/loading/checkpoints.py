@@ -13,13 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgegov.audit.log import EntryDraft
-from forgegov.audit.tree_heads import record
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import BadInput, DigestMismatch
+from forgegov.foundation.errors import BadInput
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.checkpoints import snapshot_verified
-from forgegov.governance.registry import find_for_use, label
+from forgegov.governance.loading.use import open_for_use
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -32,30 +30,15 @@ def load_checkpoint(workspace: Workspace, ref: str, *, actor: str,
                     purpose: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
     """The causal language model registered as `ref` (`checkpoint/NAME@VERSION` or `sha256:<prefix>`), verified
     byte for byte, and its tokenizer when the checkpoint holds one."""
-    asset = find_for_use(workspace, ref, AssetKind.CHECKPOINT, actor=actor, purpose=purpose)
-    name = label(asset)
-    facts = {"actor": actor, "label": name, "purpose": purpose, "state": asset.state.value, "stage": asset.stage}
+    use = open_for_use(workspace, ref, AssetKind.CHECKPOINT, actor=actor, purpose=purpose)
+    asset = use.asset
     files = [entry["path"] for entry in json.loads(asset.manifest)["files"]]
     with tempfile.TemporaryDirectory(prefix="forgegov-checkpoint-") as scratch:
-        try:
-            snapshot = snapshot_verified(asset, Path(scratch) / "snapshot")
-        except BadInput as exc:
-            # Changed bytes, and also files that break the rules of what a checkpoint may hold (registered before
-            # those rules), are refusals to record.
-            changed = exc if isinstance(exc, DigestMismatch) else None
-            record(workspace, EntryDraft(
-                actor=actor, action="checkpoint.load.refused", subject_digest=asset.digest,
-                payload={**facts, "reason": exc.message, "file": changed.file if changed else None,
-                         "expected": changed.expected if changed else None,
-                         "actual": changed.actual if changed else None},
-            ))
-            raise
+        # Files that break the rules of what a checkpoint may hold (registered before those rules) are refused too.
+        snapshot = use.verify(lambda: snapshot_verified(asset, Path(scratch) / "snapshot"))
         with_tokenizer = not TOKENIZER_FILES.isdisjoint(files)
-        model, tokenizer = _from_pretrained(snapshot, name, with_tokenizer)
-    record(workspace, EntryDraft(
-        actor=actor, action="checkpoint.load", subject_digest=asset.digest,
-        payload={**facts, "parent_digest": asset.parent_digest, "files": len(files), "tokenizer": with_tokenizer},
-    ))
+        model, tokenizer = _from_pretrained(snapshot, use.label, with_tokenizer)
+    use.loaded(parent_digest=asset.parent_digest, files=len(files), tokenizer=with_tokenizer)
     return model, tokenizer
 
 

@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from forgegov.audit.log import EntryDraft
-from forgegov.audit.tree_heads import record
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import DigestMismatch, StateConflict
+from forgegov.foundation.errors import StateConflict
 from forgegov.foundation.vocabulary import AssetKind, AssetState
-from forgegov.governance.datasets.reader import DataChanged, read_verified
-from forgegov.governance.registry import find_for_use, label
+from forgegov.governance.datasets.reader import read_verified
+from forgegov.governance.loading.use import open_for_use
 
 if TYPE_CHECKING:
     import datasets
@@ -26,27 +24,14 @@ if TYPE_CHECKING:
 
 def load_dataset(workspace: Workspace, ref: str, *, actor: str, purpose: str) -> datasets.Dataset:
     """The approved dataset `ref` (`dataset/NAME@VERSION` or `sha256:<prefix>`), verified byte for byte."""
-    asset = find_for_use(workspace, ref, AssetKind.DATASET, actor=actor, purpose=purpose)
-    name = label(asset)
+    use = open_for_use(workspace, ref, AssetKind.DATASET, actor=actor, purpose=purpose)
+    asset = use.asset
     if asset.state is not AssetState.APPROVED:
-        raise StateConflict(f"{name} is {asset.state.value}, not approved: only approved data can be loaded",
-                            hint=f"forgegov request {name} --gate dataset")
-    try:
-        verified = read_verified(Path(asset.source_path), json.loads(asset.manifest), digest=asset.digest)
-    except DigestMismatch as exc:
-        changed = exc if isinstance(exc, DataChanged) else None
-        record(workspace, EntryDraft(
-            actor=actor, action="dataset.load.refused", subject_digest=asset.digest,
-            payload={"actor": actor, "label": name, "purpose": purpose, "reason": exc.message,
-                     "file": changed.file if changed else None,
-                     "expected": changed.expected if changed else None,
-                     "actual": changed.actual if changed else None},
-        ))
-        raise
+        raise StateConflict(f"{use.label} is {asset.state.value}, not approved: only approved data can be loaded",
+                            hint=f"forgegov request {use.label} --gate dataset")
+    verified = use.verify(lambda: read_verified(Path(asset.source_path), json.loads(asset.manifest),
+                                                digest=asset.digest))
     dataset = verified.to_dataset()
-    record(workspace, EntryDraft(
-        actor=actor, action="dataset.load", subject_digest=asset.digest,
-        payload={"actor": actor, "label": name, "purpose": purpose, "records": len(verified.records)},
-    ))
+    use.loaded(records=len(verified.records))
     return dataset
 

@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.foundation.canonical import digest_of, sha256_digest
-from forgegov.foundation.errors import SignatureInvalid, StateConflict
-from forgegov.foundation.store.models import Asset, AuditEntry, Decision
-from forgegov.foundation.vocabulary import AssetState, DecisionResult, Gate
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.canonical import digest_of
+from forgegov.foundation.errors import StateConflict, StoreTampered
+from forgegov.foundation.store.models import Asset, Decision
+from forgegov.foundation.vocabulary import AssetState, AuditAction, DecisionResult, Gate
 from forgegov.governance.registry import label
 
 PLAN_VERSION = 1
@@ -55,7 +56,7 @@ class RunPlan:
 
 
 def approved_plan(session: Session, run: Asset) -> RunPlan:
-    """The plan of the approved run asset `run`; StateConflict if it is not approved, SignatureInvalid if the
+    """The plan of the approved run asset `run`; StateConflict if it is not approved, StoreTampered if the
     allowing decision was altered in the store."""
     if run.state is not AssetState.APPROVED:
         raise StateConflict(f"{label(run)} is {run.state.value}: a run starts only once the run gate approved it",
@@ -66,20 +67,16 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
         .order_by(Decision.decided_at.desc())  # type: ignore[attr-defined]
     ).first()
     if decision is None:
-        raise SignatureInvalid(f"{label(run)} is approved but no allowing run-gate decision is recorded: the store "
-                               "was altered", hint="run `forgegov audit verify`")
+        raise StoreTampered(f"{label(run)} is approved but no allowing run-gate decision is recorded: the store "
+                            "was altered", hint="run `forgegov audit verify`")
     document = json.loads(decision.input)
     if digest_of(document) != decision.input_digest:
-        raise SignatureInvalid(f"decision {decision.id} no longer matches its input digest: the store was altered")
-    # The entry the gate appended for this decision; the run's own entries (run.start, loads, run.complete) carry
-    # the same decision id.
-    entry = session.exec(select(AuditEntry).where(
-        AuditEntry.decision_id == decision.id,
-        AuditEntry.action == f"gate.{decision.gate.value}.{decision.action.value}")).first()
-    if entry is None or entry.payload is None or sha256_digest(entry.payload.encode()) != entry.payload_digest \
-            or json.loads(entry.payload).get("input_digest") != decision.input_digest:
-        raise SignatureInvalid(f"decision {decision.id} does not match the audit entry that recorded it: the store "
-                               "was altered", hint="run `forgegov audit verify`")
+        raise StoreTampered(f"decision {decision.id} no longer matches its input digest: the store was altered")
+    # The entry the gate appended for this decision (the run's own entries carry the same decision id, with other
+    # actions).
+    committed_payload(session, what=f"run-gate decision {decision.id} of {label(run)}",
+                      action=AuditAction.of_gate(decision.gate, decision.action), decision_id=decision.id,
+                      subject_digest=run.digest, fields={"input_digest": decision.input_digest})
     evidence = document.get("evidence", {}).get("run", {})
     recipe, base = evidence.get("recipe", {}), evidence.get("base", {})
     if recipe.get("valid") is not True or base.get("found") is not True:

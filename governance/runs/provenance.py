@@ -17,52 +17,32 @@ Both payloads are the RFC 8785 bytes of their documents. DSSE signs bytes and do
 but canonical bytes make the manifest envelope's payload hash to exactly the checkpoint digest, and make signing the
 same facts twice give the same payload.
 
-Key ids are `sha256:` + the hex SHA-256 of the raw 32-byte public key. `governance.signing.key_id_of` uses the bare
-hex; the prefix is added here because a DSSE key id travels without context and should say which hash it is. A key
-id is only a hint (DSSE does not sign it): verification always checks the signature with the key the caller trusts.
+The envelopes are DSSE (`foundation/crypto/dsse.py`); the platform key is a service key (`PLATFORM_KEY`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hashlib
 import importlib.metadata
 import json
 import os
 import re
 import stat
-import tempfile
-import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    load_pem_private_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from forgegov.foundation.canonical import canonical_bytes, check_digest, digest_of
 from forgegov.foundation.clock import parse_rfc3339, rfc3339
-from forgegov.foundation.config import CONFIG_FILE, ProvenanceConfig, Workspace, WorkspaceConfig
-from forgegov.foundation.crypto.signing import public_key_from_b64, public_key_to_b64, raw_public_key
-from forgegov.foundation.errors import (
-    AlreadyExists,
-    BadInput,
-    ConfigError,
-    DigestMismatch,
-    ForgegovError,
-    KeyUnavailable,
-    SignatureInvalid,
-)
+from forgegov.foundation.config import ProvenanceConfig, Workspace
+from forgegov.foundation.crypto.dsse import sign_envelope, strict_json, verify_envelope
+from forgegov.foundation.crypto.service_key import ServiceKey
+from forgegov.foundation.crypto.signing import public_key_to_b64
+from forgegov.foundation.errors import AlreadyExists, BadInput, DigestMismatch, SignatureInvalid
 from forgegov.foundation.manifest import MANIFEST_VERSION, build_manifest
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -80,15 +60,7 @@ UNKNOWN_VERSION = "0+unknown"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$")
-_ENVELOPE_FIELDS = frozenset({"payload", "payloadType", "signatures"})
-_SIGNATURE_FIELDS = frozenset({"keyid", "sig"})
 _CHANGED = "the checkpoint's bytes are not the ones the run produced and signed; use the files as the run left them"
-
-
-class PlatformKeyMismatch(ForgegovError):
-    """The key file is not the key the workspace pins: signing with it would make provenance nobody should trust."""
-
-    exit_code = 1
 
 
 class ProvenanceInvalid(SignatureInvalid):
@@ -171,8 +143,9 @@ class RunFacts:
         _digest(self.recipe_digest, "recipe_digest")
         actual = digest_of(self.recipe)
         if actual != self.recipe_digest:
-            raise DigestMismatch(f"run facts: recipe_digest is {self.recipe_digest}, but the recipe document hashes "
-                                 f"to {actual}", expected=self.recipe_digest, actual=actual)
+            # The caller's mistake, not tampering: facts are what a run hands over before anything is signed.
+            raise BadInput(f"run facts: recipe_digest is {self.recipe_digest}, but the recipe document hashes "
+                           f"to {actual}")
         _exact_keys(self.base, "base", {"label", "digest"})
         _text(self.base["label"], "base.label")
         _digest(self.base["digest"], "base.digest")
@@ -322,217 +295,12 @@ def provenance_statement(facts: RunFacts, manifest_document: dict, checkpoint_di
     }
 
 
-# --- DSSE ----------------------------------------------------------------------------------------------------------
-
-def dsse_key_id(public_key: Ed25519PublicKey) -> str:
-    """Derived from the key itself, so a key id can neither be chosen to collide with another key's nor go stale."""
-    return "sha256:" + hashlib.sha256(raw_public_key(public_key)).hexdigest()
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE's pre-authentication encoding: the signature covers the payload type too, with lengths so that no
-    (type, payload) pair can be re-split into another."""
-    encoded_type = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(encoded_type), encoded_type, len(payload), payload)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _b64decode(value: Any, what: str) -> bytes:
-    # DSSE lets producers use standard or URL-safe base64, padded or not; a verifier has to accept all four.
-    if not isinstance(value, str):
-        raise SignatureInvalid(f"DSSE envelope: {what} is not a base64 string")
-    text = value.translate(str.maketrans("-_", "+/"))
-    text += "=" * (-len(text) % 4)
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid(f"DSSE envelope: {what} is not valid base64") from exc
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict:
-    # Two parsers that keep different copies of a repeated key would read different documents from the same bytes.
-    result: dict = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _strict_json(data: str | bytes, what: str, error: type[SignatureInvalid]) -> Any:
-    try:
-        return json.loads(data, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise error(f"{what} is not valid JSON: {exc}") from exc
-
-
-def sign_envelope(payload: bytes, payload_type: str, key: Ed25519PrivateKey) -> dict:
-    """A DSSE envelope over `payload`. The payload type is part of what is signed, so an envelope cannot be passed
-    off as another kind of document."""
-    if not isinstance(payload, bytes):
-        raise BadInput("a DSSE payload is bytes")
-    if not isinstance(payload_type, str) or not payload_type:
-        raise BadInput("a DSSE envelope needs a payload type")
-    signature = key.sign(pae(payload_type, payload))
-    return {"payload": _b64(payload), "payloadType": payload_type,
-            "signatures": [{"keyid": dsse_key_id(key.public_key()), "sig": _b64(signature)}]}
-
-
-def verify_envelope(envelope: Mapping | str | bytes, public_key: Ed25519PublicKey, payload_type: str) -> bytes:
-    """The payload of `envelope`, once a signature by `public_key` over it and `payload_type` verifies.
-
-    Returns the bytes rather than a verdict so that nothing unverified is ever at hand to parse by mistake; every
-    failure raises SignatureInvalid. The envelope's shape is checked strictly (no unknown fields, every signature
-    entry well formed) because anything in it that is not signed should not be there to be misread. Signatures with
-    another key id are skipped; one without a key id is tried, since DSSE makes the key id optional.
-    """
-    if isinstance(envelope, str | bytes):
-        envelope = _strict_json(envelope, "DSSE envelope", SignatureInvalid)
-    if not isinstance(envelope, Mapping) or set(envelope) != _ENVELOPE_FIELDS:
-        raise SignatureInvalid("not a DSSE envelope: expected exactly payload, payloadType and signatures")
-    found_type = envelope["payloadType"]
-    if not isinstance(found_type, str):
-        raise SignatureInvalid("DSSE envelope: payloadType is not a string")
-    if found_type != payload_type:
-        raise SignatureInvalid(f"DSSE envelope holds {found_type!r}, expected {payload_type!r}")
-    payload = _b64decode(envelope["payload"], "payload")
-    entries = envelope["signatures"]
-    if not isinstance(entries, list) or not entries:
-        raise SignatureInvalid("DSSE envelope carries no signatures")
-    key_id = dsse_key_id(public_key)
-    candidates: list[bytes] = []
-    for entry in entries:
-        if not isinstance(entry, Mapping) or "sig" not in entry or not set(entry) <= _SIGNATURE_FIELDS:
-            raise SignatureInvalid("DSSE envelope: a signature entry must have sig and, optionally, keyid only")
-        hint = entry.get("keyid", "")
-        if not isinstance(hint, str):
-            raise SignatureInvalid("DSSE envelope: a keyid is not a string")
-        signature = _b64decode(entry["sig"], "sig")
-        if not hint or hint == key_id:
-            candidates.append(signature)
-    if not candidates:
-        raise SignatureInvalid(f"DSSE envelope has no signature by key {key_id}",
-                               hint="verify with the platform key pinned in the signing workspace's forgegov.toml")
-    message = pae(found_type, payload)
-    for signature in candidates:
-        try:
-            public_key.verify(signature, message)
-        except InvalidSignature:
-            continue
-        return payload
-    raise SignatureInvalid(f"DSSE envelope: the signature by key {key_id} does not verify; the payload or its type "
-                           f"was changed after signing, or it was signed by another key")
-
-
 # --- the platform key ----------------------------------------------------------------------------------------------
 
-def new_platform_key() -> tuple[Ed25519PrivateKey, ProvenanceConfig]:
-    """A fresh platform key and the [provenance] settings that pin it, made together so neither exists alone."""
-    key = Ed25519PrivateKey.generate()
-    return key, ProvenanceConfig(public_key=public_key_to_b64(key.public_key()))
-
-
-def write_platform_key(workspace: Workspace, key: Ed25519PrivateKey) -> None:
-    """Store the key as PKCS#8 PEM readable only by its owner. It is a service key (signing happens unattended at the
-    end of a run), so it cannot sit behind a passphrase; O_EXCL makes sure an existing key is never overwritten."""
-    path = workspace.platform_key_path
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError as exc:
-        raise AlreadyExists(f"{path} already exists; a platform key is never overwritten") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def pinned_platform_public_key(workspace: Workspace) -> Ed25519PublicKey:
-    """The key provenance from this workspace must verify against: the pin in forgegov.toml, never the key file,
-    since a replaced key file is exactly what the pin is there to catch."""
-    pinned = workspace.config.provenance.public_key
-    if not pinned:
-        raise KeyUnavailable("this workspace pins no platform key ([provenance] in forgegov.toml)",
-                             hint="it predates signed provenance: `forgegov db upgrade` creates and pins one")
-    return public_key_from_b64(pinned)
-
-
-def load_platform_key(workspace: Workspace) -> Ed25519PrivateKey:
-    """The platform key, refused unless it is the pinned one: provenance signed by a substituted key would be
-    accepted by nobody, and should not be produced in the first place."""
-    pinned = pinned_platform_public_key(workspace)
-    path = workspace.platform_key_path
-    try:
-        key = load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError as exc:
-        raise KeyUnavailable(f"the platform key {path} is missing",
-                             hint="restore it from backup; a new key would not match the pin in forgegov.toml") from exc
-    except (OSError, ValueError, TypeError) as exc:
-        raise KeyUnavailable(f"cannot read the platform key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyUnavailable(f"the platform key {path} is not an Ed25519 key")
-    if raw_public_key(key.public_key()) != raw_public_key(pinned):
-        raise PlatformKeyMismatch(
-            f"{path} is not the platform key pinned in forgegov.toml ({dsse_key_id(pinned)[:23]}…): "
-            "refusing to sign provenance with it",
-            hint="restore the original key; the platform key is never silently replaced",
-        )
-    return key
-
-
-def _write_config(root: Path, config: WorkspaceConfig) -> None:
-    import tomli_w
-
-    # Written beside it and renamed over it, so a crash leaves the old file or the new one, never half of one.
-    target = root / CONFIG_FILE
-    text = tomli_w.dumps(config.to_toml())
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=root, prefix=".forgegov.toml.", delete=False) as f:
-        f.write(text)
-        temporary = Path(f.name)
-    try:
-        os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def ensure_platform_key(workspace: Workspace) -> Workspace:
-    """Give a workspace made before provenance was signed its platform key and pin; returns the workspace as now
-    configured. Reads forgegov.toml afresh, so that settings changed since `workspace` was loaded are kept."""
-    path = workspace.root / CONFIG_FILE
-    try:
-        config = WorkspaceConfig.from_toml(tomllib.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    current = Workspace(workspace.root, config)
-    if config.provenance.public_key:
-        return current
-    if os.path.lexists(current.platform_key_path):
-        raise PlatformKeyMismatch(
-            f"{current.platform_key_path} exists, but forgegov.toml pins no platform key: refusing to adopt or "
-            "overwrite a key of unknown origin",
-            hint="if it is this workspace's key, pin its public half as [provenance] public_key; otherwise move it away",
-        )
-    key, provenance = new_platform_key()
-    updated = replace(config, provenance=provenance)
-    write_platform_key(current, key)
-    try:
-        _write_config(workspace.root, updated)
-    except BaseException:
-        # An unpinned key would block the next attempt; this one was never used, so it can go.
-        current.platform_key_path.unlink(missing_ok=True)
-        raise
-    return Workspace(workspace.root, updated)
+PLATFORM_KEY = ServiceKey(
+    title="the platform key", file_name="platform.key", pin=lambda c: c.provenance.public_key,
+    pinned=lambda c, key: replace(c, provenance=ProvenanceConfig(public_key=public_key_to_b64(key))),
+    setting="[provenance] public_key")
 
 
 # --- signing and verifying a run's provenance ----------------------------------------------------------------------
@@ -570,14 +338,14 @@ class SignedProvenance:
                 data = (folder / name).read_bytes()
             except OSError as exc:
                 raise SignatureInvalid(f"cannot read {folder / name}: {exc.strerror or exc}") from exc
-            envelopes.append(_strict_json(data, str(folder / name), SignatureInvalid))
+            envelopes.append(strict_json(data, str(folder / name), SignatureInvalid))
         return cls(*envelopes)
 
 
 def sign_provenance(workspace: Workspace, facts: RunFacts, manifest_document: dict,
                     checkpoint_digest: str) -> SignedProvenance:
     """Sign the statement and the manifest for one checkpoint with the workspace's (pinned) platform key."""
-    key = load_platform_key(workspace)
+    key = PLATFORM_KEY.load(workspace)
     statement = provenance_statement(facts, manifest_document, checkpoint_digest)
     return SignedProvenance(
         statement_envelope=sign_envelope(canonical_bytes(statement), IN_TOTO_PAYLOAD_TYPE, key),
@@ -635,13 +403,13 @@ def verify_provenance(public_key: Ed25519PublicKey, statement_envelope: Mapping 
     """
     manifest_payload = verify_envelope(manifest_envelope, public_key, MANIFEST_PAYLOAD_TYPE)
     statement_payload = verify_envelope(statement_envelope, public_key, IN_TOTO_PAYLOAD_TYPE)
-    manifest = _strict_json(manifest_payload, "the signed files manifest", ProvenanceInvalid)
+    manifest = strict_json(manifest_payload, "the signed files manifest", ProvenanceInvalid)
     try:
         expected = _manifest_files(manifest, ProvenanceInvalid)
     except ProvenanceInvalid as exc:
         raise ProvenanceInvalid(f"the signed files manifest is malformed: {exc.message}") from exc
     manifest_digest = digest_of(manifest)
-    statement = _strict_json(statement_payload, "the signed statement", ProvenanceInvalid)
+    statement = strict_json(statement_payload, "the signed statement", ProvenanceInvalid)
     subjects = _statement_subjects(statement)
     named = _statement_manifest_digest(statement)
     if named != manifest_digest:

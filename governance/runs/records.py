@@ -64,8 +64,8 @@ def verify_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Verify a completed run's provenance against the pinned platform key and the candidate's registered folder,
     and that what was signed is the checkpoint the run registered."""
     from forgegov.foundation.canonical import digest_of
-    from forgegov.foundation.errors import SignatureInvalid
-    from forgegov.governance.runs.provenance import SignedProvenance, pinned_platform_public_key, verify_provenance
+    from forgegov.foundation.errors import SignatureInvalid, StoreTampered
+    from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance, verify_provenance
 
     found = run_record(workspace, ref)
     if found["status"] != RunStatus.COMPLETED.value or found["candidate_digest"] is None:
@@ -77,11 +77,11 @@ def verify_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     if digest_of(signed.statement_envelope) != found["provenance_digest"]:
         raise SignatureInvalid(f"the provenance of run {found['run_id']} is not the envelope the run recorded",
                                hint="restore the run's provenance folder")
-    statement = verify_provenance(pinned_platform_public_key(workspace), signed.statement_envelope,
+    statement = verify_provenance(PLATFORM_KEY.public_key(workspace), signed.statement_envelope,
                                   signed.manifest_envelope, Path(candidate.source_path))
     if digest_of(json.loads(candidate.manifest)) != candidate.digest:
-        raise SignatureInvalid(f"{label(candidate)}'s stored manifest does not match its digest: the store was "
-                               "altered", hint="run `forgegov audit verify`")
+        raise StoreTampered(f"{label(candidate)}'s stored manifest does not match its digest: the store was "
+                            "altered", hint="run `forgegov audit verify`")
     files = {entry["path"]: entry["sha256"] for entry in json.loads(candidate.manifest)["files"]}
     if {s["name"]: s["digest"]["sha256"] for s in statement["subject"]} != files:
         raise SignatureInvalid(f"the signed provenance describes other files than {label(candidate)}")

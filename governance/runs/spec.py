@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import AlreadyExists, BadInput, UnreadablePath
+from forgegov.foundation.errors import AlreadyExists, BadInput, DigestMismatch, UnreadablePath
 from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset
@@ -65,7 +65,7 @@ def _store_copy(workspace: Workspace, data: bytes) -> Path:
 
 def registered_recipe(asset: Asset) -> Recipe:
     """The recipe registered as `asset`, read from its stored copy and refused unless it is byte for byte the one
-    registered (BadInput subclasses: the caller reports or raises them)."""
+    registered (BadInput, or DigestMismatch for changed bytes: the caller reports or raises them)."""
     files = json.loads(asset.manifest)["files"]
     if len(files) != 1 or not files[0]["path"].endswith(".toml"):
         raise BadInput(f"{label(asset)} is not a recipe: a run spec is one TOML recipe file",
@@ -78,6 +78,7 @@ def registered_recipe(asset: Asset) -> Recipe:
         raise UnreadablePath(f"the registered recipe of {label(asset)} cannot be read at {path}: "
                              f"{exc.strerror or exc}") from exc
     if len(data) != files[0]["size"] or hashlib.sha256(data).hexdigest() != files[0]["sha256"]:
-        raise BadInput(f"the registered recipe of {label(asset)} at {path} is no longer the registered bytes",
-                       hint="restore it, or start the edited recipe as a new run spec")
+        raise DigestMismatch(f"the registered recipe of {label(asset)} at {path} is no longer the registered bytes",
+                             file=path.name, expected=files[0]["sha256"], hint="restore it, or start the edited "
+                             "recipe as a new run spec")
     return parse_recipe_bytes(data, label(asset))

@@ -58,7 +58,10 @@ test_envelope_non_object_document_denies if count(gate.envelope_denies("dataset"
 
 test_document_defaults_without_input if gate.document == {}
 
-test_document_is_input if gate.document == {"version": 1} with input as {"version": 1}
+# Compared field by field: under `opa check --schema policies/schemas/input.json`
+# the document has the input schema's type, which a partial literal does not
+# unify with.
+test_document_is_input if gate.document.version == 1 with input as {"version": 1}
 
 request_doc(actor, owner) := object.union(valid, {"action": "request", "actor": {"name": actor}, "subject": {"owner": owner}})
 

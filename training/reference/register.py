@@ -17,7 +17,8 @@ from typing import Any
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, DigestMismatch
 from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind
-from forgegov.governance.registry import DatasetSpec, check_asset_name, label, register_asset
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.registry import check_asset_name, label, register_asset
 from forgegov.training.reference.model import STAGES
 
 # The parts catalogue stands in for an organisation's own data; everything else is general text the project

@@ -1,0 +1,66 @@
+"""What differs between the kinds of asset, in one table: how their bytes are read at registration, which options
+registration takes, which gates may change their state. A new kind (an evaluation suite, say) is one row here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgegov.foundation.errors import BadInput
+from forgegov.foundation.manifest import FilesManifest, build_manifest
+from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate
+from forgegov.governance.checkpoints import scan_checkpoint
+from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+
+Progress = Callable[[int], None] | None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset is declared to be at registration; its bytes are read once, through intake, under `limits`."""
+
+    kind: DatasetKind
+    classification: Classification
+    limits: IntakeLimits = IntakeLimits()
+
+
+Scan = Callable[[Path, "DatasetSpec | None", Progress], "FilesManifest | DatasetManifest"]
+
+
+def _files(path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
+    return build_manifest(path, progress=progress)
+
+
+def _checkpoint(path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
+    return scan_checkpoint(path, progress=progress)
+
+
+def _dataset(path: Path, dataset: DatasetSpec | None, progress: Progress) -> DatasetManifest:
+    if dataset is None:
+        raise BadInput("a dataset needs --kind and --classification")
+    return scan_dataset(path, dataset.limits, progress=progress)
+
+
+@dataclass(frozen=True)
+class KindRules:
+    gates: tuple[Gate, ...]  # the gates that may change this kind's state; the first is the default
+    scan: Scan  # reads the bytes at registration into a manifest, refusing (BadInput) what this kind may not hold
+    has_stage: bool = False  # a checkpoint's stage in training (pre, mid, post, candidate), fixed at registration
+    has_parent: bool = False  # the checkpoint it was trained from, for lineage
+    has_release: bool = False  # where it is served from, moved by the promotion gate
+    is_dataset: bool = False  # declared kind and classification, and read through intake
+
+
+KINDS: dict[AssetKind, KindRules] = {
+    AssetKind.DATASET: KindRules(gates=(Gate.DATASET,), scan=_dataset, is_dataset=True),
+    AssetKind.REWARD: KindRules(gates=(Gate.REWARD,), scan=_files),
+    # Promotion moves a checkpoint towards serving; the base gate approves it as a starting point for training.
+    AssetKind.CHECKPOINT: KindRules(gates=(Gate.PROMOTION, Gate.BASE), scan=_checkpoint, has_stage=True,
+                                    has_parent=True, has_release=True),
+    AssetKind.RUN: KindRules(gates=(Gate.RUN,), scan=_files),
+}
+
+# The kind each gate acts on.
+KIND_OF_GATE: dict[Gate, AssetKind] = {gate: kind for kind, rules in KINDS.items() for gate in rules.gates}
