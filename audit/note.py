@@ -5,12 +5,20 @@ line is `— <key name> <base64(key id ‖ signature)>`, where the 4-byte key id
 SHA-256(name ‖ 0x0A ‖ type ‖ public key): type 0x01 for the log's Ed25519 signature over the body, 0x04 for a
 witness cosignature, which signs `cosignature/v1\\ntime <t>\\n` followed by the body and carries t (8 bytes,
 big-endian) between key id and signature.
+
+Parsing is as strict as the C2SP signed-note and tlog-checkpoint specs and Go's `golang.org/x/mod/sumdb/note`: the
+text is UTF-8 without control characters other than newline (so a CRLF note is refused, not normalised), it ends at
+the note's last blank line, key names hold no white space and no '+', a note carries at most 100 signatures, a size is
+ASCII decimal without leading zeros below 2^63, and a cosignature time is below 2^63. Two parsers that read the same
+bytes differently are how a split view gets past a witness, so anything off the grammar is refused.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 
@@ -23,6 +31,9 @@ from forgegov.foundation.errors import Tampered
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE = 0x04
 _DASH = "\u2014 "
+MAX_SIGNATURES = 100
+MAX_INT63 = (1 << 63) - 1
+_DECIMAL = re.compile(r"(0|[1-9][0-9]*)\Z", re.ASCII)
 
 
 class NoteError(Tampered):
@@ -65,38 +76,58 @@ def _cosigned_message(body: str, timestamp: int) -> bytes:
 
 
 def cosign(note: str, name: str, key: Ed25519PrivateKey, timestamp: int) -> str:
+    if not _valid_name(name):
+        raise NoteError(f"witness name {name!r} must hold no white space and no '+'")
+    if not 0 <= timestamp <= MAX_INT63:
+        raise NoteError(f"cosignature time {timestamp} is outside 0..2^63-1")
     body, _ = parse_note(note)
     key_id = note_key_id(name, key.public_key(), SIG_COSIGNATURE)
     signature = key.sign(_cosigned_message(body, timestamp))
     return note + _line(name, key_id + struct.pack(">Q", timestamp) + signature)
 
 
+def _valid_name(name: str) -> bool:
+    return bool(name) and "+" not in name and not any(c.isspace() for c in name)
+
+
 def parse_note(note: str) -> tuple[str, list[SignatureLine]]:
-    body, separator, signatures = note.partition("\n\n")
-    if not separator or not body or not signatures.endswith("\n"):
+    if any(ord(c) < 0x20 and c != "\n" for c in note) or any(0xD800 <= ord(c) <= 0xDFFF for c in note):
+        raise NoteError("not a signed note: control characters (a CR, say) or invalid UTF-8 in the text")
+    split = note.rfind("\n\n")
+    if split < 0:
         raise NoteError("not a signed note: body, blank line and signature lines are required")
+    body, signatures = note[:split + 1], note[split + 2:]
+    if body == "\n" or not signatures.endswith("\n"):
+        raise NoteError("not a signed note: body, blank line and signature lines are required")
+    raw_lines = signatures[:-1].split("\n")
+    if len(raw_lines) > MAX_SIGNATURES:
+        raise NoteError(f"a signed note carries at most {MAX_SIGNATURES} signatures, this one {len(raw_lines)}")
     lines = []
-    for line in signatures[:-1].split("\n"):
+    for line in raw_lines:
         if not line.startswith(_DASH):
             raise NoteError(f"malformed signature line: {line[:40]!r}")
-        name, _, b64 = line[len(_DASH):].rpartition(" ")
+        name, space, b64 = line[len(_DASH):].partition(" ")
+        if not space or not _valid_name(name):
+            raise NoteError(f"malformed signature line (the key name holds no spaces or '+'): {line[:40]!r}")
         try:
             blob = base64.b64decode(b64, validate=True)
-        except ValueError as exc:
-            raise NoteError("signature line is not base64") from exc
-        if not name or len(blob) < 5:
+        except (binascii.Error, ValueError) as exc:
+            raise NoteError(f"signature line of {name!r} is not base64") from exc
+        if len(blob) < 5:
             raise NoteError(f"malformed signature line: {line[:40]!r}")
         lines.append(SignatureLine(name, blob[:4], blob[4:]))
-    return body + "\n", lines
+    return body, lines
 
 
 def parse_checkpoint(body: str) -> Checkpoint:
     parts = body.split("\n")
-    if len(parts) < 4 or parts[-1] != "" or not parts[1].isdigit() or (parts[1] != "0" and parts[1].startswith("0")):
-        raise NoteError("checkpoint body must be origin, decimal size and base64 root, one a line")
+    if len(parts) < 4 or parts[-1] != "" or not parts[0] or not _DECIMAL.match(parts[1]) \
+            or int(parts[1]) > MAX_INT63:
+        raise NoteError("checkpoint body must be origin, size (ASCII decimal below 2^63, no leading zeros) and "
+                        "base64 root, one a line")
     try:
         root = base64.b64decode(parts[2], validate=True)
-    except ValueError as exc:
+    except (binascii.Error, ValueError) as exc:
         raise NoteError("checkpoint root is not base64") from exc
     if len(root) != 32:
         raise NoteError("checkpoint root is not a SHA-256 hash")
@@ -130,6 +161,8 @@ def verify_cosignature(note: str, name: str, public_key: Ed25519PublicKey) -> in
             if len(line.blob) != 8 + 64:
                 raise NoteError(f"cosignature by {name} has the wrong length")
             (timestamp,) = struct.unpack(">Q", line.blob[:8])
+            if timestamp > MAX_INT63:
+                raise NoteError(f"cosignature by {name} carries time {timestamp}, above 2^63-1")
             try:
                 public_key.verify(line.blob[8:], _cosigned_message(body, timestamp))
             except InvalidSignature as exc:

@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from forgegov.audit.log import node_of
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.recorder import EntryDraft, audited_transaction
-from forgegov.audit.tree_heads import WITNESS_STATE, stored_tree_heads, witness_notes
+from forgegov.audit.tree_heads import sign_tree_head, stored_tree_heads, witness_notes, witness_state
 from forgegov.audit.verify import (
     PROJECTED,
+    AuditIntegrityError,
     EntryRow,
     VerifyReport,
     WitnessCopy,
@@ -38,8 +39,7 @@ def witness_copies(folders: list[Path]) -> list[WitnessCopy]:
     for folder in folders:
         if not folder.is_dir():
             raise BadInput(f"witness folder {folder} does not exist")
-        state_path = folder / WITNESS_STATE
-        cosigners = json.loads(state_path.read_text()).get("cosigners", {}) if state_path.exists() else {}
+        cosigners = (witness_state(folder) or {}).get("cosigners", {})
         copies.extend(WitnessCopy(source, note, cosigners) for source, note in witness_notes(folder))
     return copies
 
@@ -75,18 +75,22 @@ def _stream(connection, query, cursors: ExitStack) -> Iterator[tuple]:  # type: 
 
 
 def export_log(workspace: Workspace, path: Path) -> int:
-    """JSON lines: a header with the log key and identities' keys, the entries, then the checkpoints."""
+    """JSON lines: a header with the log key, the entries, then the signed tree heads. It ends at a tree head signed
+    now, so that all of it can be verified offline; entries appended meanwhile go into the next export."""
+    if not path.parent.is_dir():
+        raise BadInput(f"cannot export to {path}: {path.parent} is not a folder", hint="create the folder first")
+    size = sign_tree_head(workspace).head.size
     count = 0
     tmp = path.with_name(path.name + ".partial")
     with read_session(workspace.database_url) as session, open(tmp, "w", encoding="utf-8") as out:
         out.write(json.dumps({"format": EXPORT_FORMAT, "origin": workspace.config.audit.origin,
                               "log_public_key": workspace.config.audit.log_public_key}) + "\n")
         rows = session.connection().execution_options(stream_results=True, yield_per=10_000).execute(
-            select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload).order_by(_ENTRY.c.seq))
+            select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload).where(_ENTRY.c.seq < size).order_by(_ENTRY.c.seq))
         for seq, leaf, payload in rows:
             out.write(json.dumps({"entry": seq, "leaf": leaf, "payload": payload}, ensure_ascii=False) + "\n")
             count += 1
-        for note in stored_tree_heads(workspace):
+        for note in stored_tree_heads(workspace, up_to=size):
             out.write(json.dumps({"checkpoint": note}) + "\n")
     tmp.replace(path)
     return count
@@ -117,6 +121,12 @@ def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
         # `checkpoints` fills while the entries stream; verify_log reads it only after the last entry.
         report = verify_log(header["origin"], public_key_from_b64(header["log_public_key"]), entries(), None,
                             checkpoints, witness_copies(witnesses))
+    if report.covered < report.entries:
+        # An export travels without the store: entries no signed tree head covers are the exporter's word only
+        # (an export with its tree-head lines removed would otherwise pass).
+        raise AuditIntegrityError(f"the export's entries {report.covered}..{report.entries - 1} are covered by no "
+                                  "signed tree head in it (or in the witnesses given): they cannot be verified",
+                                  report.covered)
     return report
 
 

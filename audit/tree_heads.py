@@ -10,10 +10,12 @@ proof), and may cosign what it accepts with a witness identity's key.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlmodel import Session
@@ -32,6 +34,7 @@ from forgegov.foundation.store.models import RECORD_VERSION, AuditTreeHead
 
 _TREE_HEAD = AuditTreeHead.__table__  # type: ignore[attr-defined]
 WITNESS_STATE = "witness.json"
+_DECIMAL_NAME = re.compile(r"(0|[1-9][0-9]{0,18})\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,47 @@ def _sign_and_store(session: Session, key: LogKey) -> SignedTreeHead:
     return SignedTreeHead(checkpoint, note)
 
 
-def stored_tree_heads(workspace: Workspace) -> list[str]:
+def stored_tree_heads(workspace: Workspace, up_to: int | None = None) -> list[str]:
+    """The stored signed tree heads, oldest first; with `up_to`, only those covering at most that many entries."""
+    query = select(_TREE_HEAD.c.note).order_by(_TREE_HEAD.c.id)
+    if up_to is not None:
+        query = query.where(_TREE_HEAD.c.size <= up_to)
     with read_session(workspace.database_url) as session:
-        return [row[0] for row in session.connection().execute(select(_TREE_HEAD.c.note).order_by(_TREE_HEAD.c.id))]
+        return [row[0] for row in session.connection().execute(query)]
+
+
+def witness_state(folder: Path) -> dict[str, Any] | None:
+    """The witness folder's pin (origin, log key, cosigners), or None for a folder that has none yet."""
+    path = folder / WITNESS_STATE
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise NoteError(f"witness state {path} is not readable JSON: {type(exc).__name__}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("origin"), str) \
+            or not isinstance(state.get("log_public_key"), str) or not isinstance(state.get("cosigners", {}), dict):
+        raise NoteError(f"witness state {path} must name origin and log_public_key (and cosigners as an object)")
+    return state
 
 
 def witness_notes(folder: Path) -> list[tuple[str, str]]:
+    """The notes a witness folder holds, by size. Every file there must be `<size>.note` holding UTF-8 bytes, read
+    as they are (a CRLF note is refused by the parser, not normalised on the way in)."""
     notes_dir = folder / "checkpoints"
     if not notes_dir.is_dir():
         return []
-    return [(str(path), path.read_text(encoding="utf-8"))
-            for path in sorted(notes_dir.glob("*.note"), key=lambda p: int(p.stem))]
+    notes = []
+    for path in notes_dir.iterdir():
+        if not path.is_file() or path.suffix != ".note" or not _DECIMAL_NAME.match(path.stem):
+            raise NoteError(f"witness folder {notes_dir} holds {path.name!r}, which is not a <size>.note file",
+                            hint="a witness folder holds only what forgegov wrote there; move the stray file away")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise NoteError(f"witness note {path} is not UTF-8 (byte {exc.start})") from exc
+        notes.append((int(path.stem), str(path), text))
+    return [(source, text) for _, source, text in sorted(notes)]
 
 
 def hand_to_witness(workspace: Workspace, signed: SignedTreeHead, folder: Path,
@@ -75,10 +108,11 @@ def hand_to_witness(workspace: Workspace, signed: SignedTreeHead, folder: Path,
     """Store `signed` in a witness folder after the checks a witness makes; cosign it when `cosigner` is given."""
     log_key = pinned_public_key(workspace)
     origin = workspace.config.audit.origin
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"witness {folder} is not a folder", hint="--witness names a folder (plain, or a git repository)")
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / WITNESS_STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {
-        "origin": origin, "log_public_key": public_key_to_b64(log_key)}
+    state = witness_state(folder) or {"origin": origin, "log_public_key": public_key_to_b64(log_key)}
     if state["origin"] != origin or state["log_public_key"] != public_key_to_b64(log_key):
         raise NoteError(f"witness {folder} holds checkpoints of {state['origin']} under another key: "
                         "refusing a checkpoint from a different log key")

@@ -68,11 +68,27 @@ class VerifyReport:
     statements: int = 0
     redacted: list[int] = field(default_factory=list)
     root: str = ""
+    covered: int = 0  # entries covered by the largest signed tree head that verified (stored or witnessed)
+    witness_covered: int = 0  # the same, counting witnessed tree heads only
+    limits: list[str] = field(default_factory=list)  # what this verification could not prove
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "entries": self.entries, "nodes": self.nodes, "checkpoints": self.checkpoints,
                 "witnessed": self.witnessed, "statements": self.statements, "redacted": self.redacted,
-                "root": self.root}
+                "root": self.root, "covered": self.covered, "witness_covered": self.witness_covered,
+                "limits": self.limits}
+
+    def state_limits(self) -> None:
+        """Say what a passing verification still leaves open, so that "ok" is never read as more than it is."""
+        if self.covered < self.entries:
+            self.limits.append(f"entries {self.covered}..{self.entries - 1} are covered by no signed tree head: "
+                               "they could be changed or dropped without detection (`forgegov audit checkpoint`)")
+        if not self.witnessed:
+            self.limits.append("no witness copy was checked: whoever holds the log key could rewrite the log, and a "
+                               "rollback of the store goes unnoticed (configure witnesses, or pass --witness)")
+        elif self.witness_covered < self.entries:
+            self.limits.append(f"entries {self.witness_covered}..{self.entries - 1} are past the newest witnessed "
+                               "tree head: whoever holds the log key could rewrite them")
 
 
 def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRow],
@@ -109,10 +125,13 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
     if nodes is not None:
         report.nodes = _check_nodes(levels, nodes)
     for note in checkpoints:
-        _check_checkpoint(note, origin, log_key, levels, "stored checkpoint")
+        size = _check_checkpoint(note, origin, log_key, levels, "stored checkpoint")
+        report.covered = max(report.covered, size)
         report.checkpoints += 1
     for copy in witnessed:
-        _check_checkpoint(copy.note, origin, log_key, levels, f"witnessed checkpoint {copy.source}")
+        size = _check_checkpoint(copy.note, origin, log_key, levels, f"witnessed checkpoint {copy.source}")
+        report.covered = max(report.covered, size)
+        report.witness_covered = max(report.witness_covered, size)
         for name, key in copy.cosigners.items():
             try:
                 verify_cosignature(copy.note, name, public_key_from_b64(key))
@@ -121,6 +140,7 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
         report.witnessed += 1
     report.statements = statements.count
     report.root = base64.b64encode(_root(levels, len(leaves))).decode()
+    report.state_limits()
     return report
 
 
@@ -216,7 +236,8 @@ def _check_nodes(levels: list[list[bytes]], nodes: Iterable[tuple[int, int, str]
 
 
 def _check_checkpoint(note: str, origin: str, log_key: Ed25519PublicKey, levels: list[list[bytes]],
-                      what: str) -> None:
+                      what: str) -> int:
+    """The size the signed tree head in `note` covers, once it verifies and matches the log's tree there."""
     try:
         checkpoint = open_checkpoint(note, origin, log_key)
     except NoteError as exc:
@@ -228,6 +249,7 @@ def _check_checkpoint(note: str, origin: str, log_key: Ed25519PublicKey, levels:
     if _root(levels, checkpoint.size) != checkpoint.root:
         raise AuditIntegrityError(f"{what} at size {checkpoint.size} does not match the log's tree at that size: "
                                   "the log was rewritten (a split view)")
+    return checkpoint.size
 
 
 class _StatementChecker:

@@ -14,7 +14,7 @@ import rfc8785
 
 from forgegov.foundation.errors import BadInput
 
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 
 
 def canonical_bytes(document: Any) -> bytes:

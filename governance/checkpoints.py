@@ -79,6 +79,7 @@ def scan_checkpoint(path: Path, progress: Callable[[int], None] | None = None) -
     entries = []
     for file, name in zip(files, names, strict=True):
         entries.append(_read_checked(file, name, None))
+        _library_accepts(file, name)
         if progress is not None:
             progress(entries[-1].size)
     return FilesManifest(tuple(entries))
@@ -125,6 +126,9 @@ def snapshot_verified(asset: Asset, into: Path) -> Path:
             raise DigestMismatch(f"{name} has changed since it was registered: its sha256 is {entry.sha256}, "
                                  f"registered as {want.sha256}", file=name, expected=want.sha256,
                                  actual=entry.sha256, hint=_CHANGED)
+        # On the private copy, whose bytes were just verified: what the library accepts here is what transformers
+        # will load.
+        _library_accepts(target, name)
         copied.append(entry)
     recomputed = FilesManifest(tuple(copied)).digest
     if recomputed != asset.digest:
@@ -170,6 +174,21 @@ def _read_checked(path: Path, name: str, sink: BinaryIO | None) -> FileEntry:
                else f"{reading.size - data_end} bytes follow its last tensor")
         raise BadInput(f"{name} is not a valid safetensors file: {why}; {CONVERT}")
     return FileEntry(name, reading.size, sha)
+
+
+def _library_accepts(path: Path, name: str) -> None:
+    """The safetensors library's own reading of a weights file's header (offsets contiguous from 0 and matching
+    dtype x shape, dtypes it knows), besides the single-pass check above that runs while the bytes are hashed."""
+    if not name.endswith(WEIGHTS_SUFFIX):
+        return
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as weights:
+            weights.keys()
+    except SafetensorError as exc:
+        raise BadInput(f"{name} is not a valid safetensors file: the safetensors library refuses it ({exc}); "
+                       f"{CONVERT}") from exc
 
 
 def _refuse_pickled_name(name: str) -> None:

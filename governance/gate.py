@@ -188,6 +188,7 @@ def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement:
         input=input_bytes.decode(), result=result,
         reasons=json.dumps(list(reasons)), missing=json.dumps(list(missing)),
         policy_revision=engine.pinned_revision, policy_digest=engine.pinned_digest, decided_at=decided_at,
+        nonce=statement.payload["nonce"],
     )
     session.add(decision)
 
@@ -244,12 +245,13 @@ def _subject_and_open_request(session: Session, gate: Gate, digest: str) -> tupl
 
 
 def _refuse_replay(session: Session, statement: SignedStatement) -> None:
-    """A nonce is spent once; a request statement's id is its nonce."""
+    """A nonce is spent once, by any decision on its statement, allowed, pending or denied (a statement denied while
+    OPA was down must not be submitted again once it is up); a request statement's id is spent with its request."""
+    nonce = statement.payload["nonce"]
+    spent = [select(Decision.id).where(Decision.nonce == nonce), select(Approval.id).where(Approval.nonce == nonce)]
     if statement.action is GateAction.REQUEST:
-        spent = select(GateRequest.id).where(GateRequest.id == statement.request_id)
-    else:
-        spent = select(Approval.id).where(Approval.nonce == statement.payload["nonce"])
-    if session.exec(spent).first() is not None:
+        spent.append(select(GateRequest.id).where(GateRequest.id == statement.request_id))
+    if any(session.exec(query).first() is not None for query in spent):
         raise ReplayedApproval("this signed statement was already used: refused as a replay",
                                hint="sign a new statement (re-run the command)")
 

@@ -24,7 +24,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Identity
 from forgegov.foundation.vocabulary import AuditAction
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}\Z")
 
 
 def check_name(name: str) -> str:

@@ -32,8 +32,10 @@ from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.datasets.intake import DatasetManifest
 from forgegov.governance.identities import get_identity, require_active
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<version>[0-9]+))?$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}\Z")
+# Versions are bounded so that no reference parses into a number the store cannot hold.
+_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})"
+                     r"(?:@(?P<version>[1-9][0-9]{0,8}))?\Z")
 _MIN_DIGEST_PREFIX = 12
 
 

@@ -151,8 +151,16 @@ def test_export_verifies_offline_and_catches_edits(workspace, tmp_path):
     exported = tmp_path / "log.jsonl"
     count = export_log(workspace, exported)
     report = verify_export(exported, [witness])
-    assert report.entries == count and report.checkpoints == 1 and report.witnessed == 1
+    # The export ends at a tree head it signs itself: every entry is covered, witnessed or not.
+    assert report.entries == count and report.checkpoints == 2 and report.witnessed == 1
+    assert report.covered == count and report.limits == []
     lines = exported.read_text().splitlines()
+    unsigned = tmp_path / "unsigned.jsonl"
+    unsigned.write_text("".join(line + "\n" for line in lines if '"checkpoint"' not in line))
+    with pytest.raises(AuditIntegrityError, match="covered by no signed tree head"):
+        verify_export(unsigned, [])
+    # A witness that holds a tree head covering the entries vouches for them instead.
+    assert verify_export(unsigned, [witness]).covered == count
     lines[3] = lines[3].replace('\\"i\\":1', '\\"i\\":9')
     exported.write_text("\n".join(lines) + "\n")
     with pytest.raises(AuditIntegrityError, match="entry 2: payload does not match"):
@@ -206,3 +214,20 @@ def test_checkpoints_follow_the_cadence(tmp_path, files):
     sizes = [parse_checkpoint(parse_note(note)[0]).size for note in stored_tree_heads(ws)]
     assert sizes == [4]
     assert verify_workspace(ws).checkpoints == 1
+
+
+def test_verify_says_what_it_could_not_prove(workspace, tmp_path):
+    _append_n(workspace, 3)
+    report = verify_workspace(workspace)
+    assert report.covered == 0
+    assert any("covered by no signed tree head" in limit for limit in report.limits)
+    assert any("no witness copy was checked" in limit for limit in report.limits)
+    witness = tmp_path / "witness"
+    hand_to_witness(workspace, sign_tree_head(workspace), witness)
+    _append_n(workspace, 2)
+    report = verify_workspace(workspace, [witness])
+    assert report.witness_covered == report.entries - 2
+    assert report.limits == [f"entries {report.entries - 2}..{report.entries - 1} are covered by no signed tree head: "
+                             "they could be changed or dropped without detection (`forgegov audit checkpoint`)",
+                             f"entries {report.entries - 2}..{report.entries - 1} are past the newest witnessed tree "
+                             "head: whoever holds the log key could rewrite them"]

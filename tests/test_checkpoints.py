@@ -139,6 +139,23 @@ def test_a_corrupt_safetensors_file_is_refused(ws, files, weights, why):
     assert list_assets(ws, None) == []
 
 
+@pytest.mark.parametrize("header", [
+    {"w": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}},
+    {"w": {"dtype": "F99", "shape": [2], "data_offsets": [0, 8]}},
+    {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "v": {"dtype": "F32", "shape": [1],
+                                                                        "data_offsets": [4, 8]}},
+    {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "v": {"dtype": "F32", "shape": [1],
+                                                                        "data_offsets": [8, 12]}},
+], ids=["shape-offset-mismatch", "unknown-dtype", "overlapping", "gapped"])
+def test_weights_the_safetensors_library_refuses_are_refused(ws, files, header):
+    # Each passes a header check of shapes and offsets taken one tensor at a time; the library reads them whole.
+    end = max(entry["data_offsets"][1] for entry in header.values())
+    folder = files.folder("ckpt", {**tiny_checkpoint_files(), "model.safetensors": _safetensors(header, b"\0" * end)})
+    with pytest.raises(BadInput, match="the safetensors library refuses it"):
+        register_asset(ws, AssetKind.CHECKPOINT, folder, "m", "alice", stage=CheckpointStage.CANDIDATE)
+    assert list_assets(ws, None) == []
+
+
 def test_a_checkpoint_is_a_folder_with_a_config_and_top_level_weights(ws, files):
     def refused(folder, match):
         with pytest.raises(BadInput, match=match):

@@ -59,3 +59,19 @@ def test_audit_commands(tmp_path):
     assert f"entry {requested}: payload does not match the leaf's payload digest" in failed.stderr
     assert cli("audit", "show", "999", code=2).stderr.startswith("error: no audit entry 999")
     json.loads(cli("audit", "tail", "-n", "2", "--json").stdout)
+
+
+def test_out_of_range_and_misplaced_arguments_are_errors_not_tracebacks(tmp_path):
+    cli = Cli(tmp_path, None)
+    cli("init", "--dir", "ws")
+    cli.cwd = tmp_path / "ws"
+    (tmp_path / "a-file").write_text("not a folder")
+    huge = str(10**22)
+    for args in (("audit", "show", huge), ("audit", "proof", huge), ("audit", "consistency", "1", huge),
+                 ("audit", "redact", huge, "--reason", "r", "--by", "p"), ("audit", "tail", "-n", huge),
+                 ("audit", "export", str(tmp_path / "missing" / "log.jsonl")),
+                 ("audit", "checkpoint", "--witness", str(tmp_path / "a-file")),
+                 ("show", f"dataset/d@{2**63}")):
+        done = cli(*args, code=2)
+        assert "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "missing").exists()

@@ -10,6 +10,7 @@ from sqlmodel import func, select
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import (
     BadInput,
+    DecisionUnavailable,
     PolicyDenied,
     ReplayedApproval,
     RevokedIdentity,
@@ -174,6 +175,33 @@ def test_replayed_approval_refused(people, dataset, engine):
     # The same signed approval, replayed onto a fresh request for a new version, is refused.
     with pytest.raises((ReplayedApproval, StateConflict)):
         submit(people, engine, statement)
+
+
+class _Down:
+    """The pinned policy, but OPA does not answer: the gate records a denial."""
+
+    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
+        self.pinned_revision, self.pinned_digest = engine.pinned_revision, engine.pinned_digest
+
+    def decide(self, gate, input_document):  # type: ignore[no-untyped-def]
+        raise DecisionUnavailable("OPA at 127.0.0.1 is unreachable")
+
+
+def test_a_statement_denied_while_opa_was_down_is_not_accepted_once_it_is_up(people, dataset, engine):
+    # The denied approval's statement sits in its audit entry; submitted again within its freshness window, with OPA
+    # back, it must not count: every decision spends its statement's nonce, denied ones included.
+    req(people, dataset, "alice", engine)
+    asset = find_asset(people, dataset)
+    bob = unlock(people, "bob", PASSPHRASE)
+    statement = make_statement(bob, Gate.DATASET, GateAction.APPROVE, asset, request_id=_open_request_id(people))
+    with pytest.raises(PolicyDenied, match="dataset gate denied approve"):
+        submit(people, _Down(engine), statement)
+    with read_session(people.database_url) as session:
+        entry = session.exec(select(AuditEntry).where(AuditEntry.action == "gate.dataset.approve")).one()
+    logged = json.loads(entry.payload)
+    with pytest.raises(ReplayedApproval, match="already used"):
+        submit(people, engine, SignedStatement(logged["statement"], logged["signature"]))
+    assert find_asset(people, dataset).state.value == "pending"
 
 
 def test_approval_for_another_request_refused(people, dataset, files, engine):

@@ -225,6 +225,8 @@ INVALID = [
     ("base.checkpoint", "sha256:abc", r"field base\.checkpoint"),
     ("base.checkpoint", "dataset/claims@1", r"field base\.checkpoint must name a checkpoint"),
     ("base.checkpoint", "ref-post@stage", r"field base\.checkpoint"),
+    ("base.checkpoint", f"ref-post@{2**63}", r"field base\.checkpoint"),
+    ("base.checkpoint", "ref-post\n", r"field base\.checkpoint"),
     ("mixture.sources", [], r"field mixture\.sources is empty"),
     ("mixture.sources", {"dataset": "x"}, r"field mixture\.sources must be an array"),
     ("mixture.sources.0.share", 0, r"mixture\.sources \(dataset/claims@1\)\.share"),

@@ -105,6 +105,17 @@ def test_references(ws, files):
         find_asset(ws, "sha256:abc")
     with pytest.raises(BadInput, match="unknown kind"):
         find_asset(ws, "model/shared-name")
+    # Off the grammar: a version past what the store holds (it used to crash), a trailing newline (`$` matched it).
+    for ref in (f"dataset/shared-name@{2**63}", "dataset/shared-name@0", "shared-name\n", "dataset/shared-name@1\n"):
+        with pytest.raises(BadInput, match="cannot read subject"):
+            find_asset(ws, ref)
+
+
+def test_names_ending_in_a_newline_are_refused(ws, files):
+    with pytest.raises(BadInput, match="is invalid"):
+        register_asset(ws, AssetKind.REWARD, files.folder("b", {"r.py": "x = 1"}), "reward\n", "alice")
+    with pytest.raises(BadInput, match="is invalid"):
+        create_identity(ws, "carol\n", PASSPHRASE)
 
 
 def test_datasets_need_their_declaration_and_only_datasets_take_one(ws, files):

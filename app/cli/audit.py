@@ -17,6 +17,9 @@ audit_app = typer.Typer(help="The signed, tamper-evident audit log (RFC 6962 Mer
 _JSON = typer.Option("--json", help="Print the result as JSON.")
 _WITNESS = typer.Option("--witness", help="Witness folder to check against (repeatable; adds to audit.witnesses).")
 
+# Entry numbers and sizes are signed 64-bit in the store (and in C2SP checkpoints): larger is a usage error.
+MAX_SEQ = 2**63 - 1
+
 
 def _b64(value: bytes) -> str:
     return base64.b64encode(value).decode()
@@ -30,7 +33,8 @@ def verify(ctx: typer.Context,
            as_json: Annotated[bool, _JSON] = False) -> None:
     """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement.
 
-    Exit 0 only if everything holds; otherwise the first bad entry and what is wrong with it.
+    Exit 0 only if everything holds, and then says what it could not prove (entries no signed tree head covers, no
+    witness); otherwise exit 4 with the first bad entry and what is wrong with it.
     """
     from forgegov.audit.operations import verify_export, verify_workspace
 
@@ -42,7 +46,7 @@ def verify(ctx: typer.Context,
         f"audit log verified: {report.entries} entries, {report.nodes} stored nodes, {report.checkpoints} signed "
         f"checkpoints, {report.witnessed} witnessed, {report.statements} signed statements"
         + (f", {len(report.redacted)} redacted payloads" if report.redacted else "")
-        + f"\nroot {report.root}"))
+        + f"\nroot {report.root}" + "".join(f"\nnot proven: {limit}" for limit in report.limits)))
 
 
 def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: bool) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -73,7 +77,7 @@ def _print_rows(out, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
 
 
 @audit_app.command("tail")
-def tail(ctx: typer.Context, n: Annotated[int, typer.Option("-n", help="How many entries.")] = 10,
+def tail(ctx: typer.Context, n: Annotated[int, typer.Option("-n", help="How many entries.", min=0, max=MAX_SEQ)] = 10,
          as_json: Annotated[bool, _JSON] = False) -> None:
     """Show the newest entries."""
     rows = _entry_rows(ctx, None, n, newest=True)
@@ -82,7 +86,7 @@ def tail(ctx: typer.Context, n: Annotated[int, typer.Option("-n", help="How many
 
 @audit_app.command("show")
 def show(ctx: typer.Context,
-         entry: Annotated[Optional[int], typer.Argument(help="Entry number (default: all).")] = None,
+         entry: Annotated[Optional[int], typer.Argument(help="Entry number (default: all).", min=0, max=MAX_SEQ)] = None,
          action: Annotated[Optional[str], typer.Option(help="Only entries with this action, e.g. "
                                                             "gate.dataset.approve.")] = None,
          as_json: Annotated[bool, _JSON] = False) -> None:
@@ -100,7 +104,7 @@ def show(ctx: typer.Context,
 
 
 @audit_app.command("proof")
-def proof(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry number.")],
+def proof(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry number.", min=0, max=MAX_SEQ)],
           size: Annotated[Optional[int], typer.Option("--size", help="Tree size (default: current).")] = None,
           as_json: Annotated[bool, _JSON] = False) -> None:
     """Inclusion proof of ENTRY in the tree of --size entries (RFC 6962), checked before it is printed."""
@@ -124,8 +128,8 @@ def proof(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry n
 
 
 @audit_app.command("consistency")
-def consistency(ctx: typer.Context, old: Annotated[int, typer.Argument(help="Older tree size.")],
-                new: Annotated[int, typer.Argument(help="Newer tree size.")],
+def consistency(ctx: typer.Context, old: Annotated[int, typer.Argument(help="Older tree size.", min=0, max=MAX_SEQ)],
+                new: Annotated[int, typer.Argument(help="Newer tree size.", min=0, max=MAX_SEQ)],
                 as_json: Annotated[bool, _JSON] = False) -> None:
     """Consistency proof that the tree of OLD entries is a prefix of the tree of NEW entries."""
     from forgegov.audit.log import consistency_proof, root_at
@@ -173,7 +177,7 @@ def export(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="File t
 
 
 @audit_app.command("redact")
-def redact(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry whose payload to erase.")],
+def redact(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry whose payload to erase.", min=0, max=MAX_SEQ)],
            reason: Annotated[str, typer.Option(help="Legal basis (recorded).")],
            by: Annotated[str, typer.Option("--by", help="Who erases it (recorded).")]) -> None:
     """Erase an entry's payload lawfully: the leaf (and its payload digest) stays, the erasure is itself logged."""

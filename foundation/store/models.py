@@ -120,6 +120,8 @@ class Decision(SQLModel, table=True):
     policy_revision: Optional[str] = None
     policy_digest: Optional[str] = None
     decided_at: str
+    # The nonce of the statement decided: spent by every decision, denied ones included (NULL before revision 0007).
+    nonce: Optional[str] = Field(default=None, max_length=64, sa_column_kwargs={"unique": True})
 
 
 class PolicyActivation(SQLModel, table=True):

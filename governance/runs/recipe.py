@@ -32,9 +32,11 @@ from forgegov.foundation.errors import BadInput, UnreadablePath
 RECIPE_VERSION = 1
 SHARE_TOLERANCE = 1e-6
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")  # the registry's asset names
-_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})(?:@(?P<version>[0-9]+))?$")
-_DIGEST_REF_RE = re.compile(r"^sha256:[0-9a-f]{12,64}$")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}\Z")  # the registry's asset names
+# Versions are bounded so that no reference parses into a number the store cannot hold.
+_REF_RE = re.compile(r"^(?:(?P<kind>[a-z]+)/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})"
+                     r"(?:@(?P<version>[1-9][0-9]{0,8}))?\Z")
+_DIGEST_REF_RE = re.compile(r"^sha256:[0-9a-f]{12,64}\Z")
 
 
 class RecipeError(BadInput):

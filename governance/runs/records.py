@@ -16,7 +16,7 @@ from forgegov.foundation.store.models import Asset, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, RunStatus
 from forgegov.governance.registry import label, resolve
 
-_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 def _document(session: Session, row: TrainingRun) -> dict[str, Any]:
