@@ -34,7 +34,7 @@ from forgegov.foundation.vocabulary import AuditAction
 _HINT = "run `forgegov audit verify`; the store was edited outside forgegov"
 
 
-def committed_payload(session: Session, *, what: str, action: AuditAction, subject_digest: str,
+def committed_payload(session: Session, *, what: str, action: AuditAction, subject_digest: str | None,
                       fields: Mapping[str, Any], seq: int | None = None,
                       decision_id: str | None = None) -> dict[str, Any]:
     """The payload of the entry that committed to the record `what` describes, found by `seq` or by `decision_id`,

@@ -29,7 +29,9 @@ from forgegov.foundation.store.models import AuditEntry, AuditNode
 from forgegov.foundation.vocabulary import AuditAction
 
 EXPORT_FORMAT = "forgegov-audit-export/v1"
-_NOT_REDACTABLE = (AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.POLICY_ACTIVATE)
+# These hold the keys, names and digests that the rest of the log, and the state derived from it, are checked against.
+_NOT_REDACTABLE = (AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE,
+                   AuditAction.POLICY_ACTIVATE)
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 

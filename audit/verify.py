@@ -262,6 +262,9 @@ class _StatementChecker:
 
     def check(self, seq: int, action: str, payload: dict[str, Any]) -> None:
         if action == AuditAction.IDENTITY_CREATE:
+            if payload["name"] in self.keys:
+                # A name is bound to its first key for good: a second creation is a deleted identity recreated.
+                raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created a second time", seq)
             self.keys[payload["name"]] = public_key_from_b64(payload["public_key"])
             return
         # A refusal records what was submitted, forged or not: its signature is the submitter's claim, not the log's.

@@ -30,6 +30,7 @@ from forgegov.foundation.errors import (
     RevokedIdentity,
     SignatureInvalid,
     StateConflict,
+    StoreTampered,
     Tampered,
 )
 from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest
@@ -47,7 +48,7 @@ from forgegov.governance.asset_kinds import KIND_OF_GATE
 from forgegov.governance.evidence import gather as gather_evidence
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.client import OpaAnswer
-from forgegov.governance.registry import label
+from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.statements import SignedStatement, check_fresh, check_shape, verify_statement
 
 INPUT_VERSION = 1
@@ -140,6 +141,8 @@ def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement:
     verify_statement(actor, statement)
     check_fresh(statement)
     _refuse_replay(session, statement)
+    if action is not GateAction.REQUEST:
+        _verify_stored_request(session, request, asset)
     approvals = [] if action is GateAction.REQUEST else _verified_approvals(session, request)
     if action is not GateAction.REQUEST:
         approvals.append(_approval_input(statement, actor, new=True))
@@ -241,6 +244,7 @@ def _subject_and_open_request(session: Session, gate: Gate, digest: str) -> tupl
     ).first()
     if row is None:
         raise NotFound(f"no registered {kind.value} with digest {digest}")
+    check_recorded(session, row[0])
     return row[0], row[1]
 
 
@@ -263,6 +267,24 @@ def _approval_input(statement: SignedStatement, signer: IdentityRow, *, new: boo
         "signed_at": statement.payload["signed_at"], "key_revoked": signer.revoked_at is not None, "new": new,
         "justification": statement.payload.get("comment", ""),
     }
+
+
+def _verify_stored_request(session: Session, request: GateRequest, asset: Asset) -> None:
+    """The open request is the one its requester signed: who requested (separation of duties rests on it), for which
+    gate, subject and target. A row edited in the database (requested_by, say) stops the gate."""
+    statement = SignedStatement(json.loads(request.payload), request.signature)
+    try:
+        verify_statement(get_identity(session, request.requested_by), statement)
+    except SignatureInvalid as exc:
+        raise StoreTampered(f"open request {request.id} on {label(asset)} is not the statement {request.requested_by} "
+                            f"signed: the store was altered ({exc.message})",
+                            hint="run `forgegov audit verify`") from exc
+    signed = (statement.signer, statement.request_id, statement.gate, statement.action, statement.subject_digest,
+              statement.payload.get("target"))
+    stored = (request.requested_by, request.id, request.gate, GateAction.REQUEST, asset.digest, request.target)
+    if signed != stored:
+        raise StoreTampered(f"open request {request.id} on {label(asset)} differs from the statement that opened it",
+                            hint="run `forgegov audit verify`")
 
 
 def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str, Any]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
@@ -19,9 +22,16 @@ from forgegov.foundation.crypto.keys import (
     write_key_file,
 )
 from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64, public_key_to_b64
-from forgegov.foundation.errors import AlreadyExists, BadInput, KeyUnavailable, NotFound, RevokedIdentity
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    BadInput,
+    KeyUnavailable,
+    NotFound,
+    RevokedIdentity,
+    StoreTampered,
+)
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Identity
+from forgegov.foundation.store.models import AuditEntry, Identity
 from forgegov.foundation.vocabulary import AuditAction
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}\Z")
@@ -38,16 +48,28 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
     check_name(name)
     url = workspace.database_url
     with read_session(url) as session:
-        if session.exec(select(Identity).where(Identity.name == name)).first() is not None:
+        if session.exec(select(Identity).where(Identity.name == name)).first() is not None \
+                or session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
+                                                             AuditEntry.actor == name)).first() is not None:
             raise AlreadyExists(f"identity {name!r} already exists (names are never reused, even after revocation)")
-    if key_path(workspace.keys_dir, name).exists():
-        raise AlreadyExists(f"a key file for {name!r} already exists at {key_path(workspace.keys_dir, name)}")
-    private_key = Ed25519PrivateKey.generate()
-    key_file = encrypt_private_key(name, private_key, passphrase)
+    path = key_path(workspace.keys_dir, name)
+    orphan = os.path.lexists(path)
+    if orphan:
+        # A create killed between writing the key and committing the identity leaves this key behind. It is the
+        # caller's own if it opens with their passphrase: the create resumes with it rather than blocking the name.
+        try:
+            private_key = decrypt_private_key(read_key_file(workspace.keys_dir, name), passphrase)
+        except KeyUnavailable as exc:
+            raise AlreadyExists(f"a key file for {name!r} already exists at {path}, and no identity of that name: "
+                                "it does not open with this passphrase",
+                                hint="if an interrupted `identity create` left it, use the same passphrase; "
+                                     "otherwise move it away") from exc
+    else:
+        private_key = Ed25519PrivateKey.generate()
+        path = write_key_file(workspace.keys_dir, encrypt_private_key(name, private_key, passphrase))
     public = private_key.public_key()
     identity = Identity(name=name, key_id=key_id_of(public), public_key=public_key_to_b64(public),
                         created_at=now_rfc3339())
-    path = write_key_file(workspace.keys_dir, key_file)
     try:
         with audited_transaction(workspace) as tx:
             session = tx.session
@@ -63,15 +85,32 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
     except TreeHeadUnsigned:
         raise  # committed: the identity exists, and its key must stay with it
     except BaseException:
-        path.unlink(missing_ok=True)
+        if not orphan:
+            path.unlink(missing_ok=True)
         raise
     return identity
 
 
 def get_identity(session: Session, name: str) -> Identity:
+    """The identity `name`, once its row agrees with the audit log: the key is the one its (only) `identity.create`
+    entry bound to the name, and it is revoked if an `identity.revoke` entry says so. A row edited or recreated in
+    the database (a key swapped in, `revoked_at` cleared, a deleted name created again) is StoreTampered."""
     identity = session.exec(select(Identity).where(Identity.name == name)).first()
     if identity is None:
         raise NotFound(f"no identity named {name!r}", hint="create it with `forgegov identity create NAME`")
+    created = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
+                                                        AuditEntry.actor == name).order_by(AuditEntry.seq)).all()
+    if len(created) != 1:
+        raise StoreTampered(f"identity {name!r} has {len(created)} identity.create entries in the audit log, not one: "
+                            "a name is bound to its first key for good", hint="run `forgegov audit verify`")
+    committed_payload(session, what=f"identity {name!r}", action=AuditAction.IDENTITY_CREATE, seq=created[0],
+                      subject_digest=None, fields={"name": name, "key_id": identity.key_id,
+                                                   "public_key": identity.public_key})
+    if identity.revoked_at is None:
+        for entry in session.exec(select(AuditEntry).where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)):
+            if entry.payload is not None and json.loads(entry.payload).get("name") == name:
+                raise StoreTampered(f"identity {name!r} was revoked (audit entry {entry.seq}), but its row says it "
+                                    "is active", hint="run `forgegov audit verify`")
     return identity
 
 

@@ -14,18 +14,20 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, StoreTampered
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Asset
+from forgegov.foundation.store.models import Asset, AuditEntry
 from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
     AuditAction,
     CheckpointStage,
+    GateAction,
     ReleaseStage,
 )
 from forgegov.governance.asset_kinds import KINDS, DatasetSpec
@@ -139,7 +141,40 @@ def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:
     if len(matches) > 1:
         names = ", ".join(f"{a.kind.value}/{a.name}@{a.version}" for a in matches)
         raise BadInput(f"{ref!r} is ambiguous: {names}", hint="prefix the kind, e.g. dataset/NAME@VERSION")
+    check_recorded(session, matches[0])
     return matches[0]
+
+
+def check_recorded(session: Session, asset: Asset) -> None:
+    """StoreTampered unless the asset's row says what the audit log does: its name, version and owner are those of
+    its registration entry, and its state and release those of the last entry that set them (its registration or a
+    decision of one of its gates). Every reader of an asset goes through here, so `UPDATE asset SET state=...`
+    stops the gate, loader or run that would rely on it."""
+    rules = KINDS[asset.kind]
+    registered = AuditAction.registered(asset.kind)
+    setting = [registered, *(AuditAction.of_gate(gate, action) for gate in rules.gates for action in GateAction)]
+    entries = session.exec(select(AuditEntry.seq, AuditEntry.action).where(
+        AuditEntry.subject_digest == asset.digest, AuditEntry.action.in_(setting))  # type: ignore[attr-defined]
+        .order_by(AuditEntry.seq)).all()
+    if not entries or entries[0][1] != registered:
+        raise StoreTampered(f"{label(asset)} has no registration entry in the audit log: the store was altered",
+                            hint="run `forgegov audit verify`")
+    committed_payload(session, what=f"{label(asset)}", action=registered, seq=entries[0][0],
+                      subject_digest=asset.digest,
+                      fields={"kind": asset.kind.value, "name": asset.name, "version": asset.version,
+                              "owner": asset.owner})
+    last_seq, last_action = entries[-1]
+    if last_action == registered:
+        recorded = (AssetState.REGISTERED.value, ReleaseStage.NONE.value if rules.has_release else None)
+    else:
+        payload = committed_payload(session, what=f"the last decision on {label(asset)}",
+                                    action=AuditAction(last_action), seq=last_seq, subject_digest=asset.digest,
+                                    fields={})
+        recorded = (payload.get("state"), payload.get("release"))
+    if (asset.state.value, asset.release) != recorded:
+        raise StoreTampered(f"{label(asset)} is {asset.state.value} (release {asset.release}) in the store, but the "
+                            f"audit log's last word on it, entry {last_seq} ({last_action}), is {recorded[0]} "
+                            f"(release {recorded[1]}): the store was altered", hint="run `forgegov audit verify`")
 
 
 def find_asset(workspace: Workspace, ref: str, kind: AssetKind | None = None) -> Asset:

@@ -130,15 +130,16 @@ def test_mixed_or_mismatched_columnar_folders_are_refused(files, tmp_path):
 # --- verified reading -------------------------------------------------------------------------------------------
 
 def test_round_trip_jsonl_keeps_exact_values_and_line_locations(files):
-    rows = [{"text": "a", "n": 123456789012345678901234567890}, {"text": "b", "x": [1.5, None]}]
+    rows = [{"text": "a", "n": 2**53 - 1}, {"text": "b", "x": [1.5, None]}]
     folder = files.folder("j", {"d.jsonl": json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n"})
     manifest = scan_dataset(folder)
     verified = read_verified(folder, manifest.to_document(), digest=manifest.digest)
     assert verified.digest == manifest.digest and verified.format is DataFormat.JSONL
-    assert verified.records == rows
+    assert verified.records == rows  # the largest exact integer, not rounded through a float
     assert verified.locations == ["d.jsonl:1", "d.jsonl:3"]
-    with pytest.raises(BadInput, match="do not form a table"):
-        verified.to_dataset()  # Arrow has no integer that wide; refused rather than rounded
+    wide = files.folder("w", {"d.jsonl": json.dumps({"text": "a", "n": 123456789012345678901234567890}) + "\n"})
+    with pytest.raises(BadInput, match="line 1: the integer 123456789012345678901234567890 is beyond"):
+        scan_dataset(wide)  # refused at intake rather than rounded, or left to fail when the check hashes it
     small = files.folder("k", {"d.jsonl": _jsonl([{"text": "a", "n": 1}, {"text": "b", "x": [1.5, None]}])})
     table = read_verified(small, scan_dataset(small).to_document()).to_dataset()
     assert table.column_names == ["text", "n", "x"] and table[1]["n"] is None and table[1]["x"] == [1.5, None]
@@ -234,10 +235,12 @@ def test_an_altered_manifest_is_refused(files):
 # --- the fast JSONL path agrees with the line-by-line reference ---------------------------------------------------
 
 TRICKY_LINES = [
-    '{"text": "plain"}', "", "   ", '{"text": "crlf"}\r', '{"n": NaN, "i": -Infinity}', '{"big": -98765432109876543210}',
-    '{"s": "\\ud83d\\ude00 \\u00e9 \\ud800"}', '{"deep": [[[{"a": [1, 2.5e-3, null, true]}]]]}', "\t",
+    '{"text": "plain"}', "", "   ", '{"text": "crlf"}\r', '{"big": -9007199254740991, "id": "98765432109876543210"}',
+    '{"s": "\\ud83d\\ude00 \\u00e9"}', '{"deep": [[[{"a": [1, 2.5e-3, null, true]}]]]}', "\t",
     '{"text": "Ünïcödé — 東京 😀"}', '{"a": 1, "a": 2}',
 ]
+# Lines canonical JSON cannot carry: refused by both paths (see test_dataset_intake.py for each kind).
+NOT_CANONICAL = ['{"n": NaN, "i": -Infinity}', '{"big": -98765432109876543210}', '{"s": "\\ud800"}']
 
 
 def test_fast_and_reference_paths_agree_on_awkward_lines(files):
@@ -247,7 +250,10 @@ def test_fast_and_reference_paths_agree_on_awkward_lines(files):
     assert scan_dataset(folder).records == len(expected)
     records = read_records(folder)
     assert records[1] == [f"d.jsonl:{n}" for n, _ in expected]
-    assert json.dumps(records[0]) == json.dumps([value for _, value in expected])  # NaN != NaN, so compare text
+    assert records[0] == [value for _, value in expected]
+    for bad in NOT_CANONICAL:
+        with pytest.raises(BadInput, match="line 2: .*canonically"):
+            scan_dataset(files.folder(f"bad-{NOT_CANONICAL.index(bad)}", {"d.jsonl": TRICKY_LINES[0] + "\n" + bad}))
 
 
 def test_a_bad_line_deep_in_a_large_file_is_named_exactly(files):

@@ -58,6 +58,25 @@ def test_bad_jsonl_is_refused(files, content, needle):
         scan_dataset(folder)
 
 
+@pytest.mark.parametrize("value,needle", [
+    ("NaN", "NaN is not a JSON value"), ("Infinity", "Infinity is not a JSON value"),
+    ("-Infinity", "-Infinity is not a JSON value"), ("1e999", "the number 1e999 is out of range"),
+    (str(2**53), "beyond"), (str(-(2**53)), "beyond"), ("1234567890123456789", "beyond"),
+    ('"\\ud800"', "lone surrogate"), ('{"\\udc00": 1}', "lone surrogate"),
+])
+def test_values_canonical_json_cannot_carry_are_refused_at_intake(files, value, needle):
+    # Registered, such records became uncheckable for ever: the data-quality check hashes them canonically.
+    content = _jsonl([{"a": 1}] * 5) + '{"id": ' + value + "}\n"
+    with pytest.raises(BadInput, match=f"line 6: .*{needle}"):
+        scan_dataset(files.folder("odd", {"d.jsonl": content}))
+
+
+def test_values_at_the_edge_of_canonical_json_are_kept(files):
+    rows = [{"id": 2**53 - 1}, {"id": -(2**53 - 1)}, {"x": 1e308}, {"x": 2.5e-3}, {"card": "4111111111111111"},
+            {"t": "\U0001f600 ok"}]
+    assert scan_dataset(files.folder("edge", {"d.jsonl": _jsonl(rows)})).records == len(rows)
+
+
 def test_enormous_single_line_is_refused(files):
     limits = IntakeLimits(max_line_bytes=4096)
     folder = files.folder("huge", {"d.jsonl": '{"text": "' + "x" * 10_000 + '"}\n'})

@@ -7,13 +7,11 @@ import json
 import pytest
 
 from forgegov.foundation.errors import DigestMismatch, NotFound, StateConflict
-from forgegov.foundation.store.db import write_transaction
-from forgegov.foundation.store.models import Asset
-from forgegov.foundation.vocabulary import AssetKind, AssetState
+from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import label, register_asset
 
-from .conftest import TEXT_DATA, audit_entries
+from .conftest import PASSPHRASE, TEXT_DATA, audit_entries
 
 datasets = pytest.importorskip("datasets")
 
@@ -26,12 +24,15 @@ def _register(workspace, files, name="corpus"):
 
 
 def _approve(workspace, asset) -> None:
-    # Stands in for the dataset gate (its quorum, policy and signatures are covered by the gate tests): the loader
-    # only cares that the registry says approved.
-    with write_transaction(workspace.database_url) as session:
-        row = session.get(Asset, asset.id)
-        row.state = AssetState.APPROVED
-        session.add(row)
+    # Through the real dataset gate: the loader believes only a state the audit log backs (a row set to approved by
+    # hand is refused, see test_store_edits.py).
+    from forgegov.foundation.vocabulary import GateAction
+    from forgegov.governance import actions
+    from forgegov.governance.evidence.data_quality import check_dataset
+
+    check_dataset(workspace, label(asset), actor="bob")
+    actions.request(workspace, label(asset), "alice", PASSPHRASE)
+    actions.answer(workspace, label(asset), "bob", PASSPHRASE, GateAction.APPROVE)
 
 
 def test_an_unapproved_dataset_is_not_loaded(people, files):

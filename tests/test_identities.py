@@ -80,3 +80,29 @@ def test_revoked_identity_cannot_sign_and_name_is_never_reused(workspace):
         create_identity(workspace, "alice", PASSPHRASE)
     with pytest.raises(BadInput, match="reason"):
         revoke_identity(workspace, "nobody", " ", "security")
+
+
+def test_a_key_left_by_an_interrupted_create_is_resumed_not_a_block(workspace):
+    # `kill -9` between writing the key file and committing the identity: the name must not be locked out, and the
+    # orphan key is used only by whoever can open it.
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from forgegov.foundation.config import load_workspace\n"
+        "from forgegov.governance import identities\n"
+        "def die(*args, **kwargs):\n"
+        "    os._exit(137)\n"
+        "identities.audited_transaction = die\n"
+        "identities.create_identity(load_workspace(Path(sys.argv[1])), 'carol', sys.argv[2])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(workspace.root), PASSPHRASE], capture_output=True)
+    assert done.returncode == 137 and key_path(workspace.keys_dir, "carol").exists()
+    assert list_identities(workspace) == []
+    with pytest.raises(AlreadyExists, match="does not open with this passphrase"):
+        create_identity(workspace, "carol", "another long passphrase")
+    orphan = json.loads(key_path(workspace.keys_dir, "carol").read_text())["key_id"]
+    assert create_identity(workspace, "carol", PASSPHRASE).key_id == orphan
+    assert unlock(workspace, "carol", PASSPHRASE).key_id == orphan

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -37,9 +38,11 @@ DATASET_MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
 # Handing a small chunk to the hashing thread costs more than hashing it here.
 _THREAD_MIN = 64 << 10
-# orjson turns integers of more than 64 bits into floats. Where records are kept, a chunk with digits this long is
-# parsed by `json` instead, so a record's values are the ones the file spells.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# Records must survive canonical JSON (RFC 8785, I-JSON numbers): integers beyond 2^53 - 1 are not exact there, and
+# orjson turns integers of more than 64 bits into floats. A chunk with digits this long, or with an exponent (1e999
+# is no number JSON can carry), is parsed line by line by `_parse_line`, which refuses what cannot be canonical.
+_MAX_EXACT_INT = (1 << 53) - 1
+_NEEDS_CARE = re.compile(rb"[0-9]{16}|[0-9.][eE][+-]?[0-9]")
 
 
 class DataFormat(StrEnum):
@@ -296,7 +299,7 @@ class DatasetPass:
         if (raw.startswith(b"\n") or b"\n\n" in raw) and b"" in lines:
             numbers = [n for n, line in zip(numbers, lines, strict=True) if line]
             lines = [line for line in lines if line]
-        if self.keep is not None and _LONG_DIGITS.search(raw):
+        if _NEEDS_CARE.search(raw):
             return self._slow(name, line_no, lines, numbers)
         # Counting only, each value is dropped as soon as its type is known: holding a block's worth of dicts
         # costs more than parsing them.
@@ -421,12 +424,51 @@ def _parse_line(name: str, line_no: int, line: bytes, data_format: DataFormat, l
     if data_format is DataFormat.TEXT:
         return {"text": text.removesuffix("\r")}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_finite, parse_int=_exact_int)
+        _refuse_lone_surrogates(value)
     except RecursionError as exc:
         raise BadInput(f"{name}: line {line_no} nests too deeply to be read") from exc
+    except _NotCanonical as exc:
+        raise BadInput(f"{name}: line {line_no}: {exc}; forgegov keeps only records it can hash canonically",
+                       hint="write such values as strings") from exc
     except ValueError as exc:
         msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise BadInput(f"{name}: line {line_no} is not valid JSON ({msg}); is the file truncated?") from exc
     if not isinstance(value, dict):
         raise BadInput(f"{name}: line {line_no} is a JSON {type(value).__name__}, not an object")
     return value
+
+
+class _NotCanonical(ValueError):
+    """A value JSON's grammar or canonical form (RFC 8785) cannot carry exactly."""
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotCanonical(f"{constant} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotCanonical(f"the number {text[:32]} is out of range")
+    return value
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > _MAX_EXACT_INT:
+        raise _NotCanonical(f"the integer {text[:32]} is beyond ±(2^53 - 1), where JSON numbers stop being exact")
+    return value
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str) and any("\ud800" <= c <= "\udfff" for c in item):
+            raise _NotCanonical("a string holds a lone surrogate (\\ud800-\\udfff), which is no Unicode text")
