@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from forgegov.audit.log import node_of
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.state import rows_against_log
 from forgegov.audit.tree_heads import sign_tree_head, stored_tree_heads, witness_notes, witness_state
 from forgegov.audit.verify import (
     PROJECTED,
@@ -58,10 +59,19 @@ def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = 
             for identifier, value in _stream(connection, select(_NODE.c.id, _NODE.c.hash), cursors):
                 yield (*node_of(identifier), value)
 
-        return verify_log(
+        report = verify_log(
             workspace.config.audit.origin, pinned_public_key(workspace), _stream(connection, entries_query, cursors),
             nodes(), stored_tree_heads(workspace), witness_copies(folders),
         )
+        # The log holds; now the store's rows against what the log says they are.
+        state = rows_against_log(session)
+    if state.differences:
+        shown = "; ".join(state.differences[:20])
+        more = f" (and {len(state.differences) - 20} more)" if len(state.differences) > 20 else ""
+        raise AuditIntegrityError(f"{len(state.differences)} store row(s) differ from the log: {shown}{more}")
+    report.rows = state.rows
+    report.limits.extend(state.unprovable)
+    return report
 
 
 def _stream(connection, query, cursors: ExitStack) -> Iterator[tuple]:  # type: ignore[no-untyped-def,type-arg]

@@ -68,6 +68,7 @@ class VerifyReport:
     statements: int = 0
     redacted: list[int] = field(default_factory=list)
     root: str = ""
+    rows: int = 0  # asset and identity rows held against the state the log says (workspaces only, not exports)
     covered: int = 0  # entries covered by the largest signed tree head that verified (stored or witnessed)
     witness_covered: int = 0  # the same, counting witnessed tree heads only
     limits: list[str] = field(default_factory=list)  # what this verification could not prove
@@ -75,7 +76,7 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "entries": self.entries, "nodes": self.nodes, "checkpoints": self.checkpoints,
                 "witnessed": self.witnessed, "statements": self.statements, "redacted": self.redacted,
-                "root": self.root, "covered": self.covered, "witness_covered": self.witness_covered,
+                "root": self.root, "rows": self.rows, "covered": self.covered, "witness_covered": self.witness_covered,
                 "limits": self.limits}
 
     def state_limits(self) -> None:

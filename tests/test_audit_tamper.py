@@ -156,7 +156,11 @@ def test_truncated_tail_caught_by_witness(log):
     _sql(ws, delete(ENTRY).where(ENTRY.c.seq >= keep))
     _sql(ws, delete(CHECKPOINT))
     _rewrite_everything(ws)
-    verify_workspace(ws)  # without the witness, a thorough truncation is invisible
+    # The truncated entries approved the dataset: its row now says more than the log does.
+    with pytest.raises(AuditIntegrityError, match="state is 'approved', the log .* says 'registered'"):
+        verify_workspace(ws)
+    _sql(ws, text("UPDATE asset SET state = 'registered'"))
+    verify_workspace(ws)  # without the witness, a thorough truncation (rows made to agree) is invisible
     _fails(ws, witness, f"covers {size} entries but the log has only {keep}")
 
 

@@ -101,3 +101,26 @@ def test_audit_verify_refuses_a_name_created_twice(people):
                                             "public_key": public_key_to_b64(public)}))
     with pytest.raises(AuditIntegrityError, match="identity 'carol' is created a second time"):
         verify_workspace(people)
+
+
+def test_audit_verify_names_every_row_that_differs_from_the_log(people, files, engine):
+    # Before, `audit verify` passed after each of these edits: the log itself was intact.
+    from forgegov.audit.operations import verify_workspace
+    from forgegov.audit.verify import AuditIntegrityError
+
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "unapproved")
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
+                   stage=CheckpointStage.CANDIDATE)
+    revoke_identity(people, "mallory", "left the company", "alice")
+    clean = verify_workspace(people)
+    assert clean.rows == 2 + 8 and clean.limits  # two assets and the eight people; limits: no tree head, no witness
+    _sql(people, "UPDATE asset SET state = 'approved' WHERE name = 'unapproved'")
+    _sql(people, "UPDATE asset SET release = 'production' WHERE name = 'model'")
+    _sql(people, "UPDATE identity SET revoked_at = NULL WHERE name = 'mallory'")
+    with pytest.raises(AuditIntegrityError) as caught:
+        verify_workspace(people)
+    message = caught.value.message
+    assert message.startswith("3 store row(s) differ from the log")
+    assert "(dataset/unapproved@1): state is 'approved', the log (entry" in message
+    assert "(checkpoint/model@1): release is 'production'" in message
+    assert "identity row 'mallory': revoked is False" in message

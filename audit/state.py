@@ -1,0 +1,109 @@
+"""The state the log says, recomputed from its entries, held against the rows the store keeps.
+
+Every fact a gate relies on about an asset or an identity was set by an audit entry: an asset's name, version and
+owner by its registration, its state and release by the last gate decision on it; an identity's key by its
+`identity.create`, its revocation by `identity.revoke`. `audit verify` replays those entries and lists every row that
+says otherwise, so that an edit of the store (`UPDATE asset SET state = 'approved'`) is reported by the verifier, not
+only refused by the gate that meets it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from forgegov.foundation.store.models import Asset, AuditEntry, Identity
+from forgegov.foundation.vocabulary import AssetKind, AuditAction
+
+_REGISTERED = {AuditAction.registered(kind).value: kind.value for kind in AssetKind}
+_IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value)
+
+
+@dataclass
+class _Recorded:
+    seq: int
+    facts: dict[str, Any]
+    decided: bool = False  # a gate decision has set state and release since the registration
+
+
+@dataclass
+class StateReport:
+    rows: int = 0  # asset and identity rows held against the log
+    differences: list[str] = field(default_factory=list)
+    unprovable: list[str] = field(default_factory=list)  # entries whose payload was lawfully erased
+
+
+def rows_against_log(session: Session) -> StateReport:
+    report = StateReport()
+    assets: dict[tuple[str, str], _Recorded] = {}
+    identities: dict[str, _Recorded] = {}
+    entries = session.execute(select(AuditEntry.seq, AuditEntry.action, AuditEntry.subject_digest, AuditEntry.payload)
+                              .where(AuditEntry.action.in_([*_REGISTERED, *_IDENTITY])  # type: ignore[attr-defined]
+                                     | (AuditEntry.action.like("gate.%.%")))  # type: ignore[attr-defined]
+                              .order_by(AuditEntry.seq))
+    for seq, action, digest, payload_text in entries:
+        if payload_text is None:
+            # Lawfully erased: what it set can no longer be recomputed, so it is not held against the rows.
+            report.unprovable.append(f"entry {seq} ({action}) was redacted: the rows it set are not checked")
+            if action in _REGISTERED:
+                assets[(_REGISTERED[action], digest)] = _Recorded(seq, {})
+            for (_, subject), recorded in assets.items():
+                if subject == digest and action not in _REGISTERED:
+                    recorded.facts.pop("state", None)
+                    recorded.decided = False
+            continue
+        payload = json.loads(payload_text)
+        if action in _REGISTERED:
+            assets[(_REGISTERED[action], digest)] = _Recorded(seq, {
+                "name": payload.get("name"), "version": payload.get("version"), "owner": payload.get("owner"),
+                "state": "registered"})
+        elif action == AuditAction.IDENTITY_CREATE:
+            identities.setdefault(payload.get("name"), _Recorded(seq, {
+                "key_id": payload.get("key_id"), "public_key": payload.get("public_key"), "revoked": False}))
+        elif action == AuditAction.IDENTITY_REVOKE:
+            if payload.get("name") in identities:
+                recorded = identities[payload["name"]]
+                recorded.seq, recorded.facts["revoked"] = seq, True
+        elif action != AuditAction.GATE_REFUSED and isinstance(payload.get("subject"), str):
+            kind = payload["subject"].split("/", 1)[0]
+            recorded_asset = assets.get((kind, digest))
+            if recorded_asset is not None:
+                recorded_asset.seq, recorded_asset.decided = seq, True
+                recorded_asset.facts.update(state=payload.get("state"), release=payload.get("release"))
+    found: set[tuple[str, str]] = set()
+    for asset in session.scalars(select(Asset)):
+        report.rows += 1
+        key = (asset.kind.value, asset.digest)
+        found.add(key)
+        where = f"asset row {asset.id} ({asset.kind.value}/{asset.name}@{asset.version})"
+        recorded = assets.get(key)
+        if recorded is None:
+            report.differences.append(f"{where} has no registration entry in the log")
+            continue
+        row = {name: value for name, value in (("name", asset.name), ("version", asset.version),
+                                               ("owner", asset.owner), ("state", asset.state.value))
+               if name in recorded.facts}
+        if recorded.decided:
+            row["release"] = asset.release
+        elif "state" in recorded.facts and asset.release not in (None, "none"):
+            row["release"], recorded.facts["release"] = asset.release, "none"
+        report.differences.extend(f"{where}: {name} is {row[name]!r}, the log (entry {recorded.seq}) says "
+                                  f"{recorded.facts.get(name)!r}" for name in row if row[name] != recorded.facts.get(name))
+    report.differences.extend(f"the {kind} {digest} registered in the log (entry {recorded.seq}) has no row in the "
+                              "store" for (kind, digest), recorded in assets.items() if (kind, digest) not in found)
+    for identity in session.scalars(select(Identity)):
+        report.rows += 1
+        recorded = identities.get(identity.name)
+        where = f"identity row {identity.name!r}"
+        if recorded is None:
+            report.differences.append(f"{where} has no identity.create entry in the log")
+            continue
+        row = {"key_id": identity.key_id, "public_key": identity.public_key,
+               "revoked": identity.revoked_at is not None}
+        report.differences.extend(f"{where}: {name} is {row[name]!r}, the log (entry {recorded.seq}) says "
+                                  f"{recorded.facts[name]!r}" for name in row if row[name] != recorded.facts[name])
+    return report
