@@ -290,11 +290,11 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
 def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str, Any]]:
     """Re-verify every stored approval: a row edited in the database must not count towards a quorum."""
     verified: list[dict[str, Any]] = []
-    stored = session.exec(
-        select(Approval, IdentityRow).join(IdentityRow, IdentityRow.name == Approval.approver)  # type: ignore[arg-type]
-        .where(Approval.request_id == request.id).order_by(Approval.id)  # type: ignore[arg-type]
-    )
-    for approval, signer in stored:
+    stored = session.exec(select(Approval).where(Approval.request_id == request.id)
+                          .order_by(Approval.id))  # type: ignore[arg-type]
+    for approval in stored.all():
+        # Each approver's key as the log bound it to the name, not as the identity row says now.
+        signer = get_identity(session, approval.approver)
         statement = SignedStatement(json.loads(approval.payload), approval.signature)
         try:
             verify_statement(signer, statement)

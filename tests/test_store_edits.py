@@ -124,3 +124,23 @@ def test_audit_verify_names_every_row_that_differs_from_the_log(people, files, e
     assert "(dataset/unapproved@1): state is 'approved', the log (entry" in message
     assert "(checkpoint/model@1): release is 'production'" in message
     assert "identity row 'mallory': revoked is False" in message
+
+
+def test_an_approver_key_swapped_in_the_store_stops_the_quorum(people, files, engine):
+    # erin's stored approval counts towards the production quorum only under the key the log bound to her name: a
+    # row pointing her name at another key (to make a forged approval verify) stops the gate.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from forgegov.foundation.crypto.signing import key_id_of, public_key_to_b64
+
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
+                   stage=CheckpointStage.CANDIDATE)
+    actions.promote(people, "model", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, engine=engine)
+    actions.promote(people, "model", ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+    actions.answer(people, "model", "erin", PASSPHRASE, GateAction.APPROVE, engine=engine)
+    other = Ed25519PrivateKey.generate().public_key()
+    _sql(people, "UPDATE identity SET key_id = :key_id, public_key = :public_key WHERE name = 'erin'",
+         key_id=key_id_of(other), public_key=public_key_to_b64(other))
+    with pytest.raises(StoreTampered, match="identity 'erin'"):
+        actions.answer(people, "model", "frank", PASSPHRASE, GateAction.APPROVE, engine=engine)
