@@ -1,4 +1,4 @@
-"""Creating a workspace: config, folders, the pinned policy bundle, and the store's schema.
+"""Creating a workspace: config, folders, the store's schema, and the first policy in force.
 
 The workspace is assembled in a sibling temporary folder and renamed into place at the end, so a failed `init`
 leaves nothing behind.
@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from forgegov.audit.log_key import LOG_KEY
-from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.recorder import audited_transaction
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import (
     CONFIG_FILE,
@@ -22,12 +22,12 @@ from forgegov.foundation.config import (
     WorkspaceConfig,
     write_config,
 )
-from forgegov.foundation.errors import AlreadyExists, PolicyBundleError, WorkspaceError
+from forgegov.foundation.errors import AlreadyExists, WorkspaceError
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.store.db import upgrade
 from forgegov.foundation.store.models import PolicyActivation
-from forgegov.foundation.vocabulary import AuditAction
-from forgegov.governance.policy import bundle_info, copy_bundle, packaged_bundle
+from forgegov.governance.policy import packaged_bundle, scan_policy
+from forgegov.governance.policy_adoption import put_first_in_force
 from forgegov.governance.runs.provenance import PLATFORM_KEY
 
 INIT_ACTOR = "forgegov-init"
@@ -51,30 +51,18 @@ def init_workspace(directory: Path, store_url: str | None = None, opa_url: str |
         workspace.keys_dir.chmod(0o700)
         for key in (LOG_KEY, PLATFORM_KEY):
             config = key.pinned(config, key.write_new(workspace).public_key())
-        copy_bundle(policy_source or packaged_bundle(), workspace.policy_dir)
         write_config(staging, config, create=True)
         workspace = Workspace(staging, config)
-        url = workspace.database_url
-        upgrade(url)
-        _pin_initial_bundle(workspace, url)
+        upgrade(workspace.database_url)
+        _put_first_policy_in_force(workspace, policy_source or packaged_bundle())
     return Workspace(directory, config)
 
 
-def _pin_initial_bundle(workspace: Workspace, url: str) -> None:
-    info = bundle_info(workspace.policy_dir)
+def _put_first_policy_in_force(workspace: Workspace, source: Path) -> None:
+    manifest = scan_policy(workspace, source)
     with audited_transaction(workspace) as tx:
-        session = tx.session
-        active = session.exec(select(PolicyActivation).order_by(PolicyActivation.id.desc())).first()  # type: ignore[union-attr]
-        if active is not None:
-            # A shared (team) store already pins a bundle: a new workspace joins it only with the same policy.
-            if active.digest != info.digest:
-                raise PolicyBundleError(
-                    f"the store already pins policy {active.revision} ({active.digest[:19]}…), "
-                    f"not this bundle ({info.revision}, {info.digest[:19]}…)",
-                    hint="initialise with the store's policy bundle (--policy DIR)",
-                )
+        if tx.session.exec(select(PolicyActivation)).first() is not None:
+            # A shared (team) store already has a policy in force: a new workspace joins under it, and changes it
+            # only through the policy gate.
             return
-        session.add(PolicyActivation(digest=info.digest, revision=info.revision, activated_by=INIT_ACTOR,
-                                     activated_at=now_rfc3339()))
-        tx.append(EntryDraft(actor=INIT_ACTOR, action=AuditAction.POLICY_ACTIVATE, policy_revision=info.revision,
-                                   payload={"digest": info.digest, "revision": info.revision}))
+        put_first_in_force(tx, workspace, manifest, INIT_ACTOR, now_rfc3339())

@@ -32,7 +32,8 @@ from forgegov.foundation.vocabulary import AuditAction
 EXPORT_FORMAT = "forgegov-audit-export/v1"
 # These hold the keys, names and digests that the rest of the log, and the state derived from it, are checked against.
 _NOT_REDACTABLE = (AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE,
-                   AuditAction.POLICY_ACTIVATE)
+                   AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
+                   AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT)
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 

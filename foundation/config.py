@@ -58,7 +58,6 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class PathsConfig:
-    policy: str = "policy"
     keys: str = "keys"
     artifacts: str = "artifacts"
     logs: str = "logs"
@@ -125,8 +124,7 @@ class WorkspaceConfig:
             "version": self.version,
             "store": {"url": self.store.url},
             "opa": opa,
-            "paths": {"policy": self.paths.policy, "keys": self.paths.keys,
-                      "artifacts": self.paths.artifacts, "logs": self.paths.logs},
+            "paths": {"keys": self.paths.keys, "artifacts": self.paths.artifacts, "logs": self.paths.logs},
             "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
                       "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
             "provenance": {"public_key": self.provenance.public_key},
@@ -159,10 +157,6 @@ class WorkspaceConfig:
 class Workspace:
     root: Path
     config: WorkspaceConfig
-
-    @property
-    def policy_dir(self) -> Path:
-        return self.root / self.config.paths.policy
 
     @property
     def keys_dir(self) -> Path:

@@ -10,6 +10,7 @@ class AssetKind(StrEnum):
     REWARD = "reward"
     CHECKPOINT = "checkpoint"
     RUN = "run"
+    POLICY = "policy"  # a policy bundle, with the OPA build pinned to decide it
 
 
 class DatasetKind(StrEnum):
@@ -56,6 +57,7 @@ class Gate(StrEnum):
     RUN = "run"
     PROMOTION = "promotion"
     BASE = "base"  # approves a checkpoint as the starting point of training runs
+    POLICY = "policy"  # adopts a policy bundle: decided by the policy in force
 
 
 class GateAction(StrEnum):
@@ -100,6 +102,7 @@ class AuditAction(StrEnum):
     REWARD_REGISTER = "reward.register"
     CHECKPOINT_REGISTER = "checkpoint.register"
     RUN_REGISTER = "run.register"
+    POLICY_REGISTER = "policy.register"
     DATASET_CHECK = "dataset.check"
     DATASET_LOAD = "dataset.load"
     DATASET_LOAD_REFUSED = "dataset.load.refused"
@@ -121,6 +124,9 @@ class AuditAction(StrEnum):
     GATE_BASE_REQUEST = "gate.base.request"
     GATE_BASE_APPROVE = "gate.base.approve"
     GATE_BASE_REJECT = "gate.base.reject"
+    GATE_POLICY_REQUEST = "gate.policy.request"
+    GATE_POLICY_APPROVE = "gate.policy.approve"
+    GATE_POLICY_REJECT = "gate.policy.reject"
     RUN_START = "run.start"
     RUN_RESUME = "run.resume"
     RUN_COMPLETE = "run.complete"

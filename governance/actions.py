@@ -19,7 +19,7 @@ from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Reque
 from forgegov.governance.asset_kinds import KINDS
 from forgegov.governance.gate import GateOutcome, submit
 from forgegov.governance.identities import unlock
-from forgegov.governance.policy import PolicyEngine, active_activation
+from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.statements import SignedStatement, make_statement
 
@@ -27,9 +27,8 @@ from forgegov.governance.statements import SignedStatement, make_statement
 @contextmanager
 def policy_engine(workspace: Workspace) -> Iterator[PolicyEngine]:
     with read_session(workspace.database_url) as session:
-        pinned = active_activation(session)
-        session.expunge(pinned)
-    with PolicyEngine(workspace, pinned) as engine:
+        engine = open_engine(workspace, session)
+    with engine:
         yield engine
 
 

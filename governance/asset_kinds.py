@@ -8,11 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlmodel import Session
+
+from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput
 from forgegov.foundation.manifest import FilesManifest, build_manifest
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate
 from forgegov.governance.checkpoints import scan_checkpoint
 from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+from forgegov.governance.policy import PolicyManifest, keep_bundle, scan_policy
 
 Progress = Callable[[int], None] | None
 
@@ -26,21 +30,33 @@ class DatasetSpec:
     limits: IntakeLimits = IntakeLimits()
 
 
-Scan = Callable[[Path, "DatasetSpec | None", Progress], "FilesManifest | DatasetManifest"]
+Manifest = FilesManifest | DatasetManifest | PolicyManifest
+Scan = Callable[[Workspace, Path, "DatasetSpec | None", Progress], Manifest]
+Keep = Callable[[Session, Manifest], None]
 
 
-def _files(path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
+def _files(_workspace: Workspace, path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
     return build_manifest(path, progress=progress)
 
 
-def _checkpoint(path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
+def _checkpoint(_workspace: Workspace, path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
     return scan_checkpoint(path, progress=progress)
 
 
-def _dataset(path: Path, dataset: DatasetSpec | None, progress: Progress) -> DatasetManifest:
+def _dataset(_workspace: Workspace, path: Path, dataset: DatasetSpec | None, progress: Progress) -> DatasetManifest:
     if dataset is None:
         raise BadInput("a dataset needs --kind and --classification")
     return scan_dataset(path, dataset.limits, progress=progress)
+
+
+def _policy(workspace: Workspace, path: Path, _dataset: DatasetSpec | None, _progress: Progress) -> PolicyManifest:
+    return scan_policy(workspace, path)
+
+
+def _keep_policy(session: Session, manifest: Manifest) -> None:
+    if not isinstance(manifest, PolicyManifest):
+        raise BadInput("a policy is registered from a policy bundle")
+    keep_bundle(session, manifest)
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class KindRules:
     has_parent: bool = False  # the checkpoint it was trained from, for lineage
     has_release: bool = False  # where it is served from, moved by the promotion gate
     is_dataset: bool = False  # declared kind and classification, and read through intake
+    keep: Keep | None = None  # stores the bytes themselves in the registration's transaction (policies)
 
 
 KINDS: dict[AssetKind, KindRules] = {
@@ -60,6 +77,8 @@ KINDS: dict[AssetKind, KindRules] = {
     AssetKind.CHECKPOINT: KindRules(gates=(Gate.PROMOTION, Gate.BASE), scan=_checkpoint, has_stage=True,
                                     has_parent=True, has_release=True),
     AssetKind.RUN: KindRules(gates=(Gate.RUN,), scan=_files),
+    # A policy is adopted through the gate the policy in force decides; its bundle lives in the store.
+    AssetKind.POLICY: KindRules(gates=(Gate.POLICY,), scan=_policy, keep=_keep_policy),
 }
 
 # The kind each gate acts on.

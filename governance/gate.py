@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,10 +49,15 @@ from forgegov.governance.asset_kinds import KIND_OF_GATE
 from forgegov.governance.evidence import gather as gather_evidence
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.opa.client import OpaAnswer
+from forgegov.governance.policy import policy_in_force
+from forgegov.governance.policy_adoption import put_in_force
 from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.statements import SignedStatement, check_fresh, check_shape, verify_statement
 
 INPUT_VERSION = 1
+Effect = Callable[[AuditedTransaction, Asset, Decision, SignedStatement], None]
+# Per gate, what an approval does besides approving its subject; a gate absent here only changes state.
+ON_APPROVAL: dict[Gate, tuple[Effect, ...]] = {Gate.POLICY: (put_in_force,)}
 
 
 class DecisionSource(Protocol):
@@ -148,7 +154,12 @@ def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement:
         approvals.append(_approval_input(statement, actor, new=True))
     evidence = gather_evidence(session, gate, asset)
 
-    # 3. The OPA decision. Anything but a clear, well-formed answer from the pinned policy is a denial.
+    # 3. The OPA decision, from the policy the log says is in force (a policy_activation row inserted, or a policy
+    #    adopted since this engine started, must not decide). Anything but a clear, well-formed answer is a denial.
+    in_force = policy_in_force(session)
+    if in_force.digest != engine.pinned_digest:
+        raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
+                            f"{engine.pinned_revision}", hint="run the command again")
     input_document = {
         "version": INPUT_VERSION, "gate": gate.value, "action": action.value, "now": now_rfc3339(),
         "actor": {"name": actor.name, "key_id": actor.key_id},
@@ -212,6 +223,10 @@ def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement:
             "state": asset.state.value, "release": asset.release,
         },
     ))
+    # 7. What an allowing decision sets in motion beyond the subject's state (a policy put in force).
+    if result is DecisionResult.ALLOW and action is not GateAction.REJECT:
+        for effect in ON_APPROVAL.get(gate, ()):
+            effect(tx, asset, decision, statement)
     return GateOutcome(
         decision_id=decision.id, opa_decision_id=opa_decision_id, gate=gate, action=action, result=result,
         reasons=tuple(reasons), missing=tuple(missing), request_id=request.id, subject=label(asset),

@@ -1,125 +1,383 @@
-"""The policy bundle a workspace pins, and the engine that asks OPA about it.
+"""The policy in force, the bytes OPA runs for it, and the engine that asks OPA about it.
 
-A workspace holds a copy of the bundle (`policy/`) and records each adopted bundle's digest in the store. Before
-OPA is consulted the bundle on disk is re-hashed: a bundle edited by hand, outside `forgegov policy update`, stops
-every gate (fail closed) instead of silently changing decisions.
+A policy is a bundle (Rego, JSON data, a `.manifest` naming its revision) together with the OPA build pinned to
+decide it; one digest covers both. Bundles live in the store (`policy_bundle`), put there by registration, and a
+policy is put in force only by the policy gate (`policy_adoption.py`). Nothing here trusts a row or a file:
+
+1. Which policy is in force is read from the newest `policy.activate` entry of the log, with the row beside it
+   checked against that entry, and (after a workspace's first policy) the signed statement of the policy-gate
+   decision it names verified under its signer's key. A row inserted, deleted or edited stops every gate.
+2. The stored bundle is re-hashed, together with its pinned OPA build, before use: an edited bundle or pin stops
+   every gate.
+3. The embedded OPA binary is copied into a sealed file and hashed there; one whose digest is not the pinned one
+   does not start (a wrapper given as FORGEGOV_OPA, or another OPA release, is refused).
+4. OPA reads the bundle from a sealed file holding exactly the bytes hashed in 2, so nothing can change between the
+   check and OPA loading it.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
-import shutil
 import subprocess
-from dataclasses import dataclass
+import tarfile
+from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.config import OpaMode, Workspace
-from forgegov.foundation.errors import BadInput, PolicyBundleError
-from forgegov.foundation.manifest import build_manifest
-from forgegov.foundation.store.models import PolicyActivation
-from forgegov.foundation.vocabulary import Gate
+from forgegov.foundation.errors import BadInput, PolicyBundleError, SignatureInvalid, StoreTampered
+from forgegov.foundation.manifest import FileEntry
+from forgegov.foundation.store.models import AuditEntry, PolicyActivation, PolicyBundle
+from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction
+from forgegov.governance.identities import get_identity
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import OpaAnswer, PolicyClient
+from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
+from forgegov.governance.statements import SignedStatement, verify_statement
 
 MANIFEST_FILE = ".manifest"
+POLICY_MANIFEST_VERSION = 1
+# A bundle is a few dozen small text files; these bounds keep a hostile archive from exhausting memory.
+MAX_BUNDLE_FILES = 1000
+MAX_BUNDLE_BYTES = 16 << 20
+_HINT = "run `forgegov audit verify`; the store was edited outside forgegov"
 
 
 @dataclass(frozen=True)
-class BundleInfo:
-    path: Path
-    digest: str
+class Decider:
+    """The OPA build pinned to decide a policy: its release (for people) and the SHA-256 of its executable."""
+
+    opa_version: str
+    sha256: str
+
+    def to_document(self) -> dict[str, str]:
+        return {"engine": "opa", "version": self.opa_version, "sha256": self.sha256}
+
+    @classmethod
+    def from_document(cls, document: Any) -> Decider:
+        if not isinstance(document, dict) or set(document) != {"engine", "version", "sha256"} \
+                or document["engine"] != "opa" or not isinstance(document["version"], str) \
+                or not isinstance(document["sha256"], str) or len(document["sha256"]) != 64:
+            raise StoreTampered("a stored policy's decider is not an OPA build pin", hint=_HINT)
+        return cls(document["version"], document["sha256"])
+
+
+@dataclass(frozen=True)
+class PolicyManifest:
+    """What a policy asset's digest covers: every bundle file, the bundle's revision and the pinned OPA build."""
+
+    files: tuple[FileEntry, ...]
     revision: str
+    decider: Decider
+    archive: bytes = field(repr=False, compare=False)
+
+    def to_document(self) -> dict[str, Any]:
+        return {"manifest_version": POLICY_MANIFEST_VERSION, "revision": self.revision,
+                "decider": self.decider.to_document(),
+                "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files]}
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.to_document())
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A policy bundle's files, in memory: read once, hashed, archived and handed to OPA from these bytes."""
+
+    files: dict[str, bytes]
+
+    @property
+    def revision(self) -> str:
+        try:
+            revision = json.loads(self.files[MANIFEST_FILE])["revision"]
+        except KeyError as exc:
+            raise PolicyBundleError(f"the bundle has no {MANIFEST_FILE} naming its revision") from exc
+        except (ValueError, TypeError) as exc:
+            raise PolicyBundleError(f"the bundle's {MANIFEST_FILE} does not name a revision: {exc}") from exc
+        if not isinstance(revision, str) or not revision or len(revision) > 128:
+            raise PolicyBundleError(f"the bundle's {MANIFEST_FILE}: revision must be a non-empty string (≤ 128)")
+        return revision
+
+    def archive(self) -> bytes:
+        """A gzipped tar OPA loads as a bundle; the same files always give the same bytes."""
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in sorted(self.files.items()):
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        return gzip.compress(raw.getvalue(), mtime=0)
+
+    def manifest(self, decider: Decider) -> PolicyManifest:
+        files = tuple(FileEntry(name, len(data), "sha256:" + hashlib.sha256(data).hexdigest())
+                      for name, data in sorted(self.files.items()))
+        return PolicyManifest(files, self.revision, decider, self.archive())
+
+    def write(self, destination: Path) -> None:
+        for name, data in self.files.items():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+
+def _bundle_member(name: str) -> bool:
+    return name.endswith((".rego", ".json")) or PurePosixPath(name).name == MANIFEST_FILE
+
+
+def _check_size(files: dict[str, bytes], where: str) -> None:
+    if len(files) > MAX_BUNDLE_FILES or sum(len(d) for d in files.values()) > MAX_BUNDLE_BYTES:
+        raise BadInput(f"{where} is larger than a policy bundle may be ({MAX_BUNDLE_FILES} files, "
+                       f"{MAX_BUNDLE_BYTES >> 20} MiB)")
+
+
+def read_bundle(source: Path) -> Bundle:
+    """The policy files of a bundle folder (Rego, JSON data, the manifest), read once; never Python caches or editor
+    files, never what a symbolic link points at."""
+    if not (source / MANIFEST_FILE).is_file():
+        raise BadInput(f"{source} is not a policy bundle (no {MANIFEST_FILE})",
+                       hint="give the bundle's top folder, the one holding .manifest")
+    files: dict[str, bytes] = {}
+    for path in sorted(source.rglob("*")):
+        if path.is_symlink():
+            raise BadInput(f"{path} is a symbolic link; a policy bundle holds real files only")
+        name = path.relative_to(source).as_posix()
+        if path.is_file() and _bundle_member(name):
+            try:
+                files[name] = path.read_bytes()
+            except OSError as exc:
+                raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+            _check_size(files, str(source))
+    return Bundle(files)
+
+
+def bundle_from_archive(archive: bytes) -> Bundle:
+    """The files of a stored bundle archive; anything but plain, well-named bundle files is refused."""
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive)), mode="r:") as tar:
+            for member in tar:
+                path = PurePosixPath(member.name)
+                if not member.isfile() or path.is_absolute() or ".." in path.parts or member.name in files \
+                        or not _bundle_member(member.name):
+                    raise BadInput(f"archive member {member.name!r} is not a policy bundle file")
+                extracted = tar.extractfile(member)
+                files[member.name] = extracted.read() if extracted is not None else b""
+                _check_size(files, "the stored bundle")
+    except (OSError, EOFError, tarfile.TarError) as exc:
+        raise BadInput(f"the stored bundle is not a readable archive: {exc}") from exc
+    return Bundle(files)
 
 
 def packaged_bundle() -> Path:
     return Path(str(resources.files("forgegov.policies")))
 
 
-def bundle_info(path: Path) -> BundleInfo:
-    manifest_path = path / MANIFEST_FILE
+def run_opa(binary: Path, args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=300, check=False,
+                          pass_fds=pass_fds)
+
+
+class OpaBuild:
+    """This machine's OPA executable, copied into a sealed file and hashed there: what was hashed is what runs."""
+
+    def __init__(self, binary: Path) -> None:
+        self.source = binary
+        self.sealed = SealedFile.of_file("opa", binary)
+        self.sha256 = self.sealed.sha256()
+
+    @classmethod
+    def configured(cls, workspace: Workspace | None) -> OpaBuild:
+        return cls(find_opa(workspace.opa.binary if workspace is not None else ""))
+
+    def decider(self) -> Decider:
+        done = self.run(["version"])
+        for line in done.stdout.splitlines():
+            if line.startswith("Version:"):
+                return Decider("v" + line.split(":", 1)[1].strip(), self.sha256)
+        raise PolicyBundleError(f"{self.source} is not an OPA executable: it did not report a version")
+
+    def run(self, args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
+        return run_opa(self.sealed.path, args, (self.sealed.fd, *pass_fds))
+
+    def check(self, bundle: Bundle) -> None:
+        """`opa check --strict` on exactly these bytes."""
+        with SealedFile.of_bytes("bundle.tar.gz", bundle.archive()) as sealed:
+            done = self.run(["check", "--strict", "--bundle", str(sealed.path)], (sealed.fd,))
+        if done.returncode != 0:
+            raise PolicyBundleError(f"policy bundle {bundle.revision} fails `opa check --strict`:\n"
+                                    f"{(done.stdout + done.stderr).strip()}")
+
+    def close(self) -> None:
+        self.sealed.close()
+
+    def __enter__(self) -> OpaBuild:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def scan_policy(workspace: Workspace, source: Path) -> PolicyManifest:
+    """Read a bundle folder for registration: it must pass `opa check --strict` under this machine's OPA, whose
+    build is pinned with it."""
+    bundle = read_bundle(source)
+    with OpaBuild.configured(workspace) as opa:
+        opa.check(bundle)
+        return bundle.manifest(opa.decider())
+
+
+@dataclass(frozen=True)
+class PolicyInForce:
+    digest: str
+    revision: str
+    activated_by: str
+    activated_at: str
+    decision_id: str | None
+    audit_seq: int
+
+
+def policy_in_force(session: Session) -> PolicyInForce:
+    """The policy the log last put in force; StoreTampered when the store says otherwise (1. above)."""
+    seqs = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.POLICY_ACTIVATE)
+                        .order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    row = session.exec(select(PolicyActivation).order_by(PolicyActivation.id.desc())).first()  # type: ignore[union-attr]
+    if not seqs and row is None:
+        raise PolicyBundleError("this workspace has no policy in force",
+                                hint="initialise it with `forgegov init`, which puts the shipped policy in force")
+    if not seqs or row is None:
+        raise StoreTampered("the policy activations in the store and the policy.activate entries of the audit log "
+                            "disagree (one side is empty)", hint=_HINT)
+    what = f"the policy in force (policy_activation row {row.id})"
+    committed_payload(session, what=what, action=AuditAction.POLICY_ACTIVATE, seq=seqs[-1], subject_digest=row.digest,
+                      fields={"digest": row.digest, "revision": row.revision, "decision_id": row.decision_id})
+    if len(seqs) > 1 or row.decision_id is not None:
+        _check_adopted_by_gate(session, row, what)
+    return PolicyInForce(row.digest, row.revision, row.activated_by, row.activated_at, row.decision_id, seqs[-1])
+
+
+def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -> None:
+    """Only a workspace's first policy is put in force without a decision; every later one names the policy-gate
+    decision that allowed it, once, and that decision's statement verifies under its signer's key."""
+    if row.decision_id is None:
+        raise StoreTampered(f"{what} names no policy-gate decision, and only a workspace's first policy may",
+                            hint=_HINT)
+    citing = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.POLICY_ACTIVATE,
+                                                       AuditEntry.payload.contains(row.decision_id))).all()  # type: ignore[union-attr]
+    if len(citing) != 1:
+        raise StoreTampered(f"{what}: decision {row.decision_id} put a policy in force {len(citing)} times",
+                            hint=_HINT)
+    gate_actions = [AuditAction.of_gate(Gate.POLICY, action) for action in (GateAction.APPROVE, GateAction.REQUEST)]
+    action = session.exec(select(AuditEntry.action).where(
+        AuditEntry.decision_id == row.decision_id, AuditEntry.action.in_(gate_actions))).first()  # type: ignore[attr-defined]
+    if action is None:
+        raise StoreTampered(f"{what} names decision {row.decision_id}, which is no decision of the policy gate",
+                            hint=_HINT)
+    decided = committed_payload(session, what=f"the decision that put {row.revision} in force",
+                                action=AuditAction(action), decision_id=row.decision_id, subject_digest=row.digest,
+                                fields={"result": "allow", "state": "approved"})
+    statement = SignedStatement(decided.get("statement"), str(decided.get("signature")))
     try:
-        revision = json.loads(manifest_path.read_text(encoding="utf-8"))["revision"]
-    except FileNotFoundError as exc:
-        raise PolicyBundleError(f"{manifest_path} is missing; a bundle names its revision there") from exc
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PolicyBundleError(f"{manifest_path} does not name a revision: {exc}") from exc
-    if not isinstance(revision, str) or not revision:
-        raise PolicyBundleError(f"{manifest_path}: revision must be a non-empty string")
-    return BundleInfo(path, build_manifest(path).digest, revision)
+        verify_statement(get_identity(session, statement.signer), statement)
+    except (SignatureInvalid, KeyError, TypeError, ValueError) as exc:
+        raise StoreTampered(f"the statement behind decision {row.decision_id} does not verify: {exc}",
+                            hint=_HINT) from exc
+    if statement.gate is not Gate.POLICY or statement.subject_digest != row.digest:
+        raise StoreTampered(f"the statement behind decision {row.decision_id} is not about policy {row.digest}",
+                            hint=_HINT)
 
 
-def copy_bundle(source: Path, destination: Path) -> None:
-    """Copy the policy files only (Rego, JSON data, the manifest); never Python caches or editor files."""
-    if not (source / MANIFEST_FILE).is_file():
-        raise BadInput(f"{source} is not a policy bundle (no {MANIFEST_FILE})")
-    destination.mkdir(parents=True, exist_ok=True)
-    for file in sorted(source.rglob("*")):
-        if file.is_symlink():
-            raise BadInput(f"{file} is a symbolic link; a policy bundle holds real files only")
-        if file.is_file() and (file.suffix in (".rego", ".json") or file.name == MANIFEST_FILE):
-            target = destination / file.relative_to(source)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)
+def stored_policy(session: Session, digest: str) -> tuple[Bundle, Decider]:
+    """The bundle and pinned OPA build stored under `digest`, re-hashed (2. above)."""
+    row = session.get(PolicyBundle, digest)
+    if row is None:
+        raise StoreTampered(f"policy {digest} is not in the store's policy bundles",
+                            hint="a workspace made before store revision 0008 must be initialised again; "
+                                 "otherwise run `forgegov audit verify`")
+    try:
+        bundle = bundle_from_archive(bytes(row.archive))
+        decider = Decider.from_document(json.loads(row.decider))
+    except (BadInput, ValueError) as exc:
+        raise StoreTampered(f"the stored bundle of policy {digest} is unreadable: {exc}", hint=_HINT) from exc
+    if bundle.manifest(decider).digest != digest:
+        raise StoreTampered(f"the stored bundle of policy {digest} no longer hashes to that digest: the store was "
+                            "altered", hint=_HINT)
+    return bundle, decider
 
 
-def run_opa(binary: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=300, check=False)
+def keep_bundle(session: Session, manifest: PolicyManifest) -> None:
+    if session.get(PolicyBundle, manifest.digest) is None:
+        session.add(PolicyBundle(digest=manifest.digest, archive=manifest.archive,
+                                 decider=canonical_bytes(manifest.decider.to_document()).decode()))
 
 
-def check_bundle(binary: Path, path: Path) -> None:
-    done = run_opa(binary, ["check", "--strict", "--bundle", str(path)])
-    if done.returncode != 0:
-        raise PolicyBundleError(f"policy bundle at {path} fails `opa check --strict`:\n"
-                                f"{(done.stdout + done.stderr).strip()}")
-
-
-def active_activation(session: Session) -> PolicyActivation:
-    activation = session.exec(select(PolicyActivation).order_by(PolicyActivation.id.desc())).first()  # type: ignore[union-attr]
-    if activation is None:
-        raise PolicyBundleError("this workspace has no adopted policy bundle",
-                                hint="run `forgegov policy update --from DIR --as NAME`")
-    return activation
+class DeciderMismatch(PolicyBundleError):
+    """The OPA executable found is not the build the policy in force pins."""
 
 
 class PolicyEngine:
-    """OPA for one workspace: the embedded server (started here, stopped on exit) or the configured URL."""
+    """OPA for one workspace: the embedded server, run from sealed copies of the pinned binary and the policy in
+    force (started here, stopped on exit), or the configured URL."""
 
-    def __init__(self, workspace: Workspace, pinned: PolicyActivation) -> None:
+    def __init__(self, workspace: Workspace, pinned: PolicyInForce, bundle: Bundle, decider: Decider) -> None:
         self.workspace = workspace
         self.pinned_digest = pinned.digest
         self.pinned_revision = pinned.revision
+        self._bundle = bundle
+        self._decider = decider
         self._local: LocalOpa | None = None
         self._client: PolicyClient | None = None
+        self._sealed: list[SealedFile | OpaBuild] = []
 
     def __enter__(self) -> PolicyEngine:
         config = self.workspace.opa
-        if config.mode is OpaMode.EMBEDDED:
-            info = bundle_info(self.workspace.policy_dir)
-            if info.digest != self.pinned_digest:
-                raise PolicyBundleError(
-                    f"the policy bundle in {info.path} ({info.digest[:19]}…) is not the adopted one "
-                    f"({self.pinned_digest[:19]}…): it was changed outside `forgegov policy update`",
-                    hint="adopt the change with `forgegov policy update --from DIR --as NAME`, or restore the files",
-                )
-            self._local = LocalOpa(find_opa(config.binary), self.workspace.policy_dir,
-                                   self.workspace.logs_dir / "opa.log")
-            self._local.start()
-            url = self._local.url
-        else:
-            url = config.url
-        self._client = PolicyClient(url, config.timeout_s)
+        try:
+            if config.mode is OpaMode.EMBEDDED:
+                url = self._start_local()
+            else:
+                url = config.url
+            self._client = PolicyClient(url, config.timeout_s)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
+
+    def _start_local(self) -> str:
+        opa = OpaBuild.configured(self.workspace)
+        self._sealed.append(opa)
+        if opa.sha256 != self._decider.sha256:
+            raise DeciderMismatch(
+                f"the OPA executable {opa.source} (sha256 {opa.sha256[:16]}…) is not the build policy "
+                f"{self.pinned_revision} pins ({self._decider.opa_version}, sha256 {self._decider.sha256[:16]}…)",
+                hint="point FORGEGOV_OPA (or [opa] binary) at the pinned build, or propose the policy again with "
+                     "this OPA (`forgegov policy propose`)",
+            )
+        bundle = SealedFile.of_bytes("bundle.tar.gz", self._bundle.archive())
+        self._sealed.append(bundle)
+        self._local = LocalOpa(opa.sealed.path, bundle.path, self.workspace.logs_dir / "opa.log",
+                               pass_fds=(opa.sealed.fd, bundle.fd))
+        self._local.start()
+        return self._local.url
 
     def __exit__(self, *_exc: object) -> None:
         if self._client is not None:
             self._client.close()
+            self._client = None
         if self._local is not None:
             self._local.stop()
+            self._local = None
+        for sealed in self._sealed:
+            sealed.close()
+        self._sealed.clear()
 
     @property
     def url(self) -> str:
@@ -127,7 +385,18 @@ class PolicyEngine:
             raise PolicyBundleError("policy engine used outside its `with` block")
         return self._client.url
 
+    @property
+    def opa_pid(self) -> int | None:
+        return self._local.pid if self._local is not None else None
+
     def decide(self, gate: Gate, input_document: dict[str, Any]) -> OpaAnswer:
         if self._client is None:
             raise PolicyBundleError("policy engine used outside its `with` block")
         return self._client.decide(gate, input_document, expected_revision=self.pinned_revision)
+
+
+def open_engine(workspace: Workspace, session: Session) -> PolicyEngine:
+    """An engine for the policy in force, its bundle and pin verified (use it in a `with` block)."""
+    pinned = policy_in_force(session)
+    bundle, decider = stored_policy(session, pinned.digest)
+    return PolicyEngine(workspace, pinned, bundle, decider)

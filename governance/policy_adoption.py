@@ -1,65 +1,53 @@
-"""Adopting a new policy bundle into a workspace: checked by OPA, signed by the adopter, logged.
+"""Putting a policy in force: the effect of an allowing policy-gate decision, and the first policy of a workspace.
 
-Policy owners change `policies/` by pull request; a workspace adopts a reviewed bundle here. The new bundle must pass
-`opa check --strict` before it replaces the old one, and the activation record carries the adopter's signature over
-the bundle's digest and revision.
+Policy owners change `policies/` by pull request; a workspace adopts the reviewed bundle through the policy gate:
+`forgegov policy propose` registers the bundle (checked by `opa check --strict`, stored in the store with the OPA
+build pinned to decide it) and opens a request, which the *current* policy decides like any other gate (its roles,
+quorum and separation of duties). The activation is written in the same transaction as the decision that allowed
+it, so a crash at any point leaves the old policy in force and nothing else behind.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
+import json
 
-from forgegov.audit.recorder import EntryDraft, audited_transaction
-from forgegov.foundation.clock import now_rfc3339
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.crypto.keys import Signer
-from forgegov.foundation.crypto.signing import Purpose, sign
-from forgegov.foundation.errors import StateConflict
-from forgegov.foundation.store.models import PolicyActivation
+from forgegov.foundation.store.models import Asset, Decision, PolicyActivation
 from forgegov.foundation.vocabulary import AuditAction
-from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.opa.binary import find_opa
-from forgegov.governance.policy import active_activation, bundle_info, check_bundle, copy_bundle
+from forgegov.governance.policy import PolicyManifest, keep_bundle, policy_in_force
+from forgegov.governance.statements import SignedStatement
 
 
-def adopt_bundle(workspace: Workspace, source: Path, signer: Signer) -> PolicyActivation:
-    staging = Path(tempfile.mkdtemp(prefix=".policy-new-", dir=workspace.root))
-    retired = workspace.root / ".policy-old"
-    try:
-        copy_bundle(source, staging)
-        check_bundle(find_opa(workspace.opa.binary), staging)
-        info = bundle_info(staging)
-        statement = {"v": 1, "digest": info.digest, "revision": info.revision, "signer": signer.name,
-                     "key_id": signer.key_id, "signed_at": now_rfc3339()}
-        with audited_transaction(workspace) as tx:
-            session = tx.session
-            require_active(get_identity(session, signer.name))
-            current = active_activation(session)
-            if current.digest == info.digest:
-                raise StateConflict(f"bundle {info.revision} ({info.digest[:19]}…) is already the adopted policy")
-            activation = PolicyActivation(digest=info.digest, revision=info.revision, activated_by=signer.name,
-                                          activated_at=statement["signed_at"],
-                                          signature=sign(signer.private_key, Purpose.POLICY_ACTIVATION, statement))
-            session.add(activation)
-            tx.append(EntryDraft(
-                actor=signer.name, action=AuditAction.POLICY_ACTIVATE, policy_revision=info.revision,
-                payload={**statement, "previous_digest": current.digest, "previous_revision": current.revision,
-                         "signature": activation.signature},
-            ))
-            session.flush()
-            session.refresh(activation)
-            session.expunge(activation)
-            # Swap the folders last, inside the transaction: if the swap fails, the activation rolls back.
-            shutil.rmtree(retired, ignore_errors=True)
-            workspace.policy_dir.rename(retired)
-            try:
-                staging.rename(workspace.policy_dir)
-            except OSError:
-                retired.rename(workspace.policy_dir)
-                raise
-        shutil.rmtree(retired, ignore_errors=True)
-        return activation
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def put_in_force(tx: AuditedTransaction, asset: Asset, decision: Decision, statement: SignedStatement) -> None:
+    """Make the policy `asset` the one in force, citing the decision (and its signed statement) that allowed it."""
+    session = tx.session
+    previous = policy_in_force(session)
+    manifest = json.loads(asset.manifest)
+    session.add(PolicyActivation(digest=asset.digest, revision=manifest["revision"], activated_by=statement.signer,
+                                 activated_at=decision.decided_at, signature=statement.signature,
+                                 decision_id=decision.id))
+    tx.append(EntryDraft(
+        actor=statement.signer, action=AuditAction.POLICY_ACTIVATE, subject_digest=asset.digest,
+        policy_revision=manifest["revision"],
+        payload={"digest": asset.digest, "revision": manifest["revision"], "decision_id": decision.id,
+                 "decider": manifest["decider"], "previous_digest": previous.digest,
+                 "previous_revision": previous.revision},
+    ))
+
+
+def put_first_in_force(tx: AuditedTransaction, workspace: Workspace, manifest: PolicyManifest, actor: str,
+                       at: str) -> None:
+    """A new workspace's first policy: the only one put in force without a decision (there is no policy yet to
+    decide it). `policy_in_force` accepts a decision-less activation as the log's first one only."""
+    session = tx.session
+    keep_bundle(session, manifest)
+    session.add(PolicyActivation(digest=manifest.digest, revision=manifest.revision, activated_by=actor,
+                                 activated_at=at))
+    tx.append(EntryDraft(
+        actor=actor, action=AuditAction.POLICY_ACTIVATE, subject_digest=manifest.digest,
+        policy_revision=manifest.revision,
+        payload={"digest": manifest.digest, "revision": manifest.revision, "decision_id": None,
+                 "decider": manifest.decider.to_document()},
+    ))
+

@@ -65,7 +65,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     if rules.is_dataset != (dataset is not None):
         raise BadInput(f"a {kind.value} needs --kind and --classification" if dataset is None
                        else f"--kind and --classification apply to datasets only, not to a {kind.value}")
-    manifest = rules.scan(path, dataset, progress)
+    manifest = rules.scan(workspace, path, dataset, progress)
     digest = manifest.digest
     actor = registered_by or owner
     with audited_transaction(workspace) as tx:
@@ -89,6 +89,8 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
             registered_by=actor, registered_at=now_rfc3339(),
         )
         session.add(asset)
+        if rules.keep is not None:
+            rules.keep(session, manifest)
         session.flush()
         tx.append(EntryDraft(
             actor=actor, action=AuditAction.registered(kind), subject_digest=digest,

@@ -34,7 +34,7 @@ from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.gate import DecisionSource
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import OpaAnswer
-from forgegov.governance.policy import copy_bundle, packaged_bundle, run_opa
+from forgegov.governance.policy import packaged_bundle, read_bundle, run_opa
 from forgegov.governance.registry import label, register_asset
 from forgegov.governance.runs.spec import register_recipe
 
@@ -175,12 +175,19 @@ def test_reward_base_and_promotion_gate_documents_match_the_schema(people, files
     _answer(ws, "model", "frank", recorder, gate=Gate.PROMOTION)
     _request(ws, "judge", "alice", recorder)
     _answer(ws, "judge", "carol", recorder, GateAction.REJECT)
+    bundle = files.folder("bundle", {})
+    read_bundle(packaged_bundle()).write(bundle)
+    (bundle / ".manifest").write_text('{"revision": "proposed-1"}')
+    register_asset(ws, AssetKind.POLICY, bundle, "house-rules", "mallory")
+    _request(ws, "house-rules", "mallory", recorder)  # denied: no policy-owner role
+    _request(ws, "house-rules", "dave", recorder)
+    _answer(ws, "house-rules", "grace", recorder, GateAction.REJECT)
 
     documents = recorder.documents
     _assert_all_valid(documents)
     assert {(d["gate"], d["action"]) for d in documents} == {
         ("base", "request"), ("base", "approve"), ("promotion", "request"), ("promotion", "approve"),
-        ("reward", "request"), ("reward", "reject")}
+        ("reward", "request"), ("reward", "reject"), ("policy", "request"), ("policy", "reject")}
     assert {d["request"]["target"] for d in documents if d["gate"] == "promotion"} == {"staging", "production"}
     assert [d["subject"]["release"] for d in documents if d["gate"] == "promotion"][-1] == "staging"
 
@@ -271,7 +278,7 @@ read if {{
 def _check_with_schema(tmp_path: Path, read: str | None = None) -> tuple[int, str]:
     """`opa check --strict --schema` on a copy of the shipped bundle, with a probe rule reading `read` if given."""
     bundle = tmp_path / "bundle"
-    copy_bundle(packaged_bundle(), bundle)
+    read_bundle(packaged_bundle()).write(bundle)
     if read is not None:
         (bundle / "probe").mkdir()
         (bundle / "probe" / "policy.rego").write_text(PROBE.format(read=read), encoding="utf-8")

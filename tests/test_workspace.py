@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from forgegov.app.workspace import init_workspace
 from forgegov.foundation.config import CONFIG_FILE, OpaMode, load_workspace
 from forgegov.foundation.errors import AlreadyExists, ConfigError, WorkspaceError
+from forgegov.foundation.store.db import read_session
+from forgegov.governance.opa.binary import find_opa
+from forgegov.governance.policy import policy_in_force, stored_policy
 
 
 def test_init_creates_layout_and_is_found(tmp_path, monkeypatch):
     ws = init_workspace(tmp_path / "ws")
-    for folder in ("keys", "artifacts", "logs", "policy"):
+    for folder in ("keys", "artifacts", "logs"):
         assert (ws.root / folder).is_dir()
     assert (ws.root / "forgegov.db").is_file()
-    assert (ws.root / "policy" / ".manifest").is_file()
-    assert not (ws.root / "policy" / "__init__.py").exists()
+    # The policy lives in the store, not in a folder anyone could edit between a check and OPA reading it.
+    assert not (ws.root / "policy").exists()
+    with read_session(ws.database_url) as session:
+        bundle, decider = stored_policy(session, policy_in_force(session).digest)
+    assert ".manifest" in bundle.files and "lib/gate.rego" in bundle.files
+    assert not any(name.endswith(".py") for name in bundle.files)
+    assert decider.sha256 == hashlib.sha256(find_opa().read_bytes()).hexdigest()
     assert load_workspace(ws.root).root == ws.root
     monkeypatch.chdir(ws.root / "keys")
     monkeypatch.delenv("FORGEGOV_HOME", raising=False)

@@ -19,7 +19,7 @@ _AS = typer.Option("--as", help="Identity acting (signs with its own key).", sho
 _JSON = typer.Option("--json", help="Print the decision as JSON.")
 
 
-def _print_outcome(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def print_outcome(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     def human(out) -> None:  # type: ignore[no-untyped-def]
         verb = {"allow": "allowed", "pending": "recorded, pending", "deny": "denied"}[outcome.result.value]
         where = f"state {outcome.state}" + (f", release {outcome.release}" if outcome.release else "")
@@ -42,7 +42,7 @@ def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
 
     outcome = actions.request(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate, target=to,
                               comment=comment)
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -60,7 +60,7 @@ def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
 
     outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.APPROVE,
                              gate=gate, comment=comment)
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -75,7 +75,7 @@ def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotat
         raise BadInput("a rejection needs a reason (--reason)")
     outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.REJECT,
                              gate=gate, comment=reason)
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 def promote(ctx: typer.Context,
@@ -89,7 +89,7 @@ def promote(ctx: typer.Context,
     from forgegov.governance import actions
 
     outcome = actions.promote(state(ctx).workspace(), checkpoint, to, actor, passphrase_for(actor), comment=comment)
-    _print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json)
 
 
 def register(app: typer.Typer) -> None:

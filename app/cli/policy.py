@@ -1,40 +1,56 @@
-"""`forgegov policy test|check|show|update`."""
+"""`forgegov policy test|check|show|export|propose`.
+
+A policy changes only through the policy gate: `propose` registers a reviewed bundle and requests it; policy owners
+answer with `forgegov approve|reject policy/NAME@VERSION`; the approval that meets the quorum puts it in force.
+"""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
 from forgegov.app.cli.context import passphrase_for, state
 from forgegov.app.cli.output import emit, stderr
 
-policy_app = typer.Typer(help="The policy bundle (OPA/Rego) that decides every gate.", no_args_is_help=True)
+policy_app = typer.Typer(help="The policy (OPA/Rego bundle and pinned OPA build) that decides every gate.",
+                         no_args_is_help=True)
+_JSON = typer.Option("--json", help="Print the result as JSON.")
+T = TypeVar("T")
 
 
-def _bundle_dir(ctx: typer.Context, path: Path | None) -> Path:
+def _with_bundle_dir(ctx: typer.Context, path: Path | None, use: Callable[[Path], T]) -> T:
+    """PATH, else the policy in force in the workspace (written to a private temporary folder), else the shipped
+    bundle."""
     if path is not None:
-        return path
+        return use(path)
     from forgegov.foundation.errors import WorkspaceError
-    from forgegov.governance.policy import packaged_bundle
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance.policy import packaged_bundle, policy_in_force, stored_policy
 
     try:
-        return state(ctx).workspace().policy_dir
+        ws = state(ctx).workspace()
     except WorkspaceError:
-        return packaged_bundle()
+        return use(packaged_bundle())
+    with read_session(ws.database_url) as session:
+        bundle, _decider = stored_policy(session, policy_in_force(session).digest)
+    with tempfile.TemporaryDirectory(prefix="forgegov-policy-") as folder:
+        bundle.write(Path(folder))
+        return use(Path(folder))
 
 
 @policy_app.command("test")
 def test(ctx: typer.Context,
-         path: Annotated[Optional[Path], typer.Argument(help="Bundle folder (default: the workspace's pinned "
-                                                             "bundle, else the shipped one).")] = None) -> None:
+         path: Annotated[Optional[Path], typer.Argument(help="Bundle folder (default: the workspace's policy in "
+                                                             "force, else the shipped one).")] = None) -> None:
     """Run the bundle's Rego tests with `opa test`."""
     from forgegov.governance.opa.binary import find_opa
     from forgegov.governance.policy import run_opa
 
-    bundle = _bundle_dir(ctx, path)
-    done = run_opa(find_opa(), ["test", "--bundle", str(bundle), "-v"])
+    done = _with_bundle_dir(ctx, path, lambda folder: run_opa(find_opa(), ["test", "--bundle", str(folder), "-v"]))
     print(done.stdout, end="")
     stderr.print(done.stderr, end="")
     raise typer.Exit(0 if done.returncode == 0 else 3)
@@ -44,46 +60,77 @@ def test(ctx: typer.Context,
 def check(ctx: typer.Context,
           path: Annotated[Optional[Path], typer.Argument(help="Bundle folder.")] = None) -> None:
     """Check the bundle with `opa check --strict`."""
-    from forgegov.governance.opa.binary import find_opa
-    from forgegov.governance.policy import check_bundle
+    from forgegov.governance.policy import OpaBuild, read_bundle
 
-    bundle = _bundle_dir(ctx, path)
-    check_bundle(find_opa(), bundle)
-    stderr.print(f"{bundle}: opa check --strict passed")
+    def run(folder: Path) -> str:
+        bundle = read_bundle(folder)
+        with OpaBuild.configured(None) as opa:
+            opa.check(bundle)
+        return bundle.revision
+
+    revision = _with_bundle_dir(ctx, path, run)
+    stderr.print(f"policy {revision}: opa check --strict passed")
 
 
 @policy_app.command("show")
-def show(ctx: typer.Context,
-         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Show the adopted bundle (revision, digest, who adopted it) and whether the files on disk still match it."""
+def show(ctx: typer.Context, as_json: Annotated[bool, _JSON] = False) -> None:
+    """Show the policy in force (checked against the audit log): revision, digest, pinned OPA build, and the
+    decision that put it in force."""
     from forgegov.foundation.store.db import read_session
-    from forgegov.governance.policy import active_activation, bundle_info
+    from forgegov.governance.policy import policy_in_force, stored_policy
 
     ws = state(ctx).workspace()
     with read_session(ws.database_url) as session:
-        active = active_activation(session)
-    on_disk = bundle_info(ws.policy_dir)
+        active = policy_in_force(session)
+        bundle, decider = stored_policy(session, active.digest)
     data = {"revision": active.revision, "digest": active.digest, "activated_by": active.activated_by,
-            "activated_at": active.activated_at, "on_disk_digest": on_disk.digest,
-            "matches": on_disk.digest == active.digest, "opa": ws.opa.mode.value}
+            "activated_at": active.activated_at, "decision_id": active.decision_id, "audit_seq": active.audit_seq,
+            "decider": decider.to_document(), "files": len(bundle.files), "opa": ws.opa.mode.value}
     emit(data, as_json, lambda out: out.print(
-        f"policy {active.revision}  {active.digest}\n  adopted {active.activated_at} by {active.activated_by}\n"
-        f"  files on disk {'match' if data['matches'] else 'DO NOT MATCH'}; OPA mode {data['opa']}"))
+        f"policy {active.revision}  {active.digest}\n"
+        f"  in force since {active.activated_at}, by {active.activated_by}"
+        + (f" (decision {active.decision_id})" if active.decision_id else " (the workspace's first policy)")
+        + f"\n  decided by OPA {decider.opa_version} sha256:{decider.sha256}; OPA mode {data['opa']}"))
 
 
-@policy_app.command("update")
-def update(ctx: typer.Context,
-           source: Annotated[Path, typer.Option("--from", help="Reviewed bundle folder to adopt.")],
-           actor: Annotated[str, typer.Option("--as", help="Identity adopting it (signs the activation).")],
-           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Adopt a reviewed policy bundle: `opa check --strict` must pass; the activation is signed and logged."""
-    from forgegov.governance.identities import unlock
-    from forgegov.governance.policy_adoption import adopt_bundle
+@policy_app.command("export")
+def export(ctx: typer.Context,
+           to: Annotated[Path, typer.Option("--to", help="A new or empty folder to write the bundle into.")]) -> None:
+    """Write the policy in force as a bundle folder, to edit and propose again."""
+    from forgegov.foundation.errors import BadInput
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance.policy import policy_in_force, stored_policy
+
+    if to.exists() and (not to.is_dir() or any(to.iterdir())):
+        raise BadInput(f"{to} exists and is not an empty folder", hint="give a new folder")
+    ws = state(ctx).workspace()
+    with read_session(ws.database_url) as session:
+        bundle, _decider = stored_policy(session, policy_in_force(session).digest)
+    bundle.write(to)
+    stderr.print(f"wrote policy {bundle.revision} ({len(bundle.files)} files) to {to}")
+
+
+@policy_app.command("propose")
+def propose(ctx: typer.Context,
+            source: Annotated[Path, typer.Option("--from", help="Reviewed bundle folder to propose.")],
+            actor: Annotated[str, typer.Option("--as", help="Policy owner proposing it (signs the request).")],
+            name: Annotated[str, typer.Option("--name", help="Policy name; each proposal is its next version.")]
+            = "policy",
+            comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """Register a bundle (it must pass `opa check --strict`; this machine's OPA build is pinned with it) and request
+    its adoption through the policy gate, which the policy in force decides."""
+    from forgegov.app.cli.gates import print_outcome
+    from forgegov.foundation.vocabulary import AssetKind
+    from forgegov.governance import actions
+    from forgegov.governance.registry import label, register_asset
 
     ws = state(ctx).workspace()
-    activation = adopt_bundle(ws, source, unlock(ws, actor, passphrase_for(actor)))
-    emit({"revision": activation.revision, "digest": activation.digest, "activated_by": activation.activated_by},
-         as_json, lambda out: out.print(f"adopted policy {activation.revision} ({activation.digest})"))
+    passphrase = passphrase_for(actor)
+    asset = register_asset(ws, AssetKind.POLICY, source, name, actor)
+    if not as_json:
+        stderr.print(f"registered {label(asset)} ({asset.digest})")
+    print_outcome(actions.request(ws, label(asset), actor, passphrase, comment=comment), as_json)
 
 
 def register(app: typer.Typer) -> None:

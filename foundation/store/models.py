@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -125,6 +125,9 @@ class Decision(SQLModel, table=True):
 
 
 class PolicyActivation(SQLModel, table=True):
+    """A policy put in force. Since revision 0008 every activation after the workspace's first names the policy-gate
+    decision that allowed it; readers hold the newest row against the log (`governance/policy.py`)."""
+
     __tablename__ = "policy_activation"
     id: Optional[int] = Field(default=None, primary_key=True)
     record_version: int = RECORD_VERSION
@@ -133,6 +136,19 @@ class PolicyActivation(SQLModel, table=True):
     activated_by: str
     activated_at: str
     signature: Optional[str] = None
+    decision_id: Optional[str] = Field(default=None, max_length=36)
+
+
+class PolicyBundle(SQLModel, table=True):
+    """A policy bundle's bytes (a gzipped tar of its Rego, data and manifest) and the OPA build pinned to decide it,
+    keyed by the digest that covers both. Kept in the store, not in a folder, so that registering a bundle is one
+    transaction and every workspace on a shared store runs the same bytes; whoever reads it re-hashes it first."""
+
+    __tablename__ = "policy_bundle"
+    digest: str = Field(primary_key=True, max_length=71)
+    record_version: int = RECORD_VERSION
+    archive: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    decider: str
 
 
 class AuditEntry(SQLModel, table=True):

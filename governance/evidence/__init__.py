@@ -42,6 +42,7 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.REWARD: _none,
     Gate.BASE: _none,
     Gate.PROMOTION: _none,
+    Gate.POLICY: _none,
 }
 
 

@@ -59,7 +59,8 @@ def parse_answer(body: Any, expected_revision: str | None) -> OpaAnswer:
     if expected_revision is not None and revision != expected_revision:
         raise DecisionUnavailable(
             f"OPA answered from policy revision {revision!r}, but this workspace pins {expected_revision!r}",
-            hint="load the workspace's pinned bundle into that OPA, or `forgegov policy update` to adopt its policy",
+            hint="load the policy in force (`forgegov policy export`) into that OPA, or propose its policy through the "
+                 "policy gate (`forgegov policy propose`)",
         )
     decision_id = body.get("decision_id")
     return OpaAnswer(

@@ -38,10 +38,11 @@ def _free_loopback_port() -> int:
 class LocalOpa:
     """Use as a context manager; `url` is valid between start and stop."""
 
-    def __init__(self, binary: Path, bundle_dir: Path, log_path: Path) -> None:
+    def __init__(self, binary: Path, bundle: Path, log_path: Path, pass_fds: tuple[int, ...] = ()) -> None:
         self.binary = binary
-        self.bundle_dir = bundle_dir
+        self.bundle = bundle
         self.log_path = log_path
+        self.pass_fds = pass_fds
         self.port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -73,9 +74,10 @@ class LocalOpa:
             with open(self.log_path, "ab") as log:
                 process = subprocess.Popen(
                     [str(self.binary), "run", "--server", "--addr", f"127.0.0.1:{port}",
-                     "--bundle", str(self.bundle_dir), "--skip-version-check", "--log-level", "error",
+                     "--bundle", str(self.bundle), "--skip-version-check", "--log-level", "error",
                      "--set", "decision_logs.console=true"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent,
+                    pass_fds=self.pass_fds,
                 )
             if self._wait_ready(process, port):
                 self._process, self.port = process, port
@@ -84,7 +86,7 @@ class LocalOpa:
             output = self._log_since(log_offset)
             if "address already in use" not in output:
                 raise PolicyBundleError(
-                    f"OPA refused to start with the policy bundle at {self.bundle_dir}:\n{output.strip()}",
+                    f"OPA refused to start with the policy bundle at {self.bundle}:\n{output.strip()}",
                     hint="fix the policy (`forgegov policy check`) and try again",
                 )
         raise DecisionUnavailable("could not find a free loopback port for OPA after 3 tries")
