@@ -2,7 +2,8 @@
 
 Every fact a gate relies on about an asset or an identity was set by an audit entry: an asset's name, version and
 owner by its registration, its state and release by the last gate decision on it; an identity's key by its
-`identity.create`, its revocation by `identity.revoke`. `audit verify` replays those entries and lists every row that
+`identity.create`, its revocation by `identity.revoke`; the policies put in force, one `policy.activate` each, in
+order. `audit verify` replays those entries and lists every row that
 says otherwise, so that an edit of the store (`UPDATE asset SET state = 'approved'`) is reported by the verifier, not
 only refused by the gate that meets it.
 """
@@ -16,11 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from forgegov.foundation.store.models import Asset, AuditEntry, Identity
+from forgegov.foundation.store.models import Asset, AuditEntry, Identity, PolicyActivation
 from forgegov.foundation.vocabulary import AssetKind, AuditAction
 
 _REGISTERED = {AuditAction.registered(kind).value: kind.value for kind in AssetKind}
 _IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value)
+_ACTIVATE = AuditAction.POLICY_ACTIVATE.value
 
 
 @dataclass
@@ -41,8 +43,9 @@ def rows_against_log(session: Session) -> StateReport:
     report = StateReport()
     assets: dict[tuple[str, str], _Recorded] = {}
     identities: dict[str, _Recorded] = {}
+    activations: list[_Recorded] = []
     entries = session.execute(select(AuditEntry.seq, AuditEntry.action, AuditEntry.subject_digest, AuditEntry.payload)
-                              .where(AuditEntry.action.in_([*_REGISTERED, *_IDENTITY])  # type: ignore[attr-defined]
+                              .where(AuditEntry.action.in_([*_REGISTERED, *_IDENTITY, _ACTIVATE])  # type: ignore[attr-defined]
                                      | (AuditEntry.action.like("gate.%.%")))  # type: ignore[attr-defined]
                               .order_by(AuditEntry.seq))
     for seq, action, digest, payload_text in entries:
@@ -57,7 +60,10 @@ def rows_against_log(session: Session) -> StateReport:
                     recorded.decided = False
             continue
         payload = json.loads(payload_text)
-        if action in _REGISTERED:
+        if action == _ACTIVATE:
+            activations.append(_Recorded(seq, {name: payload.get(name) for name in ("digest", "revision",
+                                                                                     "decision_id")}))
+        elif action in _REGISTERED:
             assets[(_REGISTERED[action], digest)] = _Recorded(seq, {
                 "name": payload.get("name"), "version": payload.get("version"), "owner": payload.get("owner"),
                 "state": "registered"})
@@ -106,4 +112,23 @@ def rows_against_log(session: Session) -> StateReport:
                "revoked": identity.revoked_at is not None}
         report.differences.extend(f"{where}: {name} is {row[name]!r}, the log (entry {recorded.seq}) says "
                                   f"{recorded.facts[name]!r}" for name in row if row[name] != recorded.facts[name])
+    _activations_against_log(session, activations, report)
     return report
+
+
+def _activations_against_log(session: Session, activations: list[_Recorded], report: StateReport) -> None:
+    rows = list(session.scalars(select(PolicyActivation).order_by(PolicyActivation.id)))
+    report.rows += len(rows)
+    for index in range(max(len(rows), len(activations))):
+        if index >= len(rows):
+            report.differences.append(f"policy.activate entry {activations[index].seq} has no policy_activation row")
+            continue
+        row = rows[index]
+        where = f"policy_activation row {row.id} ({row.revision})"
+        if index >= len(activations):
+            report.differences.append(f"{where} has no policy.activate entry in the log")
+            continue
+        recorded = activations[index]
+        values = {"digest": row.digest, "revision": row.revision, "decision_id": row.decision_id}
+        report.differences.extend(f"{where}: {name} is {values[name]!r}, the log (entry {recorded.seq}) says "
+                                  f"{recorded.facts[name]!r}" for name in values if values[name] != recorded.facts[name])

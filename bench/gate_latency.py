@@ -13,6 +13,9 @@ Measured per decision:
   gate: approve       as above, plus re-verifying the stored request and the approver's signature; quorum met,
                       so the dataset's state changes to approved
 Statements are signed before the clock starts (signing is the client's step, reported separately).
+
+Then every decision the run made (2n + 1) is replayed as `forgegov audit verify --replay` does (each stored input
+re-evaluated by OPA under the policy recorded with it, each entry's commitment re-checked), reported per 1,000.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import submit
 from forgegov.governance.identities import create_identity, unlock
 from forgegov.governance.registry import find_asset, label, register_asset
+from forgegov.governance.replay import replay_decisions
 from forgegov.governance.statements import make_statement
 
 PASSPHRASE = "benchmark passphrase"
@@ -121,6 +125,9 @@ def main() -> int:
                 raise SystemExit(f"unexpected decision {outcome.result} for a steward's approval")
         bare.close_connection()
     assert find_asset(ws, "d0").state.value == "approved"
+    replay = replay_decisions(ws)
+    if replay.agreed != replay.decisions or replay.differing:
+        raise SystemExit(f"replay disagrees with the recorded decisions: {replay.to_dict()}")
 
     rows = [summary("bare OPA query (opa-python-client)", bare_ns), summary("gate: request → pending", request_ns),
             summary("gate: approve → approved", approve_ns), summary("client: sign a statement", sign_ns)]
@@ -132,8 +139,12 @@ def main() -> int:
     base = rows[0]["p50_ms"]
     for row in rows[1:3]:
         print(f"{row['name']:38} p50 = {row['p50_ms'] / base:.1f}× the bare query")
+    per_1000 = replay.seconds / replay.decisions * 1000
+    print(f"replay of {replay.decisions} decisions: {replay.seconds:.2f} s, {per_1000:.2f} s per 1,000 decisions")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"store": store, "n": args.n, "rows": rows}, indent=2))
+    out.write_text(json.dumps({"store": store, "n": args.n, "rows": rows,
+                               "replay": {"decisions": replay.decisions, "seconds": replay.seconds,
+                                          "seconds_per_1000": per_1000}}, indent=2))
     return 0
 
 

@@ -97,6 +97,11 @@ class DigestMismatch(Tampered):
         self.actual = actual
 
 
+class DecisionDiffers(Tampered):
+    """A recorded gate decision is not what the policy recorded with it decides on the input recorded with it: another
+    decider ruled (a fake OPA server, a wrapper running another bundle), or the record was edited."""
+
+
 class StateConflict(BadInput):
     """The action does not fit the subject's current state (no open request, already decided, ...)."""
 

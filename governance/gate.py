@@ -99,7 +99,7 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     """Run the gate for one signed statement. Raises PolicyDenied (after recording it) when OPA denies."""
     try:
         with audited_transaction(workspace) as tx:
-            outcome = _decide_and_apply(tx, engine, statement)
+            outcome = _decide_and_apply(workspace, tx, engine, statement)
     except TreeHeadUnsigned:
         raise  # the decision is committed; only its tree head is missing: not a refusal
     except (Tampered, RevokedIdentity) as refusal:
@@ -113,7 +113,8 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     return outcome
 
 
-def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
+def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: DecisionSource,
+                      statement: SignedStatement) -> GateOutcome:
     session = tx.session
     # 1. The request: which subject, and which open request this statement opens or answers.
     check_shape(statement)
@@ -152,7 +153,7 @@ def _decide_and_apply(tx: AuditedTransaction, engine: DecisionSource, statement:
     approvals = [] if action is GateAction.REQUEST else _verified_approvals(session, request)
     if action is not GateAction.REQUEST:
         approvals.append(_approval_input(statement, actor, new=True))
-    evidence = gather_evidence(session, gate, asset)
+    evidence = gather_evidence(workspace, session, gate, asset)
 
     # 3. The OPA decision, from the policy the log says is in force (a policy_activation row inserted, or a policy
     #    adopted since this engine started, must not decide). Anything but a clear, well-formed answer is a denial.

@@ -38,8 +38,12 @@ def dataset(people: Workspace, files: Files) -> str:
 
 @pytest.fixture
 def checkpoint(people: Workspace, files: Files) -> str:
+    """A checkpoint no run produced, promotable because an ML lead approved it at the base gate."""
     path = files.folder("ckpt", tiny_checkpoint_files())
     register_asset(people, AssetKind.CHECKPOINT, path, "model", "alice", stage=CheckpointStage.CANDIDATE)
+    with actions.policy_engine(people) as engine:
+        actions.request(people, "model", "alice", PASSPHRASE, gate=Gate.BASE, engine=engine)
+        actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE, engine=engine)
     return "model"
 
 
@@ -338,3 +342,29 @@ def test_every_decision_names_its_policy_and_input(people, dataset, engine):
         assert decision.opa_decision_id
 
 
+
+
+def test_a_hand_registered_candidate_with_a_made_up_parent_is_not_promoted(people, files, engine):
+    # The attack as written: `--stage candidate` with a parent, registered by hand, no run behind it.
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("base", tiny_checkpoint_files()), "base", "alice",
+                   stage=CheckpointStage.POST_TRAINING)
+    odd = {**tiny_checkpoint_files(), "generation_config.json": '{"note": "never trained"}'}
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("cand", odd), "claims-sft", "alice",
+                   stage=CheckpointStage.CANDIDATE, parent="checkpoint/base")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, "claims-sft", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    assert denied.value.reasons == [
+        "checkpoint claims-sft v1 was produced by no governed training run and is not approved at the base gate: only "
+        "the candidate of a completed, approved training run with verifying provenance, or a checkpoint approved at "
+        "the base gate, can be promoted"]
+
+
+def test_a_checkpoint_rejected_at_the_base_gate_is_not_promoted(people, files, engine):
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
+                   stage=CheckpointStage.CANDIDATE)
+    actions.request(people, "model", "alice", PASSPHRASE, gate=Gate.BASE, engine=engine)
+    actions.answer(people, "model", "dave", PASSPHRASE, GateAction.REJECT, gate=Gate.BASE, engine=engine)
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, "model", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+    assert "checkpoint model v1 was rejected at the base gate and cannot be promoted: train or register a new " \
+           "version" in denied.value.reasons

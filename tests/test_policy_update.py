@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
+from forgegov.audit.operations import verify_workspace
 from forgegov.audit.recorder import EntryDraft, audited_transaction
-from forgegov.foundation.errors import PolicyBundleError, PolicyDenied, StoreTampered
+from forgegov.foundation.errors import PolicyBundleError, PolicyDenied, StoreTampered, Tampered
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import AuditEntry, PolicyActivation, PolicyBundle
 from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, GateAction
@@ -110,6 +111,8 @@ def test_a_policy_put_in_force_by_inserting_a_row_stops_every_gate(people, files
     with pytest.raises(StoreTampered, match=r"policy in force \(policy_activation row 2\) has no matching "
                                             r"policy.activate entry"):
         actions.request(people, "claims", "alice", PASSPHRASE)
+    with pytest.raises(Tampered, match=r"policy_activation row 2 \(rogue\) has no policy.activate entry"):
+        verify_workspace(people, [])
 
 
 def test_rolling_the_policy_back_by_deleting_its_activation_is_refused(people, files, tmp_path):

@@ -13,7 +13,15 @@ from forgegov.app.run_start import start_run
 from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, TrainingRun
-from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, RunStatus
+from forgegov.foundation.vocabulary import (
+    AssetKind,
+    AssetState,
+    DecisionResult,
+    Gate,
+    GateAction,
+    ReleaseStage,
+    RunStatus,
+)
 from forgegov.governance import actions
 from forgegov.governance.registry import find_asset, lineage, register_asset
 from forgegov.governance.runs.recipe import RecipeError
@@ -102,6 +110,12 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
     assert subject_history(people, labels["base"])["training_run"] is None
     with pytest.raises(StateConflict, match="already completed"):
         _start(people, recipe)
+
+    # The run's candidate is promotable: its lineage is in the promotion gate's evidence, and the policy accepts it.
+    staged = actions.promote(people, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
+    assert staged.result is DecisionResult.PENDING
+    assert actions.answer(people, done.candidate, "dave", PASSPHRASE, GateAction.APPROVE,
+                          gate=Gate.PROMOTION).release == "staging"
 
 
 def test_gate_refuses_unapproved_data_before_any_compute(people, tmp_path, base_template):
@@ -224,6 +238,10 @@ def test_a_candidate_file_changed_after_signing_fails_verification(people, tmp_p
     config.write_text(config.read_text().replace("\"hidden_size\": 32", "\"hidden_size\": 33"))
     with pytest.raises(DigestMismatch, match="config.json"):
         verify_run(people, done.run_id)
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
+    assert f"was produced by run {done.run_id}, which is completed, approved by the run gate, with provenance " \
+           "that does not verify" in denied.value.reasons[0]
 
 
 def test_run_asset_registered_by_hand_is_denied_with_the_reason(people, files):

@@ -30,23 +30,51 @@ def verify(ctx: typer.Context,
            from_export: Annotated[Optional[Path], typer.Option("--from-export", help="Verify an export file "
                                                                "offline (no database).")] = None,
            witness: Annotated[Optional[list[Path]], _WITNESS] = None,
+           replay: Annotated[bool, typer.Option("--replay", help="Also re-evaluate every recorded gate decision "
+                                                "with the real OPA under the policy recorded with it.")] = False,
            as_json: Annotated[bool, _JSON] = False) -> None:
     """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement.
 
     Exit 0 only if everything holds, and then says what it could not prove (entries no signed tree head covers, no
-    witness); otherwise exit 4 with the first bad entry and what is wrong with it.
+    witness); otherwise exit 4 with the first bad entry and what is wrong with it. With --replay, a decision that
+    the recorded policy does not reproduce (another decider ruled) is exit 4 too, each one named.
     """
     from forgegov.audit.operations import verify_export, verify_workspace
+    from forgegov.foundation.errors import BadInput, DecisionDiffers
 
     if from_export is not None:
+        if replay:
+            raise BadInput("--replay needs the workspace (its stored inputs and policies), not an export")
         report = verify_export(from_export, list(witness or []))
     else:
         report = verify_workspace(state(ctx).workspace(), list(witness or []))
-    emit(report.to_dict(), as_json, lambda out: out.print(
-        f"audit log verified: {report.entries} entries, {report.nodes} stored nodes, {report.checkpoints} signed "
-        f"checkpoints, {report.witnessed} witnessed, {report.statements} signed statements"
-        + (f", {len(report.redacted)} redacted payloads" if report.redacted else "")
-        + f"\nroot {report.root}" + "".join(f"\nnot proven: {limit}" for limit in report.limits)))
+    data = report.to_dict()
+    replayed = None
+    if replay:
+        from forgegov.governance.replay import replay_decisions
+
+        replayed = replay_decisions(state(ctx).workspace())
+        data["replay"] = replayed.to_dict()
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        out.print(f"audit log verified: {report.entries} entries, {report.nodes} stored nodes, {report.checkpoints} "
+                  f"signed checkpoints, {report.witnessed} witnessed, {report.statements} signed statements"
+                  + (f", {len(report.redacted)} redacted payloads" if report.redacted else "")
+                  + f"\nroot {report.root}" + "".join(f"\nnot proven: {limit}" for limit in report.limits))
+        if replayed is not None:
+            out.print(f"replayed {replayed.replayed} of {replayed.decisions} decisions with OPA: {replayed.agreed} "
+                      f"agree, {len(replayed.differing)} differ, {replayed.unanswered} were denials without an OPA "
+                      f"answer ({replayed.seconds:.1f} s)"
+                      + "".join(f"\nnot proven: {limit}" for limit in replayed.limits))
+
+    if replayed is not None and replayed.differing:
+        lines = [f"decision {d['decision_id']} (audit entry {d['audit_seq']}, {d['gate']} {d['action']} on "
+                 f"{d['subject']}) was recorded as {d['recorded']['result']}; policy {d['policy_revision']} decides "
+                 f"{d['replayed']['result']}" for d in replayed.differing]
+        raise DecisionDiffers(f"{len(lines)} recorded decisions are not what their policy decides: another decider "
+                              "ruled, or the records were edited\n" + "\n".join(lines),
+                              hint="find out who ran the decider at those times (OPA URL, FORGEGOV_OPA)")
+    emit(data, as_json, human)
 
 
 def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: bool) -> list[dict]:  # type: ignore[no-untyped-def]

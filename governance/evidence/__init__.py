@@ -13,25 +13,31 @@ from typing import Any
 
 from sqlmodel import Session
 
+from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import Gate
 from forgegov.governance.evidence.data_quality import newest_check_evidence
+from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.run import run_evidence
 
-Provider = Callable[[Session, Asset], dict[str, Any]]
+Provider = Callable[[Workspace, Session, Asset], dict[str, Any]]
 
 
-def _data_quality(session: Session, asset: Asset) -> dict[str, Any]:
+def _data_quality(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
     # No check yet is a fact for the policy (it denies), not an error here.
     found = newest_check_evidence(session, asset)
     return {} if found is None else {"data_quality": found}
 
 
-def _run(session: Session, asset: Asset) -> dict[str, Any]:
+def _run(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
     return {"run": run_evidence(session, asset)}
 
 
-def _none(_session: Session, _asset: Asset) -> dict[str, Any]:
+def _lineage(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    return {"lineage": lineage_evidence(workspace, session, asset)}
+
+
+def _none(_workspace: Workspace, _session: Session, _asset: Asset) -> dict[str, Any]:
     return {}
 
 
@@ -41,10 +47,10 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.RUN: _run,
     Gate.REWARD: _none,
     Gate.BASE: _none,
-    Gate.PROMOTION: _none,
+    Gate.PROMOTION: _lineage,
     Gate.POLICY: _none,
 }
 
 
-def gather(session: Session, gate: Gate, asset: Asset) -> dict[str, Any]:
-    return PROVIDERS[gate](session, asset)
+def gather(workspace: Workspace, session: Session, gate: Gate, asset: Asset) -> dict[str, Any]:
+    return PROVIDERS[gate](workspace, session, asset)

@@ -73,6 +73,59 @@ deny contains msg if {
 
 # Who may approve or reject is decided as on the standard gates; only the
 # quorum differs, coming from the request's target.
+# Lineage: a checkpoint reaches a release only as the candidate of a completed,
+# approved training run whose signed provenance verifies, or as a checkpoint
+# approved at the base gate; one rejected at the base gate never does.
+produced_by_verified_run if {
+	run := input.evidence.lineage.run
+	run.status == "completed"
+	run.approved == true
+	run.provenance.verified == true
+}
+
+approved_at_base_gate if input.subject.state == "approved"
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	input.subject.state == "rejected"
+	msg := sprintf(
+		"%s was rejected at the base gate and cannot be promoted: train or register a new version",
+		[gate.describe(input.subject)],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	input.subject.state != "rejected"
+	not produced_by_verified_run
+	not approved_at_base_gate
+	msg := sprintf(
+		"%s %s: only the candidate of a completed, approved training run with verifying provenance, or a checkpoint approved at the base gate, can be promoted",
+		[gate.describe(input.subject), lineage_problem],
+	)
+}
+
+default lineage_problem := "was produced by no governed training run and is not approved at the base gate"
+
+lineage_problem := sprintf(
+	"was produced by run %s, which is %s, %s by the run gate, with provenance that %s",
+	[
+		run.id, run.status, approval_word(run.approved),
+		provenance_word(run.provenance),
+	],
+) if {
+	run := input.evidence.lineage.run
+	is_object(run)
+}
+
+approval_word(true) := "approved"
+
+approval_word(false) := "not approved"
+
+provenance_word(p) := "verifies" if p.verified == true
+
+provenance_word(p) := sprintf("does not verify (%s)", [p.problem]) if p.verified == false
+
 deny contains msg if some msg in standard_gate.approval_denies(input, target_settings.quorum)
 
 deny contains msg if some msg in standard_gate.rejection_denies(input, settings.rejecters)

@@ -267,3 +267,47 @@ test_absent_input_denies if {
 	not promotion.decision.allow
 	count(promotion.decision.deny) > 0
 }
+
+run_evidence(status, approved, provenance) := {"evidence": {"lineage": {"run": {
+	"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
+}}}}
+
+verified := {"verified": true, "problem": null}
+
+test_run_candidate_with_verifying_provenance_may_be_promoted if {
+	d := promotion.decision with input as doc("request", "alice", [], object.union(
+		{"subject": {"state": "registered"}},
+		run_evidence("completed", true, verified),
+	))
+	d.deny == set()
+}
+
+test_hand_registered_candidate_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], {"subject": {"state": "registered"}, "evidence": {"lineage": {"run": null}}})
+	d.deny == {"checkpoint claims-sft v3 was produced by no governed training run and is not approved at the base gate: only the candidate of a completed, approved training run with verifying provenance, or a checkpoint approved at the base gate, can be promoted"}
+}
+
+test_candidate_whose_provenance_fails_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], object.union(
+		{"subject": {"state": "registered"}},
+		run_evidence("completed", true, {"verified": false, "problem": "weights changed"}),
+	))
+	d.deny == {"checkpoint claims-sft v3 was produced by run run-7, which is completed, approved by the run gate, with provenance that does not verify (weights changed): only the candidate of a completed, approved training run with verifying provenance, or a checkpoint approved at the base gate, can be promoted"}
+}
+
+test_candidate_of_a_failed_run_denied if {
+	d := promotion.decision with input as doc("request", "alice", [], object.union(
+		{"subject": {"state": "registered"}},
+		run_evidence("failed", true, verified),
+	))
+	count(d.deny) == 1
+	not d.allow
+}
+
+test_checkpoint_rejected_at_base_gate_denied_even_from_a_run if {
+	d := promotion.decision with input as doc("request", "alice", [], object.union(
+		{"subject": {"state": "rejected"}},
+		run_evidence("completed", true, verified),
+	))
+	d.deny == {"checkpoint claims-sft v3 was rejected at the base gate and cannot be promoted: train or register a new version"}
+}

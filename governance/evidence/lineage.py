@@ -1,0 +1,61 @@
+"""What the promotion gate reads about a checkpoint: the training run whose candidate it is, as the log recorded it.
+
+Facts only; the policy judges. A run is reported with its status, whether the run gate allowed it (the decision its
+plan names, re-proved from that decision's audit entry) and whether its signed provenance verifies against the
+platform key and the candidate's bytes now. A checkpoint no run produced (a hand-registered "candidate" with a
+made-up parent) has `run: null`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, StoreTampered, Tampered
+from forgegov.foundation.store.models import Asset, AuditEntry, TrainingRun
+from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction, RunStatus
+from forgegov.governance.registry import check_recorded, label
+from forgegov.governance.runs.records import verify_run
+
+
+def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    row = session.exec(select(TrainingRun).where(TrainingRun.candidate_digest == asset.digest)).first()
+    if row is None:
+        return {"run": None}
+    run = session.get(Asset, row.run_asset_id)
+    if run is None:
+        raise StoreTampered(f"training run {row.id} names run asset {row.run_asset_id}, which is not in the store",
+                            hint="run `forgegov audit verify`")
+    check_recorded(session, run)
+    if row.status is RunStatus.COMPLETED:
+        # The completion as the log recorded it: this candidate, this provenance.
+        committed_payload(session, what=f"the completion of run {row.id}", action=AuditAction.RUN_COMPLETE,
+                          decision_id=row.decision_id, subject_digest=run.digest,
+                          fields={"run_id": row.id, "candidate_digest": asset.digest,
+                                  "provenance_digest": row.provenance_digest})
+    return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
+                    "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row)}}
+
+
+def _run_gate_allowed(session: Session, row: TrainingRun, run: Asset) -> bool:
+    actions = [AuditAction.of_gate(Gate.RUN, action) for action in (GateAction.APPROVE, GateAction.REQUEST)]
+    action = session.exec(select(AuditEntry.action).where(AuditEntry.decision_id == row.decision_id,
+                                                          AuditEntry.action.in_(actions))).first()  # type: ignore[attr-defined]
+    if action is None:
+        return False
+    payload = committed_payload(session, what=f"the run-gate decision of run {row.id}", action=AuditAction(action),
+                                decision_id=row.decision_id, subject_digest=run.digest, fields={})
+    return payload.get("result") == "allow"
+
+
+def _provenance(workspace: Workspace, row: TrainingRun) -> dict[str, Any]:
+    if row.status is not RunStatus.COMPLETED:
+        return {"verified": False, "problem": f"the run is {row.status.value}: only a completed run has provenance"}
+    try:
+        verify_run(workspace, row.id)
+    except (Tampered, BadInput) as exc:
+        return {"verified": False, "problem": exc.message}
+    return {"verified": True, "problem": None}
