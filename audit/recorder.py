@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from forgegov.audit.log import Appended, EntryDraft, append_many
-from forgegov.audit.tree_heads import SignedTreeHead, sign_tree_head
+from forgegov.audit.tree_heads import SignedTreeHead, hand_to_witnesses, sign_tree_head
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import ForgegovError
 from forgegov.foundation.store.db import write_transaction
@@ -62,20 +62,25 @@ def tree_head_due(workspace: Workspace, seqs: Sequence[int]) -> bool:
 
 
 @contextmanager
-def audited_transaction(workspace: Workspace) -> Iterator[AuditedTransaction]:
+def audited_transaction(workspace: Workspace, *, tree_head: bool = False) -> Iterator[AuditedTransaction]:
+    """With `tree_head`, a signed tree head follows whatever was appended, due or not (every gate decision), so the
+    window in which entries are covered by no signature, and by no witness, closes with each decision."""
     with write_transaction(workspace.database_url) as session:
         transaction = AuditedTransaction(session)
         yield transaction
-    publish_if_due(workspace, [a.seq for a in transaction.appended])
+    publish_if_due(workspace, [a.seq for a in transaction.appended], force=tree_head)
 
 
-def publish_if_due(workspace: Workspace, seqs: Sequence[int]) -> SignedTreeHead | None:
-    if not tree_head_due(workspace, seqs):
+def publish_if_due(workspace: Workspace, seqs: Sequence[int], *, force: bool = False) -> SignedTreeHead | None:
+    """Sign a tree head when one is due and give it to every configured witness."""
+    if not (tree_head_due(workspace, seqs) or (force and seqs and workspace.config.audit.log_public_key)):
         return None
     try:
-        return sign_tree_head(workspace)
+        signed = sign_tree_head(workspace)
+        hand_to_witnesses(workspace, signed)
     except ForgegovError as cause:
         raise TreeHeadUnsigned(cause) from cause
+    return signed
 
 
 def record(workspace: Workspace, draft: EntryDraft) -> int:

@@ -138,6 +138,42 @@ def hand_to_witness(workspace: Workspace, signed: SignedTreeHead, folder: Path,
     return path
 
 
+def hand_to_witnesses(workspace: Workspace, signed: SignedTreeHead) -> list[Path]:
+    """Give a new signed tree head to every configured witness that does not already hold a larger one (writers
+    that commit concurrently may sign out of order; the larger head already covers the smaller)."""
+    handed = []
+    origin, log_key = workspace.config.audit.origin, pinned_public_key(workspace)
+    for folder in workspace.witness_dirs():
+        previous = witness_notes(folder) if folder.is_dir() else []
+        if previous and open_checkpoint(previous[-1][1], origin, log_key).size >= signed.head.size:
+            continue
+        handed.append(hand_to_witness(workspace, signed, folder))
+    return handed
+
+
+def check_against_witnesses(workspace: Workspace, session: Session) -> None:
+    """NoteError (tampering) unless the store's log extends every configured witness's newest tree head: at least as
+    many entries (else the store was rolled back, a database file restored from a copy, say), with the same root at
+    the witnessed size (else the log was rewritten, with or without the log key). O(log n) stored nodes per witness,
+    so every gate can afford it."""
+    origin, log_key = workspace.config.audit.origin, pinned_public_key(workspace)
+    size = tree_size(session)
+    for folder in workspace.witness_dirs():
+        notes = witness_notes(folder) if folder.is_dir() else []
+        if not notes:
+            continue
+        source, text = notes[-1]
+        witnessed = open_checkpoint(text, origin, log_key)
+        if witnessed.size > size:
+            raise NoteError(f"the audit log has {size} entries, but witness {folder} holds a tree head of "
+                            f"{witnessed.size} ({source}): the store was rolled back",
+                            hint="restore the store from the newest copy; `forgegov audit verify --witness` shows more")
+        if root_at(session, witnessed.size) != witnessed.root:
+            raise NoteError(f"the audit log's first {witnessed.size} entries do not hash to the root witness "
+                            f"{folder} holds ({source}): the log was rewritten",
+                            hint="run `forgegov audit verify --witness`")
+
+
 def _git_commit(folder: Path, message: str) -> None:
     for args in (["add", "-A"], ["-c", "user.name=forgegov", "-c", "user.email=forgegov@localhost", "commit", "-q",
                                   "-m", message]):

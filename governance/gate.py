@@ -2,9 +2,10 @@
 
     request → evidence → OPA decision → signatures → audit append → state change
 
-`submit` runs every step for one signed statement inside one serialised database transaction. A step that fails
-before OPA is asked (unknown subject, bad or replayed signature, revoked key, no open request) raises and changes
-nothing; refusals of signatures are still written to the audit log on their own. Once OPA is asked, the decision
+`submit` runs every step for one signed statement inside one serialised database transaction, then signs a tree head
+and gives it to every configured witness. A step that fails before OPA is asked (a log behind a witness, unknown
+subject, bad or replayed signature, revoked key, no open request) raises and changes nothing; refusals of signatures
+are still written to the audit log on their own. Once OPA is asked, the decision
 is recorded whatever it is; the state changes only when it allows. OPA unreachable or a malformed answer is a
 denial (fail closed).
 """
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, select
 
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, TreeHeadUnsigned, audited_transaction, record
+from forgegov.audit.tree_heads import check_against_witnesses
 from forgegov.foundation.canonical import canonical_bytes, sha256_digest
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
@@ -98,7 +100,7 @@ class GateOutcome:
 def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
     """Run the gate for one signed statement. Raises PolicyDenied (after recording it) when OPA denies."""
     try:
-        with audited_transaction(workspace) as tx:
+        with audited_transaction(workspace, tree_head=True) as tx:
             outcome = _decide_and_apply(workspace, tx, engine, statement)
     except TreeHeadUnsigned:
         raise  # the decision is committed; only its tree head is missing: not a refusal
@@ -116,6 +118,9 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
 def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: DecisionSource,
                       statement: SignedStatement) -> GateOutcome:
     session = tx.session
+    # 0. The log itself: it must extend every configured witness's newest tree head, so a store rolled back (a
+    #    database file restored from a copy) or a log rewritten with the log key does not get to decide.
+    check_against_witnesses(workspace, session)
     # 1. The request: which subject, and which open request this statement opens or answers.
     check_shape(statement)
     gate, action = statement.gate, statement.action
