@@ -23,7 +23,7 @@ from forgegov.governance import actions
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import GateOutcome
-from forgegov.governance.identities import create_identity, revoke_identity
+from forgegov.governance.identities import create_identity, revoke_identity, unlock
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import register_asset
 from forgegov.governance.runs.records import verify_run
@@ -97,8 +97,9 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
     registered = register_reference(workspace, family_dir, owner="alice")
     family = {"post": registered.checkpoints[-1]}
     say(f"registered: {' → '.join(registered.checkpoints)} and {len(registered.datasets)} corpora")
+    checker = unlock(workspace, "alice", passphrase)
     for name in ("claims", "support-tickets", "ref-domain-train", "ref-general-train", "ref-sft-chat"):
-        checked = check_dataset(workspace, f"dataset/{name}", actor="alice")
+        checked = check_dataset(workspace, f"dataset/{name}", signer=checker)
         pii = checked.summary["pii"]
         say(f"data-quality check of {checked.dataset}: {checked.summary['records']} records, PII in "
             f"{pii['records']} ({', '.join(pii['sample_locations']) or 'none'}), result {checked.result_digest[:19]}…")
@@ -233,7 +234,6 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
 
     from forgegov.audit.operations import verify_workspace
     from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
-    from forgegov.governance.identities import unlock
 
     signed = sign_tree_head(workspace)
     witness = directory / "witness"

@@ -77,7 +77,7 @@ def main() -> int:
         folder.mkdir(parents=True)
         (folder / "train.jsonl").write_text(json.dumps({"text": f"record {i}"}) + "\n")
         asset = register_asset(ws, AssetKind.DATASET, folder, f"d{i}", "alice", dataset=DATA)
-        check_dataset(ws, label(asset), actor="alice")
+        check_dataset(ws, label(asset), signer=alice)
         assets.append(asset)
 
     with actions.policy_engine(ws) as engine:

@@ -47,7 +47,7 @@ def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped
     from forgegov.governance import actions
     from forgegov.governance.asset_kinds import DatasetSpec
     from forgegov.governance.evidence.data_quality import check_dataset
-    from forgegov.governance.identities import create_identity
+    from forgegov.governance.identities import create_identity, unlock
     from forgegov.governance.registry import register_asset
     from forgegov.training.reference.model import preset
     from forgegov.training.reference.tokenizer import train_tokenizer
@@ -79,7 +79,7 @@ def _setup(root: Path, preset_name: str, lines: int):  # type: ignore[no-untyped
             classification = Classification.PROPRIETARY if name == "claims" else Classification.GENERAL_CURATED
             register_asset(workspace, AssetKind.DATASET, folder, name, "alice",
                            dataset=DatasetSpec(DatasetKind.PRETRAINING_TEXT, classification))
-            check_dataset(workspace, f"dataset/{name}", actor="alice")
+            check_dataset(workspace, f"dataset/{name}", signer=unlock(workspace, "alice", PASSPHRASE))
             approve(f"dataset/{name}", Gate.DATASET, "bob")
     return workspace, base, data, settings
 

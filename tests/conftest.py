@@ -22,7 +22,7 @@ from forgegov.foundation.store.db import dispose_engines, read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import Classification, DatasetKind
 from forgegov.governance.asset_kinds import DatasetSpec
-from forgegov.governance.identities import create_identity
+from forgegov.governance.identities import create_identity, unlock
 
 PASSPHRASE = "correct horse battery staple"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
@@ -98,7 +98,7 @@ def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "
     from forgegov.governance.registry import label, register_asset
 
     asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec)
-    check_dataset(workspace, label(asset), actor=owner)
+    check_dataset(workspace, label(asset), signer=unlock(workspace, owner, PASSPHRASE))
     return asset
 
 

@@ -18,6 +18,7 @@ from forgegov.governance import actions
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.history import subject_history
+from forgegov.governance.identities import unlock
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import find_asset, register_asset
 
@@ -61,7 +62,7 @@ def test_clean_dataset_approved_on_its_check(people, files, engine):
     assert _request(people, "claims", engine).result is DecisionResult.PENDING
     done = _approve(people, "claims", "bob", engine)
     assert done.result is DecisionResult.ALLOW and done.state == "approved"
-    evidence = _last_input(people)["evidence"]["data_quality"]
+    [evidence] = _last_input(people)["evidence"]["data_quality"]
     with read_session(people.database_url) as session:
         stored = session.exec(select(DatasetCheck)).one()
         entry = session.get(AuditEntry, stored.audit_seq)
@@ -197,7 +198,7 @@ def test_the_newest_check_decides(people, files, engine):
     register_asset(people, AssetKind.DATASET, files.folder("eval", {"e.jsonl": _jsonl([{"prompt": SENTENCE}])}),
                    "heldout", "alice", dataset=EVAL)
     _request(people, "claims", engine)  # the first check predates the eval set: pending, not denied
-    again = check_dataset(people, "dataset/claims", actor="bob")
+    again = check_dataset(people, "dataset/claims", signer=unlock(people, "bob", PASSPHRASE))
     assert again.summary["contamination"]["compared"][0]["contaminated"] == 1
     with pytest.raises(PolicyDenied, match="approve"):
         _approve(people, "claims", "bob", engine)
@@ -209,7 +210,7 @@ def test_check_refuses_bytes_changed_since_registration(people, files):
     register_asset(people, AssetKind.DATASET, folder, "claims", "alice", dataset=TEXT_DATA)
     (folder / "a.jsonl").write_text(_clean().replace("hinge", "Hinge", 1))
     with pytest.raises(DigestMismatch, match="a.jsonl"):
-        check_dataset(people, "claims", actor="alice")
+        check_dataset(people, "claims", signer=unlock(people, "alice", PASSPHRASE))
     with read_session(people.database_url) as session:
         assert session.exec(select(DatasetCheck)).first() is None
 
@@ -223,7 +224,7 @@ def test_check_by_unknown_identity_refused(people, files):
     register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": _clean()}), "claims", "alice",
                    dataset=TEXT_DATA)
     with pytest.raises(NotFound):
-        check_dataset(people, "claims", actor="nobody")
+        check_dataset(people, "claims", signer=unlock(people, "nobody", PASSPHRASE))
 
 
 def test_check_of_a_dataset_registered_without_a_kind_is_refused(people, files):
@@ -235,4 +236,42 @@ def test_check_of_a_dataset_registered_without_a_kind_is_refused(people, files):
         row.dataset_kind = None
         session.add(row)
     with pytest.raises(BadInput, match="registered before datasets had a kind"):
-        check_dataset(people, "claims", actor="alice")
+        check_dataset(people, "claims", signer=unlock(people, "alice", PASSPHRASE))
+
+
+def _hiding_findings(run_suite):  # type: ignore[no-untyped-def]
+    """A modified client: the real suite, with every finding erased from what it reports."""
+    def run(records, locations, kind):  # type: ignore[no-untyped-def]
+        quality = run_suite(records, locations, kind)
+        quality["sensitive"]["findings"] = {}
+        for expectation in quality["expectations"]:
+            expectation.update(success=True, unexpected_count=0, unexpected_percent=0.0, sample_locations=[])
+        return quality
+    return run
+
+
+def test_a_clean_check_recorded_by_a_modified_client_hides_no_earlier_finding(people, files, engine, monkeypatch):
+    # The attack as written: after a check found an e-mail, an SSN and a card number, a modified client records
+    # "no findings" for the same bytes; the gate used to decide on that newest check alone.
+    text = "Ticket: reach me at jane.doe@example.com, SSN 123-45-6789, card 4111 1111 1111 1111."
+    register_checked(people, files.folder("d", {"a.jsonl": _clean() + _jsonl([{"text": text}])}), "tickets")
+    from forgegov.governance.evidence import data_quality
+
+    monkeypatch.setattr(data_quality, "run_suite", _hiding_findings(data_quality.run_suite))
+    hidden = check_dataset(people, "tickets", signer=unlock(people, "alice", PASSPHRASE))
+    assert hidden.summary["pii"]["findings"] == {} and hidden.summary["failed"] == []
+    opened = _request(people, "tickets", engine)
+    assert "1 more approval by role privacy-officer (have 0 of 1)" in opened.missing
+    steward = _approve(people, "tickets", "bob", engine)
+    assert steward.result is DecisionResult.PENDING and steward.state == "pending"
+    assert any("pii findings in 1 of 41 records" in m for m in steward.missing), steward.missing
+
+
+def test_a_check_moved_to_another_checkers_name_stops_the_gate(people, files, engine):
+    register_checked(people, files.folder("d", {"a.jsonl": _clean()}), "claims")
+    with write_transaction(people.database_url) as session:
+        stored = session.exec(select(DatasetCheck)).one()
+        stored.checked_by = "bob"
+        session.add(stored)
+    with pytest.raises(StoreTampered, match="is not what bob signed"):
+        _request(people, "claims", engine)

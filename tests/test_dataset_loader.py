@@ -8,6 +8,7 @@ import pytest
 
 from forgegov.foundation.errors import DigestMismatch, NotFound, StateConflict
 from forgegov.foundation.vocabulary import AssetKind
+from forgegov.governance.identities import unlock
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import label, register_asset
 
@@ -30,7 +31,7 @@ def _approve(workspace, asset) -> None:
     from forgegov.governance import actions
     from forgegov.governance.evidence.data_quality import check_dataset
 
-    check_dataset(workspace, label(asset), actor="bob")
+    check_dataset(workspace, label(asset), signer=unlock(workspace, "bob", PASSPHRASE))
     actions.request(workspace, label(asset), "alice", PASSPHRASE)
     actions.answer(workspace, label(asset), "bob", PASSPHRASE, GateAction.APPROVE)
 

@@ -12,12 +12,16 @@ from forgegov.foundation.config import Workspace
 
 
 def run_check(workspace: Workspace, ref: str, actor: str, quiet: bool):  # type: ignore[no-untyped-def]
+    """Run the check as `actor`, who signs its result."""
+    from forgegov.app.cli.context import passphrase_for
     from forgegov.governance.evidence.data_quality import check_dataset
+    from forgegov.governance.identities import unlock
 
+    signer = unlock(workspace, actor, passphrase_for(actor))
     if quiet:
-        return check_dataset(workspace, ref, actor=actor)
+        return check_dataset(workspace, ref, signer=signer)
     with stderr.status("checking", spinner="dots") as status:
-        return check_dataset(workspace, ref, actor=actor, progress=status.update)
+        return check_dataset(workspace, ref, signer=signer, progress=status.update)
 
 
 def print_check(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
@@ -50,13 +54,14 @@ def print_check(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
 def check(ctx: typer.Context,
           subject: Annotated[str, typer.Argument(help="dataset/name[@version] or sha256:<digest prefix>.",
                                                  show_default=False)],
-          actor: Annotated[str, typer.Option("--as", help="Identity running the check (recorded in the audit log).",
+          actor: Annotated[str, typer.Option("--as", help="Identity running the check (signs its result).",
                                              show_default=False)],
           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """Check SUBJECT's data quality again: re-verify its bytes, run its kind's suite, PII/secret scans and the
     train/eval contamination check against every registered dataset on the other side.
 
-    The full result is stored, its digest goes into the audit log, and the dataset gate decides on the newest
-    check. Re-run it after registering new eval or training data.
+    The full result is stored, its digest goes into the audit log with your signature over it, and the dataset gate
+    decides on every check of the same bytes (a finding in any of them stands until a newer suite version checks
+    again). Re-run it after registering new eval or training data.
     """
     print_check(run_check(state(ctx).workspace(), subject, actor, as_json), as_json)

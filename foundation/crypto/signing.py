@@ -25,6 +25,7 @@ class Purpose(StrEnum):
     CHECKPOINT = "checkpoint"
     PROVENANCE = "provenance"
     EVAL_RESULT = "eval-result"
+    DATA_QUALITY = "data-quality"
 
 
 def signed_message(purpose: Purpose, payload: Any) -> bytes:

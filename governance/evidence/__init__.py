@@ -16,7 +16,7 @@ from sqlmodel import Session
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import Gate
-from forgegov.governance.evidence.data_quality import newest_check_evidence
+from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.run import run_evidence
 
@@ -25,8 +25,7 @@ Provider = Callable[[Workspace, Session, Asset], dict[str, Any]]
 
 def _data_quality(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
     # No check yet is a fact for the policy (it denies), not an error here.
-    found = newest_check_evidence(session, asset)
-    return {} if found is None else {"data_quality": found}
+    return {"data_quality": checks_evidence(session, asset)}
 
 
 def _run(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 A check reads the dataset through the digest-verified reader (so its findings are about exactly the registered
 bytes), runs the kind's quality suite and the contamination check, stores the full result, and appends the result's
-digest to the audit log. The gate later re-reads the newest check, re-verifies both digests and hands OPA the
-summary that `summarize` makes of it. Results and summaries hold counts, rates and `file:line` locations, never the
+digest to the audit log with a statement the checker signs over it. The gate later re-reads every check of the
+dataset's bytes, re-verifies both digests and each signature under its checker's key, and hands OPA the summary that
+`summarize` makes of each; the policy decides whose checks count, and a finding in any current check stands (a modified
+client that records "no findings" afterwards hides nothing). Results and summaries hold counts, rates and `file:line` locations, never the
 values found.
 
 Contamination runs in both directions: an eval dataset is compared with every registered training dataset, and a
@@ -26,17 +28,20 @@ from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import BadInput, DigestMismatch, StateConflict, StoreTampered
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, DatasetCheck
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, DatasetKind
 from forgegov.governance.datasets.contamination import NgramIndex, check
 from forgegov.governance.datasets.quality import load_suite, run_suite
 from forgegov.governance.datasets.reader import VerifiedData, read_verified
-from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.identities import get_identity, public_key, require_active
 from forgegov.governance.registry import label, manifest_of, resolve
 
 CHECK_VERSION = 1
+STATEMENT_VERSION = 1
 
 # Which part of the data gate an expectation speaks for. The policy lets duplicates, PII and secrets through under
 # thresholds; every other failed expectation (schema, required fields, lengths, and any kind added later) blocks.
@@ -58,9 +63,10 @@ class CheckOutcome:
                 "result_digest": self.result_digest, "audit_seq": self.audit_seq, "summary": self.summary}
 
 
-def check_dataset(workspace: Workspace, ref: str, *, actor: str,
+def check_dataset(workspace: Workspace, ref: str, *, signer: Signer,
                   progress: Callable[[str], None] | None = None) -> CheckOutcome:
     step = progress or (lambda _stage: None)
+    actor = signer.name
     with read_session(workspace.database_url) as session:
         require_active(get_identity(session, actor))
         asset = resolve(session, ref, AssetKind.DATASET)
@@ -84,11 +90,17 @@ def check_dataset(workspace: Workspace, ref: str, *, actor: str,
     result_digest = digest_of(result)
     summary = summarize(result)
     check_id = str(uuid.uuid4())
+    statement = {"v": STATEMENT_VERSION, "check_id": check_id, "dataset_digest": asset.digest,
+                 "result_digest": result_digest, "suite_digest": quality["suite_digest"],
+                 "suite_version": quality["suite_version"], "signer": actor, "key_id": signer.key_id,
+                 "signed_at": now_rfc3339()}
+    signature = sign(signer.private_key, Purpose.DATA_QUALITY, statement)
     with audited_transaction(workspace) as tx:
         session = tx.session
         entry = tx.append(EntryDraft(
             actor=actor, action=AuditAction.DATASET_CHECK, subject_digest=asset.digest,
             payload={"check_id": check_id, "dataset": label(asset), "result_digest": result_digest,
+                     "statement": statement, "signature": signature,
                      "suite_digest": quality["suite_digest"], "failed": [f["check"] for f in summary["failed"]],
                      "pii_rate": summary["pii"]["rate"], "secrets_rate": summary["secrets"]["rate"],
                      "contaminated": sum(c["contaminated"] for c in contamination["compared"]),
@@ -97,7 +109,7 @@ def check_dataset(workspace: Workspace, ref: str, *, actor: str,
         session.add(DatasetCheck(
             id=check_id, asset_id=asset.id, dataset_digest=asset.digest, suite_digest=quality["suite_digest"],
             result=canonical_bytes(result).decode(), result_digest=result_digest, checked_by=actor,
-            checked_at=now_rfc3339(), audit_seq=entry.seq,
+            checked_at=statement["signed_at"], audit_seq=entry.seq,
         ))
     return CheckOutcome(check_id, label(asset), asset.digest, result_digest, entry.seq, summary)
 
@@ -176,26 +188,47 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def newest_check_evidence(session: Session, asset: Asset) -> dict[str, Any] | None:
-    """The newest check of `asset` as gate evidence, after proving the stored result is the one the log committed to.
+def checks_evidence(session: Session, asset: Asset) -> list[dict[str, Any]]:
+    """Every check of `asset`'s bytes as gate evidence, newest first, each proven before the policy sees it:
 
-    A result edited in the database, or an audit entry that no longer matches it, stops the gate: evidence that
-    cannot be trusted must not reach the policy at all.
+    1. the stored result hashes to its recorded digest and is about these bytes (an edited result);
+    2. the audit entry that recorded it committed to that digest (a planted or moved check);
+    3. the statement in that entry verifies under the key the log bound to its checker's name, and names this check,
+       these bytes and this result (a check recorded in someone else's name, or one nobody signed).
+
+    Any failure stops the gate: evidence that cannot be trusted must not reach the policy at all.
     """
-    stored = session.exec(select(DatasetCheck).where(DatasetCheck.asset_id == asset.id)
-                          .order_by(DatasetCheck.audit_seq.desc())).first()  # type: ignore[attr-defined]
-    if stored is None:
-        return None
+    stored = session.exec(select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest)
+                          .order_by(DatasetCheck.audit_seq.desc())).all()  # type: ignore[attr-defined]
+    return [_proven(session, asset, check) for check in stored]
+
+
+def _proven(session: Session, asset: Asset, stored: DatasetCheck) -> dict[str, Any]:
+    what = f"data-quality check {stored.id} of {label(asset)}"
     result = json.loads(stored.result)
     if digest_of(result) != stored.result_digest or stored.dataset_digest != asset.digest \
             or result.get("dataset_digest") != asset.digest:
-        raise StoreTampered(f"stored data-quality check {stored.id} of {label(asset)} does not match its digest: "
-                            "the store was altered", hint="run `forgegov audit verify`, then check the data again")
+        raise StoreTampered(f"stored {what} does not match its digest: the store was altered",
+                            hint="run `forgegov audit verify`, then check the data again")
     try:
-        committed_payload(session, what=f"data-quality check {stored.id} of {label(asset)}",
-                          action=AuditAction.DATASET_CHECK, seq=stored.audit_seq, subject_digest=asset.digest,
-                          fields={"check_id": stored.id, "result_digest": stored.result_digest})
+        payload = committed_payload(session, what=what, action=AuditAction.DATASET_CHECK, seq=stored.audit_seq,
+                                    subject_digest=asset.digest,
+                                    fields={"check_id": stored.id, "result_digest": stored.result_digest})
     except StateConflict as redacted:
         raise StateConflict(redacted.message, hint=f"run `forgegov dataset check {label(asset)}` again") from redacted
+    statement, signature = payload.get("statement"), payload.get("signature")
+    if not isinstance(statement, dict) or not isinstance(signature, str):
+        raise StoreTampered(f"{what} carries no signed statement: it was not recorded by this forgegov",
+                            hint=f"run `forgegov dataset check {label(asset)}` again")
+    expected = {"check_id": stored.id, "dataset_digest": asset.digest, "result_digest": stored.result_digest,
+                "signer": stored.checked_by}
+    signer = get_identity(session, stored.checked_by)
+    try:
+        if {name: statement.get(name) for name in expected} != expected or statement.get("key_id") != signer.key_id:
+            raise SignatureInvalid(f"the statement names another check, dataset, result or signer than {what}")
+        verify(public_key(signer), Purpose.DATA_QUALITY, statement, signature)
+    except SignatureInvalid as exc:
+        raise StoreTampered(f"{what} is not what {stored.checked_by} signed: {exc.message}",
+                            hint="run `forgegov audit verify`") from exc
     return {"check_id": stored.id, "result_digest": stored.result_digest, "checked_at": stored.checked_at,
             "checked_by": stored.checked_by, **summarize(result)}

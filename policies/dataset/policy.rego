@@ -41,7 +41,25 @@ examples(locations) := concat(", ", locations) if count(locations) > 0
 
 examples(locations) := "no sample" if count(locations) == 0
 
-dq := inp.evidence.data_quality
+# Every check of the subject's bytes counts, if a holder of a checker role
+# (data_quality.checkers) signed it, until a check under a newer suite version
+# supersedes it: a finding in any current check stands, whatever a later check
+# of the same bytes says. The rules below speak of each current check as dq.
+checks := object.get(object.get(inp, "evidence", {}), "data_quality", [])
+
+checker_roles := object.get(thresholds, "checkers", [])
+
+counted contains check if {
+	some check in checks
+	approvals.holds_any(check.checked_by, checker_roles)
+}
+
+newest_suite := max({check.suite_version | some check in counted})
+
+current contains check if {
+	some check in counted
+	check.suite_version == newest_suite
+}
 
 # Thresholds absent from data.json read as zero: nothing gets through by omission.
 limit(path) := object.get(thresholds, path, 0)
@@ -51,6 +69,7 @@ limit(path) := object.get(thresholds, path, 0)
 sensitive_excess contains category if {
 	inp.action in evidence_actions
 	some category in ["pii", "secrets"]
+	some dq in current
 	dq[category].rate > limit([category, "max_record_rate"])
 }
 
@@ -120,7 +139,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
-	not inp.evidence.data_quality
+	count(checks) == 0
 	msg := sprintf(
 		"%s has no data-quality check on record: run `forgegov dataset check` on it, then ask again",
 		[subject_name],
@@ -128,6 +147,17 @@ deny contains msg if {
 }
 
 deny contains msg if {
+	inp.action in evidence_actions
+	count(checks) > 0
+	count(counted) == 0
+	msg := sprintf(
+		"%s has no data-quality check signed by a holder of %s: one of them must run `forgegov dataset check` on it",
+		[subject_name, approvals.role_phrase(checker_roles)],
+	)
+}
+
+deny contains msg if {
+	some dq in current
 	dq.dataset_digest != inp.subject.digest
 	msg := sprintf(
 		"the data-quality check on record for %s was made on other bytes (%v, not %v): run `forgegov dataset check` again",
@@ -136,6 +166,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
+	some dq in current
 	dq.suite != inp.subject.dataset_kind
 	msg := sprintf(
 		"%s was checked with the %v suite but is registered as %v: run `forgegov dataset check` again",
@@ -145,6 +176,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
+	some dq in current
 	some failure in dq.failed
 	not weighed(failure)
 	msg := sprintf(
@@ -162,7 +194,7 @@ deny contains msg if {
 # rules compare; comparing nothing would pass, so it denies.
 deny contains msg if {
 	inp.action in evidence_actions
-	dq
+	some dq in current
 	some category in ["duplicates", "pii", "secrets"]
 	not has_rate(dq, category)
 	msg := sprintf(
@@ -173,6 +205,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
+	some dq in current
 	dq.duplicates.rate > limit(["max_duplicate_rate"])
 	msg := sprintf(
 		"%s repeats records: %v records (%v%%) are duplicates, above the %v%% threshold (e.g. %s): deduplicate and register a new version",
@@ -185,7 +218,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
-	dq
+	some dq in current
 	not has_contamination(dq)
 	msg := sprintf(
 		"the data-quality check of %s has no contamination result: run `forgegov dataset check` again",
@@ -195,6 +228,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
+	some dq in current
 	some other in dq.contamination.compared
 	other.rate > limit(["max_contamination_rate"])
 	msg := sprintf(
@@ -208,6 +242,7 @@ deny contains msg if {
 
 deny contains msg if {
 	inp.action in evidence_actions
+	some dq in current
 	some other in dq.contamination.unchecked
 	msg := sprintf(
 		"contamination of %s against %s could not be checked (%v): restore that dataset's files, then run `forgegov dataset check` again",
@@ -244,6 +279,7 @@ missing contains msg if some msg in standard_gate.missing(inp, settings.quorum)
 # Said beside the quorum message while the review is short, so the requester
 # knows why a privacy officer is asked.
 missing contains msg if {
+	some dq in current
 	some category in sensitive_excess
 	count(approvals.missing(inp, review_quorum)) > 0
 	figures := dq[category]

@@ -10,7 +10,7 @@ import data.forgegov.lib.fixtures_test as fx
 # them through.
 doc(action, actor, approvals, changes) := fx.doc(
 	"dataset", "claims", action, actor, approvals,
-	object.union({"subject": clean_subject, "evidence": {"data_quality": clean_check}}, changes),
+	object.union({"subject": clean_subject, "evidence": {"data_quality": [clean_check]}}, changes),
 )
 
 # Without the clean check: object.union merges objects, so removing a field
@@ -130,7 +130,7 @@ justified(name) := object.union(
 	{"justification": "customer support logs: addresses are the customers' own, kept under contract 7"},
 )
 
-with_check(action, actor, approvals, check) := doc(action, actor, approvals, {"evidence": {"data_quality": check}})
+with_check(action, actor, approvals, check) := doc(action, actor, approvals, {"evidence": {"data_quality": [check]}})
 
 pii_check := object.union(clean_check, {
 	"failed": [{
@@ -273,7 +273,7 @@ test_pii_under_raised_threshold_needs_no_review if {
 
 test_pii_without_review_quorum_in_data_denied if {
 	d := dataset.decision with input as with_check("approve", "bob", [fx.new("bob", "approve")], pii_check)
-		with data.data.data_quality as {}
+		with data.data.data_quality as {"checkers": ["ml-engineer", "data-steward"]}
 	"policy data sets no sensitive_review quorum for datasets with PII or secret findings: a policy maintainer must add one to data.json" in d.deny
 	not d.allow
 }
@@ -281,7 +281,7 @@ test_pii_without_review_quorum_in_data_denied if {
 test_missing_thresholds_let_no_finding_through if {
 	check := object.union(clean_check, {"duplicates": {"records": 1, "rate": 0.005, "sample_locations": ["a.jsonl:2"]}})
 	d := dataset.decision with input as with_check("approve", "bob", [fx.new("bob", "approve")], check)
-		with data.data.data_quality as {}
+		with data.data.data_quality as {"checkers": ["ml-engineer", "data-steward"]}
 	d.deny == {"dataset claims v1 repeats records: 1 records (0.5%) are duplicates, above the 0% threshold (e.g. a.jsonl:2): deduplicate and register a new version"}
 }
 
@@ -304,7 +304,7 @@ test_unverifiable_counterpart_denied if {
 
 test_check_without_figures_denied if {
 	check := object.remove(clean_check, ["pii", "contamination"])
-	d := dataset.decision with input as bare("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": check}})
+	d := dataset.decision with input as bare("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": [check]}})
 	d.deny == {
 		"the data-quality check of dataset claims v1 reports no pii rate: run `forgegov dataset check` again with this forgegov version",
 		"the data-quality check of dataset claims v1 has no contamination result: run `forgegov dataset check` again",
@@ -329,9 +329,30 @@ test_absent_fields_deny_rather_than_pass if {
 	check := object.union(clean_check, {"failed": [failure]})
 	d := dataset.decision with input as fx.doc("dataset", "claims", "approve", "bob", [fx.new("bob", "approve")], {
 		"subject": {"owner": null, "classification": "proprietary"},
-		"evidence": {"data_quality": check},
+		"evidence": {"data_quality": [check]},
 	})
 	"dataset claims v1 has no known dataset kind (got nothing): register it with --kind one of eval, preference, pretraining-text, rl-prompts, sft-chat" in d.deny
 	"dataset claims v1 is proprietary data and names no owner: register it again with --owner set to the person accountable for it" in d.deny
 	"dataset claims v1 failed the unnamed check (ExpectColumnToExist on text: 0 records, 0%; e.g. no sample): fix the data and register a new version" in d.deny
+}
+
+# Every current check counts: a clean check recorded later does not hide what an
+# earlier check of the same bytes found.
+test_a_later_clean_check_does_not_hide_earlier_findings if {
+	earlier := object.union(pii_check, {"check_id": "chk-0", "checked_by": "bob"})
+	d := dataset.decision with input as doc("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": [clean_check, earlier]}})
+	not d.allow
+	count(d.missing) > 0
+}
+
+test_a_check_by_someone_without_a_checker_role_does_not_count if {
+	d := dataset.decision with input as doc("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": [object.union(clean_check, {"checked_by": "mallory"})]}})
+	d.deny == {"dataset claims v1 has no data-quality check signed by a holder of one of the roles data-steward, ml-engineer: one of them must run `forgegov dataset check` on it"}
+}
+
+test_a_newer_suite_version_supersedes_older_checks if {
+	older := object.union(pii_check, {"check_id": "chk-0", "suite_version": 1})
+	newer := object.union(clean_check, {"suite_version": 2})
+	d := dataset.decision with input as doc("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": [older, newer]}})
+	d == {"allow": true, "deny": set(), "missing": set()}
 }
