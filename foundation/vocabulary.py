@@ -129,6 +129,7 @@ class AuditAction(StrEnum):
     GATE_POLICY_REJECT = "gate.policy.reject"
     RUN_START = "run.start"
     RUN_RESUME = "run.resume"
+    RUN_CHECKPOINT = "run.checkpoint"
     RUN_COMPLETE = "run.complete"
     RUN_FAILED = "run.failed"
 

@@ -189,6 +189,10 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
     failed = run_record(people, waiting.run)
     assert failed["status"] == "failed" and "simulated crash" in failed["error"]
     assert "run.failed" in _actions(people)
+    # Each trainer checkpoint was committed to the log as it was saved, with the token counts saved in it.
+    committed = [json.loads(e.payload) for e in audit_entries(people, "run.checkpoint")]
+    assert [c["step"] for c in committed] == [2, 4] and all(c["run_id"] == failed["run_id"] for c in committed)
+    assert sum(committed[-1]["counts"]["forgegov-source-tokens.json"]) > 0
 
     resumed = _start(people, recipe).trained
     assert resumed is not None and resumed.attempts == 2 and resumed.resumed_from_step == 4
@@ -210,6 +214,35 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
     straight = _start(other, straight_recipe).trained
     assert straight is not None
     assert [s["tokens"] for s in straight.realised["sources"]] == [s["tokens"] for s in resumed.realised["sources"]]
+
+
+def test_a_trainer_checkpoint_altered_before_resume_is_refused(people, tmp_path, base_template):
+    # The attack as written: a killed run's checkpoint gets a planted weight and a fake 91.7 % general share, then the
+    # run is resumed; the candidate used to carry both, with valid signed provenance.
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text(max_steps=10))
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    with pytest.raises(_Crash):
+        _start(people, recipe, callbacks=(_crash_at(5),))
+    folder = Path(run_record(people, waiting.run)["output_dir"]) / "trainer" / "checkpoint-4"
+    counts = folder / "forgegov-source-tokens.json"
+    original = counts.read_text()
+    saved = json.loads(original)
+    total = sum(saved["counts"])
+    saved["counts"] = [total * 4 // 100, total * 917 // 1000, total - total * 4 // 100 - total * 917 // 1000]
+    counts.write_text(json.dumps(saved))
+    with pytest.raises(DigestMismatch, match="checkpoint-4 is not what run .* committed at step 4"):
+        _start(people, recipe)
+    assert run_record(people, waiting.run)["status"] == "failed"
+
+    counts.write_text(original)  # the counts put back; a weight planted instead
+    weights = folder / "model.safetensors"
+    planted = bytearray(weights.read_bytes())
+    planted[-1] ^= 0x01
+    weights.write_bytes(bytes(planted))
+    with pytest.raises(DigestMismatch, match="checkpoint-4"):
+        _start(people, recipe)
 
 
 def test_a_base_changed_after_approval_is_refused_at_load_and_the_run_fails(people, tmp_path, base_template):

@@ -9,7 +9,6 @@ method (GRPO next) is one more backend and one more row in `BACKENDS`.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.runs.lifecycle import Backend, RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import Decay, DeviceKind, Method, Recipe
+from forgegov.governance.runs.trainer_checkpoints import Resumable
 from forgegov.training.mixture import SourceTokens
 
 TOKENS_FILE = "forgegov-source-tokens.json"
@@ -61,12 +61,17 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     import transformers
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
     from trl.data_utils import pack_dataset
 
     from forgegov.training.mixture import SourceTaggingCollator, interleave, tokenize_source
-    from forgegov.training.trainer import CausalLMTrainer, SaveSourceTokens, StepMetrics, no_activation_checkpointing
+    from forgegov.training.trainer import (
+        CausalLMTrainer,
+        CommitCheckpoints,
+        SaveSourceTokens,
+        StepMetrics,
+        no_activation_checkpointing,
+    )
 
     workspace, plan, recipe, ranks = context.workspace, context.plan, context.recipe, context.ranks
     actor, output, progress = context.actor, context.output, context.progress
@@ -96,10 +101,12 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
         mixed = pack_dataset(mixed, recipe.train.seq_len, "wrapped")
     progress("data", 1, 1, f"{mixed.num_rows} {'blocks' if recipe.method is Method.CPT else 'examples'}")
 
-    # 3. TRL does the rest: labels, the optimiser, the schedule, checkpoints and resuming.
+    # 3. TRL does the rest: labels, the optimiser, the schedule, checkpoints and resuming, but only from a checkpoint
+    #    the log committed to and that still hashes to it, with the token counts the log holds for it.
     trainer_dir = output / "trainer"
-    last = get_last_checkpoint(str(trainer_dir)) if trainer_dir.is_dir() else None
-    tokens = _restored_tokens(last, len(plan.sources), ranks)
+    resumable = context.checkpoints.resumable(trainer_dir)
+    last = str(resumable.folder) if resumable is not None else None
+    tokens = _restored_tokens(resumable, len(plan.sources), ranks)
     set_seed(recipe.seed)
     train = recipe.train
     cuda = recipe.devices.kind is DeviceKind.CUDA
@@ -119,7 +126,8 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
     trainer = CausalLMTrainer(model=model, args=config, train_dataset=mixed, processing_class=tokenizer,
                               peft_config=_lora(recipe),
-                              callbacks=[metrics, SaveSourceTokens(tokens, _tokens_file(ranks)), *callbacks])
+                              callbacks=[metrics, SaveSourceTokens(tokens, _tokens_file(ranks)),
+                                         CommitCheckpoints(_committer(context), ranks.wait, ranks.main), *callbacks])
     trainer.remove_callback(PrinterCallback)
     trainer.data_collator = SourceTaggingCollator(trainer.data_collator)
     trainer.source_tokens = tokens
@@ -155,9 +163,15 @@ def _parallelism(trainer: Any, ranks: Ranks) -> dict[str, Any]:
             "sharded": any(isinstance(p, DTensor) for p in trainer.model_wrapped.parameters())}
 
 
-def _tokens_file(ranks: Ranks) -> str:
+def _tokens_file(ranks: Ranks, rank: int | None = None) -> str:
     # Each process counts the batches it trained on; each keeps its own count in the checkpoint.
-    return TOKENS_FILE if not ranks.several else TOKENS_FILE.replace(".json", f".rank{ranks.rank}.json")
+    which = ranks.rank if rank is None else rank
+    return TOKENS_FILE if not ranks.several else TOKENS_FILE.replace(".json", f".rank{which}.json")
+
+
+def _committer(context: RunContext):  # type: ignore[no-untyped-def]
+    files = [_tokens_file(context.ranks, rank) for rank in range(context.ranks.world)]
+    return lambda step, folder: context.checkpoints.commit(step, folder, files)
 
 
 def _schedule(recipe: Recipe) -> dict[str, Any]:
@@ -195,20 +209,16 @@ def _step_of(checkpoint: str | None) -> int | None:
     return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else None
 
 
-def _restored_tokens(checkpoint: str | None, sources: int, ranks: Ranks) -> SourceTokens:
-    """Counts as of `checkpoint`, so a resumed run counts each token it trained on once."""
-    if checkpoint is None:
+def _restored_tokens(resumable: Resumable | None, sources: int, ranks: Ranks) -> SourceTokens:
+    """Counts as of the checkpoint resumed from, as the log committed them, so a resumed run counts each token it
+    trained on once and nobody's edit of the folder changes them."""
+    if resumable is None:
         return SourceTokens.empty(sources)
-    path = Path(checkpoint) / _tokens_file(ranks)
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StateConflict(f"{checkpoint} has no readable token counts ({path.name}); resuming from it would "
-                            "record fewer tokens than were trained on",
-                            hint="remove that checkpoint folder to resume from the one before it") from exc
-    counts = saved.get("counts")
+    counts = resumable.counts.get(_tokens_file(ranks))
     if not isinstance(counts, list) or len(counts) != sources or not all(isinstance(c, int) for c in counts):
-        raise StateConflict(f"{path} does not hold token counts for {sources} sources")
+        raise StateConflict(f"{resumable.folder} was committed without token counts for {sources} sources from this "
+                            "process; resuming from it would record other tokens than were trained on",
+                            hint="remove the run's trainer folder to train from the start")
     return SourceTokens(counts)
 
 

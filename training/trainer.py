@@ -72,6 +72,20 @@ class SaveSourceTokens(TrainerCallback):
         (folder / self.file_name).write_text(json.dumps({"step": state.global_step, "counts": self.tokens.counts}))
 
 
+class CommitCheckpoints(TrainerCallback):
+    """Once every process has written its part of a checkpoint, the main one has it hashed and committed to the log
+    (`commit(step, folder)`), so a resume can tell the checkpoint from one altered since."""
+
+    def __init__(self, commit: Callable[[int, Path], object], wait: Callable[[], None], main: bool) -> None:
+        self.commit, self.wait, self.main = commit, wait, main
+
+    def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.wait()
+        if self.main:
+            self.commit(state.global_step, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        self.wait()
+
+
 def no_activation_checkpointing(config_class: type) -> dict[str, bool]:
     """Activation checkpointing off (TRL defaults it on): the models trained here are small enough not to need it.
     transformers 5 renamed the flag and warns on the old one."""

@@ -47,6 +47,7 @@ from forgegov.governance.runs.plan import RunPlan, approved_plan
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import Method, Recipe, recipe_digest
 from forgegov.governance.runs.spec import registered_recipe
+from forgegov.governance.runs.trainer_checkpoints import TrainerCheckpoints
 
 # progress(phase, done, total, note); phases: "load", "data", "train", "save".
 Progress = Callable[[str, int, int, str], None]
@@ -67,6 +68,7 @@ class RunContext:
     output: Path
     ranks: Ranks
     progress: Progress
+    checkpoints: TrainerCheckpoints  # commit the trainer's checkpoints as saved; verify one before resuming
 
 
 @dataclass
@@ -142,8 +144,9 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
         output = Path(row.output_dir)
         started = time.perf_counter()
         try:
-            trained = backend.train(RunContext(workspace, plan, recipe, row.id, actor, output, ranks, progress),
-                                    callbacks)
+            checkpoints = TrainerCheckpoints(workspace, row.id, run.digest, actor)
+            trained = backend.train(RunContext(workspace, plan, recipe, row.id, actor, output, ranks, progress,
+                                               checkpoints), callbacks)
             if not ranks.main:
                 return None
             return _finish(workspace, run, plan, recipe, row, actor, output, trained, started, progress)
