@@ -23,7 +23,7 @@ from forgegov.governance import actions
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import GateOutcome
-from forgegov.governance.identities import create_identity, revoke_identity, unlock
+from forgegov.governance.identities import create_identity, unlock
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import register_asset
 from forgegov.governance.runs.records import verify_run
@@ -224,7 +224,7 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
         step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
         say("revocation")
-        revoke_identity(workspace, "mallory", "laptop lost", "security-team")
+        actions.revoke(workspace, "mallory", "laptop lost", "dave", passphrase, engine=engine)
         try:
             actions.request(workspace, "dataset/claims", "mallory", passphrase, engine=engine)
         except ForgegovError as refused:

@@ -6,12 +6,13 @@ import json
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 
 from forgegov.audit.log import node_of
 from forgegov.audit.log_key import pinned_public_key
-from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft
 from forgegov.audit.state import rows_against_log
 from forgegov.audit.tree_heads import sign_tree_head, stored_tree_heads, witness_notes, witness_state
 from forgegov.audit.verify import (
@@ -143,23 +144,29 @@ def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
     return report
 
 
-def redact(workspace: Workspace, seq: int, reason: str, by: str) -> int:
-    """Erase an entry's payload (its digest stays in the leaf) and log the erasure; returns the new entry's seq."""
-    if not reason.strip():
-        raise BadInput("a redaction needs a reason (--reason)")
-    with audited_transaction(workspace) as tx:
-        session = tx.session
-        connection = session.connection()
-        row = connection.execute(select(_ENTRY.c.payload_digest, _ENTRY.c.payload, _ENTRY.c.action)
-                                 .where(_ENTRY.c.seq == seq)).first()
-        if row is None:
-            raise NotFound(f"no audit entry {seq}")
-        if row.payload is None:
-            raise StateConflict(f"audit entry {seq} is already redacted")
-        if row.action in _NOT_REDACTABLE:
-            raise StateConflict(
-                f"entry {seq} is a {row.action} record: it holds the keys or digests that verify the rest of the "
-                "log (and no personal data beyond a name), so it cannot be redacted")
-        connection.execute(update(_ENTRY).where(_ENTRY.c.seq == seq).values(payload=None))
-        return tx.append(EntryDraft(actor=by, action=AuditAction.AUDIT_REDACT,
-                                    payload={"seq": seq, "payload_digest": row.payload_digest, "reason": reason})).seq
+def redact_entry(tx: AuditedTransaction, seq: int, actor: str, payload: dict[str, Any]) -> int:
+    """Erase an entry's payload (its digest stays in the leaf) and log the erasure in the caller's transaction (the
+    administrative act that decided it, `governance/admin.py`); returns the new entry's seq. Entries that hold the
+    keys, names and digests the log and the state derived from it are checked against are refused whatever any
+    policy says."""
+    connection = tx.session.connection()
+    row = connection.execute(select(_ENTRY.c.payload_digest, _ENTRY.c.payload, _ENTRY.c.action)
+                             .where(_ENTRY.c.seq == seq)).first()
+    if row is None:
+        raise NotFound(f"no audit entry {seq}")
+    if row.payload is None:
+        raise StateConflict(f"audit entry {seq} is already redacted")
+    if row.action in _NOT_REDACTABLE:
+        raise StateConflict(
+            f"entry {seq} is a {row.action} record: it holds the keys or digests that verify the rest of the "
+            "log (and no personal data beyond a name), so it cannot be redacted")
+    connection.execute(update(_ENTRY).where(_ENTRY.c.seq == seq).values(payload=None))
+    return tx.append(EntryDraft(actor=actor, action=AuditAction.AUDIT_REDACT,
+                                payload={"seq": seq, "payload_digest": row.payload_digest, **payload})).seq
+
+
+def entry_action(tx: AuditedTransaction, seq: int) -> str:
+    action = tx.session.connection().execute(select(_ENTRY.c.action).where(_ENTRY.c.seq == seq)).scalar()
+    if action is None:
+        raise NotFound(f"no audit entry {seq}")
+    return str(action)

@@ -98,6 +98,7 @@ class AuditAction(StrEnum):
     IDENTITY_REVOKE = "identity.revoke"
     POLICY_ACTIVATE = "policy.activate"
     AUDIT_REDACT = "audit.redact"
+    ADMIN_DENIED = "admin.denied"
     DATASET_REGISTER = "dataset.register"
     REWARD_REGISTER = "reward.register"
     CHECKPOINT_REGISTER = "checkpoint.register"

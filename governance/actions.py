@@ -1,4 +1,5 @@
-"""The verbs behind `request`, `approve`, `reject` and `promote`: sign a statement as the actor, then pass the gate.
+"""The verbs behind `request`, `approve`, `reject`, `promote`, `identity revoke` and `audit redact`: sign a statement
+as the actor, then pass the gate (or the administrative act's decision).
 
 The CLI, the demo and the tests all call these; each takes an optional running `PolicyEngine` so that many
 decisions can share one OPA.
@@ -16,6 +17,7 @@ from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, RequestStatus
+from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
 from forgegov.governance.asset_kinds import KINDS
 from forgegov.governance.gate import GateOutcome, submit
 from forgegov.governance.identities import unlock
@@ -94,3 +96,24 @@ def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: 
     """
     return request(workspace, checkpoint, actor, passphrase, gate=Gate.PROMOTION, target=target,
                    comment=comment, engine=engine)
+
+
+def revoke(workspace: Workspace, name: str, reason: str, actor: str, passphrase: str, *,
+           engine: PolicyEngine | None = None) -> AdminOutcome:
+    """Revoke NAME as `actor`, who signs the act; the policy in force decides who may (`policies/admin/`)."""
+    signer = unlock(workspace, actor, passphrase)
+    return _admin(workspace, engine, make_admin_statement(signer, AdminAct.REVOKE, {"name": name}, reason))
+
+
+def redact(workspace: Workspace, seq: int, reason: str, actor: str, passphrase: str, *,
+           engine: PolicyEngine | None = None) -> AdminOutcome:
+    """Erase audit entry SEQ's payload as `actor`, who signs the act; the policy in force decides."""
+    signer = unlock(workspace, actor, passphrase)
+    return _admin(workspace, engine, make_admin_statement(signer, AdminAct.REDACT, {"seq": seq}, reason))
+
+
+def _admin(workspace: Workspace, engine: PolicyEngine | None, statement: AdminStatement) -> AdminOutcome:
+    if engine is not None:
+        return submit_admin(workspace, engine, statement)
+    with policy_engine(workspace) as started:
+        return submit_admin(workspace, started, statement)

@@ -131,26 +131,6 @@ def list_identities(workspace: Workspace) -> list[Identity]:
         return list(session.exec(select(Identity).order_by(Identity.name)))
 
 
-def revoke_identity(workspace: Workspace, name: str, reason: str, revoked_by: str) -> Identity:
-    """Revocation only takes power away, so anyone with write access to the workspace may do it; it is logged."""
-    if not reason.strip():
-        raise BadInput("a revocation needs a reason (--reason)")
-    with audited_transaction(workspace) as tx:
-        session = tx.session
-        identity = get_identity(session, name)
-        require_active(identity)
-        identity.revoked_at = now_rfc3339()
-        identity.revoked_by = revoked_by
-        identity.revoke_reason = reason
-        session.add(identity)
-        tx.append(EntryDraft(actor=revoked_by, action=AuditAction.IDENTITY_REVOKE,
-                                   payload={"name": name, "key_id": identity.key_id, "reason": reason}))
-        session.flush()
-        session.refresh(identity)
-        session.expunge(identity)
-        return identity
-
-
 def unlock(workspace: Workspace, name: str, passphrase: str) -> Signer:
     """Decrypt NAME's key and check it is the key the store has registered for NAME, and not revoked."""
     with read_session(workspace.database_url) as session:

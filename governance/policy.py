@@ -45,6 +45,7 @@ from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.statements import SignedStatement, verify_statement
 
 MANIFEST_FILE = ".manifest"
+ADMIN_PACKAGE = "forgegov.admin"
 POLICY_MANIFEST_VERSION = 1
 # A bundle is a few dozen small text files; these bounds keep a hostile archive from exhausting memory.
 MAX_BUNDLE_FILES = 1000
@@ -393,6 +394,11 @@ class PolicyEngine:
         if self._client is None:
             raise PolicyBundleError("policy engine used outside its `with` block")
         return self._client.decide(gate, input_document, expected_revision=self.pinned_revision)
+
+    def decide_admin(self, input_document: dict[str, Any]) -> OpaAnswer:
+        if self._client is None:
+            raise PolicyBundleError("policy engine used outside its `with` block")
+        return self._client.decide_package(ADMIN_PACKAGE, input_document, expected_revision=self.pinned_revision)
 
 
 def open_engine(workspace: Workspace, session: Session) -> PolicyEngine:

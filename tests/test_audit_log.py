@@ -19,7 +19,7 @@ from forgegov.app.workspace import init_workspace
 from forgegov.audit.log import EntryDraft, append, canonical_leaf, consistency_proof, inclusion_proof, root_at
 from forgegov.audit.merkle import verify_consistency, verify_inclusion
 from forgegov.audit.note import NoteError
-from forgegov.audit.operations import export_log, redact, verify_export, verify_workspace
+from forgegov.audit.operations import export_log, verify_export, verify_workspace
 from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head
 from forgegov.audit.verify import AuditIntegrityError
 from forgegov.foundation.config import load_workspace
@@ -27,9 +27,11 @@ from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
+from forgegov.governance import actions
+from forgegov.governance.identities import create_identity
 
 from . import merkle_reference as ref
-from .conftest import TEXT_DATA
+from .conftest import PASSPHRASE, TEXT_DATA
 
 
 def _append_n(ws, n: int, actor: str = "test") -> None:
@@ -126,17 +128,19 @@ def test_redaction_keeps_the_tree_verifiable_and_is_logged(workspace):
         target = session.connection().execute(
             select(AuditEntry.seq).where(AuditEntry.action == AuditAction.DATASET_LOAD).limit(1)).scalar_one()
     checkpoint = sign_tree_head(workspace)
-    recorded = redact(workspace, target, "GDPR art. 17 request 42", "privacy-office")
+    create_identity(workspace, "grace", PASSPHRASE)  # a privacy officer in the shipped policy
+    recorded = actions.redact(workspace, target, "GDPR art. 17 request 42", "grace", PASSPHRASE).audit_seq
     report = verify_workspace(workspace)
-    assert report.redacted == [target] and report.checkpoints == 1
+    # Two tree heads: the one signed before, and the one the redaction (a decided act, like a gate) signed after it.
+    assert report.redacted == [target] and report.checkpoints == 2
     with read_session(workspace.database_url) as session:
         record = session.get(AuditEntry, recorded)
         assert record.action == "audit.redact" and json.loads(record.payload)["seq"] == target
         assert root_at(session, checkpoint.head.size) == checkpoint.head.root
     with pytest.raises(StateConflict):
-        redact(workspace, target, "again", "privacy-office")
+        actions.redact(workspace, target, "again", "grace", PASSPHRASE)
     with pytest.raises(BadInput):
-        redact(workspace, target + 1, " ", "privacy-office")
+        actions.redact(workspace, target + 1, " ", "grace", PASSPHRASE)
     with write_transaction(workspace.database_url) as session:
         session.connection().execute(AuditEntry.__table__.update().where(AuditEntry.seq == target + 1)
                                      .values(payload=None))

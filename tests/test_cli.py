@@ -83,6 +83,11 @@ def _checkpoint_folder(folder: Path, seed: int = 0) -> Path:
 def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
     ckpt = _checkpoint_folder(tmp_path / "ckpt")
     cli("checkpoint", "register", str(ckpt), "--name", "m", "--stage", "candidate", "--owner", "alice")
+    # No run produced it, so it is promotable only once an ML lead approves it at the base gate.
+    assert "produced by no governed training run" in cli("promote", "m", "--to", "staging", "--as", "alice",
+                                                         code=3).stderr
+    cli("request", "m", "--gate", "base", "--as", "alice")
+    cli("approve", "m", "--gate", "base", "--as", "dave")
     cli("promote", "m", "--to", "staging", "--as", "alice")
     cli("approve", "m", "--as", "dave")
     cli("promote", "m", "--to", "production", "--as", "alice")
@@ -134,7 +139,7 @@ def test_bad_input_exits_2_and_changes_nothing(cli):
 def test_revoked_identity_refused(cli):
     cli("dataset", "register", "../claims", "--name", "claims", "--owner", "alice", *DATA)
     cli("request", "claims", "--as", "alice")
-    cli("identity", "revoke", "bob", "--reason", "key leaked")
+    cli("identity", "revoke", "bob", "--reason", "key leaked", "--as", "dave")
     refused = cli("approve", "claims", "--as", "bob", code=2)
     assert "revoked" in refused.stderr
     rows = cli.json("identity", "list")

@@ -15,7 +15,7 @@ def test_audit_commands(tmp_path):
     cli = Cli(tmp_path, None)
     cli("init", "--dir", "ws")
     cli.cwd = tmp_path / "ws"
-    for name in ("alice", "bob", "audit-witness"):
+    for name in ("alice", "bob", "grace", "audit-witness"):
         cli("identity", "create", name)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("x")
@@ -47,9 +47,11 @@ def test_audit_commands(tmp_path):
     offline = cli.json("audit", "verify", "--from-export", "../log.jsonl", "--witness", "../witness")
     assert offline["entries"] == size
 
-    assert "cannot be redacted" in cli("audit", "redact", "1", "--reason", "r", "--by", "p", code=2).stderr
+    assert "cannot be redacted" in cli("audit", "redact", "1", "--reason", "r", "--as", "grace", code=2).stderr
     registered = cli.json("audit", "show", "--action", "dataset.register")[0]["seq"]
-    cli("audit", "redact", str(registered), "--reason", "erasure request", "--by", "privacy-office")
+    denied = cli("audit", "redact", str(registered), "--reason", "erasure request", "--as", "alice", code=3)
+    assert "alice may not audit.redact: only a holder of role privacy-officer may" in denied.stderr
+    cli("audit", "redact", str(registered), "--reason", "erasure request", "--as", "grace")
     assert cli.json("audit", "verify")["redacted"] == [registered]
 
     requested = cli.json("audit", "show", "--action", "gate.dataset.request")[0]["leaf"]["seq"]
@@ -68,7 +70,7 @@ def test_out_of_range_and_misplaced_arguments_are_errors_not_tracebacks(tmp_path
     (tmp_path / "a-file").write_text("not a folder")
     huge = str(10**22)
     for args in (("audit", "show", huge), ("audit", "proof", huge), ("audit", "consistency", "1", huge),
-                 ("audit", "redact", huge, "--reason", "r", "--by", "p"), ("audit", "tail", "-n", huge),
+                 ("audit", "redact", huge, "--reason", "r", "--as", "p"), ("audit", "tail", "-n", huge),
                  ("audit", "export", str(tmp_path / "missing" / "log.jsonl")),
                  ("audit", "checkpoint", "--witness", str(tmp_path / "a-file")),
                  ("show", f"dataset/d@{2**63}")):

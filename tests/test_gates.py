@@ -22,7 +22,7 @@ from forgegov.foundation.store.models import Approval, AuditEntry, Decision, Gat
 from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, DecisionResult, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.gate import submit
-from forgegov.governance.identities import revoke_identity, unlock
+from forgegov.governance.identities import unlock
 from forgegov.governance.registry import find_asset, register_asset
 from forgegov.governance.statements import SignedStatement, make_statement
 
@@ -139,7 +139,7 @@ def test_production_before_staging_denied(people, checkpoint, engine):
 def test_revoked_identity_refused_and_logged(people, dataset, engine):
     req(people, dataset, "alice", engine)
     signer = unlock(people, "bob", PASSPHRASE)  # bob unlocked his key before the revocation
-    revoke_identity(people, "bob", "key compromised", "security")
+    actions.revoke(people, "bob", "key compromised", "dave", PASSPHRASE, engine=engine)
     asset = find_asset(people, dataset)
     with read_session(people.database_url) as session:
         request_id = session.exec(select(GateRequest.id)).one()
@@ -159,7 +159,7 @@ def test_approval_from_since_revoked_key_stops_counting(people, checkpoint, engi
     ans(people, checkpoint, "dave", engine)
     actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
     ans(people, checkpoint, "erin", engine)
-    revoke_identity(people, "erin", "left the company", "security")
+    actions.revoke(people, "erin", "left the company", "dave", PASSPHRASE, engine=engine)
     outcome = ans(people, checkpoint, "frank", engine)
     assert outcome.result is DecisionResult.PENDING, "erin's approval no longer counts once her key is revoked"
     assert any("erin" in m and "revoked" in m for m in outcome.missing)

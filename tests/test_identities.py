@@ -7,10 +7,20 @@ import json
 import pytest
 
 from forgegov.foundation.crypto.keys import key_path
-from forgegov.foundation.errors import AlreadyExists, BadInput, KeyUnavailable, RevokedIdentity, WrongPassphrase
-from forgegov.governance.identities import create_identity, list_identities, revoke_identity, unlock
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    BadInput,
+    KeyUnavailable,
+    PolicyDenied,
+    ReplayedApproval,
+    RevokedIdentity,
+    WrongPassphrase,
+)
+from forgegov.foundation.store.db import read_session
+from forgegov.governance import actions
+from forgegov.governance.identities import create_identity, get_identity, list_identities, unlock
 
-from .conftest import PASSPHRASE
+from .conftest import PASSPHRASE, audit_entries
 
 
 def test_create_unlock_and_list(workspace):
@@ -69,17 +79,49 @@ def test_duplicate_and_invalid_names(workspace):
 
 def test_revoked_identity_cannot_sign_and_name_is_never_reused(workspace):
     create_identity(workspace, "alice", PASSPHRASE)
-    revoked = revoke_identity(workspace, "alice", "laptop lost", "security")
-    assert revoked.revoked_at and revoked.revoke_reason == "laptop lost"
+    create_identity(workspace, "bob", PASSPHRASE)
+    actions.revoke(workspace, "alice", "laptop lost", "alice", PASSPHRASE)  # anyone may revoke their own key
+    with read_session(workspace.database_url) as session:
+        revoked = get_identity(session, "alice")
+    assert revoked.revoked_at and revoked.revoke_reason == "laptop lost" and revoked.revoked_by == "alice"
     with pytest.raises(RevokedIdentity):
         unlock(workspace, "alice", PASSPHRASE)
     with pytest.raises(RevokedIdentity):
-        revoke_identity(workspace, "alice", "again", "security")
+        actions.revoke(workspace, "alice", "again", "alice", PASSPHRASE)
     key_path(workspace.keys_dir, "alice").unlink()
     with pytest.raises(AlreadyExists):
         create_identity(workspace, "alice", PASSPHRASE)
     with pytest.raises(BadInput, match="reason"):
-        revoke_identity(workspace, "nobody", " ", "security")
+        actions.revoke(workspace, "nobody", " ", "bob", PASSPHRASE)
+
+
+def test_a_revocation_is_a_signed_act_the_policy_decides(people):
+    # The attack as written: `identity revoke --by` took any name; now the act is signed by its actor, and mallory
+    # (no role) may not revoke dave. The refusal is logged with her signed statement.
+    with pytest.raises(PolicyDenied) as denied:
+        actions.revoke(people, "dave", "takeover", "mallory", PASSPHRASE)
+    assert denied.value.reasons == ["mallory may not identity.revoke: only a holder of role policy-owner may, or the "
+                                    "identity itself; ask one of them"]
+    [refusal] = audit_entries(people, "admin.denied")
+    assert json.loads(refusal.payload)["statement"]["signer"] == "mallory"
+    with read_session(people.database_url) as session:
+        assert get_identity(session, "dave").revoked_at is None
+    outcome = actions.revoke(people, "mallory", "left the company", "dave", PASSPHRASE)
+    [entry] = audit_entries(people, "identity.revoke")
+    payload = json.loads(entry.payload)
+    assert entry.seq == outcome.audit_seq and payload["statement"]["signer"] == "dave"
+    assert payload["decision"]["allow"] is True and payload["decision"]["opa_decision_id"]
+
+
+def test_a_signed_administrative_act_is_used_once_even_when_denied(people):
+    from forgegov.governance.admin import AdminAct, make_admin_statement, submit_admin
+
+    statement = make_admin_statement(unlock(people, "mallory", PASSPHRASE), AdminAct.REVOKE, {"name": "dave"}, "x")
+    with actions.policy_engine(people) as engine:
+        with pytest.raises(PolicyDenied):
+            submit_admin(people, engine, statement)
+        with pytest.raises(ReplayedApproval, match="already used"):
+            submit_admin(people, engine, statement)
 
 
 def test_a_key_left_by_an_interrupted_create_is_resumed_not_a_block(workspace):

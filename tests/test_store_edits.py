@@ -9,9 +9,9 @@ from sqlalchemy import text
 from forgegov.foundation.crypto.keys import key_path
 from forgegov.foundation.errors import AlreadyExists, StoreTampered
 from forgegov.foundation.store.db import write_transaction
-from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
-from forgegov.governance.identities import create_identity, revoke_identity
+from forgegov.governance.identities import create_identity
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import find_asset, register_asset
 
@@ -62,7 +62,7 @@ def test_a_requester_rewritten_in_the_store_cannot_approve_their_own_request(peo
 
 def test_a_revocation_cleared_in_the_store_does_not_bring_the_identity_back(people, files, engine):
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
-    revoke_identity(people, "mallory", "left the company", "alice")
+    actions.revoke(people, "mallory", "left the company", "dave", PASSPHRASE)
     _sql(people, "UPDATE identity SET revoked_at = NULL, revoked_by = NULL, revoke_reason = NULL "
                  "WHERE name = 'mallory'")
     with pytest.raises(StoreTampered, match=r"identity 'mallory' was revoked \(audit entry \d+\)"):
@@ -111,9 +111,10 @@ def test_audit_verify_names_every_row_that_differs_from_the_log(people, files, e
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "unapproved")
     register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
                    stage=CheckpointStage.CANDIDATE)
-    revoke_identity(people, "mallory", "left the company", "alice")
+    actions.revoke(people, "mallory", "left the company", "dave", PASSPHRASE)
     clean = verify_workspace(people)
-    assert clean.rows == 2 + 8 and clean.limits  # two assets and the eight people; limits: no tree head, no witness
+    # Two assets, the eight people and the policy activation; limits: no witness.
+    assert clean.rows == 2 + 8 + 1 and clean.limits
     _sql(people, "UPDATE asset SET state = 'approved' WHERE name = 'unapproved'")
     _sql(people, "UPDATE asset SET release = 'production' WHERE name = 'model'")
     _sql(people, "UPDATE identity SET revoked_at = NULL WHERE name = 'mallory'")
@@ -135,6 +136,8 @@ def test_an_approver_key_swapped_in_the_store_stops_the_quorum(people, files, en
 
     register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
                    stage=CheckpointStage.CANDIDATE)
+    actions.request(people, "model", "alice", PASSPHRASE, gate=Gate.BASE, engine=engine)  # no run made it
+    actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE, engine=engine)
     actions.promote(people, "model", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
     actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, engine=engine)
     actions.promote(people, "model", ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)

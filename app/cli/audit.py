@@ -207,12 +207,19 @@ def export(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="File t
 @audit_app.command("redact")
 def redact(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry whose payload to erase.", min=0, max=MAX_SEQ)],
            reason: Annotated[str, typer.Option(help="Legal basis (recorded).")],
-           by: Annotated[str, typer.Option("--by", help="Who erases it (recorded).")]) -> None:
-    """Erase an entry's payload lawfully: the leaf (and its payload digest) stays, the erasure is itself logged."""
-    from forgegov.audit.operations import redact as do_redact
+           actor: Annotated[str, typer.Option("--as", help="Who erases it (signs the act; the policy decides "
+                                                           "who may).")],
+           as_json: Annotated[bool, _JSON] = False) -> None:
+    """Erase an entry's payload lawfully: the leaf (and its payload digest) stays, the erasure is itself logged.
 
-    seq = do_redact(state(ctx).workspace(), entry, reason, by)
-    stderr.print(f"payload of entry {entry} erased; recorded as entry {seq}")
+    A signed act decided by the policy in force (`policies/admin/`: by default a privacy officer, and never a
+    decision, run or policy record)."""
+    from forgegov.governance import actions
+
+    ws = state(ctx).workspace()
+    outcome = actions.redact(ws, entry, reason, actor, passphrase_for(actor))
+    emit(outcome.to_dict(), as_json,
+         lambda out: out.print(f"payload of entry {entry} erased; recorded as entry {outcome.audit_seq}"))
 
 
 def register(app: typer.Typer) -> None:

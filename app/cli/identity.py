@@ -57,13 +57,19 @@ def list_(ctx: typer.Context,
 def revoke(
     ctx: typer.Context, name: str,
     reason: Annotated[str, typer.Option(help="Why the key is revoked (recorded in the audit log).")],
-    by: Annotated[str, typer.Option("--by", help="Who revokes it (recorded).")] = "operator",
+    actor: Annotated[str, typer.Option("--as", help="Who revokes it (signs the act; the policy decides who may: "
+                                                    "by default a policy owner, or NAME itself).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Revoke NAME: its new signatures are refused from now on; its name is never reused."""
-    from forgegov.governance.identities import revoke_identity
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance import actions
+    from forgegov.governance.identities import get_identity
 
-    identity = revoke_identity(state(ctx).workspace(), name, reason, by)
+    ws = state(ctx).workspace()
+    actions.revoke(ws, name, reason, actor, passphrase_for(actor))
+    with read_session(ws.database_url) as session:
+        identity = get_identity(session, name)
     emit(_public(identity), as_json, lambda out: out.print(f"identity {name} revoked at {identity.revoked_at}"))
 
 

@@ -26,6 +26,7 @@ class Purpose(StrEnum):
     PROVENANCE = "provenance"
     EVAL_RESULT = "eval-result"
     DATA_QUALITY = "data-quality"
+    ADMIN_ACT = "admin-act"
 
 
 def signed_message(purpose: Purpose, payload: Any) -> bytes:

@@ -87,9 +87,14 @@ class PolicyClient:
         self._client.close_connection()
 
     def decide(self, gate: Gate, input_document: dict[str, Any], expected_revision: str | None) -> OpaAnswer:
+        return self.decide_package(f"{PACKAGE_PREFIX}.{gate.value}", input_document, expected_revision)
+
+    def decide_package(self, package: str, input_document: dict[str, Any],
+                       expected_revision: str | None) -> OpaAnswer:
+        """`data.<package>.decision` for `input_document`: the gates' packages, or the administrative acts'."""
         try:
             body = self._client.query_rule(
-                input_data=input_document, package_path=f"{PACKAGE_PREFIX}.{gate.value}",
+                input_data=input_document, package_path=package,
                 rule_name=DECISION_RULE, query_params={"provenance": "true"},
             )
         except requests.exceptions.Timeout as exc:

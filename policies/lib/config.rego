@@ -27,6 +27,11 @@ approvals := data.data.approvals
 # zero there, so a bundle without them lets no finding through.
 default data_quality := {}
 
+# Who may take each administrative act (revoke, redact), and what never may be.
+default admin := {}
+
+admin := data.data.admin
+
 data_quality := data.data.data_quality
 
 default max_age_hours := 0

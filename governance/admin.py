@@ -1,0 +1,170 @@
+"""Administrative acts: revoking an identity, redacting an audit entry's payload. Each is a statement its actor
+signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
+
+    statement → actor and signature → OPA → the act and its audit entry (statement, signature, decision)
+
+1. the log extends every witness's newest tree head (a rolled-back store decides nothing);
+2. the actor is an active identity, the statement verifies under the key the log bound to their name, is fresh, and
+   its nonce was never used (who acted is never a `--by` flag anyone could type);
+3. the policy in force decides, on the act, the actor and the target; anything but a clear allow is a refusal;
+4. an allowed act is carried out and logged with its statement, signature and decision; a denied one is logged as
+   `admin.denied` with the policy's reasons, and nothing else changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import select
+
+from forgegov.audit.operations import entry_action, redact_entry
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
+from forgegov.audit.tree_heads import check_against_witnesses
+from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.errors import (
+    BadInput,
+    DecisionUnavailable,
+    PolicyDenied,
+    ReplayedApproval,
+    SignatureInvalid,
+    StateConflict,
+)
+from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.vocabulary import AuditAction
+from forgegov.governance.identities import get_identity, public_key, require_active
+from forgegov.governance.policy import PolicyEngine, policy_in_force
+from forgegov.governance.statements import MAX_CLOCK_SKEW
+
+STATEMENT_VERSION = 1
+INPUT_VERSION = 1
+_FIELDS = {"v", "act", "target", "reason", "signer", "key_id", "signed_at", "nonce"}
+
+
+class AdminAct(StrEnum):
+    REVOKE = "identity.revoke"
+    REDACT = "audit.redact"
+
+
+@dataclass(frozen=True)
+class AdminStatement:
+    payload: dict[str, Any]
+    signature: str
+
+    @property
+    def act(self) -> AdminAct:
+        return AdminAct(self.payload["act"])
+
+
+@dataclass(frozen=True)
+class AdminOutcome:
+    act: AdminAct
+    actor: str
+    audit_seq: int
+    target: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"act": self.act.value, "actor": self.actor, "audit_seq": self.audit_seq, "target": self.target}
+
+
+def make_admin_statement(signer: Signer, act: AdminAct, target: dict[str, Any], reason: str) -> AdminStatement:
+    if not reason.strip():
+        raise BadInput(f"{act.value} needs a reason (--reason)")
+    payload = {"v": STATEMENT_VERSION, "act": act.value, "target": target, "reason": reason, "signer": signer.name,
+               "key_id": signer.key_id, "signed_at": now_rfc3339(), "nonce": secrets.token_hex(16)}
+    return AdminStatement(payload, sign(signer.private_key, Purpose.ADMIN_ACT, payload))
+
+
+def submit_admin(workspace: Workspace, engine: PolicyEngine, statement: AdminStatement) -> AdminOutcome:
+    """Decide and carry out one administrative act; PolicyDenied (after logging it) when the policy refuses."""
+    with audited_transaction(workspace, tree_head=True) as tx:
+        outcome, reasons = _decide_and_act(workspace, tx, engine, statement)
+    if reasons is not None:
+        raise PolicyDenied(f"{statement.act.value} by {outcome.actor} was denied", reasons)
+    return outcome
+
+
+def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: PolicyEngine,
+                    statement: AdminStatement) -> tuple[AdminOutcome, list[str] | None]:
+    session = tx.session
+    # 1. The log extends every witness.
+    check_against_witnesses(workspace, session)
+    # 2. Who acts, proven by their signature.
+    payload = statement.payload
+    if not isinstance(payload, dict) or set(payload) != _FIELDS or payload.get("v") != STATEMENT_VERSION \
+            or not isinstance(payload.get("target"), dict):
+        raise SignatureInvalid("statement is not a version-1 administrative act")
+    actor = get_identity(session, str(payload["signer"]))
+    require_active(actor)
+    if payload["key_id"] != actor.key_id:
+        raise SignatureInvalid(f"statement names key {str(payload['key_id'])[:16]}…, not {actor.name}'s key")
+    verify(public_key(actor), Purpose.ADMIN_ACT, payload, statement.signature)
+    try:
+        act, signed_at = statement.act, parse_rfc3339(payload["signed_at"])
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"the administrative act is malformed: {exc}") from exc
+    if abs(now() - signed_at) > MAX_CLOCK_SKEW:
+        raise SignatureInvalid("the administrative act was signed too long ago: refused as a possible replay",
+                               hint="sign it again now (re-run the command)")
+    spent = session.exec(select(AuditEntry.seq).where(
+        AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT,  # type: ignore[attr-defined]
+                               AuditAction.ADMIN_DENIED]),
+        AuditEntry.payload.contains(payload["nonce"]))).first()  # type: ignore[union-attr]
+    if spent is not None:
+        raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
+    # 3. The policy in force decides.
+    target = _target(tx, act, payload["target"])
+    in_force = policy_in_force(session)
+    if in_force.digest != engine.pinned_digest:
+        raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started",
+                            hint="run the command again")
+    document = {"version": INPUT_VERSION, "act": act.value, "now": now_rfc3339(),
+                "actor": {"name": actor.name, "key_id": actor.key_id}, "target": target,
+                "reason": payload["reason"]}
+    try:
+        answer = engine.decide_admin(document)
+        allowed, reasons, opa_decision_id = answer.allow, list(answer.deny), answer.decision_id
+    except DecisionUnavailable as exc:
+        allowed, reasons, opa_decision_id = False, [exc.message], None
+    decision = {"allow": allowed, "reasons": reasons, "opa_decision_id": opa_decision_id,
+                "policy_digest": engine.pinned_digest, "policy_revision": engine.pinned_revision}
+    signed = {"statement": payload, "signature": statement.signature, "decision": decision}
+    # 4. The act, or the record of its refusal.
+    if not allowed:
+        seq = tx.append(EntryDraft(actor=actor.name, action=AuditAction.ADMIN_DENIED,
+                                   policy_revision=engine.pinned_revision,
+                                   payload={"act": act.value, "target": target, **signed})).seq
+        return AdminOutcome(act, actor.name, seq, target), reasons
+    if act is AdminAct.REVOKE:
+        seq = _revoke(tx, target["name"], payload["reason"], actor.name, signed)
+    else:
+        seq = redact_entry(tx, target["seq"], actor.name, {"reason": payload["reason"], **signed})
+    return AdminOutcome(act, actor.name, seq, target), None
+
+
+def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any]) -> dict[str, Any]:
+    """What the policy is told about the act's target, read from the store (never from the statement alone)."""
+    if act is AdminAct.REVOKE:
+        identity = get_identity(tx.session, str(target.get("name")))
+        require_active(identity)
+        return {"name": identity.name}
+    seq = target.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise BadInput("audit.redact names the entry by its number")
+    return {"seq": seq, "action": entry_action(tx, seq)}
+
+
+def _revoke(tx: AuditedTransaction, name: str, reason: str, by: str, signed: dict[str, Any]) -> int:
+    session = tx.session
+    identity = get_identity(session, name)
+    identity.revoked_at = now_rfc3339()
+    identity.revoked_by = by
+    identity.revoke_reason = reason
+    session.add(identity)
+    return tx.append(EntryDraft(actor=by, action=AuditAction.IDENTITY_REVOKE,
+                                payload={"name": name, "key_id": identity.key_id, "reason": reason, **signed})).seq
