@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
@@ -30,7 +30,7 @@ from forgegov.foundation.vocabulary import (
     GateAction,
     ReleaseStage,
 )
-from forgegov.governance.asset_kinds import KINDS, DatasetSpec
+from forgegov.governance.asset_kinds import KINDS, DatasetSpec, Manifest
 from forgegov.governance.datasets.intake import DatasetManifest
 from forgegov.governance.identities import get_identity, require_active
 
@@ -51,9 +51,14 @@ def check_asset_name(name: str) -> str:
 def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, owner: str,
                    stage: CheckpointStage | None = None, registered_by: str | None = None,
                    progress: Callable[[int], None] | None = None, dataset: DatasetSpec | None = None,
-                   parent: str | None = None) -> Asset:
+                   parent: str | None = None, scanned: Manifest | None = None,
+                   and_then: Callable[[AuditedTransaction, Asset], object] | None = None) -> Asset:
     """Register the bytes at `path`. A checkpoint may name the checkpoint it was trained from as its `parent`
-    (a SUBJECT reference); its lineage then leads back through the parents to a checkpoint without one."""
+    (a SUBJECT reference); its lineage then leads back through the parents to a checkpoint without one.
+
+    `scanned` is the manifest when the caller already read the bytes through this kind's scan; `and_then` runs in the
+    registration's transaction once the asset and its entry exist (a dataset's first check, written with it or not
+    at all)."""
     check_asset_name(name)
     rules = KINDS[kind]
     if rules.has_stage and stage is None:
@@ -65,7 +70,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     if rules.is_dataset != (dataset is not None):
         raise BadInput(f"a {kind.value} needs --kind and --classification" if dataset is None
                        else f"--kind and --classification apply to datasets only, not to a {kind.value}")
-    manifest = rules.scan(workspace, path, dataset, progress)
+    manifest = scanned if scanned is not None else rules.scan(workspace, path, dataset, progress)
     digest = manifest.digest
     actor = registered_by or owner
     with audited_transaction(workspace) as tx:
@@ -99,6 +104,8 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
                      "classification": asset.classification, "records": asset.records, "files": len(manifest.files),
                      "bytes": sum(f.size for f in manifest.files), "source_path": asset.source_path},
         ))
+        if and_then is not None:
+            and_then(tx, asset)
         session.refresh(asset)
         session.expunge(asset)
     return asset

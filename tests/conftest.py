@@ -92,13 +92,11 @@ def files(tmp_path: Path) -> Files:
 
 def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "alice",
                      spec: DatasetSpec = TEXT_DATA):
-    """Register a dataset and run its data-quality check, as `forgegov dataset register` does."""
-    from forgegov.foundation.vocabulary import AssetKind
-    from forgegov.governance.evidence.data_quality import check_dataset
-    from forgegov.governance.registry import label, register_asset
+    """Register a dataset with its data-quality check, in one step, as `forgegov dataset register` does."""
+    from forgegov.governance.evidence.data_quality import register_and_check
 
-    asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec)
-    check_dataset(workspace, label(asset), signer=unlock(workspace, owner, PASSPHRASE))
+    asset, _check = register_and_check(workspace, path, name, owner, spec,
+                                       signer=unlock(workspace, owner, PASSPHRASE))
     return asset
 
 

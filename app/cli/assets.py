@@ -18,7 +18,7 @@ def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
 
 
 def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner: str,
-              stage: CheckpointStage | None, as_json: bool, dataset=None,
+              stage: CheckpointStage | None, as_json: bool,
               parent: str | None = None):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -29,13 +29,10 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
     with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=stderr, transient=True, disable=as_json) as progress:
         task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
-        asset = register_asset(ws, kind, path, name, owner, stage=stage, dataset=dataset, parent=parent,
+        asset = register_asset(ws, kind, path, name, owner, stage=stage, parent=parent,
                                progress=lambda n: progress.advance(task, n))
-    if dataset is None:
-        emit(asset_public(asset), as_json,
-             lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
-    else:
-        stderr.print(f"registered {label(asset)}  {asset.digest}  owner {owner}")
+    emit(asset_public(asset), as_json,
+         lambda out: out.print(f"registered {label(asset)}  {asset.digest}  owner {owner}"))
     return asset
 
 
@@ -60,17 +57,16 @@ def _dataset_commands(group: typer.Typer, kind: AssetKind) -> None:
         Every file is hashed, decoded and parsed in one pass; the manifest (path, size, SHA-256 and record count
         per file) is the dataset's identity. Truncated or invalid JSONL, invalid UTF-8, binary data, over-long
         lines, empty datasets and links out of the folder are refused and nothing is registered. The data-quality
-        check (`forgegov dataset check`) then runs on the registered bytes; its findings are evidence for the
-        dataset gate, not a reason to refuse registration.
+        check (what `forgegov dataset check` runs, signed by the owner) is recorded in the same step as the
+        registration, so a dataset is never registered without it; its findings are evidence for the dataset gate,
+        not a reason to refuse registration.
         """
-        from forgegov.app.cli.datasets import print_check, run_check
+        from forgegov.app.cli.datasets import print_check, register_checked
         from forgegov.governance.asset_kinds import DatasetSpec
         from forgegov.governance.datasets.intake import IntakeLimits
-        from forgegov.governance.registry import label
 
         spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
-        asset = _register(ctx, kind, path, name, owner, None, as_json, dataset=spec)
-        outcome = run_check(state(ctx).workspace(), label(asset), owner, as_json)
+        asset, outcome = register_checked(state(ctx).workspace(), path, name, owner, spec, as_json)
         if as_json:
             emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
         else:

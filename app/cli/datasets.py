@@ -24,6 +24,26 @@ def run_check(workspace: Workspace, ref: str, actor: str, quiet: bool):  # type:
         return check_dataset(workspace, ref, signer=signer, progress=status.update)
 
 
+def register_checked(workspace: Workspace, path, name: str, owner: str, spec, quiet: bool):  # type: ignore[no-untyped-def]
+    """Register a dataset and record its first check, signed by its owner, as one step."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from forgegov.app.cli.context import passphrase_for
+    from forgegov.foundation.manifest import total_size
+    from forgegov.governance.evidence.data_quality import register_and_check
+    from forgegov.governance.identities import unlock
+    from forgegov.governance.registry import label
+
+    signer = unlock(workspace, owner, passphrase_for(owner))
+    with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=stderr, transient=True, disable=quiet) as progress:
+        task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
+        asset, outcome = register_and_check(workspace, path, name, owner, spec, signer=signer,
+                                            hashing=lambda n: progress.advance(task, n))
+    stderr.print(f"registered {label(asset)}  {asset.digest}  owner {owner}")
+    return asset, outcome
+
+
 def print_check(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     def human(out) -> None:  # type: ignore[no-untyped-def]
         s = outcome.summary

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
@@ -34,11 +35,12 @@ from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvali
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, DatasetCheck
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, DatasetKind
+from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.datasets.contamination import NgramIndex, check
 from forgegov.governance.datasets.quality import load_suite, run_suite
 from forgegov.governance.datasets.reader import VerifiedData, read_verified
 from forgegov.governance.identities import get_identity, public_key, require_active
-from forgegov.governance.registry import label, manifest_of, resolve
+from forgegov.governance.registry import check_asset_name, label, manifest_of, register_asset, resolve
 
 CHECK_VERSION = 1
 STATEMENT_VERSION = 1
@@ -63,15 +65,69 @@ class CheckOutcome:
                 "result_digest": self.result_digest, "audit_seq": self.audit_seq, "summary": self.summary}
 
 
+@dataclass(frozen=True)
+class PendingCheck:
+    """A check computed and signed, not yet recorded: `record_check` writes it in the caller's transaction."""
+
+    check_id: str
+    result: dict[str, Any]
+    result_digest: str
+    summary: dict[str, Any]
+    statement: dict[str, Any]
+    signature: str
+
+
 def check_dataset(workspace: Workspace, ref: str, *, signer: Signer,
                   progress: Callable[[str], None] | None = None) -> CheckOutcome:
-    step = progress or (lambda _stage: None)
-    actor = signer.name
+    """Check a registered dataset again (after new eval or training data arrived, or a new suite version)."""
     with read_session(workspace.database_url) as session:
-        require_active(get_identity(session, actor))
+        require_active(get_identity(session, signer.name))
         asset = resolve(session, ref, AssetKind.DATASET)
-        counterparts = _counterparts(session, asset)
+        counterparts = counterparts_of(session, asset)
         session.expunge_all()
+    pending = compute_check(asset, counterparts, signer, progress)
+    with audited_transaction(workspace) as tx:
+        seq = record_check(tx, asset, pending)
+    return CheckOutcome(pending.check_id, label(asset), asset.digest, pending.result_digest, seq, pending.summary)
+
+
+def register_and_check(workspace: Workspace, path: Path, name: str, owner: str, spec: DatasetSpec, *,
+                       signer: Signer, hashing: Callable[[int], None] | None = None,
+                       progress: Callable[[str], None] | None = None) -> tuple[Asset, CheckOutcome]:
+    """Register a dataset and record its first check as one step: the check is computed (and signed) before the
+    registration's transaction and written inside it, so a process killed at any point leaves both or neither,
+    never a dataset registered without its check."""
+    manifest = KINDS[AssetKind.DATASET].scan(workspace, path, spec, hashing)
+    with read_session(workspace.database_url) as session:
+        require_active(get_identity(session, signer.name))
+        version = (session.exec(select(func.max(Asset.version)).where(Asset.kind == AssetKind.DATASET,
+                                                                      Asset.name == name)).one() or 0) + 1
+        # The asset as it will be registered; what the check reads of it (bytes, kind, label) is fixed now.
+        draft = Asset(kind=AssetKind.DATASET, name=check_asset_name(name), version=version, digest=manifest.digest,
+                      owner=owner, state=AssetState.REGISTERED, dataset_kind=spec.kind.value,
+                      classification=spec.classification.value, manifest=canonical_bytes(manifest.to_document()).decode(),
+                      source_path=str(path.resolve()), registered_by=owner, registered_at=now_rfc3339())
+        counterparts = counterparts_of(session, draft)
+        session.expunge_all()
+    pending = compute_check(draft, counterparts, signer, progress)
+    recorded: list[int] = []
+
+    def record(tx: AuditedTransaction, asset: Asset) -> None:
+        if label(asset) != label(draft):
+            raise StateConflict(f"{label(draft)} was registered by someone else meanwhile",
+                                hint="run the command again")
+        recorded.append(record_check(tx, asset, pending))
+
+    asset = register_asset(workspace, AssetKind.DATASET, path, name, owner, dataset=spec, scanned=manifest,
+                           and_then=record)
+    return asset, CheckOutcome(pending.check_id, label(asset), asset.digest, pending.result_digest, recorded[0],
+                               pending.summary)
+
+
+def compute_check(asset: Asset, counterparts: list[Asset], signer: Signer,
+                  progress: Callable[[str], None] | None = None) -> PendingCheck:
+    """Run the kind's suite and the contamination check on `asset`'s verified bytes, and sign the result."""
+    step = progress or (lambda _stage: None)
     if asset.dataset_kind is None:
         raise BadInput(f"{label(asset)} was registered before datasets had a kind, so no suite applies to it",
                        hint="register its bytes again with --kind and --classification")
@@ -88,33 +144,38 @@ def check_dataset(workspace: Workspace, ref: str, *, signer: Signer,
         "quality": quality, "contamination": contamination,
     }
     result_digest = digest_of(result)
-    summary = summarize(result)
     check_id = str(uuid.uuid4())
     statement = {"v": STATEMENT_VERSION, "check_id": check_id, "dataset_digest": asset.digest,
                  "result_digest": result_digest, "suite_digest": quality["suite_digest"],
-                 "suite_version": quality["suite_version"], "signer": actor, "key_id": signer.key_id,
+                 "suite_version": quality["suite_version"], "signer": signer.name, "key_id": signer.key_id,
                  "signed_at": now_rfc3339()}
-    signature = sign(signer.private_key, Purpose.DATA_QUALITY, statement)
-    with audited_transaction(workspace) as tx:
-        session = tx.session
-        entry = tx.append(EntryDraft(
-            actor=actor, action=AuditAction.DATASET_CHECK, subject_digest=asset.digest,
-            payload={"check_id": check_id, "dataset": label(asset), "result_digest": result_digest,
-                     "statement": statement, "signature": signature,
-                     "suite_digest": quality["suite_digest"], "failed": [f["check"] for f in summary["failed"]],
-                     "pii_rate": summary["pii"]["rate"], "secrets_rate": summary["secrets"]["rate"],
-                     "contaminated": sum(c["contaminated"] for c in contamination["compared"]),
-                     "unchecked": len(contamination["unchecked"])},
-        ))
-        session.add(DatasetCheck(
-            id=check_id, asset_id=asset.id, dataset_digest=asset.digest, suite_digest=quality["suite_digest"],
-            result=canonical_bytes(result).decode(), result_digest=result_digest, checked_by=actor,
-            checked_at=statement["signed_at"], audit_seq=entry.seq,
-        ))
-    return CheckOutcome(check_id, label(asset), asset.digest, result_digest, entry.seq, summary)
+    return PendingCheck(check_id, result, result_digest, summarize(result), statement,
+                        sign(signer.private_key, Purpose.DATA_QUALITY, statement))
 
 
-def _counterparts(session: Session, asset: Asset) -> list[Asset]:
+def record_check(tx: AuditedTransaction, asset: Asset, pending: PendingCheck) -> int:
+    """Store the check and append its entry (the result's digest, the signed statement); the entry's seq."""
+    summary, contamination = pending.summary, pending.result["contamination"]
+    actor = pending.statement["signer"]
+    entry = tx.append(EntryDraft(
+        actor=actor, action=AuditAction.DATASET_CHECK, subject_digest=asset.digest,
+        payload={"check_id": pending.check_id, "dataset": label(asset), "result_digest": pending.result_digest,
+                 "statement": pending.statement, "signature": pending.signature,
+                 "suite_digest": summary["suite_digest"], "failed": [f["check"] for f in summary["failed"]],
+                 "pii_rate": summary["pii"]["rate"], "secrets_rate": summary["secrets"]["rate"],
+                 "contaminated": sum(c["contaminated"] for c in contamination["compared"]),
+                 "unchecked": len(contamination["unchecked"])},
+    ))
+    tx.session.add(DatasetCheck(
+        id=pending.check_id, asset_id=asset.id, dataset_digest=asset.digest,
+        suite_digest=summary["suite_digest"], result=canonical_bytes(pending.result).decode(),
+        result_digest=pending.result_digest, checked_by=actor, checked_at=pending.statement["signed_at"],
+        audit_seq=entry.seq,
+    ))
+    return entry.seq
+
+
+def counterparts_of(session: Session, asset: Asset) -> list[Asset]:
     """The datasets on the other side of the train/eval line; rejected ones can never be trained or scored on."""
     is_eval = asset.dataset_kind == DatasetKind.EVAL.value
     query = select(Asset).where(Asset.kind == AssetKind.DATASET, Asset.state != AssetState.REJECTED,
