@@ -198,6 +198,8 @@ def read_config(root: Path) -> WorkspaceConfig:
         return WorkspaceConfig.from_toml(tomllib.loads(path.read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"cannot read {path}: it nests too deeply") from exc
 
 
 def write_config(root: Path, config: WorkspaceConfig, *, create: bool = False) -> None:
@@ -253,6 +255,8 @@ def load_workspace(explicit: Path | None = None) -> Workspace:
                 doc = tomllib.loads(config_path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read {config_path}: {exc}") from exc
+            except RecursionError as exc:
+                raise ConfigError(f"cannot read {config_path}: it nests too deeply") from exc
             return Workspace(candidate.resolve(), WorkspaceConfig.from_toml(doc))
     where = str(explicit) if explicit is not None else f"{Path.cwd()} or any parent"
     raise WorkspaceError(

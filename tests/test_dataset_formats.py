@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 
 import pytest
@@ -264,3 +265,38 @@ def test_a_bad_line_deep_in_a_large_file_is_named_exactly(files):
     lines[4321] = "[" + lines[4322] + "]"
     with pytest.raises(BadInput, match="d.jsonl: line 4322 is a JSON list, not an object"):
         scan_dataset(files.folder("big2", {"d.jsonl": "\n".join(lines)}))
+
+
+def test_a_state_json_nested_too_deeply_is_refused_not_a_crash(tmp_path):
+    folder = _saved(tmp_path, "deep")
+    (folder / "state.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BadInput, match="state.json: nests too deeply"):
+        scan_dataset(folder)
+
+
+@pytest.mark.parametrize(("column", "needle"), [
+    ("uint64 id", "column id (uint64) holds integers beyond ±(2^53 - 1)"),
+    ("nested int", "column meta.ids[] (int64) holds integers beyond"),
+    ("nan", "column score holds NaN or an infinite number"),
+])
+def test_columnar_values_json_cannot_carry_exactly_are_refused_at_registration(tmp_path, column, needle):
+    # As for JSONL lines: the fuzzed uint64 Parquet column used to register, then break every later step.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {"text": ["a", "b"]}
+    if column == "uint64 id":
+        columns["id"] = pa.array([2**64 - 1, 5], type=pa.uint64())
+    elif column == "nested int":
+        columns["meta"] = pa.array([{"ids": [1, 2**60]}, {"ids": []}])
+    else:
+        columns["score"] = pa.array([0.5, float("nan")])
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pq.write_table(pa.table(columns), folder / "d.parquet")
+    with pytest.raises(BadInput, match=re.escape(needle)):
+        scan_dataset(folder)
+    exact = tmp_path / "exact"
+    exact.mkdir()
+    pq.write_table(pa.table({"text": ["a"], "id": pa.array([2**53 - 1], type=pa.uint64())}), exact / "d.parquet")
+    assert scan_dataset(exact).records == 1

@@ -300,3 +300,10 @@ def test_toml_syntax_error_names_file_and_line(tmp_path):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(UnreadablePath, match="nope.toml"):
         load_recipe(tmp_path / "nope.toml")
+
+
+def test_a_recipe_nested_too_deeply_is_a_recipe_error_not_a_crash(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("version = 1\nname = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(RecipeError, match="nests arrays or tables too deeply"):
+        load_recipe(path)

@@ -74,3 +74,10 @@ def test_config_validation(tmp_path):
     config.write_text("version = [\n")
     with pytest.raises(ConfigError):
         load_workspace(ws.root)
+
+
+def test_a_config_nested_too_deeply_is_a_config_error_not_a_crash(tmp_path):
+    ws = init_workspace(tmp_path / "ws")
+    (ws.root / CONFIG_FILE).write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nests too deeply"):
+        load_workspace(ws.root)

@@ -387,6 +387,8 @@ class DatasetPass:
             if source.tell() != len(data):
                 raise BadInput(f"{name}: {len(data) - source.tell()} bytes follow the end of its Arrow stream")
             self._arrow_files.append(name)
+        for column, values in zip(table.column_names, table.columns, strict=True):
+            _refuse_uncanonical(name, column, values)
         if self._schema is None:
             self._schema, self._schema_file = table.schema, name
         elif not table.schema.equals(self._schema, check_metadata=False):
@@ -402,6 +404,8 @@ class DatasetPass:
     def _metadata(self, name: str, data: memoryview) -> None:
         try:
             document = json.loads(bytes(data))
+        except RecursionError as exc:
+            raise BadInput(f"{name}: nests too deeply to be read; save_to_disk writes a flat object") from exc
         except ValueError as exc:
             raise BadInput(f"{name}: not valid JSON ({exc}); save_to_disk writes it as JSON") from exc
         if not isinstance(document, dict):
@@ -472,3 +476,28 @@ def _refuse_lone_surrogates(value: Any) -> None:
             pending.extend(item)
         elif isinstance(item, str) and any("\ud800" <= c <= "\udfff" for c in item):
             raise _NotCanonical("a string holds a lone surrogate (\\ud800-\\udfff), which is no Unicode text")
+
+
+def _refuse_uncanonical(name: str, column: str, values: Any) -> None:
+    """Columnar data is held to what a JSONL line is held to: integers within ±(2^53 - 1) (a uint64 id column is the
+    usual offender) and finite floats, in every column and every nested field, so that later steps can hash every
+    record canonically."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = values.type
+    if pa.types.is_struct(kind):
+        for index in range(kind.num_fields):
+            _refuse_uncanonical(name, f"{column}.{kind.field(index).name}", pc.struct_field(values, [index]))
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        _refuse_uncanonical(name, f"{column}[]", pc.list_flatten(values))
+    elif pa.types.is_integer(kind) and len(values) > 0:
+        low, high = pc.min_max(values).values()
+        if (low.is_valid and abs(low.as_py()) > _MAX_EXACT_INT) or (high.is_valid and high.as_py() > _MAX_EXACT_INT):
+            raise BadInput(f"{name}: column {column} ({kind}) holds integers beyond ±(2^53 - 1), where JSON numbers "
+                           "stop being exact; forgegov keeps only records it can hash canonically",
+                           hint="store such ids as strings")
+    elif pa.types.is_floating(kind) and len(values) > 0:
+        if pc.any(pc.invert(pc.is_finite(values))).as_py():
+            raise BadInput(f"{name}: column {column} holds NaN or an infinite number, which JSON cannot carry",
+                           hint="drop or replace those values")

@@ -405,4 +405,6 @@ def parse_recipe_bytes(data: bytes, where: str) -> Recipe:
     except tomllib.TOMLDecodeError as exc:
         # The decoder's message already says "(at line L, column C)".
         raise RecipeError(f"recipe {where} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise RecipeError(f"recipe {where} nests arrays or tables too deeply to be read") from exc
     return parse_recipe(doc)
