@@ -32,6 +32,7 @@ class AssetState(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"  # was approved; a later decision took the approval back
 
 
 class CheckpointStage(StrEnum):
@@ -64,6 +65,7 @@ class GateAction(StrEnum):
     REQUEST = "request"
     APPROVE = "approve"
     REJECT = "reject"
+    WITHDRAW = "withdraw"  # one signed statement, decided at once: takes an approval back
 
 
 class RequestStatus(StrEnum):
@@ -113,21 +115,27 @@ class AuditAction(StrEnum):
     GATE_DATASET_REQUEST = "gate.dataset.request"
     GATE_DATASET_APPROVE = "gate.dataset.approve"
     GATE_DATASET_REJECT = "gate.dataset.reject"
+    GATE_DATASET_WITHDRAW = "gate.dataset.withdraw"
     GATE_REWARD_REQUEST = "gate.reward.request"
     GATE_REWARD_APPROVE = "gate.reward.approve"
     GATE_REWARD_REJECT = "gate.reward.reject"
+    GATE_REWARD_WITHDRAW = "gate.reward.withdraw"
     GATE_RUN_REQUEST = "gate.run.request"
     GATE_RUN_APPROVE = "gate.run.approve"
     GATE_RUN_REJECT = "gate.run.reject"
+    GATE_RUN_WITHDRAW = "gate.run.withdraw"
     GATE_PROMOTION_REQUEST = "gate.promotion.request"
     GATE_PROMOTION_APPROVE = "gate.promotion.approve"
     GATE_PROMOTION_REJECT = "gate.promotion.reject"
+    GATE_PROMOTION_WITHDRAW = "gate.promotion.withdraw"
     GATE_BASE_REQUEST = "gate.base.request"
     GATE_BASE_APPROVE = "gate.base.approve"
     GATE_BASE_REJECT = "gate.base.reject"
+    GATE_BASE_WITHDRAW = "gate.base.withdraw"
     GATE_POLICY_REQUEST = "gate.policy.request"
     GATE_POLICY_APPROVE = "gate.policy.approve"
     GATE_POLICY_REJECT = "gate.policy.reject"
+    GATE_POLICY_WITHDRAW = "gate.policy.withdraw"
     RUN_START = "run.start"
     RUN_RESUME = "run.resume"
     RUN_CHECKPOINT = "run.checkpoint"

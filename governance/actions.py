@@ -88,6 +88,15 @@ def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, acti
     return _run(workspace, engine, statement)
 
 
+def withdraw(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
+             comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
+    """Take SUBJECT's approval back at once, in one signed statement the policy decides (who may withdraw); runs and
+    promotions that depend on it are refused from then on."""
+    asset, chosen, _open = _subject_and_request(workspace, subject, gate)
+    signer = unlock(workspace, actor, passphrase)
+    return _run(workspace, engine, make_statement(signer, chosen, GateAction.WITHDRAW, asset, comment=comment))
+
+
 def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,
             comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
     """Open a promotion request to TARGET; it applies at once if the policy needs no (more) approvals.

@@ -138,6 +138,14 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
             requested_by=statement.signer, requested_at=statement.payload["signed_at"],
             payload=statement.canonical(), signature=statement.signature,
         )
+    elif action is GateAction.WITHDRAW:
+        # Decided at once, on its own signature: no request is opened, none is answered. The statement's request id
+        # names the decision's request; nothing else is stored under it.
+        request = GateRequest(
+            id=statement.request_id, gate=gate, asset_id=asset.id, target=None, requested_by=statement.signer,
+            requested_at=statement.payload["signed_at"], payload=statement.canonical(),
+            signature=statement.signature,
+        )
     else:
         if request is None:
             raise StateConflict(f"{label(asset)} has no open {gate.value} request to {action.value}",
@@ -153,10 +161,11 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     verify_statement(actor, statement)
     check_fresh(statement)
     _refuse_replay(session, statement)
-    if action is not GateAction.REQUEST:
+    answers = action in (GateAction.APPROVE, GateAction.REJECT)
+    if answers:
         _verify_stored_request(session, request, asset)
-    approvals = [] if action is GateAction.REQUEST else _verified_approvals(session, request)
-    if action is not GateAction.REQUEST:
+    approvals = _verified_approvals(session, request) if answers else []
+    if answers:
         approvals.append(_approval_input(statement, actor, new=True))
     evidence = gather_evidence(workspace, session, gate, asset)
 
@@ -190,9 +199,9 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
 
     # 4. The signatures that get stored: the request's own, and the new approval or rejection.
     decided_at = now_rfc3339()
-    if result is not DecisionResult.DENY:
+    if result is not DecisionResult.DENY and action is not GateAction.WITHDRAW:
         session.add(request)
-        if action is not GateAction.REQUEST:
+        if answers:
             session.add(Approval(
                 request_id=request.id, approver=actor.name, key_id=actor.key_id,
                 verdict=Verdict.APPROVE if action is GateAction.APPROVE else Verdict.REJECT,
@@ -230,7 +239,7 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
         },
     ))
     # 7. What an allowing decision sets in motion beyond the subject's state (a policy put in force).
-    if result is DecisionResult.ALLOW and action is not GateAction.REJECT:
+    if result is DecisionResult.ALLOW and action in (GateAction.REQUEST, GateAction.APPROVE):
         for effect in ON_APPROVAL.get(gate, ()):
             effect(tx, asset, decision, statement)
     return GateOutcome(
@@ -242,6 +251,9 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
 
 
 def _apply(asset: Asset, request: GateRequest, action: GateAction, at: str) -> None:
+    if action is GateAction.WITHDRAW:
+        asset.state = AssetState.WITHDRAWN
+        return
     request.closed_at = at
     if action is GateAction.REJECT:
         request.status = RequestStatus.REJECTED

@@ -65,7 +65,7 @@ class SignedStatement:
 
 def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset, *, request_id: str | None = None,
                    target: ReleaseStage | None = None, comment: str = "") -> SignedStatement:
-    if action is GateAction.REQUEST:
+    if action in (GateAction.REQUEST, GateAction.WITHDRAW):
         request_id = request_id or str(uuid.uuid4())
     elif not request_id:
         raise BadInput(f"a {action.value} statement must name the request it answers")

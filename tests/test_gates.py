@@ -368,3 +368,29 @@ def test_a_checkpoint_rejected_at_the_base_gate_is_not_promoted(people, files, e
         actions.promote(people, "model", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
     assert "checkpoint model v1 was rejected at the base gate and cannot be promoted: train or register a new " \
            "version" in denied.value.reasons
+
+
+def test_an_approved_dataset_is_withdrawn_by_a_signed_policy_decided_action(people, dataset, engine):
+    from forgegov.governance.loading.datasets import load_dataset
+
+    with pytest.raises(PolicyDenied) as early:
+        actions.withdraw(people, dataset, "bob", PASSPHRASE, engine=engine)
+    assert early.value.reasons == ["dataset claims v1 is registered, not approved: there is no approval to withdraw"]
+    req(people, dataset, "alice", engine)
+    ans(people, dataset, "bob", engine)
+    with pytest.raises(PolicyDenied) as outsider:
+        actions.withdraw(people, dataset, "alice", PASSPHRASE, engine=engine)
+    assert outsider.value.reasons == ["alice cannot withdraw dataset claims v1: only a holder of one of the roles "
+                                      "data-steward, privacy-officer may"]
+    withdrawn = actions.withdraw(people, dataset, "grace", PASSPHRASE, comment="holds health data", engine=engine)
+    assert withdrawn.result is DecisionResult.ALLOW and withdrawn.state == "withdrawn"
+    assert find_asset(people, dataset).state.value == "withdrawn"  # the row agrees with the log's last word
+    with pytest.raises(StateConflict, match="is withdrawn, not approved"):
+        load_dataset(people, dataset, actor="alice", purpose="a run")
+
+
+def test_a_release_is_not_withdrawn_through_the_promotion_gate(people, checkpoint, engine):
+    with pytest.raises(PolicyDenied) as denied:
+        actions.withdraw(people, checkpoint, "erin", PASSPHRASE, gate=Gate.PROMOTION, engine=engine)
+    assert "a release is not withdrawn through the promotion gate" in denied.value.reasons[0]
+    assert find_asset(people, checkpoint).state.value == "approved"

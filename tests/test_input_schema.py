@@ -282,7 +282,9 @@ def _check_with_schema(tmp_path: Path, read: str | None = None) -> tuple[int, st
     if read is not None:
         (bundle / "probe").mkdir()
         (bundle / "probe" / "policy.rego").write_text(PROBE.format(read=read), encoding="utf-8")
-    done = run_opa(find_opa(), ["check", "--strict", "--schema", str(bundle / SCHEMA_FILE), "--bundle", str(bundle)])
+    # The administrative acts' package takes another document (it names its own schema; scripts/test.sh checks it).
+    done = run_opa(find_opa(), ["check", "--strict", "--schema", str(bundle / SCHEMA_FILE), "--ignore", "admin",
+                                "--bundle", str(bundle)])
     return done.returncode, done.stdout + done.stderr
 
 

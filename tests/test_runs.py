@@ -117,6 +117,24 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
     assert actions.answer(people, done.candidate, "dave", PASSPHRASE, GateAction.APPROVE,
                           gate=Gate.PROMOTION).release == "staging"
 
+    # One of its datasets is withdrawn (found to hold what it must not): the candidate goes no further.
+    assert actions.withdraw(people, labels["claims"], "bob", PASSPHRASE, comment="customer data of a closed "
+                            "contract").state == "withdrawn"
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, done.candidate, ReleaseStage.PRODUCTION, "alice", PASSPHRASE)
+    assert f"was trained on {labels['claims']}, whose approval was withdrawn" in denied.value.reasons[0]
+
+
+def test_an_approved_run_whose_base_was_withdrawn_does_not_start(people, tmp_path, base_template):
+    labels = governed_inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, recipe_text())
+    waiting = _start(people, recipe)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    actions.withdraw(people, labels["base"], "dave", PASSPHRASE, gate=Gate.BASE, comment="vendor pulled it")
+    with pytest.raises(StateConflict, match=f"{labels['base']} was withdrawn after the run gate approved"):
+        _start(people, recipe)
+    assert not [e for e in audit_entries(people, "run.start")], "nothing was claimed"
+
 
 def test_gate_refuses_unapproved_data_before_any_compute(people, tmp_path, base_template):
     governed_inputs(people, tmp_path / "inputs", base_template, approve_data=False)

@@ -1,4 +1,4 @@
-"""`forgegov request`, `approve`, `reject`, `promote`: signed statements through the gate.
+"""`forgegov request`, `approve`, `reject`, `promote`, `withdraw`: signed statements through the gate.
 
 Exit codes: 0 recorded (allowed, or pending more approvals); 3 denied by policy, or no trustworthy decision; 4 a
 forged or replayed statement, or a stored record the audit log does not back (tampered).
@@ -78,6 +78,24 @@ def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotat
     print_outcome(outcome, as_json)
 
 
+def withdraw(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
+             reason: Annotated[str, typer.Option(help="Why (recorded with the signed statement).")],
+             gate: Annotated[Optional[Gate], typer.Option(help="Gate whose approval to take back (a checkpoint's: "
+                                                               "base).")] = None,
+             as_json: Annotated[bool, _JSON] = False) -> None:
+    """Withdraw SUBJECT's approval at once (a dataset found to hold data it must not, a reward with a bug, a base
+    pulled by its vendor), signed with your own key; the policy decides who may. Runs and promotions that depend on
+    it are refused from then on."""
+    from forgegov.foundation.errors import BadInput
+    from forgegov.governance import actions
+
+    if not reason.strip():
+        raise BadInput("a withdrawal needs a reason (--reason)")
+    outcome = actions.withdraw(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
+                               comment=reason)
+    print_outcome(outcome, as_json)
+
+
 def promote(ctx: typer.Context,
             checkpoint: Annotated[str, typer.Argument(help="Checkpoint: name[@version] or sha256:<prefix>.",
                                                       show_default=False)],
@@ -97,3 +115,4 @@ def register(app: typer.Typer) -> None:
     app.command("approve")(approve)
     app.command("reject")(reject)
     app.command("promote")(promote)
+    app.command("withdraw")(withdraw)

@@ -16,7 +16,7 @@ from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, StoreTampered, Tampered
 from forgegov.foundation.store.models import Asset, AuditEntry, TrainingRun
-from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction, RunStatus
+from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, Gate, GateAction, RunStatus
 from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.runs.records import verify_run
 
@@ -30,14 +30,33 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
         raise StoreTampered(f"training run {row.id} names run asset {row.run_asset_id}, which is not in the store",
                             hint="run `forgegov audit verify`")
     check_recorded(session, run)
+    withdrawn: list[str] = []
     if row.status is RunStatus.COMPLETED:
-        # The completion as the log recorded it: this candidate, this provenance.
-        committed_payload(session, what=f"the completion of run {row.id}", action=AuditAction.RUN_COMPLETE,
-                          decision_id=row.decision_id, subject_digest=run.digest,
-                          fields={"run_id": row.id, "candidate_digest": asset.digest,
-                                  "provenance_digest": row.provenance_digest})
+        # The completion as the log recorded it: this candidate, this provenance, these inputs.
+        completed = committed_payload(session, what=f"the completion of run {row.id}",
+                                      action=AuditAction.RUN_COMPLETE, decision_id=row.decision_id,
+                                      subject_digest=run.digest,
+                                      fields={"run_id": row.id, "candidate_digest": asset.digest,
+                                              "provenance_digest": row.provenance_digest})
+        withdrawn = _withdrawn_inputs(session, completed)
     return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
-                    "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row)}}
+                    "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row),
+                    "withdrawn_inputs": withdrawn}}
+
+
+def _withdrawn_inputs(session: Session, completed: dict[str, Any]) -> list[str]:
+    """The run's base and datasets whose approval was withdrawn since, each row held against the log."""
+    inputs = [(AssetKind.CHECKPOINT, completed.get("base")),
+              *((AssetKind.DATASET, digest) for digest in completed.get("datasets") or [])]
+    withdrawn = []
+    for kind, digest in inputs:
+        found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
+        if found is None:
+            raise StoreTampered(f"run input {digest} is not a registered {kind.value}", hint="run `forgegov audit verify`")
+        check_recorded(session, found)
+        if found.state is AssetState.WITHDRAWN:
+            withdrawn.append(label(found))
+    return withdrawn
 
 
 def _run_gate_allowed(session: Session, row: TrainingRun, run: Asset) -> bool:

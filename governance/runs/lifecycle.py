@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction, record
 from forgegov.foundation.canonical import digest_of
@@ -39,7 +39,7 @@ from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import Asset, TrainingRun
-from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, RunStatus
+from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, CheckpointStage, RunStatus
 from forgegov.governance.checkpoints import PICKLED_SUFFIXES
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.registry import label, register_asset, resolve
@@ -128,6 +128,7 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
         require_active(get_identity(session, actor))
         run = resolve(session, run_ref, AssetKind.RUN)
         plan = approved_plan(session, run)
+        _refuse_withdrawn_inputs(session, plan)
         session.expunge(run)
     recipe = registered_recipe(run)
     if recipe_digest(recipe) != plan.recipe_digest:
@@ -159,6 +160,16 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
 
 
 # --- before any compute ----------------------------------------------------------------------------------------------
+
+def _refuse_withdrawn_inputs(session: Session, plan: RunPlan) -> None:
+    """An approval withdrawn after the run gate decided stops the run from starting or resuming: the base and every
+    dataset must still be approved (each row held against the log by `resolve`)."""
+    inputs = [(AssetKind.CHECKPOINT, plan.base_digest), *((AssetKind.DATASET, s.digest) for s in plan.sources)]
+    for kind, digest in inputs:
+        found = resolve(session, digest, kind)
+        if found.state is AssetState.WITHDRAWN:
+            raise StateConflict(f"{label(found)} was withdrawn after the run gate approved {plan.run_label}: the run "
+                                "cannot start or resume", hint="register a new run spec on approved inputs")
 
 def _claimed_by_main(held: ExitStack, workspace: Workspace, run: Asset, plan: RunPlan, actor: str,
                      ranks: Ranks) -> TrainingRun:

@@ -356,3 +356,18 @@ test_a_newer_suite_version_supersedes_older_checks if {
 	d := dataset.decision with input as doc("approve", "bob", [fx.new("bob", "approve")], {"evidence": {"data_quality": [older, newer]}})
 	d == {"allow": true, "deny": set(), "missing": set()}
 }
+
+test_a_data_steward_withdraws_an_approved_dataset if {
+	d := dataset.decision with input as doc("withdraw", "bob", [], {"subject": {"state": "approved"}})
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_withdrawing_needs_a_withdrawer_role if {
+	d := dataset.decision with input as doc("withdraw", "alice", [], {"subject": {"state": "approved"}})
+	d.deny == {"alice cannot withdraw dataset claims v1: only a holder of one of the roles data-steward, privacy-officer may"}
+}
+
+test_only_an_approval_can_be_withdrawn if {
+	d := dataset.decision with input as doc("withdraw", "bob", [], {"subject": {"state": "pending"}})
+	d.deny == {"dataset claims v1 is pending, not approved: there is no approval to withdraw"}
+}

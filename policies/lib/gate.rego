@@ -9,7 +9,7 @@ package forgegov.lib.gate
 import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 
-actions := {"request", "approve", "reject"}
+actions := {"request", "approve", "reject", "withdraw"}
 
 # A query sent without any input leaves `input` undefined, and a function
 # called with an undefined argument is itself undefined. Falling back to an
@@ -47,7 +47,7 @@ envelope_denies(inp, gate_name, kind) := union({
 	},
 	{msg |
 		not action_ok(inp)
-		msg := sprintf("unknown action: input.action must be one of approve, reject, request (got %s)", [shown(inp, "action")])
+		msg := sprintf("unknown action: input.action must be one of approve, reject, request, withdraw (got %s)", [shown(inp, "action")])
 	},
 	{msg |
 		not kind_ok(inp, kind)

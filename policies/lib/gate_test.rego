@@ -24,7 +24,7 @@ test_envelope_wrong_version if {
 test_envelope_wrong_gate if count(envelope({"gate": "reward"})) == 1
 
 test_envelope_unknown_action if {
-	envelope({"action": "promote"}) == {"unknown action: input.action must be one of approve, reject, request (got \"promote\")"}
+	envelope({"action": "promote"}) == {"unknown action: input.action must be one of approve, reject, request, withdraw (got \"promote\")"}
 }
 
 test_envelope_wrong_kind if {

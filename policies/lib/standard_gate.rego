@@ -46,7 +46,24 @@ deny_for_kind(inp, name, kind, settings) := union({
 	},
 	{msg | some msg in approval_denies(inp, settings.quorum)},
 	{msg | some msg in rejection_denies(inp, settings.rejecters)},
+	{msg | some msg in withdrawal_denies(inp, object.get(settings, "withdrawers", []))},
 })
+
+# Withdrawing takes an approval back at once, in one signed statement: only a
+# holder of a withdrawer role may, and only from an approved subject. A gate
+# whose data names no withdrawers cannot withdraw at all.
+withdrawal_denies(inp, withdrawers) := {msg |
+	inp.action == "withdraw"
+	not approvals.actor_holds_any(inp, withdrawers)
+	msg := sprintf(
+		"%s cannot withdraw %s: only a holder of %s may",
+		[inp.actor.name, gate.describe(inp.subject), approvals.role_phrase(withdrawers)],
+	)
+} | {msg |
+	inp.action == "withdraw"
+	inp.subject.state != "approved"
+	msg := sprintf("%s is %s, not approved: there is no approval to withdraw", [gate.describe(inp.subject), inp.subject.state])
+}
 
 # Separation of duties is checked on a request too: the approvals it carries
 # must already respect it.

@@ -199,8 +199,8 @@ test_wrong_version_denied if {
 }
 
 test_unknown_action_denied if {
-	inp := doc("withdraw", "bob", [], {})
-	deny(inp) == {"unknown action: input.action must be one of approve, reject, request (got \"withdraw\")"}
+	inp := doc("revise", "bob", [], {})
+	deny(inp) == {"unknown action: input.action must be one of approve, reject, request, withdraw (got \"revise\")"}
 	missing(inp) == set()
 }
 

@@ -26,6 +26,11 @@ deny contains msg if {
 	)
 }
 
+deny contains msg if {
+	gate.document.action == "withdraw"
+	msg := "a policy in force is not withdrawn: propose the policy that should replace it"
+}
+
 missing contains msg if some msg in standard_gate.missing(gate.document, settings.quorum)
 
 default allow := false

@@ -87,6 +87,15 @@ approved_at_base_gate if input.subject.state == "approved"
 
 deny contains msg if {
 	input.action in {"request", "approve"}
+	some withdrawn in input.evidence.lineage.run.withdrawn_inputs
+	msg := sprintf(
+		"%s was trained on %s, whose approval was withdrawn: it cannot be promoted; train again on approved inputs",
+		[gate.describe(input.subject), withdrawn],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
 	input.subject.state == "rejected"
 	msg := sprintf(
 		"%s was rejected at the base gate and cannot be promoted: train or register a new version",
@@ -125,6 +134,11 @@ approval_word(false) := "not approved"
 provenance_word(p) := "verifies" if p.verified == true
 
 provenance_word(p) := sprintf("does not verify (%s)", [p.problem]) if p.verified == false
+
+deny contains msg if {
+	input.action == "withdraw"
+	msg := "a release is not withdrawn through the promotion gate: withdraw the checkpoint at the base gate, or the data or run it came from"
+}
 
 deny contains msg if some msg in standard_gate.approval_denies(input, target_settings.quorum)
 

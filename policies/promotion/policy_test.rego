@@ -252,7 +252,7 @@ test_wrong_version_denied if {
 
 test_unknown_action_denied if {
 	d := promotion.decision with input as doc("promote", "alice", [], {})
-	d.deny == {"unknown action: input.action must be one of approve, reject, request (got \"promote\")"}
+	d.deny == {"unknown action: input.action must be one of approve, reject, request, withdraw (got \"promote\")"}
 	not d.allow
 }
 
@@ -270,6 +270,7 @@ test_absent_input_denies if {
 
 run_evidence(status, approved, provenance) := {"evidence": {"lineage": {"run": {
 	"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
+	"withdrawn_inputs": [],
 }}}}
 
 verified := {"verified": true, "problem": null}
@@ -310,4 +311,19 @@ test_checkpoint_rejected_at_base_gate_denied_even_from_a_run if {
 		run_evidence("completed", true, verified),
 	))
 	d.deny == {"checkpoint claims-sft v3 was rejected at the base gate and cannot be promoted: train or register a new version"}
+}
+
+test_a_release_is_not_withdrawn_through_promotion if {
+	d := promotion.decision with input as doc("withdraw", "erin", [], {})
+	"a release is not withdrawn through the promotion gate: withdraw the checkpoint at the base gate, or the data or run it came from" in d.deny
+	not d.allow
+}
+
+test_candidate_trained_on_withdrawn_data_denied if {
+	evidence := run_evidence("completed", true, verified)
+	d := promotion.decision with input as doc("request", "alice", [], object.union(
+		{"subject": {"state": "registered"}},
+		{"evidence": {"lineage": {"run": object.union(evidence.evidence.lineage.run, {"withdrawn_inputs": ["dataset/claims@1"]})}}},
+	))
+	d.deny == {"checkpoint claims-sft v3 was trained on dataset/claims@1, whose approval was withdrawn: it cannot be promoted; train again on approved inputs"}
 }
