@@ -169,7 +169,7 @@ def test_help_reads_well():
     assert "--as" in done.stdout and "quorum" in done.stdout
     top = subprocess.run([*FORGEGOV, "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("init", "identity", "dataset", "reward", "checkpoint", "request", "approve", "reject", "promote",
-                    "show", "list", "policy", "demo"):
+                    "withdraw", "show", "list", "policy", "demo"):
         assert f"  {command} " in top
 
 
