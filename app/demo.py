@@ -25,7 +25,7 @@ from forgegov.governance.evidence.data_quality import check_dataset
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import create_identity, unlock
 from forgegov.governance.loading.datasets import load_dataset
-from forgegov.governance.registry import register_asset
+from forgegov.governance.registry import label, register_asset
 from forgegov.governance.runs.records import verify_run
 from forgegov.training.reference.build import build_reference
 from forgegov.training.reference.register import register_reference
@@ -75,6 +75,23 @@ def _write_recipe(path: Path, name: str, shares: tuple[float, float, float]) -> 
                     "[train]\nmax_steps = 30\nbatch_size = 8\nseq_len = 64\nlearning_rate = 0.0005\n"
                     "warmup_steps = 3\ndecay = \"cosine\"\nmin_lr_ratio = 0.1\n", encoding="utf-8")
     return path
+
+
+def _stricter_policy(workspace: Workspace, folder: Path) -> Path:
+    """The policy in force, written out as policy owners would edit it: every dataset also needs a privacy officer."""
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance.policy import policy_in_force, stored_policy
+
+    with read_session(workspace.database_url) as session:
+        bundle, _decider = stored_policy(session, policy_in_force(session).digest)
+    bundle.write(folder)
+    data_file = folder / "data" / "data.json"
+    data = json.loads(data_file.read_text(encoding="utf-8"))
+    data["gates"]["dataset"]["quorum"]["privacy-officer"] = 1
+    data_file.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (folder / ".manifest").write_text(json.dumps({"revision": "demo-2-privacy-on-every-dataset"}) + "\n",
+                                      encoding="utf-8")
+    return folder
 
 
 def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
@@ -231,6 +248,30 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
             report.steps.append({"step": "mallory (revoked) tries to act", "result": "refused",
                                  "reasons": [refused.message]})
             say(f"  mallory (revoked) tries to act: REFUSED ({refused.message})")
+
+        say("policy change, through the policy gate the policy in force decides")
+        proposal = _stricter_policy(workspace, directory / "policy-proposal")
+
+        def propose() -> GateOutcome:
+            asset = register_asset(workspace, AssetKind.POLICY, proposal, "house-rules", "alice")
+            return actions.request(workspace, label(asset), "alice", passphrase, engine=engine)
+
+        step("alice (no policy-owner role) proposes a policy", propose, expect_denied=True)
+        step("dave (policy owner) requests it: every dataset also needs a privacy officer",
+             act("policy/house-rules", "dave", GateAction.REQUEST))
+        step("dave approves his own proposal", act("policy/house-rules", "dave", GateAction.APPROVE),
+             expect_denied=True)
+        step("grace (policy owner) approves: the new policy is in force",
+             act("policy/house-rules", "grace", GateAction.APPROVE))
+
+    from forgegov.governance.replay import replay_decisions
+
+    replayed = replay_decisions(workspace)
+    report.steps.append({"step": "every decision replayed with the pinned OPA", "result": "agree"
+                         if replayed.agreed == replayed.replayed and not replayed.differing else "differ",
+                         **replayed.to_dict()})
+    say(f"replay: {replayed.replayed} recorded decisions re-evaluated with the pinned OPA under the policy recorded "
+        f"with each; {replayed.agreed} agree, {len(replayed.differing)} differ ({replayed.seconds:.1f} s)")
 
     from forgegov.audit.operations import verify_workspace
     from forgegov.audit.tree_heads import hand_to_witness, sign_tree_head

@@ -45,6 +45,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert results["provenance of the candidate verifies"] == "verified"
     final = [s for s in report["steps"] if s.get("release")][-1]
     assert final["release"] == "production" and final["subject"] == "checkpoint/claims-cpt@1"
+    assert results["alice (no policy-owner role) proposes a policy"] == "deny"
+    assert results["dave approves his own proposal"] == "deny"
+    assert results["grace (policy owner) approves: the new policy is in force"] == "allow"
+    replay = next(s for s in report["steps"] if s["step"] == "every decision replayed with the pinned OPA")
+    assert replay["result"] == "agree" and replay["replayed"] > 20 and replay["differing"] == []
 
 
 def test_wheel_has_only_the_forgegov_namespace(tmp_path):
