@@ -14,7 +14,7 @@ Measured per decision:
                       so the dataset's state changes to approved
 Statements are signed before the clock starts (signing is the client's step, reported separately).
 
-Then every decision the run made (2n + 1) is replayed as `forgegov audit verify --replay` does (each stored input
+Then every decision the run made (2n) is replayed as `forgegov audit verify --replay` does (each stored input
 re-evaluated by OPA under the policy recorded with it, each entry's commitment re-checked), reported per 1,000.
 """
 

@@ -65,8 +65,8 @@ def test_gate_latency(tmp_path, store_url):
     for row in rows.values():
         assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"], row
     assert "× the bare query" in printed
-    # The script exits unless every one of the 2n + 1 decisions replays to what was recorded.
-    assert result["replay"]["decisions"] == 41 and result["replay"]["seconds_per_1000"] > 0
+    # The script exits unless every one of the 2n decisions (n requests, n approvals) replays to what was recorded.
+    assert result["replay"]["decisions"] == 40 and result["replay"]["seconds_per_1000"] > 0
     assert "per 1,000 decisions" in printed
 
 
