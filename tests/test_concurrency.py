@@ -6,7 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 from forgegov.foundation.config import load_workspace
-from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.registry import find_asset, register_asset
 
@@ -22,6 +22,9 @@ def _approve(root: str, approver: str, start, results) -> None:  # type: ignore[
 def test_two_release_managers_approving_at_once_meet_the_quorum(people, files):
     path = files.folder("ckpt", tiny_checkpoint_files())
     register_asset(people, AssetKind.CHECKPOINT, path, "m", "alice", stage=CheckpointStage.CANDIDATE)
+    # No run produced it: promotable once an ML lead approves it at the base gate.
+    actions.request(people, "m", "alice", PASSPHRASE, gate=Gate.BASE)
+    actions.answer(people, "m", "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE)
     actions.promote(people, "m", ReleaseStage.STAGING, "alice", PASSPHRASE)
     actions.answer(people, "m", "dave", PASSPHRASE, GateAction.APPROVE)
     actions.promote(people, "m", ReleaseStage.PRODUCTION, "alice", PASSPHRASE)
