@@ -76,12 +76,19 @@ def _fail(where: str, problem: str, hint: str | None = None) -> RecipeError:
     return RecipeError(f"recipe field {where} {problem}", hint=hint)
 
 
+# A recipe is hashed as canonical JSON (RFC 8785), whose numbers are exact only up to 2^53 - 1: a larger integer would
+# register and then hash to something else than it says.
+_MAX_EXACT_INT = 2**53 - 1
+
+
 def _check_int(value: Any, where: str, *, minimum: int) -> int:
     # bool is an int in Python, but `max_steps = true` is a mistake, not 1.
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(where, f"must be an integer ≥ {minimum}, got {value!r}")
     if value < minimum:
         raise _fail(where, f"must be an integer ≥ {minimum}, got {value}")
+    if value > _MAX_EXACT_INT:
+        raise _fail(where, f"must be at most 2^53 - 1, where JSON numbers stop being exact, got {value}")
     return value
 
 
