@@ -189,52 +189,68 @@ def run_opa(binary: Path, args: list[str], pass_fds: tuple[int, ...] = ()) -> su
 
 
 class OpaBuild:
-    """This machine's OPA executable, copied into a sealed file and hashed there: what was hashed is what runs."""
+    """This machine's OPA executable, copied into a sealed file and hashed there: what was hashed is what runs.
+
+    One per executable file (path, inode, size, modification time) for the life of the process: the sealed copy
+    cannot change, so it is hashed once, its version asked once, and each bundle checked once, instead of copying
+    and hashing 60 MB before every engine starts. A file replaced on disk is a new key, so it is copied and hashed
+    afresh."""
+
+    _builds: dict[tuple[str, int, int, int], OpaBuild] = {}
 
     def __init__(self, binary: Path) -> None:
         self.source = binary
         self.sealed = SealedFile.of_file("opa", binary)
         self.sha256 = self.sealed.sha256()
+        self._decider: Decider | None = None
+        self._checked: set[str] = set()
 
     @classmethod
     def configured(cls, workspace: Workspace | None) -> OpaBuild:
-        return cls(find_opa(workspace.opa.binary if workspace is not None else ""))
+        binary = find_opa(workspace.opa.binary if workspace is not None else "")
+        try:
+            info = binary.stat()
+        except OSError as exc:
+            raise PolicyBundleError(f"cannot read the OPA executable {binary}: {exc.strerror or exc}") from exc
+        key = (str(binary.resolve()), info.st_ino, info.st_size, info.st_mtime_ns)
+        if key not in cls._builds:
+            cls._builds[key] = cls(binary)
+        return cls._builds[key]
 
     def decider(self) -> Decider:
-        done = self.run(["version"])
-        for line in done.stdout.splitlines():
-            if line.startswith("Version:"):
-                return Decider("v" + line.split(":", 1)[1].strip(), self.sha256)
-        raise PolicyBundleError(f"{self.source} is not an OPA executable: it did not report a version")
+        if self._decider is None:
+            done = self.run(["version"])
+            versions = [line.split(":", 1)[1].strip() for line in done.stdout.splitlines()
+                        if line.startswith("Version:")]
+            if not versions:
+                raise PolicyBundleError(f"{self.source} is not an OPA executable: it did not report a version")
+            self._decider = Decider("v" + versions[0], self.sha256)
+        return self._decider
 
     def run(self, args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
         return run_opa(self.sealed.path, args, (self.sealed.fd, *pass_fds))
 
     def check(self, bundle: Bundle) -> None:
-        """`opa check --strict` on exactly these bytes."""
-        with SealedFile.of_bytes("bundle.tar.gz", bundle.archive()) as sealed:
+        """`opa check --strict` on exactly these bytes (once per distinct bundle and executable)."""
+        archive = bundle.archive()
+        key = hashlib.sha256(archive).hexdigest()
+        if key in self._checked:
+            return
+        with SealedFile.of_bytes("bundle.tar.gz", archive) as sealed:
             done = self.run(["check", "--strict", "--bundle", str(sealed.path)], (sealed.fd,))
         if done.returncode != 0:
             raise PolicyBundleError(f"policy bundle {bundle.revision} fails `opa check --strict`:\n"
                                     f"{(done.stdout + done.stderr).strip()}")
-
-    def close(self) -> None:
-        self.sealed.close()
-
-    def __enter__(self) -> OpaBuild:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
+        self._checked.add(key)
 
 
 def scan_policy(workspace: Workspace, source: Path) -> PolicyManifest:
     """Read a bundle folder for registration: it must pass `opa check --strict` under this machine's OPA, whose
     build is pinned with it."""
     bundle = read_bundle(source)
-    with OpaBuild.configured(workspace) as opa:
-        opa.check(bundle)
-        return bundle.manifest(opa.decider())
+    opa = OpaBuild.configured(workspace)
+    opa.check(bundle)
+    return bundle.manifest(opa.decider())
 
 
 @dataclass(frozen=True)
@@ -337,7 +353,7 @@ class PolicyEngine:
         self._decider = decider
         self._local: LocalOpa | None = None
         self._client: PolicyClient | None = None
-        self._sealed: list[SealedFile | OpaBuild] = []
+        self._sealed: list[SealedFile] = []
 
     def __enter__(self) -> PolicyEngine:
         config = self.workspace.opa
@@ -354,7 +370,6 @@ class PolicyEngine:
 
     def _start_local(self) -> str:
         opa = OpaBuild.configured(self.workspace)
-        self._sealed.append(opa)
         if opa.sha256 != self._decider.sha256:
             raise DeciderMismatch(
                 f"the OPA executable {opa.source} (sha256 {opa.sha256[:16]}…) is not the build policy "

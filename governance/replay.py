@@ -78,15 +78,15 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
         for recorded_group in groups.values():
             for recorded in recorded_group:
                 session.expunge(recorded.decision)
-    with OpaBuild.configured(workspace) as opa:
-        for digest, recorded_group in groups.items():
-            bundle, decider = policies[digest]
-            if opa.sha256 != decider.sha256:
-                report.limits.append(f"{len(recorded_group)} decisions under policy {bundle.revision} were made by "
-                                     f"OPA {decider.opa_version} (sha256 {decider.sha256[:16]}…), which this machine "
-                                     "does not have: not replayed")
-                continue
-            _replay_group(workspace, opa, bundle, recorded_group, report)
+    opa = OpaBuild.configured(workspace)
+    for digest, recorded_group in groups.items():
+        bundle, decider = policies[digest]
+        if opa.sha256 != decider.sha256:
+            report.limits.append(f"{len(recorded_group)} decisions under policy {bundle.revision} were made by "
+                                 f"OPA {decider.opa_version} (sha256 {decider.sha256[:16]}…), which this machine "
+                                 "does not have: not replayed")
+            continue
+        _replay_group(workspace, opa, bundle, recorded_group, report)
     report.seconds = time.perf_counter() - started
     return report
 

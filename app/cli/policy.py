@@ -64,8 +64,7 @@ def check(ctx: typer.Context,
 
     def run(folder: Path) -> str:
         bundle = read_bundle(folder)
-        with OpaBuild.configured(None) as opa:
-            opa.check(bundle)
+        OpaBuild.configured(None).check(bundle)
         return bundle.revision
 
     revision = _with_bundle_dir(ctx, path, run)
