@@ -195,16 +195,21 @@ def _crash_at(step: int):  # type: ignore[no-untyped-def]
     return CrashAt()
 
 
-def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(people, tmp_path, base_template):
+def _crashed_after_step_5(people, tmp_path, base_template):  # type: ignore[no-untyped-def]
+    """An approved 10-step run that crashed after step 5: save_steps is max_steps // 5 = 2, so checkpoint-4 is the
+    newest left behind. Returns the recipe and the run's label."""
     governed_inputs(people, tmp_path / "inputs", base_template)
     recipe = _recipe(tmp_path, recipe_text(max_steps=10))
     waiting = _start(people, recipe)
     actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
-
-    # save_steps is max_steps // 5 = 2: a crash after step 5 leaves checkpoint-4 behind.
     with pytest.raises(_Crash):
         _start(people, recipe, callbacks=(_crash_at(5),))
-    failed = run_record(people, waiting.run)
+    return recipe, waiting.run
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(people, tmp_path, base_template):
+    recipe, run = _crashed_after_step_5(people, tmp_path, base_template)
+    failed = run_record(people, run)
     assert failed["status"] == "failed" and "simulated crash" in failed["error"]
     assert "run.failed" in _actions(people)
     # Each trainer checkpoint was committed to the log as it was saved, with the token counts saved in it.
@@ -237,13 +242,8 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
 def test_a_trainer_checkpoint_altered_before_resume_is_refused(people, tmp_path, base_template):
     # The attack as written: a killed run's checkpoint gets a planted weight and a fake 91.7 % general share, then the
     # run is resumed; the candidate used to carry both, with valid signed provenance.
-    governed_inputs(people, tmp_path / "inputs", base_template)
-    recipe = _recipe(tmp_path, recipe_text(max_steps=10))
-    waiting = _start(people, recipe)
-    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
-    with pytest.raises(_Crash):
-        _start(people, recipe, callbacks=(_crash_at(5),))
-    folder = Path(run_record(people, waiting.run)["output_dir"]) / "trainer" / "checkpoint-4"
+    recipe, run = _crashed_after_step_5(people, tmp_path, base_template)
+    folder = Path(run_record(people, run)["output_dir"]) / "trainer" / "checkpoint-4"
     counts = folder / "forgegov-source-tokens.json"
     original = counts.read_text()
     saved = json.loads(original)
@@ -252,7 +252,7 @@ def test_a_trainer_checkpoint_altered_before_resume_is_refused(people, tmp_path,
     counts.write_text(json.dumps(saved))
     with pytest.raises(DigestMismatch, match="checkpoint-4 is not what run .* committed at step 4"):
         _start(people, recipe)
-    assert run_record(people, waiting.run)["status"] == "failed"
+    assert run_record(people, run)["status"] == "failed"
 
     counts.write_text(original)  # the counts put back; a weight planted instead
     weights = folder / "model.safetensors"
