@@ -106,9 +106,12 @@ def _recorded(session: Session, decision: Decision) -> _Recorded:
     if sha256_digest(decision.input.encode()) != decision.input_digest:
         raise StoreTampered(f"the stored input of decision {decision.id} does not hash to the digest its audit entry "
                             "committed to", hint="run `forgegov audit verify`")
-    seq = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
-                                                    AuditEntry.action == action)).one()
-    return _Recorded(decision, seq, payload)
+    seqs = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
+                                                     AuditEntry.action == action)).all()
+    if len(seqs) != 1:
+        raise StoreTampered(f"decision {decision.id} has {len(seqs)} {action.value} entries in the audit log, not one",
+                            hint="run `forgegov audit verify`")
+    return _Recorded(decision, seqs[0], payload)
 
 
 def _replay_group(workspace: Workspace, opa: OpaBuild, bundle: Bundle, group: list[_Recorded],
