@@ -28,13 +28,9 @@ from forgegov.foundation.crypto.signing import public_key_from_b64
 from forgegov.foundation.errors import BadInput, NotFound, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, AuditNode
-from forgegov.foundation.vocabulary import AuditAction
+from forgegov.foundation.vocabulary import NOT_REDACTABLE, AuditAction
 
 EXPORT_FORMAT = "forgegov-audit-export/v1"
-# These hold the keys, names and digests that the rest of the log, and the state derived from it, are checked against.
-_NOT_REDACTABLE = (AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE,
-                   AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
-                   AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT)
 _ENTRY = AuditEntry.__table__  # type: ignore[attr-defined]
 _NODE = AuditNode.__table__  # type: ignore[attr-defined]
 
@@ -156,7 +152,7 @@ def redact_entry(tx: AuditedTransaction, seq: int, actor: str, payload: dict[str
         raise NotFound(f"no audit entry {seq}")
     if row.payload is None:
         raise StateConflict(f"audit entry {seq} is already redacted")
-    if row.action in _NOT_REDACTABLE:
+    if row.action in NOT_REDACTABLE:
         raise StateConflict(
             f"entry {seq} is a {row.action} record: it holds the keys or digests that verify the rest of the "
             "log (and no personal data beyond a name), so it cannot be redacted")

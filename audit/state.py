@@ -17,12 +17,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session
 
-from forgegov.foundation.store.models import Asset, AuditEntry, Identity, PolicyActivation
+from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, Decision, Identity, PolicyActivation
 from forgegov.foundation.vocabulary import AssetKind, AuditAction
 
 _REGISTERED = {AuditAction.registered(kind).value: kind.value for kind in AssetKind}
 _IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value)
 _ACTIVATE = AuditAction.POLICY_ACTIVATE.value
+_CHECK = AuditAction.DATASET_CHECK.value
 
 
 @dataclass
@@ -44,11 +45,24 @@ def rows_against_log(session: Session) -> StateReport:
     assets: dict[tuple[str, str], _Recorded] = {}
     identities: dict[str, _Recorded] = {}
     activations: list[_Recorded] = []
-    entries = session.execute(select(AuditEntry.seq, AuditEntry.action, AuditEntry.subject_digest, AuditEntry.payload)
-                              .where(AuditEntry.action.in_([*_REGISTERED, *_IDENTITY, _ACTIVATE])  # type: ignore[attr-defined]
+    # Records kept beside the log, by id: the entry that committed to each, and what it committed to.
+    recorded_rows: dict[str, dict[str, _Recorded]] = {"decision": {}, "dataset_check": {}}
+    erased_checks: set[int] = set()
+    entries = session.execute(select(AuditEntry.seq, AuditEntry.action, AuditEntry.subject_digest, AuditEntry.payload,
+                                     AuditEntry.decision_id)
+                              .where(AuditEntry.action.in_([*_REGISTERED, *_IDENTITY, _ACTIVATE, _CHECK])  # type: ignore[attr-defined]
                                      | (AuditEntry.action.like("gate.%.%")))  # type: ignore[attr-defined]
                               .order_by(AuditEntry.seq))
-    for seq, action, digest, payload_text in entries:
+    for seq, action, digest, payload_text, decision_id in entries:
+        if decision_id is not None and action != AuditAction.GATE_REFUSED:
+            recorded_rows["decision"][decision_id] = _Recorded(seq, {} if payload_text is None else {
+                name: json.loads(payload_text).get(name) for name in ("result", "input_digest", "policy_digest")})
+        if action == _CHECK and payload_text is None:
+            erased_checks.add(seq)
+        elif action == _CHECK:
+            check = json.loads(payload_text)
+            recorded_rows["dataset_check"][str(check.get("check_id"))] = _Recorded(seq, {
+                "result_digest": check.get("result_digest"), "audit_seq": seq})
         if payload_text is None:
             # Lawfully erased: what it set can no longer be recomputed, so it is not held against the rows.
             report.unprovable.append(f"entry {seq} ({action}) was redacted: the rows it set are not checked")
@@ -113,7 +127,39 @@ def rows_against_log(session: Session) -> StateReport:
         report.differences.extend(f"{where}: {name} is {row[name]!r}, the log (entry {recorded.seq}) says "
                                   f"{recorded.facts[name]!r}" for name in row if row[name] != recorded.facts[name])
     _activations_against_log(session, activations, report)
+    _records_against_log(session, recorded_rows, erased_checks, report)
     return report
+
+
+def _records_against_log(session: Session, recorded: dict[str, dict[str, _Recorded]], erased_checks: set[int],
+                         report: StateReport) -> None:
+    """Decision and data-quality check rows: one per entry that recorded it, saying what the entry committed to. A
+    row deleted hides a decision from replay or a finding from the gate; one planted or edited changes what they
+    read."""
+    stored = {
+        "decision": session.execute(select(Decision.id, Decision.result, Decision.input_digest,
+                                           Decision.policy_digest)),
+        "dataset_check": session.execute(select(DatasetCheck.id, DatasetCheck.result_digest, DatasetCheck.audit_seq)),
+    }
+    for table, rows in stored.items():
+        logged = recorded[table]
+        for row_id, *values in rows:
+            report.rows += 1
+            entry = logged.pop(row_id, None)
+            where = f"{table} row {row_id}"
+            if table == "dataset_check" and entry is None and values[1] in erased_checks:
+                continue  # its entry was lawfully redacted: it no longer counts, and cannot be checked
+            if entry is None:
+                report.differences.append(f"{where} has no audit entry that recorded it")
+                continue
+            names = list(entry.facts)
+            facts = dict(zip(("result", "input_digest", "policy_digest") if table == "decision"
+                             else ("result_digest", "audit_seq"), values, strict=True))
+            report.differences.extend(
+                f"{where}: {name} is {getattr(facts[name], 'value', facts[name])!r}, the log (entry {entry.seq}) says "
+                f"{entry.facts[name]!r}" for name in names if getattr(facts[name], "value", facts[name]) != entry.facts[name])
+        report.differences.extend(f"audit entry {entry.seq} records {table} {row_id}, which has no row in the store"
+                                  for row_id, entry in logged.items())
 
 
 def _activations_against_log(session: Session, activations: list[_Recorded], report: StateReport) -> None:

@@ -8,8 +8,10 @@ and what is wrong; the checks, in order:
   3. every checkpoint, stored or witnessed, is signed by the pinned log key, is no larger than the log, and its root
      is the rebuilt root at its size (a truncated, rolled-back or rewritten log fails here); witness cosignatures
      verify;
-  4. every signed gate statement verifies under its signer's key as registered in the log, and no nonce is spent
-     twice (a forged or replayed approval fails here).
+  4. every statement a person signed (gate requests, approvals and the approvals each answer counted, data-quality
+     checks, administrative acts) verifies under its signer's key as registered in the log and says what its entry
+     says, and no nonce is spent twice (a forged or replayed approval, or an erasure nobody signed, fails here); the
+     payload of an entry that may never be redacted is present.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
 from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, verify
 from forgegov.foundation.errors import SignatureInvalid, Tampered
-from forgegov.foundation.vocabulary import AuditAction
+from forgegov.foundation.vocabulary import NOT_REDACTABLE, AuditAction
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 
@@ -46,7 +48,8 @@ class AuditIntegrityError(Tampered):
 # order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
-_SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.AUDIT_REDACT, "gate.")
+_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
+_SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *_ADMIN_ACTIONS)
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.
 _encode_string = json.encoder.encode_basestring
@@ -109,14 +112,22 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
             action = row[6]
         leaves.append(digest)
         if payload_text is None:
+            if action in NOT_REDACTABLE:
+                raise AuditIntegrityError(f"entry {seq}: the payload of a {action} entry is missing, and no one may "
+                                          "erase one", seq)
             report.redacted.append(seq)
             continue
         if not action.startswith(_SEMANTIC_ACTIONS):
             continue
         payload = _decode(payload_text)
-        if action == AuditAction.AUDIT_REDACT:
-            redactions.add(int(payload["seq"]))
+        if not isinstance(payload, dict):
+            raise AuditIntegrityError(f"entry {seq}: the payload of a {action} entry is not an object", seq)
         statements.check(seq, action, payload)
+        if action == AuditAction.AUDIT_REDACT:
+            erased = payload.get("seq")
+            if not isinstance(erased, int) or isinstance(erased, bool) or not 0 <= erased < seq:
+                raise AuditIntegrityError(f"entry {seq}: the audit.redact entry names no earlier entry", seq)
+            redactions.add(erased)
     report.entries = len(leaves)
     unexplained = sorted(set(report.redacted) - redactions)
     if unexplained:
@@ -254,11 +265,15 @@ def _check_checkpoint(note: str, origin: str, log_key: Ed25519PublicKey, levels:
 
 
 class _StatementChecker:
-    """Gate statements carry their signer's signature; identities' keys come from the log's own history."""
+    """Every statement a person signed that an entry carries verifies under the key the log bound to the signer's name
+    (their `identity.create`), and says what the entry says it did. Someone holding the log key can append entries,
+    but not sign for anyone else: a gate decision resting on a made-up request or approval, a redaction nobody with a
+    key asked for, or a check recorded in another's name fails here, on a store or on an export."""
 
     def __init__(self) -> None:
         self.keys: dict[str, Ed25519PublicKey] = {}
         self.nonces: dict[str, int] = {}
+        self.admin_nonces: dict[str, int] = {}
         self.count = 0
 
     def check(self, seq: int, action: str, payload: dict[str, Any]) -> None:
@@ -267,25 +282,83 @@ class _StatementChecker:
                 # A name is bound to its first key for good: a second creation is a deleted identity recreated.
                 raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created a second time", seq)
             self.keys[payload["name"]] = public_key_from_b64(payload["public_key"])
+        elif action == AuditAction.GATE_REFUSED:
+            # A refusal records what was submitted, forged or not: its signature is the submitter's claim.
             return
-        # A refusal records what was submitted, forged or not: its signature is the submitter's claim, not the log's.
-        if not action.startswith("gate.") or action == AuditAction.GATE_REFUSED or "statement" not in payload:
-            return
-        statement, signature = payload["statement"], payload.get("signature", "")
-        signer = statement.get("signer") if isinstance(statement, dict) else None
+        elif action.startswith("gate."):
+            self._gate(seq, action, payload)
+        elif action in _ADMIN_ACTIONS:
+            self._admin(seq, action, payload)
+        elif action == AuditAction.DATASET_CHECK:
+            statement = self._signed(seq, Purpose.DATA_QUALITY, payload, "data-quality check")
+            if (statement.get("check_id"), statement.get("result_digest")) \
+                    != (payload.get("check_id"), payload.get("result_digest")):
+                raise AuditIntegrityError(f"entry {seq}: the check's signed statement names another check or "
+                                          "result than the entry records", seq)
+
+    def _signed(self, seq: int, purpose: Purpose, carrier: Any, what: str) -> dict[str, Any]:
+        statement = carrier.get("statement") if isinstance(carrier, dict) else None
+        signature = carrier.get("signature") if isinstance(carrier, dict) else None
+        if not isinstance(statement, dict) or not isinstance(signature, str):
+            raise AuditIntegrityError(f"entry {seq}: the {what} carries no signed statement", seq)
+        signer = statement.get("signer")
         key = self.keys.get(signer) if isinstance(signer, str) else None
         if key is None:
-            raise AuditIntegrityError(f"entry {seq}: statement signed by {signer!r}, an identity the log never "
+            raise AuditIntegrityError(f"entry {seq}: {what} signed by {signer!r}, an identity the log never "
                                       "registered", seq)
         try:
-            verify(key, Purpose.GATE_ACTION, statement, signature)
+            verify(key, purpose, statement, signature)
         except SignatureInvalid as exc:
-            raise AuditIntegrityError(f"entry {seq}: the signed statement by {signer} does not verify "
-                                      "(forged or altered approval)", seq) from exc
+            raise AuditIntegrityError(f"entry {seq}: the signed {what} by {signer} does not verify (forged or "
+                                      "altered)", seq) from exc
+        self.count += 1
+        return statement
+
+    def _gate(self, seq: int, action: str, payload: dict[str, Any]) -> None:
+        statement = self._signed(seq, Purpose.GATE_ACTION, payload, "statement")
+        if action != f"gate.{statement.get('gate')}.{statement.get('action')}":
+            raise AuditIntegrityError(f"entry {seq}: a {action} entry carries a statement signed for "
+                                      f"gate.{statement.get('gate')}.{statement.get('action')}", seq)
         nonce = statement.get("nonce")
-        if nonce in self.nonces and payload.get("result") != "deny":
+        if nonce in self.nonces:
             raise AuditIntegrityError(f"entry {seq}: statement nonce already used by entry {self.nonces[nonce]} "
                                       "(replayed approval)", seq)
-        if payload.get("result") != "deny":
-            self.nonces[nonce] = seq
-        self.count += 1
+        # Every decision spends its statement's nonce, a denial included (one denied while OPA was down must not
+        # decide again once it is up).
+        self.nonces[nonce] = seq
+        if statement.get("action") not in ("approve", "reject"):
+            return
+        # An answer is decided together with the request it answers and every approval already on it: each is
+        # carried signed, so that none of them rests on the log key's word alone.
+        about = (statement.get("request_id"), statement.get("subject"))
+        request = self._signed(seq, Purpose.GATE_ACTION, payload.get("signed_request"), "request")
+        if request.get("action") != "request" or (request.get("request_id"), request.get("subject")) != about:
+            raise AuditIntegrityError(f"entry {seq}: the signed request carried is not the request this answer "
+                                      "is about", seq)
+        carried = payload.get("signed_approvals")
+        if not isinstance(carried, list):
+            raise AuditIntegrityError(f"entry {seq}: the approvals already on the request are not carried", seq)
+        for item in carried:
+            approval = self._signed(seq, Purpose.GATE_ACTION, item, "approval")
+            if approval.get("action") not in ("approve", "reject") \
+                    or (approval.get("request_id"), approval.get("subject")) != about:
+                raise AuditIntegrityError(f"entry {seq}: a carried approval is about another request", seq)
+
+    def _admin(self, seq: int, action: str, payload: dict[str, Any]) -> None:
+        statement = self._signed(seq, Purpose.ADMIN_ACT, payload, "administrative act")
+        decision = payload.get("decision")
+        allowed = decision.get("allow") if isinstance(decision, dict) else None
+        target = statement.get("target") if isinstance(statement.get("target"), dict) else {}
+        if action == AuditAction.ADMIN_DENIED:
+            acted, signed, act = payload.get("act"), statement.get("act"), allowed is False
+        else:
+            field_name = "name" if action == AuditAction.IDENTITY_REVOKE else "seq"
+            acted, signed, act = payload.get(field_name), target.get(field_name), allowed is True
+        if statement.get("act") != payload.get("act", action) or not act or acted is None or acted != signed:
+            raise AuditIntegrityError(f"entry {seq}: the {action} entry is not what its signed act "
+                                      f"({statement.get('act')} on {target}) and its decision say", seq)
+        nonce = statement.get("nonce")
+        if nonce in self.admin_nonces:
+            raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
+                                      f"{self.admin_nonces[nonce]} (replayed)", seq)
+        self.admin_nonces[nonce] = seq

@@ -149,3 +149,13 @@ class AuditAction(StrEnum):
     @classmethod
     def registered(cls, kind: AssetKind) -> AuditAction:
         return cls(f"{kind.value}.register")
+
+
+# Entries whose payload is never erased, whatever any policy says: they hold the keys, names, digests and signed acts
+# the rest of the log and the state derived from it are checked against. `audit verify` treats a missing payload of
+# one of these as tampering, even when an `audit.redact` entry claims it.
+NOT_REDACTABLE = frozenset({
+    AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.ADMIN_DENIED,
+    AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
+    AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,
+})

@@ -131,8 +131,9 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
         allowed, reasons, opa_decision_id = answer.allow, list(answer.deny), answer.decision_id
     except DecisionUnavailable as exc:
         allowed, reasons, opa_decision_id = False, [exc.message], None
+    # The input goes with the decision, so that `audit verify --replay` can ask the same policy the same question.
     decision = {"allow": allowed, "reasons": reasons, "opa_decision_id": opa_decision_id,
-                "policy_digest": engine.pinned_digest, "policy_revision": engine.pinned_revision}
+                "policy_digest": engine.pinned_digest, "policy_revision": engine.pinned_revision, "input": document}
     signed = {"statement": payload, "signature": statement.signature, "decision": decision}
     # 4. The act, or the record of its refusal.
     if not allowed:

@@ -54,7 +54,13 @@ from forgegov.governance.opa.client import OpaAnswer
 from forgegov.governance.policy import policy_in_force
 from forgegov.governance.policy_adoption import put_in_force
 from forgegov.governance.registry import check_recorded, label
-from forgegov.governance.statements import SignedStatement, check_fresh, check_shape, verify_statement
+from forgegov.governance.statements import (
+    SignedStatement,
+    approval_input,
+    check_fresh,
+    check_shape,
+    verify_statement,
+)
 
 INPUT_VERSION = 1
 Effect = Callable[[AuditedTransaction, Asset, Decision, SignedStatement], None]
@@ -164,9 +170,11 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     answers = action in (GateAction.APPROVE, GateAction.REJECT)
     if answers:
         _verify_stored_request(session, request, asset)
-    approvals = _verified_approvals(session, request) if answers else []
+    stored_approvals = _verified_approvals(session, request) if answers else []
+    approvals = [approval_input(carried, key_revoked=signer.revoked_at is not None, new=False)
+                 for carried, signer in stored_approvals]
     if answers:
-        approvals.append(_approval_input(statement, actor, new=True))
+        approvals.append(approval_input(statement, key_revoked=False, new=True))
     evidence = gather_evidence(workspace, session, gate, asset)
 
     # 3. The OPA decision, from the policy the log says is in force (a policy_activation row inserted, or a policy
@@ -236,6 +244,11 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
             "policy_digest": engine.pinned_digest, "request_id": request.id, "subject": label(asset),
             "statement": statement.payload, "signature": statement.signature,
             "state": asset.state.value, "release": asset.release,
+            # What an answer was decided with, signed: the request and the approvals already on it. The log key
+            # alone cannot make up a quorum (`audit verify`, `--replay`).
+            **({"signed_request": {"statement": json.loads(request.payload), "signature": request.signature},
+                "signed_approvals": [{"statement": carried.payload, "signature": carried.signature}
+                                     for carried, _ in stored_approvals]} if answers else {}),
         },
     ))
     # 7. What an allowing decision sets in motion beyond the subject's state (a policy put in force).
@@ -293,15 +306,6 @@ def _refuse_replay(session: Session, statement: SignedStatement) -> None:
                                hint="sign a new statement (re-run the command)")
 
 
-def _approval_input(statement: SignedStatement, signer: IdentityRow, *, new: bool) -> dict[str, Any]:
-    return {
-        "approver": signer.name, "key_id": signer.key_id,
-        "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
-        "signed_at": statement.payload["signed_at"], "key_revoked": signer.revoked_at is not None, "new": new,
-        "justification": statement.payload.get("comment", ""),
-    }
-
-
 def _verify_stored_request(session: Session, request: GateRequest, asset: Asset) -> None:
     """The open request is the one its requester signed: who requested (separation of duties rests on it), for which
     gate, subject and target. A row edited in the database (requested_by, say) stops the gate."""
@@ -320,9 +324,9 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
                             hint="run `forgegov audit verify`")
 
 
-def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str, Any]]:
+def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, IdentityRow]]:
     """Re-verify every stored approval: a row edited in the database must not count towards a quorum."""
-    verified: list[dict[str, Any]] = []
+    verified: list[tuple[SignedStatement, IdentityRow]] = []
     stored = session.exec(select(Approval).where(Approval.request_id == request.id)
                           .order_by(Approval.id))  # type: ignore[arg-type]
     for approval in stored.all():
@@ -336,7 +340,7 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[dict[str
                                    f"{request.id} does not verify: the store was altered ({exc.message})") from exc
         if statement.request_id != request.id or statement.action.value != approval.verdict.value:
             raise SignatureInvalid(f"stored approval {approval.id} does not match its signed statement")
-        verified.append(_approval_input(statement, signer, new=False))
+        verified.append((statement, signer))
     return verified
 
 

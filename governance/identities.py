@@ -107,11 +107,33 @@ def get_identity(session: Session, name: str) -> Identity:
                       subject_digest=None, fields={"name": name, "key_id": identity.key_id,
                                                    "public_key": identity.public_key})
     if identity.revoked_at is None:
-        for entry in session.exec(select(AuditEntry).where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)):
-            if entry.payload is not None and json.loads(entry.payload).get("name") == name:
-                raise StoreTampered(f"identity {name!r} was revoked (audit entry {entry.seq}), but its row says it "
-                                    "is active", hint="run `forgegov audit verify`")
+        revoked = revocations(session).get(name)
+        if revoked is not None:
+            raise StoreTampered(f"identity {name!r} was revoked (audit entry {revoked}), but its row says it is "
+                                "active", hint="run `forgegov audit verify`")
     return identity
+
+
+def revocations(session: Session) -> dict[str, int]:
+    """Every revoked name, with the audit entry that revoked it: whether a key was revoked when a decision was taken
+    is a question of log order, not of what an identity row says now."""
+    revoked: dict[str, int] = {}
+    for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload)
+                                     .where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)):
+        name = _payload_name(seq, payload)
+        revoked.setdefault(name, seq)
+    return revoked
+
+
+def _payload_name(seq: int, payload: str | None) -> str:
+    try:
+        name = json.loads(payload or "").get("name")
+    except (ValueError, AttributeError) as exc:
+        raise StoreTampered(f"audit entry {seq} (identity.revoke) holds no readable payload",
+                            hint="run `forgegov audit verify`") from exc
+    if not isinstance(name, str):
+        raise StoreTampered(f"audit entry {seq} (identity.revoke) names no identity", hint="run `forgegov audit verify`")
+    return name
 
 
 def public_key(identity: Identity) -> Ed25519PublicKey:

@@ -13,6 +13,9 @@ policy is put in force only by the policy gate (`policy_adoption.py`). Nothing h
    does not start (a wrapper given as FORGEGOV_OPA, or another OPA release, is refused).
 4. OPA reads the bundle from a sealed file holding exactly the bytes hashed in 2, so nothing can change between the
    check and OPA loading it.
+5. Each policy put in force after the first was allowed by the one before it: the adopting decision's signed request
+   and approvals are what its input says (1.), and OPA under the previous policy still allows that input, so a policy
+   owner who holds the log key cannot adopt a policy by appending an entry.
 """
 
 from __future__ import annotations
@@ -31,18 +34,18 @@ from typing import Any
 from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.canonical import canonical_bytes, digest_of, sha256_digest
 from forgegov.foundation.config import OpaMode, Workspace
-from forgegov.foundation.errors import BadInput, PolicyBundleError, SignatureInvalid, StoreTampered
+from forgegov.foundation.errors import BadInput, DecisionUnavailable, PolicyBundleError, StoreTampered
 from forgegov.foundation.manifest import FileEntry
-from forgegov.foundation.store.models import AuditEntry, PolicyActivation, PolicyBundle
+from forgegov.foundation.store.models import AuditEntry, Decision, PolicyActivation, PolicyBundle
 from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction
-from forgegov.governance.identities import get_identity
+from forgegov.governance.identities import revocations
 from forgegov.governance.opa.binary import find_opa
-from forgegov.governance.opa.client import OpaAnswer, PolicyClient
+from forgegov.governance.opa.client import DECISION_RULE, PACKAGE_PREFIX, OpaAnswer, PolicyClient, parse_answer
 from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
-from forgegov.governance.statements import SignedStatement, verify_statement
+from forgegov.governance.statements import check_signed_input
 
 MANIFEST_FILE = ".manifest"
 ADMIN_PACKAGE = "forgegov.admin"
@@ -230,6 +233,18 @@ class OpaBuild:
     def run(self, args: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[str]:
         return run_opa(self.sealed.path, args, (self.sealed.fd, *pass_fds))
 
+    def evaluate(self, bundle: Bundle, query: str, input_document: dict[str, Any]) -> OpaAnswer:
+        """One answer from `opa eval` on exactly these bundle bytes (no server), as `PolicyClient` reads answers."""
+        with SealedFile.of_bytes("bundle.tar.gz", bundle.archive()) as sealed, \
+                SealedFile.of_bytes("input.json", canonical_bytes(input_document)) as given:
+            done = self.run(["eval", "--bundle", str(sealed.path), "--input", str(given.path), "--format", "json",
+                             query], (sealed.fd, given.fd))
+        try:
+            value = json.loads(done.stdout)["result"][0]["expressions"][0]["value"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise DecisionUnavailable(f"`opa eval` gave no answer for {query}: {done.stderr.strip()[:500]}") from exc
+        return parse_answer({"result": value}, None)
+
     def check(self, bundle: Bundle) -> None:
         """`opa check --strict` on exactly these bytes (once per distinct bundle and executable)."""
         archive = bundle.archive()
@@ -294,23 +309,71 @@ def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -
         raise StoreTampered(f"{what}: decision {row.decision_id} put a policy in force {len(citing)} times",
                             hint=_HINT)
     gate_actions = [AuditAction.of_gate(Gate.POLICY, action) for action in (GateAction.APPROVE, GateAction.REQUEST)]
-    action = session.exec(select(AuditEntry.action).where(
+    found = session.exec(select(AuditEntry.seq, AuditEntry.action).where(
         AuditEntry.decision_id == row.decision_id, AuditEntry.action.in_(gate_actions))).first()  # type: ignore[attr-defined]
-    if action is None:
+    if found is None:
         raise StoreTampered(f"{what} names decision {row.decision_id}, which is no decision of the policy gate",
                             hint=_HINT)
+    seq, action = found
     decided = committed_payload(session, what=f"the decision that put {row.revision} in force",
-                                action=AuditAction(action), decision_id=row.decision_id, subject_digest=row.digest,
+                                action=AuditAction(action), seq=seq, subject_digest=row.digest,
                                 fields={"result": "allow", "state": "approved"})
-    statement = SignedStatement(decided.get("statement"), str(decided.get("signature")))
+    decision = session.get(Decision, row.decision_id)
+    if decision is None or decision.input_digest != decided.get("input_digest") \
+            or sha256_digest(decision.input.encode()) != decision.input_digest:
+        raise StoreTampered(f"the decision that put {row.revision} in force (audit entry {seq}) has no stored input "
+                            "that hashes to what its entry committed to", hint=_HINT)
+    # Who requested and who approved, from their signatures (someone holding only the log key could append an
+    # "allow" entry; they cannot sign for the policy owners).
+    check_signed_input(session, seq, decided, json.loads(decision.input), revocations(session))
+
+
+class AdoptionNotProven(StoreTampered):
+    """A policy in the log's chain of adoptions was not allowed by the policy in force before it."""
+
+
+def prove_adoptions(workspace: Workspace, session: Session) -> None:
+    """Every policy the log put in force after the first was allowed by the policy in force before it (5. above):
+    each adopting decision was taken under the previous policy, and OPA, run from sealed copies of the previous
+    policy's stored bundle and the pinned build, still allows its recorded input. Signatures alone cannot show this:
+    a policy owner holding the log key could append an "allow" resting only on their own signed request. Each proof
+    is kept for the life of the process."""
+    chain = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action == AuditAction.POLICY_ACTIVATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    activated = [_activation(seq, payload) for seq, payload in chain]
+    for (before, _), (digest, decision_id) in zip(activated, activated[1:], strict=False):
+        decision = session.get(Decision, decision_id) if decision_id else None
+        if decision is None or decision.policy_digest != before or decision.subject_digest != digest:
+            raise AdoptionNotProven(f"policy {digest} was put in force by decision {decision_id}, which is not a "
+                                    f"decision on it under the policy in force before it ({before})", hint=_HINT)
+        key = (decision.id, decision.input_digest, before)
+        if key in _PROVEN:
+            continue
+        bundle, decider = stored_policy(session, before)
+        opa = OpaBuild.configured(workspace)
+        if opa.sha256 != decider.sha256:
+            raise DeciderMismatch(f"the adoption of policy {digest} can be proven only with OPA {decider.opa_version} "
+                                  f"(sha256 {decider.sha256[:16]}…), the build that decided it",
+                                  hint="point FORGEGOV_OPA (or [opa] binary) at that build")
+        answer = opa.evaluate(bundle, f"data.{PACKAGE_PREFIX}.{Gate.POLICY.value}.{DECISION_RULE}",
+                              json.loads(decision.input))
+        if not answer.allow:
+            raise AdoptionNotProven(
+                f"policy {digest} is in force through decision {decision.id}, but policy {bundle.revision}, in force "
+                f"before it, does not allow that decision ({'; '.join(answer.deny + answer.missing)}): it was not "
+                "adopted through the policy gate", hint=_HINT)
+        _PROVEN.add(key)
+
+
+_PROVEN: set[tuple[str, str, str]] = set()
+
+
+def _activation(seq: int, payload: str | None) -> tuple[str, str | None]:
     try:
-        verify_statement(get_identity(session, statement.signer), statement)
-    except (SignatureInvalid, KeyError, TypeError, ValueError) as exc:
-        raise StoreTampered(f"the statement behind decision {row.decision_id} does not verify: {exc}",
-                            hint=_HINT) from exc
-    if statement.gate is not Gate.POLICY or statement.subject_digest != row.digest:
-        raise StoreTampered(f"the statement behind decision {row.decision_id} is not about policy {row.digest}",
-                            hint=_HINT)
+        document = json.loads(payload or "")
+        return str(document["digest"]), document.get("decision_id")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StoreTampered(f"audit entry {seq} (policy.activate) holds no readable payload", hint=_HINT) from exc
 
 
 def stored_policy(session: Session, digest: str) -> tuple[Bundle, Decider]:
@@ -417,7 +480,8 @@ class PolicyEngine:
 
 
 def open_engine(workspace: Workspace, session: Session) -> PolicyEngine:
-    """An engine for the policy in force, its bundle and pin verified (use it in a `with` block)."""
+    """An engine for the policy in force, its bundle, pin and adoption verified (use it in a `with` block)."""
     pinned = policy_in_force(session)
+    prove_adoptions(workspace, session)
     bundle, decider = stored_policy(session, pinned.digest)
     return PolicyEngine(workspace, pinned, bundle, decider)

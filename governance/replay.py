@@ -1,10 +1,18 @@
-"""Replaying recorded gate decisions: the proof that no decider other than the approved policy ruled.
+"""Replaying recorded decisions: the proof that no decider other than the approved policy ruled.
 
-Every decision stores the exact input document OPA was sent and the digest of the policy in force; its audit entry
-commits to the input's digest, the policy's digest and the result. Replay re-evaluates every input under the real
-OPA with that policy's stored bundle (re-hashed, run by its pinned OPA build, from sealed files) and compares the
-answer with what was recorded. A fake OPA server that allowed what the policy denies, a wrapper that ran another
-bundle, or an edited decision all show up as a differing decision, named with its audit entry.
+Replay walks the audit log, not the store's decision rows, so a decision row deleted to hide a decision is itself
+found. For every gate decision entry it proves, before asking OPA anything:
+
+1. the stored input hashes to the digest the entry committed to (an edited input);
+2. the parts of the input that people signed (who acted, the request, every approval counted, whether a key was
+   revoked at the time) are what their statements, carried in the entry and verified under the keys the log bound to
+   their names, say (a quorum made up by someone holding only the log key);
+
+then re-evaluates the input with the real OPA under the stored bundle of the policy recorded with it (re-hashed, run
+by its pinned OPA build, from sealed files) and compares the answer with what was recorded. Administrative acts
+(revocations, redactions, their denials) are replayed the same way from the input their entries carry. A fake OPA
+server that allowed what the policy denies, a wrapper that ran another bundle, or an edited decision all show up as
+a differing decision, named with its audit entry.
 
 One OPA per policy, queried over its loopback HTTP API, keeps this to a few milliseconds a decision.
 """
@@ -26,10 +34,15 @@ from forgegov.foundation.errors import DecisionUnavailable, StateConflict, Store
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, Decision
 from forgegov.foundation.vocabulary import AuditAction, DecisionResult
-from forgegov.governance.opa.client import PolicyClient
+from forgegov.governance.identities import revocations
+from forgegov.governance.opa.client import PACKAGE_PREFIX, OpaAnswer, PolicyClient
 from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
-from forgegov.governance.policy import Bundle, Decider, OpaBuild, stored_policy
+from forgegov.governance.policy import ADMIN_PACKAGE, Bundle, Decider, OpaBuild, stored_policy
+from forgegov.governance.statements import check_signed_input
+
+_HINT = "run `forgegov audit verify`"
+_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
 
 
 @dataclass
@@ -50,9 +63,15 @@ class ReplayReport:
 
 @dataclass(frozen=True)
 class _Recorded:
-    decision: Decision
+    """One recorded decision, as its audit entry committed to it: what to ask, and what was answered."""
+
     seq: int
-    payload: dict[str, Any]
+    decision_id: str | None
+    package: str
+    what: str  # "gate.dataset.approve", "audit.redact", ...
+    subject: Any
+    document: dict[str, Any]
+    answered: tuple[Any, Any, Any]  # result, reasons, missing
 
 
 def replay_decisions(workspace: Workspace) -> ReplayReport:
@@ -61,23 +80,36 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
     groups: dict[str, list[_Recorded]] = defaultdict(list)
     policies: dict[str, tuple[Bundle, Decider]] = {}
     with read_session(workspace.database_url) as session:
-        decisions = list(session.exec(select(Decision).order_by(Decision.decided_at, Decision.id)))  # type: ignore[arg-type]
-        report.decisions = len(decisions)
-        for decision in decisions:
-            recorded = _recorded(session, decision)
-            if recorded.payload.get("opa_decision_id") is None and decision.result is DecisionResult.DENY:
+        revoked = revocations(session)
+        seen: set[str] = set()
+        entries = session.exec(select(AuditEntry).where(
+            AuditEntry.action.like("gate.%") | AuditEntry.action.in_(_ADMIN),  # type: ignore[attr-defined]
+            AuditEntry.action != AuditAction.GATE_REFUSED).order_by(AuditEntry.seq))  # type: ignore[arg-type]
+        for entry in entries:
+            report.decisions += 1
+            if entry.payload is None:
+                report.limits.append(f"audit entry {entry.seq} ({entry.action}) was redacted: its decision cannot "
+                                     "be replayed")
+                continue
+            if entry.action in _ADMIN:
+                recorded, digest = _admin_recorded(entry)
+            else:
+                recorded, digest = _gate_recorded(session, entry, revoked)
+                seen.add(str(entry.decision_id))
+            if recorded is None:
                 report.unanswered += 1
                 continue
-            groups[str(decision.policy_digest)].append(recorded)
+            groups[digest].append(recorded)
+        hidden = sorted(set(session.exec(select(Decision.id)).all()) - seen)
+        if hidden:
+            raise StoreTampered(f"decision {hidden[0]} is in the store but no gate entry of the audit log records it "
+                                f"({len(hidden)} such)", hint=_HINT)
         for digest in list(groups):
             try:
                 policies[digest] = stored_policy(session, digest)
             except StoreTampered as exc:
                 report.limits.append(f"{len(groups.pop(digest))} decisions under policy {digest} cannot be "
                                      f"replayed: {exc.message}")
-        for recorded_group in groups.values():
-            for recorded in recorded_group:
-                session.expunge(recorded.decision)
     opa = OpaBuild.configured(workspace)
     for digest, recorded_group in groups.items():
         bundle, decider = policies[digest]
@@ -91,27 +123,71 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
     return report
 
 
-def _recorded(session: Session, decision: Decision) -> _Recorded:
-    """The decision as its audit entry committed to it; the stored input must hash to the committed digest."""
+def _gate_recorded(session: Session, entry: AuditEntry,
+                   revoked: dict[str, int]) -> tuple[_Recorded | None, str]:
+    """A gate decision entry, its stored input proven (1. and 2. above); None when OPA was never asked."""
+    decision = session.get(Decision, entry.decision_id) if entry.decision_id else None
+    if decision is None:
+        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) records decision {entry.decision_id}, which "
+                            "the store no longer holds: the store was altered", hint=_HINT)
     action = AuditAction.of_gate(decision.gate, decision.action)
+    if action != entry.action:
+        raise StoreTampered(f"decision {decision.id} is a {action.value}, but its audit entry {entry.seq} records a "
+                            f"{entry.action}", hint=_HINT)
     try:
-        payload = committed_payload(session, what=f"decision {decision.id}", action=action,
-                                    decision_id=decision.id, subject_digest=decision.subject_digest,
+        payload = committed_payload(session, what=f"decision {decision.id}", action=action, seq=entry.seq,
+                                    subject_digest=decision.subject_digest,
                                     fields={"input_digest": decision.input_digest,
                                             "policy_digest": decision.policy_digest,
                                             "result": decision.result.value})
     except StateConflict:
         raise StoreTampered(f"the audit entry of decision {decision.id} was redacted; a gate decision's entry "
-                            "never is", hint="run `forgegov audit verify`") from None
-    if sha256_digest(decision.input.encode()) != decision.input_digest:
+                            "never is", hint=_HINT) from None
+    if entry.decision_id != decision.id or sha256_digest(decision.input.encode()) != decision.input_digest:
         raise StoreTampered(f"the stored input of decision {decision.id} does not hash to the digest its audit entry "
-                            "committed to", hint="run `forgegov audit verify`")
-    seqs = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
-                                                     AuditEntry.action == action)).all()
-    if len(seqs) != 1:
-        raise StoreTampered(f"decision {decision.id} has {len(seqs)} {action.value} entries in the audit log, not one",
-                            hint="run `forgegov audit verify`")
-    return _Recorded(decision, seqs[0], payload)
+                            f"({entry.seq}) committed to", hint=_HINT)
+    document = _object(decision.input, f"the stored input of decision {decision.id}")
+    check_signed_input(session, entry.seq, payload, document, revoked)
+    if payload.get("opa_decision_id") is None and decision.result is DecisionResult.DENY:
+        return None, ""
+    recorded = _Recorded(entry.seq, decision.id, f"{PACKAGE_PREFIX}.{decision.gate.value}", entry.action,
+                         payload.get("subject"), document,
+                         (payload.get("result"), payload.get("reasons"), payload.get("missing")))
+    return recorded, str(decision.policy_digest)
+
+
+def _admin_recorded(entry: AuditEntry) -> tuple[_Recorded | None, str]:
+    """An administrative act's entry: the question it put to the policy is carried with its decision, and must be
+    the one its actor signed (who acts, which act, why, on what)."""
+    payload = _object(entry.payload or "", f"audit entry {entry.seq}")
+    decision, statement = payload.get("decision"), payload.get("statement")
+    document = decision.get("input") if isinstance(decision, dict) else None
+    if not isinstance(document, dict) or not isinstance(statement, dict):
+        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) does not carry the question its decision "
+                            "answered", hint=_HINT)
+    target, signed_target = document.get("target"), statement.get("target")
+    asked = (document.get("act"), (document.get("actor") or {}).get("name"), document.get("reason"))
+    if asked != (statement.get("act"), statement.get("signer"), statement.get("reason")) \
+            or not isinstance(target, dict) or not isinstance(signed_target, dict) \
+            or any(target.get(key) != value for key, value in signed_target.items()):
+        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}): the question put to the policy is not the act "
+                            "its actor signed", hint=_HINT)
+    if decision.get("opa_decision_id") is None and decision.get("allow") is False:
+        return None, ""
+    result = DecisionResult.ALLOW.value if decision.get("allow") else DecisionResult.DENY.value
+    recorded = _Recorded(entry.seq, None, ADMIN_PACKAGE, entry.action, signed_target, document,
+                         (result, decision.get("reasons"), []))
+    return recorded, str(decision.get("policy_digest"))
+
+
+def _object(text: str, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StoreTampered(f"{what} is not JSON", hint=_HINT) from exc
+    if not isinstance(document, dict):
+        raise StoreTampered(f"{what} is not a JSON object", hint=_HINT)
+    return document
 
 
 def _replay_group(workspace: Workspace, opa: OpaBuild, bundle: Bundle, group: list[_Recorded],
@@ -122,25 +198,30 @@ def _replay_group(workspace: Workspace, opa: OpaBuild, bundle: Bundle, group: li
         client = PolicyClient(local.url, workspace.opa.timeout_s)
         try:
             for recorded in group:
-                decision = recorded.decision
-                try:
-                    answer = client.decide(decision.gate, json.loads(decision.input), bundle.revision)
-                    replayed = (DecisionResult.ALLOW if answer.allow
-                                else DecisionResult.DENY if answer.deny else DecisionResult.PENDING).value
-                    now = (replayed, list(answer.deny), list(answer.missing))
-                except DecisionUnavailable as exc:
-                    now = (DecisionResult.DENY.value, [exc.message], [])
-                then = (recorded.payload.get("result"), recorded.payload.get("reasons"),
-                        recorded.payload.get("missing"))
+                now = _outcome(client, recorded, bundle.revision)
+                if recorded.package == ADMIN_PACKAGE:
+                    now = (DecisionResult.ALLOW.value if now[0] == DecisionResult.ALLOW.value
+                           else DecisionResult.DENY.value, now[1], [])
                 report.replayed += 1
-                if now == then:
+                if now == recorded.answered:
                     report.agreed += 1
-                else:
-                    report.differing.append({
-                        "decision_id": decision.id, "audit_seq": recorded.seq, "gate": decision.gate.value, "action": decision.action.value,
-                        "subject": recorded.payload.get("subject"), "policy_revision": bundle.revision,
-                        "recorded": {"result": then[0], "reasons": then[1], "missing": then[2]},
-                        "replayed": {"result": now[0], "reasons": now[1], "missing": now[2]},
-                    })
+                    continue
+                then = recorded.answered
+                report.differing.append({
+                    "decision_id": recorded.decision_id, "audit_seq": recorded.seq, "what": recorded.what,
+                    "subject": recorded.subject, "policy_revision": bundle.revision,
+                    "recorded": {"result": then[0], "reasons": then[1], "missing": then[2]},
+                    "replayed": {"result": now[0], "reasons": now[1], "missing": now[2]},
+                })
         finally:
             client.close()
+
+
+def _outcome(client: PolicyClient, recorded: _Recorded, revision: str) -> tuple[str, list[str], list[str]]:
+    try:
+        answer: OpaAnswer = client.decide_package(recorded.package, recorded.document, revision)
+    except DecisionUnavailable as exc:
+        return DecisionResult.DENY.value, [exc.message], []
+    result = (DecisionResult.ALLOW if answer.allow else DecisionResult.DENY if answer.deny
+              else DecisionResult.PENDING)
+    return result.value, list(answer.deny), list(answer.missing)

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel import Session
+
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, sign, verify
-from forgegov.foundation.errors import BadInput, SignatureInvalid
+from forgegov.foundation.errors import BadInput, SignatureInvalid, StoreTampered
 from forgegov.foundation.store.models import Asset, Identity
-from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
-from forgegov.governance.identities import public_key
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Verdict
+from forgegov.governance.identities import get_identity, public_key
 
 STATEMENT_VERSION = 1
 # A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed
@@ -107,3 +109,70 @@ def check_fresh(statement: SignedStatement) -> None:
             f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes from now: refused as a possible replay",
             hint="sign again now (re-run the command)",
         )
+
+
+def approval_input(statement: SignedStatement, *, key_revoked: bool, new: bool) -> dict[str, Any]:
+    """What the policy is told about one approval or rejection: all of it from the statement its approver signed."""
+    return {
+        "approver": statement.signer, "key_id": statement.payload["key_id"],
+        "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
+        "signed_at": statement.payload["signed_at"], "key_revoked": key_revoked, "new": new,
+        "justification": statement.payload.get("comment", ""),
+    }
+
+
+def _carried(session: Session, item: Any, what: str) -> SignedStatement:
+    if not isinstance(item, dict) or not isinstance(item.get("statement"), dict) \
+            or not isinstance(item.get("signature"), str):
+        raise SignatureInvalid(f"the {what} is not carried as a signed statement")
+    statement = SignedStatement(item["statement"], item["signature"])
+    check_shape(statement)
+    verify_statement(get_identity(session, statement.signer), statement)
+    return statement
+
+
+def check_signed_input(session: Session, seq: int, payload: dict[str, Any], document: dict[str, Any],
+                       revoked: dict[str, int]) -> None:
+    """The parts of a recorded gate input that people signed are exactly what they signed: who acted, on what, the
+    request (who made it, when, for which target) and every approval counted, each verified under the key the log
+    bound to its signer. `revoked` maps revoked names to the entry that revoked them, so an approval is marked
+    revoked exactly when its key had been revoked before entry `seq`. StoreTampered names the entry otherwise: a
+    decision taken on approvals nobody signed, made up by someone holding only the log key."""
+    try:
+        statement = _carried(session, payload, "decision's own statement")
+        answers = statement.action in (GateAction.APPROVE, GateAction.REJECT)
+        request = _carried(session, payload.get("signed_request"), "request") if answers else statement
+        carried = payload.get("signed_approvals", []) if answers else []
+        if not isinstance(carried, list):
+            raise SignatureInvalid("the approvals already on the request are not carried as a list")
+        approvals = [_carried(session, item, "approval") for item in carried]
+    except (SignatureInvalid, KeyError, TypeError, ValueError) as exc:
+        message = exc.message if isinstance(exc, SignatureInvalid) else str(exc)
+        raise StoreTampered(f"audit entry {seq}: a statement the decision rests on does not verify ({message})",
+                            hint="run `forgegov audit verify`") from exc
+
+    def was_revoked(name: str) -> bool:
+        return revoked.get(name, seq) < seq
+
+    expected = {
+        "gate": statement.gate.value, "action": statement.action.value,
+        "actor": {"name": statement.signer, "key_id": statement.payload["key_id"]},
+        "subject_digest": statement.subject_digest,
+        "request": {"id": request.request_id, "requested_by": request.signer,
+                    "requested_at": request.payload["signed_at"], "target": request.payload["target"]},
+        "approvals": [approval_input(a, key_revoked=was_revoked(a.signer), new=False) for a in approvals]
+        + ([approval_input(statement, key_revoked=False, new=True)] if answers else []),
+    }
+    subject = document.get("subject") if isinstance(document.get("subject"), dict) else {}
+    recorded = {"gate": document.get("gate"), "action": document.get("action"), "actor": document.get("actor"),
+                "subject_digest": subject.get("digest"), "request": document.get("request"),
+                "approvals": document.get("approvals")}
+    differing = sorted(name for name in expected if expected[name] != recorded[name])
+    if request.action not in (GateAction.REQUEST, GateAction.WITHDRAW) or request.request_id != statement.request_id \
+            or request.subject_digest != statement.subject_digest \
+            or any(a.request_id != request.request_id or a.subject_digest != statement.subject_digest
+                   for a in approvals):
+        differing.append("request")
+    if differing:
+        raise StoreTampered(f"audit entry {seq}: the input of its decision is not what its signers signed "
+                            f"({', '.join(sorted(set(differing)))})", hint="run `forgegov audit verify --replay`")

@@ -38,7 +38,8 @@ def log(people, files, tmp_path):
     witness = tmp_path / "witness"
     hand_to_witness(people, sign_tree_head(people), witness)
     report = verify_workspace(people, [witness])
-    assert report.entries >= 12 and report.witnessed == 1 and report.statements == 2
+    # Signed statements: the check, the request, the approval, and the request again as the approval carries it.
+    assert report.entries >= 12 and report.witnessed == 1 and report.statements == 4
     return people, witness
 
 
@@ -160,6 +161,10 @@ def test_truncated_tail_caught_by_witness(log):
     with pytest.raises(AuditIntegrityError, match="state is 'approved', the log .* says 'registered'"):
         verify_workspace(ws)
     _sql(ws, text("UPDATE asset SET state = 'registered'"))
+    with pytest.raises(AuditIntegrityError, match="decision row .* has no audit entry that recorded it"):
+        verify_workspace(ws)
+    for table in ("approval", "gate_request", "decision", "dataset_check"):
+        _sql(ws, text(f"DELETE FROM {table}"))
     verify_workspace(ws)  # without the witness, a thorough truncation (rows made to agree) is invisible
     _fails(ws, witness, f"covers {size} entries but the log has only {keep}")
 
@@ -204,7 +209,7 @@ def test_forged_approval_signature(log):
 
     _sql(ws, update(ENTRY).where(ENTRY.c.seq == seq).values(payload=canonical_bytes(payload).decode()))
     _rewrite_everything(ws)
-    _fails(ws, witness, "the signed statement by bob does not verify (forged or altered approval)", seq)
+    _fails(ws, witness, "the signed statement by bob does not verify (forged or altered)", seq)
 
 
 def test_replayed_approval(log):

@@ -113,8 +113,8 @@ def test_audit_verify_names_every_row_that_differs_from_the_log(people, files, e
                    stage=CheckpointStage.CANDIDATE)
     actions.revoke(people, "mallory", "left the company", "dave", PASSPHRASE)
     clean = verify_workspace(people)
-    # Two assets, the eight people and the policy activation; limits: no witness.
-    assert clean.rows == 2 + 8 + 1 and clean.limits
+    # Two assets, the dataset's check, the eight people and the policy activation; limits: no witness.
+    assert clean.rows == 2 + 1 + 8 + 1 and clean.limits
     _sql(people, "UPDATE asset SET state = 'approved' WHERE name = 'unapproved'")
     _sql(people, "UPDATE asset SET release = 'production' WHERE name = 'model'")
     _sql(people, "UPDATE identity SET revoked_at = NULL WHERE name = 'mallory'")

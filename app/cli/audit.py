@@ -68,7 +68,8 @@ def verify(ctx: typer.Context,
                       + "".join(f"\nnot proven: {limit}" for limit in replayed.limits))
 
     if replayed is not None and replayed.differing:
-        lines = [f"decision {d['decision_id']} (audit entry {d['audit_seq']}, {d['gate']} {d['action']} on "
+        lines = [f"{'decision ' + d['decision_id'] if d['decision_id'] else 'the act'} (audit entry {d['audit_seq']}, "
+                 f"{d['what']} on "
                  f"{d['subject']}) was recorded as {d['recorded']['result']}; policy {d['policy_revision']} decides "
                  f"{d['replayed']['result']}" for d in replayed.differing]
         raise DecisionDiffers(f"{len(lines)} recorded decisions are not what their policy decides: another decider "

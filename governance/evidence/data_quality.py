@@ -33,7 +33,7 @@ from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, sign, verify
 from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Asset, DatasetCheck
+from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, DatasetKind
 from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.datasets.contamination import NgramIndex, check
@@ -259,15 +259,49 @@ def checks_evidence(session: Session, asset: Asset) -> list[dict[str, Any]]:
 
     Any failure stops the gate: evidence that cannot be trusted must not reach the policy at all.
     """
-    stored = session.exec(select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest)
-                          .order_by(DatasetCheck.audit_seq.desc())).all()  # type: ignore[attr-defined]
-    return [_proven(session, asset, check) for check in stored]
+    stored = {check.id: check for check in session.exec(
+        select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest))}
+    entries = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action == AuditAction.DATASET_CHECK, AuditEntry.subject_digest == asset.digest)
+        .order_by(AuditEntry.seq.desc())).all()  # type: ignore[attr-defined]
+    proven = []
+    # The log says which checks exist; a stored result deleted to hide its finding is missed here, not ignored.
+    for seq, payload in entries:
+        check_id = _logged_check_id(seq, payload)
+        check = stored.pop(check_id, None) if check_id is not None else None
+        if check is None and check_id is not None:
+            raise StoreTampered(f"audit entry {seq} records data-quality check {check_id} of {label(asset)}, whose "
+                                "stored result is gone: the store was altered",
+                                hint="run `forgegov audit verify`, then check the data again")
+        if check is not None:
+            proven.append(_proven(session, asset, check))
+    # A stored check no entry records was planted; _proven names it.
+    proven.extend(_proven(session, asset, check) for check in stored.values())
+    return proven
+
+
+def _logged_check_id(seq: int, payload: str | None) -> str | None:
+    """The check an entry records; None when the entry was lawfully redacted (its check then cannot count)."""
+    if payload is None:
+        return None
+    try:
+        check_id = json.loads(payload).get("check_id")
+    except (ValueError, AttributeError) as exc:
+        raise StoreTampered(f"audit entry {seq} (dataset.check) holds no readable payload",
+                            hint="run `forgegov audit verify`") from exc
+    if not isinstance(check_id, str):
+        raise StoreTampered(f"audit entry {seq} (dataset.check) names no check", hint="run `forgegov audit verify`")
+    return check_id
 
 
 def _proven(session: Session, asset: Asset, stored: DatasetCheck) -> dict[str, Any]:
     what = f"data-quality check {stored.id} of {label(asset)}"
-    result = json.loads(stored.result)
-    if digest_of(result) != stored.result_digest or stored.dataset_digest != asset.digest \
+    try:
+        result = json.loads(stored.result)
+    except ValueError as exc:
+        raise StoreTampered(f"stored {what} is not JSON: the store was altered",
+                            hint="run `forgegov audit verify`, then check the data again") from exc
+    if not isinstance(result, dict) or digest_of(result) != stored.result_digest or stored.dataset_digest != asset.digest \
             or result.get("dataset_digest") != asset.digest:
         raise StoreTampered(f"stored {what} does not match its digest: the store was altered",
                             hint="run `forgegov audit verify`, then check the data again")
