@@ -114,7 +114,7 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
     spent = session.exec(select(AuditEntry.seq).where(
         AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT,  # type: ignore[attr-defined]
                                AuditAction.ADMIN_DENIED]),
-        AuditEntry.payload.contains(payload["nonce"]))).first()  # type: ignore[union-attr]
+        AuditEntry.payload.contains(str(payload["nonce"]), autoescape=True))).first()  # type: ignore[union-attr]
     if spent is not None:
         raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
     # 3. The policy in force decides.

@@ -304,7 +304,7 @@ def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -
         raise StoreTampered(f"{what} names no policy-gate decision, and only a workspace's first policy may",
                             hint=_HINT)
     citing = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.POLICY_ACTIVATE,
-                                                       AuditEntry.payload.contains(row.decision_id))).all()  # type: ignore[union-attr]
+                                                       AuditEntry.payload.contains(row.decision_id, autoescape=True))).all()  # type: ignore[union-attr]
     if len(citing) != 1:
         raise StoreTampered(f"{what}: decision {row.decision_id} put a policy in force {len(citing)} times",
                             hint=_HINT)

@@ -25,6 +25,9 @@ from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_identity, unlock
 
 PASSPHRASE = "correct horse battery staple"
+# Service keys of test workspaces (and of the CLI processes tests start, which inherit this) are encrypted under this,
+# so that no test writes the user's own service passphrase file; test_service_keys.py exercises that file.
+os.environ.setdefault("FORGEGOV_SERVICE_PASSPHRASE", "test service passphrase")
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TEXT_DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)

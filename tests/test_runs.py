@@ -4,18 +4,20 @@ resume after a crash, candidate lineage, and signed provenance."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
 from forgegov.app.run_start import start_run
-from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict
+from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, TrainingRun
 from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
+    AuditAction,
     DecisionResult,
     Gate,
     GateAction,
@@ -260,6 +262,21 @@ def test_a_trainer_checkpoint_altered_before_resume_is_refused(people, tmp_path,
     planted[-1] ^= 0x01
     weights.write_bytes(bytes(planted))
     with pytest.raises(DigestMismatch, match="checkpoint-4"):
+        _start(people, recipe)
+
+    # Holding the log key, the insider commits the planted folder as a newer checkpoint of their own: the entry hashes
+    # and chains like any other, but the platform key did not sign it.
+    from forgegov.audit.recorder import EntryDraft, record
+    from forgegov.foundation.manifest import build_manifest
+
+    planted_folder = folder.parent / "checkpoint-6"
+    shutil.copytree(folder, planted_folder)
+    [genuine] = [json.loads(e.payload) for e in audit_entries(people, "run.checkpoint") if '"step":4' in e.payload]
+    record(people, EntryDraft(actor="alice", action=AuditAction.RUN_CHECKPOINT,
+                              subject_digest=genuine["run_digest"],
+                              payload={**genuine, "step": 6, "folder": "checkpoint-6",
+                                       "manifest_digest": build_manifest(planted_folder).digest}))
+    with pytest.raises(StoreTampered, match="commits a trainer checkpoint of run .* that the platform key did not sign"):
         _start(people, recipe)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import tomllib
 
@@ -86,3 +88,58 @@ def test_log_origin_follows_the_log_key(ws):
     upgraded = LOG_KEY.ensure(load_workspace(ws.root))
     assert upgraded.config.audit.origin != ws.config.audit.origin
     assert load_log_key(upgraded).origin == upgraded.config.audit.origin
+
+
+@pytest.mark.parametrize("which", sorted(KEYS))
+def test_a_copy_of_the_workspace_holds_only_ciphertext(ws, tmp_path, monkeypatch, which):
+    # The attack: someone who can read the workspace (a copy, a backup, a shared folder) takes keys/ and signs tree
+    # heads or provenance with it. The file holds no key they can use without the service passphrase.
+    from forgegov.foundation.crypto import service_key
+
+    key, _, _ = KEYS[which]
+    stored = key.path(ws).read_bytes()
+    assert b"PRIVATE KEY" not in stored and json.loads(stored)["cipher"]["name"] == "aes-256-gcm"
+    copy = tmp_path / "copy"
+    shutil.copytree(ws.root, copy)
+    monkeypatch.setattr(service_key, "_UNLOCKED", {})  # a fresh process
+    monkeypatch.setenv("FORGEGOV_SERVICE_PASSPHRASE", "a guess of the passphrase")
+    with pytest.raises(KeyUnavailable, match="does not open with the service passphrase"):
+        key.load(load_workspace(copy))
+
+
+def test_the_service_passphrase_defaults_to_a_private_file_outside_the_workspace(tmp_path, monkeypatch):
+    from forgegov.foundation.crypto import service_key
+
+    monkeypatch.delenv("FORGEGOV_SERVICE_PASSPHRASE")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    ws = init_workspace(tmp_path / "ws")
+    secret = tmp_path / "config" / "forgegov" / "service-passphrase"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and not secret.is_relative_to(ws.root)
+    monkeypatch.setattr(service_key, "_UNLOCKED", {})
+    load_log_key(ws)  # opens with it
+    secret.chmod(0o644)
+    monkeypatch.setattr(service_key, "_UNLOCKED", {})  # each check below as a fresh process meets it
+    with pytest.raises(KeyUnavailable, match="can be read by others"):
+        load_log_key(ws)
+    secret.unlink()
+    with pytest.raises(KeyUnavailable, match="service passphrase file .* is missing"):
+        load_log_key(ws)
+    monkeypatch.setenv("FORGEGOV_SERVICE_PASSPHRASE_FILE", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").write_text("not it at all\n")
+    (tmp_path / "elsewhere").chmod(0o600)
+    with pytest.raises(KeyUnavailable, match="does not open with the service passphrase"):
+        load_log_key(ws)
+
+
+def test_an_unencrypted_key_from_an_earlier_forgegov_is_refused(ws, monkeypatch):
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from forgegov.foundation.crypto import service_key
+
+    private = LOG_KEY.load(ws)
+    path = LOG_KEY.path(ws)
+    path.unlink()
+    path.write_bytes(private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    monkeypatch.setattr(service_key, "_UNLOCKED", {})
+    with pytest.raises(KeyUnavailable, match="stored unencrypted"):
+        load_log_key(ws)

@@ -5,9 +5,11 @@ and the token counts that become the run's realised mixture. Unchecked, anyone w
 plant a weight or fake a general-data share, and the candidate would carry valid signed provenance. So:
 
 1. when the trainer saves `checkpoint-N`, every file of it is hashed and the manifest's digest, with the token counts
-   each process saved into it, is appended to the log (`run.checkpoint`);
-2. before a resume, the newest checkpoint the log committed to is hashed again and must match file for file (else
-   DigestMismatch names the file, exit 4); the token counts are taken from the log entry, not from the folder;
+   each process saved into it, is signed with the platform key (as the run's provenance is) and appended to the log
+   (`run.checkpoint`): someone holding only the log key cannot commit a checkpoint of their own making;
+2. before a resume, the newest checkpoint the log committed to, under a platform signature that verifies, is hashed
+   again and must match file for file (else DigestMismatch names the file, exit 4); the token counts are taken from
+   the log entry, not from the folder;
 3. a checkpoint saved but never committed (the process was killed in between) is not resumed from: the one before
    it is, or the run starts over.
 
@@ -29,12 +31,15 @@ from sqlmodel import select
 from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import EntryDraft, record
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import DigestMismatch
+from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.errors import DigestMismatch, SignatureInvalid, StoreTampered
 from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
+from forgegov.governance.runs.provenance import PLATFORM_KEY
 
+STATEMENT_VERSION = 1
 _CHECKPOINT = re.compile(r"checkpoint-([0-9]{1,12})\Z")
 
 
@@ -58,10 +63,13 @@ class TrainerCheckpoints:
         """Hash `folder` and log its digest with the token counts saved in it; the entry's seq."""
         manifest = build_manifest(folder)
         counts = {name: json.loads((folder / name).read_text(encoding="utf-8"))["counts"] for name in counts_files}
+        statement = {"v": STATEMENT_VERSION, "run_id": self.run_id, "run_digest": self.run_digest, "step": step,
+                     "folder": folder.name, "manifest_digest": manifest.digest, "files": len(manifest.files),
+                     "bytes": manifest.total_bytes, "counts": counts}
+        signature = sign(PLATFORM_KEY.load(self.workspace), Purpose.CHECKPOINT, statement)
         return record(self.workspace, EntryDraft(
             actor=self.actor, action=AuditAction.RUN_CHECKPOINT, subject_digest=self.run_digest,
-            payload={"run_id": self.run_id, "step": step, "folder": folder.name, "manifest_digest": manifest.digest,
-                     "files": len(manifest.files), "bytes": manifest.total_bytes, "counts": counts},
+            payload={**statement, "signature": signature},
         ))
 
     def resumable(self, trainer_dir: Path) -> Resumable | None:
@@ -88,10 +96,20 @@ class TrainerCheckpoints:
             seqs = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.RUN_CHECKPOINT,
                                                              AuditEntry.subject_digest == self.run_digest)).all()
             found = {}
+            platform = PLATFORM_KEY.public_key(self.workspace)
             for seq in seqs:
                 payload = committed_payload(session, what=f"a trainer checkpoint of run {self.run_id}",
                                             action=AuditAction.RUN_CHECKPOINT, seq=seq,
                                             subject_digest=self.run_digest, fields={})
-                if payload.get("run_id") == self.run_id and isinstance(payload.get("step"), int):
+                statement = {name: value for name, value in payload.items() if name != "signature"}
+                try:
+                    verify(platform, Purpose.CHECKPOINT, statement, str(payload.get("signature")))
+                except SignatureInvalid as exc:
+                    raise StoreTampered(f"audit entry {seq} commits a trainer checkpoint of run {self.run_id} that "
+                                        "the platform key did not sign: it was appended by someone else",
+                                        hint="run `forgegov audit verify`; remove the run's trainer folder to train "
+                                             "from the start") from exc
+                if payload.get("run_id") == self.run_id and isinstance(payload.get("step"), int) \
+                        and isinstance(payload.get("counts"), dict):
                     found[payload["step"]] = payload
             return found
