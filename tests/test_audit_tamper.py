@@ -8,7 +8,6 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from sqlalchemy import delete, insert, select, text, update
 
 from forgegov.audit.hashing import node_hash
@@ -184,8 +183,7 @@ def test_rewritten_history_caught_by_witness(log):
 def test_replaced_log_key(log):
     ws, witness = log
     LOG_KEY.path(ws).unlink()
-    LOG_KEY.path(ws).write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
-                                                                           NoEncryption()))
+    LOG_KEY.write_new(ws)  # another key, encrypted as the real one is, where the pinned one was
     with pytest.raises(ServiceKeyMismatch):
         sign_tree_head(ws)
     forged_key = Ed25519PrivateKey.generate()

@@ -37,7 +37,7 @@ def test_audit_commands(tmp_path):
     assert consistency["new_root"] == checkpoint["root"]
 
     report = cli.json("audit", "verify", "--witness", "../witness")
-    assert report["ok"] and report["entries"] == size and report["witnessed"] == 1 and report["statements"] == 2
+    assert report["ok"] and report["entries"] == size and report["witnessed"] == 1 and report["statements"] == 4
     shown = cli.json("audit", "show", "0")
     assert shown["leaf"]["seq"] == 0 and shown["payload"] is not None
     approvals = cli.json("audit", "show", "--action", "gate.dataset.approve")

@@ -459,9 +459,7 @@ def test_platform_key_is_created_at_init_private_and_pinned(ws):
 def test_replaced_platform_key_is_refused(ws, checkpoint):
     path = PLATFORM_KEY.path(ws)
     path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    PLATFORM_KEY.write_new(ws)  # another key, encrypted as the real one is, where the pinned one was
     with pytest.raises(ServiceKeyMismatch) as refused:
         PLATFORM_KEY.load(ws)
     assert "restore the original key" in (refused.value.hint or "")

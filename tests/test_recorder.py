@@ -66,12 +66,9 @@ def test_an_identity_whose_tree_head_fails_keeps_its_key(workspace):
 def test_a_decision_whose_tree_head_fails_is_not_logged_as_refused(people, files):
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     ws = _every(people, 1)
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
     LOG_KEY.path(ws).unlink()
-    LOG_KEY.path(ws).write_bytes(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8,
-                                                                             NoEncryption()))
+    LOG_KEY.write_new(ws)  # another key, encrypted as the real one is, where the pinned one was
     with actions.policy_engine(ws) as engine, pytest.raises(TreeHeadUnsigned) as failed:
         actions.request(ws, "claims", "alice", PASSPHRASE, engine=engine)
     assert failed.value.exit_code == 4  # a replaced log key is tampering
