@@ -21,7 +21,7 @@ from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, De
 from forgegov.foundation.vocabulary import AssetKind, AuditAction
 
 _REGISTERED = {AuditAction.registered(kind).value: kind.value for kind in AssetKind}
-_IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value)
+_IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value, AuditAction.IDENTITY_ROTATE.value)
 _ACTIVATE = AuditAction.POLICY_ACTIVATE.value
 _CHECK = AuditAction.DATASET_CHECK.value
 
@@ -84,6 +84,11 @@ def rows_against_log(session: Session) -> StateReport:
         elif action == AuditAction.IDENTITY_CREATE:
             identities.setdefault(payload.get("name"), _Recorded(seq, {
                 "key_id": payload.get("key_id"), "public_key": payload.get("public_key"), "revoked": False}))
+        elif action == AuditAction.IDENTITY_ROTATE:
+            if payload.get("name") in identities:
+                recorded = identities[payload["name"]]
+                recorded.seq = seq
+                recorded.facts.update(key_id=payload.get("key_id"), public_key=payload.get("public_key"))
         elif action == AuditAction.IDENTITY_REVOKE:
             if payload.get("name") in identities:
                 recorded = identities[payload["name"]]

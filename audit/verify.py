@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from forgegov.audit.hashing import LEAF_PREFIX, node_hash
 from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
-from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, verify
+from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, verify
 from forgegov.foundation.errors import SignatureInvalid, Tampered
 from forgegov.foundation.vocabulary import NOT_REDACTABLE, AuditAction
 
@@ -48,7 +48,8 @@ class AuditIntegrityError(Tampered):
 # order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
-_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
+_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
+                  AuditAction.ADMIN_DENIED)
 _SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *_ADMIN_ACTIONS)
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.
@@ -271,7 +272,8 @@ class _StatementChecker:
     key asked for, or a check recorded in another's name fails here, on a store or on an export."""
 
     def __init__(self) -> None:
-        self.keys: dict[str, Ed25519PublicKey] = {}
+        self.keys: dict[str, dict[str, Ed25519PublicKey]] = {}  # every key each name was bound to, by key id
+        self.current: dict[str, str] = {}  # the key id each name is bound to now
         self.nonces: dict[str, int] = {}
         self.admin_nonces: dict[str, int] = {}
         self.count = 0
@@ -281,7 +283,7 @@ class _StatementChecker:
             if payload["name"] in self.keys:
                 # A name is bound to its first key for good: a second creation is a deleted identity recreated.
                 raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created a second time", seq)
-            self.keys[payload["name"]] = public_key_from_b64(payload["public_key"])
+            self._bind(payload["name"], payload)
         elif action == AuditAction.GATE_REFUSED:
             # A refusal records what was submitted, forged or not: its signature is the submitter's claim.
             return
@@ -296,16 +298,28 @@ class _StatementChecker:
                 raise AuditIntegrityError(f"entry {seq}: the check's signed statement names another check or "
                                           "result than the entry records", seq)
 
-    def _signed(self, seq: int, purpose: Purpose, carrier: Any, what: str) -> dict[str, Any]:
+    def _bind(self, name: str, payload: dict[str, Any]) -> None:
+        self.keys.setdefault(name, {})[payload["key_id"]] = public_key_from_b64(payload["public_key"])
+        self.current[name] = payload["key_id"]
+
+    def _signed(self, seq: int, purpose: Purpose, carrier: Any, what: str, *, current: bool = True) -> dict[str, Any]:
+        """The statement `carrier` holds, once it verifies under its signer's key: the key bound to them now when
+        it was signed for this entry (`current`), any key the log ever bound to them when it was stored earlier."""
         statement = carrier.get("statement") if isinstance(carrier, dict) else None
         signature = carrier.get("signature") if isinstance(carrier, dict) else None
         if not isinstance(statement, dict) or not isinstance(signature, str):
             raise AuditIntegrityError(f"entry {seq}: the {what} carries no signed statement", seq)
         signer = statement.get("signer")
-        key = self.keys.get(signer) if isinstance(signer, str) else None
-        if key is None:
+        if not isinstance(signer, str) or signer not in self.keys:
             raise AuditIntegrityError(f"entry {seq}: {what} signed by {signer!r}, an identity the log never "
                                       "registered", seq)
+        key_id = statement.get("key_id")
+        if current and key_id != self.current[signer]:
+            raise AuditIntegrityError(f"entry {seq}: the {what} by {signer} is signed with a key that is not theirs "
+                                      "at this point of the log", seq)
+        key = self.keys[signer].get(key_id) if isinstance(key_id, str) else None
+        if key is None:
+            raise AuditIntegrityError(f"entry {seq}: the {what} by {signer} names a key never bound to them", seq)
         try:
             verify(key, purpose, statement, signature)
         except SignatureInvalid as exc:
@@ -331,7 +345,7 @@ class _StatementChecker:
         # An answer is decided together with the request it answers and every approval already on it: each is
         # carried signed, so that none of them rests on the log key's word alone.
         about = (statement.get("request_id"), statement.get("subject"))
-        request = self._signed(seq, Purpose.GATE_ACTION, payload.get("signed_request"), "request")
+        request = self._signed(seq, Purpose.GATE_ACTION, payload.get("signed_request"), "request", current=False)
         if request.get("action") != "request" or (request.get("request_id"), request.get("subject")) != about:
             raise AuditIntegrityError(f"entry {seq}: the signed request carried is not the request this answer "
                                       "is about", seq)
@@ -339,7 +353,7 @@ class _StatementChecker:
         if not isinstance(carried, list):
             raise AuditIntegrityError(f"entry {seq}: the approvals already on the request are not carried", seq)
         for item in carried:
-            approval = self._signed(seq, Purpose.GATE_ACTION, item, "approval")
+            approval = self._signed(seq, Purpose.GATE_ACTION, item, "approval", current=False)
             if approval.get("action") not in ("approve", "reject") \
                     or (approval.get("request_id"), approval.get("subject")) != about:
                 raise AuditIntegrityError(f"entry {seq}: a carried approval is about another request", seq)
@@ -352,8 +366,11 @@ class _StatementChecker:
         if action == AuditAction.ADMIN_DENIED:
             acted, signed, act = payload.get("act"), statement.get("act"), allowed is False
         else:
-            field_name = "name" if action == AuditAction.IDENTITY_REVOKE else "seq"
+            field_name = "seq" if action == AuditAction.AUDIT_REDACT else "name"
             acted, signed, act = payload.get(field_name), target.get(field_name), allowed is True
+            if action == AuditAction.IDENTITY_ROTATE and (payload.get("public_key") != target.get("public_key")
+                                                          or acted not in self.keys):
+                act = False
         if statement.get("act") != payload.get("act", action) or not act or acted is None or acted != signed:
             raise AuditIntegrityError(f"entry {seq}: the {action} entry is not what its signed act "
                                       f"({statement.get('act')} on {target}) and its decision say", seq)
@@ -362,3 +379,7 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
                                       f"{self.admin_nonces[nonce]} (replayed)", seq)
         self.admin_nonces[nonce] = seq
+        if action == AuditAction.IDENTITY_ROTATE:
+            if key_id_of(public_key_from_b64(payload["public_key"])) != payload.get("key_id"):
+                raise AuditIntegrityError(f"entry {seq}: the rotated key's id is not its key's", seq)
+            self._bind(payload["name"], payload)

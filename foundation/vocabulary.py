@@ -98,6 +98,7 @@ class AuditAction(StrEnum):
 
     IDENTITY_CREATE = "identity.create"
     IDENTITY_REVOKE = "identity.revoke"
+    IDENTITY_ROTATE = "identity.rotate"
     POLICY_ACTIVATE = "policy.activate"
     AUDIT_REDACT = "audit.redact"
     ADMIN_DENIED = "admin.denied"
@@ -155,7 +156,8 @@ class AuditAction(StrEnum):
 # the rest of the log and the state derived from it are checked against. `audit verify` treats a missing payload of
 # one of these as tampering, even when an `audit.redact` entry claims it.
 NOT_REDACTABLE = frozenset({
-    AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.ADMIN_DENIED,
+    AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
+    AuditAction.ADMIN_DENIED,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,
 })

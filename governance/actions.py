@@ -1,4 +1,4 @@
-"""The verbs behind `request`, `approve`, `reject`, `promote`, `identity revoke` and `audit redact`: sign a statement
+"""The verbs behind `request`, `approve`, `reject`, `promote`, `identity revoke|rotate` and `audit redact`: sign a statement
 as the actor, then pass the gate (or the administrative act's decision).
 
 The CLI, the demo and the tests all call these; each takes an optional running `PolicyEngine` so that many
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlmodel import select
 
 from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.signing import public_key_to_b64
 from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
@@ -20,7 +21,13 @@ from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Reque
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
 from forgegov.governance.asset_kinds import KINDS
 from forgegov.governance.gate import GateOutcome, submit
-from forgegov.governance.identities import unlock
+from forgegov.governance.identities import (
+    abandon_rotation,
+    finish_rotation,
+    get_identity,
+    prepare_rotation,
+    unlock,
+)
 from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.statements import SignedStatement, make_statement
@@ -112,6 +119,31 @@ def revoke(workspace: Workspace, name: str, reason: str, actor: str, passphrase:
     """Revoke NAME as `actor`, who signs the act; the policy in force decides who may (`policies/admin/`)."""
     signer = unlock(workspace, actor, passphrase)
     return _admin(workspace, engine, make_admin_statement(signer, AdminAct.REVOKE, {"name": name}, reason))
+
+
+def rotate(workspace: Workspace, name: str, new_passphrase: str, reason: str, actor: str, passphrase: str, *,
+           engine: PolicyEngine | None = None) -> AdminOutcome:
+    """Bind a new key to NAME, as `actor` (NAME itself, or whom the policy allows when NAME's key is lost), who signs
+    the act. The new key is made here, encrypted under `new_passphrase`; it replaces NAME's key file only once the
+    rotation is decided and committed. Statements NAME signed before keep verifying under the old key; approvals by
+    it that are still open no longer count (`key_revoked`), so they are signed again."""
+    signer = unlock(workspace, actor, passphrase)
+    with read_session(workspace.database_url) as session:
+        previous = get_identity(session, name).key_id
+    public = prepare_rotation(workspace, name, new_passphrase)
+    try:
+        outcome = _admin(workspace, engine, make_admin_statement(
+            signer, AdminAct.ROTATE, {"name": name, "public_key": public_key_to_b64(public)}, reason))
+    except BaseException:
+        with read_session(workspace.database_url) as session:
+            committed = get_identity(session, name).key_id != previous
+        if not committed:
+            abandon_rotation(workspace, name)
+            raise
+        finish_rotation(workspace, name, previous)  # committed, its tree head unsigned: the key is NAME's now
+        raise
+    finish_rotation(workspace, name, previous)
+    return outcome
 
 
 def redact(workspace: Workspace, seq: int, reason: str, actor: str, passphrase: str, *,

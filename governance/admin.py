@@ -1,4 +1,4 @@
-"""Administrative acts: revoking an identity, redacting an audit entry's payload. Each is a statement its actor
+"""Administrative acts: revoking an identity, rotating its key, redacting an audit entry's payload. Each is a statement its actor
 signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
 
     statement → actor and signature → OPA → the act and its audit entry (statement, signature, decision)
@@ -26,7 +26,7 @@ from forgegov.audit.tree_heads import check_against_witnesses
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
-from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import (
     BadInput,
     DecisionUnavailable,
@@ -48,6 +48,7 @@ _FIELDS = {"v", "act", "target", "reason", "signer", "key_id", "signed_at", "non
 
 class AdminAct(StrEnum):
     REVOKE = "identity.revoke"
+    ROTATE = "identity.rotate"
     REDACT = "audit.redact"
 
 
@@ -112,8 +113,8 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
         raise SignatureInvalid("the administrative act was signed too long ago: refused as a possible replay",
                                hint="sign it again now (re-run the command)")
     spent = session.exec(select(AuditEntry.seq).where(
-        AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT,  # type: ignore[attr-defined]
-                               AuditAction.ADMIN_DENIED]),
+        AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,  # type: ignore[attr-defined]
+                               AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED]),
         AuditEntry.payload.contains(str(payload["nonce"]), autoescape=True))).first()  # type: ignore[union-attr]
     if spent is not None:
         raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
@@ -143,6 +144,8 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
         return AdminOutcome(act, actor.name, seq, target), reasons
     if act is AdminAct.REVOKE:
         seq = _revoke(tx, target["name"], payload["reason"], actor.name, signed)
+    elif act is AdminAct.ROTATE:
+        seq = _rotate(tx, target["name"], payload["target"]["public_key"], payload["reason"], actor.name, signed)
     else:
         seq = redact_entry(tx, target["seq"], actor.name, {"reason": payload["reason"], **signed})
     return AdminOutcome(act, actor.name, seq, target), None
@@ -154,6 +157,11 @@ def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any]) -> di
         identity = get_identity(tx.session, str(target.get("name")))
         require_active(identity)
         return {"name": identity.name}
+    if act is AdminAct.ROTATE:
+        identity = get_identity(tx.session, str(target.get("name")))
+        require_active(identity)
+        new_key = _new_key_id(tx, target.get("public_key"))
+        return {"name": identity.name, "key_id": new_key}
     seq = target.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise BadInput("audit.redact names the entry by its number")
@@ -169,3 +177,30 @@ def _revoke(tx: AuditedTransaction, name: str, reason: str, by: str, signed: dic
     session.add(identity)
     return tx.append(EntryDraft(actor=by, action=AuditAction.IDENTITY_REVOKE,
                                 payload={"name": name, "key_id": identity.key_id, "reason": reason, **signed})).seq
+
+
+def _new_key_id(tx: AuditedTransaction, public: Any) -> str:
+    """The key id of a key a rotation would bind: an Ed25519 public key no name was ever bound to (a key shared by
+    two names would let one's signatures pass as the other's)."""
+    try:
+        key_id = key_id_of(public_key_from_b64(str(public)))
+    except (SignatureInvalid, ValueError, TypeError) as exc:
+        raise BadInput("identity.rotate names no Ed25519 public key (base64)") from exc
+    bound = tx.session.exec(select(AuditEntry.seq).where(
+        AuditEntry.action.in_([AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_ROTATE]),  # type: ignore[attr-defined]
+        AuditEntry.payload.contains(key_id, autoescape=True))).first()  # type: ignore[union-attr]
+    if bound is not None:
+        raise BadInput(f"key {key_id[:16]}… was already bound to an identity (audit entry {bound}); a rotation binds a "
+                       "new key")
+    return key_id
+
+
+def _rotate(tx: AuditedTransaction, name: str, public: str, reason: str, by: str, signed: dict[str, Any]) -> int:
+    session = tx.session
+    identity = get_identity(session, name)
+    previous = identity.key_id
+    identity.key_id, identity.public_key = key_id_of(public_key_from_b64(public)), public
+    session.add(identity)
+    return tx.append(EntryDraft(actor=by, action=AuditAction.IDENTITY_ROTATE,
+                                payload={"name": name, "key_id": identity.key_id, "public_key": public,
+                                         "previous_key_id": previous, "reason": reason, **signed})).seq

@@ -37,7 +37,6 @@ from forgegov.foundation.errors import (
     Tampered,
 )
 from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest
-from forgegov.foundation.store.models import Identity as IdentityRow
 from forgegov.foundation.vocabulary import (
     AssetState,
     AuditAction,
@@ -60,6 +59,7 @@ from forgegov.governance.statements import (
     check_fresh,
     check_shape,
     verify_statement,
+    verify_stored,
 )
 
 INPUT_VERSION = 1
@@ -171,8 +171,7 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     if answers:
         _verify_stored_request(session, request, asset)
     stored_approvals = _verified_approvals(session, request) if answers else []
-    approvals = [approval_input(carried, key_revoked=signer.revoked_at is not None, new=False)
-                 for carried, signer in stored_approvals]
+    approvals = [approval_input(carried, key_revoked=revoked, new=False) for carried, revoked in stored_approvals]
     if answers:
         approvals.append(approval_input(statement, key_revoked=False, new=True))
     evidence = gather_evidence(workspace, session, gate, asset)
@@ -311,7 +310,7 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
     gate, subject and target. A row edited in the database (requested_by, say) stops the gate."""
     statement = SignedStatement(json.loads(request.payload), request.signature)
     try:
-        verify_statement(get_identity(session, request.requested_by), statement)
+        verify_stored(session, statement)
     except SignatureInvalid as exc:
         raise StoreTampered(f"open request {request.id} on {label(asset)} is not the statement {request.requested_by} "
                             f"signed: the store was altered ({exc.message})",
@@ -324,23 +323,25 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
                             hint="run `forgegov audit verify`")
 
 
-def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, IdentityRow]]:
-    """Re-verify every stored approval: a row edited in the database must not count towards a quorum."""
-    verified: list[tuple[SignedStatement, IdentityRow]] = []
+def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, bool]]:
+    """Re-verify every stored approval: a row edited in the database must not count towards a quorum. With each, whether
+    its key has been revoked or replaced by a rotation since it signed (the policy decides what that means)."""
+    verified: list[tuple[SignedStatement, bool]] = []
     stored = session.exec(select(Approval).where(Approval.request_id == request.id)
                           .order_by(Approval.id))  # type: ignore[arg-type]
     for approval in stored.all():
-        # Each approver's key as the log bound it to the name, not as the identity row says now.
-        signer = get_identity(session, approval.approver)
         statement = SignedStatement(json.loads(approval.payload), approval.signature)
         try:
-            verify_statement(signer, statement)
+            # Under the key the log bound to the approver's name when they signed, not as the identity row says now.
+            bound = verify_stored(session, statement)
         except SignatureInvalid as exc:
             raise SignatureInvalid(f"stored approval {approval.id} by {approval.approver} on request "
                                    f"{request.id} does not verify: the store was altered ({exc.message})") from exc
-        if statement.request_id != request.id or statement.action.value != approval.verdict.value:
+        if statement.signer != approval.approver or statement.request_id != request.id \
+                or statement.action.value != approval.verdict.value:
             raise SignatureInvalid(f"stored approval {approval.id} does not match its signed statement")
-        verified.append((statement, signer))
+        signer = get_identity(session, approval.approver)
+        verified.append((statement, signer.revoked_at is not None or bound.superseded_at is not None))
     return verified
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
@@ -12,8 +15,9 @@ from sqlmodel import Session, select
 from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
-from forgegov.foundation.config import Workspace
+from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.crypto.keys import (
+    KeyFile,
     Signer,
     decrypt_private_key,
     encrypt_private_key,
@@ -21,13 +25,14 @@ from forgegov.foundation.crypto.keys import (
     read_key_file,
     write_key_file,
 )
-from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64, public_key_to_b64
+from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, public_key_to_b64, verify
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
     KeyUnavailable,
     NotFound,
     RevokedIdentity,
+    SignatureInvalid,
     StoreTampered,
 )
 from forgegov.foundation.store.db import read_session
@@ -92,20 +97,17 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
 
 
 def get_identity(session: Session, name: str) -> Identity:
-    """The identity `name`, once its row agrees with the audit log: the key is the one its (only) `identity.create`
-    entry bound to the name, and it is revoked if an `identity.revoke` entry says so. A row edited or recreated in
-    the database (a key swapped in, `revoked_at` cleared, a deleted name created again) is StoreTampered."""
+    """The identity `name`, once its row agrees with the audit log: the key is the one the log bound to the name last
+    (its one `identity.create`, then any policy-decided `identity.rotate`), and it is revoked if an `identity.revoke`
+    entry says so. A row edited or recreated in the database (a key swapped in, `revoked_at` cleared, a deleted name
+    created again) is StoreTampered."""
     identity = session.exec(select(Identity).where(Identity.name == name)).first()
     if identity is None:
         raise NotFound(f"no identity named {name!r}", hint="create it with `forgegov identity create NAME`")
-    created = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
-                                                        AuditEntry.actor == name).order_by(AuditEntry.seq)).all()
-    if len(created) != 1:
-        raise StoreTampered(f"identity {name!r} has {len(created)} identity.create entries in the audit log, not one: "
-                            "a name is bound to its first key for good", hint="run `forgegov audit verify`")
-    committed_payload(session, what=f"identity {name!r}", action=AuditAction.IDENTITY_CREATE, seq=created[0],
-                      subject_digest=None, fields={"name": name, "key_id": identity.key_id,
-                                                   "public_key": identity.public_key})
+    bound = key_history(session, name)[-1]
+    if (identity.key_id, identity.public_key) != (bound.key_id, bound.public_key):
+        raise StoreTampered(f"identity {name!r}: its row holds key {identity.key_id[:16]}…, but the log (entry "
+                            f"{bound.seq}) bound {bound.key_id[:16]}… to the name", hint="run `forgegov audit verify`")
     if identity.revoked_at is None:
         revoked = revocations(session).get(name)
         if revoked is not None:
@@ -114,25 +116,94 @@ def get_identity(session: Session, name: str) -> Identity:
     return identity
 
 
+@dataclass(frozen=True)
+class BoundKey:
+    """One key the log bound to a name: from entry `seq` until `superseded_at` (the rotation that replaced it)."""
+
+    seq: int
+    key_id: str
+    public_key: str
+    superseded_at: int | None = None
+
+
+def key_history(session: Session, name: str, before: int | None = None) -> list[BoundKey]:
+    """Every key the log bound to `name` (before entry `before`, if given), oldest first; the last one is current. A
+    name is bound to its first key by its only `identity.create`; only an `identity.rotate` binds another, and only
+    when it carries the act its actor signed, with a key the log had bound to that actor before. Whether the policy
+    in force allowed that act is proven by re-asking it (`policy.prove_policy_acts`, every gate; `--replay`)."""
+    created = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
+                                                        AuditEntry.actor == name).order_by(AuditEntry.seq)).all()
+    if len(created) != 1:
+        raise StoreTampered(f"identity {name!r} has {len(created)} identity.create entries in the audit log, not one: "
+                            "a name is bound to its first key for good", hint="run `forgegov audit verify`")
+    first = committed_payload(session, what=f"identity {name!r}", action=AuditAction.IDENTITY_CREATE, seq=created[0],
+                              subject_digest=None, fields={"name": name})
+    keys = [BoundKey(created[0], str(first.get("key_id")), str(first.get("public_key")))]
+    query = select(AuditEntry.seq, AuditEntry.payload).where(AuditEntry.action == AuditAction.IDENTITY_ROTATE)
+    if before is not None:
+        query = query.where(AuditEntry.seq < before)
+    for seq, payload in session.exec(query.order_by(AuditEntry.seq)):  # type: ignore[arg-type]
+        if _payload_name(seq, payload, "identity.rotate") != name:
+            continue
+        rotated = committed_payload(session, what=f"the key rotation of {name!r}", action=AuditAction.IDENTITY_ROTATE,
+                                    seq=seq, subject_digest=None, fields={"name": name})
+        _check_rotation_signed(session, seq, name, rotated, keys)
+        keys[-1] = BoundKey(keys[-1].seq, keys[-1].key_id, keys[-1].public_key, superseded_at=seq)
+        keys.append(BoundKey(seq, str(rotated.get("key_id")), str(rotated.get("public_key"))))
+    return keys
+
+
+def _check_rotation_signed(session: Session, seq: int, name: str, rotated: dict[str, Any],
+                           keys_so_far: list[BoundKey]) -> None:
+    """The rotation at `seq` is the act its actor signed, under the key the log bound to them at the time: someone
+    holding only the log key cannot bind a key of their own to another's name."""
+    statement, decision = rotated.get("statement"), rotated.get("decision")
+    target = statement.get("target") if isinstance(statement, dict) else None
+    try:
+        if not isinstance(statement, dict) or not isinstance(target, dict) or not isinstance(decision, dict) \
+                or statement.get("act") != AuditAction.IDENTITY_ROTATE.value or target.get("name") != name \
+                or target.get("public_key") != rotated.get("public_key") or decision.get("allow") is not True \
+                or key_id_of(public_key_from_b64(str(rotated.get("public_key")))) != rotated.get("key_id"):
+            raise SignatureInvalid("the entry is not the signed, allowed act it claims to record")
+        signer = str(statement.get("signer"))
+        history = keys_so_far if signer == name else key_history(session, signer, before=seq)
+        current = history[-1]
+        if statement.get("key_id") != current.key_id:
+            raise SignatureInvalid(f"{signer} did not hold key {str(statement.get('key_id'))[:16]}… then")
+        verify(public_key_from_b64(current.public_key), Purpose.ADMIN_ACT, statement, str(rotated.get("signature")))
+    except (SignatureInvalid, ValueError) as exc:
+        message = exc.message if isinstance(exc, SignatureInvalid) else str(exc)
+        raise StoreTampered(f"the key rotation of {name!r} (audit entry {seq}) does not rest on a signed act: "
+                            f"{message}", hint="run `forgegov audit verify`") from exc
+
+
+def signing_key(session: Session, name: str, key_id: str) -> BoundKey:
+    """The key `name` signed with, if the log ever bound it to them (a statement stored before a rotation was signed
+    with the key of its time); SignatureInvalid otherwise."""
+    for bound in key_history(session, name):
+        if bound.key_id == key_id:
+            return bound
+    raise SignatureInvalid(f"key {key_id[:16]}… was never {name!r}'s key")
+
+
 def revocations(session: Session) -> dict[str, int]:
     """Every revoked name, with the audit entry that revoked it: whether a key was revoked when a decision was taken
     is a question of log order, not of what an identity row says now."""
     revoked: dict[str, int] = {}
     for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload)
                                      .where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)):
-        name = _payload_name(seq, payload)
-        revoked.setdefault(name, seq)
+        revoked.setdefault(_payload_name(seq, payload, "identity.revoke"), seq)
     return revoked
 
 
-def _payload_name(seq: int, payload: str | None) -> str:
+def _payload_name(seq: int, payload: str | None, action: str) -> str:
     try:
         name = json.loads(payload or "").get("name")
     except (ValueError, AttributeError) as exc:
-        raise StoreTampered(f"audit entry {seq} (identity.revoke) holds no readable payload",
+        raise StoreTampered(f"audit entry {seq} ({action}) holds no readable payload",
                             hint="run `forgegov audit verify`") from exc
     if not isinstance(name, str):
-        raise StoreTampered(f"audit entry {seq} (identity.revoke) names no identity", hint="run `forgegov audit verify`")
+        raise StoreTampered(f"audit entry {seq} ({action}) names no identity", hint="run `forgegov audit verify`")
     return name
 
 
@@ -159,8 +230,59 @@ def unlock(workspace: Workspace, name: str, passphrase: str) -> Signer:
         identity = get_identity(session, name)
     require_active(identity)
     key_file = read_key_file(workspace.keys_dir, name)
+    if key_file.key_id != identity.key_id and _pending_key_id(workspace, name) == identity.key_id:
+        # A rotation committed, and the process was killed before it put the new key file in place.
+        finish_rotation(workspace, name, key_file.key_id)
+        key_file = read_key_file(workspace.keys_dir, name)
     if key_file.key_id != identity.key_id:
         raise KeyUnavailable(f"key file for {name!r} holds key {key_file.key_id[:16]}…, "
                              f"but {name!r} is registered with {identity.key_id[:16]}…")
     private_key = decrypt_private_key(key_file, passphrase)
     return Signer(name=name, key_id=identity.key_id, private_key=private_key)
+
+
+# --- rotating a key: the new key waits beside the current one until the rotation is decided --------------------------
+# '+' never occurs in a name, so these files cannot be mistaken for another identity's key.
+
+def _next_path(workspace: Workspace, name: str) -> Path:
+    return workspace.keys_dir / f"{name}+next.key.json"
+
+
+def _pending_key_id(workspace: Workspace, name: str) -> str | None:
+    path = _next_path(workspace, name)
+    if not os.path.lexists(path):
+        return None
+    try:
+        return KeyFile.from_json(path.read_text(encoding="utf-8")).key_id
+    except (OSError, UnicodeDecodeError, KeyUnavailable):
+        return None
+
+
+def prepare_rotation(workspace: Workspace, name: str, passphrase: str) -> Ed25519PublicKey:
+    """A new key for NAME, encrypted under its (new) passphrase, written beside the current one; a leftover from a
+    rotation that was never decided is replaced."""
+    check_name(name)
+    path = _next_path(workspace, name)
+    path.unlink(missing_ok=True)
+    private_key = Ed25519PrivateKey.generate()
+    data = encrypt_private_key(name, private_key, passphrase).to_json()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return private_key.public_key()
+
+
+def finish_rotation(workspace: Workspace, name: str, previous_key_id: str) -> None:
+    """Once the rotation committed: the old key is kept, retired, and the new one takes its place."""
+    current = key_path(workspace.keys_dir, name)
+    retired = workspace.keys_dir / f"{name}+{previous_key_id[:16]}.retired.key.json"
+    if os.path.lexists(current):
+        os.replace(current, retired)
+    os.replace(_next_path(workspace, name), current)
+    fsync_dir(workspace.keys_dir)
+
+
+def abandon_rotation(workspace: Workspace, name: str) -> None:
+    _next_path(workspace, name).unlink(missing_ok=True)

@@ -15,7 +15,7 @@ policy is put in force only by the policy gate (`policy_adoption.py`). Nothing h
    check and OPA loading it.
 5. Each policy put in force after the first was allowed by the one before it: the adopting decision's signed request
    and approvals are what its input says (1.), and OPA under the previous policy still allows that input, so a policy
-   owner who holds the log key cannot adopt a policy by appending an entry.
+   owner who holds the log key cannot adopt a policy by appending an entry. Key rotations are proven the same way.
 """
 
 from __future__ import annotations
@@ -329,43 +329,67 @@ def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -
 
 
 class AdoptionNotProven(StoreTampered):
-    """A policy in the log's chain of adoptions was not allowed by the policy in force before it."""
+    """A policy adoption or a key rotation in the log was not allowed by the policy in force when it was made."""
 
 
-def prove_adoptions(workspace: Workspace, session: Session) -> None:
-    """Every policy the log put in force after the first was allowed by the policy in force before it (5. above):
-    each adopting decision was taken under the previous policy, and OPA, run from sealed copies of the previous
-    policy's stored bundle and the pinned build, still allows its recorded input. Signatures alone cannot show this:
-    a policy owner holding the log key could append an "allow" resting only on their own signed request. Each proof
-    is kept for the life of the process."""
+def prove_policy_acts(workspace: Workspace, session: Session) -> None:
+    """The acts that change who decides and who signs were allowed by the policy in force when they were made (5.
+    above): every policy put in force after the first, and every key rotation. Each adopting decision was taken under
+    the previous policy, and each rotation under the policy in force at its entry; OPA, run from sealed copies of that
+    policy's stored bundle and the pinned build, must still allow the recorded input. Signatures alone cannot show
+    this: someone holding the log key could append an "allow" resting only on their own signed request or act. Each
+    proof is kept for the life of the process."""
     chain = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
         AuditEntry.action == AuditAction.POLICY_ACTIVATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
-    activated = [_activation(seq, payload) for seq, payload in chain]
-    for (before, _), (digest, decision_id) in zip(activated, activated[1:], strict=False):
+    activated = [(seq, *_activation(seq, payload)) for seq, payload in chain]
+    for (_, before, _), (_, digest, decision_id) in zip(activated, activated[1:], strict=False):
         decision = session.get(Decision, decision_id) if decision_id else None
         if decision is None or decision.policy_digest != before or decision.subject_digest != digest:
             raise AdoptionNotProven(f"policy {digest} was put in force by decision {decision_id}, which is not a "
                                     f"decision on it under the policy in force before it ({before})", hint=_HINT)
-        key = (decision.id, decision.input_digest, before)
-        if key in _PROVEN:
-            continue
-        bundle, decider = stored_policy(session, before)
-        opa = OpaBuild.configured(workspace)
-        if opa.sha256 != decider.sha256:
-            raise DeciderMismatch(f"the adoption of policy {digest} can be proven only with OPA {decider.opa_version} "
-                                  f"(sha256 {decider.sha256[:16]}…), the build that decided it",
-                                  hint="point FORGEGOV_OPA (or [opa] binary) at that build")
-        answer = opa.evaluate(bundle, f"data.{PACKAGE_PREFIX}.{Gate.POLICY.value}.{DECISION_RULE}",
-                              json.loads(decision.input))
-        if not answer.allow:
-            raise AdoptionNotProven(
-                f"policy {digest} is in force through decision {decision.id}, but policy {bundle.revision}, in force "
-                f"before it, does not allow that decision ({'; '.join(answer.deny + answer.missing)}): it was not "
-                "adopted through the policy gate", hint=_HINT)
-        _PROVEN.add(key)
+        _prove(workspace, session, (decision.id, decision.input_digest), before, Gate.POLICY.value,
+               json.loads(decision.input), f"policy {digest} is in force through decision {decision.id}")
+    rotations = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action == AuditAction.IDENTITY_ROTATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    for seq, payload in rotations:
+        decision = _object_of(seq, payload).get("decision")
+        in_force = [digest for at, digest, _ in activated if at < seq]
+        if not isinstance(decision, dict) or not isinstance(decision.get("input"), dict) or not in_force \
+                or decision.get("policy_digest") != in_force[-1]:
+            raise AdoptionNotProven(f"the key rotation at audit entry {seq} does not record the decision of the "
+                                    "policy in force at the time", hint=_HINT)
+        _prove(workspace, session, (str(seq), hashlib.sha256(str(payload).encode()).hexdigest()), in_force[-1],
+               None, decision["input"], f"the key rotation at audit entry {seq} stands")
+
+
+def _prove(workspace: Workspace, session: Session, key: tuple[str, str], policy_digest: str, gate: str | None,
+           input_document: dict[str, Any], what: str) -> None:
+    if (*key, policy_digest) in _PROVEN:
+        return
+    bundle, decider = stored_policy(session, policy_digest)
+    opa = OpaBuild.configured(workspace)
+    if opa.sha256 != decider.sha256:
+        raise DeciderMismatch(f"{what}; proving it takes OPA {decider.opa_version} (sha256 {decider.sha256[:16]}…), "
+                              "the build that decided it", hint="point FORGEGOV_OPA (or [opa] binary) at that build")
+    package = f"{PACKAGE_PREFIX}.{gate}" if gate is not None else ADMIN_PACKAGE
+    answer = opa.evaluate(bundle, f"data.{package}.{DECISION_RULE}", input_document)
+    if not answer.allow:
+        raise AdoptionNotProven(f"{what}, but policy {bundle.revision}, in force when it was decided, does not allow "
+                                f"it ({'; '.join(answer.deny + answer.missing)})", hint=_HINT)
+    _PROVEN.add((*key, policy_digest))
 
 
 _PROVEN: set[tuple[str, str, str]] = set()
+
+
+def _object_of(seq: int, payload: str | None) -> dict[str, Any]:
+    try:
+        document = json.loads(payload or "")
+    except ValueError as exc:
+        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint=_HINT) from exc
+    if not isinstance(document, dict):
+        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint=_HINT)
+    return document
 
 
 def _activation(seq: int, payload: str | None) -> tuple[str, str | None]:
@@ -482,6 +506,6 @@ class PolicyEngine:
 def open_engine(workspace: Workspace, session: Session) -> PolicyEngine:
     """An engine for the policy in force, its bundle, pin and adoption verified (use it in a `with` block)."""
     pinned = policy_in_force(session)
-    prove_adoptions(workspace, session)
+    prove_policy_acts(workspace, session)
     bundle, decider = stored_policy(session, pinned.digest)
     return PolicyEngine(workspace, pinned, bundle, decider)

@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.canonical import sha256_digest
 from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64
 from forgegov.foundation.errors import DecisionUnavailable, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, Decision
@@ -42,7 +43,8 @@ from forgegov.governance.policy import ADMIN_PACKAGE, Bundle, Decider, OpaBuild,
 from forgegov.governance.statements import check_signed_input
 
 _HINT = "run `forgegov audit verify`"
-_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
+_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
+          AuditAction.ADMIN_DENIED)
 
 
 @dataclass
@@ -169,7 +171,7 @@ def _admin_recorded(entry: AuditEntry) -> tuple[_Recorded | None, str]:
     asked = (document.get("act"), (document.get("actor") or {}).get("name"), document.get("reason"))
     if asked != (statement.get("act"), statement.get("signer"), statement.get("reason")) \
             or not isinstance(target, dict) or not isinstance(signed_target, dict) \
-            or any(target.get(key) != value for key, value in signed_target.items()):
+            or not _same_target(target, signed_target):
         raise StoreTampered(f"audit entry {entry.seq} ({entry.action}): the question put to the policy is not the act "
                             "its actor signed", hint=_HINT)
     if decision.get("opa_decision_id") is None and decision.get("allow") is False:
@@ -178,6 +180,20 @@ def _admin_recorded(entry: AuditEntry) -> tuple[_Recorded | None, str]:
     recorded = _Recorded(entry.seq, None, ADMIN_PACKAGE, entry.action, signed_target, document,
                          (result, decision.get("reasons"), []))
     return recorded, str(decision.get("policy_digest"))
+
+
+def _same_target(asked: dict[str, Any], signed: dict[str, Any]) -> bool:
+    """The policy was told about the signed target: its name or entry number, and for a rotation the id of the very
+    key the act binds."""
+    named = ("name", "seq")
+    if [asked.get(key) for key in named] != [signed.get(key) for key in named]:
+        return False
+    if "public_key" not in signed:
+        return True
+    try:
+        return asked.get("key_id") == key_id_of(public_key_from_b64(str(signed["public_key"])))
+    except ValueError:
+        return False
 
 
 def _object(text: str, what: str) -> dict[str, Any]:

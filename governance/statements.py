@@ -18,11 +18,11 @@ from sqlmodel import Session
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.crypto.keys import Signer
-from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, SignatureInvalid, StoreTampered
 from forgegov.foundation.store.models import Asset, Identity
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Verdict
-from forgegov.governance.identities import get_identity, public_key
+from forgegov.governance.identities import BoundKey, public_key, signing_key
 
 STATEMENT_VERSION = 1
 # A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed
@@ -101,6 +101,15 @@ def verify_statement(identity: Identity, statement: SignedStatement) -> None:
     verify(public_key(identity), Purpose.GATE_ACTION, statement.payload, statement.signature)
 
 
+def verify_stored(session: Session, statement: SignedStatement) -> BoundKey:
+    """A statement stored earlier verifies under the key its signer held when signing it, one the log bound to their
+    name (a rotation since does not void it; whether it still counts is the policy's, through `key_revoked`)."""
+    check_shape(statement)
+    bound = signing_key(session, statement.signer, str(statement.payload["key_id"]))
+    verify(public_key_from_b64(bound.public_key), Purpose.GATE_ACTION, statement.payload, statement.signature)
+    return bound
+
+
 def check_fresh(statement: SignedStatement) -> None:
     signed_at = parse_rfc3339(statement.payload["signed_at"])
     if abs(now() - signed_at) > MAX_CLOCK_SKEW:
@@ -126,8 +135,7 @@ def _carried(session: Session, item: Any, what: str) -> SignedStatement:
             or not isinstance(item.get("signature"), str):
         raise SignatureInvalid(f"the {what} is not carried as a signed statement")
     statement = SignedStatement(item["statement"], item["signature"])
-    check_shape(statement)
-    verify_statement(get_identity(session, statement.signer), statement)
+    verify_stored(session, statement)
     return statement
 
 
@@ -151,8 +159,10 @@ def check_signed_input(session: Session, seq: int, payload: dict[str, Any], docu
         raise StoreTampered(f"audit entry {seq}: a statement the decision rests on does not verify ({message})",
                             hint="run `forgegov audit verify`") from exc
 
-    def was_revoked(name: str) -> bool:
-        return revoked.get(name, seq) < seq
+    def was_revoked(signed: SignedStatement) -> bool:
+        # Revoked, or replaced by a rotation, before this decision: as the gate saw it then.
+        superseded = signing_key(session, signed.signer, str(signed.payload["key_id"])).superseded_at
+        return revoked.get(signed.signer, seq) < seq or (superseded is not None and superseded < seq)
 
     expected = {
         "gate": statement.gate.value, "action": statement.action.value,
@@ -160,7 +170,7 @@ def check_signed_input(session: Session, seq: int, payload: dict[str, Any], docu
         "subject_digest": statement.subject_digest,
         "request": {"id": request.request_id, "requested_by": request.signer,
                     "requested_at": request.payload["signed_at"], "target": request.payload["target"]},
-        "approvals": [approval_input(a, key_revoked=was_revoked(a.signer), new=False) for a in approvals]
+        "approvals": [approval_input(a, key_revoked=was_revoked(a), new=False) for a in approvals]
         + ([approval_input(statement, key_revoked=False, new=True)] if answers else []),
     }
     subject = document.get("subject") if isinstance(document.get("subject"), dict) else {}

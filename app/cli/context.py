@@ -36,3 +36,17 @@ def passphrase_for(name: str, *, confirm: bool = False) -> str:
         raise KeyUnavailable(f"no passphrase for {name!r}: there is no terminal to ask on",
                              hint=f"set {ENV_PASSPHRASE}")
     return typer.prompt(f"Passphrase for {name}", hide_input=True, confirmation_prompt=confirm)
+
+
+ENV_NEW_PASSPHRASE = "FORGEGOV_NEW_PASSPHRASE"
+
+
+def new_passphrase_for(name: str) -> str:
+    """The passphrase a new key of NAME is encrypted under (a key rotation)."""
+    value = os.environ.get(ENV_NEW_PASSPHRASE)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise KeyUnavailable(f"no new passphrase for {name!r}: there is no terminal to ask on",
+                             hint=f"set {ENV_NEW_PASSPHRASE}")
+    return typer.prompt(f"New passphrase for {name}", hide_input=True, confirmation_prompt=True)

@@ -1,4 +1,4 @@
-"""`forgegov identity create|list|revoke`."""
+"""`forgegov identity create|list|revoke|rotate`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.context import new_passphrase_for, passphrase_for, state
 from forgegov.app.cli.output import emit
 
 identity_app = typer.Typer(help="Signing identities (Ed25519 keys, encrypted at rest).", no_args_is_help=True)
@@ -71,6 +71,30 @@ def revoke(
     with read_session(ws.database_url) as session:
         identity = get_identity(session, name)
     emit(_public(identity), as_json, lambda out: out.print(f"identity {name} revoked at {identity.revoked_at}"))
+
+
+@identity_app.command("rotate")
+def rotate(
+    ctx: typer.Context, name: str,
+    reason: Annotated[str, typer.Option(help="Why the key is replaced (recorded in the audit log).")],
+    actor: Annotated[str, typer.Option("--as", help="Who signs the rotation: NAME itself, or (a lost key) whom the "
+                                                    "policy allows, by default a policy owner.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Bind a new key to NAME, made here and encrypted under NAME's new passphrase ($FORGEGOV_NEW_PASSPHRASE or a
+    prompt). Everything NAME signed before still verifies under the old key; open approvals by it must be signed
+    again."""
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance import actions
+    from forgegov.governance.identities import check_name, get_identity
+
+    ws = state(ctx).workspace()
+    check_name(name)
+    signing = passphrase_for(actor)
+    actions.rotate(ws, name, new_passphrase_for(name), reason, actor, signing)
+    with read_session(ws.database_url) as session:
+        identity = get_identity(session, name)
+    emit(_public(identity), as_json, lambda out: out.print(f"identity {name} now signs with key {identity.key_id[:16]}…"))
 
 
 def register(app: typer.Typer) -> None:

@@ -30,7 +30,7 @@ from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
-from forgegov.foundation.crypto.signing import Purpose, sign, verify
+from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck
@@ -39,7 +39,7 @@ from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.datasets.contamination import NgramIndex, check
 from forgegov.governance.datasets.quality import load_suite, run_suite
 from forgegov.governance.datasets.reader import VerifiedData, read_verified
-from forgegov.governance.identities import get_identity, public_key, require_active
+from forgegov.governance.identities import get_identity, require_active, signing_key
 from forgegov.governance.registry import check_asset_name, label, manifest_of, register_asset, resolve
 
 CHECK_VERSION = 1
@@ -317,11 +317,12 @@ def _proven(session: Session, asset: Asset, stored: DatasetCheck) -> dict[str, A
                             hint=f"run `forgegov dataset check {label(asset)}` again")
     expected = {"check_id": stored.id, "dataset_digest": asset.digest, "result_digest": stored.result_digest,
                 "signer": stored.checked_by}
-    signer = get_identity(session, stored.checked_by)
     try:
-        if {name: statement.get(name) for name in expected} != expected or statement.get("key_id") != signer.key_id:
+        if {name: statement.get(name) for name in expected} != expected:
             raise SignatureInvalid(f"the statement names another check, dataset, result or signer than {what}")
-        verify(public_key(signer), Purpose.DATA_QUALITY, statement, signature)
+        # The key the log bound to the checker's name when they signed (a rotation since does not void the check).
+        signer = signing_key(session, stored.checked_by, str(statement.get("key_id")))
+        verify(public_key_from_b64(signer.public_key), Purpose.DATA_QUALITY, statement, signature)
     except SignatureInvalid as exc:
         raise StoreTampered(f"{what} is not what {stored.checked_by} signed: {exc.message}",
                             hint="run `forgegov audit verify`") from exc

@@ -1,8 +1,8 @@
 # METADATA
 # title: forgegov administrative acts
 # description: >-
-#   Decides who may revoke an identity and who may redact an audit entry's
-#   payload, and what may never be redacted. Each act is a statement its actor
+#   Decides who may revoke an identity or rotate its key, who may redact an
+#   audit entry's payload, and what may never be redacted. Each act is a statement its actor
 #   signed; settings per act live in data.json under admin.
 # scope: package
 # schemas:
@@ -12,7 +12,9 @@ package forgegov.admin
 import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 
-acts := {"identity.revoke", "audit.redact"}
+acts := {"identity.revoke", "identity.rotate", "audit.redact"}
+
+identity_acts := {"identity.revoke", "identity.rotate"}
 
 # An absent input still gets an answer that denies (see lib/gate.rego).
 default doc := {}
@@ -25,9 +27,10 @@ roles := object.get(settings, "roles", [])
 
 permitted if approvals.holds_any(doc.actor.name, roles)
 
-# Anyone may revoke their own key (a lost laptop), when the policy says so.
+# Anyone may revoke or rotate their own key (a lost laptop), when the policy
+# says so.
 permitted if {
-	doc.act == "identity.revoke"
+	doc.act in identity_acts
 	object.get(settings, "self", false) == true
 	doc.target.name == doc.actor.name
 }
@@ -56,7 +59,7 @@ deny contains msg if {
 default self_clause := ""
 
 self_clause := ", or the identity itself" if {
-	doc.act == "identity.revoke"
+	doc.act in identity_acts
 	object.get(settings, "self", false) == true
 }
 

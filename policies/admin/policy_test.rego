@@ -22,6 +22,21 @@ test_someone_else_cannot_revoke if {
 	d.deny == {"mallory may not identity.revoke: only a holder of role policy-owner may, or the identity itself; ask one of them"}
 }
 
+test_anyone_rotates_their_own_key if {
+	d := admin.decision with input as act("identity.rotate", "alice", {"name": "alice", "key_id": "new"})
+	d.allow
+}
+
+test_a_policy_owner_rotates_a_lost_key if {
+	d := admin.decision with input as act("identity.rotate", "dave", {"name": "alice", "key_id": "new"})
+	d.allow
+}
+
+test_someone_else_cannot_rotate if {
+	d := admin.decision with input as act("identity.rotate", "mallory", {"name": "alice", "key_id": "new"})
+	d.deny == {"mallory may not identity.rotate: only a holder of role policy-owner may, or the identity itself; ask one of them"}
+}
+
 test_privacy_officer_redacts_a_check if {
 	d := admin.decision with input as act("audit.redact", "grace", {"seq": 7, "action": "dataset.register"})
 	d.allow

@@ -1,0 +1,150 @@
+"""A name is bound to its first key for good; a new key for a name is a signed, policy-decided rotation (issue 12,
+deliverable 1). What was signed before keeps verifying under the old key; open approvals by it stop counting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from forgegov.audit.operations import verify_workspace
+from forgegov.audit.recorder import EntryDraft, audited_transaction
+from forgegov.audit.verify import AuditIntegrityError
+from forgegov.foundation.crypto.signing import key_id_of, public_key_to_b64
+from forgegov.foundation.errors import PolicyDenied, StoreTampered, WrongPassphrase
+from forgegov.foundation.store.db import read_session, write_transaction
+from forgegov.foundation.vocabulary import (
+    AssetKind,
+    AuditAction,
+    CheckpointStage,
+    DecisionResult,
+    Gate,
+    GateAction,
+    ReleaseStage,
+)
+from forgegov.governance import actions
+from forgegov.governance.admin import AdminAct, make_admin_statement
+from forgegov.governance.identities import get_identity, unlock
+from forgegov.governance.policy import AdoptionNotProven, policy_in_force
+from forgegov.governance.registry import register_asset
+from forgegov.governance.replay import replay_decisions
+
+from .conftest import PASSPHRASE, audit_entries, register_checked, tiny_checkpoint_files
+
+NEW = "a brand new passphrase for alice"
+
+
+def _key_id(ws, name: str) -> str:  # type: ignore[no-untyped-def]
+    with read_session(ws.database_url) as session:
+        return get_identity(session, name).key_id
+
+
+def test_alice_rotates_her_own_key_and_what_she_signed_before_still_verifies(people, files):
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    actions.request(people, "claims", "alice", PASSPHRASE)
+    old = _key_id(people, "alice")
+
+    rotated = actions.rotate(people, "alice", NEW, "new laptop", "alice", PASSPHRASE)
+    assert rotated.act is AdminAct.ROTATE and _key_id(people, "alice") != old
+    assert unlock(people, "alice", NEW).key_id == _key_id(people, "alice")
+    with pytest.raises(WrongPassphrase):
+        unlock(people, "alice", PASSPHRASE)
+    assert (people.keys_dir / f"alice+{old[:16]}.retired.key.json").exists()
+
+    # The request alice signed with her old key is still hers: bob's approval decides it.
+    assert actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE).result is DecisionResult.ALLOW
+    report = verify_workspace(people)
+    assert report.rows and not any("identity" in d for d in report.limits)
+    replayed = replay_decisions(people)
+    assert replayed.differing == [] and replayed.agreed == replayed.replayed == 3  # request, rotation, approval
+
+
+def test_an_open_approval_by_a_rotated_key_no_longer_counts(people, files):
+    register_asset(people, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
+                   stage=CheckpointStage.CANDIDATE)
+    with actions.policy_engine(people) as engine:
+        actions.request(people, "model", "alice", PASSPHRASE, gate=Gate.BASE, engine=engine)
+        actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE, engine=engine)
+        actions.promote(people, "model", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
+        actions.answer(people, "model", "dave", PASSPHRASE, GateAction.APPROVE, engine=engine)
+        actions.promote(people, "model", ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
+        actions.answer(people, "model", "erin", PASSPHRASE, GateAction.APPROVE, engine=engine)
+        actions.rotate(people, "erin", NEW, "key may have leaked", "erin", PASSPHRASE, engine=engine)
+        after = actions.answer(people, "model", "frank", PASSPHRASE, GateAction.APPROVE, engine=engine)
+    assert after.result is DecisionResult.PENDING and after.release == "staging"
+    assert replay_decisions(people).differing == []
+
+
+def test_mallory_cannot_rotate_alices_key_and_nothing_is_left_behind(people):
+    old = _key_id(people, "alice")
+    with pytest.raises(PolicyDenied, match="identity.rotate by mallory was denied"):
+        actions.rotate(people, "alice", NEW, "mine now", "mallory", PASSPHRASE)
+    assert _key_id(people, "alice") == old and not (people.keys_dir / "alice+next.key.json").exists()
+    assert unlock(people, "alice", PASSPHRASE).key_id == old
+
+
+def test_a_rotation_killed_before_the_key_file_moved_is_finished_by_the_next_unlock(people, monkeypatch):
+    from forgegov.governance import actions as actions_module
+
+    monkeypatch.setattr(actions_module, "finish_rotation", lambda *_args: None)  # killed right after the commit
+    actions.rotate(people, "alice", NEW, "new laptop", "alice", PASSPHRASE)
+    assert (people.keys_dir / "alice+next.key.json").exists()
+    assert unlock(people, "alice", NEW).key_id == _key_id(people, "alice")
+    assert not (people.keys_dir / "alice+next.key.json").exists()
+
+
+def test_a_key_swapped_in_the_store_is_not_a_rotation(people):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = Ed25519PrivateKey.generate().public_key()
+    with write_transaction(people.database_url) as session:
+        session.connection().execute(text("UPDATE identity SET key_id = :k, public_key = :p WHERE name = 'alice'"),
+                                     {"k": key_id_of(other), "p": public_key_to_b64(other)})
+    with pytest.raises(StoreTampered, match="identity 'alice': its row holds key .* but the log .* bound"):
+        unlock(people, "alice", PASSPHRASE)
+
+
+def _forge_rotation(ws, actor: str, *, signed: bool = True):  # type: ignore[no-untyped-def]
+    """With the log key alone: bind a key the insider holds to alice's name, with `actor`'s own signed act (which the
+    policy would refuse) and a decision claiming allow."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    mine = Ed25519PrivateKey.generate().public_key()
+    public = public_key_to_b64(mine)
+    statement = make_admin_statement(unlock(ws, actor, PASSPHRASE), AdminAct.ROTATE,
+                                     {"name": "alice", "public_key": public}, "mine now")
+    with read_session(ws.database_url) as session:
+        in_force = policy_in_force(session)
+    document = {"version": 1, "act": "identity.rotate", "now": statement.payload["signed_at"],
+                "actor": {"name": actor, "key_id": statement.payload["key_id"]},
+                "target": {"name": "alice", "key_id": key_id_of(mine)}, "reason": "mine now"}
+    decision = {"allow": True, "reasons": [], "opa_decision_id": "forged", "policy_digest": in_force.digest,
+                "policy_revision": in_force.revision, "input": document}
+    with audited_transaction(ws) as tx:
+        tx.session.connection().execute(text("UPDATE identity SET key_id = :k, public_key = :p WHERE name = 'alice'"),
+                                        {"k": key_id_of(mine), "p": public})
+        tx.append(EntryDraft(actor=actor, action=AuditAction.IDENTITY_ROTATE, payload={
+            "name": "alice", "key_id": key_id_of(mine), "public_key": public, "previous_key_id": "x",
+            "reason": "mine now", "decision": decision,
+            **({"statement": statement.payload, "signature": statement.signature} if signed else {})}))
+
+
+def test_a_rotation_appended_with_the_log_key_and_no_signed_act_binds_nothing(people, files):
+    _forge_rotation(people, "mallory", signed=False)
+    with pytest.raises(StoreTampered, match="the key rotation of 'alice' .* does not rest on a signed act"):
+        unlock(people, "alice", PASSPHRASE)
+    with pytest.raises(AuditIntegrityError, match="the administrative act carries no signed statement"):
+        verify_workspace(people)
+
+
+def test_a_rotation_signed_by_someone_the_policy_refuses_decides_nothing(people, files):
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    _forge_rotation(people, "mallory")
+    with pytest.raises(AdoptionNotProven, match="the key rotation at audit entry .* does not allow it "
+                                                r"\(mallory may not identity.rotate"):
+        actions.request(people, "claims", "bob", PASSPHRASE)
+    [differs] = replay_decisions(people).differing
+    assert differs["what"] == "identity.rotate" and differs["replayed"]["result"] == "deny"
+    assert json.dumps(differs["subject"]).count("alice") == 1
+    assert len(audit_entries(people, "identity.rotate")) == 1
