@@ -8,14 +8,16 @@ denies a request for a dataset without one).
 
 Measured per decision:
   bare OPA query      opa-python-client `query_rule` on data.forgegov.gates.dataset.decision with a gate input
-  gate: request       signature + replay checks, the newest data-quality check re-read and its digests re-verified,
-                      OPA query, decision record, state change, audit append, commit
+  gate: request       signature + replay checks, every data-quality check of the bytes read from the log's entries
+                      and its digests and signature re-verified, OPA query, decision record, state change, audit
+                      append (carrying the signed request and approvals), commit
   gate: approve       as above, plus re-verifying the stored request and the approver's signature; quorum met,
                       so the dataset's state changes to approved
 Statements are signed before the clock starts (signing is the client's step, reported separately).
 
-Then every decision the run made (2n) is replayed as `forgegov audit verify --replay` does (each stored input
-re-evaluated by OPA under the policy recorded with it, each entry's commitment re-checked), reported per 1,000.
+Then every decision the run made (2n) is replayed as `forgegov audit verify --replay` does (walking the log's gate
+entries; each stored input's commitment re-checked, its signed parts held against the statements the entry carries,
+and re-evaluated by OPA under the policy recorded with it), reported per 1,000.
 """
 
 from __future__ import annotations

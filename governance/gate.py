@@ -319,7 +319,8 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
               statement.payload.get("target"))
     stored = (request.requested_by, request.id, request.gate, GateAction.REQUEST, asset.digest, request.target)
     if signed != stored:
-        raise StoreTampered(f"open request {request.id} on {label(asset)} differs from the statement that opened it",
+        raise StoreTampered(f"open request {request.id} on {label(asset)} differs from the statement that opened it "
+                            f"(signed by {statement.signer}; the row says requested by {request.requested_by})",
                             hint="run `forgegov audit verify`")
 
 

@@ -6,18 +6,23 @@ half is skipped on a developer machine, but fails under CI=true: CI must exercis
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, text
 from sqlmodel import select
 
 from forgegov.app.workspace import init_workspace
 from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto import keys as keys_module
+from forgegov.foundation.crypto.keys import write_key_file
 from forgegov.foundation.store.db import dispose_engines, read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import Classification, DatasetKind
@@ -66,10 +71,31 @@ def workspace(tmp_path: Path, store_url: str | None) -> Workspace:
     return init_workspace(tmp_path / "ws", store_url=store_url)
 
 
-@pytest.fixture
-def people(workspace: Workspace) -> Workspace:
-    """The workspace with every identity the shipped policy data names, all sharing one test passphrase."""
+# scrypt is what keeps a key at rest expensive to guess, not what these tests exercise: in this process each distinct
+# (passphrase, salt, cost) is derived once, for real, and its result reused. Key files made for one test (below) are
+# then opened by every other at no cost. Processes the tests start (the CLI) derive as users' processes do.
+keys_module._derive = functools.lru_cache(maxsize=1024)(keys_module._derive)
+
+
+@pytest.fixture(scope="session")
+def identity_key_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One encrypted key file per person, made once per test process."""
+    folder = tmp_path_factory.mktemp("identity-keys")
     for name in PEOPLE:
+        write_key_file(folder, keys_module.encrypt_private_key(name, Ed25519PrivateKey.generate(), PASSPHRASE))
+    return folder
+
+
+@pytest.fixture
+def people(workspace: Workspace, identity_key_files: Path) -> Workspace:
+    """The workspace with every identity the shipped policy data names, all sharing one test passphrase. Their keys
+    are copied in from `identity_key_files`, and `create_identity` registers the key it finds (as it does after an
+    interrupted create)."""
+    workspace.keys_dir.mkdir(parents=True, exist_ok=True)
+    for name in PEOPLE:
+        target = keys_module.key_path(workspace.keys_dir, name)
+        shutil.copyfile(keys_module.key_path(identity_key_files, name), target)
+        target.chmod(0o600)
         create_identity(workspace, name, PASSPHRASE)
     return workspace
 

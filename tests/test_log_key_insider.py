@@ -75,8 +75,8 @@ def test_a_policy_adopted_by_an_appended_allow_on_the_owners_own_request_does_no
     _forge_adoption(people, tmp_path)
     with read_session(people.database_url) as session:
         assert policy_in_force(session).revision == "2026.11.22-edited"  # every signature in it verifies
-    with pytest.raises(AdoptionNotProven, match=r"policy 2026.11.23-1, in force before it, does not allow that "
-                                                r"decision \(1 more approval by role policy-owner"):
+    with pytest.raises(AdoptionNotProven, match=r"policy 2026.11.23-1, in force when it was decided, does not allow "
+                                                r"it \(1 more approval by role policy-owner"):
         actions.request(people, "claims", "alice", PASSPHRASE)
     # The log's own verifier sees the request statement spent twice.
     with pytest.raises(AuditIntegrityError, match="statement nonce already used"):

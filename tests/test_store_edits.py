@@ -55,7 +55,8 @@ def test_a_requester_rewritten_in_the_store_cannot_approve_their_own_request(peo
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
     actions.request(people, "claims", "bob", PASSPHRASE, engine=engine)
     _sql(people, "UPDATE gate_request SET requested_by = 'alice'")
-    with pytest.raises(StoreTampered, match="is not the statement alice signed"):
+    with pytest.raises(StoreTampered, match=r"differs from the statement that opened it \(signed by bob; the row says "
+                                            "requested by alice"):
         actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE, engine=engine)
     assert find_asset(people, "claims").state.value == "pending"
 
