@@ -108,9 +108,9 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
         digest = _fast_check(row, len(leaves))
         if digest is None:
             leaf, digest = _check_entry(row, len(leaves))
-            action = leaf["action"]
+            action, subject = leaf["action"], leaf.get("subject_digest")
         else:
-            action = row[6]
+            action, subject = row[6], row[7]
         leaves.append(digest)
         if payload_text is None:
             if action in NOT_REDACTABLE:
@@ -120,10 +120,15 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
             continue
         if not action.startswith(_SEMANTIC_ACTIONS):
             continue
-        payload = _decode(payload_text)
-        if not isinstance(payload, dict):
-            raise AuditIntegrityError(f"entry {seq}: the payload of a {action} entry is not an object", seq)
-        statements.check(seq, action, payload)
+        try:
+            payload = _decode(payload_text)
+            if not isinstance(payload, dict):
+                raise TypeError("not a JSON object")
+            statements.check(seq, action, payload, subject)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Binascii and JSON errors are ValueErrors: a malformed payload is named, never a traceback.
+            raise AuditIntegrityError(f"entry {seq}: the payload of a {action} entry is malformed ({exc})",
+                                      seq) from exc
         if action == AuditAction.AUDIT_REDACT:
             erased = payload.get("seq")
             if not isinstance(erased, int) or isinstance(erased, bool) or not 0 <= erased < seq:
@@ -267,44 +272,53 @@ def _check_checkpoint(note: str, origin: str, log_key: Ed25519PublicKey, levels:
 
 class _StatementChecker:
     """Every statement a person signed that an entry carries verifies under the key the log bound to the signer's name
-    (their `identity.create`), and says what the entry says it did. Someone holding the log key can append entries,
-    but not sign for anyone else: a gate decision resting on a made-up request or approval, a redaction nobody with a
-    key asked for, or a check recorded in another's name fails here, on a store or on an export."""
+    (their `identity.create`, then any `identity.rotate`), was signed by someone not revoked at that point of the log,
+    and says what the entry says it did. Someone holding the log key (or only write access to the store, whose
+    appended entries the next tree head would cover) can append entries, but not sign for anyone else: a gate decision
+    resting on a made-up request or approval, or on a statement already spent or refused, a redaction nobody with a
+    key asked for, or a check recorded in another's name fails here, on a store or on an export. Whether the policy
+    allowed what was signed is replay's to prove (`audit verify --replay`)."""
 
     def __init__(self) -> None:
         self.keys: dict[str, dict[str, Ed25519PublicKey]] = {}  # every key each name was bound to, by key id
         self.current: dict[str, str] = {}  # the key id each name is bound to now
-        self.nonces: dict[str, int] = {}
+        self.revoked: set[str] = set()
+        self.decided: dict[str, tuple[int, str]] = {}  # gate statement nonce -> (entry, result)
+        self.refused: dict[str, int] = {}  # nonces of statements a gate refused: never to decide afterwards
         self.admin_nonces: dict[str, int] = {}
         self.count = 0
 
-    def check(self, seq: int, action: str, payload: dict[str, Any]) -> None:
+    def check(self, seq: int, action: str, payload: dict[str, Any], subject: str | None) -> None:
         if action == AuditAction.IDENTITY_CREATE:
             if payload["name"] in self.keys:
                 # A name is bound to its first key for good: a second creation is a deleted identity recreated.
                 raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created a second time", seq)
             self._bind(payload["name"], payload)
         elif action == AuditAction.GATE_REFUSED:
-            # A refusal records what was submitted, forged or not: its signature is the submitter's claim.
-            return
+            # A refusal records what was submitted, forged or not: its signature is the submitter's claim. What it
+            # carried may never decide later.
+            statement = payload.get("statement")
+            if isinstance(statement, dict) and isinstance(statement.get("nonce"), str):
+                self.refused.setdefault(statement["nonce"], seq)
         elif action.startswith("gate."):
-            self._gate(seq, action, payload)
+            self._gate(seq, action, payload, subject)
         elif action in _ADMIN_ACTIONS:
             self._admin(seq, action, payload)
         elif action == AuditAction.DATASET_CHECK:
             statement = self._signed(seq, Purpose.DATA_QUALITY, payload, "data-quality check")
-            if (statement.get("check_id"), statement.get("result_digest")) \
-                    != (payload.get("check_id"), payload.get("result_digest")):
-                raise AuditIntegrityError(f"entry {seq}: the check's signed statement names another check or "
-                                          "result than the entry records", seq)
+            if (statement.get("check_id"), statement.get("result_digest"), statement.get("dataset_digest")) \
+                    != (payload.get("check_id"), payload.get("result_digest"), subject):
+                raise AuditIntegrityError(f"entry {seq}: the check's signed statement names another check, result "
+                                          "or dataset than the entry records", seq)
 
     def _bind(self, name: str, payload: dict[str, Any]) -> None:
         self.keys.setdefault(name, {})[payload["key_id"]] = public_key_from_b64(payload["public_key"])
         self.current[name] = payload["key_id"]
 
     def _signed(self, seq: int, purpose: Purpose, carrier: Any, what: str, *, current: bool = True) -> dict[str, Any]:
-        """The statement `carrier` holds, once it verifies under its signer's key: the key bound to them now when
-        it was signed for this entry (`current`), any key the log ever bound to them when it was stored earlier."""
+        """The statement `carrier` holds, once it verifies under its signer's key: the key bound to them now, and
+        them not revoked, when it was signed for this entry (`current`); any key the log ever bound to them when it
+        was stored earlier."""
         statement = carrier.get("statement") if isinstance(carrier, dict) else None
         signature = carrier.get("signature") if isinstance(carrier, dict) else None
         if not isinstance(statement, dict) or not isinstance(signature, str):
@@ -314,9 +328,9 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: {what} signed by {signer!r}, an identity the log never "
                                       "registered", seq)
         key_id = statement.get("key_id")
-        if current and key_id != self.current[signer]:
-            raise AuditIntegrityError(f"entry {seq}: the {what} by {signer} is signed with a key that is not theirs "
-                                      "at this point of the log", seq)
+        if current and (key_id != self.current[signer] or signer in self.revoked):
+            raise AuditIntegrityError(f"entry {seq}: the {what} by {signer} is signed with a key that is not theirs, "
+                                      "or was revoked, at this point of the log", seq)
         key = self.keys[signer].get(key_id) if isinstance(key_id, str) else None
         if key is None:
             raise AuditIntegrityError(f"entry {seq}: the {what} by {signer} names a key never bound to them", seq)
@@ -328,27 +342,34 @@ class _StatementChecker:
         self.count += 1
         return statement
 
-    def _gate(self, seq: int, action: str, payload: dict[str, Any]) -> None:
+    def _gate(self, seq: int, action: str, payload: dict[str, Any], subject: str | None) -> None:
         statement = self._signed(seq, Purpose.GATE_ACTION, payload, "statement")
-        if action != f"gate.{statement.get('gate')}.{statement.get('action')}":
-            raise AuditIntegrityError(f"entry {seq}: a {action} entry carries a statement signed for "
-                                      f"gate.{statement.get('gate')}.{statement.get('action')}", seq)
-        nonce = statement.get("nonce")
-        if nonce in self.nonces:
-            raise AuditIntegrityError(f"entry {seq}: statement nonce already used by entry {self.nonces[nonce]} "
+        signed_subject = statement.get("subject") if isinstance(statement.get("subject"), dict) else {}
+        if action != f"gate.{statement.get('gate')}.{statement.get('action')}" \
+                or signed_subject.get("digest") != subject:
+            raise AuditIntegrityError(f"entry {seq}: a {action} entry on {subject} carries a statement signed for "
+                                      f"gate.{statement.get('gate')}.{statement.get('action')} on "
+                                      f"{signed_subject.get('digest')}", seq)
+        nonce = str(statement.get("nonce"))
+        if nonce in self.decided:
+            raise AuditIntegrityError(f"entry {seq}: statement nonce already used by entry {self.decided[nonce][0]} "
                                       "(replayed approval)", seq)
+        if nonce in self.refused:
+            raise AuditIntegrityError(f"entry {seq}: the statement was refused by a gate at entry "
+                                      f"{self.refused[nonce]} and cannot decide afterwards", seq)
         # Every decision spends its statement's nonce, a denial included (one denied while OPA was down must not
         # decide again once it is up).
-        self.nonces[nonce] = seq
+        self.decided[nonce] = (seq, str(payload.get("result")))
         if statement.get("action") not in ("approve", "reject"):
             return
         # An answer is decided together with the request it answers and every approval already on it: each is
-        # carried signed, so that none of them rests on the log key's word alone.
+        # carried signed, and each must be one an earlier decision admitted (not denied, not made up for this entry).
         about = (statement.get("request_id"), statement.get("subject"))
         request = self._signed(seq, Purpose.GATE_ACTION, payload.get("signed_request"), "request", current=False)
         if request.get("action") != "request" or (request.get("request_id"), request.get("subject")) != about:
             raise AuditIntegrityError(f"entry {seq}: the signed request carried is not the request this answer "
                                       "is about", seq)
+        self._admitted_before(seq, request, "request")
         carried = payload.get("signed_approvals")
         if not isinstance(carried, list):
             raise AuditIntegrityError(f"entry {seq}: the approvals already on the request are not carried", seq)
@@ -357,11 +378,20 @@ class _StatementChecker:
             if approval.get("action") not in ("approve", "reject") \
                     or (approval.get("request_id"), approval.get("subject")) != about:
                 raise AuditIntegrityError(f"entry {seq}: a carried approval is about another request", seq)
+            self._admitted_before(seq, approval, "approval")
+
+    def _admitted_before(self, seq: int, statement: dict[str, Any], what: str) -> None:
+        decided = self.decided.get(str(statement.get("nonce")))
+        if decided is None or decided[0] >= seq or decided[1] == "deny":
+            raise AuditIntegrityError(f"entry {seq}: the carried {what} by {statement.get('signer')} was never "
+                                      "admitted by an earlier decision (it was denied, or is made up)", seq)
 
     def _admin(self, seq: int, action: str, payload: dict[str, Any]) -> None:
         statement = self._signed(seq, Purpose.ADMIN_ACT, payload, "administrative act")
         decision = payload.get("decision")
         allowed = decision.get("allow") if isinstance(decision, dict) else None
+        asked = decision.get("input") if isinstance(decision, dict) else None
+        actor = asked.get("actor") if isinstance(asked, dict) else None
         target = statement.get("target") if isinstance(statement.get("target"), dict) else {}
         if action == AuditAction.ADMIN_DENIED:
             acted, signed, act = payload.get("act"), statement.get("act"), allowed is False
@@ -371,10 +401,13 @@ class _StatementChecker:
             if action == AuditAction.IDENTITY_ROTATE and (payload.get("public_key") != target.get("public_key")
                                                           or acted not in self.keys):
                 act = False
-        if statement.get("act") != payload.get("act", action) or not act or acted is None or acted != signed:
+        # The question the policy was asked is the act that was signed (replay re-asks it).
+        if statement.get("act") != payload.get("act", action) or not act or acted is None or acted != signed \
+                or not isinstance(actor, dict) or actor.get("name") != statement.get("signer") \
+                or asked.get("act") != statement.get("act"):
             raise AuditIntegrityError(f"entry {seq}: the {action} entry is not what its signed act "
                                       f"({statement.get('act')} on {target}) and its decision say", seq)
-        nonce = statement.get("nonce")
+        nonce = str(statement.get("nonce"))
         if nonce in self.admin_nonces:
             raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
                                       f"{self.admin_nonces[nonce]} (replayed)", seq)
@@ -383,3 +416,5 @@ class _StatementChecker:
             if key_id_of(public_key_from_b64(payload["public_key"])) != payload.get("key_id"):
                 raise AuditIntegrityError(f"entry {seq}: the rotated key's id is not its key's", seq)
             self._bind(payload["name"], payload)
+        elif action == AuditAction.IDENTITY_REVOKE:
+            self.revoked.add(str(payload["name"]))

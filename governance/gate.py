@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, TreeHeadUnsigned, audited_transaction, record
 from forgegov.audit.tree_heads import check_against_witnesses
 from forgegov.foundation.canonical import canonical_bytes, sha256_digest
@@ -36,7 +37,7 @@ from forgegov.foundation.errors import (
     StoreTampered,
     Tampered,
 )
-from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest
+from forgegov.foundation.store.models import Approval, Asset, AuditEntry, Decision, GateRequest
 from forgegov.foundation.vocabulary import (
     AssetState,
     AuditAction,
@@ -297,9 +298,15 @@ def _refuse_replay(session: Session, statement: SignedStatement) -> None:
     """A nonce is spent once, by any decision on its statement, allowed, pending or denied (a statement denied while
     OPA was down must not be submitted again once it is up); a request statement's id is spent with its request."""
     nonce = statement.payload["nonce"]
-    spent = [select(Decision.id).where(Decision.nonce == nonce), select(Approval.id).where(Approval.nonce == nonce)]
+    spent = [select(Decision.id).where(Decision.nonce == nonce), select(Approval.id).where(Approval.nonce == nonce),
+             # One a gate refused (the store was tampered with, say) is never submitted again either.
+             select(AuditEntry.seq).where(AuditEntry.action == AuditAction.GATE_REFUSED,
+                                          AuditEntry.payload.contains(str(nonce), autoescape=True))]  # type: ignore[union-attr]
     if statement.action is GateAction.REQUEST:
-        spent.append(select(GateRequest.id).where(GateRequest.id == statement.request_id))
+        # A request id is spent by its request and by every decision on it: reusing one (its request row deleted)
+        # would let the approvals given to the old request count again.
+        spent += [select(GateRequest.id).where(GateRequest.id == statement.request_id),
+                  select(Decision.id).where(Decision.request_id == statement.request_id)]
     if any(session.exec(query).first() is not None for query in spent):
         raise ReplayedApproval("this signed statement was already used: refused as a replay",
                                hint="sign a new statement (re-run the command)")
@@ -308,7 +315,7 @@ def _refuse_replay(session: Session, statement: SignedStatement) -> None:
 def _verify_stored_request(session: Session, request: GateRequest, asset: Asset) -> None:
     """The open request is the one its requester signed: who requested (separation of duties rests on it), for which
     gate, subject and target. A row edited in the database (requested_by, say) stops the gate."""
-    statement = SignedStatement(json.loads(request.payload), request.signature)
+    statement = SignedStatement(_stored_json(request.payload, f"open request {request.id}"), request.signature)
     try:
         verify_stored(session, statement)
     except SignatureInvalid as exc:
@@ -331,7 +338,9 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[Si
     stored = session.exec(select(Approval).where(Approval.request_id == request.id)
                           .order_by(Approval.id))  # type: ignore[arg-type]
     for approval in stored.all():
-        statement = SignedStatement(json.loads(approval.payload), approval.signature)
+        statement = SignedStatement(_stored_json(approval.payload, f"stored approval {approval.id}"),
+                                    approval.signature)
+        _admitted(session, approval, request)
         try:
             # Under the key the log bound to the approver's name when they signed, not as the identity row says now.
             bound = verify_stored(session, statement)
@@ -344,6 +353,29 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[Si
         signer = get_identity(session, approval.approver)
         verified.append((statement, signer.revoked_at is not None or bound.superseded_at is not None))
     return verified
+
+
+def _admitted(session: Session, approval: Approval, request: GateRequest) -> None:
+    """A stored approval counts only if a decision the log recorded admitted it: one denied (its signature is real,
+    but the policy refused it) or inserted into the store by hand is not an approval."""
+    decision = session.exec(select(Decision).where(Decision.nonce == approval.nonce)).first()
+    if decision is None or decision.result is DecisionResult.DENY or decision.request_id != request.id:
+        raise StoreTampered(f"stored approval {approval.id} by {approval.approver} on request {request.id} was never "
+                            "admitted by a gate decision (denied, or inserted into the store)",
+                            hint="run `forgegov audit verify`")
+    committed_payload(session, what=f"the decision that admitted approval {approval.id}",
+                      action=AuditAction.of_gate(decision.gate, decision.action), decision_id=decision.id,
+                      subject_digest=decision.subject_digest, fields={"result": decision.result.value})
+
+
+def _stored_json(text: str, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise StoreTampered(f"{what} is not JSON: the store was altered", hint="run `forgegov audit verify`") from exc
+    if not isinstance(document, dict):
+        raise StoreTampered(f"{what} is not a JSON object: the store was altered", hint="run `forgegov audit verify`")
+    return document
 
 
 def _log_refusal(workspace: Workspace, statement: SignedStatement, refusal: Exception) -> None:

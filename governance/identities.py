@@ -166,6 +166,8 @@ def _check_rotation_signed(session: Session, seq: int, name: str, rotated: dict[
                 or key_id_of(public_key_from_b64(str(rotated.get("public_key")))) != rotated.get("key_id"):
             raise SignatureInvalid("the entry is not the signed, allowed act it claims to record")
         signer = str(statement.get("signer"))
+        if revocations(session).get(signer, seq) < seq:
+            raise SignatureInvalid(f"{signer} had been revoked")
         history = keys_so_far if signer == name else key_history(session, signer, before=seq)
         current = history[-1]
         if statement.get("key_id") != current.key_id:
@@ -177,10 +179,10 @@ def _check_rotation_signed(session: Session, seq: int, name: str, rotated: dict[
                             f"{message}", hint="run `forgegov audit verify`") from exc
 
 
-def signing_key(session: Session, name: str, key_id: str) -> BoundKey:
-    """The key `name` signed with, if the log ever bound it to them (a statement stored before a rotation was signed
-    with the key of its time); SignatureInvalid otherwise."""
-    for bound in key_history(session, name):
+def signing_key(session: Session, name: str, key_id: str, *, before: int | None = None) -> BoundKey:
+    """The key `name` signed with, if the log bound it to them (before entry `before`, when given: a statement stored
+    before a rotation was signed with the key of its time); SignatureInvalid otherwise."""
+    for bound in key_history(session, name, before=before):
         if bound.key_id == key_id:
             return bound
     raise SignatureInvalid(f"key {key_id[:16]}… was never {name!r}'s key")
@@ -191,7 +193,8 @@ def revocations(session: Session) -> dict[str, int]:
     is a question of log order, not of what an identity row says now."""
     revoked: dict[str, int] = {}
     for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload)
-                                     .where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)):
+                                     .where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)
+                                     .order_by(AuditEntry.seq)):  # type: ignore[arg-type]
         revoked.setdefault(_payload_name(seq, payload, "identity.revoke"), seq)
     return revoked
 

@@ -45,7 +45,7 @@ from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.client import DECISION_RULE, PACKAGE_PREFIX, OpaAnswer, PolicyClient, parse_answer
 from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
-from forgegov.governance.statements import check_signed_input
+from forgegov.governance.statements import check_admin_input, check_signed_input
 
 MANIFEST_FILE = ".manifest"
 ADMIN_PACKAGE = "forgegov.admin"
@@ -325,7 +325,15 @@ def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -
                             "that hashes to what its entry committed to", hint=_HINT)
     # Who requested and who approved, from their signatures (someone holding only the log key could append an
     # "allow" entry; they cannot sign for the policy owners).
-    check_signed_input(session, seq, decided, json.loads(decision.input), revocations(session))
+    check_signed_input(session, seq, row.digest, decided, _object_of(seq, decision.input), revocations(session))
+    # A statement decides once: an approval already spent (or refused) and carried again into an appended entry
+    # would otherwise put back any policy it once approved.
+    nonce = str((decided.get("statement") or {}).get("nonce"))
+    uses = session.exec(select(AuditEntry.seq).where(AuditEntry.action.like("gate.%"),  # type: ignore[attr-defined]
+                                                     AuditEntry.payload.contains(nonce, autoescape=True))).all()  # type: ignore[union-attr]
+    if len(uses) != 1:
+        raise StoreTampered(f"the statement behind decision {row.decision_id} was used by {len(uses)} gate entries "
+                            f"({', '.join(map(str, uses))}), not one", hint=_HINT)
 
 
 class AdoptionNotProven(StoreTampered):
@@ -339,27 +347,28 @@ def prove_policy_acts(workspace: Workspace, session: Session) -> None:
     policy's stored bundle and the pinned build, must still allow the recorded input. Signatures alone cannot show
     this: someone holding the log key could append an "allow" resting only on their own signed request or act. Each
     proof is kept for the life of the process."""
-    chain = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
-        AuditEntry.action == AuditAction.POLICY_ACTIVATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
-    activated = [(seq, *_activation(seq, payload)) for seq, payload in chain]
-    for (_, before, _), (_, digest, decision_id) in zip(activated, activated[1:], strict=False):
-        decision = session.get(Decision, decision_id) if decision_id else None
-        if decision is None or decision.policy_digest != before or decision.subject_digest != digest:
-            raise AdoptionNotProven(f"policy {digest} was put in force by decision {decision_id}, which is not a "
-                                    f"decision on it under the policy in force before it ({before})", hint=_HINT)
-        _prove(workspace, session, (decision.id, decision.input_digest), before, Gate.POLICY.value,
-               json.loads(decision.input), f"policy {digest} is in force through decision {decision.id}")
+    chain = activation_chain(session)
+    for before, adopted in zip(chain, chain[1:], strict=False):
+        decision = session.get(Decision, adopted.decision_id) if adopted.decision_id else None
+        if decision is None or decision.policy_digest != before.digest or decision.subject_digest != adopted.digest:
+            raise AdoptionNotProven(f"policy {adopted.digest} was put in force by decision {adopted.decision_id}, "
+                                    "which is not a decision on it under the policy in force before it "
+                                    f"({before.revision})", hint=_HINT)
+        _prove(workspace, session, (decision.id, decision.input_digest), before.digest, Gate.POLICY.value,
+               _object_of(adopted.seq, decision.input),
+               f"policy {adopted.revision} is in force through decision {decision.id}")
     rotations = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
         AuditEntry.action == AuditAction.IDENTITY_ROTATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
     for seq, payload in rotations:
-        decision = _object_of(seq, payload).get("decision")
-        in_force = [digest for at, digest, _ in activated if at < seq]
-        if not isinstance(decision, dict) or not isinstance(decision.get("input"), dict) or not in_force \
-                or decision.get("policy_digest") != in_force[-1]:
+        rotated = _object_of(seq, payload)
+        decision, in_force = rotated.get("decision"), in_force_at(chain, seq)
+        if not isinstance(decision, dict) or decision.get("policy_digest") != in_force.digest:
             raise AdoptionNotProven(f"the key rotation at audit entry {seq} does not record the decision of the "
                                     "policy in force at the time", hint=_HINT)
-        _prove(workspace, session, (str(seq), hashlib.sha256(str(payload).encode()).hexdigest()), in_force[-1],
-               None, decision["input"], f"the key rotation at audit entry {seq} stands")
+        # The question re-asked is the act that was signed (who acts, on whom, which key), not one made up beside it.
+        asked = check_admin_input(session, seq, rotated, AuditAction.IDENTITY_ROTATE.value)
+        _prove(workspace, session, (str(seq), hashlib.sha256(str(payload).encode()).hexdigest()), in_force.digest,
+               None, asked, f"the key rotation at audit entry {seq} stands")
 
 
 def _prove(workspace: Workspace, session: Session, key: tuple[str, str], policy_digest: str, gate: str | None,
@@ -392,12 +401,35 @@ def _object_of(seq: int, payload: str | None) -> dict[str, Any]:
     return document
 
 
-def _activation(seq: int, payload: str | None) -> tuple[str, str | None]:
-    try:
-        document = json.loads(payload or "")
-        return str(document["digest"]), document.get("decision_id")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StoreTampered(f"audit entry {seq} (policy.activate) holds no readable payload", hint=_HINT) from exc
+@dataclass(frozen=True)
+class Activation:
+    seq: int
+    digest: str
+    revision: str
+    decision_id: str | None
+
+
+def activation_chain(session: Session) -> list[Activation]:
+    """Every policy the log put in force, in order: which policy decided an entry is the one whose activation came
+    last before it, never what a record beside the entry claims."""
+    chain = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action == AuditAction.POLICY_ACTIVATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    activations = []
+    for seq, payload in chain:
+        try:
+            document = json.loads(payload or "")
+            activations.append(Activation(seq, str(document["digest"]), str(document["revision"]),
+                                          document.get("decision_id")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreTampered(f"audit entry {seq} (policy.activate) holds no readable payload", hint=_HINT) from exc
+    return activations
+
+
+def in_force_at(chain: list[Activation], seq: int) -> Activation:
+    before = [activation for activation in chain if activation.seq < seq]
+    if not before:
+        raise StoreTampered(f"audit entry {seq} comes before any policy was put in force", hint=_HINT)
+    return before[-1]
 
 
 def stored_policy(session: Session, digest: str) -> tuple[Bundle, Decider]:

@@ -8,8 +8,9 @@ found. For every gate decision entry it proves, before asking OPA anything:
    revoked at the time) are what their statements, carried in the entry and verified under the keys the log bound to
    their names, say (a quorum made up by someone holding only the log key);
 
-then re-evaluates the input with the real OPA under the stored bundle of the policy recorded with it (re-hashed, run
-by its pinned OPA build, from sealed files) and compares the answer with what was recorded. Administrative acts
+then re-evaluates the input with the real OPA under the stored bundle of the policy the log had put in force when the
+entry was made (the record must name that same policy; re-hashed, run by its pinned OPA build, from sealed files)
+and compares the answer with what was recorded. Administrative acts
 (revocations, redactions, their denials) are replayed the same way from the input their entries carry. A fake OPA
 server that allowed what the policy denies, a wrapper that ran another bundle, or an edited decision all show up as
 a differing decision, named with its audit entry.
@@ -30,8 +31,7 @@ from sqlmodel import Session, select
 from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.canonical import sha256_digest
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.crypto.signing import key_id_of, public_key_from_b64
-from forgegov.foundation.errors import DecisionUnavailable, StateConflict, StoreTampered
+from forgegov.foundation.errors import DecisionUnavailable, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, Decision
 from forgegov.foundation.vocabulary import AuditAction, DecisionResult
@@ -39,8 +39,16 @@ from forgegov.governance.identities import revocations
 from forgegov.governance.opa.client import PACKAGE_PREFIX, OpaAnswer, PolicyClient
 from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
-from forgegov.governance.policy import ADMIN_PACKAGE, Bundle, Decider, OpaBuild, stored_policy
-from forgegov.governance.statements import check_signed_input
+from forgegov.governance.policy import (
+    ADMIN_PACKAGE,
+    Bundle,
+    Decider,
+    OpaBuild,
+    activation_chain,
+    in_force_at,
+    stored_policy,
+)
+from forgegov.governance.statements import check_admin_input, check_signed_input
 
 _HINT = "run `forgegov audit verify`"
 _ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
@@ -83,21 +91,29 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
     policies: dict[str, tuple[Bundle, Decider]] = {}
     with read_session(workspace.database_url) as session:
         revoked = revocations(session)
+        chain = activation_chain(session)
         seen: set[str] = set()
         entries = session.exec(select(AuditEntry).where(
             AuditEntry.action.like("gate.%") | AuditEntry.action.in_(_ADMIN),  # type: ignore[attr-defined]
             AuditEntry.action != AuditAction.GATE_REFUSED).order_by(AuditEntry.seq))  # type: ignore[arg-type]
         for entry in entries:
             report.decisions += 1
+            if entry.decision_id is not None:
+                seen.add(entry.decision_id)
             if entry.payload is None:
                 report.limits.append(f"audit entry {entry.seq} ({entry.action}) was redacted: its decision cannot "
                                      "be replayed")
                 continue
+            # The policy that decided is the one the log had put in force by then, whatever the record says.
+            in_force = in_force_at(chain, entry.seq)
             if entry.action in _ADMIN:
-                recorded, digest = _admin_recorded(entry)
+                recorded, digest = _admin_recorded(session, entry)
             else:
                 recorded, digest = _gate_recorded(session, entry, revoked)
-                seen.add(str(entry.decision_id))
+            if digest != in_force.digest or (entry.action not in _ADMIN and entry.policy_revision != in_force.revision):
+                raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) records a decision under policy "
+                                    f"{digest} ({entry.policy_revision}), but the log had put {in_force.revision} "
+                                    f"({in_force.digest}) in force then", hint=_HINT)
             if recorded is None:
                 report.unanswered += 1
                 continue
@@ -106,12 +122,10 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
         if hidden:
             raise StoreTampered(f"decision {hidden[0]} is in the store but no gate entry of the audit log records it "
                                 f"({len(hidden)} such)", hint=_HINT)
-        for digest in list(groups):
-            try:
-                policies[digest] = stored_policy(session, digest)
-            except StoreTampered as exc:
-                report.limits.append(f"{len(groups.pop(digest))} decisions under policy {digest} cannot be "
-                                     f"replayed: {exc.message}")
+        for digest in groups:
+            # Every policy the log put in force is in the store: one missing (or altered) was removed to avoid
+            # this very replay.
+            policies[digest] = stored_policy(session, digest)
     opa = OpaBuild.configured(workspace)
     for digest, recorded_group in groups.items():
         bundle, decider = policies[digest]
@@ -136,64 +150,35 @@ def _gate_recorded(session: Session, entry: AuditEntry,
     if action != entry.action:
         raise StoreTampered(f"decision {decision.id} is a {action.value}, but its audit entry {entry.seq} records a "
                             f"{entry.action}", hint=_HINT)
-    try:
-        payload = committed_payload(session, what=f"decision {decision.id}", action=action, seq=entry.seq,
-                                    subject_digest=decision.subject_digest,
-                                    fields={"input_digest": decision.input_digest,
-                                            "policy_digest": decision.policy_digest,
-                                            "result": decision.result.value})
-    except StateConflict:
-        raise StoreTampered(f"the audit entry of decision {decision.id} was redacted; a gate decision's entry "
-                            "never is", hint=_HINT) from None
+    payload = committed_payload(session, what=f"decision {decision.id}", action=action, seq=entry.seq,
+                                subject_digest=decision.subject_digest,
+                                fields={"input_digest": decision.input_digest, "policy_digest": decision.policy_digest,
+                                        "result": decision.result.value})
     if entry.decision_id != decision.id or sha256_digest(decision.input.encode()) != decision.input_digest:
         raise StoreTampered(f"the stored input of decision {decision.id} does not hash to the digest its audit entry "
                             f"({entry.seq}) committed to", hint=_HINT)
     document = _object(decision.input, f"the stored input of decision {decision.id}")
-    check_signed_input(session, entry.seq, payload, document, revoked)
+    check_signed_input(session, entry.seq, decision.subject_digest, payload, document, revoked)
     if payload.get("opa_decision_id") is None and decision.result is DecisionResult.DENY:
-        return None, ""
+        return None, str(decision.policy_digest)
     recorded = _Recorded(entry.seq, decision.id, f"{PACKAGE_PREFIX}.{decision.gate.value}", entry.action,
                          payload.get("subject"), document,
                          (payload.get("result"), payload.get("reasons"), payload.get("missing")))
     return recorded, str(decision.policy_digest)
 
 
-def _admin_recorded(entry: AuditEntry) -> tuple[_Recorded | None, str]:
+def _admin_recorded(session: Session, entry: AuditEntry) -> tuple[_Recorded | None, str]:
     """An administrative act's entry: the question it put to the policy is carried with its decision, and must be
     the one its actor signed (who acts, which act, why, on what)."""
     payload = _object(entry.payload or "", f"audit entry {entry.seq}")
-    decision, statement = payload.get("decision"), payload.get("statement")
-    document = decision.get("input") if isinstance(decision, dict) else None
-    if not isinstance(document, dict) or not isinstance(statement, dict):
-        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) does not carry the question its decision "
-                            "answered", hint=_HINT)
-    target, signed_target = document.get("target"), statement.get("target")
-    asked = (document.get("act"), (document.get("actor") or {}).get("name"), document.get("reason"))
-    if asked != (statement.get("act"), statement.get("signer"), statement.get("reason")) \
-            or not isinstance(target, dict) or not isinstance(signed_target, dict) \
-            or not _same_target(target, signed_target):
-        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}): the question put to the policy is not the act "
-                            "its actor signed", hint=_HINT)
+    document = check_admin_input(session, entry.seq, payload, entry.action)
+    decision = payload["decision"]
     if decision.get("opa_decision_id") is None and decision.get("allow") is False:
-        return None, ""
+        return None, str(decision.get("policy_digest"))
     result = DecisionResult.ALLOW.value if decision.get("allow") else DecisionResult.DENY.value
-    recorded = _Recorded(entry.seq, None, ADMIN_PACKAGE, entry.action, signed_target, document,
+    recorded = _Recorded(entry.seq, None, ADMIN_PACKAGE, entry.action, payload["statement"].get("target"), document,
                          (result, decision.get("reasons"), []))
     return recorded, str(decision.get("policy_digest"))
-
-
-def _same_target(asked: dict[str, Any], signed: dict[str, Any]) -> bool:
-    """The policy was told about the signed target: its name or entry number, and for a rotation the id of the very
-    key the act binds."""
-    named = ("name", "seq")
-    if [asked.get(key) for key in named] != [signed.get(key) for key in named]:
-        return False
-    if "public_key" not in signed:
-        return True
-    try:
-        return asked.get("key_id") == key_id_of(public_key_from_b64(str(signed["public_key"])))
-    except ValueError:
-        return False
 
 
 def _object(text: str, what: str) -> dict[str, Any]:

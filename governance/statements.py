@@ -18,9 +18,9 @@ from sqlmodel import Session
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.crypto.keys import Signer
-from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign, verify
+from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, SignatureInvalid, StoreTampered
-from forgegov.foundation.store.models import Asset, Identity
+from forgegov.foundation.store.models import Asset, AuditEntry, Identity
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Verdict
 from forgegov.governance.identities import BoundKey, public_key, signing_key
 
@@ -101,11 +101,12 @@ def verify_statement(identity: Identity, statement: SignedStatement) -> None:
     verify(public_key(identity), Purpose.GATE_ACTION, statement.payload, statement.signature)
 
 
-def verify_stored(session: Session, statement: SignedStatement) -> BoundKey:
+def verify_stored(session: Session, statement: SignedStatement, *, before: int | None = None) -> BoundKey:
     """A statement stored earlier verifies under the key its signer held when signing it, one the log bound to their
-    name (a rotation since does not void it; whether it still counts is the policy's, through `key_revoked`)."""
+    name (before entry `before`, when given; a rotation since does not void it; whether it still counts is the
+    policy's, through `key_revoked`)."""
     check_shape(statement)
-    bound = signing_key(session, statement.signer, str(statement.payload["key_id"]))
+    bound = signing_key(session, statement.signer, str(statement.payload["key_id"]), before=before)
     verify(public_key_from_b64(bound.public_key), Purpose.GATE_ACTION, statement.payload, statement.signature)
     return bound
 
@@ -130,30 +131,36 @@ def approval_input(statement: SignedStatement, *, key_revoked: bool, new: bool) 
     }
 
 
-def _carried(session: Session, item: Any, what: str) -> SignedStatement:
+def _carried(session: Session, item: Any, what: str, seq: int) -> SignedStatement:
     if not isinstance(item, dict) or not isinstance(item.get("statement"), dict) \
             or not isinstance(item.get("signature"), str):
         raise SignatureInvalid(f"the {what} is not carried as a signed statement")
     statement = SignedStatement(item["statement"], item["signature"])
-    verify_stored(session, statement)
+    verify_stored(session, statement, before=seq)
     return statement
 
 
-def check_signed_input(session: Session, seq: int, payload: dict[str, Any], document: dict[str, Any],
-                       revoked: dict[str, int]) -> None:
-    """The parts of a recorded gate input that people signed are exactly what they signed: who acted, on what, the
-    request (who made it, when, for which target) and every approval counted, each verified under the key the log
-    bound to its signer. `revoked` maps revoked names to the entry that revoked them, so an approval is marked
-    revoked exactly when its key had been revoked before entry `seq`. StoreTampered names the entry otherwise: a
-    decision taken on approvals nobody signed, made up by someone holding only the log key."""
+def check_signed_input(session: Session, seq: int, subject_digest: str, payload: dict[str, Any],
+                       document: dict[str, Any], revoked: dict[str, int]) -> None:
+    """The parts of the gate decision at entry `seq`, on `subject_digest`, that people signed are exactly what they
+    signed: who acted, on what, the request (who made it, when, for which target) and every approval counted, each
+    verified under a key the log had bound to its signer by then, the actor not revoked. `revoked` maps revoked names
+    to the entry that revoked them, so an approval is marked revoked exactly when its key had been revoked (or
+    rotated away) before entry `seq`. StoreTampered names the entry otherwise: a decision taken on approvals nobody
+    signed, made up by someone holding only the log key."""
     try:
-        statement = _carried(session, payload, "decision's own statement")
+        statement = _carried(session, payload, "decision's own statement", seq)
         answers = statement.action in (GateAction.APPROVE, GateAction.REJECT)
-        request = _carried(session, payload.get("signed_request"), "request") if answers else statement
+        request = _carried(session, payload.get("signed_request"), "request", seq) if answers else statement
         carried = payload.get("signed_approvals", []) if answers else []
         if not isinstance(carried, list):
             raise SignatureInvalid("the approvals already on the request are not carried as a list")
-        approvals = [_carried(session, item, "approval") for item in carried]
+        approvals = [_carried(session, item, "approval", seq) for item in carried]
+        if revoked.get(statement.signer, seq) < seq:
+            raise SignatureInvalid(f"{statement.signer} had been revoked (audit entry {revoked[statement.signer]})")
+        if statement.subject_digest != subject_digest:
+            raise SignatureInvalid(f"the statement is about {statement.subject_digest}, the entry about "
+                                   f"{subject_digest}")
     except (SignatureInvalid, KeyError, TypeError, ValueError) as exc:
         message = exc.message if isinstance(exc, SignatureInvalid) else str(exc)
         raise StoreTampered(f"audit entry {seq}: a statement the decision rests on does not verify ({message})",
@@ -161,7 +168,7 @@ def check_signed_input(session: Session, seq: int, payload: dict[str, Any], docu
 
     def was_revoked(signed: SignedStatement) -> bool:
         # Revoked, or replaced by a rotation, before this decision: as the gate saw it then.
-        superseded = signing_key(session, signed.signer, str(signed.payload["key_id"])).superseded_at
+        superseded = signing_key(session, signed.signer, str(signed.payload["key_id"]), before=seq).superseded_at
         return revoked.get(signed.signer, seq) < seq or (superseded is not None and superseded < seq)
 
     expected = {
@@ -186,3 +193,33 @@ def check_signed_input(session: Session, seq: int, payload: dict[str, Any], docu
     if differing:
         raise StoreTampered(f"audit entry {seq}: the input of its decision is not what its signers signed "
                             f"({', '.join(sorted(set(differing)))})", hint="run `forgegov audit verify --replay`")
+
+
+def check_admin_input(session: Session, seq: int, payload: dict[str, Any], action: str) -> dict[str, Any]:
+    """The question an administrative act's entry says was put to the policy, once it is the act its actor signed:
+    who acts, which act, why, and on what (a redaction's entry as the log has it; a rotation's key as signed).
+    StoreTampered otherwise: an "allow" for a question nobody asked, made up beside a real signature."""
+    decision, statement = payload.get("decision"), payload.get("statement")
+    document = decision.get("input") if isinstance(decision, dict) else None
+    if not isinstance(document, dict) or not isinstance(statement, dict):
+        raise StoreTampered(f"audit entry {seq} ({action}) does not carry the question its decision answered",
+                            hint="run `forgegov audit verify`")
+    actor, target, signed = document.get("actor"), document.get("target"), statement.get("target")
+    expected: dict[str, Any] = {}
+    if isinstance(signed, dict):
+        expected = {key: signed.get(key) for key in ("name", "seq") if key in signed}
+        if "public_key" in signed:
+            try:
+                expected["key_id"] = key_id_of(public_key_from_b64(str(signed["public_key"])))
+            except ValueError:
+                expected["key_id"] = None
+        if statement.get("act") == "audit.redact" and isinstance(signed.get("seq"), int):
+            erased = session.get(AuditEntry, signed["seq"])
+            expected["action"] = erased.action if erased is not None else None
+    if not isinstance(actor, dict) or not isinstance(target, dict) \
+            or (document.get("act"), actor.get("name"), actor.get("key_id"), document.get("reason")) \
+            != (statement.get("act"), statement.get("signer"), statement.get("key_id"), statement.get("reason")) \
+            or target != expected:
+        raise StoreTampered(f"audit entry {seq} ({action}): the question put to the policy is not the act its actor "
+                            "signed", hint="run `forgegov audit verify`")
+    return document

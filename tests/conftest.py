@@ -67,8 +67,28 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | 
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, store_url: str | None) -> Workspace:
-    return init_workspace(tmp_path / "ws", store_url=store_url)
+def workspace(tmp_path: Path, store_url: str | None, request: pytest.FixtureRequest) -> Iterator[Workspace]:
+    """A fresh workspace. Once the test is done, every decision it recorded is replayed with the real OPA under the
+    policy recorded with it and must agree (issue 12: replay runs on every workspace of the tests), unless the test
+    left the log or the store tampered (its own assertions say what must be found then) or is marked
+    `replay_objects` (it made up entries that only replay can object to)."""
+    ws = init_workspace(tmp_path / "ws", store_url=store_url)
+    yield ws
+    if request.node.get_closest_marker("replay_objects") is None:
+        _replays_as_recorded(ws)
+
+
+def _replays_as_recorded(ws: Workspace) -> None:
+    from forgegov.audit.operations import verify_workspace
+    from forgegov.foundation.errors import Tampered
+    from forgegov.governance.replay import replay_decisions
+
+    try:
+        verify_workspace(ws)
+    except Tampered:
+        return
+    report = replay_decisions(ws)
+    assert report.differing == [], report.to_dict()
 
 
 # scrypt is what keeps a key at rest expensive to guess, not what these tests exercise: in this process each distinct

@@ -105,7 +105,7 @@ def test_a_key_swapped_in_the_store_is_not_a_rotation(people):
         unlock(people, "alice", PASSPHRASE)
 
 
-def _forge_rotation(ws, actor: str, *, signed: bool = True):  # type: ignore[no-untyped-def]
+def _forge_rotation(ws, actor: str, *, signed: bool = True, claimed: str | None = None):  # type: ignore[no-untyped-def]
     """With the log key alone: bind a key the insider holds to alice's name, with `actor`'s own signed act (which the
     policy would refuse) and a decision claiming allow."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -117,7 +117,7 @@ def _forge_rotation(ws, actor: str, *, signed: bool = True):  # type: ignore[no-
     with read_session(ws.database_url) as session:
         in_force = policy_in_force(session)
     document = {"version": 1, "act": "identity.rotate", "now": statement.payload["signed_at"],
-                "actor": {"name": actor, "key_id": statement.payload["key_id"]},
+                "actor": {"name": claimed or actor, "key_id": statement.payload["key_id"]},
                 "target": {"name": "alice", "key_id": key_id_of(mine)}, "reason": "mine now"}
     decision = {"allow": True, "reasons": [], "opa_decision_id": "forged", "policy_digest": in_force.digest,
                 "policy_revision": in_force.revision, "input": document}
@@ -138,6 +138,7 @@ def test_a_rotation_appended_with_the_log_key_and_no_signed_act_binds_nothing(pe
         verify_workspace(people)
 
 
+@pytest.mark.replay_objects
 def test_a_rotation_signed_by_someone_the_policy_refuses_decides_nothing(people, files):
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
     _forge_rotation(people, "mallory")
@@ -148,3 +149,13 @@ def test_a_rotation_signed_by_someone_the_policy_refuses_decides_nothing(people,
     assert differs["what"] == "identity.rotate" and differs["replayed"]["result"] == "deny"
     assert json.dumps(differs["subject"]).count("alice") == 1
     assert len(audit_entries(people, "identity.rotate")) == 1
+
+
+def test_a_rotation_whose_recorded_question_is_not_the_signed_act_decides_nothing(people, files):
+    # mallory signs the act; the input beside it claims alice rotated her own key, which the policy would allow.
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    _forge_rotation(people, "mallory", claimed="alice")
+    with pytest.raises(StoreTampered, match="the question put to the policy is not the act its actor signed"):
+        actions.request(people, "claims", "bob", PASSPHRASE)
+    with pytest.raises(AuditIntegrityError, match="is not what its signed act .* and its decision say"):
+        verify_workspace(people)

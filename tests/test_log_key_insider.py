@@ -42,26 +42,32 @@ def _sql(ws, statement: str, **params) -> None:  # type: ignore[no-untyped-def]
         session.connection().execute(text(statement), params)
 
 
-def _forge_adoption(ws, tmp_path, approvals=()):  # type: ignore[no-untyped-def]
+def _forge_adoption(ws, tmp_path, approvals=(), *, fresh: bool = True):  # type: ignore[no-untyped-def]
     """dave (a policy owner) proposes a bundle, then, holding the log key, appends an "allow" decision on his own
-    signed request, with `approvals` claimed in its input, and the activation it would have caused."""
+    signed request (a `fresh` one he signs for it, or the one the gate already decided), with `approvals` claimed
+    in its input, and the activation it would have caused."""
     asset = register_asset(ws, AssetKind.POLICY, _edited_bundle(ws, tmp_path, _require_privacy_officer), "rules",
                            "dave")
     requested = actions.request(ws, label(asset), "dave", PASSPHRASE)
+    own = make_statement(unlock(ws, "dave", PASSPHRASE), Gate.POLICY, GateAction.REQUEST, asset) if fresh else None
     with audited_transaction(ws) as tx:
         real = tx.session.get(Decision, requested.decision_id)
         entry = tx.session.exec(select(AuditEntry).where(AuditEntry.seq == requested.audit_seq)).one()
+        payload = json.loads(entry.payload)
         document = json.loads(real.input)
         document["approvals"] = list(approvals)
+        if own is not None:
+            document["request"].update(id=own.request_id, requested_at=own.payload["signed_at"])
+            payload.update(statement=own.payload, signature=own.signature, request_id=own.request_id)
         forged_input = canonical_bytes(document)
         decision = Decision(**{**real.model_dump(), "id": str(uuid.uuid4()), "result": DecisionResult.ALLOW,
                                "input": forged_input.decode(), "input_digest": sha256_digest(forged_input),
-                               "nonce": uuid.uuid4().hex})
+                               "nonce": payload["statement"]["nonce"] if own else uuid.uuid4().hex,
+                               "request_id": payload["request_id"]})
         tx.session.add(decision)
         subject = tx.session.get(Asset, asset.id)
         subject.state = AssetState.APPROVED
         tx.session.add(subject)
-        payload = json.loads(entry.payload)
         tx.append(EntryDraft(actor="dave", action=AuditAction.GATE_POLICY_REQUEST, subject_digest=asset.digest,
                              decision_id=decision.id, policy_revision=entry.policy_revision,
                              payload={**payload, "result": "allow", "missing": [], "state": "approved",
@@ -70,6 +76,7 @@ def _forge_adoption(ws, tmp_path, approvals=()):  # type: ignore[no-untyped-def]
     return asset
 
 
+@pytest.mark.replay_objects
 def test_a_policy_adopted_by_an_appended_allow_on_the_owners_own_request_does_not_decide(people, files, tmp_path):
     register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
     _forge_adoption(people, tmp_path)
@@ -78,11 +85,21 @@ def test_a_policy_adopted_by_an_appended_allow_on_the_owners_own_request_does_no
     with pytest.raises(AdoptionNotProven, match=r"policy 2026.11.23-1, in force when it was decided, does not allow "
                                                 r"it \(1 more approval by role policy-owner"):
         actions.request(people, "claims", "alice", PASSPHRASE)
-    # The log's own verifier sees the request statement spent twice.
+    verify_workspace(people)  # dave did sign that request: only the policy shows it was not enough
+    [differs] = replay_decisions(people).differing
+    assert differs["what"] == "gate.policy.request" and differs["replayed"]["result"] == "pending"
+
+
+def test_a_policy_adopted_on_a_request_statement_already_spent_does_not_decide(people, files, tmp_path):
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    _forge_adoption(people, tmp_path, fresh=False)
+    with pytest.raises(StoreTampered, match=r"the statement behind decision .* was used by 2 gate entries"):
+        actions.request(people, "claims", "alice", PASSPHRASE)
     with pytest.raises(AuditIntegrityError, match="statement nonce already used"):
         verify_workspace(people)
 
 
+@pytest.mark.replay_objects
 def test_an_adoption_claiming_an_approval_nobody_signed_does_not_decide(people, files, tmp_path):
     grace = {"approver": "grace", "key_id": "k", "verdict": "approve", "signed_at": now_rfc3339(),
              "key_revoked": False, "new": True, "justification": ""}
@@ -156,6 +173,7 @@ def test_an_erasure_nobody_signed_fails_verify(people, files):
         verify_workspace(people)
 
 
+@pytest.mark.replay_objects
 def test_an_erasure_signed_by_someone_the_policy_does_not_allow_is_named_by_replay(people, files):
     register_checked(people, files.folder("d", {"a.jsonl": PII}), "claims")
     [check] = audit_entries(people, "dataset.check")
@@ -190,3 +208,125 @@ def test_an_approval_entry_without_the_request_it_answers_fails_verify(people, f
                                       "signature": statement.signature, "signed_approvals": []}))
     with pytest.raises(AuditIntegrityError, match="the request carries no signed statement"):
         verify_workspace(people)
+
+
+# --- found by the review at the end of this session's first half --------------------------------------------------
+
+def _append_allow_on_own_request(ws, asset, actor: str, policy_digest: str | None = None,  # type: ignore[no-untyped-def]
+                                 signer=None):
+    """`actor` (the owner, with no right to approve) signs a request; holding the log key, the insider records it as
+    allowed, under the policy in force or under one they name."""
+    statement = make_statement(signer or unlock(ws, actor, PASSPHRASE), Gate.DATASET, GateAction.REQUEST, asset)
+    with read_session(ws.database_url) as session:
+        in_force = policy_in_force(session)
+    digest = policy_digest or in_force.digest
+    document = {"version": 1, "gate": "dataset", "action": "request", "now": now_rfc3339(),
+                "actor": {"name": actor, "key_id": statement.payload["key_id"]},
+                "subject": {"digest": asset.digest}, "approvals": [], "evidence": {},
+                "request": {"id": statement.request_id, "requested_by": actor,
+                            "requested_at": statement.payload["signed_at"], "target": None}}
+    raw = canonical_bytes(document)
+    decision = Decision(id=str(uuid.uuid4()), gate=Gate.DATASET, action=GateAction.REQUEST,
+                        request_id=statement.request_id,
+                        subject_digest=asset.digest, actor=actor, input_digest=sha256_digest(raw), input=raw.decode(),
+                        result=DecisionResult.ALLOW, reasons="[]", missing="[]", policy_revision=in_force.revision,
+                        policy_digest=digest, decided_at=now_rfc3339(), nonce=statement.payload["nonce"])
+    with audited_transaction(ws) as tx:
+        tx.session.add(decision)
+        tx.session.connection().execute(text("UPDATE asset SET state = 'approved' WHERE id = :id"), {"id": asset.id})
+        tx.append(EntryDraft(actor=actor, action=AuditAction.GATE_DATASET_REQUEST, subject_digest=asset.digest,
+                             decision_id=decision.id, policy_revision=in_force.revision,
+                             payload={"result": "allow", "reasons": [], "missing": [], "opa_decision_id": "x",
+                                      "input_digest": decision.input_digest, "policy_digest": digest,
+                                      "request_id": statement.request_id, "subject": label(asset),
+                                      "statement": statement.payload, "signature": statement.signature,
+                                      "state": "approved", "release": None}))
+
+
+@pytest.mark.replay_objects
+def test_an_allow_appended_on_ones_own_request_is_named_by_replay(people, files):
+    asset = register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", owner="mallory")
+    _append_allow_on_own_request(people, asset, "mallory")
+    verify_workspace(people)  # mallory did sign the request
+    [differs] = replay_decisions(people).differing
+    assert differs["recorded"]["result"] == "allow" and differs["replayed"]["result"] == "deny"
+
+
+@pytest.mark.replay_objects
+def test_a_decision_recorded_under_a_policy_never_in_force_is_refused_by_replay(people, files):
+    # Before: replay took the policy from the record, and a digest it could not load was only a "not proven" line.
+    asset = register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", owner="mallory")
+    _append_allow_on_own_request(people, asset, "mallory", policy_digest="sha256:" + "0" * 64)
+    with pytest.raises(StoreTampered, match="records a decision under policy sha256:0000.* but the log had put "
+                                            "2026.11.23-1"):
+        replay_decisions(people)
+
+
+def test_a_revoked_identity_cannot_decide_through_an_appended_entry(people, files):
+    asset = register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims", owner="mallory")
+    kept = unlock(people, "mallory", PASSPHRASE)  # the key she still holds after the revocation below
+    actions.revoke(people, "mallory", "left the company", "dave", PASSPHRASE)
+    _append_allow_on_own_request(people, asset, "mallory", signer=kept)
+    with pytest.raises(AuditIntegrityError, match="is signed with a key that is not theirs, or was revoked"):
+        verify_workspace(people)
+    with pytest.raises(StoreTampered, match=r"mallory had been revoked"):
+        replay_decisions(people)
+
+
+def test_a_statement_moved_onto_another_subject_fails_verify(people, files):
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    other = register_checked(people, files.folder("e", {"a.jsonl": '{"text": "y"}\n'}), "other")
+    requested = actions.request(people, "claims", "alice", PASSPHRASE)
+    with read_session(people.database_url) as session:
+        payload = json.loads(session.get(AuditEntry, requested.audit_seq).payload)
+    with audited_transaction(people) as tx:
+        tx.append(EntryDraft(actor="alice", action=AuditAction.GATE_DATASET_REQUEST, subject_digest=other.digest,
+                             decision_id=str(uuid.uuid4()), payload={**payload, "result": "allow"}))
+    with pytest.raises(AuditIntegrityError, match="carries a statement signed for gate.dataset.request on sha256:"):
+        verify_workspace(people)
+
+
+def test_a_request_id_reused_after_its_row_was_deleted_is_refused(people, files):
+    asset = register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    requested = actions.request(people, "claims", "alice", PASSPHRASE)
+    _sql(people, "DELETE FROM gate_request WHERE id = :id", id=requested.request_id)
+    from forgegov.foundation.errors import ReplayedApproval
+    from forgegov.governance.gate import submit
+
+    again = make_statement(unlock(people, "alice", PASSPHRASE), Gate.DATASET, GateAction.REQUEST, asset,
+                           request_id=requested.request_id)
+    with actions.policy_engine(people) as engine, pytest.raises(ReplayedApproval, match="already used"):
+        submit(people, engine, again)
+
+
+def test_an_approval_the_policy_denied_cannot_be_inserted_to_count(people, files):
+    from forgegov.foundation.errors import PolicyDenied
+    from forgegov.foundation.store.models import Approval
+
+    asset = register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    requested = actions.request(people, "claims", "alice", PASSPHRASE)
+    with pytest.raises(PolicyDenied):
+        actions.answer(people, "claims", "mallory", PASSPHRASE, GateAction.APPROVE)
+    [denied] = [e for e in audit_entries(people, "gate.dataset.approve")]
+    payload = json.loads(denied.payload)
+    with write_transaction(people.database_url) as session:
+        session.add(Approval(request_id=requested.request_id, approver="mallory", key_id=payload["statement"]["key_id"],
+                             verdict="approve", payload=canonical_bytes(payload["statement"]).decode(),
+                             signature=payload["signature"], nonce=payload["statement"]["nonce"],
+                             signed_at=payload["statement"]["signed_at"], recorded_at=now_rfc3339()))
+    assert asset.digest
+    with pytest.raises(StoreTampered, match="was never admitted by a gate decision"):
+        actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
+
+
+def test_a_redaction_that_told_the_policy_another_entry_kind_is_refused_by_replay(people, files):
+    register_checked(people, files.folder("d", {"a.jsonl": PII}), "claims")
+    [check] = audit_entries(people, "dataset.check")
+    actions.redact(people, check.seq, "erasure request", "grace", PASSPHRASE)
+    [redaction] = audit_entries(people, "audit.redact")
+    payload = json.loads(redaction.payload)
+    payload["decision"]["input"]["target"]["action"] = "dataset.register"
+    with audited_transaction(people) as tx:
+        tx.append(EntryDraft(actor="grace", action=AuditAction.AUDIT_REDACT, payload=payload))
+    with pytest.raises(StoreTampered, match="the question put to the policy is not the act its actor signed"):
+        replay_decisions(people)

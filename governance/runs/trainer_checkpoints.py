@@ -94,7 +94,8 @@ class TrainerCheckpoints:
     def _committed(self) -> dict[int, dict[str, Any]]:
         with read_session(self.workspace.database_url) as session:
             seqs = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.RUN_CHECKPOINT,
-                                                             AuditEntry.subject_digest == self.run_digest)).all()
+                                                             AuditEntry.subject_digest == self.run_digest)
+                                .order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
             found = {}
             platform = PLATFORM_KEY.public_key(self.workspace)
             for seq in seqs:
@@ -109,7 +110,9 @@ class TrainerCheckpoints:
                                         "the platform key did not sign: it was appended by someone else",
                                         hint="run `forgegov audit verify`; remove the run's trainer folder to train "
                                              "from the start") from exc
-                if payload.get("run_id") == self.run_id and isinstance(payload.get("step"), int) \
-                        and isinstance(payload.get("counts"), dict):
-                    found[payload["step"]] = payload
+                if payload.get("run_id") != self.run_id or payload.get("run_digest") != self.run_digest \
+                        or not isinstance(payload.get("step"), int) or not isinstance(payload.get("counts"), dict):
+                    continue
+                # In log order, so that a run trained again from the start resumes from its newest attempt's save.
+                found[payload["step"]] = payload
             return found
