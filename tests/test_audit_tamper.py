@@ -168,6 +168,7 @@ def test_truncated_tail_caught_by_witness(log):
     _fails(ws, witness, f"covers {size} entries but the log has only {keep}")
 
 
+@pytest.mark.replay_objects
 def test_rewritten_history_caught_by_witness(log):
     ws, witness = log
 
