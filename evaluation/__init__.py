@@ -1,1 +1,2 @@
-"""forgegov evaluation: behavioural-drift suites that the promotion gate reads (a later issue builds it)."""
+"""forgegov evaluation: behavioural-drift evaluation that the promotion gate reads (issue 13; the paired statistics
+first, in `statistics.py`)."""
