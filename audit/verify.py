@@ -283,7 +283,8 @@ class _StatementChecker:
         self.keys: dict[str, dict[str, Ed25519PublicKey]] = {}  # every key each name was bound to, by key id
         self.current: dict[str, str] = {}  # the key id each name is bound to now
         self.revoked: set[str] = set()
-        self.decided: dict[str, tuple[int, str]] = {}  # gate statement nonce -> (entry, result)
+        self.decided: dict[str, tuple[int, str, Any]] = {}  # gate statement nonce -> (entry, result, statement)
+        self.closed: dict[str, int] = {}  # request id -> the entry whose allowing decision closed it
         self.refused: dict[str, int] = {}  # nonces of statements a gate refused: never to decide afterwards
         self.admin_nonces: dict[str, int] = {}
         self.count = 0
@@ -359,7 +360,13 @@ class _StatementChecker:
                                       f"{self.refused[nonce]} and cannot decide afterwards", seq)
         # Every decision spends its statement's nonce, a denial included (one denied while OPA was down must not
         # decide again once it is up).
-        self.decided[nonce] = (seq, str(payload.get("result")))
+        self.decided[nonce] = (seq, str(payload.get("result")), (statement, payload.get("signature")))
+        request_id = str(statement.get("request_id"))
+        if statement.get("action") in ("approve", "reject") and request_id in self.closed:
+            raise AuditIntegrityError(f"entry {seq}: answers request {request_id}, which an allowing decision closed "
+                                      f"at entry {self.closed[request_id]}", seq)
+        if payload.get("result") == "allow" and statement.get("action") != "withdraw":
+            self.closed.setdefault(request_id, seq)
         if statement.get("action") not in ("approve", "reject"):
             return
         # An answer is decided together with the request it answers and every approval already on it: each is
@@ -369,7 +376,7 @@ class _StatementChecker:
         if request.get("action") != "request" or (request.get("request_id"), request.get("subject")) != about:
             raise AuditIntegrityError(f"entry {seq}: the signed request carried is not the request this answer "
                                       "is about", seq)
-        self._admitted_before(seq, request, "request")
+        self._admitted_before(seq, payload["signed_request"], "request")
         carried = payload.get("signed_approvals")
         if not isinstance(carried, list):
             raise AuditIntegrityError(f"entry {seq}: the approvals already on the request are not carried", seq)
@@ -378,11 +385,14 @@ class _StatementChecker:
             if approval.get("action") not in ("approve", "reject") \
                     or (approval.get("request_id"), approval.get("subject")) != about:
                 raise AuditIntegrityError(f"entry {seq}: a carried approval is about another request", seq)
-            self._admitted_before(seq, approval, "approval")
+            self._admitted_before(seq, item, "approval")
 
-    def _admitted_before(self, seq: int, statement: dict[str, Any], what: str) -> None:
+    def _admitted_before(self, seq: int, carried: dict[str, Any], what: str) -> None:
+        """The carried statement is the very one an earlier decision admitted (same bytes, same signature)."""
+        statement = carried["statement"]
         decided = self.decided.get(str(statement.get("nonce")))
-        if decided is None or decided[0] >= seq or decided[1] == "deny":
+        if decided is None or decided[0] >= seq or decided[1] == "deny" \
+                or decided[2] != (statement, carried.get("signature")):
             raise AuditIntegrityError(f"entry {seq}: the carried {what} by {statement.get('signer')} was never "
                                       "admitted by an earlier decision (it was denied, or is made up)", seq)
 

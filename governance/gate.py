@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from sqlmodel import Session, select
 
-from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, TreeHeadUnsigned, audited_transaction, record
 from forgegov.audit.tree_heads import check_against_witnesses
 from forgegov.foundation.canonical import canonical_bytes, sha256_digest
@@ -57,6 +56,7 @@ from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.statements import (
     SignedStatement,
     approval_input,
+    check_admitted,
     check_fresh,
     check_shape,
     verify_statement,
@@ -329,6 +329,13 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
         raise StoreTampered(f"open request {request.id} on {label(asset)} differs from the statement that opened it "
                             f"(signed by {statement.signer}; the row says requested by {request.requested_by})",
                             hint="run `forgegov audit verify`")
+    # Open as the log has it: a request an allowing decision closed stays closed, whatever its row says.
+    closing = session.exec(select(Decision.id).where(Decision.request_id == request.id,
+                                                     Decision.result == DecisionResult.ALLOW)).first()
+    if closing is not None:
+        raise StoreTampered(f"request {request.id} on {label(asset)} was closed by decision {closing}, but its row "
+                            "says it is open: the store was altered", hint="run `forgegov audit verify`")
+    check_admitted(session, statement, request.id)
 
 
 def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, bool]]:
@@ -340,7 +347,6 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[Si
     for approval in stored.all():
         statement = SignedStatement(_stored_json(approval.payload, f"stored approval {approval.id}"),
                                     approval.signature)
-        _admitted(session, approval, request)
         try:
             # Under the key the log bound to the approver's name when they signed, not as the identity row says now.
             bound = verify_stored(session, statement)
@@ -350,22 +356,10 @@ def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[Si
         if statement.signer != approval.approver or statement.request_id != request.id \
                 or statement.action.value != approval.verdict.value:
             raise SignatureInvalid(f"stored approval {approval.id} does not match its signed statement")
+        check_admitted(session, statement, request.id)
         signer = get_identity(session, approval.approver)
         verified.append((statement, signer.revoked_at is not None or bound.superseded_at is not None))
     return verified
-
-
-def _admitted(session: Session, approval: Approval, request: GateRequest) -> None:
-    """A stored approval counts only if a decision the log recorded admitted it: one denied (its signature is real,
-    but the policy refused it) or inserted into the store by hand is not an approval."""
-    decision = session.exec(select(Decision).where(Decision.nonce == approval.nonce)).first()
-    if decision is None or decision.result is DecisionResult.DENY or decision.request_id != request.id:
-        raise StoreTampered(f"stored approval {approval.id} by {approval.approver} on request {request.id} was never "
-                            "admitted by a gate decision (denied, or inserted into the store)",
-                            hint="run `forgegov audit verify`")
-    committed_payload(session, what=f"the decision that admitted approval {approval.id}",
-                      action=AuditAction.of_gate(decision.gate, decision.action), decision_id=decision.id,
-                      subject_digest=decision.subject_digest, fields={"result": decision.result.value})
 
 
 def _stored_json(text: str, what: str) -> dict[str, Any]:

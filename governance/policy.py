@@ -329,8 +329,12 @@ def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -
     # A statement decides once: an approval already spent (or refused) and carried again into an appended entry
     # would otherwise put back any policy it once approved.
     nonce = str((decided.get("statement") or {}).get("nonce"))
-    uses = session.exec(select(AuditEntry.seq).where(AuditEntry.action.like("gate.%"),  # type: ignore[attr-defined]
-                                                     AuditEntry.payload.contains(nonce, autoescape=True))).all()  # type: ignore[union-attr]
+    candidates = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action.like("gate.%"), AuditEntry.action != AuditAction.GATE_REFUSED,  # type: ignore[attr-defined]
+        AuditEntry.payload.contains(nonce, autoescape=True))).all()  # type: ignore[union-attr]
+    # The text search only narrows; what counts is the nonce of each decision's own statement (a comment that
+    # quotes a nonce, or a refusal that records a statement, decides nothing).
+    uses = [found for found, text in candidates if _statement_nonce(text) == nonce]
     if len(uses) != 1:
         raise StoreTampered(f"the statement behind decision {row.decision_id} was used by {len(uses)} gate entries "
                             f"({', '.join(map(str, uses))}), not one", hint=_HINT)
@@ -399,6 +403,14 @@ def _object_of(seq: int, payload: str | None) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise StoreTampered(f"audit entry {seq} holds no readable payload", hint=_HINT)
     return document
+
+
+def _statement_nonce(payload: str | None) -> object:
+    try:
+        statement = json.loads(payload or "").get("statement")
+    except (ValueError, AttributeError):
+        return None
+    return statement.get("nonce") if isinstance(statement, dict) else None
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, SignatureInvalid, StoreTampered
-from forgegov.foundation.store.models import Asset, AuditEntry, Identity
-from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, Verdict
+from forgegov.foundation.store.models import Asset, AuditEntry, Decision, Identity
+from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, GateAction, ReleaseStage, Verdict
 from forgegov.governance.identities import BoundKey, public_key, signing_key
 
 STATEMENT_VERSION = 1
@@ -156,6 +157,9 @@ def check_signed_input(session: Session, seq: int, subject_digest: str, payload:
         if not isinstance(carried, list):
             raise SignatureInvalid("the approvals already on the request are not carried as a list")
         approvals = [_carried(session, item, "approval", seq) for item in carried]
+        if signing_key(session, statement.signer, str(statement.payload["key_id"]), before=seq).superseded_at \
+                is not None:
+            raise SignatureInvalid(f"{statement.signer} signed with a key rotated away before this decision")
         if revoked.get(statement.signer, seq) < seq:
             raise SignatureInvalid(f"{statement.signer} had been revoked (audit entry {revoked[statement.signer]})")
         if statement.subject_digest != subject_digest:
@@ -190,6 +194,9 @@ def check_signed_input(session: Session, seq: int, subject_digest: str, payload:
             or any(a.request_id != request.request_id or a.subject_digest != statement.subject_digest
                    for a in approvals):
         differing.append("request")
+    if answers:
+        for admitted in (request, *approvals):
+            check_admitted(session, admitted, statement.request_id, before=seq)
     if differing:
         raise StoreTampered(f"audit entry {seq}: the input of its decision is not what its signers signed "
                             f"({', '.join(sorted(set(differing)))})", hint="run `forgegov audit verify --replay`")
@@ -223,3 +230,27 @@ def check_admin_input(session: Session, seq: int, payload: dict[str, Any], actio
         raise StoreTampered(f"audit entry {seq} ({action}): the question put to the policy is not the act its actor "
                             "signed", hint="run `forgegov audit verify`")
     return document
+
+
+def check_admitted(session: Session, statement: SignedStatement, request_id: str, *, before: int | None = None) -> None:
+    """`statement` (a request, or an approval on it) is the very statement a gate decision on request `request_id`
+    admitted (allowed or left pending, never denied), that decision tied to its audit entry, made before entry
+    `before` when given. A statement a decision denied, one only a refusal recorded, one re-signed under an admitted
+    nonce, or one inserted into the store, is no part of any request."""
+    decision = session.exec(select(Decision).where(Decision.nonce == statement.payload.get("nonce"))).first()
+    what = f"the {statement.action.value} by {statement.signer} on request {request_id}"
+    if decision is None or decision.result is DecisionResult.DENY or decision.request_id != request_id:
+        raise StoreTampered(f"{what} was never admitted by a gate decision (denied, or inserted into the store)",
+                            hint="run `forgegov audit verify`")
+    action = AuditAction.of_gate(decision.gate, decision.action)
+    payload = committed_payload(session, what=f"the decision that admitted {what}", action=action,
+                                decision_id=decision.id, subject_digest=decision.subject_digest,
+                                fields={"result": decision.result.value})
+    if payload.get("statement") != statement.payload or payload.get("signature") != statement.signature:
+        raise StoreTampered(f"{what} is not the statement its decision {decision.id} admitted",
+                            hint="run `forgegov audit verify`")
+    if before is not None:
+        seq = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
+                                                        AuditEntry.action == action)).first()
+        if seq is None or seq >= before:
+            raise StoreTampered(f"{what} was admitted only after entry {before}", hint="run `forgegov audit verify`")

@@ -330,3 +330,33 @@ def test_a_redaction_that_told_the_policy_another_entry_kind_is_refused_by_repla
         tx.append(EntryDraft(actor="grace", action=AuditAction.AUDIT_REDACT, payload=payload))
     with pytest.raises(StoreTampered, match="the question put to the policy is not the act its actor signed"):
         replay_decisions(people)
+
+
+# --- found by the second review ------------------------------------------------------------------------------------
+
+def test_a_closed_request_reopened_in_the_store_is_refused(people, files):
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    requested = actions.request(people, "claims", "alice", PASSPHRASE)
+    actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.REJECT)
+    _sql(people, "UPDATE gate_request SET status = 'open', closed_at = NULL WHERE id = :id", id=requested.request_id)
+    _sql(people, "UPDATE asset SET state = 'pending' WHERE name = 'claims'")
+    with pytest.raises(StoreTampered):
+        actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
+    _sql(people, "UPDATE asset SET state = 'rejected' WHERE name = 'claims'")  # only the request row edited now
+    with pytest.raises(StoreTampered, match=f"request {requested.request_id} .* was closed by decision"):
+        actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.APPROVE)
+
+
+def test_a_comment_quoting_the_adopting_statements_nonce_stops_nothing(people, files, tmp_path):
+    from forgegov.foundation.errors import PolicyDenied
+
+    asset = register_asset(people, AssetKind.POLICY, _edited_bundle(people, tmp_path, _require_privacy_officer),
+                           "rules", "dave")
+    actions.request(people, label(asset), "dave", PASSPHRASE)
+    adopted = actions.answer(people, label(asset), "grace", PASSPHRASE, GateAction.APPROVE)
+    with read_session(people.database_url) as session:
+        nonce = json.loads(session.get(AuditEntry, adopted.audit_seq).payload)["statement"]["nonce"]
+    register_checked(people, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    with pytest.raises(PolicyDenied):
+        actions.request(people, "claims", "mallory", PASSPHRASE, comment=nonce)
+    assert actions.request(people, "claims", "alice", PASSPHRASE).result is DecisionResult.PENDING

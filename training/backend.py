@@ -90,11 +90,11 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
         progress("load", done, len(plan.sources) + 1, source.label)
         loaded.append(load_dataset(workspace, source.digest, actor=actor, purpose=f"{purpose}: {source.role} data"))
 
-    # 2. One stream: every token tagged with its source, sources drawn with the planned probabilities.
+    # 2. One stream: every token tagged with its source, each source holding its planned share of the tokens.
     progress("data", 0, 1, "tokenising and interleaving")
     streams = [tokenize_source(data, tokenizer, recipe.method, index, recipe.train.seq_len, source.label)
                for index, (data, source) in enumerate(zip(loaded, plan.sources, strict=True))]
-    mixed = interleave(streams, [s.share for s in plan.sources], recipe.seed, recipe.mixture.stopping.value)
+    mixed = interleave(streams, [s.share for s in plan.sources], recipe.mixture.stopping.value)
     if recipe.method is Method.CPT:
         # TRL's own packing, called here rather than inside SFTTrainer, whose packing keeps only input_ids and
         # labels and so would drop the source tags.

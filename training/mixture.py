@@ -2,9 +2,13 @@
 
 Every token carries the index of the source it came from (`source_ids`, parallel to `input_ids`), through
 interleaving, TRL's packing and the collator, to the training step that counts it. That is how a run knows the
-tokens it actually trained on per source, not only the shares it planned: `interleave_datasets` samples *examples*
-with the planned probabilities, so sources with longer documents take more than their share of tokens, and a source
-that runs out ends the stream early under `first_exhausted`. The record keeps both, so the gap is visible.
+tokens it actually trained on per source, not only the shares it planned.
+
+A recipe's shares are shares of *tokens*. Sampling *examples* with the planned probabilities (`interleave_datasets`)
+let sources with long documents crowd out short chat replays: planned 5 % replay trained on 1.5 % replay tokens.
+The stream is now built on a token budget per source, so every prefix of it holds the planned shares to within one
+example; the record keeps planned and realised shares side by side, and the promotion gate holds them to the
+tolerance policy states.
 """
 
 from __future__ import annotations
@@ -85,14 +89,46 @@ def _chat_pair(tokenizer: Any, messages: Sequence[dict[str, str]], name: str) ->
     return encode[0], encode[1]
 
 
-def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int,
-               stopping: str) -> datasets.Dataset:
-    """One stream drawing each next example from source i with probability shares[i] (datasets' own sampler)."""
-    from datasets import interleave_datasets
+def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], stopping: str) -> datasets.Dataset:
+    """One stream in which source i supplies shares[i] of the tokens of every prefix, to within one example: a token
+    budget per source, filled greedily (the next example always comes from the source furthest below its share).
+    Under `all_exhausted` a source that runs out starts over until every source has been used whole at least once;
+    under `first_exhausted` the stream ends with the first source to run out."""
+    from datasets import concatenate_datasets
 
     if len(streams) == 1:
         return streams[0]
-    return interleave_datasets(list(streams), probabilities=list(shares), seed=seed, stopping_strategy=stopping)
+    order = budgeted_order([token_lengths(stream) for stream in streams], shares, stopping)
+    offsets = [0]
+    for stream in streams[:-1]:
+        offsets.append(offsets[-1] + stream.num_rows)
+    return concatenate_datasets(list(streams)).select([offsets[source] + row for source, row in order])
+
+
+def budgeted_order(lengths: Sequence[Sequence[int]], shares: Sequence[float], stopping: str) -> list[tuple[int, int]]:
+    """(source, row) pairs in stream order; see `interleave`."""
+    if any(len(rows) == 0 for rows in lengths) or any(share <= 0 for share in shares):
+        raise BadInput("every source of a mixture needs examples to train on and a positive share")
+    sources = range(len(lengths))
+    position, tokens, used_whole = [0] * len(lengths), [0] * len(lengths), [False] * len(lengths)
+    order: list[tuple[int, int]] = []
+    while True:
+        source = min(sources, key=lambda i: (tokens[i] / shares[i], i))
+        if position[source] == len(lengths[source]):
+            used_whole[source] = True
+            if stopping == "first_exhausted" or all(used_whole):
+                return order
+            position[source] = 0
+        order.append((source, position[source]))
+        tokens[source] += max(1, lengths[source][position[source]])
+        position[source] += 1
+
+
+def token_lengths(stream: datasets.Dataset) -> list[int]:
+    """Tokens of each example of a tokenised source, read from its Arrow column without materialising the rows."""
+    import pyarrow.compute as pc
+
+    return pc.list_value_length(stream.with_format("arrow")[:].column("input_ids")).to_pylist()
 
 
 @dataclass

@@ -31,6 +31,7 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
                             hint="run `forgegov audit verify`")
     check_recorded(session, run)
     withdrawn: list[str] = []
+    mixture: dict[str, Any] | None = None
     if row.status is RunStatus.COMPLETED:
         # The completion as the log recorded it: this candidate, this provenance, these inputs.
         completed = committed_payload(session, what=f"the completion of run {row.id}",
@@ -39,9 +40,22 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
                                       fields={"run_id": row.id, "candidate_digest": asset.digest,
                                               "provenance_digest": row.provenance_digest})
         withdrawn = _withdrawn_inputs(session, completed)
+        mixture = _mixture_by_role(completed)
     return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
                     "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row),
-                    "withdrawn_inputs": withdrawn}}
+                    "withdrawn_inputs": withdrawn, "mixture": mixture}}
+
+
+def _mixture_by_role(completed: dict[str, Any]) -> dict[str, Any]:
+    """Planned and realised token shares per role, as the run's completion entry committed to them."""
+    roles = (completed.get("mixture") or {}).get("roles")
+    if not isinstance(roles, dict) or not all(
+            isinstance(v, dict) and set(v) == {"planned_share", "realised_share"}
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in v.values())
+            for v in roles.values()):
+        raise StoreTampered("the completion entry of the run records no mixture by role",
+                            hint="a run completed before realised shares were recorded by role: train it again")
+    return roles
 
 
 def _withdrawn_inputs(session: Session, completed: dict[str, Any]) -> list[str]:

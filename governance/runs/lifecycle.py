@@ -248,8 +248,14 @@ def _exclusive(lock: Path, name: str) -> Iterator[None]:
 # --- after training --------------------------------------------------------------------------------------------------
 
 def realised_mixture(plan: RunPlan, tokens: Sequence[int]) -> dict[str, Any]:
+    """Planned and realised token shares, per source and per role (what the promotion gate holds to the plan)."""
     total = sum(tokens)
-    return {"total_tokens": total, "sources": [
+    roles: dict[str, dict[str, float]] = {}
+    for source, n in zip(plan.sources, tokens, strict=True):
+        role = roles.setdefault(source.role, {"planned_share": 0.0, "realised_share": 0.0})
+        role["planned_share"] = round(role["planned_share"] + source.share, 6)
+        role["realised_share"] = round(role["realised_share"] + (n / total if total else 0.0), 6)
+    return {"total_tokens": total, "roles": roles, "sources": [
         {"label": s.label, "digest": s.digest, "role": s.role, "planned_share": s.share, "tokens": n,
          "realised_share": round(n / total, 6) if total else 0.0}
         for s, n in zip(plan.sources, tokens, strict=True)]}

@@ -135,6 +135,23 @@ provenance_word(p) := "verifies" if p.verified == true
 
 provenance_word(p) := sprintf("does not verify (%s)", [p.problem]) if p.verified == false
 
+# The mixture the run trained on: a role the model must keep (general, replay)
+# may fall short of the share the run gate approved only by the tolerance
+# policy data states; beyond it, the candidate is not what was approved.
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some role, tolerance in object.get(settings, "mixture_tolerance", {})
+	shares := input.evidence.lineage.run.mixture[role]
+	shares.realised_share < shares.planned_share - tolerance
+	msg := sprintf(
+		"%s trained on %v%% %s data where its run was approved for %v%% (tolerance %v points): it is not the model that was approved; train again with a recipe whose realised shares meet the plan",
+		[
+			gate.describe(input.subject), round(shares.realised_share * 1000) / 10, role,
+			round(shares.planned_share * 1000) / 10, tolerance * 100,
+		],
+	)
+}
+
 deny contains msg if {
 	input.action == "withdraw"
 	msg := "a release is not withdrawn through the promotion gate: withdraw the checkpoint at the base gate, or the data or run it came from"

@@ -270,8 +270,22 @@ test_absent_input_denies if {
 
 run_evidence(status, approved, provenance) := {"evidence": {"lineage": {"run": {
 	"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
-	"withdrawn_inputs": [],
+	"withdrawn_inputs": [], "mixture": as_planned,
 }}}}
+
+as_planned := {
+	"proprietary": {"planned_share": 0.7, "realised_share": 0.69},
+	"general": {"planned_share": 0.25, "realised_share": 0.255},
+	"replay": {"planned_share": 0.05, "realised_share": 0.055},
+}
+
+with_mixture(mixture) := object.union(
+	{"subject": {"state": "registered"}},
+	{"evidence": {"lineage": {"run": object.union(
+		run_evidence("completed", true, verified).evidence.lineage.run,
+		{"mixture": mixture},
+	)}}},
+)
 
 verified := {"verified": true, "problem": null}
 
@@ -326,4 +340,22 @@ test_candidate_trained_on_withdrawn_data_denied if {
 		{"evidence": {"lineage": {"run": object.union(evidence.evidence.lineage.run, {"withdrawn_inputs": ["dataset/claims@1"]})}}},
 	))
 	d.deny == {"checkpoint claims-sft v3 was trained on dataset/claims@1, whose approval was withdrawn: it cannot be promoted; train again on approved inputs"}
+}
+
+test_replay_share_short_of_the_plan_beyond_tolerance_denied if {
+	short := object.union(as_planned, {"replay": {"planned_share": 0.05, "realised_share": 0.015}})
+	d := promotion.decision with input as doc("request", "alice", [], with_mixture(short))
+	d.deny == {"checkpoint claims-sft v3 trained on 1.5% replay data where its run was approved for 5% (tolerance 2 points): it is not the model that was approved; train again with a recipe whose realised shares meet the plan"}
+}
+
+test_general_share_within_tolerance_passes if {
+	close := object.union(as_planned, {"general": {"planned_share": 0.25, "realised_share": 0.235}})
+	d := promotion.decision with input as doc("request", "alice", [], with_mixture(close))
+	d.deny == set()
+}
+
+test_proprietary_share_is_not_held_to_the_plan if {
+	more := object.union(as_planned, {"proprietary": {"planned_share": 0.7, "realised_share": 0.5}})
+	d := promotion.decision with input as doc("request", "alice", [], with_mixture(more))
+	d.deny == set()
 }
