@@ -87,12 +87,11 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
     assert 12 * 4 * 32 - 32 < realised["total_tokens"] <= 12 * 4 * 32
     assert by_label[labels["claims"]]["planned_share"] == 0.6
     assert by_label[labels["claims"]]["realised_share"] > by_label[labels["replay"]]["realised_share"]
-    # Shares are token shares: the sampler weights each source by its tokens per example, so the realised shares
-    # follow the plan up to sampling noise (about a hundred documents of unequal length in this run).
-    print("realised by role", realised["roles"])
+    # Shares are token shares: the stream holds a token budget per source and is read in order, so even these
+    # twelve steps train on the planned shares (before: examples were sampled, and long documents took more).
     assert {role: round(v["planned_share"], 6) for role, v in realised["roles"].items()} == \
         {"proprietary": 0.6, "general": 0.3, "replay": 0.1}
-    assert all(abs(v["realised_share"] - v["planned_share"]) < 0.05 for v in realised["roles"].values())
+    assert all(abs(v["realised_share"] - v["planned_share"]) < 0.01 for v in realised["roles"].values())
 
     record = run_record(people, done.run_id)
     assert record["status"] == "completed" and record["candidate_digest"] == candidate.digest

@@ -94,7 +94,7 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     progress("data", 0, 1, "tokenising and interleaving")
     streams = [tokenize_source(data, tokenizer, recipe.method, index, recipe.train.seq_len, source.label)
                for index, (data, source) in enumerate(zip(loaded, plan.sources, strict=True))]
-    mixed = interleave(streams, [s.share for s in plan.sources], recipe.mixture.stopping.value)
+    mixed = interleave(streams, [s.share for s in plan.sources], recipe.seed, recipe.mixture.stopping.value)
     if recipe.method is Method.CPT:
         # TRL's own packing, called here rather than inside SFTTrainer, whose packing keeps only input_ids and
         # labels and so would drop the source tags.
@@ -131,6 +131,7 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     trainer.remove_callback(PrinterCallback)
     trainer.data_collator = SourceTaggingCollator(trainer.data_collator)
     trainer.source_tokens = tokens
+    trainer.in_order = True
     progress("train", 0, train.max_steps, f"resuming from {Path(last).name}" if last else "starting")
     result = trainer.train(resume_from_checkpoint=last)
     parallelism = _parallelism(trainer, ranks)

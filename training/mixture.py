@@ -89,13 +89,17 @@ def _chat_pair(tokenizer: Any, messages: Sequence[dict[str, str]], name: str) ->
     return encode[0], encode[1]
 
 
-def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], stopping: str) -> datasets.Dataset:
-    """One stream in which source i supplies shares[i] of the tokens of every prefix, to within one example: a token
-    budget per source, filled greedily (the next example always comes from the source furthest below its share).
-    Under `all_exhausted` a source that runs out starts over until every source has been used whole at least once;
-    under `first_exhausted` the stream ends with the first source to run out."""
+def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int,
+               stopping: str) -> datasets.Dataset:
+    """One stream in which source i supplies shares[i] of the tokens of every prefix, to within one example: each
+    source in an order shuffled by `seed`, then a token budget per source, filled greedily (the next example always
+    comes from the source furthest below its share). Under `all_exhausted` a source that runs out starts over until
+    every source has been used whole at least once; under `first_exhausted` the stream ends with the first source to
+    run out. The trainer reads the stream in order (`CausalLMTrainer.in_order`), so the tokens it trains on, however
+    few steps it takes, hold the planned shares."""
     from datasets import concatenate_datasets
 
+    streams = [stream.shuffle(seed=seed + index).flatten_indices() for index, stream in enumerate(streams)]
     if len(streams) == 1:
         return streams[0]
     order = budgeted_order([token_lengths(stream) for stream in streams], shares, stopping)

@@ -4,7 +4,7 @@
   entropy and token accuracy for its logs; on a 2-core CPU that made each step of the reference model 40-70 %
   slower, for metrics neither the builds nor the runs use.
 * Each training step takes the batch's `source_ids` out before the model sees them and counts them, when the run
-  has a counter (see `forgegov.training.mixture`).
+  has a counter (see `forgegov.training.mixture`), and a run reads its mixed stream in order.
 
 Data preparation (labels, packing), optimiser, schedule, checkpointing and the loop are TRL's and transformers'.
 """
@@ -25,6 +25,16 @@ from forgegov.training.mixture import SourceTokens
 
 class CausalLMTrainer(SFTTrainer):
     source_tokens: SourceTokens | None = None
+    # A governed run's stream is already mixed and shuffled (see `forgegov.training.mixture.interleave`): read in
+    # order, every prefix of it holds the planned token shares; a random subset of its blocks would not.
+    in_order: bool = False
+
+    def _get_train_sampler(self, train_dataset=None):  # type: ignore[no-untyped-def]
+        if self.in_order:
+            from torch.utils.data import SequentialSampler
+
+            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+        return super()._get_train_sampler(train_dataset)
 
     def training_step(self, model, inputs, num_items_in_batch=None):  # type: ignore[no-untyped-def]
         sources = inputs.pop("source_ids", None)
