@@ -30,11 +30,13 @@ from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.canonical import sha256_digest
+from forgegov.foundation.clock import parse_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import DecisionUnavailable, StoreTampered
+from forgegov.foundation.errors import DecisionUnavailable, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import AuditEntry, Decision
-from forgegov.foundation.vocabulary import AuditAction, DecisionResult
+from forgegov.foundation.store.models import Asset, AuditEntry, Decision
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, Gate
+from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.identities import revocations
 from forgegov.governance.opa.client import PACKAGE_PREFIX, OpaAnswer, PolicyClient
 from forgegov.governance.opa.sealed import SealedFile
@@ -48,7 +50,7 @@ from forgegov.governance.policy import (
     in_force_at,
     stored_policy,
 )
-from forgegov.governance.statements import check_admin_input, check_signed_input
+from forgegov.governance.statements import MAX_CLOCK_SKEW, check_admin_input, check_signed_input
 
 _HINT = "run `forgegov audit verify`"
 _ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
@@ -109,7 +111,7 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
             if entry.action in _ADMIN:
                 recorded, digest = _admin_recorded(session, entry)
             else:
-                recorded, digest = _gate_recorded(session, entry, revoked)
+                recorded, digest = _gate_recorded(session, entry, revoked, report.limits)
             if digest != in_force.digest or (entry.action not in _ADMIN and entry.policy_revision != in_force.revision):
                 raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) records a decision under policy "
                                     f"{digest} ({entry.policy_revision}), but the log had put {in_force.revision} "
@@ -139,8 +141,8 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
     return report
 
 
-def _gate_recorded(session: Session, entry: AuditEntry,
-                   revoked: dict[str, int]) -> tuple[_Recorded | None, str]:
+def _gate_recorded(session: Session, entry: AuditEntry, revoked: dict[str, int],
+                   limits: list[str]) -> tuple[_Recorded | None, str]:
     """A gate decision entry, its stored input proven (1. and 2. above); None when OPA was never asked."""
     decision = session.get(Decision, entry.decision_id) if entry.decision_id else None
     if decision is None:
@@ -159,12 +161,47 @@ def _gate_recorded(session: Session, entry: AuditEntry,
                             f"({entry.seq}) committed to", hint=_HINT)
     document = _object(decision.input, f"the stored input of decision {decision.id}")
     check_signed_input(session, entry.seq, decision.subject_digest, payload, document, revoked)
+    _check_gathered(session, entry, decision, document, limits)
     if payload.get("opa_decision_id") is None and decision.result is DecisionResult.DENY:
         return None, str(decision.policy_digest)
     recorded = _Recorded(entry.seq, decision.id, f"{PACKAGE_PREFIX}.{decision.gate.value}", entry.action,
                          payload.get("subject"), document,
                          (payload.get("result"), payload.get("reasons"), payload.get("missing")))
     return recorded, str(decision.policy_digest)
+
+
+def _check_gathered(session: Session, entry: AuditEntry, decision: Decision, document: dict[str, Any],
+                    limits: list[str]) -> None:
+    """The parts of the input forgegov gathered rather than anyone signed, re-derived where the log allows: the
+    decision's time lies between its statement's signing and its entry, and a dataset decision's data-quality
+    evidence is every check the log had recorded of those bytes by then, as stored and signed (a made-up "no
+    findings" in an appended entry would skip the privacy review)."""
+    statement = json.loads(entry.payload or "{}").get("statement") or {}
+    try:
+        decided, signed, logged = (parse_rfc3339(str(document.get("now"))),
+                                   parse_rfc3339(str(statement.get("signed_at"))), parse_rfc3339(entry.time))
+    except ValueError as exc:
+        raise StoreTampered(f"audit entry {entry.seq}: the decision's time is unreadable", hint=_HINT) from exc
+    if not signed - MAX_CLOCK_SKEW <= decided <= logged + MAX_CLOCK_SKEW:
+        raise StoreTampered(f"audit entry {entry.seq}: the decision says it was taken at {document.get('now')}, "
+                            f"outside its statement's signing ({statement.get('signed_at')}) and its entry "
+                            f"({entry.time})", hint=_HINT)
+    if decision.gate is not Gate.DATASET:
+        return
+    asset = session.exec(select(Asset).where(Asset.kind == AssetKind.DATASET,
+                                             Asset.digest == decision.subject_digest)).first()
+    if asset is None:
+        raise StoreTampered(f"audit entry {entry.seq} decides on dataset {decision.subject_digest}, which is not "
+                            "registered", hint=_HINT)
+    try:
+        gathered = checks_evidence(session, asset, before=entry.seq)
+    except StateConflict:
+        limits.append(f"audit entry {entry.seq}: a data-quality check it read was redacted since, so its evidence "
+                      "is taken as recorded")
+        return
+    if (document.get("evidence") or {}).get("data_quality") != gathered:
+        raise StoreTampered(f"audit entry {entry.seq}: the data-quality evidence its decision read is not the checks "
+                            "the log had recorded of those bytes by then", hint=_HINT)
 
 
 def _admin_recorded(session: Session, entry: AuditEntry) -> tuple[_Recorded | None, str]:

@@ -220,9 +220,13 @@ def _append_allow_on_own_request(ws, asset, actor: str, policy_digest: str | Non
     with read_session(ws.database_url) as session:
         in_force = policy_in_force(session)
     digest = policy_digest or in_force.digest
+    from forgegov.governance.evidence.data_quality import checks_evidence
+
+    with read_session(ws.database_url) as session:
+        evidence = {"data_quality": checks_evidence(session, session.get(Asset, asset.id))}
     document = {"version": 1, "gate": "dataset", "action": "request", "now": now_rfc3339(),
                 "actor": {"name": actor, "key_id": statement.payload["key_id"]},
-                "subject": {"digest": asset.digest}, "approvals": [], "evidence": {},
+                "subject": {"digest": asset.digest}, "approvals": [], "evidence": evidence,
                 "request": {"id": statement.request_id, "requested_by": actor,
                             "requested_at": statement.payload["signed_at"], "target": None}}
     raw = canonical_bytes(document)
@@ -360,3 +364,56 @@ def test_a_comment_quoting_the_adopting_statements_nonce_stops_nothing(people, f
     with pytest.raises(PolicyDenied):
         actions.request(people, "claims", "mallory", PASSPHRASE, comment=nonce)
     assert actions.request(people, "claims", "alice", PASSPHRASE).result is DecisionResult.PENDING
+
+
+@pytest.mark.replay_objects
+def test_a_decision_that_read_made_up_no_findings_is_named_by_replay(people, files):
+    # bob (data steward) holds the log key and approves alone a dataset whose check found PII, recording an input in
+    # which the check found nothing, so that no privacy officer was needed.
+    register_checked(people, files.folder("d", {"a.jsonl": PII}), "claims")
+    requested = actions.request(people, "claims", "alice", PASSPHRASE)
+    asset = actions_resolve(people, "claims")
+    statement = make_statement(unlock(people, "bob", PASSPHRASE), Gate.DATASET, GateAction.APPROVE, asset,
+                               request_id=requested.request_id)
+    with read_session(people.database_url) as session:
+        request_decision = session.get(Decision, requested.decision_id)
+        request_entry = json.loads(session.get(AuditEntry, requested.audit_seq).payload)
+        document = json.loads(request_decision.input)
+    document.update(action="approve", now=now_rfc3339(),
+                    actor={"name": "bob", "key_id": statement.payload["key_id"]},
+                    approvals=[{"approver": "bob", "key_id": statement.payload["key_id"], "verdict": "approve",
+                                "signed_at": statement.payload["signed_at"], "key_revoked": False, "new": True,
+                                "justification": ""}])
+    for check in document["evidence"]["data_quality"]:
+        check["pii"] = {"records": 0, "rate": 0.0, "sample_locations": [], "findings": {}}
+    raw = canonical_bytes(document)
+    decision = Decision(id=str(uuid.uuid4()), gate=Gate.DATASET, action=GateAction.APPROVE,
+                        request_id=requested.request_id, subject_digest=asset.digest, actor="bob",
+                        input_digest=sha256_digest(raw), input=raw.decode(), result=DecisionResult.ALLOW,
+                        reasons="[]", missing="[]", policy_revision=request_decision.policy_revision,
+                        policy_digest=request_decision.policy_digest, decided_at=now_rfc3339(),
+                        nonce=statement.payload["nonce"])
+    with audited_transaction(people) as tx:
+        tx.session.add(decision)
+        tx.session.connection().execute(text("UPDATE asset SET state = 'approved' WHERE id = :id"), {"id": asset.id})
+        tx.append(EntryDraft(actor="bob", action=AuditAction.GATE_DATASET_APPROVE, subject_digest=asset.digest,
+                             decision_id=decision.id, policy_revision=request_decision.policy_revision,
+                             payload={"result": "allow", "reasons": [], "missing": [], "opa_decision_id": "x",
+                                      "input_digest": decision.input_digest,
+                                      "policy_digest": request_decision.policy_digest,
+                                      "request_id": requested.request_id, "subject": "dataset/claims@1",
+                                      "statement": statement.payload, "signature": statement.signature,
+                                      "state": "approved", "release": None,
+                                      "signed_request": {"statement": request_entry["statement"],
+                                                         "signature": request_entry["signature"]},
+                                      "signed_approvals": []}))
+    verify_workspace(people)  # every signature and nonce checks out
+    with pytest.raises(StoreTampered, match="the data-quality evidence its decision read is not the checks the log "
+                                            "had recorded"):
+        replay_decisions(people)
+
+
+def actions_resolve(ws, name: str):  # type: ignore[no-untyped-def]
+    from forgegov.governance.registry import find_asset
+
+    return find_asset(ws, name)

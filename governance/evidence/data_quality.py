@@ -249,7 +249,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def checks_evidence(session: Session, asset: Asset) -> list[dict[str, Any]]:
+def checks_evidence(session: Session, asset: Asset, *, before: int | None = None) -> list[dict[str, Any]]:
     """Every check of `asset`'s bytes as gate evidence, newest first, each proven before the policy sees it:
 
     1. the stored result hashes to its recorded digest and is about these bytes (an edited result);
@@ -259,11 +259,12 @@ def checks_evidence(session: Session, asset: Asset) -> list[dict[str, Any]]:
 
     Any failure stops the gate: evidence that cannot be trusted must not reach the policy at all.
     """
+    horizon = before if before is not None else 1 << 62  # `before`: as a decision at that entry saw them (replay)
     stored = {check.id: check for check in session.exec(
-        select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest))}
+        select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest, DatasetCheck.audit_seq < horizon))}
     entries = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
-        AuditEntry.action == AuditAction.DATASET_CHECK, AuditEntry.subject_digest == asset.digest)
-        .order_by(AuditEntry.seq.desc())).all()  # type: ignore[attr-defined]
+        AuditEntry.action == AuditAction.DATASET_CHECK, AuditEntry.subject_digest == asset.digest,
+        AuditEntry.seq < horizon).order_by(AuditEntry.seq.desc())).all()  # type: ignore[attr-defined]
     proven = []
     # The log says which checks exist; a stored result deleted to hide its finding is missed here, not ignored.
     for seq, payload in entries:
