@@ -89,3 +89,15 @@ def _payload_object(entry: AuditEntry) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise StoreTampered(f"audit entry {entry.seq} holds a payload that is not an object", hint=_HINT)
     return payload
+
+
+def logged_string(seq: int, payload: str | None, action: str, name: str) -> str:
+    """Field `name` of entry `seq`'s payload, a string, or StoreTampered naming the entry (for lookups that walk
+    entries of one action, such as revocations or checks, before holding any record against them)."""
+    try:
+        value = json.loads(payload or "").get(name)
+    except (ValueError, AttributeError) as exc:
+        raise StoreTampered(f"audit entry {seq} ({action}) holds no readable payload", hint=_HINT) from exc
+    if not isinstance(value, str):
+        raise StoreTampered(f"audit entry {seq} ({action}) names no {name}", hint=_HINT)
+    return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlmodel import Session, select
 
-from forgegov.audit.commitments import committed_payload
+from forgegov.audit.commitments import committed_payload, logged_string
 from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
@@ -143,7 +142,7 @@ def key_history(session: Session, name: str, before: int | None = None) -> list[
     if before is not None:
         query = query.where(AuditEntry.seq < before)
     for seq, payload in session.exec(query.order_by(AuditEntry.seq)):  # type: ignore[arg-type]
-        if _payload_name(seq, payload, "identity.rotate") != name:
+        if logged_string(seq, payload, AuditAction.IDENTITY_ROTATE, "name") != name:
             continue
         rotated = committed_payload(session, what=f"the key rotation of {name!r}", action=AuditAction.IDENTITY_ROTATE,
                                     seq=seq, subject_digest=None, fields={"name": name})
@@ -195,19 +194,8 @@ def revocations(session: Session) -> dict[str, int]:
     for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload)
                                      .where(AuditEntry.action == AuditAction.IDENTITY_REVOKE)
                                      .order_by(AuditEntry.seq)):  # type: ignore[arg-type]
-        revoked.setdefault(_payload_name(seq, payload, "identity.revoke"), seq)
+        revoked.setdefault(logged_string(seq, payload, AuditAction.IDENTITY_REVOKE, "name"), seq)
     return revoked
-
-
-def _payload_name(seq: int, payload: str | None, action: str) -> str:
-    try:
-        name = json.loads(payload or "").get("name")
-    except (ValueError, AttributeError) as exc:
-        raise StoreTampered(f"audit entry {seq} ({action}) holds no readable payload",
-                            hint="run `forgegov audit verify`") from exc
-    if not isinstance(name, str):
-        raise StoreTampered(f"audit entry {seq} ({action}) names no identity", hint="run `forgegov audit verify`")
-    return name
 
 
 def public_key(identity: Identity) -> Ed25519PublicKey:

@@ -144,6 +144,15 @@ def test_revoked_identity_refused(cli):
     assert "revoked" in refused.stderr
     rows = cli.json("identity", "list")
     assert [r["name"] for r in rows if r["revoked_at"]] == ["bob"]
+    # alice rotates her key: a signed act the policy decides; her new passphrase from the environment.
+    before = {r["name"]: r["key_id"] for r in rows}
+    cli.env["FORGEGOV_NEW_PASSPHRASE"] = "alice's new passphrase"
+    cli("identity", "rotate", "alice", "--reason", "new laptop", "--as", "alice")
+    after = {r["name"]: r["key_id"] for r in cli.json("identity", "list")}
+    assert after["alice"] != before["alice"] and after["dave"] == before["dave"]
+    del cli.env["FORGEGOV_NEW_PASSPHRASE"]
+    refused = cli("identity", "rotate", "dave", "--reason", "lost laptop", "--as", "dave", code=2)
+    assert "FORGEGOV_NEW_PASSPHRASE" in refused.stderr
 
 
 def test_opa_down_between_two_commands_exit_3(tmp_path, store_url):

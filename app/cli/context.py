@@ -28,25 +28,17 @@ def state(ctx: typer.Context) -> AppState:
     return obj if isinstance(obj, AppState) else AppState()
 
 
-def passphrase_for(name: str, *, confirm: bool = False) -> str:
-    value = os.environ.get(ENV_PASSPHRASE)
-    if value:
-        return value
-    if not sys.stdin.isatty():
-        raise KeyUnavailable(f"no passphrase for {name!r}: there is no terminal to ask on",
-                             hint=f"set {ENV_PASSPHRASE}")
-    return typer.prompt(f"Passphrase for {name}", hide_input=True, confirmation_prompt=confirm)
-
-
 ENV_NEW_PASSPHRASE = "FORGEGOV_NEW_PASSPHRASE"
 
 
-def new_passphrase_for(name: str) -> str:
-    """The passphrase a new key of NAME is encrypted under (a key rotation)."""
-    value = os.environ.get(ENV_NEW_PASSPHRASE)
+def passphrase_for(name: str, *, confirm: bool = False, new: bool = False) -> str:
+    """NAME's passphrase ($FORGEGOV_PASSPHRASE or a prompt); with `new`, the one a new key of NAME is encrypted under
+    (a key rotation: $FORGEGOV_NEW_PASSPHRASE or a prompt, confirmed)."""
+    variable, what = (ENV_NEW_PASSPHRASE, "new passphrase") if new else (ENV_PASSPHRASE, "passphrase")
+    value = os.environ.get(variable)
     if value:
         return value
     if not sys.stdin.isatty():
-        raise KeyUnavailable(f"no new passphrase for {name!r}: there is no terminal to ask on",
-                             hint=f"set {ENV_NEW_PASSPHRASE}")
-    return typer.prompt(f"New passphrase for {name}", hide_input=True, confirmation_prompt=True)
+        raise KeyUnavailable(f"no {what} for {name!r}: there is no terminal to ask on", hint=f"set {variable}")
+    return typer.prompt(f"{what.capitalize()} for {name}", hide_input=True, confirmation_prompt=confirm or new)
+

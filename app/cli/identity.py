@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from forgegov.app.cli.context import new_passphrase_for, passphrase_for, state
+from forgegov.app.cli.context import passphrase_for, state
 from forgegov.app.cli.output import emit
 
 identity_app = typer.Typer(help="Signing identities (Ed25519 keys, encrypted at rest).", no_args_is_help=True)
@@ -91,7 +91,7 @@ def rotate(
     ws = state(ctx).workspace()
     check_name(name)
     signing = passphrase_for(actor)
-    actions.rotate(ws, name, new_passphrase_for(name), reason, actor, signing)
+    actions.rotate(ws, name, passphrase_for(name, new=True), reason, actor, signing)
     with read_session(ws.database_url) as session:
         identity = get_identity(session, name)
     emit(_public(identity), as_json, lambda out: out.print(f"identity {name} now signs with key {identity.key_id[:16]}…"))

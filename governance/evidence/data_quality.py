@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from forgegov.audit.commitments import committed_payload
+from forgegov.audit.commitments import committed_payload, logged_string
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes, digest_of
 from forgegov.foundation.clock import now_rfc3339
@@ -259,12 +259,13 @@ def checks_evidence(session: Session, asset: Asset, *, before: int | None = None
 
     Any failure stops the gate: evidence that cannot be trusted must not reach the policy at all.
     """
-    horizon = before if before is not None else 1 << 62  # `before`: as a decision at that entry saw them (replay)
-    stored = {check.id: check for check in session.exec(
-        select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest, DatasetCheck.audit_seq < horizon))}
-    entries = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
-        AuditEntry.action == AuditAction.DATASET_CHECK, AuditEntry.subject_digest == asset.digest,
-        AuditEntry.seq < horizon).order_by(AuditEntry.seq.desc())).all()  # type: ignore[attr-defined]
+    rows = select(DatasetCheck).where(DatasetCheck.dataset_digest == asset.digest)
+    logged = select(AuditEntry.seq, AuditEntry.payload).where(AuditEntry.action == AuditAction.DATASET_CHECK,
+                                                              AuditEntry.subject_digest == asset.digest)
+    if before is not None:  # as the decision at entry `before` saw them (replay)
+        rows, logged = rows.where(DatasetCheck.audit_seq < before), logged.where(AuditEntry.seq < before)
+    stored = {check.id: check for check in session.exec(rows)}
+    entries = session.exec(logged.order_by(AuditEntry.seq.desc())).all()  # type: ignore[attr-defined]
     proven = []
     # The log says which checks exist; a stored result deleted to hide its finding is missed here, not ignored.
     for seq, payload in entries:
@@ -283,16 +284,7 @@ def checks_evidence(session: Session, asset: Asset, *, before: int | None = None
 
 def _logged_check_id(seq: int, payload: str | None) -> str | None:
     """The check an entry records; None when the entry was lawfully redacted (its check then cannot count)."""
-    if payload is None:
-        return None
-    try:
-        check_id = json.loads(payload).get("check_id")
-    except (ValueError, AttributeError) as exc:
-        raise StoreTampered(f"audit entry {seq} (dataset.check) holds no readable payload",
-                            hint="run `forgegov audit verify`") from exc
-    if not isinstance(check_id, str):
-        raise StoreTampered(f"audit entry {seq} (dataset.check) names no check", hint="run `forgegov audit verify`")
-    return check_id
+    return None if payload is None else logged_string(seq, payload, AuditAction.DATASET_CHECK, "check_id")
 
 
 def _proven(session: Session, asset: Asset, stored: DatasetCheck) -> dict[str, Any]:
