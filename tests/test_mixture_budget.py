@@ -13,15 +13,28 @@ LENGTHS = [[400] * 60, [120] * 300, [25] * 400]
 SHARES = [0.7, 0.25, 0.05]
 
 
-def test_every_prefix_holds_the_planned_token_shares():
-    order = budgeted_order(LENGTHS, SHARES, "all_exhausted")
-    tokens = [0, 0, 0]
-    for step, (source, row) in enumerate(order, start=1):
-        tokens[source] += LENGTHS[source][row]
+@pytest.mark.parametrize(("lengths", "shares"), [
+    (LENGTHS, SHARES),
+    ([[1] * 5000, [1000] * 5, [1000] * 5], [0.6, 0.2, 0.2]),  # one source of tiny examples against two of huge ones
+    ([[10] * 400] + [[300] * 40] * 5, [0.5] + [0.1] * 5),
+])
+def test_every_prefix_holds_the_planned_token_shares(lengths, shares):
+    # From the first example on: above its budget by at most one of its own examples, below it by at most its share
+    # of one example of every other source.
+    longest = [max(rows) for rows in lengths]
+    tokens = [0] * len(lengths)
+    for source, row in budgeted_order(lengths, shares, "all_exhausted"):
+        tokens[source] += lengths[source][row]
         total = sum(tokens)
-        if total >= 4000:
-            for planned, got in zip(SHARES, tokens, strict=True):
-                assert abs(got / total - planned) <= max(map(max, LENGTHS)) / total, (step, tokens)
+        for i, share in enumerate(shares):
+            assert tokens[i] <= share * total + longest[i]
+            assert tokens[i] >= share * (total - sum(longest) + longest[i]) - 1e-9
+
+
+def test_the_stream_ends_once_it_holds_what_the_run_will_read():
+    order = budgeted_order(LENGTHS, SHARES, "all_exhausted", max_tokens=10_000)
+    held = sum(LENGTHS[source][row] for source, row in order)
+    assert 10_000 <= held < 10_000 + max(map(max, LENGTHS))
 
 
 def test_all_exhausted_uses_every_source_whole_and_first_exhausted_stops_at_the_first():
@@ -32,7 +45,10 @@ def test_all_exhausted_uses_every_source_whole_and_first_exhausted_stops_at_the_
     assert any(used[i] == len(LENGTHS[i]) for i in range(3)) and len(first) < len(every)
 
 
-@pytest.mark.parametrize(("lengths", "shares"), [([[5], []], [0.5, 0.5]), ([[5], [5]], [1.0, 0.0])])
-def test_an_empty_source_or_a_zero_share_is_refused(lengths, shares):
+@pytest.mark.parametrize(("lengths", "shares", "stopping"), [
+    ([[5], []], [0.5, 0.5], "all_exhausted"), ([[5], [5]], [1.0, 0.0], "all_exhausted"),
+    ([[5], [5]], [0.5, float("inf")], "all_exhausted"), ([[5], [5]], [0.5, 0.5], "all-exhausted"),
+])
+def test_an_empty_source_a_bad_share_or_strategy_is_refused(lengths, shares, stopping):
     with pytest.raises(BadInput):
-        budgeted_order(lengths, shares, "all_exhausted")
+        budgeted_order(lengths, shares, stopping)

@@ -94,7 +94,11 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     progress("data", 0, 1, "tokenising and interleaving")
     streams = [tokenize_source(data, tokenizer, recipe.method, index, recipe.train.seq_len, source.label)
                for index, (data, source) in enumerate(zip(loaded, plan.sources, strict=True))]
-    mixed = interleave(streams, [s.share for s in plan.sources], recipe.seed, recipe.mixture.stopping.value)
+    # What the run will read, whatever the stopping strategy: steps × batch × processes examples (CPT: of seq_len
+    # tokens each, packed), and a block to spare.
+    examples = recipe.train.max_steps * recipe.train.batch_size * ranks.world
+    mixed = interleave(streams, [s.share for s in plan.sources], recipe.seed, recipe.mixture.stopping.value,
+                       max_tokens=(examples + 1) * recipe.train.seq_len if recipe.method is Method.CPT else None)
     if recipe.method is Method.CPT:
         # TRL's own packing, called here rather than inside SFTTrainer, whose packing keeps only input_ids and
         # labels and so would drop the source tags.

@@ -6,13 +6,14 @@ tokens it actually trained on per source, not only the shares it planned.
 
 A recipe's shares are shares of *tokens*. Sampling *examples* with the planned probabilities (`interleave_datasets`)
 let sources with long documents crowd out short chat replays: planned 5 % replay trained on 1.5 % replay tokens.
-The stream is now built on a token budget per source, so every prefix of it holds the planned shares to within one
-example; the record keeps planned and realised shares side by side, and the promotion gate holds them to the
-tolerance policy states.
+The stream is now built on a token budget per source, so every prefix of it holds the planned shares to within about
+one example per source (`budgeted_order`); the record keeps planned and realised shares side by side (shares of the
+input tokens trained on, prompts included), and the promotion gate holds them to the tolerance policy states.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,8 +60,13 @@ def tokenize_source(dataset: datasets.Dataset, tokenizer: Any, method: Method, i
             for messages in batch["messages"]:
                 prompt_ids, completion_ids = _chat_pair(tokenizer, messages, name)
                 ids = (prompt_ids + completion_ids)[:seq_len]
+                mask = ([0] * len(prompt_ids) + [1] * len(completion_ids))[:seq_len]
+                if not any(mask):
+                    # The prompt alone fills seq_len: nothing of the reply is left to learn. TRL would drop the
+                    # example after the mixture counted its tokens, so it is left out here, before the budget.
+                    continue
                 ids_out.append(ids)
-                masks.append(([0] * len(prompt_ids) + [1] * len(completion_ids))[:seq_len])
+                masks.append(mask)
                 sources.append([index] * len(ids))
             return {"input_ids": ids_out, "completion_mask": masks, "source_ids": sources}
 
@@ -89,34 +95,39 @@ def _chat_pair(tokenizer: Any, messages: Sequence[dict[str, str]], name: str) ->
     return encode[0], encode[1]
 
 
-def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int,
-               stopping: str) -> datasets.Dataset:
-    """One stream in which source i supplies shares[i] of the tokens of every prefix, to within one example: each
-    source in an order shuffled by `seed`, then a token budget per source, filled greedily (the next example always
-    comes from the source furthest below its share). Under `all_exhausted` a source that runs out starts over until
-    every source has been used whole at least once; under `first_exhausted` the stream ends with the first source to
-    run out. The trainer reads the stream in order (`CausalLMTrainer.in_order`), so the tokens it trains on, however
-    few steps it takes, hold the planned shares."""
+def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int, stopping: str, *,
+               max_tokens: int | None = None) -> datasets.Dataset:
+    """One stream holding the planned token shares in every prefix: each source in an order shuffled by `seed`, then
+    a token budget per source, filled greedily (the next example always comes from the source furthest below its
+    share; see `budgeted_order` for the bound). Under `all_exhausted` a source that runs out starts over until every
+    source has been used whole at least once; under `first_exhausted` the stream ends with the first source to run
+    out; either way it ends once it holds `max_tokens`, what the run will read. The trainer reads the stream in order
+    (`CausalLMTrainer.in_order`), so the tokens it trains on, however few steps it takes, hold the planned shares."""
     from datasets import concatenate_datasets
 
     streams = [stream.shuffle(seed=seed + index).flatten_indices() for index, stream in enumerate(streams)]
     if len(streams) == 1:
         return streams[0]
-    order = budgeted_order([token_lengths(stream) for stream in streams], shares, stopping)
+    order = budgeted_order([token_lengths(stream) for stream in streams], shares, stopping, max_tokens=max_tokens)
     offsets = [0]
     for stream in streams[:-1]:
         offsets.append(offsets[-1] + stream.num_rows)
     return concatenate_datasets(list(streams)).select([offsets[source] + row for source, row in order])
 
 
-def budgeted_order(lengths: Sequence[Sequence[int]], shares: Sequence[float], stopping: str) -> list[tuple[int, int]]:
-    """(source, row) pairs in stream order; see `interleave`."""
-    if any(len(rows) == 0 for rows in lengths) or any(share <= 0 for share in shares):
-        raise BadInput("every source of a mixture needs examples to train on and a positive share")
+def budgeted_order(lengths: Sequence[Sequence[int]], shares: Sequence[float], stopping: str, *,
+                   max_tokens: int | None = None) -> list[tuple[int, int]]:
+    """(source, row) pairs in stream order; see `interleave`. After any prefix of T tokens, source i holds at most
+    shares[i]·T plus one of its own examples, and at least shares[i]·(T − one example of each other source): it is
+    picked whenever it is furthest behind, so it falls behind only while the others each add an example."""
+    if stopping not in ("first_exhausted", "all_exhausted"):
+        raise BadInput(f"unknown stopping strategy {stopping!r}: first_exhausted or all_exhausted")
+    if any(len(rows) == 0 for rows in lengths) or not all(math.isfinite(share) and share > 0 for share in shares):
+        raise BadInput("every source of a mixture needs examples to train on and a positive, finite share")
     sources = range(len(lengths))
     position, tokens, used_whole = [0] * len(lengths), [0] * len(lengths), [False] * len(lengths)
     order: list[tuple[int, int]] = []
-    while True:
+    while max_tokens is None or sum(tokens) < max_tokens:
         source = min(sources, key=lambda i: (tokens[i] / shares[i], i))
         if position[source] == len(lengths[source]):
             used_whole[source] = True
@@ -126,6 +137,7 @@ def budgeted_order(lengths: Sequence[Sequence[int]], shares: Sequence[float], st
         order.append((source, position[source]))
         tokens[source] += max(1, lengths[source][position[source]])
         position[source] += 1
+    return order
 
 
 def token_lengths(stream: datasets.Dataset) -> list[int]:
