@@ -313,8 +313,9 @@ def test_a_candidate_file_changed_after_signing_fails_verification(people, tmp_p
         verify_run(people, done.run_id)
     with pytest.raises(PolicyDenied) as denied:
         actions.promote(people, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
-    assert f"was produced by run {done.run_id}, which is completed, approved by the run gate, with provenance " \
-           "that does not verify" in denied.value.reasons[0]
+    # (Three steps are too few to train on the planned shares: the gate names that too.)
+    assert any(f"was produced by run {done.run_id}, which is completed, approved by the run gate, with provenance "
+               "that does not verify" in reason for reason in denied.value.reasons)
 
 
 def test_run_asset_registered_by_hand_is_denied_with_the_reason(people, files):
