@@ -299,7 +299,8 @@ def policy_in_force(session: Session) -> PolicyInForce:
 
 def _check_adopted_by_gate(session: Session, row: PolicyActivation, what: str) -> None:
     """Only a workspace's first policy is put in force without a decision; every later one names the policy-gate
-    decision that allowed it, once, and that decision's statement verifies under its signer's key."""
+    decision that allowed it, once; that decision's input is what its signed, admitted request and approvals say,
+    and its statement decided nothing else. (That the previous policy allowed it is `prove_policy_acts`'s.)"""
     if row.decision_id is None:
         raise StoreTampered(f"{what} names no policy-gate decision, and only a workspace's first policy may",
                             hint=_HINT)

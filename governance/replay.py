@@ -161,7 +161,7 @@ def _gate_recorded(session: Session, entry: AuditEntry, revoked: dict[str, int],
                             f"({entry.seq}) committed to", hint=_HINT)
     document = _object(decision.input, f"the stored input of decision {decision.id}")
     check_signed_input(session, entry.seq, decision.subject_digest, payload, document, revoked)
-    _check_gathered(session, entry, decision, document, limits)
+    _check_gathered(session, entry, payload, decision, document, limits)
     if payload.get("opa_decision_id") is None and decision.result is DecisionResult.DENY:
         return None, str(decision.policy_digest)
     recorded = _Recorded(entry.seq, decision.id, f"{PACKAGE_PREFIX}.{decision.gate.value}", entry.action,
@@ -170,13 +170,13 @@ def _gate_recorded(session: Session, entry: AuditEntry, revoked: dict[str, int],
     return recorded, str(decision.policy_digest)
 
 
-def _check_gathered(session: Session, entry: AuditEntry, decision: Decision, document: dict[str, Any],
-                    limits: list[str]) -> None:
+def _check_gathered(session: Session, entry: AuditEntry, payload: dict[str, Any], decision: Decision,
+                    document: dict[str, Any], limits: list[str]) -> None:
     """The parts of the input forgegov gathered rather than anyone signed, re-derived where the log allows: the
     decision's time lies between its statement's signing and its entry, and a dataset decision's data-quality
     evidence is every check the log had recorded of those bytes by then, as stored and signed (a made-up "no
     findings" in an appended entry would skip the privacy review)."""
-    statement = json.loads(entry.payload or "{}").get("statement") or {}
+    statement = payload.get("statement") if isinstance(payload.get("statement"), dict) else {}
     try:
         decided, signed, logged = (parse_rfc3339(str(document.get("now"))),
                                    parse_rfc3339(str(statement.get("signed_at"))), parse_rfc3339(entry.time))
