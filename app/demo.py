@@ -4,7 +4,10 @@ It shows identities, registration, data-quality checks as gate evidence (a clean
 data that need the privacy officer's justified approval), digest-verified loading (an edited file refused and
 logged), a reference model family built here, the base gate, a run refused for its mixture and one approved and
 trained on exactly the approved bytes with realised tokens per source, its candidate's signed provenance verified,
-promotion with separation of duties and quorum, revocation and the audit log. Drift evaluation comes later.
+drift evaluation of the candidate against its base (paired non-inferiority against the margins in policy data),
+promotion decided on that evaluation with separation of duties and quorum, revocation and the audit log. What the
+promotion gate answers follows from the measured numbers: the demo prints them and the gate's reasons, and takes the
+release steps only as far as the gate allows.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 
 from forgegov.app.run_start import start_run
 from forgegov.app.workspace import init_workspace
+from forgegov.evaluation.runner import run_evaluation
+from forgegov.evaluation.suite import read_suite
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import DigestMismatch, ForgegovError, PolicyDenied
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate, GateAction, ReleaseStage
@@ -31,6 +36,9 @@ from forgegov.training.reference.build import build_reference
 from forgegov.training.reference.register import register_reference
 
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
+# The reference family's held-out splits the shipped drift suite reads.
+EVAL_DATASETS = ("ref-safety-eval", "ref-instructions-eval", "ref-domain-eval", "ref-general-heldout")
+SUITE = Path(__file__).resolve().parents[1] / "evaluation" / "suites" / "reference.toml"
 # Holds no role in policy data: a witness only cosigns checkpoints it has checked.
 WITNESS = "audit-witness"
 
@@ -115,23 +123,26 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
     family = {"post": registered.checkpoints[-1]}
     say(f"registered: {' → '.join(registered.checkpoints)} and {len(registered.datasets)} corpora")
     checker = unlock(workspace, "alice", passphrase)
-    for name in ("claims", "support-tickets", "ref-domain-train", "ref-general-train", "ref-sft-chat"):
+    for name in ("claims", "support-tickets", "ref-domain-train", "ref-general-train", "ref-sft-chat",
+                 *EVAL_DATASETS):
         checked = check_dataset(workspace, f"dataset/{name}", signer=checker)
         pii = checked.summary["pii"]
         say(f"data-quality check of {checked.dataset}: {checked.summary['records']} records, PII in "
             f"{pii['records']} ({', '.join(pii['sample_locations']) or 'none'}), result {checked.result_digest[:19]}…")
 
-    def step(title: str, call: Callable[[], GateOutcome], expect_denied: bool = False) -> None:
+    def step(title: str, call: Callable[[], GateOutcome], expect_denied: bool = False, measured: bool = False) -> bool:
+        """One gate action; whether it was allowed. A denial is expected where the demo shows one, and accepted
+        where it depends on what was `measured`."""
         try:
             outcome = call()
         except PolicyDenied as denied:
-            if not expect_denied:
+            if not (expect_denied or measured):
                 raise
             report.steps.append({"step": title, "result": "deny", "reasons": denied.reasons})
             say(f"  {title}: DENIED")
             for reason in denied.reasons:
                 say(f"      {reason}")
-            return
+            return False
         if expect_denied:
             raise ForgegovError(f"demo expected a denial at: {title}")
         report.steps.append({"step": title, **outcome.to_dict()})
@@ -139,6 +150,7 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
             + (f", release {outcome.release}" if outcome.release else ""))
         for item in outcome.missing:
             say(f"      still required: {item}")
+        return True
 
     with actions.policy_engine(workspace) as engine:
         def act(subject: str, actor: str, action: GateAction) -> Callable[[], GateOutcome]:
@@ -229,17 +241,45 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
             f"{trained.candidate}")
         candidate = trained.candidate
 
+        say("dataset gate for the drift suite's held-out splits")
+        for name in EVAL_DATASETS:
+            step(f"alice requests approval of dataset/{name}@1", act(name, "alice", GateAction.REQUEST))
+            step("bob (data steward) approves", act(name, "bob", GateAction.APPROVE))
+        step("grace (privacy officer) approves the held-out general text with a justification",
+             lambda: actions.answer(workspace, "ref-general-heldout", "grace", passphrase, GateAction.APPROVE,
+                                    comment="maintainer addresses published in Python's own documentation",
+                                    engine=engine))
+        say("drift evaluation: the candidate against its base on the same items, greedy, paired")
+        evaluated = run_evaluation(workspace, candidate, [read_suite(SUITE)], actor="alice")
+        report.steps.append({"step": "alice evaluates the candidate against its base", "result": "evaluated",
+                             "evaluation": evaluated.id, "metrics": {
+                                 m["metric"]: {k: m[k] for k in ("n", "base_mean", "candidate_mean", "difference",
+                                                                 "interval", "margin", "power", "required",
+                                                                 "verdict", "noise_floor")}
+                                 for m in evaluated.predicate["metrics"]}})
+        say(f"  evaluation {evaluated.id} (signed, audit entry {evaluated.seq}) of {candidate} against "
+            f"{evaluated.predicate['base']['label']}:")
+        say(f"      {'metric':<22} {'n':>5} {'base':>7} {'cand.':>7} {'diff':>7} {'margin':>7} {'power':>6}  verdict")
+        for m in evaluated.predicate["metrics"]:
+            say(f"      {m['metric']:<22} {m['n']:>5} {m['base_mean']:>7.3f} {m['candidate_mean']:>7.3f} "
+                f"{m['difference']:>+7.3f} {-m['margin']:>7.3f} {m['power']:>6.2f}  {m['verdict']}")
+
         def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
             return lambda: actions.promote(workspace, candidate, target, "alice", passphrase, engine=engine)
 
-        say("promotion gate")
+        say("promotion gate: it reads the signed evaluation")
         step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
-        step("alice asks to promote the candidate to staging", promote(ReleaseStage.STAGING))
-        step("dave (ML lead) approves staging", act(candidate, "dave", GateAction.APPROVE))
-        step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
-        step("erin (release manager) approves", act(candidate, "erin", GateAction.APPROVE))
-        step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
-        step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
+        # Whether the candidate may go on is the gate's answer to the numbers above, not the demo's.
+        if step("alice asks to promote the candidate to staging", promote(ReleaseStage.STAGING), measured=True):
+            step("dave (ML lead) approves staging", act(candidate, "dave", GateAction.APPROVE))
+            step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
+            step("erin (release manager) approves", act(candidate, "erin", GateAction.APPROVE))
+            step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
+            step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
+        else:
+            verdicts = {m["metric"]: m["verdict"] for m in evaluated.predicate["metrics"]}
+            say(f"  {candidate} stays where it is: the drift gate read the evaluation above ("
+                + ", ".join(f"{name} {verdict}" for name, verdict in verdicts.items()) + ")")
         say("revocation")
         actions.revoke(workspace, "mallory", "laptop lost", "dave", passphrase, engine=engine)
         try:

@@ -142,6 +142,7 @@ class AuditAction(StrEnum):
     RUN_CHECKPOINT = "run.checkpoint"
     RUN_COMPLETE = "run.complete"
     RUN_FAILED = "run.failed"
+    EVAL_RECORD = "eval.record"
 
     @classmethod
     def of_gate(cls, gate: Gate, action: GateAction) -> AuditAction:
@@ -157,7 +158,7 @@ class AuditAction(StrEnum):
 # one of these as tampering, even when an `audit.redact` entry claims it.
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
-    AuditAction.ADMIN_DENIED,
+    AuditAction.ADMIN_DENIED, AuditAction.EVAL_RECORD,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,
 })

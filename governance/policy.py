@@ -48,6 +48,7 @@ from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.statements import check_admin_input, check_signed_input
 
 MANIFEST_FILE = ".manifest"
+DATA_FILE = "data/data.json"
 ADMIN_PACKAGE = "forgegov.admin"
 POLICY_MANIFEST_VERSION = 1
 # A bundle is a few dozen small text files; these bounds keep a hostile archive from exhausting memory.
@@ -554,3 +555,17 @@ def open_engine(workspace: Workspace, session: Session) -> PolicyEngine:
     prove_policy_acts(workspace, session)
     bundle, decider = stored_policy(session, pinned.digest)
     return PolicyEngine(workspace, pinned, bundle, decider)
+
+
+def data_in_force(session: Session) -> dict[str, Any]:
+    """The data document (`policies/data/data.json`) of the policy in force, from its stored, re-hashed bundle: the
+    settings a step outside a gate must apply as policy states them (an evaluation's margins), with the gate that
+    later reads the result checking that they still are the ones in force."""
+    bundle, _decider = stored_policy(session, policy_in_force(session).digest)
+    try:
+        document = json.loads(bundle.files[DATA_FILE])
+    except (KeyError, ValueError) as exc:
+        raise PolicyBundleError(f"the policy in force has no readable {DATA_FILE}") from exc
+    if not isinstance(document, dict):
+        raise PolicyBundleError(f"the policy in force's {DATA_FILE} is not a JSON object")
+    return document

@@ -99,3 +99,12 @@ def test_gpu_throughput_on_cpu():
     assert result["parameters"] > result["non_embedding_parameters"] > 0
     assert result["seconds"] > 0 and result["tokens_per_s"] > 0
     assert result["mfu"] is None  # no peak figure for a CPU, so no utilisation claimed
+
+
+def test_eval_throughput(tmp_path):
+    out = tmp_path / "eval_throughput.json"
+    printed = _smoke("eval_throughput.py", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert result["items"] == 64 and result["size"] == "tiny" and result["device"] == "cpu"
+    assert result["bare_items_per_s"] > 0 and result["forgegov_items_per_s"] > 0 and result["ratio"] > 0
+    assert json.loads(printed) == result

@@ -24,8 +24,6 @@ def test_demo_runs_end_to_end(tmp_path):
     report = json.loads(done.stdout)
     results = {step["step"]: step["result"] for step in report["steps"]}
     assert results["alice approves her own request"] == "deny"
-    assert results["erin approves a second time"] == "deny"
-    assert results["frank (release manager) approves: quorum of two met"] == "allow"
     assert results["mallory (revoked) tries to act"] == "refused"
     tickets = [s for s in report["steps"] if s.get("subject") == "dataset/support-tickets@1"]
     assert [s["result"] for s in tickets] == ["pending", "pending", "allow"]
@@ -43,8 +41,21 @@ def test_demo_runs_end_to_end(tmp_path):
     assert trained["realised"]["total_tokens"] > 0
     assert [s["role"] for s in trained["realised"]["sources"]] == ["proprietary", "general", "replay"]
     assert results["provenance of the candidate verifies"] == "verified"
-    final = [s for s in report["steps"] if s.get("release")][-1]
-    assert final["release"] == "production" and final["subject"] == "checkpoint/claims-cpt@1"
+    # The candidate goes as far as its measured evaluation lets it, and a denial names the metrics.
+    evaluated = next(s for s in report["steps"] if s["step"] == "alice evaluates the candidate against its base")
+    required = ("harmful_refusal", "benign_compliance", "instruction_following", "general_retention")
+    passes = all(evaluated["metrics"][m]["verdict"] == "non-inferior" for m in required)
+    staging = next(s for s in report["steps"] if s["step"] == "alice asks to promote the candidate to staging")
+    assert staging["result"] == ("pending" if passes else "deny")
+    if passes:
+        assert results["erin approves a second time"] == "deny"
+        assert results["frank (release manager) approves: quorum of two met"] == "allow"
+        final = [s for s in report["steps"] if s.get("release")][-1]
+        assert final["release"] == "production" and final["subject"] == "checkpoint/claims-cpt@1"
+    else:
+        failing = [m for m in required if evaluated["metrics"][m]["verdict"] != "non-inferior"]
+        assert all(any(m in reason for reason in staging["reasons"]) for m in failing)
+        assert "frank (release manager) approves: quorum of two met" not in results
     assert results["alice (no policy-owner role) proposes a policy"] == "deny"
     assert results["dave approves his own proposal"] == "deny"
     assert results["grace (policy owner) approves: the new policy is in force"] == "allow"

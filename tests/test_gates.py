@@ -353,10 +353,11 @@ def test_a_hand_registered_candidate_with_a_made_up_parent_is_not_promoted(peopl
                    stage=CheckpointStage.CANDIDATE, parent="checkpoint/base")
     with pytest.raises(PolicyDenied) as denied:
         actions.promote(people, "claims-sft", ReleaseStage.STAGING, "alice", PASSPHRASE, engine=engine)
-    assert denied.value.reasons == [
-        "checkpoint claims-sft v1 was produced by no governed training run and is not approved at the base gate: only "
-        "the candidate of a completed, approved training run with verifying provenance, or a checkpoint approved at "
-        "the base gate, can be promoted"]
+    assert ("checkpoint claims-sft v1 was produced by no governed training run and is not approved at the base gate: "
+            "only the candidate of a completed, approved training run with verifying provenance, or a checkpoint "
+            "approved at the base gate, can be promoted") in denied.value.reasons
+    # Having a parent, it is also judged against it, and was never evaluated.
+    assert any("has no drift evaluation of harmful_refusal against its parent" in r for r in denied.value.reasons)
 
 
 def test_a_checkpoint_rejected_at_the_base_gate_is_not_promoted(people, files, engine):

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.app.cli import assets, audit, demo, gates, identity, opa, policy, reference, runs, workspace
+from forgegov.app.cli import assets, audit, demo, evaluation, gates, identity, opa, policy, reference, runs, workspace
 from forgegov.app.cli.context import AppState
 from forgegov.app.cli.output import stderr
 from forgegov.foundation.errors import ForgegovError, PolicyDenied
@@ -46,6 +46,7 @@ audit.register(app)
 demo.register(app)
 reference.register(app)
 runs.register(app)
+evaluation.register(app)
 
 
 def _report(error: ForgegovError) -> None:

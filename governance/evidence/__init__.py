@@ -2,8 +2,8 @@
 
 Callers cannot hand evidence in: what OPA reads about an asset comes from records the audit log has committed to,
 re-verified by the provider (see `audit/commitments.py`), so a caller that skips a check or edits its result gets a
-denial or a refusal rather than a pass. One provider per gate, in one table: the promotion gate's evaluation evidence
-and the reward gate's sandbox evidence are each one new provider.
+denial or a refusal rather than a pass. One provider per gate, in one table (the reward gate's sandbox evidence will
+be one more).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import Gate
 from forgegov.governance.evidence.data_quality import checks_evidence
+from forgegov.governance.evidence.evaluation import evaluation_evidence
 from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.run import run_evidence
 
@@ -32,8 +33,9 @@ def _run(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any
     return {"run": run_evidence(session, asset)}
 
 
-def _lineage(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
-    return {"lineage": lineage_evidence(workspace, session, asset)}
+def _promotion(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    return {"lineage": lineage_evidence(workspace, session, asset),
+            "evaluation": evaluation_evidence(workspace, session, asset)}
 
 
 def _none(_workspace: Workspace, _session: Session, _asset: Asset) -> dict[str, Any]:
@@ -46,7 +48,7 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.RUN: _run,
     Gate.REWARD: _none,
     Gate.BASE: _none,
-    Gate.PROMOTION: _lineage,
+    Gate.PROMOTION: _promotion,
     Gate.POLICY: _none,
 }
 

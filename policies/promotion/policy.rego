@@ -152,6 +152,154 @@ deny contains msg if {
 	)
 }
 
+# Drift evaluation. A checkpoint trained from a parent is promoted only when,
+# for every metric the target requires, a current evaluation shows it is not
+# worse than its parent by more than the margin policy states, and the suite
+# could see that margin. Current: made against the parent, under the design
+# (alpha, power) and the metric's margin and planning spread in force now, on
+# datasets still approved. Every current result counts: evaluating again on
+# another suite cannot outvote a regression already measured.
+eval_settings := object.get(settings, "evaluation", {})
+
+required_metrics := target_settings.required_metrics
+
+# A root checkpoint (registered without a parent, approved at the base gate)
+# has nothing to be compared with. Positive, so absent evidence needs one.
+root_checkpoint if input.evidence.evaluation.parent_digest == null
+
+evaluation_results := object.get(object.get(input.evidence, "evaluation", {}), "results", [])
+
+measured(metric) if {
+	some result in evaluation_results
+	result.metrics[metric]
+}
+
+# Why a result does not count (empty: it is current).
+stale(result, metric) := (((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | data_stale(result)
+
+base_stale(result) := {msg |
+	result.base_digest != input.evidence.evaluation.parent_digest
+	msg := sprintf("it compared with %s, not the parent %s", [result.base_digest, input.evidence.evaluation.parent_digest])
+}
+
+design_stale(result) := {msg |
+	result.design != {"alpha": eval_settings.alpha, "power": eval_settings.power}
+	msg := sprintf(
+		"it was decided at alpha %v, power %v where policy now states %v, %v",
+		[result.design.alpha, result.design.power, object.get(eval_settings, "alpha", null), object.get(eval_settings, "power", null)],
+	)
+}
+
+margin_stale(result, metric) := {msg |
+	m := result.metrics[metric]
+	declared := object.get(object.get(eval_settings, "metrics", {}), metric, {})
+	policy_values := [object.get(declared, "margin", null), object.get(declared, "planning_spread", null)]
+	[m.margin, m.planning_spread] != policy_values
+	msg := sprintf("its margin %v and planning spread %v are not policy's %v and %v", array.concat([m.margin, m.planning_spread], policy_values))
+}
+
+cluster_stale(result, metric) := {msg |
+	m := result.metrics[metric]
+	m.cluster_spread != null
+	declared := object.get(object.get(eval_settings, "metrics", {}), metric, {})
+	m.cluster_spread != object.get(declared, "cluster_spread", null)
+	msg := sprintf("its cluster spread %v is not policy's %v", [m.cluster_spread, object.get(declared, "cluster_spread", null)])
+}
+
+data_stale(result) := {msg |
+	some d in result.datasets
+	d.state != "approved"
+	msg := sprintf("dataset %s is %s, no longer approved", [d.label, d.state])
+}
+
+current(result, metric) if {
+	result.metrics[metric]
+	count(stale(result, metric)) == 0
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	target_configured
+	not is_array(target_settings.required_metrics)
+	msg := sprintf(
+		"promotion target %s lists no required_metrics in policy data: a policy owner must list the drift metrics it requires (an empty list requires none)",
+		[target],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	some metric in required_metrics
+	not measured(metric)
+	msg := sprintf(
+		"%s has no drift evaluation of %s against its parent: run `forgegov eval run %s --suite SUITE --as NAME` with a suite that reports %s",
+		[gate.describe(input.subject), metric, input.subject.name, metric],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	some metric in required_metrics
+	measured(metric)
+	not has_current(metric)
+	some result in evaluation_results
+	result.metrics[metric]
+	msg := sprintf(
+		"%s: evaluation %s of %s is not current (%s): evaluate it again under the policy in force",
+		[gate.describe(input.subject), result.id, metric, concat("; ", sort(stale(result, metric)))],
+	)
+}
+
+has_current(metric) if {
+	some result in evaluation_results
+	current(result, metric)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	some metric in required_metrics
+	some result in evaluation_results
+	current(result, metric)
+	m := result.metrics[metric]
+	m.verdict == "inferior"
+	msg := sprintf(
+		"%s regressed on %s: %v against %v for its parent (difference %v, interval [%v, %v]), beyond the margin of %v policy allows (evaluation %s): it cannot be promoted; change the recipe and train again",
+		[
+			gate.describe(input.subject), metric, rounded(m.candidate_mean), rounded(m.base_mean),
+			rounded(m.difference), rounded(m.interval[0]), rounded(m.interval[1]), m.margin, result.id,
+		],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	some metric in required_metrics
+	some result in evaluation_results
+	current(result, metric)
+	m := result.metrics[metric]
+	m.verdict == "insufficient-evidence"
+	msg := sprintf(
+		"%s: evaluation %s cannot see the margin of %v on %s (insufficient evidence): %v items give power %v below the %v policy requires; evaluate with a suite of at least %v items for %s",
+		[gate.describe(input.subject), result.id, m.margin, metric, m.n, rounded(m.power), eval_settings.power, m.required, metric],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	some metric in required_metrics
+	some result in evaluation_results
+	current(result, metric)
+	not result.metrics[metric].verdict in {"non-inferior", "inferior", "insufficient-evidence"}
+	msg := sprintf("%s: evaluation %s reports no verdict on %s: evaluate it again", [gate.describe(input.subject), result.id, metric])
+}
+
+rounded(x) := round(x * 10000) / 10000
+
 deny contains msg if {
 	input.action == "withdraw"
 	msg := "a release is not withdrawn through the promotion gate: withdraw the checkpoint at the base gate, or the data or run it came from"

@@ -44,7 +44,7 @@ doc(action, actor, approvals, changes) := object.union(
 		"subject": checkpoint,
 		"request": {"id": "req-9", "requested_by": "alice", "requested_at": "2026-11-22T18:00:00Z", "target": "production"},
 		"approvals": approvals,
-		"evidence": {},
+		"evidence": {"evaluation": {"parent_digest": null, "results": []}},
 	},
 	changes,
 )
@@ -358,4 +358,132 @@ test_proprietary_share_is_not_held_to_the_plan if {
 	more := object.union(as_planned, {"proprietary": {"planned_share": 0.7, "realised_share": 0.5}})
 	d := promotion.decision with input as doc("request", "alice", [], with_mixture(more))
 	d.deny == set()
+}
+
+# Drift evaluation: a checkpoint trained from sha256:p1, evaluated against it.
+metric(verdict, margin, spread) := {
+	"verdict": verdict, "margin": margin, "planning_spread": spread, "difference": -0.01,
+	"interval": [-0.02, 0.0], "n": 1000, "power": 0.9, "required": 735, "base_mean": 0.8, "candidate_mean": 0.79,
+}
+
+passing_metrics := {
+	"harmful_refusal": metric("non-inferior", 0.03, 0.1),
+	"benign_compliance": metric("non-inferior", 0.03, 0.1),
+	"instruction_following": metric("non-inferior", 0.15, 0.15),
+	"general_retention": metric("non-inferior", 0.05, 0.25),
+}
+
+result(id, metrics) := {
+	"id": id, "seq": 40, "time": fresh, "actor": "alice", "base_digest": "sha256:p1",
+	"policy_digest": "sha256:pol", "design": {"alpha": 0.05, "power": 0.8},
+	"datasets": [{"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": "approved"}],
+	"metrics": metrics,
+}
+
+evaluated(results) := {"evidence": {"evaluation": {"parent_digest": "sha256:p1", "results": results}}}
+
+to_staging_evaluated(results) := object.union(to_staging, evaluated(results))
+
+staging_decision(results) := d if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], to_staging_evaluated(results))
+}
+
+test_evaluated_child_passing_every_required_metric_allows if {
+	staging_decision([result("e1", passing_metrics)]) == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_child_without_evaluation_denied if {
+	d := staging_decision([])
+	not d.allow
+	count(d.deny) == 4
+	some msg in d.deny
+	contains(msg, "has no drift evaluation of instruction_following against its parent: run `forgegov eval run claims-sft")
+}
+
+test_absent_evaluation_evidence_denied if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], object.union(to_staging, {"evidence": {"evaluation": null}}))
+	not d.allow
+	some msg in d.deny
+	contains(msg, "has no drift evaluation of harmful_refusal")
+}
+
+test_regression_beyond_margin_denied_with_the_metric_named if {
+	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("inferior", 0.03, 0.1)}))])
+	not d.allow
+	d.deny == {"checkpoint claims-sft v3 regressed on benign_compliance: 0.79 against 0.8 for its parent (difference -0.01, interval [-0.02, 0]), beyond the margin of 0.03 policy allows (evaluation e1): it cannot be promoted; change the recipe and train again"}
+}
+
+test_insufficient_evidence_denied if {
+	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55})}))])
+	not d.allow
+	d.deny == {"checkpoint claims-sft v3: evaluation e1 cannot see the margin of 0.15 on instruction_following (insufficient evidence): 10 items give power 0.2 below the 0.8 policy requires; evaluate with a suite of at least 55 items for instruction_following"}
+}
+
+test_another_evaluation_cannot_outvote_a_regression if {
+	worse := result("e1", object.union(passing_metrics, {"harmful_refusal": metric("inferior", 0.03, 0.1)}))
+	d := staging_decision([worse, result("e2", passing_metrics)])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "regressed on harmful_refusal")
+}
+
+test_evaluation_against_another_base_is_not_current if {
+	d := staging_decision([object.union(result("e1", passing_metrics), {"base_digest": "sha256:other"})])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "evaluation e1 of harmful_refusal is not current (it compared with sha256:other, not the parent sha256:p1)")
+}
+
+test_evaluation_under_a_looser_margin_is_stale if {
+	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("non-inferior", 0.1, 0.1)}))])
+	d.deny == {"checkpoint claims-sft v3: evaluation e1 of benign_compliance is not current (its margin 0.1 and planning spread 0.1 are not policy's 0.03 and 0.1): evaluate it again under the policy in force"}
+}
+
+test_evaluation_under_another_design_is_stale if {
+	d := staging_decision([object.union(result("e1", passing_metrics), {"design": {"alpha": 0.2, "power": 0.8}})])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "it was decided at alpha 0.2, power 0.8 where policy now states 0.05, 0.8")
+}
+
+test_evaluation_on_withdrawn_data_is_stale if {
+	withdrawn := object.union(result("e1", passing_metrics), {"datasets": [{"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": "withdrawn"}]})
+	d := staging_decision([withdrawn])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "dataset dataset/safety-eval@1 is withdrawn, no longer approved")
+}
+
+test_a_current_result_outweighs_a_stale_one if {
+	old := object.union(result("e0", passing_metrics), {"base_digest": "sha256:other"})
+	staging_decision([old, result("e1", passing_metrics)]) == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_unknown_verdict_denied if {
+	d := staging_decision([result("e1", object.union(passing_metrics, {"general_retention": metric("maybe", 0.05, 0.25)}))])
+	d.deny == {"checkpoint claims-sft v3: evaluation e1 reports no verdict on general_retention: evaluate it again"}
+}
+
+test_metric_not_required_does_not_block if {
+	extra := object.union(passing_metrics, {"domain_accuracy": metric("inferior", 0.05, 0.1)})
+	staging_decision([result("e1", extra)]).allow
+}
+
+test_target_without_required_metrics_denied if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], to_staging_evaluated([result("e1", passing_metrics)]))
+		with data.data.gates.promotion.targets.staging.required_metrics as null
+	some msg in d.deny
+	contains(msg, "promotion target staging lists no required_metrics in policy data")
+}
+
+test_target_requiring_no_metrics_allows_an_unevaluated_child if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], to_staging_evaluated([]))
+		with data.data.gates.promotion.targets.staging.required_metrics as []
+	d.allow
+}
+
+test_clustered_result_under_another_cluster_spread_is_stale if {
+	clustered := object.union(metric("non-inferior", 0.03, 0.1), {"cluster_spread": 0.5})
+	d := staging_decision([result("e1", object.union(passing_metrics, {"harmful_refusal": clustered}))])
+	d.deny == {"checkpoint claims-sft v3: evaluation e1 of harmful_refusal is not current (its cluster spread 0.5 is not policy's null): evaluate it again under the policy in force"}
 }

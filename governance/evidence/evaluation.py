@@ -1,0 +1,48 @@
+"""What the promotion gate reads about a checkpoint's drift evaluations: every result the log holds for these bytes,
+each re-verified (governance/evaluations.py), summarised to the facts the policy judges. Which results count (made
+against the checkpoint's parent, under the design and margins in force, on data still approved) and whether they
+pass is the policy's to decide, not this module's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import StoreTampered
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind
+from forgegov.governance.evaluations import EvalRecord, verified_results
+from forgegov.governance.registry import check_recorded
+
+_METRIC_FACTS = ("verdict", "margin", "planning_spread", "cluster_spread", "difference", "interval", "n", "clusters",
+                 "power", "required", "adjusted_p", "base_mean", "candidate_mean", "task", "suite")
+
+
+def evaluation_evidence(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    return {"parent_digest": asset.parent_digest,
+            "results": [_summary(session, record) for record in verified_results(workspace, session, asset.digest)]}
+
+
+def _dataset_state(session: Session, digest: str) -> str:
+    found = session.exec(select(Asset).where(Asset.kind == AssetKind.DATASET, Asset.digest == digest)).first()
+    if found is None:
+        raise StoreTampered(f"an evaluation names dataset {digest}, which is not registered",
+                            hint="run `forgegov audit verify`")
+    check_recorded(session, found)
+    return found.state.value
+
+
+def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
+    predicate = record.predicate
+    datasets = {m["dataset"]["digest"]: m["dataset"]["label"] for m in predicate["metrics"]}
+    return {
+        "id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
+        "base_digest": predicate["base"]["digest"], "policy_digest": predicate["policy"]["digest"],
+        "design": predicate["design"],
+        "datasets": [{"label": name, "digest": digest, "state": _dataset_state(session, digest)}
+                     for digest, name in sorted(datasets.items())],
+        "metrics": {m["metric"]: {k: m.get(k) for k in _METRIC_FACTS} for m in predicate["metrics"]},
+    }
