@@ -20,7 +20,6 @@ from pathlib import Path
 from forgegov.app.run_start import start_run
 from forgegov.app.workspace import init_workspace
 from forgegov.evaluation.runner import run_evaluation
-from forgegov.evaluation.suite import read_suite
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import DigestMismatch, ForgegovError, PolicyDenied
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate, GateAction, ReleaseStage
@@ -249,8 +248,12 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
              lambda: actions.answer(workspace, "ref-general-heldout", "grace", passphrase, GateAction.APPROVE,
                                     comment="maintainer addresses published in Python's own documentation",
                                     engine=engine))
+        say("suite gate: the drift suite, its datasets resolved to exact digests, approved like the data it reads")
+        suite = label(register_asset(workspace, AssetKind.SUITE, SUITE, "reference-drift", "alice"))
+        step(f"alice requests approval of {suite}", act(suite, "alice", GateAction.REQUEST))
+        step("dave (ML lead) approves the suite", act(suite, "dave", GateAction.APPROVE))
         say("drift evaluation: the candidate against its base on the same items, greedy, paired")
-        evaluated = run_evaluation(workspace, candidate, [read_suite(SUITE)], actor="alice")
+        evaluated = run_evaluation(workspace, candidate, [suite], actor="alice")
         report.steps.append({"step": "alice evaluates the candidate against its base", "result": "evaluated",
                              "evaluation": evaluated.id, "metrics": {
                                  m["metric"]: {k: m[k] for k in ("n", "base_mean", "candidate_mean", "difference",

@@ -86,7 +86,7 @@ def main() -> int:
     out = args.out or Path(__file__).parent / "results" / f"eval_throughput{'.smoke' if args.smoke else ''}.json"
 
     from forgegov.evaluation.generate import greedy
-    from forgegov.evaluation.suite import Decoding, Template
+    from forgegov.governance.suites import Decoding, Template
 
     model, tokenizer = build(args.size, args.device)
     items = prompts(args.items)

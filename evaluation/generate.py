@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from forgegov.evaluation.suite import Decoding, Template
+from forgegov.governance.suites import Decoding, Template
 
 Tick = Callable[[int], None]  # called with the number of items just finished
 

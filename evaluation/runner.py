@@ -1,8 +1,9 @@
 """One drift evaluation, top to bottom: a candidate and its base on the same items, the paired comparison per metric,
 and the signed result.
 
-1. Resolve the candidate and its base (the candidate's parent unless named), and read the design (α, power) and each
-   metric's margin from the policy in force: the suite never sets its own bar.
+1. Resolve the candidate and its base (the candidate's parent unless named) and the suites (registered, approved at
+   the suite gate, their documents re-hashed), and read the design (α, power) and each metric's margin from the
+   policy in force: a suite never sets its own bar.
 2. Load every suite dataset through the verified door (approved data only, re-hashed) and build the items.
 3. Load both checkpoints through the verified door; ask each the same items with the same greedy decoding, batched.
    The base is asked twice, in other batches, and the flips between those two passes are the noise floor.
@@ -23,13 +24,12 @@ from typing import Any
 from forgegov.evaluation.generate import Output, greedy, log_likelihoods
 from forgegov.evaluation.scorers import Scorer, scorer_named
 from forgegov.evaluation.statistics import Design, MetricKind, MetricPlan, MetricResult, PairedScores, compare, decide
-from forgegov.evaluation.suite import TASKS, Suite, TaskSpec
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import BadInput, PolicyBundleError
+from forgegov.foundation.errors import BadInput, PolicyBundleError, StateConflict
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.vocabulary import AssetKind
+from forgegov.foundation.vocabulary import AssetKind, AssetState
 from forgegov.governance.evaluations import EvalRecord, record_evaluation, statement_for
 from forgegov.governance.identities import get_identity, require_active
 from forgegov.governance.loading.checkpoints import load_checkpoint
@@ -37,6 +37,7 @@ from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.policy import data_in_force, policy_in_force
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.lifecycle import code_identity
+from forgegov.governance.suites import TASKS, Suite, TaskSpec, registered_suite
 
 RESULT_VERSION = 1
 
@@ -59,8 +60,15 @@ class Item:
 
 
 @dataclass(frozen=True)
-class PlannedTask:
+class RegisteredSuite:
+    label: str
+    digest: str
     suite: Suite
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    suite: RegisteredSuite
     spec: TaskSpec
     scorer: Scorer
     plan: MetricPlan
@@ -118,13 +126,21 @@ def _items(spec: TaskSpec, records: Sequence[dict[str, Any]], where: str) -> tup
     return tuple(items)
 
 
-def plan_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Suite], *, actor: str,
+def _approved_suite(session: Any, ref: str) -> RegisteredSuite:
+    asset = resolve(session, ref, AssetKind.SUITE)
+    if asset.state is not AssetState.APPROVED:
+        raise StateConflict(f"{label(asset)} is {asset.state.value}: only a suite approved at the suite gate decides",
+                            hint=f"forgegov request {label(asset)} --as NAME, then an ML lead approves it")
+    return RegisteredSuite(label(asset), asset.digest, registered_suite(asset.manifest, asset.digest, label(asset)))
+
+
+def plan_evaluation(workspace: Workspace, candidate_ref: str, suite_refs: Sequence[str], *, actor: str,
                     base_ref: str | None = None,
                     progress: Progress = _quiet) -> tuple[dict[str, str], dict[str, str], Design, list[PlannedTask],
-                                                          dict[str, Any]]:
+                                                          dict[str, Any], list[RegisteredSuite]]:
     """Steps 1-2: what will be compared, on which items, against which margins; nothing loaded into a model yet."""
-    if not suites:
-        raise BadInput("name at least one suite (--suite FILE)")
+    if not suite_refs:
+        raise BadInput("name at least one suite (--suite suite/NAME@VERSION)")
     with read_session(workspace.database_url) as session:
         require_active(get_identity(session, actor))
         candidate = resolve(session, candidate_ref, AssetKind.CHECKPOINT)
@@ -134,37 +150,35 @@ def plan_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[S
         if base.digest == candidate.digest:
             raise BadInput("the base and the candidate are the same checkpoint",
                            hint="the noise floor (base against itself) is part of every result already")
+        suites = [_approved_suite(session, ref) for ref in suite_refs]
         in_force = policy_in_force(session)
         settings = ((data_in_force(session).get("gates") or {}).get("promotion") or {}).get("evaluation") or {}
         datasets = {}
-        for suite in suites:
-            for spec in suite.tasks:
+        for registered in suites:
+            for spec in registered.suite.tasks:
                 asset = resolve(session, spec.dataset, AssetKind.DATASET)
-                if asset.dataset_kind not in {k.value for k in TASKS[spec.task].dataset_kinds}:
-                    raise BadInput(f"suite {suite.name}, metric {spec.metric}: {label(asset)} is "
-                                   f"{asset.dataset_kind} data, which a {spec.task.value} task does not read")
-                datasets[(suite.name, spec.metric)] = {"label": label(asset), "digest": asset.digest}
+                datasets[(registered.digest, spec.metric)] = {"label": label(asset), "digest": asset.digest}
         pair = ({"label": label(candidate), "digest": candidate.digest}, {"label": label(base), "digest": base.digest})
     design = _design(settings)
-    metrics = [spec.metric for suite in suites for spec in suite.tasks]
+    metrics = [spec.metric for registered in suites for spec in registered.suite.tasks]
     if len(set(metrics)) != len(metrics):
         raise BadInput(f"two suites report the same metric ({', '.join(sorted(metrics))}): evaluate them separately")
     loaded: dict[str, list[dict[str, Any]]] = {}
     tasks = []
-    for suite in suites:
-        for spec in suite.tasks:
-            where = f"suite {suite.name}, metric {spec.metric}"
+    for registered in suites:
+        for spec in registered.suite.tasks:
+            where = f"{registered.label}, metric {spec.metric}"
             scorer = scorer_named(spec.scorer, spec.options, has_target=spec.target is not None, where=where)
-            dataset = datasets[(suite.name, spec.metric)]
+            dataset = datasets[(registered.digest, spec.metric)]
             if dataset["digest"] not in loaded:
                 progress("data", len(loaded), len({d["digest"] for d in datasets.values()}), dataset["label"])
                 rows = load_dataset(workspace, dataset["digest"], actor=actor,
                                     purpose=f"drift evaluation of {pair[0]['label']}")
                 loaded[dataset["digest"]] = [dict(r) for r in rows]
-            tasks.append(PlannedTask(suite, spec, scorer, _plan(settings, spec, scorer), dataset,
+            tasks.append(PlannedTask(registered, spec, scorer, _plan(settings, spec, scorer), dataset,
                                      _items(spec, loaded[dataset["digest"]], where)))
     policy = {"revision": in_force.revision, "digest": in_force.digest}
-    return pair[0], pair[1], design, tasks, policy
+    return pair[0], pair[1], design, tasks, policy, suites
 
 
 def _outputs(model: Any, tokenizer: Any, task: PlannedTask, batch_size: int,
@@ -215,7 +229,7 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Suite], *, actor: str,
+def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[str], *, actor: str,
                    base_ref: str | None = None, batch_size: int = 32,
                    progress: Progress = _quiet) -> EvalRecord:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
@@ -223,8 +237,8 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Su
     started_at = now_rfc3339()
     started = time.perf_counter()
     # 1-2.
-    candidate, base, design, tasks, policy = plan_evaluation(workspace, candidate_ref, suites, actor=actor,
-                                                             base_ref=base_ref, progress=progress)
+    candidate, base, design, tasks, policy, registered = plan_evaluation(
+        workspace, candidate_ref, suites, actor=actor, base_ref=base_ref, progress=progress)
     # 3. The base twice (the second pass in other batches: the noise floor), then the candidate.
     noise_batch = max(1, batch_size // 2) if batch_size > 1 else 2
     base_passes = _ask(workspace, base["digest"], tasks, actor=actor,
@@ -250,7 +264,7 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Su
         for item, b_out, c_out, b, c in zip(task.items, base_passes[0][index], candidate_outputs[index],
                                             base_scores, candidate_scores, strict=True):
             lines.append(canonical_bytes({
-                "metric": task.spec.metric, "item": item.id, "prompt_digest": _digest(item.text),
+                "metric": task.spec.metric, "item": item.id, "input": item.text, "prompt_digest": _digest(item.text),
                 "cluster": item.cluster, "target": item.target if isinstance(item.target, str | int | float) else None,
                 "base": {"output": b_out.value, "score": b[0], "label": b[1], "seconds": round(b_out.seconds, 6)},
                 "candidate": {"output": c_out.value, "score": c[0], "label": c[1],
@@ -260,7 +274,8 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Su
     metrics = []
     for task, result in zip(tasks, decided, strict=True):
         doc = result.to_dict()
-        doc.update({"task": task.spec.task.value, "suite": task.suite.name, "dataset": task.dataset,
+        doc.update({"task": task.spec.task.value, "suite": task.suite.label, "suite_digest": task.suite.digest,
+                    "dataset": task.dataset,
                     "scorer": {"name": task.scorer.name, "version": task.scorer.version},
                     "planning_spread": task.plan.planning_spread, "cluster_spread": task.plan.cluster_spread,
                     "noise_floor": noise[task.spec.metric]})
@@ -270,7 +285,7 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[Su
         "started_at": started_at, "finished_at": now_rfc3339(), "wall_s": round(time.perf_counter() - started, 3),
         "candidate": candidate, "base": base, "policy": policy,
         "design": {"alpha": design.alpha, "power": design.power},
-        "suites": [{"name": s.name, "digest": s.digest, "document": s.to_document()} for s in suites],
+        "suites": [{"name": r.label, "digest": r.digest, "document": r.suite.to_document()} for r in registered],
         "batch_size": batch_size, "noise_batch_size": noise_batch, "code": code_identity(),
         "metrics": metrics,
         "items": {"digest": "sha256:" + hashlib.sha256(items).hexdigest(), "count": len(lines)},

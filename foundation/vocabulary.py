@@ -11,6 +11,7 @@ class AssetKind(StrEnum):
     CHECKPOINT = "checkpoint"
     RUN = "run"
     POLICY = "policy"  # a policy bundle, with the OPA build pinned to decide it
+    SUITE = "suite"  # an evaluation suite, its dataset references resolved to digests at registration
 
 
 class DatasetKind(StrEnum):
@@ -59,6 +60,7 @@ class Gate(StrEnum):
     PROMOTION = "promotion"
     BASE = "base"  # approves a checkpoint as the starting point of training runs
     POLICY = "policy"  # adopts a policy bundle: decided by the policy in force
+    SUITE = "suite"  # approves an evaluation suite to decide promotions
 
 
 class GateAction(StrEnum):
@@ -107,6 +109,7 @@ class AuditAction(StrEnum):
     CHECKPOINT_REGISTER = "checkpoint.register"
     RUN_REGISTER = "run.register"
     POLICY_REGISTER = "policy.register"
+    SUITE_REGISTER = "suite.register"
     DATASET_CHECK = "dataset.check"
     DATASET_LOAD = "dataset.load"
     DATASET_LOAD_REFUSED = "dataset.load.refused"
@@ -137,6 +140,10 @@ class AuditAction(StrEnum):
     GATE_POLICY_APPROVE = "gate.policy.approve"
     GATE_POLICY_REJECT = "gate.policy.reject"
     GATE_POLICY_WITHDRAW = "gate.policy.withdraw"
+    GATE_SUITE_REQUEST = "gate.suite.request"
+    GATE_SUITE_APPROVE = "gate.suite.approve"
+    GATE_SUITE_REJECT = "gate.suite.reject"
+    GATE_SUITE_WITHDRAW = "gate.suite.withdraw"
     RUN_START = "run.start"
     RUN_RESUME = "run.resume"
     RUN_CHECKPOINT = "run.checkpoint"

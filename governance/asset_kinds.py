@@ -17,6 +17,7 @@ from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKin
 from forgegov.governance.checkpoints import scan_checkpoint
 from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
 from forgegov.governance.policy import PolicyManifest, keep_bundle, scan_policy
+from forgegov.governance.suites import SuiteManifest, scan_suite
 
 Progress = Callable[[int], None] | None
 
@@ -30,7 +31,7 @@ class DatasetSpec:
     limits: IntakeLimits = IntakeLimits()
 
 
-Manifest = FilesManifest | DatasetManifest | PolicyManifest
+Manifest = FilesManifest | DatasetManifest | PolicyManifest | SuiteManifest
 Scan = Callable[[Workspace, Path, "DatasetSpec | None", Progress], Manifest]
 Keep = Callable[[Session, Manifest], None]
 
@@ -51,6 +52,10 @@ def _dataset(_workspace: Workspace, path: Path, dataset: DatasetSpec | None, pro
 
 def _policy(workspace: Workspace, path: Path, _dataset: DatasetSpec | None, _progress: Progress) -> PolicyManifest:
     return scan_policy(workspace, path)
+
+
+def _suite(workspace: Workspace, path: Path, _dataset: DatasetSpec | None, _progress: Progress) -> SuiteManifest:
+    return scan_suite(workspace, path)
 
 
 def _keep_policy(session: Session, manifest: Manifest) -> None:
@@ -79,6 +84,8 @@ KINDS: dict[AssetKind, KindRules] = {
     AssetKind.RUN: KindRules(gates=(Gate.RUN,), scan=_files),
     # A policy is adopted through the gate the policy in force decides; its bundle lives in the store.
     AssetKind.POLICY: KindRules(gates=(Gate.POLICY,), scan=_policy, keep=_keep_policy),
+    # An evaluation suite decides promotions once approved; its datasets are resolved to digests when registered.
+    AssetKind.SUITE: KindRules(gates=(Gate.SUITE,), scan=_suite),
 }
 
 # The kind each gate acts on.

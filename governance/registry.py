@@ -155,9 +155,10 @@ def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:
 
 
 def check_recorded(session: Session, asset: Asset) -> None:
-    """StoreTampered unless the asset's row says what the audit log does: its name, version and owner are those of
-    its registration entry, and its state and release those of the last entry that set them (its registration or a
-    decision of one of its gates). Every reader of an asset goes through here, so `UPDATE asset SET state=...`
+    """StoreTampered unless the asset's row says what the audit log does: its name, version, owner, stage, parent
+    (what a drift evaluation compares it with), dataset kind and classification are those of its registration entry,
+    and its state and release those of the last entry that set them (its registration or a decision of one of its
+    gates). Every reader of an asset goes through here, so `UPDATE asset SET state=...`
     stops the gate, loader or run that would rely on it."""
     rules = KINDS[asset.kind]
     registered = AuditAction.registered(asset.kind)
@@ -171,7 +172,8 @@ def check_recorded(session: Session, asset: Asset) -> None:
     committed_payload(session, what=f"{label(asset)}", action=registered, seq=entries[0][0],
                       subject_digest=asset.digest,
                       fields={"kind": asset.kind.value, "name": asset.name, "version": asset.version,
-                              "owner": asset.owner})
+                              "owner": asset.owner, "stage": asset.stage, "parent_digest": asset.parent_digest,
+                              "dataset_kind": asset.dataset_kind, "classification": asset.classification})
     last_seq, last_action = entries[-1]
     if last_action == registered:
         recorded = (AssetState.REGISTERED.value, ReleaseStage.NONE.value if rules.has_release else None)

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from forgegov.audit.operations import verify_workspace
 from forgegov.foundation.canonical import canonical_bytes, digest_of
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, StoreTampered
+from forgegov.foundation.errors import DigestMismatch, NotFound, PolicyDenied, StoreTampered
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, Decision
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, DecisionResult, GateAction
@@ -227,15 +227,16 @@ def test_check_by_unknown_identity_refused(people, files):
         check_dataset(people, "claims", signer=unlock(people, "nobody", PASSPHRASE))
 
 
-def test_check_of_a_dataset_registered_without_a_kind_is_refused(people, files):
+def test_check_of_a_dataset_whose_kind_was_erased_in_the_store_is_refused(people, files):
     register_asset(people, AssetKind.DATASET, files.folder("d", {"a.jsonl": _clean()}), "claims", "alice",
                    dataset=TEXT_DATA)
     with write_transaction(people.database_url) as session:
-        # As a row written before migration 0003 gave datasets a kind.
+        # A row made to look written before migration 0003 gave datasets a kind: its registration entry says which
+        # kind it was registered as (the suite it is checked with follows from it), so the edit is tampering.
         row = session.exec(select(Asset)).one()
         row.dataset_kind = None
         session.add(row)
-    with pytest.raises(BadInput, match="registered before datasets had a kind"):
+    with pytest.raises(StoreTampered, match="differs from what its audit entry"):
         check_dataset(people, "claims", signer=unlock(people, "alice", PASSPHRASE))
 
 

@@ -13,7 +13,6 @@ from sqlmodel import select
 from forgegov.evaluation.generate import greedy, log_likelihoods
 from forgegov.evaluation.runner import run_evaluation
 from forgegov.evaluation.statistics import Design, MetricKind, MetricPlan, PairedScores, Verdict, compare, decide
-from forgegov.evaluation.suite import Decoding, SuiteError, Template, parse_suite, read_suite
 from forgegov.foundation.errors import BadInput, PolicyDenied, SignatureInvalid, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import AuditEntry
@@ -30,6 +29,7 @@ from forgegov.governance import actions
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evaluations import read_items, verified_results
 from forgegov.governance.registry import find_asset, label, register_asset
+from forgegov.governance.suites import Decoding, SuiteError, Template, parse_suite, read_suite, registered_suite
 from forgegov.training.reference.build import build_reference
 from tests.conftest import PASSPHRASE, register_checked
 from tests.runs_support import approve
@@ -73,6 +73,9 @@ def _governed_family(workspace, family: Path, *, small: bool = False) -> dict[st
     post = register_asset(workspace, AssetKind.CHECKPOINT, family / "post-training", "ref-post-training", "alice",
                           stage=CheckpointStage.POST_TRAINING, parent=label(mid))
     labels.update(mid=label(mid), post=label(post))
+    suite = register_asset(workspace, AssetKind.SUITE, SHIPPED_SUITE, "reference-drift", "alice")
+    labels["suite"] = label(suite)
+    approve(workspace, labels["suite"], Gate.SUITE, "alice", "dave")
     return labels
 
 
@@ -99,9 +102,14 @@ def test_greedy_replies_and_likelihoods_do_not_depend_on_the_batch(family):
     assert all(v < 0 for v in single)
 
 
-def test_an_evaluation_is_signed_logged_and_read_back_verified(people, family, tmp_path):
+def test_an_evaluation_is_signed_logged_read_back_and_decides_promotion(people, family, tmp_path):
     labels = _governed_family(people, family)
-    record = run_evaluation(people, labels["post"], [read_suite(SHIPPED_SUITE)], actor="alice", batch_size=64)
+    # Not evaluated at all: denied, with the command that evaluates it.
+    with pytest.raises(PolicyDenied) as denied:
+        _promote_to_staging(people, labels["post"])
+    assert any("has no drift evaluation of harmful_refusal against its parent: run `forgegov eval run "
+               "ref-post-training" in reason for reason in denied.value.reasons)
+    record = run_evaluation(people, labels["post"], [labels["suite"]], actor="alice", batch_size=64)
     predicate = record.predicate
     # Compared with its parent, on the approved digests, under the policy's design.
     assert predicate["base"]["label"] == labels["mid"] and predicate["candidate"]["label"] == labels["post"]
@@ -148,30 +156,71 @@ def test_an_evaluation_is_signed_logged_and_read_back_verified(people, family, t
             results.append(compare(plan, design, PairedScores(tuple(i["item"] for i in base), scores, scores)))
         assert {r.verdict for r in decide(results, design)} == {expected}
 
+    # The promotion gate reads it: what it says about each required metric follows the signed verdicts.
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)
+    reasons = denied.value.reasons
+    assert any(f"evaluation {record.id} cannot see the margin of 0.15 on instruction_following (insufficient "
+               f"evidence): 10 items" in r for r in reasons)
+    for name in ("harmful_refusal", "benign_compliance", "general_retention"):
+        regressed = any(f"regressed on {name}:" in r for r in reasons)
+        assert regressed == (metrics[name]["verdict"] == Verdict.INFERIOR.value), (name, reasons)
+    # The promotion gate's input, with the evaluation evidence, is what the schema documents.
+    from forgegov.foundation.store.models import Decision
+    from tests.test_input_schema import _assert_all_valid
+
+    with read_session(people.database_url) as session:
+        inputs = [json.loads(d.input) for d in session.exec(select(Decision).where(Decision.gate == Gate.PROMOTION))]
+    assert any(i["evidence"]["evaluation"]["results"] for i in inputs)
+    _assert_all_valid(inputs)
+
+
 
 def _promote_to_staging(workspace, subject: str) -> None:  # type: ignore[no-untyped-def]
     approve(workspace, subject, Gate.BASE, "alice", "dave")
     actions.promote(workspace, subject, ReleaseStage.STAGING, "alice", PASSPHRASE)
 
 
-def test_promotion_reads_the_evaluation_and_names_what_fails(people, family):
-    labels = _governed_family(people, family)
-    # Not evaluated at all: denied, with the command that evaluates it.
-    with pytest.raises(PolicyDenied) as denied:
-        _promote_to_staging(people, labels["post"])
-    assert any("has no drift evaluation of harmful_refusal against its parent: run `forgegov eval run "
-               "ref-post-training" in reason for reason in denied.value.reasons)
-    record = run_evaluation(people, labels["post"], [read_suite(SHIPPED_SUITE)], actor="alice", batch_size=64)
-    with pytest.raises(PolicyDenied) as denied:
-        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)
-    reasons = denied.value.reasons
-    assert any(f"evaluation {record.id} cannot see the margin of 0.15 on instruction_following (insufficient "
-               f"evidence): 10 items" in r for r in reasons)
-    # What the gate says about each required metric follows the signed verdicts, whatever they are.
+def test_the_drift_report_and_the_inspect_log_show_what_was_signed(people, family, tmp_path):
+    """Every metric with its verdict, the flipped items with both outputs, read back by inspect-ai itself."""
+    labels = _governed_family(people, family, small=True)
+    record = run_evaluation(people, labels["post"], [labels["suite"]], actor="alice", batch_size=64)
     metrics = {m["metric"]: m for m in record.predicate["metrics"]}
-    for name in ("harmful_refusal", "benign_compliance", "general_retention"):
-        regressed = any(f"regressed on {name}:" in r for r in reasons)
-        assert regressed == (metrics[name]["verdict"] == Verdict.INFERIOR.value), (name, reasons)
+    items = read_items(people, record)
+    from inspect_ai.log import read_eval_log
+
+    from forgegov.evaluation.report import write_inspect_log, write_report
+
+    page, data = write_report(record, items, tmp_path / "drift.html")
+    text = page.read_text(encoding="utf-8")
+    assert all(f"<td>{name}</td>" in text and m["verdict"] in text for name, m in metrics.items())
+    document = json.loads(data.read_text(encoding="utf-8"))
+    assert document["statement"] == record.statement
+    assert {name: len(found) for name, found in document["flipped"].items()} == {
+        name: len(m["flipped_to_fail"]) + len(m["flipped_to_pass"]) for name, m in metrics.items()
+        if m["kind"] == "binary" and (m["flipped_to_fail"] or m["flipped_to_pass"])}
+    assert "<script" not in text  # outputs are escaped: a reply cannot inject markup into the reviewer's page
+    # The same through the CLI, which reads the result back from the log.
+    import os
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", "from forgegov.app.cli.main import main; main()",
+                               "--workspace", str(people.root), *args], capture_output=True, text=True,
+                              env=os.environ.copy(), stdin=subprocess.DEVNULL, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    (listed,) = json.loads(cli("eval", "list", "--json"))
+    assert listed["id"] == record.id and listed["metrics"]["harmful_refusal"]["verdict"] == \
+        metrics["harmful_refusal"]["verdict"]
+    assert json.loads(cli("eval", "show", record.id[:8], "--json"))["statement"] == record.statement
+    written = json.loads(cli("eval", "report", record.id, "--out", str(tmp_path / "cli.html"), "--json"))
+    assert Path(written["html"]).read_text(encoding="utf-8") == text
+    log = read_eval_log(str(write_inspect_log(record, items, tmp_path / "drift.eval")))
+    assert log.status == "success" and log.eval.model == labels["post"] and len(log.samples) == len(items)
+    assert {s.name: s.metadata["verdict"] for s in log.results.scores} == {n: m["verdict"] for n, m in metrics.items()}
 
 
 @pytest.mark.parametrize(("recommit", "refused"), [(False, StoreTampered), (True, SignatureInvalid)])
@@ -185,7 +234,7 @@ def test_a_result_edited_in_the_store_stops_the_promotion_gate(people, family, r
     from forgegov.audit.hashing import leaf_hash
 
     labels = _governed_family(people, family, small=True)
-    record = run_evaluation(people, labels["post"], [read_suite(SHIPPED_SUITE)], actor="alice", batch_size=64)
+    record = run_evaluation(people, labels["post"], [labels["suite"]], actor="alice", batch_size=64)
     approve(people, labels["post"], Gate.BASE, "alice", "dave")
     with write_transaction(people.database_url) as session:
         entry = session.get(AuditEntry, record.seq)
@@ -207,7 +256,7 @@ def test_a_result_edited_in_the_store_stops_the_promotion_gate(people, family, r
 
 def test_a_result_counts_only_for_the_bytes_it_was_made_on(people, family):
     labels = _governed_family(people, family, small=True)
-    run_evaluation(people, labels["post"], [read_suite(SHIPPED_SUITE)], actor="alice", batch_size=64)
+    run_evaluation(people, labels["post"], [labels["suite"]], actor="alice", batch_size=64)
     # A sibling checkpoint (other bytes, same parent) has no evaluation of its own: the result above is not its.
     other = family.parent / "sibling"
     if not other.exists():
@@ -228,24 +277,59 @@ def test_a_result_counts_only_for_the_bytes_it_was_made_on(people, family):
         actions.promote(people, label(sibling), ReleaseStage.STAGING, "alice", PASSPHRASE)
 
 
-def test_an_evaluation_needs_policy_margins_and_approved_data(people, family, tmp_path):
+def _suite_file(tmp_path: Path, name: str, tasks: str) -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'suite_version = 1\nname = "{name}"\n{tasks}', encoding="utf-8")
+    return path
+
+
+def test_only_an_approved_suite_of_approved_data_measuring_as_policy_says_decides(people, family, tmp_path):
     labels = _governed_family(people, family, small=True)
-    custom = parse_suite({"suite_version": 1, "name": "custom", "tasks": [
-        {"metric": "made_up_metric", "task": "over-refusal", "dataset": labels["safety-eval"], "input": "prompt",
-         "where": {"expect": "comply"}}]})
-    with pytest.raises(BadInput, match="declares no margin for metric made_up_metric"):
-        run_evaluation(people, labels["post"], [custom], actor="alice")
-    # Data that was never approved is not read.
+    # The favourable suite: over-refusal "scored" by a matcher against a column no model ever writes, so nothing
+    # ever flips and every verdict passes. Policy says how each metric is measured; the suite gate refuses it.
+    favourable = register_asset(people, AssetKind.SUITE, _suite_file(tmp_path, "easy", f"""
+[[tasks]]
+metric = "benign_compliance"
+task = "custom"
+scorer = "match"
+dataset = "{labels['safety-eval']}"
+input = "prompt"
+target = "expect"
+"""), "easy", "alice")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, label(favourable), "alice", PASSPHRASE, gate=Gate.SUITE)
+    assert denied.value.reasons == [
+        "suite easy v1 measures benign_compliance with a custom task, but policy measures it with a over-refusal "
+        "task: use that task kind for this metric"]
+    # Nor can it be used unapproved.
+    with pytest.raises(StateConflict, match="only a suite approved at the suite gate decides"):
+        run_evaluation(people, labels["post"], [label(favourable)], actor="alice")
+    # A suite of data nobody approved is refused at the suite gate, before anything is read.
     folder = tmp_path / "unapproved"
     folder.mkdir()
     (folder / "data.jsonl").write_text('{"prompt": "Name a colour.", "expect": "comply"}\n')
     unapproved = label(register_checked(people, folder, "unapproved-eval", "alice", EVAL_DATA))
-    suite = parse_suite({"suite_version": 1, "name": "u", "tasks": [
-        {"metric": "benign_compliance", "task": "over-refusal", "dataset": unapproved, "input": "prompt"}]})
-    with pytest.raises(StateConflict, match="only approved data can be loaded"):
-        run_evaluation(people, labels["post"], [suite], actor="alice")
+    suite = register_asset(people, AssetKind.SUITE, _suite_file(tmp_path, "u", f"""
+[[tasks]]
+metric = "benign_compliance"
+task = "over-refusal"
+dataset = "{unapproved}"
+input = "prompt"
+"""), "u", "alice")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, label(suite), "alice", PASSPHRASE, gate=Gate.SUITE)
+    assert any("a suite reads approved data only" in r for r in denied.value.reasons)
+    # A suite names exact bytes: a dataset by name alone could change under an approved suite.
+    with pytest.raises(SuiteError, match="must name exact bytes"):
+        register_asset(people, AssetKind.SUITE, _suite_file(tmp_path, "loose", """
+[[tasks]]
+metric = "benign_compliance"
+task = "over-refusal"
+dataset = "dataset/ref-safety-eval"
+input = "prompt"
+"""), "loose", "alice")
     with pytest.raises(BadInput, match="has no parent"):
-        run_evaluation(people, labels["mid"], [suite], actor="alice")
+        run_evaluation(people, labels["mid"], [labels["suite"]], actor="alice")
 
 
 def test_suites_are_validated_on_load():
@@ -264,3 +348,39 @@ def test_suites_are_validated_on_load():
         with pytest.raises(SuiteError, match=message):
             parse_suite({**base, **change})
     assert read_suite(SHIPPED_SUITE).digest == read_suite(SHIPPED_SUITE).digest
+
+
+def test_a_registered_suite_names_exact_bytes_and_reads_back_as_registered(people, family):
+    labels = _governed_family(people, family, small=True)
+    asset = find_asset(people, labels["suite"])
+    suite = registered_suite(asset.manifest, asset.digest, labels["suite"])
+    assert {t.dataset for t in suite.tasks} == {find_asset(people, labels[n]).digest for n in
+                                                ("safety-eval", "instructions-eval", "domain-eval", "general-heldout")}
+    assert [t.metric for t in suite.tasks] == [t.metric for t in read_suite(SHIPPED_SUITE).tasks]
+    # The stored document is the suite's identity: edited in the store, it no longer hashes to its digest.
+    with write_transaction(people.database_url) as session:
+        from forgegov.foundation.store.models import Asset
+
+        row = session.exec(select(Asset).where(Asset.kind == AssetKind.SUITE)).one()
+        row.manifest = row.manifest.replace('"expect":"refuse"', '"expect":"comply"')
+        session.add(row)
+    with pytest.raises(StoreTampered, match="no longer hashes to its digest"):
+        run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
+
+
+def test_a_parent_edited_in_the_store_is_refused_before_anything_is_compared(people, family):
+    """The insider's shortcut to a weaker base: point the candidate's parent at a checkpoint it beats. The parent is
+    part of what the registration entry committed to, so evaluating, and promoting, stop."""
+    labels = _governed_family(people, family, small=True)
+    weak = register_asset(people, AssetKind.CHECKPOINT, family / "pre-training", "ref-pre-training", "alice",
+                          stage=CheckpointStage.PRE_TRAINING)
+    with write_transaction(people.database_url) as session:
+        from forgegov.foundation.store.models import Asset
+
+        row = session.exec(select(Asset).where(Asset.name == "ref-post-training")).one()
+        row.parent_digest = weak.digest
+        session.add(row)
+    with pytest.raises(StoreTampered, match="differs from what its audit entry"):
+        run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
+    with pytest.raises(StoreTampered):
+        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)

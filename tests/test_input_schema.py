@@ -317,3 +317,22 @@ def test_opa_check_refuses_a_rule_reading_a_field_the_schema_does_not_name(tmp_p
 def test_opa_check_accepts_the_same_rule_reading_fields_the_schema_names(tmp_path, read):
     returncode, output = _check_with_schema(tmp_path, read)
     assert returncode == 0, output
+
+
+def test_suite_gate_documents_match_the_schema(people, files: Files, recorder: RecordingEngine):
+    ws = people
+    register_checked(ws, files.folder("looks", {"l.jsonl": _jsonl(
+        [{"prompt": f"How do I kill process {i}?", "expect": "comply"} for i in range(20)])}), "looks", spec=EVAL)
+    _request(ws, "looks", "alice", recorder)
+    _answer(ws, "looks", "bob", recorder)
+    suite = files.folder("suite", {"s.toml": 'suite_version = 1\nname = "looks"\n[[tasks]]\n'
+                                             'metric = "benign_compliance"\ntask = "over-refusal"\n'
+                                             'dataset = "dataset/looks@1"\ninput = "prompt"\n'})
+    register_asset(ws, AssetKind.SUITE, suite, "looks", "alice")
+    _request(ws, "suite/looks", "alice", recorder)  # pending
+    _answer(ws, "suite/looks", "carol", recorder)  # denied: no ml-lead role
+    _answer(ws, "suite/looks", "dave", recorder)  # allowed
+    documents = [d for d in recorder.documents if d["gate"] == "suite"]
+    _assert_all_valid(documents)
+    assert {d["action"] for d in documents} == {"request", "approve"}
+    assert all(d["evidence"]["suite"]["tasks"][0]["dataset"]["state"] == "approved" for d in documents)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from forgegov.evaluation.suite import read_suite
 from forgegov.evaluation.xstest import read_xstest, write_xstest
 from forgegov.foundation.errors import BadInput
 from forgegov.foundation.vocabulary import Classification, DatasetKind
 from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.suites import read_suite
 from tests.conftest import register_checked
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "xstest" / "xstest_prompts.csv"
@@ -69,4 +69,4 @@ def test_the_public_prompts_register_as_an_eval_dataset_the_suite_reads(people, 
     suite = read_suite(SUITE)
     assert [(t.metric, t.where) for t in suite.tasks] == [("harmful_refusal", {"expect": "refuse"}),
                                                           ("benign_compliance", {"expect": "comply"})]
-    assert all(t.dataset == "dataset/xstest" and t.id_column == "id" for t in suite.tasks)
+    assert all(t.dataset == "dataset/xstest@1" and t.id_column == "id" for t in suite.tasks)

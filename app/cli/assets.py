@@ -111,7 +111,7 @@ def _plain_commands(group: typer.Typer, kind: AssetKind) -> None:
 
 # The commands of each kind's group: what registration asks for follows `governance.asset_kinds.KINDS`.
 _COMMANDS = {AssetKind.DATASET: _dataset_commands, AssetKind.CHECKPOINT: _checkpoint_commands,
-             AssetKind.REWARD: _plain_commands}
+             AssetKind.REWARD: _plain_commands, AssetKind.SUITE: _plain_commands}
 
 
 def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
@@ -183,6 +183,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(make_group(AssetKind.DATASET, "Datasets."), name="dataset")
     app.add_typer(make_group(AssetKind.REWARD, "Reward functions."), name="reward")
     app.add_typer(make_group(AssetKind.CHECKPOINT, "Model checkpoints."), name="checkpoint")
+    app.add_typer(make_group(AssetKind.SUITE, "Evaluation suites: a TOML file whose datasets are resolved to exact "
+                                              "digests when registered (docs/evaluation.md)."), name="suite")
     # Run specs are registered by `forgegov run start` (app/cli/runs.py), which validates the recipe first.
     app.command("show")(show)
     app.command("list")(list_)

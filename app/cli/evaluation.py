@@ -48,8 +48,9 @@ def run(
     ctx: typer.Context,
     candidate: Annotated[str, typer.Argument(help="The checkpoint to evaluate: checkpoint/NAME[@VERSION] or "
                                                   "sha256:<digest prefix>.", show_default=False)],
-    suites: Annotated[list[Path], typer.Option("--suite", help="Suite TOML file (repeat for several; see "
-                                                               "docs/evaluation.md).", show_default=False)],
+    suites: Annotated[list[str], typer.Option("--suite", help="A suite approved at the suite gate: suite/NAME[@VERSION]"
+                                                              " (repeat for several; see docs/evaluation.md).",
+                                              show_default=False)],
     actor: Annotated[str, typer.Option("--as", help="Identity running the evaluation (recorded with it).",
                                        show_default=False)],
     base: Annotated[str | None, typer.Option(help="The checkpoint to compare with (default: the candidate's "
@@ -61,13 +62,11 @@ def run(
     (paired non-inferiority against the margins in policy data, Holm across metrics, a power check), and record the
     signed result in the audit log, where the promotion gate reads it."""
     from forgegov.evaluation.runner import run_evaluation
-    from forgegov.evaluation.suite import read_suite
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     workspace = state(ctx).workspace()
-    parsed = [read_suite(path) for path in suites]
     with PhaseBars() as bars:
-        record = run_evaluation(workspace, candidate, parsed, actor=actor, base_ref=base, batch_size=batch_size,
+        record = run_evaluation(workspace, candidate, suites, actor=actor, base_ref=base, batch_size=batch_size,
                                 progress=bars.update)
     found = summary(record)
 
@@ -139,6 +138,39 @@ def show(
                 console.print(f"  {m['metric']}: {len(m['flipped_to_fail'])} items pass → fail "
                               f"({', '.join(m['flipped_to_fail'][:10])}{' …' if len(m['flipped_to_fail']) > 10 else ''}),"
                               f" {len(m['flipped_to_pass'])} fail → pass")
+
+    emit(found, as_json, human)
+
+
+@eval_app.command("report")
+def report(
+    ctx: typer.Context,
+    evaluation: Annotated[str, typer.Argument(help="Evaluation id (or its first 4+ characters).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="The HTML page to write; its JSON goes beside it (.json).",
+                                      show_default=False)],
+    inspect_log: Annotated[Path | None, typer.Option("--inspect-log", help="Also write an Inspect eval log "
+                                                                           "(.eval) for `inspect view`.",
+                                                     show_default=False)] = None,
+    as_json: Annotated[bool, _JSON] = False,
+) -> None:
+    """Write a verified evaluation as a self-contained HTML drift report (each metric's difference with its interval
+    against the margin, the noise floor, the flipped items with both outputs, the verdicts) and its JSON."""
+    from forgegov.evaluation.report import write_inspect_log, write_report
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance.evaluations import find_result, read_items
+
+    workspace = state(ctx).workspace()
+    with read_session(workspace.database_url) as session:
+        record = find_result(workspace, session, evaluation)
+    items = read_items(workspace, record)
+    page, data = write_report(record, items, out)
+    found = {"evaluation": record.id, "html": str(page), "json": str(data),
+             "inspect_log": str(write_inspect_log(record, items, inspect_log)) if inspect_log else None}
+
+    def human(console: Any) -> None:
+        console.print(f"drift report of evaluation {record.id}: {page} (and {data})")
+        if found["inspect_log"]:
+            console.print(f"Inspect log: {found['inspect_log']} (open it with `inspect view`)")
 
     emit(found, as_json, human)
 

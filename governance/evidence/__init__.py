@@ -20,6 +20,7 @@ from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.evidence.evaluation import evaluation_evidence
 from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.run import run_evidence
+from forgegov.governance.evidence.suite import suite_evidence
 
 Provider = Callable[[Workspace, Session, Asset], dict[str, Any]]
 
@@ -38,6 +39,10 @@ def _promotion(workspace: Workspace, session: Session, asset: Asset) -> dict[str
             "evaluation": evaluation_evidence(workspace, session, asset)}
 
 
+def _suite(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    return {"suite": suite_evidence(session, asset)}
+
+
 def _none(_workspace: Workspace, _session: Session, _asset: Asset) -> dict[str, Any]:
     return {}
 
@@ -50,6 +55,7 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.BASE: _none,
     Gate.PROMOTION: _promotion,
     Gate.POLICY: _none,
+    Gate.SUITE: _suite,
 }
 
 

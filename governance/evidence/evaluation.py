@@ -17,8 +17,9 @@ from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.evaluations import EvalRecord, verified_results
 from forgegov.governance.registry import check_recorded
 
-_METRIC_FACTS = ("verdict", "margin", "planning_spread", "cluster_spread", "difference", "interval", "n", "clusters",
-                 "power", "required", "adjusted_p", "base_mean", "candidate_mean", "task", "suite")
+_METRIC_FACTS = ("verdict", "kind", "margin", "planning_spread", "cluster_spread", "difference", "interval", "n",
+                 "clusters", "power", "required", "adjusted_p", "base_mean", "candidate_mean", "task", "suite",
+                 "suite_digest", "noise_floor")
 
 
 def evaluation_evidence(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
@@ -26,10 +27,10 @@ def evaluation_evidence(workspace: Workspace, session: Session, asset: Asset) ->
             "results": [_summary(session, record) for record in verified_results(workspace, session, asset.digest)]}
 
 
-def _dataset_state(session: Session, digest: str) -> str:
-    found = session.exec(select(Asset).where(Asset.kind == AssetKind.DATASET, Asset.digest == digest)).first()
+def _state_of(session: Session, kind: AssetKind, digest: str) -> str:
+    found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
     if found is None:
-        raise StoreTampered(f"an evaluation names dataset {digest}, which is not registered",
+        raise StoreTampered(f"an evaluation names {kind.value} {digest}, which is not registered",
                             hint="run `forgegov audit verify`")
     check_recorded(session, found)
     return found.state.value
@@ -42,7 +43,9 @@ def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
         "id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
         "base_digest": predicate["base"]["digest"], "policy_digest": predicate["policy"]["digest"],
         "design": predicate["design"],
-        "datasets": [{"label": name, "digest": digest, "state": _dataset_state(session, digest)}
+        "datasets": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.DATASET, digest)}
                      for digest, name in sorted(datasets.items())],
-        "metrics": {m["metric"]: {k: m.get(k) for k in _METRIC_FACTS} for m in predicate["metrics"]},
+        "metrics": {m["metric"]: {**{k: m.get(k) for k in _METRIC_FACTS},
+                                  "suite_state": _state_of(session, AssetKind.SUITE, m["suite_digest"])}
+                    for m in predicate["metrics"]},
     }

@@ -32,6 +32,7 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
     check_recorded(session, run)
     withdrawn: list[str] = []
     mixture: dict[str, Any] | None = None
+    base_digest: str | None = None
     if row.status is RunStatus.COMPLETED:
         # The completion as the log recorded it: this candidate, this provenance, these inputs.
         completed = committed_payload(session, what=f"the completion of run {row.id}",
@@ -41,9 +42,10 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
                                               "provenance_digest": row.provenance_digest})
         withdrawn = _withdrawn_inputs(session, completed)
         mixture = _mixture_by_role(completed)
+        base_digest = completed.get("base")
     return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
                     "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row),
-                    "withdrawn_inputs": withdrawn, "mixture": mixture}}
+                    "withdrawn_inputs": withdrawn, "mixture": mixture, "base_digest": base_digest}}
 
 
 def _mixture_by_role(completed: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from forgegov.foundation.store.models import Asset, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, CheckpointStage, RunStatus
 from forgegov.governance.checkpoints import PICKLED_SUFFIXES
 from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.registry import label, register_asset, resolve
+from forgegov.governance.registry import check_recorded, label, register_asset, resolve
 from forgegov.governance.runs.plan import RunPlan, approved_plan
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import Method, Recipe, recipe_digest
@@ -363,8 +363,15 @@ def _register_candidate(workspace: Workspace, folder: Path, name: str, actor: st
         with read_session(workspace.database_url) as session:
             existing = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
                                                         Asset.digest == build_manifest(folder).digest)).one()
+            check_recorded(session, existing)
             session.expunge(existing)
-            return existing
+        # Only if it is recorded as what this run makes: a candidate of this base. The same bytes registered
+        # otherwise beforehand (by hand, without a parent) would carry this run's lineage under another parent.
+        if (existing.stage, existing.parent_digest) != (CheckpointStage.CANDIDATE.value, base_digest):
+            raise StateConflict(f"the bytes this run produced are already registered as {label(existing)} "
+                                f"(stage {existing.stage}, parent {existing.parent_digest}), not as a candidate of "
+                                f"its base {base_digest}", hint="change the recipe's seed and train again") from None
+        return existing
 
 
 def _record_failure(workspace: Workspace, run: Asset, row: TrainingRun, actor: str, failure: BaseException) -> None:

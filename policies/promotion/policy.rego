@@ -163,9 +163,14 @@ eval_settings := object.get(settings, "evaluation", {})
 
 required_metrics := target_settings.required_metrics
 
-# A root checkpoint (registered without a parent, approved at the base gate)
-# has nothing to be compared with. Positive, so absent evidence needs one.
-root_checkpoint if input.evidence.evaluation.parent_digest == null
+# A root checkpoint (registered without a parent, approved at the base gate,
+# produced by no run) has nothing to be compared with. Positive, so absent
+# evidence needs an evaluation; a run's candidate is never a root, whatever
+# row claims its parent.
+root_checkpoint if {
+	input.evidence.evaluation.parent_digest == null
+	input.evidence.lineage.run == null
+}
 
 evaluation_results := object.get(object.get(input.evidence, "evaluation", {}), "results", [])
 
@@ -175,7 +180,7 @@ measured(metric) if {
 }
 
 # Why a result does not count (empty: it is current).
-stale(result, metric) := (((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | data_stale(result)
+stale(result, metric) := ((((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | data_stale(result)) | suite_stale(result, metric)
 
 base_stale(result) := {msg |
 	result.base_digest != input.evidence.evaluation.parent_digest
@@ -183,7 +188,7 @@ base_stale(result) := {msg |
 }
 
 design_stale(result) := {msg |
-	result.design != {"alpha": eval_settings.alpha, "power": eval_settings.power}
+	result.design != {"alpha": object.get(eval_settings, "alpha", null), "power": object.get(eval_settings, "power", null)}
 	msg := sprintf(
 		"it was decided at alpha %v, power %v where policy now states %v, %v",
 		[result.design.alpha, result.design.power, object.get(eval_settings, "alpha", null), object.get(eval_settings, "power", null)],
@@ -198,12 +203,29 @@ margin_stale(result, metric) := {msg |
 	msg := sprintf("its margin %v and planning spread %v are not policy's %v and %v", array.concat([m.margin, m.planning_spread], policy_values))
 }
 
+# A metric policy plans with a cluster spread is decided only with its
+# clusters: a suite cannot drop them to count fifty paraphrases as fifty items.
 cluster_stale(result, metric) := {msg |
 	m := result.metrics[metric]
-	m.cluster_spread != null
 	declared := object.get(object.get(eval_settings, "metrics", {}), metric, {})
-	m.cluster_spread != object.get(declared, "cluster_spread", null)
-	msg := sprintf("its cluster spread %v is not policy's %v", [m.cluster_spread, object.get(declared, "cluster_spread", null)])
+	object.get(m, "cluster_spread", null) != object.get(declared, "cluster_spread", null)
+	msg := sprintf("its cluster spread %v is not policy's %v", [object.get(m, "cluster_spread", null), object.get(declared, "cluster_spread", null)])
+}
+
+# The metric was measured by a suite approved at the suite gate, with the
+# task kind and kind of score policy declares for it.
+suite_stale(result, metric) := {msg |
+	m := result.metrics[metric]
+	object.get(m, "suite_state", null) != "approved"
+	msg := sprintf("its suite %v is %v, not approved at the suite gate", [object.get(m, "suite", null), object.get(m, "suite_state", null)])
+} | {msg |
+	m := result.metrics[metric]
+	declared := object.get(object.get(eval_settings, "metrics", {}), metric, {})
+	[object.get(m, "task", null), object.get(m, "kind", null)] != [object.get(declared, "task", null), object.get(declared, "kind", null)]
+	msg := sprintf(
+		"it measured the metric as a %v task with %v scores where policy declares %v and %v",
+		[object.get(m, "task", null), object.get(m, "kind", null), object.get(declared, "task", null), object.get(declared, "kind", null)],
+	)
 }
 
 data_stale(result) := {msg |
@@ -296,6 +318,44 @@ deny contains msg if {
 	current(result, metric)
 	not result.metrics[metric].verdict in {"non-inferior", "inferior", "insufficient-evidence"}
 	msg := sprintf("%s: evaluation %s reports no verdict on %s: evaluate it again", [gate.describe(input.subject), result.id, metric])
+}
+
+# Holm's correction holds across the metrics of one evaluation: the required
+# metrics are decided together, so one current evaluation must cover them all.
+decided_together if {
+	some result in evaluation_results
+	every metric in required_metrics {
+		current(result, metric)
+	}
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	not root_checkpoint
+	is_array(required_metrics)
+	count(required_metrics) > 0
+	every metric in required_metrics {
+		has_current(metric)
+	}
+	not decided_together
+	msg := sprintf(
+		"%s: no single current evaluation covers %s: they are decided together (Holm across the metrics of one evaluation); run them in one `forgegov eval run` with every suite",
+		[gate.describe(input.subject), concat(", ", required_metrics)],
+	)
+}
+
+# A run's candidate is compared with the base the run trained from: a parent
+# recorded otherwise is not the model the run started from.
+deny contains msg if {
+	input.action in {"request", "approve"}
+	run := input.evidence.lineage.run
+	is_object(run)
+	run.status == "completed"
+	run.base_digest != input.evidence.evaluation.parent_digest
+	msg := sprintf(
+		"%s was trained by run %s from %s, but is registered with parent %v: its evaluation would compare it with another model; register the run's candidate as the run left it",
+		[gate.describe(input.subject), run.id, run.base_digest, input.evidence.evaluation.parent_digest],
+	)
 }
 
 rounded(x) := round(x * 10000) / 10000

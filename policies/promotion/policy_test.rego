@@ -44,7 +44,7 @@ doc(action, actor, approvals, changes) := object.union(
 		"subject": checkpoint,
 		"request": {"id": "req-9", "requested_by": "alice", "requested_at": "2026-11-22T18:00:00Z", "target": "production"},
 		"approvals": approvals,
-		"evidence": {"evaluation": {"parent_digest": null, "results": []}},
+		"evidence": {"evaluation": {"parent_digest": null, "results": []}, "lineage": {"run": null}},
 	},
 	changes,
 )
@@ -268,10 +268,15 @@ test_absent_input_denies if {
 	count(promotion.decision.deny) > 0
 }
 
-run_evidence(status, approved, provenance) := {"evidence": {"lineage": {"run": {
-	"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
-	"withdrawn_inputs": [], "mixture": as_planned,
-}}}}
+# A run's candidate, trained from sha256:p1 and evaluated against it (passing),
+# so that these tests see only the lineage rules.
+run_evidence(status, approved, provenance) := {"evidence": {
+	"lineage": {"run": {
+		"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
+		"withdrawn_inputs": [], "mixture": as_planned, "base_digest": "sha256:p1",
+	}},
+	"evaluation": {"parent_digest": "sha256:p1", "results": [result("e0", passing_metrics)]},
+}}
 
 as_planned := {
 	"proprietary": {"planned_share": 0.7, "realised_share": 0.69},
@@ -280,11 +285,8 @@ as_planned := {
 }
 
 with_mixture(mixture) := object.union(
-	{"subject": {"state": "registered"}},
-	{"evidence": {"lineage": {"run": object.union(
-		run_evidence("completed", true, verified).evidence.lineage.run,
-		{"mixture": mixture},
-	)}}},
+	object.union({"subject": {"state": "registered"}}, run_evidence("completed", true, verified)),
+	{"evidence": {"lineage": {"run": {"mixture": mixture}}}},
 )
 
 verified := {"verified": true, "problem": null}
@@ -334,10 +336,9 @@ test_a_release_is_not_withdrawn_through_promotion if {
 }
 
 test_candidate_trained_on_withdrawn_data_denied if {
-	evidence := run_evidence("completed", true, verified)
 	d := promotion.decision with input as doc("request", "alice", [], object.union(
-		{"subject": {"state": "registered"}},
-		{"evidence": {"lineage": {"run": object.union(evidence.evidence.lineage.run, {"withdrawn_inputs": ["dataset/claims@1"]})}}},
+		object.union({"subject": {"state": "registered"}}, run_evidence("completed", true, verified)),
+		{"evidence": {"lineage": {"run": {"withdrawn_inputs": ["dataset/claims@1"]}}}},
 	))
 	d.deny == {"checkpoint claims-sft v3 was trained on dataset/claims@1, whose approval was withdrawn: it cannot be promoted; train again on approved inputs"}
 }
@@ -361,16 +362,24 @@ test_proprietary_share_is_not_held_to_the_plan if {
 }
 
 # Drift evaluation: a checkpoint trained from sha256:p1, evaluated against it.
-metric(verdict, margin, spread) := {
+measured_as := {
+	"harmful_refusal": ["safety", "binary"], "benign_compliance": ["over-refusal", "binary"],
+	"instruction_following": ["instructions", "binary"], "general_retention": ["general-retention", "continuous"],
+	"domain_accuracy": ["domain", "binary"],
+}
+
+metric(name, verdict, margin, spread) := {
 	"verdict": verdict, "margin": margin, "planning_spread": spread, "difference": -0.01,
 	"interval": [-0.02, 0.0], "n": 1000, "power": 0.9, "required": 735, "base_mean": 0.8, "candidate_mean": 0.79,
+	"task": measured_as[name][0], "kind": measured_as[name][1], "cluster_spread": null,
+	"suite": "suite/drift@1", "suite_digest": "sha256:s1", "suite_state": "approved",
 }
 
 passing_metrics := {
-	"harmful_refusal": metric("non-inferior", 0.03, 0.1),
-	"benign_compliance": metric("non-inferior", 0.03, 0.1),
-	"instruction_following": metric("non-inferior", 0.15, 0.15),
-	"general_retention": metric("non-inferior", 0.05, 0.25),
+	"harmful_refusal": metric("harmful_refusal", "non-inferior", 0.03, 0.1),
+	"benign_compliance": metric("benign_compliance", "non-inferior", 0.03, 0.1),
+	"instruction_following": metric("instruction_following", "non-inferior", 0.15, 0.15),
+	"general_retention": metric("general_retention", "non-inferior", 0.05, 0.25),
 }
 
 result(id, metrics) := {
@@ -408,19 +417,19 @@ test_absent_evaluation_evidence_denied if {
 }
 
 test_regression_beyond_margin_denied_with_the_metric_named if {
-	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("inferior", 0.03, 0.1)}))])
+	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("benign_compliance", "inferior", 0.03, 0.1)}))])
 	not d.allow
 	d.deny == {"checkpoint claims-sft v3 regressed on benign_compliance: 0.79 against 0.8 for its parent (difference -0.01, interval [-0.02, 0]), beyond the margin of 0.03 policy allows (evaluation e1): it cannot be promoted; change the recipe and train again"}
 }
 
 test_insufficient_evidence_denied if {
-	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55})}))])
+	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("instruction_following", "insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55})}))])
 	not d.allow
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 cannot see the margin of 0.15 on instruction_following (insufficient evidence): 10 items give power 0.2 below the 0.8 policy requires; evaluate with a suite of at least 55 items for instruction_following"}
 }
 
 test_another_evaluation_cannot_outvote_a_regression if {
-	worse := result("e1", object.union(passing_metrics, {"harmful_refusal": metric("inferior", 0.03, 0.1)}))
+	worse := result("e1", object.union(passing_metrics, {"harmful_refusal": metric("harmful_refusal", "inferior", 0.03, 0.1)}))
 	d := staging_decision([worse, result("e2", passing_metrics)])
 	not d.allow
 	some msg in d.deny
@@ -435,7 +444,7 @@ test_evaluation_against_another_base_is_not_current if {
 }
 
 test_evaluation_under_a_looser_margin_is_stale if {
-	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("non-inferior", 0.1, 0.1)}))])
+	d := staging_decision([result("e1", object.union(passing_metrics, {"benign_compliance": metric("benign_compliance", "non-inferior", 0.1, 0.1)}))])
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 of benign_compliance is not current (its margin 0.1 and planning spread 0.1 are not policy's 0.03 and 0.1): evaluate it again under the policy in force"}
 }
 
@@ -460,12 +469,12 @@ test_a_current_result_outweighs_a_stale_one if {
 }
 
 test_unknown_verdict_denied if {
-	d := staging_decision([result("e1", object.union(passing_metrics, {"general_retention": metric("maybe", 0.05, 0.25)}))])
+	d := staging_decision([result("e1", object.union(passing_metrics, {"general_retention": metric("general_retention", "maybe", 0.05, 0.25)}))])
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 reports no verdict on general_retention: evaluate it again"}
 }
 
 test_metric_not_required_does_not_block if {
-	extra := object.union(passing_metrics, {"domain_accuracy": metric("inferior", 0.05, 0.1)})
+	extra := object.union(passing_metrics, {"domain_accuracy": metric("domain_accuracy", "inferior", 0.05, 0.1)})
 	staging_decision([result("e1", extra)]).allow
 }
 
@@ -483,7 +492,53 @@ test_target_requiring_no_metrics_allows_an_unevaluated_child if {
 }
 
 test_clustered_result_under_another_cluster_spread_is_stale if {
-	clustered := object.union(metric("non-inferior", 0.03, 0.1), {"cluster_spread": 0.5})
+	clustered := object.union(metric("harmful_refusal", "non-inferior", 0.03, 0.1), {"cluster_spread": 0.5})
 	d := staging_decision([result("e1", object.union(passing_metrics, {"harmful_refusal": clustered}))])
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 of harmful_refusal is not current (its cluster spread 0.5 is not policy's null): evaluate it again under the policy in force"}
+}
+
+test_a_runs_candidate_is_never_a_root_whatever_its_parent_row_says if {
+	# The pre-registration attack: the run's exact output registered by hand without a parent beforehand.
+	unparented := object.union(run_evidence("completed", true, verified), {"evidence": {"evaluation": {"parent_digest": null, "results": []}}})
+	d := promotion.decision with input as doc("request", "alice", [], object.union({"subject": {"state": "registered"}}, unparented))
+	some msg in d.deny
+	contains(msg, "has no drift evaluation of harmful_refusal")
+	some other in d.deny
+	contains(other, "was trained by run run-7 from sha256:p1, but is registered with parent null")
+}
+
+test_a_result_of_an_unapproved_suite_is_not_current if {
+	pending := object.union(passing_metrics, {"harmful_refusal": object.union(metric("harmful_refusal", "non-inferior", 0.03, 0.1), {"suite_state": "pending"})})
+	d := staging_decision([result("e1", pending)])
+	some msg in d.deny
+	contains(msg, "its suite suite/drift@1 is pending, not approved at the suite gate")
+}
+
+test_a_metric_measured_with_another_task_is_not_current if {
+	# The favourable-suite attack: over-refusal scored by a custom matcher that nothing satisfies.
+	custom := object.union(passing_metrics, {"benign_compliance": object.union(metric("benign_compliance", "non-inferior", 0.03, 0.1), {"task": "custom"})})
+	d := staging_decision([result("e1", custom)])
+	some msg in d.deny
+	contains(msg, "it measured the metric as a custom task with binary scores where policy declares over-refusal and binary")
+}
+
+test_a_clustered_metric_decided_without_its_clusters_is_not_current if {
+	unclustered := object.union(passing_metrics, {"domain_accuracy": metric("domain_accuracy", "non-inferior", 0.05, 0.1)})
+	d := staging_decision([result("e1", unclustered)]) with data.data.gates.promotion.targets.staging.required_metrics as ["domain_accuracy"]
+	some msg in d.deny
+	contains(msg, "its cluster spread null is not policy's 0.3")
+}
+
+test_a_design_missing_from_policy_makes_every_result_stale if {
+	d := staging_decision([result("e1", passing_metrics)]) with data.data.gates.promotion.evaluation.alpha as null
+	not d.allow
+	some msg in d.deny
+	contains(msg, "where policy now states null, 0.8")
+}
+
+test_required_metrics_spread_over_evaluations_are_not_decided_together if {
+	first := result("e1", object.remove(passing_metrics, ["general_retention"]))
+	second := result("e2", {"general_retention": passing_metrics.general_retention})
+	d := staging_decision([first, second])
+	d.deny == {"checkpoint claims-sft v3: no single current evaluation covers harmful_refusal, benign_compliance, instruction_following, general_retention: they are decided together (Holm across the metrics of one evaluation); run them in one `forgegov eval run` with every suite"}
 }

@@ -693,13 +693,26 @@ def chat_sets(seed: int, held_out_act_fraction: float = 0.25, held_out_templates
 
     rng.shuffle(train)
     return ChatSets(
-        train=train,
+        train=_distinct(train),
         safety_eval=sorted(safety, key=lambda r: (r["expect"], r["category"], r["prompt"])),
         instruction_eval=instruction_eval_items,
         held_out_acts=sorted([a for _, a in harmful_eval] + [a for a, _ in benign_eval]),
         held_out_templates=sorted(eval_templates),
         held_out_instructions=instruction_pairs,
     )
+
+
+def _distinct(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records without exact repeats, first occurrence kept: the same conversation drawn twice (a sampled
+    template, an instruction item) is a duplicate the dataset gate counts against the corpus (1 % at most)."""
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        key = json.dumps(record, sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            kept.append(record)
+    return kept
 
 
 def mid_training_blend(general: GeneralSplit, seed: int) -> list[str]:

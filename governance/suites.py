@@ -10,25 +10,40 @@ set its own margin would let whoever writes it decide the outcome.
 
 Unknown keys are refused everywhere, as in a run recipe. `to_document()` is the canonical form that eval results
 carry and `digest` hashes.
+
+A suite decides promotions only once approved at the suite gate, like the data it reads: registering it
+(`scan_suite`) resolves every dataset reference to the digest registered now, so the approved suite names exact bytes
+and a later version of a dataset cannot slip in under its name. The registered document is the suite's identity; its
+digest is what every result records per metric, and what the promotion gate checks is approved.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from forgegov.foundation.canonical import digest_of
-from forgegov.foundation.errors import BadInput, UnreadablePath
-from forgegov.foundation.vocabulary import DatasetKind
+from sqlmodel import Session, select
+
+from forgegov.foundation.canonical import canonical_bytes, digest_of
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, NotFound, StoreTampered, UnreadablePath
+from forgegov.foundation.manifest import FileEntry
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind, DatasetKind
 
 SUITE_VERSION = 1
 
 _METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+_EXACT_REF = re.compile(r"^(?:dataset/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})@(?P<version>[1-9][0-9]{0,8})\Z"
+                        r"|^(?P<digest>sha256:[0-9a-f]{64})\Z")
 _REF_RE = re.compile(r"^(?:dataset/)?[a-z0-9][a-z0-9._-]{0,127}(?:@[1-9][0-9]{0,8})?\Z|^sha256:[0-9a-f]{12,64}\Z")
 
 
@@ -230,11 +245,22 @@ def parse_suite(doc: Any) -> Suite:
 
 
 def read_suite(path: Path | str) -> Suite:
-    path = Path(path)
+    return parse_suite_bytes(_read(Path(path)), Path(path))
+
+
+def _read(path: Path) -> bytes:
+    if path.is_dir():
+        files = sorted(path.glob("*.toml"))
+        if len(files) != 1:
+            raise BadInput(f"{path} holds {len(files)} .toml files: a suite is one file (name it)")
+        path = files[0]
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise UnreadablePath(f"cannot read suite {path}: {exc.strerror or exc}") from exc
+
+
+def parse_suite_bytes(data: bytes, path: Path) -> Suite:
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -242,3 +268,73 @@ def read_suite(path: Path | str) -> Suite:
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"suite {path} is not valid TOML: {exc}") from exc
     return parse_suite(doc)
+
+
+@dataclass(frozen=True)
+class SuiteManifest:
+    """What a suite asset's digest covers: the suite's canonical document with every dataset resolved to a digest."""
+
+    document: dict[str, Any]
+    files: tuple[FileEntry, ...]
+
+    def to_document(self) -> dict[str, Any]:
+        return self.document
+
+    @property
+    def digest(self) -> str:
+        return digest_of(self.document)
+
+
+def scan_suite(workspace: Workspace, path: Path) -> SuiteManifest:
+    """The suite at `path` (a .toml file, or a folder holding one), validated, its datasets resolved to the digests
+    registered now. A suite names exact bytes: each dataset as `dataset/NAME@VERSION` or its full digest, registered,
+    of a kind its task reads."""
+    data = _read(path)
+    suite = parse_suite_bytes(data, path)
+    resolved = []
+    with read_session(workspace.database_url) as session:
+        for spec in suite.tasks:
+            asset = _dataset(session, spec.dataset, f"suite {suite.name}, metric {spec.metric}")
+            if asset.dataset_kind not in {k.value for k in TASKS[spec.task].dataset_kinds}:
+                raise SuiteError(f"suite {suite.name}, metric {spec.metric}: {spec.dataset} is {asset.dataset_kind} "
+                                 f"data, which a {spec.task.value} task does not read")
+            resolved.append(replace(spec, dataset=asset.digest))
+    document = replace(suite, tasks=tuple(resolved)).to_document()
+    name = path.name if path.is_file() else "suite.toml"
+    return SuiteManifest(document, (FileEntry(name, len(data), hashlib.sha256(data).hexdigest()),))
+
+
+def _dataset(session: Session, ref: str, where: str) -> Asset:
+    found = _EXACT_REF.match(ref)
+    if found is None:
+        raise SuiteError(f"{where}: dataset {ref!r} must name exact bytes, dataset/NAME@VERSION or sha256:<64 hex>",
+                         hint="an approved suite must not change when a new version of its data is registered")
+    query = select(Asset).where(Asset.kind == AssetKind.DATASET)
+    query = (query.where(Asset.digest == ref) if found["digest"] else
+             query.where(Asset.name == found["name"], Asset.version == int(found["version"])))
+    asset = session.exec(query).first()
+    if asset is None:
+        raise NotFound(f"{where}: no registered dataset is {ref}", hint="register it first, then the suite")
+    return asset
+
+
+def registered_suite(manifest: str, digest: str, label: str) -> Suite:
+    """The suite a registered asset holds, from its stored document re-hashed against its digest."""
+    try:
+        document = json.loads(manifest)
+    except ValueError as exc:
+        raise StoreTampered(f"the stored document of {label} is not JSON", hint="run `forgegov audit verify`") from exc
+    if digest_of(document) != digest:
+        raise StoreTampered(f"the stored document of {label} no longer hashes to its digest {digest}",
+                            hint="run `forgegov audit verify`; the store was edited outside forgegov")
+    suite = parse_suite(document_to_toml_shape(document))
+    if canonical_bytes(suite.to_document()) != canonical_bytes(document):
+        raise StoreTampered(f"the stored document of {label} is not a suite forgegov wrote")
+    return suite
+
+
+def document_to_toml_shape(document: dict[str, Any]) -> dict[str, Any]:
+    """A canonical document as the TOML it parses from: nulls dropped (TOML has none), so that parsing the stored
+    form gives the same suite."""
+    tasks = [{k: v for k, v in task.items() if v is not None} for task in document.get("tasks") or []]
+    return {**{k: v for k, v in document.items() if k != "tasks"}, "tasks": tasks}

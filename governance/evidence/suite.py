@@ -1,0 +1,31 @@
+"""What the suite gate reads about a suite: per task its metric, task kind and dataset, from the suite's registered
+document (re-hashed against its digest), with each dataset's state now, held against the log. Whether the data is
+approved and each metric measured the way policy says is the policy's to decide.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.foundation.errors import StoreTampered
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind
+from forgegov.governance.registry import check_recorded, label
+from forgegov.governance.suites import registered_suite
+
+
+def dataset_facts(session: Session, digest: str) -> dict[str, Any]:
+    found = session.exec(select(Asset).where(Asset.kind == AssetKind.DATASET, Asset.digest == digest)).first()
+    if found is None:
+        raise StoreTampered(f"dataset {digest} is named by a suite or an evaluation but is not registered",
+                            hint="run `forgegov audit verify`")
+    check_recorded(session, found)
+    return {"label": label(found), "digest": digest, "state": found.state.value, "dataset_kind": found.dataset_kind}
+
+
+def suite_evidence(session: Session, asset: Asset) -> dict[str, Any]:
+    suite = registered_suite(asset.manifest, asset.digest, label(asset))
+    return {"tasks": [{"metric": t.metric, "task": t.task.value, "dataset": dataset_facts(session, t.dataset)}
+                      for t in suite.tasks]}

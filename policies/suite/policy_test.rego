@@ -1,0 +1,68 @@
+package forgegov.gates.suite_test
+
+import data.forgegov.gates.suite
+import data.forgegov.lib.fixtures_test as fx
+
+task(metric, kind, state) := {
+	"metric": metric, "task": kind,
+	"dataset": {"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": state, "dataset_kind": "eval"},
+}
+
+honest := {"evidence": {"suite": {"tasks": [
+	task("harmful_refusal", "safety", "approved"),
+	task("benign_compliance", "over-refusal", "approved"),
+]}}}
+
+doc(action, actor, approvals, changes) := fx.doc("suite", "drift", action, actor, approvals, object.union(honest, changes))
+
+test_request_by_engineer_is_pending if {
+	d := suite.decision with input as doc("request", "alice", [], {"subject": {"state": "registered"}})
+	d == {"allow": false, "deny": set(), "missing": {"1 more approval by role ml-lead (have 0 of 1)"}}
+}
+
+test_approve_by_ml_lead_allows if {
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {})
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_approve_by_outsider_denied if {
+	d := suite.decision with input as doc("approve", "carol", [fx.new("carol", "approve")], {})
+	some msg in d.deny
+	contains(msg, "carol does not hold role ml-lead")
+}
+
+test_requester_cannot_approve_own_suite if {
+	d := suite.decision with input as doc("approve", "alice", [fx.new("alice", "approve")], {})
+	not d.allow
+}
+
+test_unapproved_data_denied if {
+	changes := {"evidence": {"suite": {"tasks": [task("harmful_refusal", "safety", "pending")]}}}
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], changes)
+	d.deny == {"suite drift v1 reads dataset/safety-eval@1 for harmful_refusal, which is pending: a suite reads approved data only; approve it at the dataset gate first"}
+}
+
+test_metric_measured_with_another_task_kind_denied if {
+	# The attack: over-refusal scored by a matcher no model satisfies, so nothing ever flips.
+	changes := {"evidence": {"suite": {"tasks": [task("benign_compliance", "custom", "approved")]}}}
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], changes)
+	d.deny == {"suite drift v1 measures benign_compliance with a custom task, but policy measures it with a over-refusal task: use that task kind for this metric"}
+}
+
+test_undeclared_metric_denied if {
+	changes := {"evidence": {"suite": {"tasks": [task("vibes", "custom", "approved")]}}}
+	d := suite.decision with input as doc("request", "alice", [], changes)
+	some msg in d.deny
+	contains(msg, "reports metric vibes, for which policy declares no margin")
+}
+
+test_empty_suite_denied if {
+	d := suite.decision with input as doc("request", "alice", [], {"evidence": {"suite": {"tasks": []}}})
+	some msg in d.deny
+	contains(msg, "measures nothing")
+}
+
+test_absent_evidence_denied if {
+	d := suite.decision with input as object.remove(doc("request", "alice", [], {}), ["evidence"])
+	not d.allow
+}
