@@ -39,7 +39,7 @@ from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.lifecycle import code_identity
 from forgegov.governance.suites import TASKS, Suite, TaskSpec, registered_suite
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: each metric names the approved suite (suite_digest) that measured it
 
 # progress(phase, done, total, note); phases: "data", "base", "candidate", "noise", "decide".
 Progress = Callable[[str, int, int, str], None]

@@ -149,6 +149,17 @@ def register_checked(workspace: Workspace, path: Path, name: str, owner: str = "
     return asset
 
 
+@pytest.fixture(scope="session")
+def tiny_family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The reference family's `tiny` preset, built once per test process (seed 3, one thread: byte-identical
+    weights) for every module that only reads it; a test that changes a file works on a copy."""
+    from forgegov.training.reference.build import build_reference
+
+    out = tmp_path_factory.mktemp("reference") / "family"
+    record = build_reference(out, "tiny", seed=3, threads=1)
+    return out, record
+
+
 def tiny_checkpoint_files(seed: int = 0) -> dict[str, bytes | str]:
     """The smallest folder a checkpoint may be: a config naming its model type and one real safetensors file.
     `seed` changes the weights, and so the digest."""

@@ -30,7 +30,6 @@ from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evaluations import read_items, verified_results
 from forgegov.governance.registry import find_asset, label, register_asset
 from forgegov.governance.suites import Decoding, SuiteError, Template, parse_suite, read_suite, registered_suite
-from forgegov.training.reference.build import build_reference
 from tests.conftest import PASSPHRASE, register_checked
 from tests.runs_support import approve
 
@@ -39,11 +38,9 @@ EVAL_DATA = DatasetSpec(DatasetKind.EVAL, Classification.GENERAL_CURATED)
 HELD_OUT = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.GENERAL_CURATED)
 
 
-@pytest.fixture(scope="module")
-def family(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("family") / "tiny"
-    build_reference(folder, "tiny", seed=1)
-    return folder
+@pytest.fixture
+def family(tiny_family: tuple[Path, dict]) -> Path:
+    return tiny_family[0]
 
 
 def _governed_family(workspace, family: Path, *, small: bool = False) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -223,8 +220,7 @@ def test_the_drift_report_and_the_inspect_log_show_what_was_signed(people, famil
     assert {s.name: s.metadata["verdict"] for s in log.results.scores} == {n: m["verdict"] for n, m in metrics.items()}
 
 
-@pytest.mark.parametrize(("recommit", "refused"), [(False, StoreTampered), (True, SignatureInvalid)])
-def test_a_result_edited_in_the_store_stops_the_promotion_gate(people, family, recommit, refused):
+def test_a_result_edited_in_the_store_stops_the_promotion_gate(people, family):
     """Every verdict edited to a pass in the stored envelope: the payload no longer hashes to its leaf. An insider who
     also recomputes the leaf (so the payload commits again) cannot re-sign the statement without the platform key:
     the envelope no longer verifies. (The Merkle tree then disagrees too, which `audit verify` reports.)"""
@@ -236,22 +232,27 @@ def test_a_result_edited_in_the_store_stops_the_promotion_gate(people, family, r
     labels = _governed_family(people, family, small=True)
     record = run_evaluation(people, labels["post"], [labels["suite"]], actor="alice", batch_size=64)
     approve(people, labels["post"], Gate.BASE, "alice", "dave")
-    with write_transaction(people.database_url) as session:
-        entry = session.get(AuditEntry, record.seq)
-        payload = json.loads(entry.payload)
-        statement = json.loads(base64.b64decode(payload["envelope"]["payload"]))
-        for metric in statement["predicate"]["metrics"]:
-            metric["verdict"] = "non-inferior"
-        payload["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-        entry.payload = json.dumps(payload)
-        if recommit:
-            leaf = json.loads(entry.leaf)
-            leaf["payload_digest"] = "sha256:" + hashlib.sha256(entry.payload.encode()).hexdigest()
-            entry.leaf = json.dumps(leaf, sort_keys=True, separators=(",", ":"))
-            entry.leaf_hash = leaf_hash(entry.leaf.encode()).hex()
-        session.add(entry)
-    with pytest.raises(refused):
-        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)
+    with read_session(people.database_url) as session:
+        original = session.get(AuditEntry, record.seq)
+        kept = (original.payload, original.leaf, original.leaf_hash)
+    for recommit, refused in ((False, StoreTampered), (True, SignatureInvalid)):
+        with write_transaction(people.database_url) as session:
+            entry = session.get(AuditEntry, record.seq)
+            entry.payload, entry.leaf, entry.leaf_hash = kept
+            payload = json.loads(entry.payload)
+            statement = json.loads(base64.b64decode(payload["envelope"]["payload"]))
+            for metric in statement["predicate"]["metrics"]:
+                metric["verdict"] = "non-inferior"
+            payload["envelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+            entry.payload = json.dumps(payload)
+            if recommit:
+                leaf = json.loads(entry.leaf)
+                leaf["payload_digest"] = "sha256:" + hashlib.sha256(entry.payload.encode()).hexdigest()
+                entry.leaf = json.dumps(leaf, sort_keys=True, separators=(",", ":"))
+                entry.leaf_hash = leaf_hash(entry.leaf.encode()).hex()
+            session.add(entry)
+        with pytest.raises(refused):
+            actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)
 
 
 def test_a_result_counts_only_for_the_bytes_it_was_made_on(people, family):
@@ -350,13 +351,31 @@ def test_suites_are_validated_on_load():
     assert read_suite(SHIPPED_SUITE).digest == read_suite(SHIPPED_SUITE).digest
 
 
-def test_a_registered_suite_names_exact_bytes_and_reads_back_as_registered(people, family):
+def test_a_suite_and_a_parent_are_what_their_registration_entries_say(people, family):
     labels = _governed_family(people, family, small=True)
     asset = find_asset(people, labels["suite"])
     suite = registered_suite(asset.manifest, asset.digest, labels["suite"])
     assert {t.dataset for t in suite.tasks} == {find_asset(people, labels[n]).digest for n in
                                                 ("safety-eval", "instructions-eval", "domain-eval", "general-heldout")}
     assert [t.metric for t in suite.tasks] == [t.metric for t in read_suite(SHIPPED_SUITE).tasks]
+    # The insider's shortcut to a weaker base: point the candidate's parent at a checkpoint it beats. The parent is
+    # part of what the registration entry committed to, so evaluating, and promoting, stop.
+    weak = register_asset(people, AssetKind.CHECKPOINT, family / "pre-training", "ref-pre-training", "alice",
+                          stage=CheckpointStage.PRE_TRAINING)
+    with write_transaction(people.database_url) as session:
+        from forgegov.foundation.store.models import Asset
+
+        row = session.exec(select(Asset).where(Asset.name == "ref-post-training")).one()
+        honest, row.parent_digest = row.parent_digest, weak.digest
+        session.add(row)
+    with pytest.raises(StoreTampered, match="differs from what its audit entry"):
+        run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
+    with pytest.raises(StoreTampered):
+        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)
+    with write_transaction(people.database_url) as session:
+        row = session.exec(select(Asset).where(Asset.name == "ref-post-training")).one()
+        row.parent_digest = honest
+        session.add(row)
     # The stored document is the suite's identity: edited in the store, it no longer hashes to its digest.
     with write_transaction(people.database_url) as session:
         from forgegov.foundation.store.models import Asset
@@ -366,21 +385,3 @@ def test_a_registered_suite_names_exact_bytes_and_reads_back_as_registered(peopl
         session.add(row)
     with pytest.raises(StoreTampered, match="no longer hashes to its digest"):
         run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
-
-
-def test_a_parent_edited_in_the_store_is_refused_before_anything_is_compared(people, family):
-    """The insider's shortcut to a weaker base: point the candidate's parent at a checkpoint it beats. The parent is
-    part of what the registration entry committed to, so evaluating, and promoting, stop."""
-    labels = _governed_family(people, family, small=True)
-    weak = register_asset(people, AssetKind.CHECKPOINT, family / "pre-training", "ref-pre-training", "alice",
-                          stage=CheckpointStage.PRE_TRAINING)
-    with write_transaction(people.database_url) as session:
-        from forgegov.foundation.store.models import Asset
-
-        row = session.exec(select(Asset).where(Asset.name == "ref-post-training")).one()
-        row.parent_digest = weak.digest
-        session.add(row)
-    with pytest.raises(StoreTampered, match="differs from what its audit entry"):
-        run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
-    with pytest.raises(StoreTampered):
-        actions.promote(people, labels["post"], ReleaseStage.STAGING, "alice", PASSPHRASE)

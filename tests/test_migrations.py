@@ -54,3 +54,31 @@ def test_interim_audit_entries_upgrade_and_verify(tmp_path):
     assert report.entries == 11 and report.nodes == 8
     assert json.loads(first_leaf)["seq"] == 0
     dispose_engines()
+
+
+def test_the_check_constraints_hold_every_kind_and_gate_after_0009(tmp_path):
+    """Autogenerate does not compare CHECK contents: the enum values the store accepts are checked here, on a store
+    upgraded from 0008 with an asset already in it."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from forgegov.foundation.vocabulary import AssetKind, Gate
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    row = ("INSERT INTO asset (kind, name, version, digest, owner, state, manifest, source_path, registered_by, "
+           "registered_at, record_version) VALUES (:kind, :name, 1, :digest, 'alice', 'registered', '{}', '/x', "
+           "'alice', '2026-12-02T00:00:00.000000Z', 1)")
+    upgrade(url, "0008")
+    with engine_for(url).begin() as connection:
+        connection.execute(text(row), {"kind": "dataset", "name": "before", "digest": "sha256:" + "0" * 64})
+    with pytest.raises(IntegrityError), engine_for(url).begin() as connection:
+        connection.execute(text(row), {"kind": "suite", "name": "early", "digest": "sha256:" + "1" * 64})
+    upgrade(url)
+    with engine_for(url).begin() as connection:
+        for i, kind in enumerate(AssetKind):
+            connection.execute(text(row), {"kind": kind.value, "name": f"k{i}", "digest": f"sha256:{i + 2:064x}"})
+        names = {r[0] for r in connection.execute(text("SELECT name FROM asset"))}
+        sql = connection.execute(text("SELECT sql FROM sqlite_master WHERE name = 'decision'")).scalar_one()
+    assert "before" in names and len(names) == len(AssetKind) + 1
+    assert all(f"'{gate.value}'" in sql for gate in Gate)
+    dispose_engines()

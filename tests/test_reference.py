@@ -21,11 +21,9 @@ FORGEGOV = [sys.executable, "-c", "from forgegov.app.cli.main import main; main(
 SEED = 3
 
 
-@pytest.fixture(scope="module")
-def family(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("reference") / "family"
-    record = build_reference(out, "tiny", seed=SEED, threads=1)
-    return out, record
+@pytest.fixture
+def family(tiny_family: tuple[Path, dict]) -> tuple[Path, dict]:
+    return tiny_family
 
 
 def _sha256(path: Path) -> str:

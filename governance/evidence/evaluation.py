@@ -45,7 +45,9 @@ def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
         "design": predicate["design"],
         "datasets": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.DATASET, digest)}
                      for digest, name in sorted(datasets.items())],
+        # A result made before suites had a gate names none: its suite state is null, which policy reads as stale.
         "metrics": {m["metric"]: {**{k: m.get(k) for k in _METRIC_FACTS},
-                                  "suite_state": _state_of(session, AssetKind.SUITE, m["suite_digest"])}
+                                  "suite_state": _state_of(session, AssetKind.SUITE, m["suite_digest"])
+                                  if m.get("suite_digest") else None}
                     for m in predicate["metrics"]},
     }

@@ -27,5 +27,7 @@ def dataset_facts(session: Session, digest: str) -> dict[str, Any]:
 
 def suite_evidence(session: Session, asset: Asset) -> dict[str, Any]:
     suite = registered_suite(asset.manifest, asset.digest, label(asset))
-    return {"tasks": [{"metric": t.metric, "task": t.task.value, "dataset": dataset_facts(session, t.dataset)}
-                      for t in suite.tasks]}
+    # Everything that decides which items count and how, so that the approver sees what they sign off.
+    return {"tasks": [{"metric": t.metric, "task": t.task.value, "scorer": t.scorer, "options": t.options,
+                       "input": t.input, "target": t.target, "where": t.where, "cluster": t.cluster,
+                       "dataset": dataset_facts(session, t.dataset)} for t in suite.tasks]}

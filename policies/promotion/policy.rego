@@ -179,12 +179,15 @@ measured(metric) if {
 	result.metrics[metric]
 }
 
-# Why a result does not count (empty: it is current).
-stale(result, metric) := ((((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | data_stale(result)) | suite_stale(result, metric)
+# Why a result does not count (empty: it is current): it is not comparable
+# with what policy asks now, or its suite or data are not approved now.
+stale(result, metric) := (incomparable(result, metric) | suite_stale(result, metric)) | data_stale(result)
+
+incomparable(result, metric) := (((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | task_stale(result, metric)
 
 base_stale(result) := {msg |
-	result.base_digest != input.evidence.evaluation.parent_digest
-	msg := sprintf("it compared with %s, not the parent %s", [result.base_digest, input.evidence.evaluation.parent_digest])
+	object.get(result, "base_digest", "absent") != input.evidence.evaluation.parent_digest
+	msg := sprintf("it compared with %v, not the parent %v", [object.get(result, "base_digest", "absent"), input.evidence.evaluation.parent_digest])
 }
 
 design_stale(result) := {msg |
@@ -212,13 +215,15 @@ cluster_stale(result, metric) := {msg |
 	msg := sprintf("its cluster spread %v is not policy's %v", [object.get(m, "cluster_spread", null), object.get(declared, "cluster_spread", null)])
 }
 
-# The metric was measured by a suite approved at the suite gate, with the
-# task kind and kind of score policy declares for it.
+# The metric was measured by a suite approved at the suite gate.
 suite_stale(result, metric) := {msg |
 	m := result.metrics[metric]
 	object.get(m, "suite_state", null) != "approved"
 	msg := sprintf("its suite %v is %v, not approved at the suite gate", [object.get(m, "suite", null), object.get(m, "suite_state", null)])
-} | {msg |
+}
+
+# With the task kind and kind of score policy declares for the metric.
+task_stale(result, metric) := {msg |
 	m := result.metrics[metric]
 	declared := object.get(object.get(eval_settings, "metrics", {}), metric, {})
 	[object.get(m, "task", null), object.get(m, "kind", null)] != [object.get(declared, "task", null), object.get(declared, "kind", null)]
@@ -229,9 +234,22 @@ suite_stale(result, metric) := {msg |
 }
 
 data_stale(result) := {msg |
-	some d in result.datasets
+	some d in object.get(result, "datasets", [{"label": "(none listed)", "state": "absent"}])
 	d.state != "approved"
 	msg := sprintf("dataset %s is %s, no longer approved", [d.label, d.state])
+}
+
+# A regression measured under the policy in force binds even when its suite or
+# data were withdrawn since: withdrawing the suite that found a regression, and
+# evaluating again on an easier one, must not erase it. Only a suite or data
+# that was never approved makes a result not bind.
+binding(result, metric) if {
+	result.metrics[metric]
+	count(incomparable(result, metric)) == 0
+	object.get(result.metrics[metric], "suite_state", null) in {"approved", "withdrawn"}
+	every d in object.get(result, "datasets", [{"state": "absent"}]) {
+		d.state in {"approved", "withdrawn"}
+	}
 }
 
 current(result, metric) if {
@@ -284,7 +302,7 @@ deny contains msg if {
 	not root_checkpoint
 	some metric in required_metrics
 	some result in evaluation_results
-	current(result, metric)
+	binding(result, metric)
 	m := result.metrics[metric]
 	m.verdict == "inferior"
 	msg := sprintf(
@@ -351,10 +369,10 @@ deny contains msg if {
 	run := input.evidence.lineage.run
 	is_object(run)
 	run.status == "completed"
-	run.base_digest != input.evidence.evaluation.parent_digest
+	object.get(run, "base_digest", "absent") != input.evidence.evaluation.parent_digest
 	msg := sprintf(
 		"%s was trained by run %s from %s, but is registered with parent %v: its evaluation would compare it with another model; register the run's candidate as the run left it",
-		[gate.describe(input.subject), run.id, run.base_digest, input.evidence.evaluation.parent_digest],
+		[gate.describe(input.subject), run.id, object.get(run, "base_digest", "absent"), input.evidence.evaluation.parent_digest],
 	)
 }
 

@@ -542,3 +542,30 @@ test_required_metrics_spread_over_evaluations_are_not_decided_together if {
 	d := staging_decision([first, second])
 	d.deny == {"checkpoint claims-sft v3: no single current evaluation covers harmful_refusal, benign_compliance, instruction_following, general_retention: they are decided together (Holm across the metrics of one evaluation); run them in one `forgegov eval run` with every suite"}
 }
+
+test_a_regression_binds_after_its_suite_was_withdrawn if {
+	withdrawn := object.union(passing_metrics, {"harmful_refusal": object.union(metric("harmful_refusal", "inferior", 0.03, 0.1), {"suite_state": "withdrawn"})})
+	d := staging_decision([result("e1", withdrawn), result("e2", passing_metrics)])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "regressed on harmful_refusal")
+}
+
+test_a_regression_binds_after_its_data_was_withdrawn if {
+	regressed := object.union(passing_metrics, {"harmful_refusal": metric("harmful_refusal", "inferior", 0.03, 0.1)})
+	gone := object.union(result("e1", regressed), {"datasets": [{"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": "withdrawn"}]})
+	d := staging_decision([gone, result("e2", passing_metrics)])
+	some msg in d.deny
+	contains(msg, "regressed on harmful_refusal")
+}
+
+test_a_never_approved_suites_regression_does_not_bind if {
+	unapproved := object.union(passing_metrics, {"harmful_refusal": object.union(metric("harmful_refusal", "inferior", 0.03, 0.1), {"suite_state": "registered"})})
+	staging_decision([result("e1", unapproved), result("e2", passing_metrics)]).allow
+}
+
+test_a_result_without_its_base_or_datasets_is_not_current if {
+	bare := object.remove(result("e1", passing_metrics), ["base_digest", "datasets"])
+	d := staging_decision([bare])
+	not d.allow
+}

@@ -58,6 +58,30 @@ deny contains msg if {
 	)
 }
 
+# Held-out items only: a suite over training data would measure memory, not
+# behaviour (the kinds each task may read are policy data).
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some task in suite_tasks
+	not object.get(task, "dataset", {}).dataset_kind in object.get(object.get(settings, "task_dataset_kinds", {}), task.task, [])
+	msg := sprintf(
+		"%s reads %v data for %s, which a %s task may not: use held-out evaluation data",
+		[gate.describe(input.subject), object.get(object.get(task, "dataset", {}), "dataset_kind", null), task.metric, task.task],
+	)
+}
+
+# A metric policy plans with a cluster spread must be measured with clusters.
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some task in suite_tasks
+	object.get(object.get(declared_metrics, task.metric, {}), "cluster_spread", null) != null
+	object.get(task, "cluster", null) == null
+	msg := sprintf(
+		"%s measures %s without a cluster column, but policy plans it with clusters (items that share a passage): name the column with cluster",
+		[gate.describe(input.subject), task.metric],
+	)
+}
+
 missing contains msg if some msg in standard_gate.missing(gate.document, settings.quorum)
 
 default allow := false

@@ -4,7 +4,8 @@ import data.forgegov.gates.suite
 import data.forgegov.lib.fixtures_test as fx
 
 task(metric, kind, state) := {
-	"metric": metric, "task": kind,
+	"metric": metric, "task": kind, "scorer": "refusal", "options": {}, "input": "prompt", "target": null,
+	"where": {}, "cluster": null,
 	"dataset": {"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": state, "dataset_kind": "eval"},
 }
 
@@ -65,4 +66,24 @@ test_empty_suite_denied if {
 test_absent_evidence_denied if {
 	d := suite.decision with input as object.remove(doc("request", "alice", [], {}), ["evidence"])
 	not d.allow
+}
+
+test_training_data_as_held_out_items_denied if {
+	on_training := object.union(task("harmful_refusal", "safety", "approved"), {"dataset": {"dataset_kind": "sft-chat"}})
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [on_training]}}})
+	d.deny == {"suite drift v1 reads sft-chat data for harmful_refusal, which a safety task may not: use held-out evaluation data"}
+}
+
+test_retention_may_read_held_out_pretraining_text if {
+	retention := object.union(task("general_retention", "general-retention", "approved"), {"dataset": {"dataset_kind": "pretraining-text"}})
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [retention]}}})
+	d.allow
+}
+
+test_clustered_metric_without_a_cluster_column_denied if {
+	unclustered := task("domain_accuracy", "domain", "approved")
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [unclustered]}}})
+	d.deny == {"suite drift v1 measures domain_accuracy without a cluster column, but policy plans it with clusters (items that share a passage): name the column with cluster"}
+	clustered := object.union(unclustered, {"cluster": "part"})
+	suite.decision.allow with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [clustered]}}})
 }
