@@ -62,8 +62,9 @@ def greedy(model: Any, tokenizer: Any, prompts: Sequence[str], decoding: Decodin
 
     room = _room(model, decoding.max_prompt_tokens, decoding.max_new_tokens)
     # Cut from the left: the end of a prompt (the question, the generation prompt) is what the reply follows.
-    encoded = [tokenizer(render(tokenizer, p, decoding), add_special_tokens=False, verbose=False)["input_ids"][-room:]
-               for p in prompts]
+    # One batched call: the fast tokenizer encodes the whole list in Rust.
+    rendered = [render(tokenizer, p, decoding) for p in prompts]
+    encoded = [ids[-room:] for ids in tokenizer(rendered, add_special_tokens=False, verbose=False)["input_ids"]]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs: list[Output | None] = [None] * len(prompts)
     model.eval()
@@ -91,7 +92,7 @@ def log_likelihoods(model: Any, tokenizer: Any, texts: Sequence[str], decoding: 
 
     eos = tokenizer.eos_token_id
     room = _room(model, decoding.max_prompt_tokens)
-    encoded = [(tokenizer(t, add_special_tokens=False, verbose=False)["input_ids"] + [eos])[:room] for t in texts]
+    encoded = [(ids + [eos])[:room] for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
     outputs: list[Output | None] = [None] * len(texts)
     model.eval()
     with torch.inference_mode():
