@@ -31,7 +31,7 @@ def render(tokenizer: Any, prompt: str, decoding: Decoding) -> str:
     return prompt
 
 
-def _padded(rows: Sequence[Sequence[int]], pad: int, *, left: bool) -> tuple[Any, Any]:
+def padded(rows: Sequence[Sequence[int]], pad: int, *, left: bool) -> tuple[Any, Any]:
     """Token ids padded to the longest row, and the attention mask that hides the padding."""
     import torch
 
@@ -45,7 +45,7 @@ def _padded(rows: Sequence[Sequence[int]], pad: int, *, left: bool) -> tuple[Any
     return ids, mask
 
 
-def _by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
@@ -69,9 +69,9 @@ def greedy(model: Any, tokenizer: Any, prompts: Sequence[str], decoding: Decodin
     outputs: list[Output | None] = [None] * len(prompts)
     model.eval()
     with torch.inference_mode():
-        for batch in _by_length([len(e) for e in encoded], batch_size):
+        for batch in by_length([len(e) for e in encoded], batch_size):
             started = time.perf_counter()
-            ids, mask = _padded([encoded[i] for i in batch], pad, left=True)
+            ids, mask = padded([encoded[i] for i in batch], pad, left=True)
             width = ids.shape[1]
             out = model.generate(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                                  max_new_tokens=decoding.max_new_tokens, do_sample=False, num_beams=1,
@@ -96,10 +96,10 @@ def log_likelihoods(model: Any, tokenizer: Any, texts: Sequence[str], decoding: 
     outputs: list[Output | None] = [None] * len(texts)
     model.eval()
     with torch.inference_mode():
-        for batch in _by_length([len(e) for e in encoded], batch_size):
+        for batch in by_length([len(e) for e in encoded], batch_size):
             started = time.perf_counter()
             # Right padding: positions then start at 0 for every text, as in training.
-            ids, mask = _padded([encoded[i] for i in batch], eos, left=False)
+            ids, mask = padded([encoded[i] for i in batch], eos, left=False)
             logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits.float()
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(model.device))[..., 0]
             keep = mask[:, 1:].to(model.device).float()

@@ -7,7 +7,8 @@ and the signed result.
 2. Load every suite dataset through the verified door (approved data only, re-hashed) and build the items.
 3. Load both checkpoints through the verified door; ask each the same items with the same greedy decoding, batched.
    The base is asked twice, in other batches, and the flips between those two passes are the noise floor.
-4. Score, compare per metric (statistics.py), Holm across the metrics of this evaluation.
+4. Score (a task that names a judge has its replies classified by that checkpoint, loaded through the same door),
+   compare per metric (statistics.py), Holm across the metrics of this evaluation.
 5. Sign the statement and commit it to the log (governance/evaluations.py).
 """
 
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgegov.evaluation.generate import Output, greedy, log_likelihoods
-from forgegov.evaluation.scorers import Scorer, scorer_named
+from forgegov.evaluation.judge import JUDGE_VERSION, RefusalJudge, load_judge
+from forgegov.evaluation.scorers import Scorer, refusal_score, scorer_named
 from forgegov.evaluation.statistics import Design, MetricKind, MetricPlan, MetricResult, PairedScores, compare, decide
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.clock import now_rfc3339
@@ -74,6 +76,7 @@ class PlannedTask:
     plan: MetricPlan
     dataset: dict[str, str]  # label, digest
     items: tuple[Item, ...]
+    judge: dict[str, str] | None = None  # label, digest of the classifier that decides refusal classes
 
 
 def _design(settings: dict[str, Any]) -> Design:
@@ -153,11 +156,14 @@ def plan_evaluation(workspace: Workspace, candidate_ref: str, suite_refs: Sequen
         suites = [_approved_suite(session, ref) for ref in suite_refs]
         in_force = policy_in_force(session)
         settings = ((data_in_force(session).get("gates") or {}).get("promotion") or {}).get("evaluation") or {}
-        datasets = {}
+        datasets, judges = {}, {}
         for registered in suites:
             for spec in registered.suite.tasks:
                 asset = resolve(session, spec.dataset, AssetKind.DATASET)
                 datasets[(registered.digest, spec.metric)] = {"label": label(asset), "digest": asset.digest}
+                if spec.judge is not None:
+                    judge = resolve(session, spec.judge, AssetKind.CHECKPOINT)
+                    judges[(registered.digest, spec.metric)] = {"label": label(judge), "digest": judge.digest}
         pair = ({"label": label(candidate), "digest": candidate.digest}, {"label": label(base), "digest": base.digest})
     design = _design(settings)
     metrics = [spec.metric for registered in suites for spec in registered.suite.tasks]
@@ -176,7 +182,8 @@ def plan_evaluation(workspace: Workspace, candidate_ref: str, suite_refs: Sequen
                                     purpose=f"drift evaluation of {pair[0]['label']}")
                 loaded[dataset["digest"]] = [dict(r) for r in rows]
             tasks.append(PlannedTask(registered, spec, scorer, _plan(settings, spec, scorer), dataset,
-                                     _items(spec, loaded[dataset["digest"]], where)))
+                                     _items(spec, loaded[dataset["digest"]], where),
+                                     judges.get((registered.digest, spec.metric))))
     policy = {"revision": in_force.revision, "digest": in_force.digest}
     return pair[0], pair[1], design, tasks, policy, suites
 
@@ -208,12 +215,15 @@ def _ask(workspace: Workspace, ref: str, tasks: Sequence[PlannedTask], *, actor:
     return passes
 
 
-def _scored(task: PlannedTask, outputs: Sequence[Output]) -> list[tuple[float, str | None]]:
-    scored = []
-    for item, output in zip(task.items, outputs, strict=True):
-        score = task.scorer.score(output.value, item.target, item.record, task.spec.options)
-        scored.append((score.value, score.label))
-    return scored
+def _scored(task: PlannedTask, outputs: Sequence[Output], judge: RefusalJudge | None,
+            batch_size: int) -> list[tuple[float, str | None]]:
+    if judge is not None:
+        classes = judge.classify([i.text for i in task.items], [str(o.value) for o in outputs], batch_size)
+        scores = [refusal_score(found, task.spec.options) for found in classes]
+    else:
+        scores = [task.scorer.score(output.value, item.target, item.record, task.spec.options)
+                  for item, output in zip(task.items, outputs, strict=True)]
+    return [(score.value, score.label) for score in scores]
 
 
 def _noise(task: PlannedTask, first: Sequence[tuple[float, str | None]],
@@ -247,15 +257,19 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[st
     (candidate_outputs,) = _ask(workspace, candidate["digest"], tasks, actor=actor,
                                 purpose="drift evaluation (candidate)", batch_sizes=(batch_size,),
                                 phases=("candidate",), progress=progress)
-    # 4.
+    # 4. Judges (verified like the models) classify the replies of the tasks that name one.
+    judges = {t.judge["digest"]: load_judge(workspace, t.judge["digest"], actor=actor,
+                                            purpose=f"judging the drift evaluation of {candidate['label']}")
+              for t in tasks if t.judge is not None}
     progress("decide", 0, 1, "")
     compared: list[MetricResult] = []
     noise: dict[str, Any] = {}
     lines: list[bytes] = []
     for index, task in enumerate(tasks):
-        base_scores = _scored(task, base_passes[0][index])
-        candidate_scores = _scored(task, candidate_outputs[index])
-        noise[task.spec.metric] = _noise(task, base_scores, _scored(task, base_passes[1][index]))
+        judge = judges[task.judge["digest"]] if task.judge is not None else None
+        base_scores = _scored(task, base_passes[0][index], judge, batch_size)
+        candidate_scores = _scored(task, candidate_outputs[index], judge, batch_size)
+        noise[task.spec.metric] = _noise(task, base_scores, _scored(task, base_passes[1][index], judge, noise_batch))
         scores = PairedScores(
             item_ids=tuple(i.id for i in task.items), base=tuple(s[0] for s in base_scores),
             candidate=tuple(s[0] for s in candidate_scores),
@@ -276,7 +290,8 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[st
         doc = result.to_dict()
         doc.update({"task": task.spec.task.value, "suite": task.suite.label, "suite_digest": task.suite.digest,
                     "dataset": task.dataset,
-                    "scorer": {"name": task.scorer.name, "version": task.scorer.version},
+                    "scorer": {"name": task.scorer.name, "version": task.scorer.version,
+                               **({"judge": {**task.judge, "version": JUDGE_VERSION}} if task.judge else {})},
                     "planning_spread": task.plan.planning_spread, "cluster_spread": task.plan.cluster_spread,
                     "noise_floor": noise[task.spec.metric]})
         metrics.append(doc)

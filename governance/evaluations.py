@@ -121,6 +121,14 @@ def all_results(workspace: Workspace, session: Session) -> list[EvalRecord]:
     return [_verified(workspace, session, entry) for entry in entries]
 
 
+def verify_recorded(workspace: Workspace) -> int:
+    """Every `eval.record` entry in the log, verified as a reader would (see the module); the count. `audit verify`
+    calls this after the log itself holds, so that a result appended by someone holding only the log key (a
+    statement the platform never signed) is named even before a gate reads it."""
+    with read_session(workspace.database_url) as session:
+        return len(all_results(workspace, session))
+
+
 def find_result(workspace: Workspace, session: Session, evaluation_id: str) -> EvalRecord:
     wanted = evaluation_id.strip().lower()
     found = [r for r in all_results(workspace, session) if r.id.startswith(wanted)] if len(wanted) >= 4 else []

@@ -45,6 +45,8 @@ _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 _EXACT_REF = re.compile(r"^(?:dataset/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})@(?P<version>[1-9][0-9]{0,8})\Z"
                         r"|^(?P<digest>sha256:[0-9a-f]{64})\Z")
 _REF_RE = re.compile(r"^(?:dataset/)?[a-z0-9][a-z0-9._-]{0,127}(?:@[1-9][0-9]{0,8})?\Z|^sha256:[0-9a-f]{12,64}\Z")
+_EXACT_CHECKPOINT = re.compile(r"^(?:checkpoint/)?(?P<name>[a-z0-9][a-z0-9._-]{0,127})@(?P<version>[1-9][0-9]{0,8})\Z"
+                               r"|^(?P<digest>sha256:[0-9a-f]{64})\Z")
 
 
 class SuiteError(BadInput):
@@ -169,12 +171,17 @@ class TaskSpec:
     where: dict[str, Any] = field(default_factory=dict)  # keep only records whose columns equal these values
     cluster: str | None = None
     id_column: str | None = None  # else an item is named by its position in the dataset
+    # A classifier checkpoint that decides refusal classes instead of the rule table (evaluation/judge.py): an exact
+    # reference, resolved to its digest at registration like the datasets.
+    judge: str | None = None
 
     def to_document(self) -> dict[str, Any]:
-        return {"metric": self.metric, "task": self.task.value, "dataset": self.dataset, "input": self.input,
-                "target": self.target, "scorer": self.scorer, "options": dict(sorted(self.options.items())),
-                "decoding": self.decoding.to_document(), "where": dict(sorted(self.where.items())),
-                "cluster": self.cluster, "id_column": self.id_column}
+        document = {"metric": self.metric, "task": self.task.value, "dataset": self.dataset, "input": self.input,
+                    "target": self.target, "scorer": self.scorer, "options": dict(sorted(self.options.items())),
+                    "decoding": self.decoding.to_document(), "where": dict(sorted(self.where.items())),
+                    "cluster": self.cluster, "id_column": self.id_column}
+        # Only when set: the documents (and digests) of suites registered before judges existed stay what they were.
+        return {**document, "judge": self.judge} if self.judge is not None else document
 
 
 @dataclass(frozen=True)
@@ -194,7 +201,8 @@ class Suite:
 
 
 _TASK_KEYS = {"metric", "task", "dataset", "input"}
-_TASK_OPTIONAL = {"target", "scorer", "options", "decoding", "where", "cluster", "id_column"}
+_TASK_OPTIONAL = {"target", "scorer", "options", "decoding", "where", "cluster", "id_column", "judge"}
+JUDGED_SCORERS = frozenset({"refusal"})
 
 
 def _task(value: Any, where: str, decoding: Decoding) -> TaskSpec:
@@ -212,6 +220,13 @@ def _task(value: Any, where: str, decoding: Decoding) -> TaskSpec:
             raise _fail(f"{where}.options.{key}", f"is fixed to {fixed!r} for a {kind.value} task")
     dataset = _text(doc["dataset"], f"{where}.dataset", _REF_RE,
                     "a dataset reference: dataset/NAME@VERSION or sha256:<at least 12 hex digits>")
+    judge = doc.get("judge")
+    if judge is not None:
+        _text(judge, f"{where}.judge", _EXACT_CHECKPOINT,
+              "an exact checkpoint reference: checkpoint/NAME@VERSION or sha256:<64 hex>")
+        if scorer not in JUDGED_SCORERS:
+            raise _fail(f"{where}.judge", f"is set, but scorer {scorer!r} takes no judge",
+                        hint=f"a judge classifies replies for: {', '.join(sorted(JUDGED_SCORERS))}")
     columns = {name: doc.get(name) for name in ("input", "target", "cluster", "id_column")}
     for name, column in columns.items():
         if column is not None:
@@ -221,7 +236,7 @@ def _task(value: Any, where: str, decoding: Decoding) -> TaskSpec:
                     task=kind, dataset=dataset, input=doc["input"], target=doc.get("target"), scorer=scorer,
                     options=options, decoding=Decoding.parse(doc.get("decoding"), f"{where}.decoding", decoding),
                     where=_scalars(doc.get("where", {}), f"{where}.where"), cluster=doc.get("cluster"),
-                    id_column=doc.get("id_column"))
+                    id_column=doc.get("id_column"), judge=judge)
 
 
 def parse_suite(doc: Any) -> Suite:
@@ -298,23 +313,31 @@ def scan_suite(workspace: Workspace, path: Path) -> SuiteManifest:
             if asset.dataset_kind not in {k.value for k in TASKS[spec.task].dataset_kinds}:
                 raise SuiteError(f"suite {suite.name}, metric {spec.metric}: {spec.dataset} is {asset.dataset_kind} "
                                  f"data, which a {spec.task.value} task does not read")
-            resolved.append(replace(spec, dataset=asset.digest))
+            judge = None if spec.judge is None else _exact(
+                session, AssetKind.CHECKPOINT, _EXACT_CHECKPOINT, spec.judge,
+                f"suite {suite.name}, metric {spec.metric}, judge").digest
+            resolved.append(replace(spec, dataset=asset.digest, judge=judge))
     document = replace(suite, tasks=tuple(resolved)).to_document()
     name = path.name if path.is_file() else "suite.toml"
     return SuiteManifest(document, (FileEntry(name, len(data), hashlib.sha256(data).hexdigest()),))
 
 
 def _dataset(session: Session, ref: str, where: str) -> Asset:
-    found = _EXACT_REF.match(ref)
+    return _exact(session, AssetKind.DATASET, _EXACT_REF, ref, where)
+
+
+def _exact(session: Session, kind: AssetKind, pattern: re.Pattern[str], ref: str, where: str) -> Asset:
+    found = pattern.match(ref)
     if found is None:
-        raise SuiteError(f"{where}: dataset {ref!r} must name exact bytes, dataset/NAME@VERSION or sha256:<64 hex>",
-                         hint="an approved suite must not change when a new version of its data is registered")
-    query = select(Asset).where(Asset.kind == AssetKind.DATASET)
+        raise SuiteError(f"{where}: {kind.value} {ref!r} must name exact bytes, {kind.value}/NAME@VERSION or "
+                         "sha256:<64 hex>",
+                         hint="an approved suite must not change when a new version of what it reads is registered")
+    query = select(Asset).where(Asset.kind == kind)
     query = (query.where(Asset.digest == ref) if found["digest"] else
              query.where(Asset.name == found["name"], Asset.version == int(found["version"])))
     asset = session.exec(query).first()
     if asset is None:
-        raise NotFound(f"{where}: no registered dataset is {ref}", hint="register it first, then the suite")
+        raise NotFound(f"{where}: no registered {kind.value} is {ref}", hint="register it first, then the suite")
     return asset
 
 

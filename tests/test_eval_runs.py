@@ -349,6 +349,8 @@ def test_suites_are_validated_on_load():
             ({"tasks": [base["tasks"][0], base["tasks"][0]]}, "name a metric twice"),
             ({"tasks": [{**base["tasks"][0], "task": "nonsense"}]}, "must be one of"),
             ({"tasks": []}, "at least one"),
+            ({"tasks": [{**base["tasks"][0], "task": "domain", "judge": "checkpoint/j@1"}]}, "takes no judge"),
+            ({"tasks": [{**base["tasks"][0], "judge": "checkpoint/j"}]}, "an exact checkpoint reference"),
     ):
         with pytest.raises(SuiteError, match=message):
             parse_suite({**base, **change})
@@ -389,3 +391,94 @@ def test_a_suite_and_a_parent_are_what_their_registration_entries_say(people, fa
         session.add(row)
     with pytest.raises(StoreTampered, match="no longer hashes to its digest"):
         run_evaluation(people, labels["post"], [labels["suite"]], actor="alice")
+
+
+REFUSAL_LABELS = Path(__file__).resolve().parent / "data" / "refusal_labels.jsonl"
+
+
+def _trained_judge(family: Path, into: Path) -> float:
+    """A small sequence classifier over the family's tokenizer, really trained on the labelled replies, saved as a
+    judge checkpoint (evaluation/judge.py's contract). Returns its accuracy on what it was trained on."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from forgegov.evaluation.refusal import RefusalClass
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(family / "post-training")
+    classes = [c.value for c in RefusalClass]
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=128, num_labels=3,
+                         id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)},
+                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+    model = LlamaForSequenceClassification(config)
+    rows = [json.loads(line) for line in REFUSAL_LABELS.read_text(encoding="utf-8").splitlines()]
+    encoded = tokenizer([r["prompt"] for r in rows], [r["reply"] for r in rows], truncation="longest_first",
+                        max_length=128, padding=True, return_tensors="pt")
+    wanted = torch.tensor([classes.index(r["label"]) for r in rows])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _epoch in range(6):
+        for start in range(0, len(rows), 32):
+            part = slice(start, start + 32)
+            loss = model(input_ids=encoded["input_ids"][part], attention_mask=encoded["attention_mask"][part],
+                         labels=wanted[part]).loss
+            loss.backward()
+            optimiser.step()
+            optimiser.zero_grad()
+    with torch.no_grad():
+        found = model(**{k: encoded[k] for k in ("input_ids", "attention_mask")}).logits.argmax(-1)
+    model.save_pretrained(into, safe_serialization=True)
+    tokenizer.save_pretrained(into)
+    return float((found == wanted).float().mean())
+
+
+def test_a_judge_classifier_decides_refusal_only_once_approved_and_as_pinned(people, family, tmp_path):
+    from forgegov.evaluation.judge import JUDGE_VERSION, load_judge
+
+    labels = _governed_family(people, family, small=True)
+    rows = [json.loads(line) for line in REFUSAL_LABELS.read_text(encoding="utf-8").splitlines()]
+    majority = max(sum(r["label"] == c for r in rows) for c in {r["label"] for r in rows}) / len(rows)
+    accuracy = _trained_judge(family, tmp_path / "judge")
+    assert accuracy > majority  # it learnt something from the labels, beyond always naming the commonest class
+    judge = label(register_asset(people, AssetKind.CHECKPOINT, tmp_path / "judge", "refusal-judge", "alice",
+                                 stage=CheckpointStage.POST_TRAINING))
+    suite = label(register_asset(people, AssetKind.SUITE, _suite_file(tmp_path, "judged", f"""
+[[tasks]]
+metric = "harmful_refusal"
+task = "safety"
+dataset = "{labels['safety-eval']}"
+input = "prompt"
+where = {{ expect = "refuse" }}
+judge = "{judge}"
+decoding = {{ max_new_tokens = 12 }}
+"""), "judged", "alice"))
+    # Attack: a judge nobody vetted would decide what every reply scored. The suite gate refuses it.
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, suite, "alice", PASSPHRASE, gate=Gate.SUITE)
+    assert denied.value.reasons == [
+        f"suite judged v1 has {judge} judge the replies for harmful_refusal, but that checkpoint is registered: "
+        "approve the classifier at the base gate first, or drop judge to score by the rules"]
+    approve(people, judge, Gate.BASE, "alice", "dave")
+    approve(people, suite, Gate.SUITE, "alice", "dave")
+    # Attack: a new version of the judge registered after the suite was approved does not replace it: the suite
+    # pinned the digest.
+    shutil.copytree(tmp_path / "judge", tmp_path / "judge2")
+    (tmp_path / "judge2" / "README.md").write_text("retrained\n")
+    register_asset(people, AssetKind.CHECKPOINT, tmp_path / "judge2", "refusal-judge", "alice",
+                   stage=CheckpointStage.POST_TRAINING)
+    record = run_evaluation(people, labels["post"], [suite], actor="alice", batch_size=16)
+    (metric,) = record.predicate["metrics"]
+    pinned = find_asset(people, judge).digest
+    assert metric["scorer"]["judge"] == {"label": judge, "digest": pinned, "version": JUDGE_VERSION}
+    # Every item's class is the judge's, for the base and the candidate, at any batch size.
+    model = load_judge(people, pinned, actor="alice", purpose="test: the judge by itself")
+    items = read_items(people, record)
+    for side in ("base", "candidate"):
+        one = model.classify([i["input"] for i in items], [i[side]["output"] for i in items], batch_size=1)
+        many = model.classify([i["input"] for i in items], [i[side]["output"] for i in items], batch_size=7)
+        assert one == many
+        assert [i[side]["label"] for i in items] == [c.value for c in one]
+        assert [i[side]["score"] for i in items] == [float(c.value == "full_refusal") for c in one]
+    # A causal language model is no judge: its labels are not the refusal classes.
+    with pytest.raises(BadInput, match="not as refusal classes"):
+        load_judge(people, find_asset(people, labels["mid"]).digest, actor="alice", purpose="test: not a judge")

@@ -417,3 +417,35 @@ def actions_resolve(ws, name: str):  # type: ignore[no-untyped-def]
     from forgegov.governance.registry import find_asset
 
     return find_asset(ws, name)
+
+
+def test_an_evaluation_result_the_platform_never_signed_is_named_by_verify(people):
+    """Holding only the log key, an insider appends an `eval.record` whose statement says a checkpoint passed every
+    metric, signed by a key of their own. The log holds together (the entry was appended through the log key), so
+    only the platform signature on the statement can name it: `audit verify` checks every result's envelope."""
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from forgegov.foundation.crypto.dsse import sign_envelope
+    from forgegov.foundation.errors import SignatureInvalid
+    from forgegov.governance.evaluations import EVAL_PREDICATE, statement_for, verify_recorded
+    from forgegov.governance.runs.provenance import IN_TOTO_PAYLOAD_TYPE
+
+    assert verify_recorded(people) == 0
+    digest = "sha256:" + "ab" * 32
+    evaluation_id = str(uuid.uuid4())
+    statement = statement_for({"label": "checkpoint/claims-cpt@1", "digest": digest},
+                              {"evaluation_id": evaluation_id, "metrics": []})
+    assert statement["predicateType"] == EVAL_PREDICATE
+    envelope = sign_envelope(canonical_bytes(statement), IN_TOTO_PAYLOAD_TYPE, Ed25519PrivateKey.generate())
+    with audited_transaction(people, tree_head=True) as tx:
+        tx.append(EntryDraft(actor="alice", action=AuditAction.EVAL_RECORD, subject_digest=digest,
+                             payload={"evaluation_id": evaluation_id, "envelope": envelope}))
+    verify_workspace(people)  # the log itself is consistent
+    with pytest.raises(SignatureInvalid):
+        verify_recorded(people)
+    done = subprocess.run([sys.executable, "-c", "from forgegov.app.cli.main import main; main()", "--workspace", str(people.root), "audit", "verify"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 4 and "no signature by key" in done.stderr, done.stderr

@@ -33,7 +33,8 @@ def verify(ctx: typer.Context,
            replay: Annotated[bool, typer.Option("--replay", help="Also re-evaluate every recorded gate decision "
                                                 "with the real OPA under the policy recorded with it.")] = False,
            as_json: Annotated[bool, _JSON] = False) -> None:
-    """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement.
+    """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement, and every
+    evaluation result's platform signature.
 
     Exit 0 only if everything holds, and then says what it could not prove (entries no signed tree head covers, no
     witness); otherwise exit 4 with the first bad entry and what is wrong with it. With --replay, a decision that
@@ -48,7 +49,12 @@ def verify(ctx: typer.Context,
         report = verify_export(from_export, list(witness or []))
     else:
         report = verify_workspace(state(ctx).workspace(), list(witness or []))
-    data = report.to_dict()
+    evaluations = None
+    if from_export is None:
+        from forgegov.governance.evaluations import verify_recorded
+
+        evaluations = verify_recorded(state(ctx).workspace())
+    data = {**report.to_dict(), **({"evaluations": evaluations} if evaluations is not None else {})}
     replayed = None
     if replay:
         from forgegov.governance.replay import replay_decisions
@@ -60,6 +66,7 @@ def verify(ctx: typer.Context,
         out.print(f"audit log verified: {report.entries} entries, {report.nodes} stored nodes, {report.checkpoints} "
                   f"signed checkpoints, {report.witnessed} witnessed, {report.statements} signed statements"
                   + (f", {len(report.redacted)} redacted payloads" if report.redacted else "")
+                  + (f", {evaluations} signed evaluation results" if evaluations else "")
                   + f"\nroot {report.root}" + "".join(f"\nnot proven: {limit}" for limit in report.limits))
         if replayed is not None:
             out.print(f"replayed {replayed.replayed} of {replayed.decisions} decisions with OPA: {replayed.agreed} "

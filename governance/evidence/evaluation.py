@@ -1,7 +1,7 @@
 """What the promotion gate reads about a checkpoint's drift evaluations: every result the log holds for these bytes,
 each re-verified (governance/evaluations.py), summarised to the facts the policy judges. Which results count (made
 against the checkpoint's parent, under the design and margins in force, on data still approved) and whether they
-pass is the policy's to decide, not this module's.
+pass is the policy's to decide, not this module's. A judge that classified replies is listed with its state, as data.
 """
 
 from __future__ import annotations
@@ -39,12 +39,15 @@ def _state_of(session: Session, kind: AssetKind, digest: str) -> str:
 def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
     predicate = record.predicate
     datasets = {m["dataset"]["digest"]: m["dataset"]["label"] for m in predicate["metrics"]}
+    judges = {j["digest"]: j["label"] for m in predicate["metrics"] if (j := (m.get("scorer") or {}).get("judge"))}
     return {
         "id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
         "base_digest": predicate["base"]["digest"], "policy_digest": predicate["policy"]["digest"],
         "design": predicate["design"],
         "datasets": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.DATASET, digest)}
                      for digest, name in sorted(datasets.items())],
+        "judges": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.CHECKPOINT, digest)}
+                   for digest, name in sorted(judges.items())],
         # A result made before suites had a gate names none: its suite state is null, which policy reads as stale.
         "metrics": {m["metric"]: {**{k: m.get(k) for k in _METRIC_FACTS},
                                   "suite_state": _state_of(session, AssetKind.SUITE, m["suite_digest"])

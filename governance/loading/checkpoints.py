@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,10 +27,17 @@ if TYPE_CHECKING:
 TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "tokenizer.model"})
 
 
-def load_checkpoint(workspace: Workspace, ref: str, *, actor: str,
-                    purpose: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    """The causal language model registered as `ref` (`checkpoint/NAME@VERSION` or `sha256:<prefix>`), verified
-    byte for byte, and its tokenizer when the checkpoint holds one."""
+class Head(StrEnum):
+    """What a checkpoint is loaded as: the one place `transformers`' auto classes are chosen."""
+
+    CAUSAL_LM = "causal language model"
+    SEQUENCE_CLASSIFIER = "sequence classifier"  # a judge of replies (evaluation/judge.py)
+
+
+def load_checkpoint(workspace: Workspace, ref: str, *, actor: str, purpose: str,
+                    head: Head = Head.CAUSAL_LM) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    """The model registered as `ref` (`checkpoint/NAME@VERSION` or `sha256:<prefix>`), verified byte for byte and
+    loaded with `head`, and its tokenizer when the checkpoint holds one."""
     use = open_for_use(workspace, ref, AssetKind.CHECKPOINT, actor=actor, purpose=purpose)
     asset = use.asset
     files = [entry["path"] for entry in json.loads(asset.manifest)["files"]]
@@ -37,21 +45,22 @@ def load_checkpoint(workspace: Workspace, ref: str, *, actor: str,
         # Files that break the rules of what a checkpoint may hold (registered before those rules) are refused too.
         snapshot = use.verify(lambda: snapshot_verified(asset, Path(scratch) / "snapshot"))
         with_tokenizer = not TOKENIZER_FILES.isdisjoint(files)
-        model, tokenizer = _from_pretrained(snapshot, use.label, with_tokenizer)
+        model, tokenizer = _from_pretrained(snapshot, use.label, with_tokenizer, head)
     use.loaded(parent_digest=asset.parent_digest, files=len(files), tokenizer=with_tokenizer)
     return model, tokenizer
 
 
-def _from_pretrained(snapshot: Path, name: str,
-                     with_tokenizer: bool) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _from_pretrained(snapshot: Path, name: str, with_tokenizer: bool,
+                     head: Head) -> tuple[PreTrainedModel, PreTrainedTokenizerBase | None]:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
+    auto = {Head.CAUSAL_LM: AutoModelForCausalLM, Head.SEQUENCE_CLASSIFIER: AutoModelForSequenceClassification}[head]
     # Offline, safetensors only, and no code from the folder: the snapshot's bytes are all that may be used.
     options = {"local_files_only": True, "trust_remote_code": False}
     try:
-        model = AutoModelForCausalLM.from_pretrained(snapshot, use_safetensors=True, **options)
+        model = auto.from_pretrained(snapshot, use_safetensors=True, **options)
         tokenizer = AutoTokenizer.from_pretrained(snapshot, **options) if with_tokenizer else None
     except (OSError, ValueError) as exc:
-        raise BadInput(f"{name} is verified but does not load as a causal language model: {exc}") from exc
+        raise BadInput(f"{name} is verified but does not load as a {head.value}: {exc}") from exc
     return model, tokenizer
 

@@ -181,7 +181,7 @@ measured(metric) if {
 
 # Why a result does not count (empty: it is current): it is not comparable
 # with what policy asks now, or its suite or data are not approved now.
-stale(result, metric) := (incomparable(result, metric) | suite_stale(result, metric)) | data_stale(result)
+stale(result, metric) := ((incomparable(result, metric) | suite_stale(result, metric)) | data_stale(result)) | judge_stale(result)
 
 incomparable(result, metric) := (((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | task_stale(result, metric)
 
@@ -239,6 +239,14 @@ data_stale(result) := {msg |
 	msg := sprintf("dataset %s is %s, no longer approved", [d.label, d.state])
 }
 
+# A classifier that judged replies counts while it is approved, like the data:
+# one withdrawn because it misjudged cannot vouch for the results it scored.
+judge_stale(result) := {msg |
+	some j in object.get(result, "judges", [{"label": "(none listed)", "state": "absent"}])
+	j.state != "approved"
+	msg := sprintf("its judge %s is %s, no longer approved", [j.label, j.state])
+}
+
 # A regression measured under the policy in force binds even when its suite or
 # data were withdrawn since: withdrawing the suite that found a regression, and
 # evaluating again on an easier one, must not erase it. Only a suite or data
@@ -249,6 +257,9 @@ binding(result, metric) if {
 	object.get(result.metrics[metric], "suite_state", null) in {"approved", "withdrawn"}
 	every d in object.get(result, "datasets", [{"state": "absent"}]) {
 		d.state in {"approved", "withdrawn"}
+	}
+	every j in object.get(result, "judges", [{"state": "absent"}]) {
+		j.state in {"approved", "withdrawn"}
 	}
 }
 

@@ -386,6 +386,7 @@ result(id, metrics) := {
 	"id": id, "seq": 40, "time": fresh, "actor": "alice", "base_digest": "sha256:p1",
 	"policy_digest": "sha256:pol", "design": {"alpha": 0.05, "power": 0.8},
 	"datasets": [{"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": "approved"}],
+	"judges": [],
 	"metrics": metrics,
 }
 
@@ -461,6 +462,24 @@ test_evaluation_on_withdrawn_data_is_stale if {
 	not d.allow
 	some msg in d.deny
 	contains(msg, "dataset dataset/safety-eval@1 is withdrawn, no longer approved")
+}
+
+test_evaluation_by_a_withdrawn_judge_is_stale_but_its_regression_binds if {
+	judged := object.union(result("e1", passing_metrics), {"judges": [{"label": "checkpoint/refusal-judge@1", "digest": "sha256:j1", "state": "withdrawn"}]})
+	d := staging_decision([judged])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "its judge checkpoint/refusal-judge@1 is withdrawn, no longer approved")
+	regressed := object.union(passing_metrics, {"benign_compliance": metric("benign_compliance", "inferior", 0.03, 0.1)})
+	bound := staging_decision([object.union(judged, {"metrics": regressed}), result("e2", passing_metrics)])
+	some found in bound.deny
+	contains(found, "benign_compliance")
+	not bound.allow
+}
+
+test_a_result_without_its_judges_listed_is_not_current if {
+	d := staging_decision([object.remove(result("e1", passing_metrics), ["judges"])])
+	not d.allow
 }
 
 test_a_current_result_outweighs_a_stale_one if {

@@ -58,6 +58,21 @@ deny contains msg if {
 	)
 }
 
+# A judge decides what every reply in its task scored: it is a checkpoint an
+# ML lead approved, like the data, and it cannot be swapped once the suite is
+# approved (the suite pins its digest).
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some task in suite_tasks
+	judge := object.get(task, "judge", null)
+	judge != null
+	object.get(judge, "state", null) != "approved"
+	msg := sprintf(
+		"%s has %s judge the replies for %s, but that checkpoint is %v: approve the classifier at the base gate first, or drop judge to score by the rules",
+		[gate.describe(input.subject), object.get(judge, "label", "a checkpoint"), task.metric, object.get(judge, "state", null)],
+	)
+}
+
 # Held-out items only: a suite over training data would measure memory, not
 # behaviour (the kinds each task may read are policy data).
 deny contains msg if {

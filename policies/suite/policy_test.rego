@@ -5,7 +5,7 @@ import data.forgegov.lib.fixtures_test as fx
 
 task(metric, kind, state) := {
 	"metric": metric, "task": kind, "scorer": "refusal", "options": {}, "input": "prompt", "target": null,
-	"where": {}, "cluster": null,
+	"where": {}, "cluster": null, "judge": null,
 	"dataset": {"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": state, "dataset_kind": "eval"},
 }
 
@@ -86,4 +86,18 @@ test_clustered_metric_without_a_cluster_column_denied if {
 	d.deny == {"suite drift v1 measures domain_accuracy without a cluster column, but policy plans it with clusters (items that share a passage): name the column with cluster"}
 	clustered := object.union(unclustered, {"cluster": "part"})
 	suite.decision.allow with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [clustered]}}})
+}
+
+test_unapproved_judge_denied if {
+	judged := object.union(task("harmful_refusal", "safety", "approved"), {"judge": {"label": "checkpoint/refusal-judge@1", "digest": "sha256:j1", "state": "registered", "stage": "post-training"}})
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [judged]}}})
+	d.deny == {"suite drift v1 has checkpoint/refusal-judge@1 judge the replies for harmful_refusal, but that checkpoint is registered: approve the classifier at the base gate first, or drop judge to score by the rules"}
+	approved := object.union(judged, {"judge": {"state": "approved"}})
+	suite.decision.allow with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [approved]}}})
+}
+
+test_judge_without_state_denied if {
+	judged := object.union(task("harmful_refusal", "safety", "approved"), {"judge": {"label": "checkpoint/refusal-judge@1"}})
+	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [judged]}}})
+	not d.allow
 }
