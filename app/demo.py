@@ -2,12 +2,13 @@
 
 It shows identities, registration, data-quality checks as gate evidence (a clean dataset, and ones with personal
 data that need the privacy officer's justified approval), digest-verified loading (an edited file refused and
-logged), a reference model family built here, the base gate, a run refused for its mixture and one approved and
-trained on exactly the approved bytes with realised tokens per source, its candidate's signed provenance verified,
-drift evaluation of the candidate against its base (paired non-inferiority against the margins in policy data),
-promotion decided on that evaluation with separation of duties and quorum, revocation and the audit log. What the
-promotion gate answers follows from the measured numbers: the demo prints them and the gate's reasons, and takes the
-release steps only as far as the gate allows.
+logged), a reference model family built here, the base gate, a run refused for its mixture and two approved and
+trained on exactly the approved bytes with realised tokens per source (continued pre-training, and LoRA fine-tuning
+on replayed replies), each candidate's signed provenance verified, drift evaluation of each against the base (paired
+non-inferiority against the margins in policy data), promotion decided on that evaluation with separation of duties
+and quorum, revocation, a policy change and the audit log. What the promotion gate answers follows from the
+measured numbers: the demo prints them and the gate's reasons, and takes the release steps only as far as the gate
+allows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forgegov.app.run_start import start_run
 from forgegov.app.workspace import init_workspace
@@ -32,6 +34,7 @@ from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.registry import label, register_asset
 from forgegov.governance.runs.records import verify_run
 from forgegov.training.reference.build import build_reference
+from forgegov.training.reference.model import preset as reference_preset
 from forgegov.training.reference.register import register_reference
 
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
@@ -40,6 +43,9 @@ EVAL_DATASETS = ("ref-safety-eval", "ref-instructions-eval", "ref-domain-eval", 
 SUITE = Path(__file__).resolve().parents[1] / "evaluation" / "suites" / "reference.toml"
 # Holds no role in policy data: a witness only cosigns checkpoints it has checked.
 WITNESS = "audit-witness"
+
+
+Progress = Callable[[str, int, int, str], None]
 
 
 @dataclass
@@ -70,18 +76,59 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     return {"dataset": dataset, "tickets": tickets, "reward": reward}
 
 
-def _write_recipe(path: Path, name: str, shares: tuple[float, float, float]) -> Path:
-    """Continued pre-training of the reference post-training checkpoint on the parts catalogue, with general text
-    and replayed instruction/safety conversations in the given shares (zero shares left out)."""
+@dataclass(frozen=True)
+class Candidate:
+    """One customisation of the family's post-training checkpoint on the parts catalogue: which method, with which
+    shares of proprietary, general and replayed data, how hard. What becomes of it is the gates' answer."""
+
+    name: str
+    method: str
+    shares: tuple[float, float, float]  # proprietary, general, replay
+    learning_rate: float
+    steps: int
+    why: str
+    lora_rank: int | None = None  # low-rank adapters on every projection, merged into the candidate
+
+
+# Two recipes the run gate approves (both keep the replay floor). Measured on the small family (seed 1): continued
+# pre-training at a high learning rate raises harmful-request refusal but teaches the model to refuse benign
+# look-alikes and to ignore instructions; rank-4 adapters trained on the replayed conversations' replies only (SFT)
+# are the recipe found, among those tried (docs/evaluation.md), to keep the base's behaviour. The demo prints what
+# each one measured; the promotion gate decides.
+CANDIDATES = (
+    Candidate("claims-cpt", "cpt", (0.7, 0.25, 0.05), 2e-3, 100,
+              "continued pre-training, 70 % catalogue / 25 % general / 5 % replay, learning rate 2e-3"),
+    Candidate("claims-sft", "sft", (0.3, 0.2, 0.5), 3e-4, 60,
+              "rank-4 LoRA, loss on replies of the replayed conversations, 30 % catalogue / 20 % general / 50 % "
+              "replay, learning rate 3e-4", lora_rank=4),
+)
+
+
+def _write_recipe(path: Path, candidate: Candidate, seq_len: int, batch_size: int) -> Path:
+    """A run from the reference post-training checkpoint on the parts catalogue, general text and replayed
+    instruction/safety conversations in the candidate's shares (zero shares left out)."""
     sources = (("ref-domain-train", "proprietary"), ("ref-general-train", "general"), ("ref-sft-chat", "replay"))
     blocks = "".join(f'\n[[mixture.sources]]\ndataset = "{dataset}"\nrole = "{role}"\nshare = {share}\n'
-                     for (dataset, role), share in zip(sources, shares, strict=True) if share > 0)
+                     for (dataset, role), share in zip(sources, candidate.shares, strict=True) if share > 0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'version = 1\nname = "{name}"\nmethod = "cpt"\nseed = 1\n\n[base]\n'
+    path.write_text(f'version = 1\nname = "{candidate.name}"\nmethod = "{candidate.method}"\nseed = 1\n\n[base]\n'
                     f'checkpoint = "ref-post-training@1"\n\n[mixture]\nstopping = "all_exhausted"\n{blocks}\n'
-                    "[train]\nmax_steps = 30\nbatch_size = 8\nseq_len = 64\nlearning_rate = 0.0005\n"
-                    "warmup_steps = 3\ndecay = \"cosine\"\nmin_lr_ratio = 0.1\n", encoding="utf-8")
+                    f"[train]\nmax_steps = {candidate.steps}\nbatch_size = {batch_size}\nseq_len = {seq_len}\n"
+                    f"learning_rate = {candidate.learning_rate}\nwarmup_steps = {max(1, candidate.steps // 10)}\n"
+                    'decay = "cosine"\nmin_lr_ratio = 0.1\n'
+                    + ("" if candidate.lora_rank is None else
+                       f"\n[train.lora]\nr = {candidate.lora_rank}\nalpha = {2 * candidate.lora_rank}\n"
+                       'target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", '
+                       '"down_proj"]\n'), encoding="utf-8")
     return path
+
+
+def _building(say: Callable[[str], None]) -> Progress:
+    """Build progress as lines: each stage when it finishes, with its last note (the loss)."""
+    def progress(phase: str, done: int, total: int, note: str) -> None:
+        if total and done == total and phase in ("pre-training", "mid-training", "post-training"):
+            say(f"  {phase}: {total} steps, {note}")
+    return progress
 
 
 def _stricter_policy(workspace: Workspace, folder: Path) -> Path:
@@ -101,7 +148,78 @@ def _stricter_policy(workspace: Workspace, folder: Path) -> Path:
     return folder
 
 
-def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> DemoReport:
+Step = Callable[..., bool]
+Act = Callable[[str, str, GateAction], Callable[[], GateOutcome]]
+
+
+def _customise(workspace: Workspace, engine: Any, candidate: Candidate, directory: Path, seq_len: int,
+               batch_size: int, passphrase: str, report: DemoReport, say: Callable[[str], None], step: Step,
+               act: Act, suite: str, *, first: bool, progress: Progress | None) -> None:
+    """One candidate from recipe to release: the run gate, training on the approved bytes, provenance, the drift
+    evaluation against its base, and promotion as far as the gate allows on what was measured."""
+    recipe = _write_recipe(directory / "recipes" / f"{candidate.name}.toml", candidate, seq_len, batch_size)
+    waiting = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine)
+    report.steps.append({"step": f"alice starts run {candidate.name}", "result": waiting.state,
+                         "missing": list(waiting.missing)})
+    say(f"  alice starts {waiting.run}: {waiting.state}, not started")
+    for item in waiting.missing:
+        say(f"      still required: {item}")
+    step(f"dave (ML lead) approves run {candidate.name}", act(waiting.run, "dave", GateAction.APPROVE))
+    trained = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine,
+                        **({"progress": progress} if progress else {})).trained
+    if trained is None:
+        raise ForgegovError(f"demo expected the approved run {candidate.name} to train")
+    report.steps.append({"step": f"alice starts the approved run {candidate.name}", "result": "trained",
+                         **trained.to_dict()})
+    say(f"  alice starts the approved run: trained {trained.realised['total_tokens']:,} tokens → "
+        f"candidate {trained.candidate}")
+    for source in trained.realised["sources"]:
+        say(f"      {source['label']:<32} {source['role']:<11} planned {source['planned_share']:6.1%}  "
+            f"realised {source['realised_share']:6.1%}  ({source['tokens']:,} tokens)")
+    verified = verify_run(workspace, trained.run_id)
+    report.steps.append({"step": f"provenance of {trained.candidate} verifies", "result": "verified", **verified})
+    say(f"  signed provenance (in-toto SLSA v1, DSSE) verifies for {verified['files']} files of {trained.candidate}")
+    candidate_ref = trained.candidate
+
+    say(f"  drift evaluation of {candidate_ref} against its base on the same items, greedy, paired")
+    evaluated = run_evaluation(workspace, candidate_ref, [suite], actor="alice",
+                               **({"progress": progress} if progress else {}))
+    report.steps.append({"step": f"alice evaluates {candidate_ref} against its base", "result": "evaluated",
+                         "candidate": candidate_ref, "evaluation": evaluated.id, "metrics": {
+                             m["metric"]: {k: m[k] for k in ("n", "base_mean", "candidate_mean", "difference",
+                                                             "interval", "margin", "power", "required", "verdict",
+                                                             "noise_floor")}
+                             for m in evaluated.predicate["metrics"]}})
+    say(f"  evaluation {evaluated.id} (signed, audit entry {evaluated.seq}) against "
+        f"{evaluated.predicate['base']['label']}:")
+    say(f"      {'metric':<22} {'n':>5} {'base':>7} {'cand.':>7} {'diff':>7} {'margin':>7} {'power':>6}  verdict")
+    for m in evaluated.predicate["metrics"]:
+        say(f"      {m['metric']:<22} {m['n']:>5} {m['base_mean']:>7.3f} {m['candidate_mean']:>7.3f} "
+            f"{m['difference']:>+7.3f} {-m['margin']:>7.3f} {m['power']:>6.2f}  {m['verdict']}")
+
+    def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
+        return lambda: actions.promote(workspace, candidate_ref, target, "alice", passphrase, engine=engine)
+
+    say("  promotion gate: it reads the signed evaluation")
+    if first:
+        step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
+    # Whether the candidate may go on is the gate's answer to the numbers above, not the demo's.
+    if step(f"alice asks to promote {candidate_ref} to staging", promote(ReleaseStage.STAGING), measured=True):
+        step("dave (ML lead) approves staging", act(candidate_ref, "dave", GateAction.APPROVE))
+        step(f"alice asks to promote {candidate_ref} to production", promote(ReleaseStage.PRODUCTION))
+        step("erin (release manager) approves", act(candidate_ref, "erin", GateAction.APPROVE))
+        step("erin approves a second time", act(candidate_ref, "erin", GateAction.APPROVE), expect_denied=True)
+        step("frank (release manager) approves: quorum of two met", act(candidate_ref, "frank", GateAction.APPROVE))
+    else:
+        verdicts = {m["metric"]: m["verdict"] for m in evaluated.predicate["metrics"]}
+        say(f"  {candidate_ref} stays where it is: the drift gate read the evaluation above ("
+            + ", ".join(f"{name} {verdict}" for name, verdict in verdicts.items()) + ")")
+
+
+def run_demo(directory: Path, passphrase: str, say: Callable[[str], None], preset: str = "small",
+             progress: Progress | None = None) -> DemoReport:
+    """The demo in `directory`; `progress(phase, done, total, note)` shows the long work (the family's build,
+    training, evaluation), else the build's stages are said as they finish."""
     workspace: Workspace = init_workspace(directory / "workspace")
     report = DemoReport(workspace=str(workspace.root))
     say(f"workspace: {workspace.root}")
@@ -115,9 +233,11 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
                    dataset=proprietary_text)
     register_asset(workspace, AssetKind.REWARD, paths["reward"], "warranty-reward", "alice")
     say("registered: dataset/claims@1, dataset/support-tickets@1, reward/warranty-reward@1")
-    say("reference model family: three staged checkpoints of a tiny Llama trained here (tiny preset)")
+    settings = reference_preset(preset)
+    say(f"reference model family: three staged checkpoints of a small Llama trained here ({settings.name} preset)")
     family_dir = directory / "reference"
-    build_reference(family_dir, "tiny", seed=1)
+    build_reference(family_dir, settings, seed=1, progress=progress or _building(say))
+    seq_len, batch_size = settings.seq_len, 16
     registered = register_reference(workspace, family_dir, owner="alice")
     family = {"post": registered.checkpoints[-1]}
     say(f"registered: {' → '.join(registered.checkpoints)} and {len(registered.datasets)} corpora")
@@ -206,9 +326,10 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
                                     comment="maintainer addresses published in Python's own documentation",
                                     engine=engine))
         say("run-start gate")
-        greedy = _write_recipe(directory / "recipes" / "greedy.toml", "claims-cpt-greedy", (0.9, 0.1, 0.0))
+        greedy = Candidate("claims-cpt-greedy", "cpt", (0.9, 0.1, 0.0), 2e-3, 10, "no replay")
         try:
-            start_run(workspace, greedy, "alice", lambda: passphrase, engine=engine)
+            start_run(workspace, _write_recipe(directory / "recipes" / "greedy.toml", greedy, seq_len, batch_size),
+                      "alice", lambda: passphrase, engine=engine)
         except PolicyDenied as denied:
             report.steps.append({"step": "alice starts a run with 90 % proprietary data", "result": "deny",
                                  "reasons": denied.reasons})
@@ -217,28 +338,6 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
                 say(f"      {reason}")
         else:
             raise ForgegovError("demo expected the greedy mixture to be denied")
-        recipe = _write_recipe(directory / "recipes" / "claims-cpt.toml", "claims-cpt", (0.7, 0.25, 0.05))
-        waiting = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine)
-        report.steps.append({"step": "alice starts run claims-cpt", "result": waiting.state,
-                             "missing": list(waiting.missing)})
-        say(f"  alice starts {waiting.run}: {waiting.state}, not started")
-        for item in waiting.missing:
-            say(f"      still required: {item}")
-        step("dave (ML lead) approves the run", act(waiting.run, "dave", GateAction.APPROVE))
-        trained = start_run(workspace, recipe, "alice", lambda: passphrase, engine=engine).trained
-        if trained is None:
-            raise ForgegovError("demo expected the approved run to train")
-        report.steps.append({"step": "alice starts the approved run", "result": "trained", **trained.to_dict()})
-        say(f"  alice starts the approved run: trained {trained.realised['total_tokens']:,} tokens → "
-            f"candidate {trained.candidate}")
-        for source in trained.realised["sources"]:
-            say(f"      {source['label']:<32} {source['role']:<11} planned {source['planned_share']:6.1%}  "
-                f"realised {source['realised_share']:6.1%}  ({source['tokens']:,} tokens)")
-        verified = verify_run(workspace, trained.run_id)
-        report.steps.append({"step": "provenance of the candidate verifies", "result": "verified", **verified})
-        say(f"  signed provenance (in-toto SLSA v1, DSSE) verifies for {verified['files']} files of "
-            f"{trained.candidate}")
-        candidate = trained.candidate
 
         say("dataset gate for the drift suite's held-out splits")
         for name in EVAL_DATASETS:
@@ -252,37 +351,12 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None]) -> De
         suite = label(register_asset(workspace, AssetKind.SUITE, SUITE, "reference-drift", "alice"))
         step(f"alice requests approval of {suite}", act(suite, "alice", GateAction.REQUEST))
         step("dave (ML lead) approves the suite", act(suite, "dave", GateAction.APPROVE))
-        say("drift evaluation: the candidate against its base on the same items, greedy, paired")
-        evaluated = run_evaluation(workspace, candidate, [suite], actor="alice")
-        report.steps.append({"step": "alice evaluates the candidate against its base", "result": "evaluated",
-                             "evaluation": evaluated.id, "metrics": {
-                                 m["metric"]: {k: m[k] for k in ("n", "base_mean", "candidate_mean", "difference",
-                                                                 "interval", "margin", "power", "required",
-                                                                 "verdict", "noise_floor")}
-                                 for m in evaluated.predicate["metrics"]}})
-        say(f"  evaluation {evaluated.id} (signed, audit entry {evaluated.seq}) of {candidate} against "
-            f"{evaluated.predicate['base']['label']}:")
-        say(f"      {'metric':<22} {'n':>5} {'base':>7} {'cand.':>7} {'diff':>7} {'margin':>7} {'power':>6}  verdict")
-        for m in evaluated.predicate["metrics"]:
-            say(f"      {m['metric']:<22} {m['n']:>5} {m['base_mean']:>7.3f} {m['candidate_mean']:>7.3f} "
-                f"{m['difference']:>+7.3f} {-m['margin']:>7.3f} {m['power']:>6.2f}  {m['verdict']}")
 
-        def promote(target: ReleaseStage) -> Callable[[], GateOutcome]:
-            return lambda: actions.promote(workspace, candidate, target, "alice", passphrase, engine=engine)
+        for number, candidate in enumerate(CANDIDATES):
+            say(f"candidate {number + 1}: {candidate.why}")
+            _customise(workspace, engine, candidate, directory, seq_len, batch_size, passphrase, report, say, step,
+                       act, suite, first=number == 0, progress=progress)
 
-        say("promotion gate: it reads the signed evaluation")
-        step("alice asks to promote straight to production", promote(ReleaseStage.PRODUCTION), expect_denied=True)
-        # Whether the candidate may go on is the gate's answer to the numbers above, not the demo's.
-        if step("alice asks to promote the candidate to staging", promote(ReleaseStage.STAGING), measured=True):
-            step("dave (ML lead) approves staging", act(candidate, "dave", GateAction.APPROVE))
-            step("alice asks to promote to production", promote(ReleaseStage.PRODUCTION))
-            step("erin (release manager) approves", act(candidate, "erin", GateAction.APPROVE))
-            step("erin approves a second time", act(candidate, "erin", GateAction.APPROVE), expect_denied=True)
-            step("frank (release manager) approves: quorum of two met", act(candidate, "frank", GateAction.APPROVE))
-        else:
-            verdicts = {m["metric"]: m["verdict"] for m in evaluated.predicate["metrics"]}
-            say(f"  {candidate} stays where it is: the drift gate read the evaluation above ("
-                + ", ".join(f"{name} {verdict}" for name, verdict in verdicts.items()) + ")")
         say("revocation")
         actions.revoke(workspace, "mallory", "laptop lost", "dave", passphrase, engine=engine)
         try:

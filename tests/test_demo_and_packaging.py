@@ -14,11 +14,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_runs_end_to_end(tmp_path):
+    """The demo's whole flow on the tiny family: the default (small) family takes six minutes on two cores, too long
+    for CI's budget; what it measured is in docs/evaluation.md. Every decision below follows what was measured,
+    whatever the family."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FORGEGOV_")}
     done = subprocess.run(
-        [sys.executable, "-c", "from forgegov.app.cli.main import main; main()", "demo", "--dir",
-         str(tmp_path / "demo"), "--json"],
-        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
+        [sys.executable, "-c", "from forgegov.app.cli.main import main; main()", "demo", "--preset", "tiny",
+         "--dir", str(tmp_path / "demo"), "--json"],
+        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -35,27 +38,38 @@ def test_demo_runs_end_to_end(tmp_path):
     assert report["audit_entries"] > 20
     assert results["dave (ML lead) approves it for customisation"] == "allow"
     assert results["alice starts a run with 90 % proprietary data"] == "deny"
-    assert results["alice starts run claims-cpt"] == "pending"
-    trained = next(s for s in report["steps"] if s["step"] == "alice starts the approved run")
-    assert trained["result"] == "trained" and trained["candidate"] == "checkpoint/claims-cpt@1"
-    assert trained["realised"]["total_tokens"] > 0
-    assert [s["role"] for s in trained["realised"]["sources"]] == ["proprietary", "general", "replay"]
-    assert results["provenance of the candidate verifies"] == "verified"
-    # The candidate goes as far as its measured evaluation lets it, and a denial names the metrics.
-    evaluated = next(s for s in report["steps"] if s["step"] == "alice evaluates the candidate against its base")
+    # Two candidates from the same post-trained base, both approved at the run gate; each goes as far as its
+    # measured evaluation lets it, and a denial names the metrics that failed.
     required = ("harmful_refusal", "benign_compliance", "instruction_following", "general_retention")
-    passes = all(evaluated["metrics"][m]["verdict"] == "non-inferior" for m in required)
-    staging = next(s for s in report["steps"] if s["step"] == "alice asks to promote the candidate to staging")
-    assert staging["result"] == ("pending" if passes else "deny")
-    if passes:
+    outcomes = {}
+    for name in ("claims-cpt", "claims-sft"):
+        candidate = f"checkpoint/{name}@1"
+        assert results[f"alice starts run {name}"] == "pending"
+        trained = next(s for s in report["steps"] if s["step"] == f"alice starts the approved run {name}")
+        assert trained["result"] == "trained" and trained["candidate"] == candidate
+        assert [s["role"] for s in trained["realised"]["sources"]] == ["proprietary", "general", "replay"]
+        # Shares are of tokens, held to the plan.
+        assert all(abs(s["realised_share"] - s["planned_share"]) < 0.02 for s in trained["realised"]["sources"])
+        assert results[f"provenance of {candidate} verifies"] == "verified"
+        evaluated = next(s for s in report["steps"] if s["step"] == f"alice evaluates {candidate} against its base")
+        metrics = evaluated["metrics"]
+        assert all(metrics[m]["noise_floor"].get("flips", 0) == 0 for m in required)
+        passes = all(metrics[m]["verdict"] == "non-inferior" for m in required)
+        staging = next(s for s in report["steps"] if s["step"] == f"alice asks to promote {candidate} to staging")
+        assert staging["result"] == ("pending" if passes else "deny")
+        if not passes:
+            failing = [m for m in required if metrics[m]["verdict"] != "non-inferior"]
+            assert all(any(m in reason for reason in staging["reasons"]) for m in failing)
+        outcomes[name] = {m: metrics[m]["verdict"] for m in required}
+    # The tiny family has ten instruction items, fewer than the policy's margin needs: the gate says so rather
+    # than passing either candidate on them.
+    assert outcomes["claims-cpt"]["instruction_following"] == outcomes["claims-sft"]["instruction_following"] \
+        == "insufficient-evidence"
+    promoted = [s for s in report["steps"] if s.get("release") == "production"]
+    assert bool(promoted) == all(v == "non-inferior" for v in outcomes["claims-sft"].values())
+    if promoted:
+        assert promoted[-1]["subject"] == "checkpoint/claims-sft@1"
         assert results["erin approves a second time"] == "deny"
-        assert results["frank (release manager) approves: quorum of two met"] == "allow"
-        final = [s for s in report["steps"] if s.get("release")][-1]
-        assert final["release"] == "production" and final["subject"] == "checkpoint/claims-cpt@1"
-    else:
-        failing = [m for m in required if evaluated["metrics"][m]["verdict"] != "non-inferior"]
-        assert all(any(m in reason for reason in staging["reasons"]) for m in failing)
-        assert "frank (release manager) approves: quorum of two met" not in results
     assert results["alice (no policy-owner role) proposes a policy"] == "deny"
     assert results["dave approves his own proposal"] == "deny"
     assert results["grace (policy owner) approves: the new policy is in force"] == "allow"

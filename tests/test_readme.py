@@ -39,17 +39,14 @@ def _run_blocks(tmp_path: Path, *headings: str, timeout: int) -> subprocess.Comp
     return done
 
 
-def test_quickstart_runs(tmp_path):
-    done = _run_blocks(tmp_path, "## Quickstart", timeout=300)
+def test_quickstart_and_training_runs_sections_run(tmp_path):
+    """The quickstart, then the training walk-through after it, in the same shell and workspace (one run of the
+    quickstart: the walk-through continues from it)."""
+    done = _run_blocks(tmp_path, "## Quickstart", "## Training runs", timeout=600)
     assert "refused with exit code 3" in done.stdout
     assert "alice requested this approval and cannot approve it" in done.stderr
     assert "state approved" in done.stdout
     assert "audit log verified" in done.stdout
-
-
-def test_training_runs_section_runs(tmp_path):
-    """The quickstart, then the training walk-through after it, in the same shell and workspace."""
-    done = _run_blocks(tmp_path, "## Quickstart", "## Training runs", timeout=600)
     assert "still required: 1 more approval by role ml-lead" in done.stdout
     assert "completed (attempt 1)" in done.stdout and "candidate checkpoint/parts-cpt@1" in done.stdout
     assert "realised share" in done.stdout

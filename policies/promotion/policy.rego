@@ -181,7 +181,7 @@ measured(metric) if {
 
 # Why a result does not count (empty: it is current): it is not comparable
 # with what policy asks now, or its suite or data are not approved now.
-stale(result, metric) := ((incomparable(result, metric) | suite_stale(result, metric)) | data_stale(result)) | judge_stale(result)
+stale(result, metric) := (((incomparable(result, metric) | suite_stale(result, metric)) | data_stale(result)) | judge_stale(result)) | noisy(result, metric)
 
 incomparable(result, metric) := (((base_stale(result) | design_stale(result)) | margin_stale(result, metric)) | cluster_stale(result, metric)) | task_stale(result, metric)
 
@@ -237,6 +237,29 @@ data_stale(result) := {msg |
 	some d in object.get(result, "datasets", [{"label": "(none listed)", "state": "absent"}])
 	d.state != "approved"
 	msg := sprintf("dataset %s is %s, no longer approved", [d.label, d.state])
+}
+
+# The base asked twice, in other batches, must agree with itself: decoding
+# that is not deterministic on the hardware used cannot show a pass (the
+# limits are policy data). A regression measured with noise still binds.
+noisy(result, metric) := {msg |
+	floor := object.get(result.metrics[metric], "noise_floor", {})
+	limits := object.get(eval_settings, "noise", {})
+	not noise_within(floor, limits)
+	msg := sprintf(
+		"its base disagreed with itself between two passes (%v), beyond policy's limits %v: decoding was not deterministic where it ran; evaluate again where it is",
+		[floor, limits],
+	)
+}
+
+noise_within(floor, limits) if {
+	is_number(floor.flips)
+	floor.rate <= limits.max_flip_rate
+}
+
+noise_within(floor, limits) if {
+	is_number(floor.max_abs_difference)
+	floor.max_abs_difference <= limits.max_abs_difference
 }
 
 # A classifier that judged replies counts while it is approved, like the data:
