@@ -7,7 +7,7 @@ the test suite.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 STAGES = ("pre-training", "mid-training", "post-training")
@@ -107,16 +107,8 @@ REFERENCE = Preset(
 # The demo's family: the reference recipe at a quarter of the width (1.05 M parameters, about 140 s on two cores),
 # with the reference preset's full held-out splits, so that the drift suite has the items its margins need. Its
 # post-training checkpoint refuses most harmful requests, answers most look-alikes and follows most instructions.
-SMALL = Preset(
-    name="small",
-    vocab_size=2048, hidden_size=128, intermediate_size=344, num_layers=4, num_heads=4, seq_len=128,
-    pre=StageSettings(steps=200, batch_size=16, learning_rate=3e-3, warmup_steps=20),
-    mid=StageSettings(steps=40, batch_size=16, learning_rate=1e-3, warmup_steps=4),
-    post=StageSettings(steps=700, batch_size=16, learning_rate=2e-3, warmup_steps=70),
-    post_general_per_chat=0.25, sft_general_chunk_chars=240,
-    general_train_chars=None, instructions=1000, domain_parts=75,
-    eval_perplexity_blocks=32, eval_safety_items=100, eval_domain_items=50, eval_instruction_items=70,
-)
+SMALL = replace(REFERENCE, name="small", vocab_size=2048, hidden_size=128, intermediate_size=344,
+                eval_perplexity_blocks=32, eval_safety_items=100, eval_domain_items=50)
 
 TINY = Preset(
     name="tiny",
