@@ -163,6 +163,11 @@ def plan_evaluation(workspace: Workspace, candidate_ref: str, suite_refs: Sequen
                 datasets[(registered.digest, spec.metric)] = {"label": label(asset), "digest": asset.digest}
                 if spec.judge is not None:
                     judge = resolve(session, spec.judge, AssetKind.CHECKPOINT)
+                    if judge.state is not AssetState.APPROVED:
+                        # Checked before any decoding: a result judged by it would not count.
+                        raise StateConflict(f"{registered.label} has {label(judge)} judge {spec.metric}, which is "
+                                            f"{judge.state.value}: only an approved judge decides",
+                                            hint="approve it at the base gate, or register a suite without it")
                     judges[(registered.digest, spec.metric)] = {"label": label(judge), "digest": judge.digest}
         pair = ({"label": label(candidate), "digest": candidate.digest}, {"label": label(base), "digest": base.digest})
     design = _design(settings)

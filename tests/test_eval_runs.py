@@ -459,8 +459,8 @@ decoding = {{ max_new_tokens = 12 }}
     with pytest.raises(PolicyDenied) as denied:
         actions.request(people, suite, "alice", PASSPHRASE, gate=Gate.SUITE)
     assert denied.value.reasons == [
-        f"suite judged v1 has {judge} judge the replies for harmful_refusal, but that checkpoint is registered: "
-        "approve the classifier at the base gate first, or drop judge to score by the rules"]
+        f"suite judged v1 has {judge} judge the replies for harmful_refusal, but that is not a checkpoint approved "
+        "at the base gate (registered): approve the classifier first, or drop judge to score by the rules"]
     approve(people, judge, Gate.BASE, "alice", "dave")
     approve(people, suite, Gate.SUITE, "alice", "dave")
     # Attack: a new version of the judge registered after the suite was approved does not replace it: the suite
@@ -482,6 +482,37 @@ decoding = {{ max_new_tokens = 12 }}
         assert one == many
         assert [i[side]["label"] for i in items] == [c.value for c in one]
         assert [i[side]["score"] for i in items] == [float(c.value == "full_refusal") for c in one]
-    # A causal language model is no judge: its labels are not the refusal classes.
-    with pytest.raises(BadInput, match="not as refusal classes"):
+    # A causal language model is no judge: it has no classifier head.
+    with pytest.raises(BadInput, match="not a complete sequence classifier"):
         load_judge(people, find_asset(people, labels["mid"]).digest, actor="alice", purpose="test: not a judge")
+    # Attack: the same model with refusal labels written into its config. transformers would give it a random
+    # classifier head (a judge that decides by chance, differently on every load); the loader refuses it.
+    disguised = tmp_path / "disguised"
+    shutil.copytree(family / "mid-training", disguised)
+    config = json.loads((disguised / "config.json").read_text())
+    config.update(id2label={"0": "full_compliance", "1": "full_refusal", "2": "partial_refusal"},
+                  label2id={"full_compliance": 0, "full_refusal": 1, "partial_refusal": 2})
+    (disguised / "config.json").write_text(json.dumps(config))
+    impostor = register_asset(people, AssetKind.CHECKPOINT, disguised, "impostor-judge", "alice",
+                              stage=CheckpointStage.POST_TRAINING)
+    with pytest.raises(BadInput, match="is not a complete sequence classifier: missing keys: score.weight"):
+        load_judge(people, impostor.digest, actor="alice", purpose="test: a causal model as a judge")
+    # A complete classifier whose classes are not the refusal classes is refused too.
+    relabelled = tmp_path / "relabelled"
+    shutil.copytree(tmp_path / "judge", relabelled)
+    config = json.loads((relabelled / "config.json").read_text())
+    config.update(id2label={"0": "safe", "1": "unsafe", "2": "unsure"}, label2id={"safe": 0, "unsure": 2, "unsafe": 1})
+    (relabelled / "config.json").write_text(json.dumps(config))
+    other = register_asset(people, AssetKind.CHECKPOINT, relabelled, "safety-classifier", "alice",
+                           stage=CheckpointStage.POST_TRAINING)
+    with pytest.raises(BadInput, match="not as refusal classes"):
+        load_judge(people, other.digest, actor="alice", purpose="test: another classifier")
+    # Attack: the judge withdrawn (it misjudged), then asked for again so that its state is "pending" rather than
+    # withdrawn, which would stop the regressions it measured from binding. A withdrawal is final: the request is
+    # denied, and no evaluation runs with the withdrawn judge.
+    actions.withdraw(people, judge, "dave", PASSPHRASE, gate=Gate.BASE, comment="misjudges curt refusals")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, judge, "alice", PASSPHRASE, gate=Gate.BASE)
+    assert any("was withdrawn: register a new version" in r for r in denied.value.reasons)
+    with pytest.raises(StateConflict, match="which is withdrawn: only an approved judge decides"):
+        run_evaluation(people, labels["post"], [suite], actor="alice", batch_size=16)

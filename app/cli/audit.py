@@ -54,6 +54,9 @@ def verify(ctx: typer.Context,
         from forgegov.governance.evaluations import verify_recorded
 
         evaluations = verify_recorded(state(ctx).workspace())
+    else:
+        report.limits.append("evaluation results are not checked against the platform key offline (an export "
+                             "does not carry it): run `forgegov audit verify` in the workspace for that")
     data = {**report.to_dict(), **({"evaluations": evaluations} if evaluations is not None else {})}
     replayed = None
     if replay:

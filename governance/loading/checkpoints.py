@@ -58,9 +58,19 @@ def _from_pretrained(snapshot: Path, name: str, with_tokenizer: bool,
     # Offline, safetensors only, and no code from the folder: the snapshot's bytes are all that may be used.
     options = {"local_files_only": True, "trust_remote_code": False}
     try:
-        model = auto.from_pretrained(snapshot, use_safetensors=True, **options)
+        model, info = auto.from_pretrained(snapshot, use_safetensors=True, output_loading_info=True, **options)
         tokenizer = AutoTokenizer.from_pretrained(snapshot, **options) if with_tokenizer else None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         raise BadInput(f"{name} is verified but does not load as a {head.value}: {exc}") from exc
+    # transformers fills weights a checkpoint lacks with random values and only warns: a causal language model
+    # loaded as a classifier would get a random head, deciding differently on every load. A classifier must carry
+    # every weight it uses.
+    if head is Head.SEQUENCE_CLASSIFIER:
+        gaps = {kind: sorted(map(str, info.get(kind) or ())) for kind in ("missing_keys", "mismatched_keys")}
+        if any(gaps.values()):
+            raise BadInput(f"{name} is verified but is not a complete {head.value}: "
+                           + "; ".join(f"{kind.replace('_', ' ')}: {', '.join(keys[:5])}"
+                                       for kind, keys in gaps.items() if keys),
+                           hint="register the classifier saved with save_pretrained, head included")
     return model, tokenizer
 

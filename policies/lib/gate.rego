@@ -112,10 +112,16 @@ request_denies(inp, requester_roles) := {msg |
 
 # Registered assets are immutable: once decided, a version is never reviewed
 # again, a change means a new version with its own digest.
-state_denies(inp) := {msg |
+state_denies(inp) := ({msg |
 	inp.subject.state == "approved"
 	msg := sprintf("%s is already approved: there is nothing to request", [describe(inp.subject)])
 } | {msg |
 	inp.subject.state == "rejected"
 	msg := sprintf("%s was rejected: register a new version and request approval for that", [describe(inp.subject)])
+}) | {msg |
+	# A withdrawal is final too: asking again would turn it into "pending",
+	# which is neither approved nor withdrawn, and a regression measured with
+	# the withdrawn suite, data or judge would stop binding.
+	inp.subject.state == "withdrawn"
+	msg := sprintf("%s was withdrawn: register a new version and request approval for that", [describe(inp.subject)])
 }

@@ -82,3 +82,7 @@ test_state_approved_denied if {
 test_state_rejected_denied if {
 	gate.state_denies(object.union(valid, {"subject": {"state": "rejected"}})) == {"dataset claims v1 was rejected: register a new version and request approval for that"}
 }
+
+test_state_withdrawn_denied if {
+	gate.state_denies(object.union(valid, {"subject": {"state": "withdrawn"}})) == {"dataset claims v1 was withdrawn: register a new version and request approval for that"}
+}

@@ -243,31 +243,42 @@ data_stale(result) := {msg |
 # that is not deterministic on the hardware used cannot show a pass (the
 # limits are policy data). A regression measured with noise still binds.
 noisy(result, metric) := {msg |
-	floor := object.get(result.metrics[metric], "noise_floor", {})
-	limits := object.get(eval_settings, "noise", {})
-	not noise_within(floor, limits)
+	m := result.metrics[metric]
+	floor := object.get(m, "noise_floor", null)
+	not noise_within(m, floor, object.get(eval_settings, "noise", {}))
 	msg := sprintf(
 		"its base disagreed with itself between two passes (%v), beyond policy's limits %v: decoding was not deterministic where it ran; evaluate again where it is",
-		[floor, limits],
+		[floor, object.get(eval_settings, "noise", {})],
 	)
 }
 
-noise_within(floor, limits) if {
+# Judged by the metric's own kind, over every item of the metric: a floor of
+# the other shape, of fewer items, or with a field that is not a number does
+# not show determinism.
+noise_within(m, floor, limits) if {
+	m.kind == "binary"
+	is_number(floor.rate)
 	is_number(floor.flips)
+	floor.n == m.n
 	floor.rate <= limits.max_flip_rate
 }
 
-noise_within(floor, limits) if {
+noise_within(m, floor, limits) if {
+	m.kind == "continuous"
 	is_number(floor.max_abs_difference)
+	floor.n == m.n
 	floor.max_abs_difference <= limits.max_abs_difference
 }
 
 # A classifier that judged replies counts while it is approved, like the data:
 # one withdrawn because it misjudged cannot vouch for the results it scored.
 judge_stale(result) := {msg |
-	some j in object.get(result, "judges", [{"label": "(none listed)", "state": "absent"}])
-	j.state != "approved"
-	msg := sprintf("its judge %s is %s, no longer approved", [j.label, j.state])
+	not is_array(object.get(result, "judges", null))
+	msg := "it lists no judges (not even none): it cannot show who classified its replies"
+} | {msg |
+	some j in result.judges
+	object.get(j, "state", null) != "approved"
+	msg := sprintf("its judge %v is %v, no longer approved", [object.get(j, "label", "(unnamed)"), object.get(j, "state", null)])
 }
 
 # A regression measured under the policy in force binds even when its suite or
@@ -281,8 +292,9 @@ binding(result, metric) if {
 	every d in object.get(result, "datasets", [{"state": "absent"}]) {
 		d.state in {"approved", "withdrawn"}
 	}
-	every j in object.get(result, "judges", [{"state": "absent"}]) {
-		j.state in {"approved", "withdrawn"}
+	is_array(object.get(result, "judges", null))
+	every j in result.judges {
+		object.get(j, "state", null) in {"approved", "withdrawn"}
 	}
 }
 

@@ -378,7 +378,7 @@ metric(name, verdict, margin, spread) := {
 
 quiet := {
 	"binary": {"n": 1000, "flips": 0, "rate": 0},
-	"continuous": {"n": 64, "max_abs_difference": 0.00001, "mean_abs_difference": 0.000001},
+	"continuous": {"n": 1000, "max_abs_difference": 0.00001, "mean_abs_difference": 0.000001},
 }
 
 passing_metrics := {
@@ -430,7 +430,7 @@ test_regression_beyond_margin_denied_with_the_metric_named if {
 }
 
 test_insufficient_evidence_denied if {
-	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("instruction_following", "insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55})}))])
+	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("instruction_following", "insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55, "noise_floor": {"n": 10, "flips": 0, "rate": 0}})}))])
 	not d.allow
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 cannot see the margin of 0.15 on instruction_following (insufficient evidence): 10 items give power 0.2 below the 0.8 policy requires; evaluate with a suite of at least 55 items for instruction_following"}
 }
@@ -486,6 +486,10 @@ test_evaluation_by_a_withdrawn_judge_is_stale_but_its_regression_binds if {
 test_a_result_without_its_judges_listed_is_not_current if {
 	d := staging_decision([object.remove(result("e1", passing_metrics), ["judges"])])
 	not d.allow
+	every judges in [null, "x", [{"label": "checkpoint/j@1"}], [{"label": "checkpoint/j@1", "state": true}]] {
+		malformed := json.patch(result("e2", passing_metrics), [{"op": "replace", "path": "/judges", "value": judges}])
+		not staging_decision([malformed]).allow
+	}
 }
 
 test_a_result_whose_base_disagreed_with_itself_cannot_pass if {
@@ -494,12 +498,23 @@ test_a_result_whose_base_disagreed_with_itself_cannot_pass if {
 	not d.allow
 	some msg in d.deny
 	contains(msg, "its base disagreed with itself between two passes")
-	drifting := object.union(passing_metrics, {"general_retention": object.union(passing_metrics.general_retention, {"noise_floor": {"n": 64, "max_abs_difference": 0.01, "mean_abs_difference": 0.001}})})
+	drifting := object.union(passing_metrics, {"general_retention": object.union(passing_metrics.general_retention, {"noise_floor": {"n": 1000, "max_abs_difference": 0.01, "mean_abs_difference": 0.001}})})
 	not staging_decision([result("e2", drifting)]).allow
 
-	# Absent or malformed floors fail closed.
+	# Absent or malformed floors fail closed: a missing rate, a rate that is not a number, the other metric kind's
+	# shape, a floor over fewer items than the metric.
 	bare := json.remove(passing_metrics, ["harmful_refusal/noise_floor"])
 	not staging_decision([result("e3", bare)]).allow
+	every floor in [
+		{"n": 1000, "flips": 12, "rate": null},
+		{"n": 1000, "flips": 12, "rate": false},
+		{"n": 1000, "flips": 12, "rate": 0.9, "max_abs_difference": 0},
+		{"n": 0, "flips": 0, "rate": 0},
+		{"n": 1000, "max_abs_difference": 0},
+	] {
+		bad := json.patch(passing_metrics, [{"op": "replace", "path": "/harmful_refusal/noise_floor", "value": floor}])
+		not staging_decision([result("e4", bad)]).allow
+	}
 }
 
 test_a_regression_measured_with_noise_still_binds if {

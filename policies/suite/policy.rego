@@ -60,18 +60,34 @@ deny contains msg if {
 
 # A judge decides what every reply in its task scored: it is a checkpoint an
 # ML lead approved, like the data, and it cannot be swapped once the suite is
-# approved (the suite pins its digest).
+# approved (the suite pins its digest). Anything but null or an approved
+# judge's facts denies: a malformed or absent field must not read as "no judge".
 deny contains msg if {
 	input.action in {"request", "approve"}
 	some task in suite_tasks
-	judge := object.get(task, "judge", null)
-	judge != null
-	object.get(judge, "state", null) != "approved"
+	not judge_ok(task)
+	judge := object.get(task, "judge", "(absent)")
 	msg := sprintf(
-		"%s has %s judge the replies for %s, but that checkpoint is %v: approve the classifier at the base gate first, or drop judge to score by the rules",
-		[gate.describe(input.subject), object.get(judge, "label", "a checkpoint"), task.metric, object.get(judge, "state", null)],
+		"%s has %v judge the replies for %s, but that is not a checkpoint approved at the base gate (%v): approve the classifier first, or drop judge to score by the rules",
+		[gate.describe(input.subject), judge_label(judge), task.metric, judge_state(judge)],
 	)
 }
+
+judge_ok(task) if task.judge == null
+
+judge_ok(task) if {
+	is_object(task.judge)
+	task.judge.state == "approved"
+}
+
+judge_label(judge) := judge.label if {
+	is_object(judge)
+	is_string(judge.label)
+} else := judge
+
+judge_state(judge) := object.get(judge, "state", "no state") if is_object(judge)
+
+else := "malformed"
 
 # Held-out items only: a suite over training data would measure memory, not
 # behaviour (the kinds each task may read are policy data).

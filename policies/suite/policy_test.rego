@@ -91,13 +91,21 @@ test_clustered_metric_without_a_cluster_column_denied if {
 test_unapproved_judge_denied if {
 	judged := object.union(task("harmful_refusal", "safety", "approved"), {"judge": {"label": "checkpoint/refusal-judge@1", "digest": "sha256:j1", "state": "registered", "stage": "post-training"}})
 	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [judged]}}})
-	d.deny == {"suite drift v1 has checkpoint/refusal-judge@1 judge the replies for harmful_refusal, but that checkpoint is registered: approve the classifier at the base gate first, or drop judge to score by the rules"}
+	d.deny == {"suite drift v1 has checkpoint/refusal-judge@1 judge the replies for harmful_refusal, but that is not a checkpoint approved at the base gate (registered): approve the classifier first, or drop judge to score by the rules"}
 	approved := object.union(judged, {"judge": {"state": "approved"}})
 	suite.decision.allow with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [approved]}}})
 }
 
-test_judge_without_state_denied if {
-	judged := object.union(task("harmful_refusal", "safety", "approved"), {"judge": {"label": "checkpoint/refusal-judge@1"}})
-	d := suite.decision with input as doc("approve", "dave", [fx.new("dave", "approve")], {"evidence": {"suite": {"tasks": [judged]}}})
+test_judge_without_state_or_malformed_denied if {
+	every judge in [{"label": "checkpoint/refusal-judge@1"}, "sha256:abc", ["x"], 1, {"state": true}] {
+		judged := json.patch(task("harmful_refusal", "safety", "approved"), [{"op": "replace", "path": "/judge", "value": judge}])
+		d := suite.decision with input as json.patch(doc("approve", "dave", [fx.new("dave", "approve")], {}), [{"op": "replace", "path": "/evidence/suite/tasks", "value": [judged]}])
+		not d.allow
+	}
+}
+
+test_a_task_without_the_judge_field_denied if {
+	bare := object.remove(task("harmful_refusal", "safety", "approved"), ["judge"])
+	d := suite.decision with input as json.patch(doc("approve", "dave", [fx.new("dave", "approve")], {}), [{"op": "replace", "path": "/evidence/suite/tasks", "value": [bare]}])
 	not d.allow
 }
