@@ -38,9 +38,7 @@ fi
 
 echo "== pytest (SQLite and PostgreSQL at ${FORGEGOV_TEST_POSTGRES_URL})"
 set +e
-# worksteal: a worker that runs dry takes queued tests from the other, so one long test near the end does not
-# leave a core idle.
-.venv/bin/python -m pytest -n 2 --dist worksteal "$@"
+.venv/bin/python -m pytest -n 2 "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then
