@@ -188,6 +188,17 @@ def check_recorded(session: Session, asset: Asset) -> None:
                             f"(release {recorded[1]}): the store was altered", hint="run `forgegov audit verify`")
 
 
+def recorded_asset(session: Session, kind: AssetKind, digest: str, named_by: str) -> Asset:
+    """The registered asset of `kind` with exactly `digest`, held against the log; something signed (a suite, an
+    evaluation) that names an asset no one registered means the store was altered."""
+    found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
+    if found is None:
+        raise StoreTampered(f"{named_by} names {kind.value} {digest}, which is not registered",
+                            hint="run `forgegov audit verify`")
+    check_recorded(session, found)
+    return found
+
+
 def find_asset(workspace: Workspace, ref: str, kind: AssetKind | None = None) -> Asset:
     with read_session(workspace.database_url) as session:
         asset = resolve(session, ref, kind)

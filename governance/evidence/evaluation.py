@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import StoreTampered
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.evaluations import EvalRecord, verified_results
-from forgegov.governance.registry import check_recorded
+from forgegov.governance.registry import recorded_asset
 
 _METRIC_FACTS = ("verdict", "kind", "margin", "planning_spread", "cluster_spread", "difference", "interval", "n",
                  "clusters", "power", "required", "adjusted_p", "base_mean", "candidate_mean", "task", "suite",
@@ -28,12 +27,7 @@ def evaluation_evidence(workspace: Workspace, session: Session, asset: Asset) ->
 
 
 def _state_of(session: Session, kind: AssetKind, digest: str) -> str:
-    found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
-    if found is None:
-        raise StoreTampered(f"an evaluation names {kind.value} {digest}, which is not registered",
-                            hint="run `forgegov audit verify`")
-    check_recorded(session, found)
-    return found.state.value
+    return recorded_asset(session, kind, digest, "an evaluation").state.value
 
 
 def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:

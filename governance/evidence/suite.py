@@ -8,33 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from forgegov.foundation.errors import StoreTampered
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind
-from forgegov.governance.registry import check_recorded, label
+from forgegov.governance.registry import label, recorded_asset
 from forgegov.governance.suites import registered_suite
 
 
-def _recorded(session: Session, kind: AssetKind, digest: str) -> Asset:
-    found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()
-    if found is None:
-        raise StoreTampered(f"{kind.value} {digest} is named by a suite or an evaluation but is not registered",
-                            hint="run `forgegov audit verify`")
-    check_recorded(session, found)
-    return found
-
-
 def dataset_facts(session: Session, digest: str) -> dict[str, Any]:
-    found = _recorded(session, AssetKind.DATASET, digest)
+    found = recorded_asset(session, AssetKind.DATASET, digest, "a suite or an evaluation")
     return {"label": label(found), "digest": digest, "state": found.state.value, "dataset_kind": found.dataset_kind}
 
 
 def judge_facts(session: Session, digest: str | None) -> dict[str, Any] | None:
     if digest is None:
         return None
-    found = _recorded(session, AssetKind.CHECKPOINT, digest)
+    found = recorded_asset(session, AssetKind.CHECKPOINT, digest, "a suite")
     return {"label": label(found), "digest": digest, "state": found.state.value, "stage": found.stage}
 
 
