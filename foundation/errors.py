@@ -7,6 +7,8 @@ Exit codes: 2 bad input, 3 denied by policy (or the policy decision could not be
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ForgegovError(Exception):
     """Base of every error forgegov raises on purpose."""
@@ -112,10 +114,11 @@ class PolicyDenied(ForgegovError):
     exit_code = 3
 
     def __init__(self, message: str, reasons: list[str], *, decision_id: str | None = None,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, outcome: dict[str, Any] | None = None) -> None:
         super().__init__(message, hint=hint)
         self.reasons = reasons
         self.decision_id = decision_id
+        self.outcome = outcome  # the recorded decision, as an allowing one is reported (`--json` prints it)
 
 
 class DecisionUnavailable(ForgegovError):

@@ -19,7 +19,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, RequestStatus
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
-from forgegov.governance.asset_kinds import KINDS
+from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.gate import GateOutcome, submit
 from forgegov.governance.identities import (
     abandon_rotation,
@@ -30,6 +30,7 @@ from forgegov.governance.identities import (
 )
 from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
+from forgegov.governance.review import review_in
 from forgegov.governance.statements import SignedStatement, make_statement
 
 
@@ -52,10 +53,24 @@ def gate_for(asset: Asset, gate: Gate | None) -> Gate:
     return gate
 
 
-def _subject_and_request(workspace: Workspace, subject: str, gate: Gate | None) -> tuple[Asset, Gate, GateRequest | None]:
+def _subject_and_request(workspace: Workspace, subject: str, gate: Gate | None, *,
+                         answering: bool = False) -> tuple[Asset, Gate, GateRequest | None]:
+    """The asset SUBJECT means, the gate, and its open request. A gate names the kind (`promote` → checkpoints);
+    an answer (`approve`, `reject`) means the asset that has an open request when a name is shared by several kinds
+    (a run and the candidate it produced), and that request's gate when none is given."""
     with read_session(workspace.database_url) as session:
-        asset = resolve(session, subject)
-        chosen = gate_for(asset, gate)
+        def open_gates(asset: Asset) -> list[Gate]:
+            query = select(GateRequest.gate).where(GateRequest.asset_id == asset.id,
+                                                    GateRequest.status == RequestStatus.OPEN)
+            if gate is not None:
+                query = query.where(GateRequest.gate == gate)
+            return list(session.exec(query))
+
+        # A kind spelt out in SUBJECT is checked against the gate below, with the kind's own gates in the message.
+        implied = KIND_OF_GATE[gate] if gate is not None and "/" not in subject else None
+        asset = resolve(session, subject, implied, prefer=(lambda a: bool(open_gates(a))) if answering else None)
+        opened = open_gates(asset) if answering and gate is None else []
+        chosen = opened[0] if len(opened) == 1 else gate_for(asset, gate)
         request = session.exec(select(GateRequest).where(
             GateRequest.asset_id == asset.id, GateRequest.gate == chosen, GateRequest.status == RequestStatus.OPEN,
         )).first()
@@ -85,13 +100,24 @@ def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, 
 
 
 def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
-           gate: Gate | None = None, comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
-    asset, chosen, open_request = _subject_and_request(workspace, subject, gate)
+           gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
+           engine: PolicyEngine | None = None) -> GateOutcome:
+    """Approve or reject SUBJECT's open request. The statement signs the digest of the evidence the gate would be
+    shown now (what `forgegov review` prints), and the gate refuses it if the evidence differs when it decides;
+    with `expect_digest`, nothing is signed unless that digest is the one reviewed."""
+    asset, chosen, open_request = _subject_and_request(workspace, subject, gate, answering=True)
     if open_request is None:
         raise StateConflict(f"{label(asset)} has no open {chosen.value} request to {action.value}",
                             hint=f"the requester opens one with `forgegov request {label(asset)} --as NAME`")
+    with read_session(workspace.database_url) as session:
+        shown = review_in(workspace, session, resolve(session, asset.digest, asset.kind), chosen)
+    if expect_digest is not None and shown.digest != expect_digest:
+        raise StateConflict(f"{label(asset)} changed since it was reviewed: its {chosen.value} gate evidence now has "
+                            f"digest {shown.digest}, not {expect_digest}",
+                            hint=f"review it again (`forgegov review {label(asset)}`) before signing")
     signer = unlock(workspace, actor, passphrase)
-    statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment)
+    statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment,
+                               reviewed=shown.digest)
     return _run(workspace, engine, statement)
 
 

@@ -36,7 +36,7 @@ from forgegov.foundation.errors import (
     StoreTampered,
     Tampered,
 )
-from forgegov.foundation.store.models import Approval, Asset, AuditEntry, Decision, GateRequest
+from forgegov.foundation.store.models import Approval, Asset, AuditEntry, Decision, GateRequest, Identity
 from forgegov.foundation.vocabulary import (
     AssetState,
     AuditAction,
@@ -92,6 +92,7 @@ class GateOutcome:
     release: str | None
     policy_revision: str
     audit_seq: int
+    reviewed: str | None = None  # the review digest the statement signed, when it signed one
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,8 +101,39 @@ class GateOutcome:
             "action": self.action.value, "result": self.result.value, "reasons": list(self.reasons),
             "missing": list(self.missing), "request_id": self.request_id, "subject": self.subject,
             "subject_digest": self.subject_digest, "state": self.state, "release": self.release,
-            "policy_revision": self.policy_revision, "audit_seq": self.audit_seq,
+            "policy_revision": self.policy_revision, "audit_seq": self.audit_seq, "reviewed": self.reviewed,
         }
+
+
+def subject_input(asset: Asset) -> dict[str, Any]:
+    return {"kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
+            "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
+            "dataset_kind": asset.dataset_kind, "classification": asset.classification, "records": asset.records}
+
+
+def request_input(request: GateRequest) -> dict[str, Any]:
+    return {"id": request.id, "requested_by": request.requested_by, "requested_at": request.requested_at,
+            "target": request.target}
+
+
+def build_input(gate: Gate, action: GateAction, actor: Identity, asset: Asset, request: GateRequest,
+                approvals: list[dict[str, Any]], evidence: dict[str, Any]) -> dict[str, Any]:
+    """The document OPA decides on. The gate, `forgegov review` and the previews behind `inbox` and
+    `run start --dry-run` all build it here, so what a person reviews is what the policy is shown."""
+    return {
+        "version": INPUT_VERSION, "gate": gate.value, "action": action.value, "now": now_rfc3339(),
+        "actor": {"name": actor.name, "key_id": actor.key_id},
+        "subject": subject_input(asset),
+        "request": request_input(request),
+        "approvals": approvals,
+        "evidence": evidence,
+    }
+
+
+def reviewed_digest(document: dict[str, Any]) -> str:
+    """The digest of what an approver reviews: the gate, the subject as recorded, the request and the evidence; not
+    the approvals (others signing meanwhile changes nothing they were shown) nor the time."""
+    return sha256_digest(canonical_bytes({key: document[key] for key in ("gate", "subject", "request", "evidence")}))
 
 
 def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
@@ -117,7 +149,7 @@ def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatem
     if outcome.result is DecisionResult.DENY:
         raise PolicyDenied(
             f"{outcome.gate.value} gate denied {outcome.action.value} on {outcome.subject}",
-            list(outcome.reasons), decision_id=outcome.decision_id,
+            list(outcome.reasons), decision_id=outcome.decision_id, outcome=outcome.to_dict(),
         )
     return outcome
 
@@ -170,8 +202,8 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     _refuse_replay(session, statement)
     answers = action in (GateAction.APPROVE, GateAction.REJECT)
     if answers:
-        _verify_stored_request(session, request, asset)
-    stored_approvals = _verified_approvals(session, request) if answers else []
+        verify_open_request(session, request, asset)
+    stored_approvals = verified_approvals(session, request) if answers else []
     approvals = [approval_input(carried, key_revoked=revoked, new=False) for carried, revoked in stored_approvals]
     if answers:
         approvals.append(approval_input(statement, key_revoked=False, new=True))
@@ -183,19 +215,14 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     if in_force.digest != engine.pinned_digest:
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
                             f"{engine.pinned_revision}", hint="run the command again")
-    input_document = {
-        "version": INPUT_VERSION, "gate": gate.value, "action": action.value, "now": now_rfc3339(),
-        "actor": {"name": actor.name, "key_id": actor.key_id},
-        "subject": {
-            "kind": asset.kind.value, "name": asset.name, "version": asset.version, "digest": asset.digest,
-            "owner": asset.owner, "state": asset.state.value, "stage": asset.stage, "release": asset.release,
-            "dataset_kind": asset.dataset_kind, "classification": asset.classification, "records": asset.records,
-        },
-        "request": {"id": request.id, "requested_by": request.requested_by, "requested_at": request.requested_at,
-                    "target": request.target},
-        "approvals": approvals,
-        "evidence": evidence,
-    }
+    input_document = build_input(gate, action, actor, asset, request, approvals, evidence)
+    # 3a. What the approver reviewed: an approval that signed the digest of the evidence it was shown is refused when
+    #     the evidence gathered now differs (a new check, an input withdrawn), so no one signs for what they did not see.
+    reviewed = statement.payload.get("reviewed")
+    if reviewed is not None and reviewed != reviewed_digest(input_document):
+        raise StateConflict(f"{label(asset)} changed since {actor.name} reviewed it: the {gate.value} gate's evidence "
+                            f"is no longer the one with digest {reviewed}",
+                            hint=f"review it again (`forgegov review {label(asset)}`) and sign what it shows now")
     try:
         answer = engine.decide(gate, input_document)
         reasons, missing, opa_decision_id = answer.deny, answer.missing, answer.decision_id
@@ -259,8 +286,47 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
         decision_id=decision.id, opa_decision_id=opa_decision_id, gate=gate, action=action, result=result,
         reasons=tuple(reasons), missing=tuple(missing), request_id=request.id, subject=label(asset),
         subject_digest=asset.digest, state=asset.state.value, release=asset.release,
-        policy_revision=engine.pinned_revision, audit_seq=entry.seq,
+        policy_revision=engine.pinned_revision, audit_seq=entry.seq, reviewed=reviewed,
     )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the policy in force would answer, asked without acting: nothing is signed, stored or logged."""
+
+    result: DecisionResult
+    reasons: tuple[str, ...]
+    missing: tuple[str, ...]
+    document: dict[str, Any]
+
+
+def preview(workspace: Workspace, engine: DecisionSource, session: Session, gate: Gate, action: GateAction,
+            actor: Identity, asset: Asset, request: GateRequest, *, stored: bool = True) -> Preview:
+    """Ask the policy what it would decide if `actor` took `action` now, through the same steps as `submit` minus
+    the signature: the approvals already on a stored request (re-verified), plus `actor`'s as a new, hypothetical one
+    when the action answers the request, and the evidence gathered as the gate gathers it. For `inbox` and
+    `run start --dry-run`; never a decision (a preview is not evidence of anything)."""
+    in_force = policy_in_force(session)
+    if in_force.digest != engine.pinned_digest:
+        raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
+                            f"{engine.pinned_revision}", hint="run the command again")
+    approvals: list[dict[str, Any]] = []
+    if stored:
+        verify_open_request(session, request, asset)
+        approvals = [approval_input(carried, key_revoked=revoked, new=False)
+                     for carried, revoked in verified_approvals(session, request)]
+    if action in (GateAction.APPROVE, GateAction.REJECT):
+        approvals.append({"approver": actor.name, "key_id": actor.key_id,
+                          "verdict": Verdict.APPROVE.value if action is GateAction.APPROVE else Verdict.REJECT.value,
+                          "signed_at": now_rfc3339(), "key_revoked": False, "new": True, "justification": ""})
+    document = build_input(gate, action, actor, asset, request, approvals,
+                           gather_evidence(workspace, session, gate, asset))
+    try:
+        answer = engine.decide(gate, document)
+    except DecisionUnavailable as exc:
+        return Preview(DecisionResult.DENY, (exc.message,), (), document)
+    result = DecisionResult.ALLOW if answer.allow else DecisionResult.DENY if answer.deny else DecisionResult.PENDING
+    return Preview(result, tuple(answer.deny), tuple(answer.missing), document)
 
 
 def _apply(asset: Asset, request: GateRequest, action: GateAction, at: str) -> None:
@@ -312,7 +378,7 @@ def _refuse_replay(session: Session, statement: SignedStatement) -> None:
                                hint="sign a new statement (re-run the command)")
 
 
-def _verify_stored_request(session: Session, request: GateRequest, asset: Asset) -> None:
+def verify_open_request(session: Session, request: GateRequest, asset: Asset) -> None:
     """The open request is the one its requester signed: who requested (separation of duties rests on it), for which
     gate, subject and target. A row edited in the database (requested_by, say) stops the gate."""
     statement = SignedStatement(_stored_json(request.payload, f"open request {request.id}"), request.signature)
@@ -338,7 +404,7 @@ def _verify_stored_request(session: Session, request: GateRequest, asset: Asset)
     check_admitted(session, statement, request.id)
 
 
-def _verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, bool]]:
+def verified_approvals(session: Session, request: GateRequest) -> list[tuple[SignedStatement, bool]]:
     """Re-verify every stored approval: a row edited in the database must not count towards a quorum. With each, whether
     its key has been revoked or replaced by a rotation since it signed (the policy decides what that means)."""
     verified: list[tuple[SignedStatement, bool]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from dataclasses import dataclass
@@ -102,7 +103,12 @@ def get_identity(session: Session, name: str) -> Identity:
     created again) is StoreTampered."""
     identity = session.exec(select(Identity).where(Identity.name == name)).first()
     if identity is None:
-        raise NotFound(f"no identity named {name!r}", hint="create it with `forgegov identity create NAME`")
+        known = list(session.exec(select(Identity.name)))
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        # Never suggest creating the misspelt name: a typo in `--as` must not become a new identity.
+        raise NotFound(f"no identity named {name!r}",
+                       hint=f"did you mean {' or '.join(close)}?" if close
+                       else "see `forgegov identity list`; a new member is added with `forgegov identity create`")
     bound = key_history(session, name)[-1]
     if (identity.key_id, identity.public_key) != (bound.key_id, bound.public_key):
         raise StoreTampered(f"identity {name!r}: its row holds key {identity.key_id[:16]}…, but the log (entry "

@@ -6,6 +6,7 @@ existing name become the next version. Records are never edited: only a gate cha
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable
@@ -111,8 +112,28 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     return asset
 
 
-def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:
-    """SUBJECT is `sha256:<hex or unique prefix>` or `[kind/]name[@version]` (latest version when omitted)."""
+def resolve(session: Session, ref: str, kind: AssetKind | None = None,
+            prefer: Callable[[Asset], bool] | None = None) -> Asset:
+    """SUBJECT is `sha256:<hex or unique prefix>` or `[kind/]name[@version]` (latest version when omitted). Where a
+    name matches several kinds, `prefer` (a verb's sense of what is meant: the one with an open request, say) picks
+    when it holds for exactly one of them."""
+    matches = candidates(session, ref, kind)
+    if not matches:
+        raise NotFound(f"no registered {kind.value if kind else 'asset'} matches {ref!r}",
+                       hint=_did_you_mean(session, ref, kind))
+    if len(matches) > 1 and prefer is not None:
+        preferred = [asset for asset in matches if prefer(asset)]
+        matches = preferred if len(preferred) == 1 else matches
+    if len(matches) > 1:
+        names = [label(a) for a in matches]
+        raise BadInput(f"{ref!r} is ambiguous: {', '.join(names)}", hint=f"name one: {' or '.join(names)}")
+    check_recorded(session, matches[0])
+    return matches[0]
+
+
+def candidates(session: Session, ref: str, kind: AssetKind | None = None) -> list[Asset]:
+    """Every asset SUBJECT could mean (for a name, the latest version of each kind holding it); not yet held
+    against the log."""
     query = select(Asset)
     if kind is not None:
         query = query.where(Asset.kind == kind)
@@ -120,38 +141,44 @@ def resolve(session: Session, ref: str, kind: AssetKind | None = None) -> Asset:
         prefix = ref[len("sha256:"):]
         if len(prefix) < _MIN_DIGEST_PREFIX or not re.fullmatch(r"[0-9a-f]+", prefix):
             raise BadInput(f"digest reference {ref!r} needs at least {_MIN_DIGEST_PREFIX} lowercase hex digits")
-        matches = list(session.exec(query.where(Asset.digest.startswith(ref))))  # type: ignore[attr-defined]
-    else:
-        found = _REF_RE.match(ref)
-        if not found:
-            raise BadInput(f"cannot read subject {ref!r}: use [kind/]name[@version] or sha256:<digest>")
-        if found["kind"]:
-            try:
-                wanted = AssetKind(found["kind"])
-            except ValueError as exc:
-                raise BadInput(f"unknown kind {found['kind']!r} in {ref!r}; kinds: "
-                               f"{', '.join(k.value for k in AssetKind)}") from exc
-            if kind is not None and wanted is not kind:
-                raise BadInput(f"{ref!r} names a {wanted.value}, but a {kind.value} is needed here")
-            query = query.where(Asset.kind == wanted)
-        query = query.where(Asset.name == found["name"])
-        if found["version"]:
-            matches = list(session.exec(query.where(Asset.version == int(found["version"]))))
-        else:
-            candidates = list(session.exec(query))
-            latest: dict[AssetKind, Asset] = {}
-            for asset in candidates:
-                if asset.kind not in latest or asset.version > latest[asset.kind].version:
-                    latest[asset.kind] = asset
-            matches = list(latest.values())
-    if not matches:
-        raise NotFound(f"no registered {kind.value if kind else 'asset'} matches {ref!r}",
-                       hint="see `forgegov list KIND`")
-    if len(matches) > 1:
-        names = ", ".join(f"{a.kind.value}/{a.name}@{a.version}" for a in matches)
-        raise BadInput(f"{ref!r} is ambiguous: {names}", hint="prefix the kind, e.g. dataset/NAME@VERSION")
-    check_recorded(session, matches[0])
-    return matches[0]
+        return list(session.exec(query.where(Asset.digest.startswith(ref))))  # type: ignore[attr-defined]
+    found = _REF_RE.match(ref)
+    if not found:
+        raise BadInput(f"cannot read subject {ref!r}: use [kind/]name[@version] or sha256:<digest>")
+    if found["kind"]:
+        try:
+            wanted = AssetKind(found["kind"])
+        except ValueError as exc:
+            raise BadInput(f"unknown kind {found['kind']!r} in {ref!r}; kinds: "
+                           f"{', '.join(k.value for k in AssetKind)}") from exc
+        if kind is not None and wanted is not kind:
+            raise BadInput(f"{ref!r} names a {wanted.value}, but a {kind.value} is needed here",
+                           hint=f"name the {kind.value}: {kind.value}/{found['name']}")
+        query = query.where(Asset.kind == wanted)
+    query = query.where(Asset.name == found["name"])
+    if found["version"]:
+        return list(session.exec(query.where(Asset.version == int(found["version"]))))
+    latest: dict[AssetKind, Asset] = {}
+    for asset in session.exec(query):
+        if asset.kind not in latest or asset.version > latest[asset.kind].version:
+            latest[asset.kind] = asset
+    return list(latest.values())
+
+
+def _did_you_mean(session: Session, ref: str, kind: AssetKind | None) -> str:
+    listing = f"see `forgegov list{' ' + kind.value if kind else ''}`"
+    found = _REF_RE.match(ref)
+    if found is None:
+        return listing
+    wanted = found["kind"] or (kind.value if kind else None)
+    query = select(Asset.kind, Asset.name).distinct()
+    if wanted is not None and wanted in {k.value for k in AssetKind}:
+        query = query.where(Asset.kind == AssetKind(wanted))
+    known = {f"{k.value}/{n}": n for k, n in session.exec(query)}
+    close = difflib.get_close_matches(found["name"], sorted(set(known.values())), n=3, cutoff=0.75)
+    if not close:
+        return listing
+    return "did you mean " + " or ".join(sorted(key for key, name in known.items() if name in close)) + "?"
 
 
 def check_recorded(session: Session, asset: Asset) -> None:

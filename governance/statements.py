@@ -26,11 +26,15 @@ from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, Ga
 from forgegov.governance.identities import BoundKey, public_key, signing_key
 
 STATEMENT_VERSION = 1
+# Version 2 adds `reviewed`: the digest of the gate evidence an approver was shown (`forgegov review`), which the gate
+# holds the evidence it gathers to. Version 1 statements (no review digest) stay valid.
+REVIEWED_VERSION = 2
 # A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed
 # later is refused even before its nonce is looked up.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _FIELDS = {"v", "gate", "action", "subject", "request_id", "target", "signer", "key_id", "signed_at", "nonce",
            "comment"}
+_FIELDS_OF_VERSION = {STATEMENT_VERSION: _FIELDS, REVIEWED_VERSION: _FIELDS | {"reviewed"}}
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ class SignedStatement:
 
 
 def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset, *, request_id: str | None = None,
-                   target: ReleaseStage | None = None, comment: str = "") -> SignedStatement:
+                   target: ReleaseStage | None = None, comment: str = "",
+                   reviewed: str | None = None) -> SignedStatement:
     if action in (GateAction.REQUEST, GateAction.WITHDRAW):
         request_id = request_id or str(uuid.uuid4())
     elif not request_id:
@@ -78,13 +83,21 @@ def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset,
         "target": target.value if target else None, "signer": signer.name, "key_id": signer.key_id,
         "signed_at": now_rfc3339(), "nonce": secrets.token_hex(16), "comment": comment,
     }
+    if reviewed is not None:
+        if action not in (GateAction.APPROVE, GateAction.REJECT):
+            raise BadInput(f"only an approval or a rejection answers a review, not a {action.value}")
+        payload |= {"v": REVIEWED_VERSION, "reviewed": reviewed}
     return SignedStatement(payload, sign(signer.private_key, Purpose.GATE_ACTION, payload))
 
 
 def check_shape(statement: SignedStatement) -> None:
     payload = statement.payload
-    if not isinstance(payload, dict) or set(payload) != _FIELDS or payload.get("v") != STATEMENT_VERSION:
-        raise SignatureInvalid("statement payload is not a version-1 gate statement")
+    version = payload.get("v") if isinstance(payload, dict) else None
+    if type(version) is not int or set(payload) != _FIELDS_OF_VERSION.get(version):
+        raise SignatureInvalid("statement payload is not a version-1 or version-2 gate statement")
+    if payload["v"] == REVIEWED_VERSION and not (isinstance(payload["reviewed"], str)
+                                                 and payload["reviewed"].startswith("sha256:")):
+        raise SignatureInvalid("statement payload's review digest is malformed")
     try:
         statement.gate, statement.action, statement.target, parse_rfc3339(payload["signed_at"])
     except (ValueError, TypeError, AttributeError) as exc:

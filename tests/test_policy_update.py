@@ -65,7 +65,7 @@ def test_a_policy_change_takes_a_proposal_and_another_owners_approval(people, fi
 
     proposal, requested = _propose(people, _edited_bundle(people, tmp_path, _require_privacy_officer))
     assert requested.result is DecisionResult.PENDING
-    assert requested.missing == ("1 more approval by role policy-owner (have 0 of 1)",)
+    assert requested.missing == ("1 more approval by role policy-owner (have 0 of 1; held by dave, grace)",)
     with read_session(people.database_url) as session:
         assert policy_in_force(session).revision == "2026.11.23-1"
     adopted = actions.answer(people, proposal, "grace", PASSPHRASE, GateAction.APPROVE)
@@ -74,7 +74,7 @@ def test_a_policy_change_takes_a_proposal_and_another_owners_approval(people, fi
     actions.request(people, "claims@2", "alice", PASSPHRASE)
     after = actions.answer(people, "claims@2", "bob", PASSPHRASE, GateAction.APPROVE)
     assert after.result is DecisionResult.PENDING and after.policy_revision == "2026.11.22-edited"
-    assert after.missing == ("1 more approval by role privacy-officer (have 0 of 1)",)
+    assert after.missing == ("1 more approval by role privacy-officer (have 0 of 1; held by grace)",)
     assert actions.answer(people, "claims@2", "grace", PASSPHRASE, GateAction.APPROVE).state == "approved"
 
     with read_session(people.database_url) as session:

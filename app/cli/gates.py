@@ -6,12 +6,15 @@ forged or replayed statement, or a stored record the audit log does not back (ta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Optional
 
 import typer
 
 from forgegov.app.cli.context import passphrase_for, state
 from forgegov.app.cli.output import emit
+from forgegov.foundation.errors import PolicyDenied
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 
 _SUBJECT = typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.", show_default=False)
@@ -26,10 +29,24 @@ def print_outcome(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-de
         out.print(f"{outcome.gate.value} gate: {outcome.action.value} on {outcome.subject} {verb} ({where})")
         for item in outcome.missing:
             out.print(f"  still required: {item}")
+        if outcome.reviewed:
+            out.print(f"  signed review digest {outcome.reviewed}")
         out.print(f"  decision {outcome.decision_id}, policy {outcome.policy_revision}, audit entry "
                   f"{outcome.audit_seq}")
 
     emit(outcome.to_dict(), as_json, human)
+
+
+@contextmanager
+def decided(as_json: bool) -> Iterator[None]:
+    """A denial is a decision too: with --json it is printed on stdout like any other (the exit code stays 3, the
+    reasons still go to stderr)."""
+    try:
+        yield
+    except PolicyDenied as denied:
+        if as_json and denied.outcome is not None:
+            emit(denied.outcome, True, lambda out: None)
+        raise
 
 
 def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -40,8 +57,9 @@ def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
     """Open a gate request for SUBJECT, signed by the requester."""
     from forgegov.governance import actions
 
-    outcome = actions.request(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate, target=to,
-                              comment=comment)
+    with decided(as_json):
+        outcome = actions.request(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
+                                  target=to, comment=comment)
     print_outcome(outcome, as_json)
 
 
@@ -50,16 +68,22 @@ def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
                                                  "justification when the policy asks for one.")] = "",
             gate: Annotated[Optional[Gate], typer.Option(help="Gate of the open request (default: the subject's "
                                                                "own gate).")] = None,
+            expect_digest: Annotated[Optional[str], typer.Option(
+                "--expect-digest", help="The review digest `forgegov review` printed: refuse to sign if the "
+                                        "evidence changed since.", show_default=False)] = None,
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Approve SUBJECT's open request, signing the approval with your own key.
 
-    The gate is decided again with your approval added; when the policy's quorum is met the change applies at once
-    (dataset approved, checkpoint promoted, ...). The policy refuses self-approval and approving twice.
+    The approval signs the digest of the evidence the gate is shown (`forgegov review SUBJECT` prints it), and the
+    gate refuses it if that evidence changed before it decides. The gate is decided again with your approval added;
+    when the policy's quorum is met the change applies at once (dataset approved, checkpoint promoted, ...). The
+    policy refuses self-approval and approving twice.
     """
     from forgegov.governance import actions
 
-    outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.APPROVE,
-                             gate=gate, comment=comment)
+    with decided(as_json):
+        outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.APPROVE,
+                                 gate=gate, comment=comment, expect_digest=expect_digest)
     print_outcome(outcome, as_json)
 
 
@@ -73,8 +97,9 @@ def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotat
 
     if not reason.strip():
         raise BadInput("a rejection needs a reason (--reason)")
-    outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.REJECT,
-                             gate=gate, comment=reason)
+    with decided(as_json):
+        outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.REJECT,
+                                 gate=gate, comment=reason)
     print_outcome(outcome, as_json)
 
 
@@ -91,8 +116,9 @@ def withdraw(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annot
 
     if not reason.strip():
         raise BadInput("a withdrawal needs a reason (--reason)")
-    outcome = actions.withdraw(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
-                               comment=reason)
+    with decided(as_json):
+        outcome = actions.withdraw(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
+                                   comment=reason)
     print_outcome(outcome, as_json)
 
 
@@ -106,7 +132,9 @@ def promote(ctx: typer.Context,
     """Ask to promote CHECKPOINT to a release stage; it moves once the promotion gate's approvals are met."""
     from forgegov.governance import actions
 
-    outcome = actions.promote(state(ctx).workspace(), checkpoint, to, actor, passphrase_for(actor), comment=comment)
+    with decided(as_json):
+        outcome = actions.promote(state(ctx).workspace(), checkpoint, to, actor, passphrase_for(actor),
+                                  comment=comment)
     print_outcome(outcome, as_json)
 
 

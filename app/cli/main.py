@@ -9,7 +9,20 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.app.cli import assets, audit, demo, evaluation, gates, identity, opa, policy, reference, runs, workspace
+from forgegov.app.cli import (
+    assets,
+    audit,
+    demo,
+    evaluation,
+    gates,
+    identity,
+    opa,
+    policy,
+    reference,
+    review,
+    runs,
+    workspace,
+)
 from forgegov.app.cli.context import AppState
 from forgegov.app.cli.output import stderr
 from forgegov.foundation.errors import ForgegovError, PolicyDenied
@@ -25,6 +38,14 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"forgegov {version('forgegov')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -32,6 +53,8 @@ def root(
         "--workspace", "-w", help="Workspace folder (default: $FORGEGOV_HOME, else the nearest folder upwards "
                                   "holding forgegov.toml).", show_default=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks for errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print forgegov's version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     ctx.obj = AppState(workspace_path=workspace_dir, verbose=verbose)
 
@@ -40,6 +63,7 @@ workspace.register(app)
 identity.register(app)
 assets.register(app)
 gates.register(app)
+review.register(app)
 policy.register(app)
 opa.register(app)
 audit.register(app)

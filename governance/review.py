@@ -1,0 +1,134 @@
+"""`forgegov review`: what a gate will be shown about a subject, for the person about to sign, and the digest of it.
+
+The evidence comes from the gate's own providers (`governance.evidence`), gathered and built into the gate's own input
+(`gate.build_input`) by the same code the decision uses, so there is no second account of a subject that could
+disagree with the one the policy reads. An approval that carries the review digest is refused by the gate when the
+evidence it gathers differs (`gate.py`, step 3a).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset, Decision, GateRequest
+from forgegov.foundation.vocabulary import DecisionResult, Gate, RequestStatus
+from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
+from forgegov.governance.evidence import gather
+from forgegov.governance.gate import (
+    request_input,
+    reviewed_digest,
+    subject_input,
+    verified_approvals,
+    verify_open_request,
+)
+from forgegov.governance.policy import data_in_force, policy_in_force
+from forgegov.governance.registry import label, resolve
+
+REVIEW_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Review:
+    version: int
+    subject: str
+    subject_digest: str
+    gate: Gate
+    state: str
+    release: str | None
+    request: dict[str, Any] | None  # the open request, as its requester signed it
+    signed: list[dict[str, Any]]  # approvals and rejections already on it, re-verified, with the signer's roles now
+    still_required: list[str]  # what the last decision admitting a statement on the request said was missing
+    as_of_decision: str | None
+    evidence: dict[str, Any]
+    settings: dict[str, Any]  # the policy's settings for this gate: quorum, thresholds, floors
+    holders: dict[str, list[str]]  # who holds each role the gate's settings name, under the policy in force
+    policy: dict[str, str]
+    digest: str | None  # what `approve --expect-digest` compares; None without an open request
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "subject": self.subject, "subject_digest": self.subject_digest,
+                "gate": self.gate.value, "state": self.state, "release": self.release, "request": self.request,
+                "signed": self.signed, "still_required": self.still_required, "as_of_decision": self.as_of_decision,
+                "evidence": self.evidence, "settings": self.settings, "holders": self.holders, "policy": self.policy,
+                "digest": self.digest}
+
+
+def gate_of(asset: Asset, gate: Gate | None, session: Session) -> Gate:
+    """The gate asked for, else the gate of the subject's open request, else the kind's own gate."""
+    allowed = KINDS[asset.kind].gates
+    if gate is not None:
+        if gate not in allowed:
+            raise BadInput(f"{label(asset)} is a {asset.kind.value}; its gates are "
+                                f"{', '.join(g.value for g in allowed)}, not {gate.value}")
+        return gate
+    open_gates = [row.gate for row in session.exec(select(GateRequest).where(
+        GateRequest.asset_id == asset.id, GateRequest.status == RequestStatus.OPEN))]
+    return open_gates[0] if len(open_gates) == 1 else allowed[0]
+
+
+def review(workspace: Workspace, ref: str, gate: Gate | None = None) -> Review:
+    with read_session(workspace.database_url) as session:
+        kind = KIND_OF_GATE[gate] if gate is not None else None
+        asset = resolve(session, ref, kind)
+        return review_in(workspace, session, asset, gate_of(asset, gate, session))
+
+
+def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) -> Review:
+    request = session.exec(select(GateRequest).where(
+        GateRequest.asset_id == asset.id, GateRequest.gate == gate, GateRequest.status == RequestStatus.OPEN)).first()
+    evidence = gather(workspace, session, gate, asset)
+    data = data_in_force(session)
+    roles: dict[str, list[str]] = data.get("roles", {}) if isinstance(data.get("roles"), dict) else {}
+    settings = (data.get("gates") or {}).get(gate.value, {})
+    in_force = policy_in_force(session)
+    signed: list[dict[str, Any]] = []
+    still_required: list[str] = []
+    as_of: str | None = None
+    opened: dict[str, Any] | None = None
+    digest: str | None = None
+    if request is not None:
+        # The same checks the gate makes before it counts anything: the request is the one its requester signed,
+        # every approval on it verifies.
+        verify_open_request(session, request, asset)
+        opened = {**request_input(request), "gate": gate.value,
+                  "comment": json.loads(request.payload).get("comment", "")}
+        for statement, revoked in verified_approvals(session, request):
+            signed.append({"signer": statement.signer, "verdict": statement.action.value,
+                           "roles": roles.get(statement.signer, []), "signed_at": statement.payload["signed_at"],
+                           "justification": statement.payload.get("comment", ""), "key_revoked": revoked})
+        last = session.exec(select(Decision).where(Decision.request_id == request.id,
+                                                   Decision.result != DecisionResult.DENY)
+                            .order_by(Decision.decided_at.desc())).first()  # type: ignore[attr-defined]
+        if last is not None:
+            still_required, as_of = json.loads(last.missing), last.id
+        digest = reviewed_digest({"gate": gate.value, "subject": subject_input(asset),
+                                  "request": request_input(request), "evidence": evidence})
+    named = _roles_named(settings)
+    return Review(
+        version=REVIEW_VERSION, subject=label(asset), subject_digest=asset.digest, gate=gate,
+        state=asset.state.value, release=asset.release, request=opened, signed=signed,
+        still_required=still_required, as_of_decision=as_of, evidence=evidence, settings=settings,
+        holders={role: sorted(name for name, held in roles.items() if role in held) for role in sorted(named)},
+        policy={"revision": in_force.revision, "digest": in_force.digest}, digest=digest,
+    )
+
+
+def _roles_named(settings: Any) -> set[str]:
+    """Every role a gate's settings name (requesters, quorum, rejecters, withdrawers, per-target quorums)."""
+    found: set[str] = set()
+    if isinstance(settings, dict):
+        for key, value in settings.items():
+            if key in ("requesters", "rejecters", "withdrawers") and isinstance(value, list):
+                found |= {str(role) for role in value}
+            elif key == "quorum" and isinstance(value, dict):
+                found |= {str(role) for role in value}
+            else:
+                found |= _roles_named(value)
+    return found
