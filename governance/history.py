@@ -11,7 +11,8 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind
-from forgegov.governance.registry import resolve
+from forgegov.governance.policy import roles_under
+from forgegov.governance.registry import label, recorded_asset, resolve
 
 
 def asset_record(asset: Asset) -> dict[str, Any]:
@@ -26,6 +27,22 @@ def asset_record(asset: Asset) -> dict[str, Any]:
 def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
     with read_session(workspace.database_url) as session:
         asset = resolve(session, ref)
+        roles_by_policy: dict[str, dict[str, list[str]]] = {}
+
+        def roles_when(payload: str) -> list[str]:
+            """The signer's roles under the policy of the decision that admitted their statement."""
+            statement = json.loads(payload)
+            decision = session.exec(select(Decision).where(Decision.nonce == statement.get("nonce"))).first()
+            if decision is None:
+                return []
+            if decision.policy_digest not in roles_by_policy:
+                roles_by_policy[decision.policy_digest] = roles_under(session, decision.policy_digest)
+            return list(roles_by_policy[decision.policy_digest].get(str(statement.get("signer")), []))
+
+        parent = None
+        if asset.parent_digest is not None:
+            parent = label(recorded_asset(session, AssetKind.CHECKPOINT, asset.parent_digest,
+                                          f"the registration of {label(asset)}"))
         requests = []
         for request in session.exec(select(GateRequest).where(GateRequest.asset_id == asset.id)
                                     .order_by(GateRequest.requested_at)):
@@ -33,9 +50,12 @@ def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
             requests.append({
                 "id": request.id, "gate": request.gate.value, "target": request.target,
                 "requested_by": request.requested_by, "requested_at": request.requested_at,
+                "requester_roles": roles_when(request.payload),
+                "comment": json.loads(request.payload).get("comment", ""),
                 "status": request.status.value, "closed_at": request.closed_at,
                 "approvals": [{"approver": a.approver, "verdict": a.verdict.value, "signed_at": a.signed_at,
-                               "key_id": a.key_id, "comment": json.loads(a.payload).get("comment", "")}
+                               "key_id": a.key_id, "comment": json.loads(a.payload).get("comment", ""),
+                               "roles": roles_when(a.payload)}
                               for a in approvals],
             })
         decisions = [{
@@ -51,6 +71,7 @@ def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
             else (TrainingRun.run_asset_id == asset.id))).first()
         return {
             "asset": asset_record(asset),
+            "parent": parent,
             "manifest": json.loads(asset.manifest),
             "requests": requests,
             "decisions": decisions,

@@ -569,3 +569,14 @@ def data_in_force(session: Session) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise PolicyBundleError(f"the policy in force's {DATA_FILE} is not a JSON object")
     return document
+
+
+def roles_under(session: Session, policy_digest: str) -> dict[str, list[str]]:
+    """Who held which roles under the stored policy `policy_digest` (its data.json's `roles`): the roles a signer held
+    when a decision under that policy counted their signature."""
+    bundle, _decider = stored_policy(session, policy_digest)
+    try:
+        roles = json.loads(bundle.files[DATA_FILE]).get("roles", {})
+    except (KeyError, ValueError, AttributeError):
+        return {}
+    return roles if isinstance(roles, dict) else {}

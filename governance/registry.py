@@ -22,7 +22,7 @@ from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import AlreadyExists, BadInput, NotFound, StoreTampered
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Asset, AuditEntry
+from forgegov.foundation.store.models import Asset, AuditEntry, GateRequest
 from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
@@ -30,6 +30,7 @@ from forgegov.foundation.vocabulary import (
     CheckpointStage,
     GateAction,
     ReleaseStage,
+    RequestStatus,
 )
 from forgegov.governance.asset_kinds import KINDS, DatasetSpec, Manifest
 from forgegov.governance.datasets.intake import DatasetManifest
@@ -261,6 +262,17 @@ def list_assets(workspace: Workspace, kind: AssetKind | None) -> list[Asset]:
         if kind is not None:
             query = query.where(Asset.kind == kind)
         return list(session.exec(query))
+
+
+def open_requests(workspace: Workspace) -> dict[int, list[dict[str, str | None]]]:
+    """Each asset's open requests (gate, target, requester), oldest first, by asset id."""
+    with read_session(workspace.database_url) as session:
+        opened: dict[int, list[dict[str, str | None]]] = {}
+        for request in session.exec(select(GateRequest).where(GateRequest.status == RequestStatus.OPEN)
+                                    .order_by(GateRequest.requested_at)):
+            opened.setdefault(request.asset_id, []).append(
+                {"gate": request.gate.value, "target": request.target, "requested_by": request.requested_by})
+        return opened
 
 
 def manifest_of(asset: Asset) -> dict:

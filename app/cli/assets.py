@@ -8,7 +8,14 @@ import typer
 
 from forgegov.app.cli.context import state
 from forgegov.app.cli.output import emit, stderr
-from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, Classification, DatasetKind
+from forgegov.foundation.vocabulary import (
+    AssetKind,
+    AssetState,
+    CheckpointStage,
+    Classification,
+    DatasetKind,
+    ReleaseStage,
+)
 
 
 def asset_public(asset) -> dict:  # type: ignore[no-untyped-def]
@@ -134,14 +141,19 @@ def show(ctx: typer.Context,
         out.print(f"  owner {a['owner']}   state {a['state']}" + (f"   stage {a['stage']}" if a["stage"] else "")
                   + (f"   release {a['release']}" if a["release"] else ""))
         if a["parent_digest"]:
-            out.print(f"  parent {a['parent_digest']}")
+            out.print(f"  parent {data['parent']}  {a['parent_digest']}")
         out.print(f"  files {len(data['manifest']['files'])}   registered {a['registered_at']} by {a['registered_by']}")
         for request in data["requests"]:
             target = f" → {request['target']}" if request["target"] else ""
-            out.print(f"  request {request['id']} ({request['gate']}{target}) by {request['requested_by']}: "
-                      f"{request['status']}")
+            roles = ", ".join(request["requester_roles"]) or "no role"
+            comment = f": {request['comment']!r}" if request["comment"] else ""
+            out.print(f"  request {request['id']} ({request['gate']}{target}) by {request['requested_by']} ({roles}) "
+                      f"at {request['requested_at']}: {request['status']}{comment}")
             for approval in request["approvals"]:
-                out.print(f"    {approval['verdict']} by {approval['approver']} at {approval['signed_at']}")
+                roles = ", ".join(approval["roles"]) or "no role"
+                comment = f": {approval['comment']!r}" if approval["comment"] else ""
+                out.print(f"    {approval['verdict']} by {approval['approver']} ({roles}) at "
+                          f"{approval['signed_at']}{comment}")
         for decision in data["decisions"]:
             out.print(f"  decision {decision['id']}: {decision['action']} by {decision['actor']} → "
                       f"{decision['result']} (policy {decision['policy_revision']})")
@@ -157,23 +169,38 @@ def show(ctx: typer.Context,
 
 def list_(ctx: typer.Context,
           kind: Annotated[Optional[AssetKind], typer.Argument(help="dataset, reward, checkpoint or run.")] = None,
+          state_filter: Annotated[Optional[AssetState], typer.Option(
+              "--state", help="Only assets in this state; pending also matches an asset with any open request (a "
+                              "checkpoint awaiting promotion).", show_default=False)] = None,
+          release: Annotated[Optional[ReleaseStage], typer.Option(help="Only checkpoints at this release stage.",
+                                                                  show_default=False)] = None,
+          stage: Annotated[Optional[CheckpointStage], typer.Option(help="Only checkpoints of this training stage.",
+                                                                   show_default=False)] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """List registered assets, optionally of one KIND."""
+    """List registered assets, optionally of one KIND, with their open requests."""
     from rich import box
     from rich.table import Table
 
-    from forgegov.governance.registry import list_assets
+    from forgegov.governance.registry import list_assets, open_requests
 
-    rows = [asset_public(a) for a in list_assets(state(ctx).workspace(), kind)]
+    workspace = state(ctx).workspace()
+    opened = open_requests(workspace)
+    rows = [{**asset_public(a), "open_requests": opened.get(a.id or 0, [])} for a in list_assets(workspace, kind)]
+    rows = [r for r in rows
+            if (state_filter is None or r["state"] == state_filter.value
+                or (state_filter is AssetState.PENDING and r["open_requests"]))
+            and (release is None or r["release"] == release.value) and (stage is None or r["stage"] == stage.value)]
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("asset", no_wrap=True)
-        for column in ("digest", "owner", "state", "stage", "release"):
+        for column in ("digest", "owner", "state", "stage", "release", "open request"):
             table.add_column(column)
         for r in rows:
+            opened = ", ".join(f"{o['gate']}" + (f" → {o['target']}" if o["target"] else "") + f" by {o['requested_by']}"
+                               for o in r["open_requests"])
             table.add_row(f"{r['kind']}/{r['name']}@{r['version']}", r["digest"][7:19], r["owner"], r["state"],
-                          r["stage"] or "", r["release"] or "")
+                          r["stage"] or "", r["release"] or "", opened)
         out.print(table)
 
     emit(rows, as_json, human)

@@ -88,23 +88,33 @@ def verify(ctx: typer.Context,
     emit(data, as_json, human)
 
 
-def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: bool) -> list[dict]:  # type: ignore[no-untyped-def]
+def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: bool,  # type: ignore[no-untyped-def]
+                subject: str | None = None) -> list[dict]:
     from sqlmodel import select
 
     from forgegov.foundation.store.db import read_session
-    from forgegov.foundation.store.models import AuditEntry
+    from forgegov.foundation.store.models import Asset, AuditEntry
+    from forgegov.governance.registry import label, resolve
 
     with read_session(state(ctx).workspace().database_url) as session:
         query = select(AuditEntry)
         if query_filter is not None:
             query = query.where(query_filter(AuditEntry))
+        if subject is not None:
+            query = query.where(AuditEntry.subject_digest == resolve(session, subject).digest)
         query = query.order_by(AuditEntry.seq.desc() if newest else AuditEntry.seq)  # type: ignore[union-attr]
         if limit is not None:
             query = query.limit(limit)
         entries = list(session.exec(query))
+        digests = {e.subject_digest for e in entries if e.subject_digest}
+        # A digest can name assets of several kinds only if the same bytes were registered as each; list them all.
+        labels: dict[str, list[str]] = {}
+        for asset in session.exec(select(Asset).where(Asset.digest.in_(digests))):  # type: ignore[attr-defined]
+            labels.setdefault(asset.digest, []).append(label(asset))
     if newest:
         entries.reverse()
     return [{"seq": e.seq, "leaf": json.loads(e.leaf), "leaf_hash": e.leaf_hash,
+             "subject": ", ".join(sorted(labels.get(e.subject_digest or "", []))) or e.subject_digest,
              "payload": json.loads(e.payload) if e.payload is not None else None} for e in entries]
 
 
@@ -112,7 +122,9 @@ def _print_rows(out, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
     for row in rows:
         leaf, payload = row["leaf"], row["payload"]
         result = payload.get("result", "") if isinstance(payload, dict) else "(payload redacted)"
-        out.print(f"{row['seq']:>7}  {leaf['time'][:19]}Z  {leaf['actor']:<16} {leaf['action']:<28} {result}")
+        subject = row["subject"] or "-"
+        out.print(f"{row['seq']:>7}  {leaf['time'][:19]}Z  {leaf['actor']:<16} {leaf['action']:<28} {subject:<36} "
+                  f"{result}")
 
 
 @audit_app.command("tail")
@@ -128,8 +140,10 @@ def show(ctx: typer.Context,
          entry: Annotated[Optional[int], typer.Argument(help="Entry number (default: all).", min=0, max=MAX_SEQ)] = None,
          action: Annotated[Optional[str], typer.Option(help="Only entries with this action, e.g. "
                                                             "gate.dataset.approve.")] = None,
+         subject: Annotated[Optional[str], typer.Option(help="Only entries about this SUBJECT ([kind/]name[@version] "
+                                                             "or sha256:<digest prefix>).")] = None,
          as_json: Annotated[bool, _JSON] = False) -> None:
-    """Show one entry in full, or list entries (optionally of one action)."""
+    """Show one entry in full, or list entries (optionally of one action, about one subject)."""
     from forgegov.foundation.errors import NotFound
 
     if entry is not None:
@@ -138,7 +152,7 @@ def show(ctx: typer.Context,
             raise NotFound(f"no audit entry {entry}")
         emit(rows[0], as_json, lambda out: out.print(json.dumps(rows[0], indent=2, ensure_ascii=False)))
         return
-    rows = _entry_rows(ctx, (lambda e: e.action == action) if action else None, None, newest=False)
+    rows = _entry_rows(ctx, (lambda e: e.action == action) if action else None, None, newest=False, subject=subject)
     emit(rows, as_json, lambda out: _print_rows(out, rows))
 
 

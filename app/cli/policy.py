@@ -45,12 +45,15 @@ def _with_bundle_dir(ctx: typer.Context, path: Path | None, use: Callable[[Path]
 @policy_app.command("test")
 def test(ctx: typer.Context,
          path: Annotated[Optional[Path], typer.Argument(help="Bundle folder (default: the workspace's policy in "
-                                                             "force, else the shipped one).")] = None) -> None:
-    """Run the bundle's Rego tests with `opa test`."""
+                                                             "force, else the shipped one).")] = None,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every test, not only failures and the "
+                                                                      "count.")] = False) -> None:
+    """Run the bundle's Rego tests with `opa test`: failures and a PASS/FAIL count, or every test with -v."""
     from forgegov.governance.opa.binary import find_opa
     from forgegov.governance.policy import run_opa
 
-    done = _with_bundle_dir(ctx, path, lambda folder: run_opa(find_opa(), ["test", "--bundle", str(folder), "-v"]))
+    listing = ["-v"] if verbose else []
+    done = _with_bundle_dir(ctx, path, lambda folder: run_opa(find_opa(), ["test", "--bundle", str(folder), *listing]))
     print(done.stdout, end="")
     stderr.print(done.stderr, end="")
     raise typer.Exit(0 if done.returncode == 0 else 3)

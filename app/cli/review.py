@@ -129,6 +129,63 @@ def inbox(ctx: typer.Context,
     emit([item.to_dict() for item in items], as_json, human)
 
 
+def lineage(ctx: typer.Context,
+            checkpoint: Annotated[str, typer.Argument(help="Checkpoint: name[@version] or sha256:<digest prefix>.",
+                                                      show_default=False)],
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """What went into CHECKPOINT and who approved it: the tree back to the first base (checkpoints, the runs that
+    produced them with recipe digest and realised mixture, their datasets), each node with the decisions that
+    admitted it, who signed them with their roles then and justifications, and the policy revision and digest."""
+    from forgegov.governance.lineage import lineage_report
+
+    report = lineage_report(state(ctx).workspace(), checkpoint)
+
+    def human(out) -> None:  # type: ignore[no-untyped-def]
+        from rich.tree import Tree
+
+        def add(tree, node) -> None:  # type: ignore[no-untyped-def]
+            facts = [node["state"]] + [f"{key} {node[key]}" for key in ("stage", "release", "dataset_kind",
+                                                                        "classification") if node.get(key)]
+            branch = tree.add(f"{node['label']}  {node['digest'][:19]}…  owner {node['owner']}; "
+                              + ", ".join(facts))
+            for decision in node["decisions"]:
+                target = f" → {decision['target']}" if decision["target"] else ""
+                item = branch.add(f"{decision['gate']} {decision['action']}{target}: allowed, decision "
+                                  f"{decision['decision_id']} (audit entry {decision['audit_seq']}, policy "
+                                  f"{decision['policy']['revision']} {decision['policy']['digest'][:19]}…)")
+                item.add(f"requested by {decision['requested_by']} "
+                         f"({', '.join(decision['requester_roles']) or 'no role'})")
+                for signed in decision["signatures"]:
+                    why = f": {signed['justification']!r}" if signed["justification"] else ""
+                    item.add(f"{signed['verdict']} by {signed['signer']} ({', '.join(signed['roles']) or 'no role'})"
+                             f" at {signed['signed_at']}{why}")
+            run = node.get("produced_by")
+            if run:
+                made = branch.add(f"produced by {run['label']} (run {run['run_id']}, recipe "
+                                  f"{str(run['recipe_digest'])[:19]}…, {run['steps']} steps)")
+                for decision in run["decisions"]:
+                    signers = ", ".join(f"{s['signer']} ({', '.join(s['roles']) or 'no role'})"
+                                        for s in decision["signatures"])
+                    made.add(f"run gate {decision['action']}: allowed, decision {decision['decision_id']} "
+                             f"(policy {decision['policy']['revision']}); requested by {decision['requested_by']}"
+                             + (f"; signed by {signers}" if signers else ""))
+                mixture = made.add(f"realised mixture: {run['mixture']['total_tokens']:,} tokens")
+                for source in run["mixture"]["sources"]:
+                    mixture.add(f"{source['label']} ({source['role']}): planned {source['planned_share']:.1%}, "
+                                f"realised {source['realised_share']:.1%}")
+                for dataset in run["datasets"]:
+                    add(made, dataset)
+            if node.get("base"):
+                add(branch.add("trained from" if run else "parent"), node["base"])
+
+        root = Tree(f"lineage of {report['checkpoint']['label']}")
+        add(root, report["checkpoint"])
+        out.print(root)
+
+    emit(report, as_json, human)
+
+
 def register(app: typer.Typer) -> None:
     app.command("review")(review)
     app.command("inbox")(inbox)
+    app.command("lineage")(lineage)

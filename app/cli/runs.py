@@ -25,6 +25,8 @@ def start(
     actor: Annotated[str, typer.Option("--as", help="Identity starting the run (signs the gate request).",
                                        show_default=False)],
     comment: Annotated[str, typer.Option(help="Recorded with the signed run request.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Ask the run gate what it would decide, registering, "
+                                                           "signing and logging nothing.")] = False,
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
     """Register RECIPE as a run spec, ask the run gate, and train once it has approved.
@@ -34,11 +36,15 @@ def start(
     checkpoint and datasets the gate approved, by digest, and registers the output as a candidate checkpoint with
     its lineage and signed provenance. After a crash, the same command resumes from the last saved step.
     """
+    if dry_run:
+        _dry_run(ctx, recipe, actor, as_json)
+        return
+    from forgegov.app.cli.gates import decided
     from forgegov.app.run_start import start_run
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `reference build`: spinning OpenMP threads on a busy CPU
     workspace = state(ctx).workspace()
-    with PhaseBars() as bars:
+    with decided(as_json), PhaseBars() as bars:
         outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
                             progress=bars.update)
 
@@ -60,6 +66,32 @@ def start(
         console.print(f"signed provenance in {done.provenance}")
 
     emit(outcome.to_dict(), as_json, human)
+
+
+def _dry_run(ctx: typer.Context, recipe: Path, actor: str, as_json: bool) -> None:
+    from forgegov.app.cli.review import render
+    from forgegov.governance.actions import policy_engine
+    from forgegov.governance.runs.dry_run import dry_run
+
+    workspace = state(ctx).workspace()
+    with policy_engine(workspace) as engine:
+        seen = dry_run(workspace, engine, recipe, actor)
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        known = f"already registered, {seen.state}" if seen.registered else "not registered"
+        verdict = {"allow": "would be allowed", "pending": "would be recorded, pending", "deny": "would be denied"}
+        console.print(f"dry run: {seen.run} ({known}): a run-gate request by {actor} {verdict[seen.result]}")
+        for reason in seen.reasons:
+            console.print(f"  denied: {reason}")
+        for item in seen.missing:
+            console.print(f"  still required: {item}")
+        console.print("evidence (as the policy would receive it):")
+        render(console, seen.evidence)
+        console.print("nothing was registered, signed or logged")
+
+    emit(seen.to_dict(), as_json, human)
+    if seen.result == "deny":
+        raise typer.Exit(3)  # what the gate would do: a script can stop on it as on a real denial
 
 
 def _print_mixture(console, realised: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,135 @@
+"""`forgegov lineage`: what went into a checkpoint and who approved it, back to the first base, in one tree.
+
+Each node is an asset held against the log (`check_recorded`). A checkpoint a run produced names that run as its
+run's completion entry committed to it: the recipe digest, the realised mixture, the base and the datasets by digest.
+Every node carries the decisions that admitted it (allowed at one of its gates, or withdrew it), each tied to its
+audit entry and to the exact gate input it was decided on (the entry commits to the input's digest), with the
+requester and every signed approval in that input, the role each signer held under the policy that decided (its
+stored bundle, by digest), the justification they signed, and the policy revision and digest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.canonical import sha256_digest
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import StoreTampered
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.store.models import Asset, AuditEntry, Decision, TrainingRun
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, RunStatus
+from forgegov.governance.policy import roles_under
+from forgegov.governance.registry import check_recorded, label, recorded_asset, resolve
+
+LINEAGE_VERSION = 1
+_HINT = "run `forgegov audit verify`"
+
+
+@dataclass
+class _Walk:
+    session: Session
+    roles_by_policy: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def roles(self, policy_digest: str) -> dict[str, list[str]]:
+        if policy_digest not in self.roles_by_policy:
+            self.roles_by_policy[policy_digest] = roles_under(self.session, policy_digest)
+        return self.roles_by_policy[policy_digest]
+
+
+def lineage_report(workspace: Workspace, ref: str) -> dict[str, Any]:
+    with read_session(workspace.database_url) as session:
+        walk = _Walk(session)
+        return {"version": LINEAGE_VERSION, "checkpoint": _checkpoint(walk, resolve(session, ref, AssetKind.CHECKPOINT))}
+
+
+def _checkpoint(walk: _Walk, asset: Asset) -> dict[str, Any]:
+    if asset.digest in walk.seen:
+        # Registration names only parents that already exist, so a loop means the store was edited.
+        raise StoreTampered(f"the lineage of {label(asset)} loops back on itself: the store was altered", hint=_HINT)
+    walk.seen.add(asset.digest)
+    node = _node(walk, asset)
+    node["produced_by"], base_digest = _run(walk, asset)
+    if base_digest is None:
+        base_digest = asset.parent_digest
+    elif base_digest != asset.parent_digest:
+        raise StoreTampered(f"{label(asset)} names parent {asset.parent_digest}, but the run that produced it trained "
+                            f"on {base_digest}", hint=_HINT)
+    node["base"] = (_checkpoint(walk, recorded_asset(walk.session, AssetKind.CHECKPOINT, base_digest,
+                                                     f"the lineage of {label(asset)}"))
+                    if base_digest is not None else None)
+    return node
+
+
+def _run(walk: _Walk, candidate: Asset) -> tuple[dict[str, Any] | None, str | None]:
+    session = walk.session
+    row = session.exec(select(TrainingRun).where(TrainingRun.candidate_digest == candidate.digest,
+                                                 TrainingRun.status == RunStatus.COMPLETED)).first()
+    if row is None:
+        return None, None
+    run = session.get(Asset, row.run_asset_id)
+    if run is None:
+        raise StoreTampered(f"training run {row.id} names a run asset that is not in the store", hint=_HINT)
+    check_recorded(session, run)
+    completed = committed_payload(session, what=f"the completion of run {row.id}", action=AuditAction.RUN_COMPLETE,
+                                  decision_id=row.decision_id, subject_digest=run.digest,
+                                  fields={"run_id": row.id, "candidate_digest": candidate.digest})
+    datasets = completed.get("datasets")
+    if not isinstance(datasets, list):
+        raise StoreTampered(f"the completion entry of run {row.id} names no datasets", hint=_HINT)
+    return {
+        **_node(walk, run), "run_id": row.id, "recipe_digest": completed.get("recipe_digest"),
+        "steps": completed.get("steps"), "mixture": completed.get("mixture"),
+        "datasets": [_node(walk, recorded_asset(session, AssetKind.DATASET, digest, f"run {row.id}"))
+                     for digest in datasets],
+        "rewards": [],  # reward code joins a run's inputs with governed RL (issue 16)
+    }, completed.get("base")
+
+
+def _node(walk: _Walk, asset: Asset) -> dict[str, Any]:
+    return {"label": label(asset), "kind": asset.kind.value, "digest": asset.digest, "owner": asset.owner,
+            "state": asset.state.value, "stage": asset.stage, "release": asset.release,
+            "dataset_kind": asset.dataset_kind, "classification": asset.classification,
+            "registered_by": asset.registered_by, "registered_at": asset.registered_at,
+            "decisions": _admitting(walk, asset)}
+
+
+def _admitting(walk: _Walk, asset: Asset) -> list[dict[str, Any]]:
+    """The allowing decisions on `asset`, oldest first, each proven from its audit entry."""
+    session = walk.session
+    decisions = session.exec(select(Decision).where(Decision.subject_digest == asset.digest,
+                                                    Decision.result == DecisionResult.ALLOW)
+                             .order_by(Decision.decided_at)).all()  # type: ignore[arg-type]
+    found = []
+    for decision in decisions:
+        action = AuditAction.of_gate(decision.gate, decision.action)
+        what = f"decision {decision.id} on {label(asset)}"
+        committed_payload(session, what=what, action=action, decision_id=decision.id,
+                          subject_digest=asset.digest,
+                          fields={"result": DecisionResult.ALLOW.value, "input_digest": decision.input_digest,
+                                  "policy_digest": decision.policy_digest})
+        if sha256_digest(decision.input.encode()) != decision.input_digest:
+            raise StoreTampered(f"the stored input of {what} is not the one its audit entry committed to",
+                                hint=_HINT)
+        document = json.loads(decision.input)
+        roles = walk.roles(decision.policy_digest)
+        seq = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
+                                                        AuditEntry.action == action)).first()
+        request = document.get("request") or {}
+        found.append({
+            "gate": decision.gate.value, "action": decision.action.value, "decision_id": decision.id,
+            "decided_at": decision.decided_at, "audit_seq": seq, "target": request.get("target"),
+            "policy": {"revision": decision.policy_revision, "digest": decision.policy_digest},
+            "requested_by": request.get("requested_by"),
+            "requester_roles": roles.get(str(request.get("requested_by")), []),
+            "signatures": [{"signer": a.get("approver"), "verdict": a.get("verdict"),
+                            "roles": roles.get(str(a.get("approver")), []), "signed_at": a.get("signed_at"),
+                            "justification": a.get("justification", "")}
+                           for a in document.get("approvals") or []],
+        })
+    return found
