@@ -71,6 +71,22 @@ def test_dataset_flow_and_exit_codes(cli):
     listed = cli.json("list", "dataset")
     assert [row["name"] for row in listed] == ["claims"]
     assert cli.json("audit", "verify")["ok"] is True
+    assert "did you mean dataset/claims?" in cli("show", "claim", code=2).stderr
+    assert "did you mean bob?" in cli("dataset", "check", "claims", "--as", "bobb", code=2).stderr
+
+
+def test_run_dry_run_writes_nothing_and_exits_as_the_gate_would(cli, tmp_path):
+    recipe = tmp_path / "typo.toml"
+    recipe.write_text('version = 1\nname = "typo"\nmethod = "cpt"\nseed = 1\n[base]\ncheckpoint = "no-such-base"\n'
+                      '[mixture]\n[[mixture.sources]]\ndataset = "claimz"\nrole = "proprietary"\nshare = 1.0\n'
+                      '[train]\nmax_steps = 1\nbatch_size = 1\nseq_len = 8\nlearning_rate = 0.001\nwarmup_steps = 0\n')
+    before = cli.json("audit", "tail", "-n", "1000")
+    seen = json.loads(cli("run", "start", str(recipe), "--as", "alice", "--dry-run", "--json", code=3).stdout)
+    assert seen["dry_run"] is True and seen["registered"] is False and seen["result"] == "deny"
+    assert any("no-such-base" in reason for reason in seen["reasons"])
+    assert seen["evidence"]["run"]["sources"][0]["found"] is False
+    assert cli.json("audit", "tail", "-n", "1000") == before and cli.json("list", "run") == []
+    assert cli("--version").stdout.startswith("forgegov ")
 
 
 def _checkpoint_folder(folder: Path, seed: int = 0) -> Path:
@@ -91,8 +107,29 @@ def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
     cli("promote", "m", "--to", "staging", "--as", "alice")
     cli("approve", "m", "--as", "dave")
     cli("promote", "m", "--to", "production", "--as", "alice")
-    assert cli.json("approve", "m", "--as", "erin")["release"] == "staging"
+    # The release managers find it waiting; the requester does not, and the list shows the open promotion.
+    (waiting,) = cli.json("inbox", "--as", "erin")
+    assert (waiting["subject"], waiting["target"], waiting["may"]) == ("checkpoint/m@1", "production",
+                                                                      ["approve", "reject"])
+    assert cli.json("inbox", "--as", "alice") == []
+    (pending,) = cli.json("list", "--state", "pending")
+    assert pending["state"] == "approved" and pending["open_requests"] == [
+        {"gate": "promotion", "target": "production", "requested_by": "alice"}]
+    # A denial with --json is a decision on stdout, with the same exit code.
+    denial = json.loads(cli("approve", "m", "--as", "alice", "--json", code=3).stdout)
+    assert denial["result"] == "deny" and denial["decision_id"] and any("cannot approve" in r for r in denial["reasons"])
+    shown = cli.json("review", "m")
+    assert shown["gate"] == "promotion" and shown["request"]["target"] == "production"
+    signed = cli.json("approve", "m", "--as", "erin", "--expect-digest", shown["digest"])
+    assert signed["release"] == "staging" and signed["reviewed"] == shown["digest"]
     assert cli.json("approve", "m", "--as", "frank")["release"] == "production"
+    entries = cli.json("audit", "show", "--subject", "m")
+    assert entries and {row["subject"] for row in entries} == {"checkpoint/m@1"}
+    tree = cli.json("lineage", "m")["checkpoint"]
+    assert tree["release"] == "production" and tree["produced_by"] is None and tree["base"] is None
+    production = [d for d in tree["decisions"] if d["target"] == "production"]
+    assert [(s["signer"], s["roles"]) for s in production[-1]["signatures"]] == [
+        ("erin", ["release-manager"]), ("frank", ["release-manager"])]
 
 
 def test_checkpoint_lineage_and_pickles_via_cli(cli, tmp_path):
@@ -102,7 +139,7 @@ def test_checkpoint_lineage_and_pickles_via_cli(cli, tmp_path):
                      "--stage", "post-training", "--owner", "alice", "--parent", "base")
     assert (base["parent_digest"], tuned["parent_digest"]) == (None, base["digest"])
     assert cli.json("show", "tuned")["asset"]["parent_digest"] == base["digest"]
-    assert f"parent {base['digest']}" in cli("show", "tuned").stdout
+    assert f"parent checkpoint/base@1  {base['digest']}" in cli("show", "tuned").stdout
     pickled = _checkpoint_folder(tmp_path / "pickled", seed=2)
     (pickled / "training_args.bin").write_bytes(b"\x80\x04K\x01.")
     refused = cli("checkpoint", "register", str(pickled), "--name", "p", "--stage", "candidate", "--owner", "alice",

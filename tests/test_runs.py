@@ -13,7 +13,7 @@ from sqlmodel import select
 from forgegov.app.run_start import start_run
 from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import AuditEntry, TrainingRun
+from forgegov.foundation.store.models import AuditEntry, Decision, TrainingRun
 from forgegov.foundation.vocabulary import (
     AssetKind,
     AssetState,
@@ -24,7 +24,10 @@ from forgegov.foundation.vocabulary import (
     RunStatus,
 )
 from forgegov.governance import actions
-from forgegov.governance.registry import find_asset, lineage, register_asset
+from forgegov.governance.lineage import lineage_report
+from forgegov.governance.registry import find_asset, lineage, list_assets, register_asset
+from forgegov.governance.review import review
+from forgegov.governance.runs.dry_run import dry_run
 from forgegov.governance.runs.recipe import RecipeError
 from forgegov.governance.runs.records import run_record, verify_run
 from tests.conftest import PASSPHRASE, audit_entries, register_checked
@@ -60,15 +63,25 @@ def _actions(workspace) -> list[str]:  # type: ignore[no-untyped-def]
 def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_path, base_template):
     labels = governed_inputs(people, tmp_path / "inputs", base_template)
     recipe = _recipe(tmp_path, recipe_text())
+    before = _actions(people)
+    with actions.policy_engine(people) as engine:
+        preview = dry_run(people, engine, recipe, "alice")
+    assert (preview.run, preview.registered, preview.result) == ("run/claims-cpt@1", False, "pending")
+    assert _actions(people) == before and list_assets(people, AssetKind.RUN) == [], "a dry run writes nothing"
 
     waiting = _start(people, recipe)
     assert not waiting.started and waiting.state == "pending"
+    shown = review(people, waiting.run)
+    assert shown.evidence == preview.evidence, "the dry run showed the evidence the request was decided on"
     assert any("ml-lead" in item for item in waiting.missing)
     assert "run.start" not in _actions(people) and "checkpoint.load" not in _actions(people)
     again = _start(people, recipe)  # same bytes: the same run asset, still waiting, no second request
     assert again.run == waiting.run and not again.started and again.missing == waiting.missing
 
-    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    approved = actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN,
+                              expect_digest=shown.digest)
+    with read_session(people.database_url) as session:
+        assert json.loads(session.get(Decision, approved.decision_id).input)["evidence"] == shown.evidence
     done = _start(people, recipe).trained
     assert done is not None and done.status is RunStatus.COMPLETED and done.attempts == 1
 
@@ -117,10 +130,22 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
     with pytest.raises(StateConflict, match="already completed"):
         _start(people, recipe)
 
+    # One command answers "what went into this model and who approved it".
+    tree = lineage_report(people, done.candidate)["checkpoint"]
+    made = tree["produced_by"]
+    assert made["label"] == done.run and made["recipe_digest"] == record["recipe_digest"]
+    assert made["mixture"] == realised and {d["label"] for d in made["datasets"]} == {
+        labels["claims"], labels["general"], labels["replay"]}
+    assert [(d["gate"], d["decision_id"], [(s["signer"], s["roles"]) for s in d["signatures"]])
+            for d in made["decisions"]] == [("run", approved.decision_id, [("dave", ["ml-lead", "policy-owner"])])]
+    assert all(d["decisions"][-1]["signatures"][0]["signer"] == "bob" for d in made["datasets"])
+    assert tree["base"]["label"] == labels["base"] and tree["base"]["decisions"][0]["gate"] == "base"
+    assert tree["base"]["decisions"][0]["policy"]["digest"].startswith("sha256:")
+
     # The run's candidate has the lineage the promotion gate asks for; what it still lacks is a drift evaluation
     # against its base (tests/test_eval_runs.py evaluates and promotes).
-    with pytest.raises(PolicyDenied) as denied:
-        actions.promote(people, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
+    with pytest.raises(PolicyDenied) as denied:  # "claims-cpt" names the run and its candidate: promote means the latter
+        actions.promote(people, "claims-cpt", ReleaseStage.STAGING, "alice", PASSPHRASE)
     assert denied.value.reasons and all("has no drift evaluation of" in r for r in denied.value.reasons)
 
     # One of its datasets is withdrawn (found to hold what it must not): the candidate goes no further.
