@@ -24,10 +24,10 @@ from forgegov.foundation.vocabulary import (
     RunStatus,
 )
 from forgegov.governance import actions
+from forgegov.governance.dry_run import dry_run
 from forgegov.governance.lineage import lineage_report
 from forgegov.governance.registry import find_asset, lineage, list_assets, register_asset
 from forgegov.governance.review import review
-from forgegov.governance.runs.dry_run import dry_run
 from forgegov.governance.runs.recipe import RecipeError
 from forgegov.governance.runs.records import run_record, verify_run
 from tests.conftest import PASSPHRASE, audit_entries, register_checked

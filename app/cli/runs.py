@@ -71,7 +71,7 @@ def start(
 def _dry_run(ctx: typer.Context, recipe: Path, actor: str, as_json: bool) -> None:
     from forgegov.app.cli.review import render
     from forgegov.governance.actions import policy_engine
-    from forgegov.governance.runs.dry_run import dry_run
+    from forgegov.governance.dry_run import dry_run
 
     workspace = state(ctx).workspace()
     with policy_engine(workspace) as engine:
