@@ -85,7 +85,7 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
         GateRequest.asset_id == asset.id, GateRequest.gate == gate, GateRequest.status == RequestStatus.OPEN)).first()
     evidence = gather(workspace, session, gate, asset)
     data = data_in_force(session)
-    roles: dict[str, list[str]] = data.get("roles", {}) if isinstance(data.get("roles"), dict) else {}
+    roles = _roles(data)
     settings = (data.get("gates") or {}).get(gate.value, {})
     in_force = policy_in_force(session)
     signed: list[dict[str, Any]] = []
@@ -110,14 +110,30 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
             still_required, as_of = json.loads(last.missing), last.id
         digest = reviewed_digest({"gate": gate.value, "subject": subject_input(asset),
                                   "request": request_input(request), "evidence": evidence})
-    named = _roles_named(settings)
     return Review(
         version=REVIEW_VERSION, subject=label(asset), subject_digest=asset.digest, gate=gate,
         state=asset.state.value, release=asset.release, request=opened, signed=signed,
         still_required=still_required, as_of_decision=as_of, evidence=evidence, settings=settings,
-        holders={role: sorted(name for name, held in roles.items() if role in held) for role in sorted(named)},
+        holders=_holders(roles, settings),
         policy={"revision": in_force.revision, "digest": in_force.digest}, digest=digest,
     )
+
+
+def gate_holders(session: Session, gate: Gate) -> dict[str, list[str]]:
+    """Who holds each role the gate's settings name, under the policy in force: the people a denial or a missing
+    approval sends you to. Read for people, never decided on: the policy itself judges every role."""
+    data = data_in_force(session)
+    return _holders(_roles(data), (data.get("gates") or {}).get(gate.value, {}))
+
+
+def _roles(data: dict[str, Any]) -> dict[str, list[str]]:
+    roles = data.get("roles")
+    return roles if isinstance(roles, dict) else {}
+
+
+def _holders(roles: dict[str, list[str]], settings: Any) -> dict[str, list[str]]:
+    return {role: sorted(name for name, held in roles.items() if isinstance(held, list) and role in held)
+            for role in sorted(_roles_named(settings))}
 
 
 def _roles_named(settings: Any) -> set[str]:

@@ -118,6 +118,7 @@ def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
     # A denial with --json is a decision on stdout, with the same exit code.
     denial = json.loads(cli("approve", "m", "--as", "alice", "--json", code=3).stdout)
     assert denial["result"] == "deny" and denial["decision_id"] and any("cannot approve" in r for r in denial["reasons"])
+    assert denial["holders"]["release-manager"] == ["erin", "frank"]
     shown = cli.json("review", "m")
     assert shown["gate"] == "promotion" and shown["request"]["target"] == "production"
     signed = cli.json("approve", "m", "--as", "erin", "--expect-digest", shown["digest"])

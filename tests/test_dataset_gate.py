@@ -87,7 +87,7 @@ def test_pii_dataset_needs_the_privacy_officers_justified_approval(people, files
     outcome = register_checked(people, files.folder("d", {"t.jsonl": _jsonl(rows)}), "tickets")
     assert outcome.version == 1
     opened = _request(people, "tickets", engine)
-    assert "1 more approval by role privacy-officer (have 0 of 1; held by grace)" in opened.missing
+    assert "1 more approval by role privacy-officer (have 0 of 1)" in opened.missing
     steward = _approve(people, "tickets", "bob", engine)
     assert steward.result is DecisionResult.PENDING and steward.state == "pending"
     assert any("pii findings in 5 of 50 records (10%" in m and "t.jsonl:4" in m for m in steward.missing)
@@ -262,7 +262,7 @@ def test_a_clean_check_recorded_by_a_modified_client_hides_no_earlier_finding(pe
     hidden = check_dataset(people, "tickets", signer=unlock(people, "alice", PASSPHRASE))
     assert hidden.summary["pii"]["findings"] == {} and hidden.summary["failed"] == []
     opened = _request(people, "tickets", engine)
-    assert "1 more approval by role privacy-officer (have 0 of 1; held by grace)" in opened.missing
+    assert "1 more approval by role privacy-officer (have 0 of 1)" in opened.missing
     steward = _approve(people, "tickets", "bob", engine)
     assert steward.result is DecisionResult.PENDING and steward.state == "pending"
     assert any("pii findings in 1 of 41 records" in m for m in steward.missing), steward.missing

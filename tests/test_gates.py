@@ -72,7 +72,7 @@ def counts(ws: Workspace) -> dict[str, int]:
 def test_dataset_approved_by_data_steward(people, dataset, engine):
     opened = req(people, dataset, "alice", engine)
     assert opened.result is DecisionResult.PENDING
-    assert opened.missing == ("1 more approval by role data-steward (have 0 of 1; held by bob)",)
+    assert opened.missing == ("1 more approval by role data-steward (have 0 of 1)",)
     assert find_asset(people, dataset).state.value == "pending"
     done = ans(people, dataset, "bob", engine)
     assert done.result is DecisionResult.ALLOW
@@ -98,7 +98,7 @@ def test_approver_without_role_denied(people, dataset, engine):
     with pytest.raises(PolicyDenied) as denied:
         ans(people, dataset, "carol", engine)
     assert denied.value.reasons == [
-        "carol does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward (held by bob)"]
+        "carol does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward"]
 
 
 def test_requester_without_role_or_ownership_denied(people, dataset, engine):
@@ -115,7 +115,7 @@ def test_production_needs_two_distinct_release_managers(people, checkpoint, engi
     actions.promote(people, checkpoint, ReleaseStage.PRODUCTION, "alice", PASSPHRASE, engine=engine)
     first = ans(people, checkpoint, "erin", engine)
     assert first.result is DecisionResult.PENDING and first.release == "staging"
-    assert first.missing == ("1 more approval by role release-manager (have 1 of 2; held by erin, frank)",)
+    assert first.missing == ("1 more approval by role release-manager (have 1 of 2)",)
     with pytest.raises(PolicyDenied) as twice:
         ans(people, checkpoint, "erin", engine)
     assert any("erin has already approved this request" in r for r in twice.value.reasons)
@@ -382,7 +382,7 @@ def test_an_approved_dataset_is_withdrawn_by_a_signed_policy_decided_action(peop
     with pytest.raises(PolicyDenied) as outsider:
         actions.withdraw(people, dataset, "alice", PASSPHRASE, engine=engine)
     assert outsider.value.reasons == ["alice cannot withdraw dataset claims v1: only a holder of one of the roles "
-                                      "data-steward, privacy-officer (held by bob, grace) may"]
+                                      "data-steward, privacy-officer may"]
     withdrawn = actions.withdraw(people, dataset, "grace", PASSPHRASE, comment="holds health data", engine=engine)
     assert withdrawn.result is DecisionResult.ALLOW and withdrawn.state == "withdrawn"
     assert find_asset(people, dataset).state.value == "withdrawn"  # the row agrees with the log's last word

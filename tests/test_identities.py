@@ -100,7 +100,7 @@ def test_a_revocation_is_a_signed_act_the_policy_decides(people):
     # (no role) may not revoke dave. The refusal is logged with her signed statement.
     with pytest.raises(PolicyDenied) as denied:
         actions.revoke(people, "dave", "takeover", "mallory", PASSPHRASE)
-    assert denied.value.reasons == ["mallory may not identity.revoke: only a holder of role policy-owner (held by dave, grace) may, or the "
+    assert denied.value.reasons == ["mallory may not identity.revoke: only a holder of role policy-owner may, or the "
                                     "identity itself; ask one of them"]
     [refusal] = audit_entries(people, "admin.denied")
     assert json.loads(refusal.payload)["statement"]["signer"] == "mallory"

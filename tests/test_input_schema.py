@@ -336,3 +336,15 @@ def test_suite_gate_documents_match_the_schema(people, files: Files, recorder: R
     _assert_all_valid(documents)
     assert {d["action"] for d in documents} == {"request", "approve"}
     assert all(d["evidence"]["suite"]["tasks"][0]["dataset"]["state"] == "approved" for d in documents)
+
+
+def test_policy_gate_documents_match_the_schema(people, tmp_path: Path, recorder: RecordingEngine):
+    from .test_policy_update import _edited_bundle, _require_privacy_officer
+
+    proposal = register_asset(people, AssetKind.POLICY, _edited_bundle(people, tmp_path, _require_privacy_officer),
+                              "house-rules", "dave")
+    _request(people, f"policy/{proposal.name}@{proposal.version}", "dave", recorder)
+    _answer(people, f"policy/{proposal.name}@{proposal.version}", "grace", recorder)
+    documents = [d for d in recorder.documents if d["gate"] == "policy"]
+    _assert_all_valid(documents)
+    assert [d["evidence"]["policy_change"]["proposed"]["digest"] for d in documents] == [proposal.digest] * 2

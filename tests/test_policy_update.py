@@ -24,6 +24,7 @@ from forgegov.governance import actions
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.policy import DeciderMismatch, policy_in_force
 from forgegov.governance.registry import label, register_asset
+from forgegov.governance.review import review
 
 from .conftest import PASSPHRASE, register_checked
 
@@ -65,16 +66,21 @@ def test_a_policy_change_takes_a_proposal_and_another_owners_approval(people, fi
 
     proposal, requested = _propose(people, _edited_bundle(people, tmp_path, _require_privacy_officer))
     assert requested.result is DecisionResult.PENDING
-    assert requested.missing == ("1 more approval by role policy-owner (have 0 of 1; held by dave, grace)",)
+    assert requested.missing == ("1 more approval by role policy-owner (have 0 of 1)",)
     with read_session(people.database_url) as session:
         assert policy_in_force(session).revision == "2026.11.23-1"
+    # What grace is asked to sign: which files change, from which revision to which (the text: `policy diff`).
+    change = review(people, proposal).evidence["policy_change"]
+    assert (change["in_force"]["revision"], change["proposed"]["revision"]) == ("2026.11.23-1", "2026.11.22-edited")
+    assert [c["path"] for c in change["changed"]] == [".manifest", "data/data.json"]
+    assert change["added"] == change["removed"] == []
     adopted = actions.answer(people, proposal, "grace", PASSPHRASE, GateAction.APPROVE)
     assert adopted.result is DecisionResult.ALLOW and adopted.policy_revision == "2026.11.23-1"
 
     actions.request(people, "claims@2", "alice", PASSPHRASE)
     after = actions.answer(people, "claims@2", "bob", PASSPHRASE, GateAction.APPROVE)
     assert after.result is DecisionResult.PENDING and after.policy_revision == "2026.11.22-edited"
-    assert after.missing == ("1 more approval by role privacy-officer (have 0 of 1; held by grace)",)
+    assert after.missing == ("1 more approval by role privacy-officer (have 0 of 1)",)
     assert actions.answer(people, "claims@2", "grace", PASSPHRASE, GateAction.APPROVE).state == "approved"
 
     with read_session(people.database_url) as session:

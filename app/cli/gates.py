@@ -14,6 +14,7 @@ import typer
 
 from forgegov.app.cli.context import passphrase_for, state
 from forgegov.app.cli.output import emit
+from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import PolicyDenied
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 
@@ -22,28 +23,46 @@ _AS = typer.Option("--as", help="Identity acting (signs with its own key).", sho
 _JSON = typer.Option("--json", help="Print the decision as JSON.")
 
 
-def print_outcome(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+def holders_line(holders: dict[str, list[str]]) -> str:
+    return "; ".join(f"{role}: {', '.join(names) or 'nobody'}" for role, names in holders.items())
+
+
+def holders_of(workspace: Workspace, gate: Gate) -> dict[str, list[str]]:
+    from forgegov.foundation.store.db import read_session
+    from forgegov.governance.review import gate_holders
+
+    with read_session(workspace.database_url) as session:
+        return gate_holders(session, gate)
+
+
+def print_outcome(outcome, as_json: bool, workspace: Workspace | None = None) -> None:  # type: ignore[no-untyped-def]
+    holders = holders_of(workspace, outcome.gate) if workspace is not None and outcome.missing else {}
+
     def human(out) -> None:  # type: ignore[no-untyped-def]
         verb = {"allow": "allowed", "pending": "recorded, pending", "deny": "denied"}[outcome.result.value]
         where = f"state {outcome.state}" + (f", release {outcome.release}" if outcome.release else "")
         out.print(f"{outcome.gate.value} gate: {outcome.action.value} on {outcome.subject} {verb} ({where})")
         for item in outcome.missing:
             out.print(f"  still required: {item}")
+        if holders:
+            out.print(f"  role holders: {holders_line(holders)}")
         if outcome.reviewed:
             out.print(f"  signed review digest {outcome.reviewed}")
         out.print(f"  decision {outcome.decision_id}, policy {outcome.policy_revision}, audit entry "
                   f"{outcome.audit_seq}")
 
-    emit(outcome.to_dict(), as_json, human)
+    emit({**outcome.to_dict(), "holders": holders}, as_json, human)
 
 
 @contextmanager
-def decided(as_json: bool) -> Iterator[None]:
+def decided(as_json: bool, workspace: Workspace | None = None) -> Iterator[None]:
     """A denial is a decision too: with --json it is printed on stdout like any other (the exit code stays 3, the
-    reasons still go to stderr)."""
+    reasons still go to stderr), and it names who holds the roles of the gate, so the next step has a person."""
     try:
         yield
     except PolicyDenied as denied:
+        if denied.outcome is not None and workspace is not None:
+            denied.outcome["holders"] = holders_of(workspace, Gate(denied.outcome["gate"]))
         if as_json and denied.outcome is not None:
             emit(denied.outcome, True, lambda out: None)
         raise
@@ -57,10 +76,11 @@ def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
     """Open a gate request for SUBJECT, signed by the requester."""
     from forgegov.governance import actions
 
-    with decided(as_json):
-        outcome = actions.request(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
+    workspace = state(ctx).workspace()
+    with decided(as_json, workspace):
+        outcome = actions.request(workspace, subject, actor, passphrase_for(actor), gate=gate,
                                   target=to, comment=comment)
-    print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json, workspace)
 
 
 def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -81,10 +101,11 @@ def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
     """
     from forgegov.governance import actions
 
-    with decided(as_json):
-        outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.APPROVE,
+    workspace = state(ctx).workspace()
+    with decided(as_json, workspace):
+        outcome = actions.answer(workspace, subject, actor, passphrase_for(actor), GateAction.APPROVE,
                                  gate=gate, comment=comment, expect_digest=expect_digest)
-    print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json, workspace)
 
 
 def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -97,10 +118,11 @@ def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotat
 
     if not reason.strip():
         raise BadInput("a rejection needs a reason (--reason)")
-    with decided(as_json):
-        outcome = actions.answer(state(ctx).workspace(), subject, actor, passphrase_for(actor), GateAction.REJECT,
+    workspace = state(ctx).workspace()
+    with decided(as_json, workspace):
+        outcome = actions.answer(workspace, subject, actor, passphrase_for(actor), GateAction.REJECT,
                                  gate=gate, comment=reason)
-    print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json, workspace)
 
 
 def withdraw(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotated[str, _AS],
@@ -116,10 +138,11 @@ def withdraw(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annot
 
     if not reason.strip():
         raise BadInput("a withdrawal needs a reason (--reason)")
-    with decided(as_json):
-        outcome = actions.withdraw(state(ctx).workspace(), subject, actor, passphrase_for(actor), gate=gate,
+    workspace = state(ctx).workspace()
+    with decided(as_json, workspace):
+        outcome = actions.withdraw(workspace, subject, actor, passphrase_for(actor), gate=gate,
                                    comment=reason)
-    print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json, workspace)
 
 
 def promote(ctx: typer.Context,
@@ -132,10 +155,11 @@ def promote(ctx: typer.Context,
     """Ask to promote CHECKPOINT to a release stage; it moves once the promotion gate's approvals are met."""
     from forgegov.governance import actions
 
-    with decided(as_json):
-        outcome = actions.promote(state(ctx).workspace(), checkpoint, to, actor, passphrase_for(actor),
+    workspace = state(ctx).workspace()
+    with decided(as_json, workspace):
+        outcome = actions.promote(workspace, checkpoint, to, actor, passphrase_for(actor),
                                   comment=comment)
-    print_outcome(outcome, as_json)
+    print_outcome(outcome, as_json, workspace)
 
 
 def register(app: typer.Typer) -> None:

@@ -78,6 +78,9 @@ def _report(error: ForgegovError) -> None:
         stderr.print(f"denied: {error.message}")
         for reason in error.reasons:
             stderr.print(f"  {reason}")
+        holders = (error.outcome or {}).get("holders")
+        if holders:
+            stderr.print(f"role holders: {gates.holders_line(holders)}")
         if error.decision_id:
             stderr.print(f"decision {error.decision_id} is recorded in the audit log")
     else:

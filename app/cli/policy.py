@@ -112,6 +112,34 @@ def export(ctx: typer.Context,
     stderr.print(f"wrote policy {bundle.revision} ({len(bundle.files)} files) to {to}")
 
 
+@policy_app.command("diff")
+def diff(ctx: typer.Context,
+         proposal: Annotated[str, typer.Argument(help="A registered policy: policy/NAME[@VERSION] or sha256:<prefix>.",
+                                                 show_default=False)]) -> None:
+    """The text a policy approval changes: a unified diff from the policy in force to PROPOSAL, file by file, both
+    read from their stored, re-hashed bundles (what `forgegov review` summarises)."""
+    import difflib
+
+    from forgegov.foundation.store.db import read_session
+    from forgegov.foundation.vocabulary import AssetKind
+    from forgegov.governance.policy import policy_in_force, stored_policy
+    from forgegov.governance.registry import resolve
+
+    ws = state(ctx).workspace()
+    with read_session(ws.database_url) as session:
+        proposed, _ = stored_policy(session, resolve(session, proposal, AssetKind.POLICY).digest)
+        in_force = policy_in_force(session)
+        current, _ = stored_policy(session, in_force.digest)
+    for path in sorted(set(current.files) | set(proposed.files)):
+        before, after = current.files.get(path), proposed.files.get(path)
+        if before == after:
+            continue
+        lines = [(data or b"").decode("utf-8", errors="replace").splitlines(keepends=True) for data in (before, after)]
+        print("".join(difflib.unified_diff(
+            lines[0], lines[1], fromfile=f"{in_force.revision}/{path}" if before is not None else "/dev/null",
+            tofile=f"{proposed.revision}/{path}" if after is not None else "/dev/null")), end="")
+
+
 @policy_app.command("propose")
 def propose(ctx: typer.Context,
             source: Annotated[Path, typer.Option("--from", help="Reviewed bundle folder to propose.")],
@@ -122,7 +150,7 @@ def propose(ctx: typer.Context,
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Register a bundle (it must pass `opa check --strict`; this machine's OPA build is pinned with it) and request
     its adoption through the policy gate, which the policy in force decides."""
-    from forgegov.app.cli.gates import print_outcome
+    from forgegov.app.cli.gates import decided, print_outcome
     from forgegov.foundation.vocabulary import AssetKind
     from forgegov.governance import actions
     from forgegov.governance.registry import label, register_asset
@@ -132,7 +160,9 @@ def propose(ctx: typer.Context,
     asset = register_asset(ws, AssetKind.POLICY, source, name, actor)
     if not as_json:
         stderr.print(f"registered {label(asset)} ({asset.digest})")
-    print_outcome(actions.request(ws, label(asset), actor, passphrase, comment=comment), as_json)
+    with decided(as_json, ws):
+        outcome = actions.request(ws, label(asset), actor, passphrase, comment=comment)
+    print_outcome(outcome, as_json, ws)
 
 
 def register(app: typer.Typer) -> None:

@@ -39,12 +39,13 @@ def start(
     if dry_run:
         _dry_run(ctx, recipe, actor, as_json)
         return
-    from forgegov.app.cli.gates import decided
+    from forgegov.app.cli.gates import decided, holders_line, holders_of
     from forgegov.app.run_start import start_run
+    from forgegov.foundation.vocabulary import Gate
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `reference build`: spinning OpenMP threads on a busy CPU
     workspace = state(ctx).workspace()
-    with decided(as_json), PhaseBars() as bars:
+    with decided(as_json, workspace), PhaseBars() as bars:
         outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
                             progress=bars.update)
 
@@ -56,6 +57,8 @@ def start(
             console.print(f"{outcome.run}: run gate {outcome.state}; not started")
             for item in outcome.missing:
                 console.print(f"  still required: {item}")
+            if outcome.missing:
+                console.print(f"  role holders: {holders_line(holders_of(workspace, Gate.RUN))}")
             console.print(f"  once approved, run `forgegov run start {recipe} --as {actor}` again")
             return
         done = outcome.trained
@@ -69,7 +72,9 @@ def start(
 
 
 def _dry_run(ctx: typer.Context, recipe: Path, actor: str, as_json: bool) -> None:
+    from forgegov.app.cli.gates import holders_line, holders_of
     from forgegov.app.cli.review import render
+    from forgegov.foundation.vocabulary import Gate
     from forgegov.governance.actions import policy_engine
     from forgegov.governance.dry_run import dry_run
 
@@ -85,6 +90,8 @@ def _dry_run(ctx: typer.Context, recipe: Path, actor: str, as_json: bool) -> Non
             console.print(f"  denied: {reason}")
         for item in seen.missing:
             console.print(f"  still required: {item}")
+        if seen.reasons or seen.missing:
+            console.print(f"  role holders: {holders_line(holders_of(workspace, Gate.RUN))}")
         console.print("evidence (as the policy would receive it):")
         render(console, seen.evidence)
         console.print("nothing was registered, signed or logged")

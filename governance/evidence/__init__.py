@@ -19,6 +19,7 @@ from forgegov.foundation.vocabulary import Gate
 from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.evidence.evaluation import evaluation_evidence
 from forgegov.governance.evidence.lineage import lineage_evidence
+from forgegov.governance.evidence.policy_change import policy_change_evidence
 from forgegov.governance.evidence.run import run_evidence
 from forgegov.governance.evidence.suite import suite_evidence
 
@@ -43,6 +44,10 @@ def _suite(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, A
     return {"suite": suite_evidence(session, asset)}
 
 
+def _policy(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
+    return {"policy_change": policy_change_evidence(session, asset)}
+
+
 def _none(_workspace: Workspace, _session: Session, _asset: Asset) -> dict[str, Any]:
     return {}
 
@@ -54,7 +59,7 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.REWARD: _none,
     Gate.BASE: _none,
     Gate.PROMOTION: _promotion,
-    Gate.POLICY: _none,
+    Gate.POLICY: _policy,
     Gate.SUITE: _suite,
 }
 

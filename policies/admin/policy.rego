@@ -50,7 +50,7 @@ deny contains msg if {
 	msg := sprintf(
 		"%v may not %s: only a holder of %s may%s; ask one of them",
 		[
-			object.get(object.get(doc, "actor", {}), "name", "(nobody)"), doc.act, approvals.holder_phrase(roles),
+			object.get(object.get(doc, "actor", {}), "name", "(nobody)"), doc.act, approvals.role_phrase(roles),
 			self_clause,
 		],
 	)

@@ -152,7 +152,7 @@ deny contains msg if {
 	count(counted) == 0
 	msg := sprintf(
 		"%s has no data-quality check signed by a holder of %s: one of them must run `forgegov dataset check` on it",
-		[subject_name, approvals.holder_phrase(checker_roles)],
+		[subject_name, approvals.role_phrase(checker_roles)],
 	)
 }
 
@@ -288,7 +288,7 @@ missing contains msg if {
 		[
 			subject_name, category, figures.records, dq.records, pct(figures.rate),
 			pct(limit([category, "max_record_rate"])), examples(figures.sample_locations),
-			approvals.holder_phrase(review_roles),
+			approvals.role_phrase(review_roles),
 		],
 	)
 }

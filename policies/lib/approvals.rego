@@ -31,20 +31,6 @@ role_phrase(roles) := concat("", ["role ", role]) if {
 
 # The requester of a new request is the actor opening it; afterwards it is the
 # name recorded on the open request.
-# Who holds any of `roles` under the policy in force, so that a denial or a
-# missing approval names the people to ask, not only their role.
-holders(roles) := sort({name |
-	some name, held in config.roles
-	some role in held
-	role in roles
-})
-
-held_by(roles) := sprintf("held by %s", [concat(", ", holders(roles))]) if {
-	count(holders(roles)) > 0
-} else := "nobody holds it now: a policy owner assigns roles in data.json"
-
-holder_phrase(roles) := sprintf("%s (%s)", [role_phrase(roles), held_by(roles)])
-
 requester(inp) := name if {
 	name := inp.request.requested_by
 } else := inp.actor.name
@@ -111,8 +97,8 @@ missing(inp, quorum) := {msg |
 	have := count(qualifying_approvers(inp, role))
 	have < needed
 	msg := sprintf(
-		"%d more %s by role %s (have %d of %d; %s)",
-		[needed - have, plural(needed - have), role, have, needed, held_by({role})],
+		"%d more %s by role %s (have %d of %d)",
+		[needed - have, plural(needed - have), role, have, needed],
 	)
 } | {msg |
 	some role, needed in quorum
@@ -135,7 +121,7 @@ self_approval_denies(inp, roles) := {msg |
 	approval.approver == requester(inp)
 	msg := sprintf(
 		"%s requested this approval and cannot approve it: ask a holder of %s",
-		[approval.approver, holder_phrase(roles)],
+		[approval.approver, role_phrase(roles)],
 	)
 }
 
@@ -150,7 +136,7 @@ duplicate_approval_denies(inp, roles) := {msg |
 	]) > 1
 	msg := sprintf(
 		"%s has already approved this request: ask another holder of %s",
-		[name, holder_phrase(roles)],
+		[name, role_phrase(roles)],
 	)
 }
 
@@ -180,7 +166,7 @@ approve_denies(inp, quorum_roles) := new_verdict_denies(inp, "approve") | {msg |
 	not actor_holds_any(inp, quorum_roles)
 	msg := sprintf(
 		"%s does not hold %s and cannot approve this gate: ask a holder of %s",
-		[inp.actor.name, role_phrase(quorum_roles), holder_phrase(quorum_roles)],
+		[inp.actor.name, role_phrase(quorum_roles), role_phrase(quorum_roles)],
 	)
 }
 
@@ -192,14 +178,14 @@ reject_denies(inp, rejecters) := union({
 		not actor_holds_any(inp, rejecters)
 		msg := sprintf(
 			"%s does not hold %s and cannot reject this gate: ask a holder of %s",
-			[inp.actor.name, role_phrase(rejecters), holder_phrase(rejecters)],
+			[inp.actor.name, role_phrase(rejecters), role_phrase(rejecters)],
 		)
 	},
 	{msg |
 		inp.actor.name == requester(inp)
 		msg := sprintf(
 			"%s requested this approval and cannot reject it: ask a holder of %s",
-			[inp.actor.name, holder_phrase(rejecters)],
+			[inp.actor.name, role_phrase(rejecters)],
 		)
 	},
 })

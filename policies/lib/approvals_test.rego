@@ -92,24 +92,24 @@ test_missing_empty_when_quorum_met if {
 }
 
 test_missing_names_role_and_count if {
-	approvals.missing(doc("bob", []), {"data-steward": 1}) == {"1 more approval by role data-steward (have 0 of 1; held by bob)"}
+	approvals.missing(doc("bob", []), {"data-steward": 1}) == {"1 more approval by role data-steward (have 0 of 1)"}
 }
 
 test_missing_plural_and_partial if {
-	approvals.missing(doc("erin", [ok("erin")]), {"release-manager": 2}) == {"1 more approval by role release-manager (have 1 of 2; held by erin, frank)"}
-	approvals.missing(doc("erin", []), {"release-manager": 2}) == {"2 more approvals by role release-manager (have 0 of 2; held by erin, frank)"}
+	approvals.missing(doc("erin", [ok("erin")]), {"release-manager": 2}) == {"1 more approval by role release-manager (have 1 of 2)"}
+	approvals.missing(doc("erin", []), {"release-manager": 2}) == {"2 more approvals by role release-manager (have 0 of 2)"}
 }
 
 test_missing_explains_revoked_key if {
 	approvals.missing(doc("bob", [signed("bob", "approve", fresh, true)]), {"data-steward": 1}) == {
-		"1 more approval by role data-steward (have 0 of 1; held by bob)",
+		"1 more approval by role data-steward (have 0 of 1)",
 		"approval by bob does not count for role data-steward: its key key-bob was revoked after signing; bob must approve again",
 	}
 }
 
 test_missing_explains_stale if {
 	approvals.missing(doc("bob", [signed("bob", "approve", stale, false)]), {"data-steward": 1}) == {
-		"1 more approval by role data-steward (have 0 of 1; held by bob)",
+		"1 more approval by role data-steward (have 0 of 1)",
 		"approval by bob does not count for role data-steward: it was signed at 2026-11-15T19:00:00Z, more than 168 hours before 2026-11-22T20:00:00Z; bob must approve again",
 	}
 }
@@ -119,11 +119,11 @@ test_missing_no_explanation_once_renewed if {
 }
 
 test_self_approval_denied if {
-	approvals.self_approval_denies(doc("alice", [ok("alice")]), ["data-steward"]) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward (held by bob)"}
+	approvals.self_approval_denies(doc("alice", [ok("alice")]), ["data-steward"]) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward"}
 }
 
 test_self_approval_checks_every_approval if {
-	approvals.self_approval_denies(doc("bob", [ok("alice"), ok("bob")]), ["data-steward"]) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward (held by bob)"}
+	approvals.self_approval_denies(doc("bob", [ok("alice"), ok("bob")]), ["data-steward"]) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward"}
 }
 
 test_no_self_approval if {
@@ -131,7 +131,7 @@ test_no_self_approval if {
 }
 
 test_duplicate_approval_denied if {
-	approvals.duplicate_approval_denies(doc("bob", [ok("bob"), ok("bob")]), ["data-steward"]) == {"bob has already approved this request: ask another holder of role data-steward (held by bob)"}
+	approvals.duplicate_approval_denies(doc("bob", [ok("bob"), ok("bob")]), ["data-steward"]) == {"bob has already approved this request: ask another holder of role data-steward"}
 }
 
 test_single_approval_not_duplicate if {
@@ -153,7 +153,7 @@ test_approve_denies_empty_for_role_holder if {
 }
 
 test_approve_denies_actor_without_role if {
-	approvals.approve_denies(doc("mallory", [new_approval("mallory", "approve")]), ["data-steward"]) == {"mallory does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward (held by bob)"}
+	approvals.approve_denies(doc("mallory", [new_approval("mallory", "approve")]), ["data-steward"]) == {"mallory does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward"}
 }
 
 test_approve_denies_without_new_approval if {
@@ -169,11 +169,11 @@ test_reject_denies_empty_for_rejecter if {
 }
 
 test_reject_denies_non_rejecter if {
-	approvals.reject_denies(doc("mallory", [new_approval("mallory", "reject")]), ["data-steward"]) == {"mallory does not hold role data-steward and cannot reject this gate: ask a holder of role data-steward (held by bob)"}
+	approvals.reject_denies(doc("mallory", [new_approval("mallory", "reject")]), ["data-steward"]) == {"mallory does not hold role data-steward and cannot reject this gate: ask a holder of role data-steward"}
 }
 
 test_reject_denies_requester if {
-	approvals.reject_denies(doc("alice", [new_approval("alice", "reject")]), ["data-steward"]) == {"alice requested this approval and cannot reject it: ask a holder of role data-steward (held by alice, bob)"} with data.data.roles.alice as ["data-steward"]
+	approvals.reject_denies(doc("alice", [new_approval("alice", "reject")]), ["data-steward"]) == {"alice requested this approval and cannot reject it: ask a holder of role data-steward"} with data.data.roles.alice as ["data-steward"]
 }
 
 test_reject_denies_an_approve_verdict if {
@@ -184,13 +184,4 @@ test_reject_denies_an_approve_verdict if {
 # requester's approval can never fill a seat even if a deny rule is removed.
 test_qualifying_skips_requester_holding_the_role if {
 	approvals.qualifying_approvers(doc("bob", [ok("alice"), ok("bob")]), "data-steward") == {"bob"} with data.data.roles.alice as ["data-steward"]
-}
-
-test_holder_phrase_names_the_holders if {
-	approvals.holder_phrase(["release-manager"]) == "role release-manager (held by erin, frank)"
-	approvals.holder_phrase(["ml-lead", "policy-owner"]) == "one of the roles ml-lead, policy-owner (held by dave, grace)"
-}
-
-test_holder_phrase_says_when_nobody_holds_a_role if {
-	approvals.holder_phrase(["auditor"]) == "role auditor (nobody holds it now: a policy owner assigns roles in data.json)"
 }

@@ -106,7 +106,7 @@ request_denies(inp, requester_roles) := {msg |
 	not may_request(inp, requester_roles)
 	msg := sprintf(
 		"%s cannot request this gate for %s: only its owner %v or a holder of %s may; ask one of them to request it",
-		[inp.actor.name, describe(inp.subject), object.get(inp.subject, "owner", "(none)"), approvals.holder_phrase(requester_roles)],
+		[inp.actor.name, describe(inp.subject), object.get(inp.subject, "owner", "(none)"), approvals.role_phrase(requester_roles)],
 	)
 }
 

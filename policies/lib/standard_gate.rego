@@ -57,7 +57,7 @@ withdrawal_denies(inp, withdrawers) := {msg |
 	not approvals.actor_holds_any(inp, withdrawers)
 	msg := sprintf(
 		"%s cannot withdraw %s: only a holder of %s may",
-		[inp.actor.name, gate.describe(inp.subject), approvals.holder_phrase(withdrawers)],
+		[inp.actor.name, gate.describe(inp.subject), approvals.role_phrase(withdrawers)],
 	)
 } | {msg |
 	inp.action == "withdraw"

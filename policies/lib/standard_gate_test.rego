@@ -35,7 +35,7 @@ test_settings_of_absent_gate_is_empty if {
 test_request_is_pending_until_quorum if {
 	inp := doc("request", "alice", [], {"subject": {"state": "registered"}})
 	deny(inp) == set()
-	missing(inp) == {"1 more approval by role data-steward (have 0 of 1; held by bob)"}
+	missing(inp) == {"1 more approval by role data-steward (have 0 of 1)"}
 }
 
 test_quorum_met_leaves_nothing if {
@@ -47,7 +47,7 @@ test_quorum_met_leaves_nothing if {
 test_too_few_approvals_is_pending if {
 	inp := doc("approve", "bob", [fx.new("bob", "approve")], {})
 	standard_gate.deny(inp, "dataset", two_roles) == set()
-	standard_gate.missing(inp, two_roles.quorum) == {"1 more approval by role privacy-officer (have 0 of 1; held by grace)"}
+	standard_gate.missing(inp, two_roles.quorum) == {"1 more approval by role privacy-officer (have 0 of 1)"}
 }
 
 test_second_role_completes_quorum if {
@@ -60,26 +60,26 @@ test_self_approval_denied if {
 	deny(doc(
 		"approve", "bob", [fx.new("bob", "approve")],
 		{"subject": {"owner": "bob"}, "request": {"requested_by": "bob"}},
-	)) == {"bob requested this approval and cannot approve it: ask a holder of role data-steward (held by bob)"}
+	)) == {"bob requested this approval and cannot approve it: ask a holder of role data-steward"}
 }
 
 test_earlier_self_approval_still_denied if {
 	inp := doc("approve", "grace", [fx.earlier("alice"), fx.new("grace", "approve")], {})
-	"alice requested this approval and cannot approve it: ask a holder of one of the roles data-steward, privacy-officer (held by alice, bob, grace)" in standard_gate.deny(inp, "dataset", two_roles) with data.data.roles.alice as ["data-steward"]
+	"alice requested this approval and cannot approve it: ask a holder of one of the roles data-steward, privacy-officer" in standard_gate.deny(inp, "dataset", two_roles) with data.data.roles.alice as ["data-steward"]
 }
 
 test_request_carrying_self_approval_denied if {
-	deny(doc("request", "alice", [fx.earlier("alice")], {})) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward (held by bob)"}
+	deny(doc("request", "alice", [fx.earlier("alice")], {})) == {"alice requested this approval and cannot approve it: ask a holder of role data-steward"}
 }
 
 test_double_approval_denied if {
-	deny(doc("approve", "bob", [fx.earlier("bob"), fx.new("bob", "approve")], {})) == {"bob has already approved this request: ask another holder of role data-steward (held by bob)"}
+	deny(doc("approve", "bob", [fx.earlier("bob"), fx.new("bob", "approve")], {})) == {"bob has already approved this request: ask another holder of role data-steward"}
 }
 
 test_approver_without_role_denied if {
 	inp := doc("approve", "mallory", [fx.new("mallory", "approve")], {})
-	deny(inp) == {"mallory does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward (held by bob)"}
-	missing(inp) == {"1 more approval by role data-steward (have 0 of 1; held by bob)"}
+	deny(inp) == {"mallory does not hold role data-steward and cannot approve this gate: ask a holder of role data-steward"}
+	missing(inp) == {"1 more approval by role data-steward (have 0 of 1)"}
 }
 
 test_approve_without_new_signed_approval_denied if {
@@ -87,7 +87,7 @@ test_approve_without_new_signed_approval_denied if {
 }
 
 test_requester_without_role_and_not_owner_denied if {
-	deny(doc("request", "mallory", [], {"request": {"requested_by": "mallory"}})) == {"mallory cannot request this gate for dataset claims v1: only its owner alice or a holder of one of the roles data-steward, ml-engineer (held by alice, bob) may; ask one of them to request it"}
+	deny(doc("request", "mallory", [], {"request": {"requested_by": "mallory"}})) == {"mallory cannot request this gate for dataset claims v1: only its owner alice or a holder of one of the roles data-steward, ml-engineer may; ask one of them to request it"}
 }
 
 test_owner_without_role_may_request if {
@@ -121,7 +121,7 @@ test_reject_by_rejecter_needs_no_quorum if {
 
 test_reject_by_non_rejecter_denied if {
 	inp := doc("reject", "mallory", [fx.new("mallory", "reject")], {})
-	deny(inp) == {"mallory does not hold role data-steward and cannot reject this gate: ask a holder of role data-steward (held by bob)"}
+	deny(inp) == {"mallory does not hold role data-steward and cannot reject this gate: ask a holder of role data-steward"}
 	missing(inp) == set()
 }
 
@@ -129,7 +129,7 @@ test_reject_by_requester_denied if {
 	deny(doc(
 		"reject", "bob", [fx.new("bob", "reject")],
 		{"subject": {"owner": "bob"}, "request": {"requested_by": "bob"}},
-	)) == {"bob requested this approval and cannot reject it: ask a holder of role data-steward (held by bob)"}
+	)) == {"bob requested this approval and cannot reject it: ask a holder of role data-steward"}
 }
 
 revoked_doc := doc(
@@ -141,7 +141,7 @@ revoked_doc := doc(
 test_revoked_key_approval_does_not_count if {
 	standard_gate.deny(revoked_doc, "dataset", two_roles) == set()
 	standard_gate.missing(revoked_doc, two_roles.quorum) == {
-		"1 more approval by role data-steward (have 0 of 1; held by bob)",
+		"1 more approval by role data-steward (have 0 of 1)",
 		"approval by bob does not count for role data-steward: its key key-bob was revoked after signing; bob must approve again",
 	}
 }
@@ -159,7 +159,7 @@ test_stale_approval_does_not_count if {
 	)
 	standard_gate.deny(inp, "dataset", two_roles) == set()
 	standard_gate.missing(inp, two_roles.quorum) == {
-		"1 more approval by role data-steward (have 0 of 1; held by bob)",
+		"1 more approval by role data-steward (have 0 of 1)",
 		"approval by bob does not count for role data-steward: it was signed at 2026-11-15T19:00:00Z, more than 168 hours before 2026-11-22T20:00:00Z; bob must approve again",
 	}
 }

@@ -22,7 +22,7 @@ deny contains msg if {
 	not approvals.actor_holds_any(gate.document, settings.requesters)
 	msg := sprintf(
 		"%s cannot propose a policy: only a holder of %s may, whoever registered the bundle; ask one of them to propose it",
-		[gate.document.actor.name, approvals.holder_phrase(settings.requesters)],
+		[gate.document.actor.name, approvals.role_phrase(settings.requesters)],
 	)
 }
 

@@ -130,7 +130,7 @@ judged if {
 
 # How to get an asset approved, by the state the registry reports. Roles are
 # named from the gate's quorum in data.json.
-approvers(gate_name) := sprintf("a holder of %s", [approvals.holder_phrase(object.keys(quorum))]) if {
+approvers(gate_name) := sprintf("a holder of %s", [approvals.role_phrase(object.keys(quorum))]) if {
 	quorum := standard_gate.settings_of(gate_name).quorum
 	is_object(quorum)
 	count(quorum) > 0

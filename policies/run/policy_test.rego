@@ -76,12 +76,12 @@ allows(evidence) if {
 # grace owns the asset here, so alice may request only through her role.
 test_request_by_engineer_is_pending if {
 	d := run.decision with input as doc("request", "alice", [], {"subject": {"owner": "grace", "state": "registered"}})
-	d == {"allow": false, "deny": set(), "missing": {"1 more approval by role ml-lead (have 0 of 1; held by dave)"}}
+	d == {"allow": false, "deny": set(), "missing": {"1 more approval by role ml-lead (have 0 of 1)"}}
 }
 
 test_request_by_outsider_denied if {
 	d := run.decision with input as doc("request", "bob", [], {"request": {"requested_by": "bob"}})
-	d.deny == {"bob cannot request this gate for run claims-cpt v1: only its owner alice or a holder of role ml-engineer (held by alice) may; ask one of them to request it"}
+	d.deny == {"bob cannot request this gate for run claims-cpt v1: only its owner alice or a holder of role ml-engineer may; ask one of them to request it"}
 	not d.allow
 }
 
@@ -94,8 +94,8 @@ test_approve_by_outsider_denied if {
 	d := run.decision with input as doc("approve", "bob", [fx.new("bob", "approve")], {})
 	d == {
 		"allow": false,
-		"deny": {"bob does not hold role ml-lead and cannot approve this gate: ask a holder of role ml-lead (held by dave)"},
-		"missing": {"1 more approval by role ml-lead (have 0 of 1; held by dave)"},
+		"deny": {"bob does not hold role ml-lead and cannot approve this gate: ask a holder of role ml-lead"},
+		"missing": {"1 more approval by role ml-lead (have 0 of 1)"},
 	}
 }
 
@@ -108,7 +108,7 @@ test_reject_by_outsider_denied if {
 	d := run.decision with input as doc("reject", "bob", [fx.new("bob", "reject")], {})
 	d == {
 		"allow": false,
-		"deny": {"bob does not hold role ml-lead and cannot reject this gate: ask a holder of role ml-lead (held by dave)"},
+		"deny": {"bob does not hold role ml-lead and cannot reject this gate: ask a holder of role ml-lead"},
 		"missing": set(),
 	}
 }
@@ -175,7 +175,7 @@ test_reject_needs_no_evidence if {
 
 test_pending_request_with_valid_evidence if {
 	d := run.decision with input as doc("request", "alice", [], {"subject": {"state": "registered"}})
-	d == {"allow": false, "deny": set(), "missing": {"1 more approval by role ml-lead (have 0 of 1; held by dave)"}}
+	d == {"allow": false, "deny": set(), "missing": {"1 more approval by role ml-lead (have 0 of 1)"}}
 }
 
 # --- the recipe -----------------------------------------------------------------
@@ -237,11 +237,11 @@ test_base_found_not_exactly_true_denied if {
 }
 
 test_registered_base_denied_with_request_command if {
-	denies(object.union(valid_run, {"base": {"state": "registered"}})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state \"registered\"): request it with `forgegov request checkpoint/ref-post@1 --gate base --as NAME`; a holder of role ml-lead (held by dave) approves it"}
+	denies(object.union(valid_run, {"base": {"state": "registered"}})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state \"registered\"): request it with `forgegov request checkpoint/ref-post@1 --gate base --as NAME`; a holder of role ml-lead approves it"}
 }
 
 test_pending_base_denied_with_approve_command if {
-	denies(object.union(valid_run, {"base": {"state": "pending"}})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state \"pending\"): its base request is open: a holder of role ml-lead (held by dave) must approve it (`forgegov approve checkpoint/ref-post@1 --gate base --as NAME`)"}
+	denies(object.union(valid_run, {"base": {"state": "pending"}})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state \"pending\"): its base request is open: a holder of role ml-lead must approve it (`forgegov approve checkpoint/ref-post@1 --gate base --as NAME`)"}
 }
 
 test_rejected_base_denied if {
@@ -249,7 +249,7 @@ test_rejected_base_denied if {
 }
 
 test_base_without_state_denied if {
-	denies(object.union(object.remove(valid_run, ["base"]), {"base": object.remove(valid_base, ["state"])})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state nothing): request it with `forgegov request checkpoint/ref-post@1 --gate base --as NAME`; a holder of role ml-lead (held by dave) approves it"}
+	denies(object.union(object.remove(valid_run, ["base"]), {"base": object.remove(valid_base, ["state"])})) == {"checkpoint/ref-post@1, the base of run claims-cpt v1, is not approved for customisation (state nothing): request it with `forgegov request checkpoint/ref-post@1 --gate base --as NAME`; a holder of role ml-lead approves it"}
 }
 
 base_stage_msg(stage, stages) := sprintf(
@@ -297,15 +297,15 @@ test_malformed_source_denied if {
 }
 
 test_registered_source_denied_with_request_command if {
-	denies(with_sources([claims, object.union(general, {"state": "registered"}), replay])) == {"dataset/general-train@1, a general source of run claims-cpt v1, is not approved (state \"registered\"): request it with `forgegov request dataset/general-train@1 --gate dataset --as NAME`; a holder of role data-steward (held by bob) approves it"}
+	denies(with_sources([claims, object.union(general, {"state": "registered"}), replay])) == {"dataset/general-train@1, a general source of run claims-cpt v1, is not approved (state \"registered\"): request it with `forgegov request dataset/general-train@1 --gate dataset --as NAME`; a holder of role data-steward approves it"}
 }
 
 test_pending_source_denied_with_approve_command if {
-	denies(with_sources([object.union(claims, {"state": "pending"}), general, replay])) == {"dataset/claims@1, a proprietary source of run claims-cpt v1, is not approved (state \"pending\"): its dataset request is open: a holder of role data-steward (held by bob) must approve it (`forgegov approve dataset/claims@1 --gate dataset --as NAME`)"}
+	denies(with_sources([object.union(claims, {"state": "pending"}), general, replay])) == {"dataset/claims@1, a proprietary source of run claims-cpt v1, is not approved (state \"pending\"): its dataset request is open: a holder of role data-steward must approve it (`forgegov approve dataset/claims@1 --gate dataset --as NAME`)"}
 }
 
 test_source_without_state_denied if {
-	denies(with_sources([claims, general, object.remove(replay, ["state"])])) == {"dataset/sft-general-mix@1, a replay source of run claims-cpt v1, is not approved (state nothing): request it with `forgegov request dataset/sft-general-mix@1 --gate dataset --as NAME`; a holder of role data-steward (held by bob) approves it"}
+	denies(with_sources([claims, general, object.remove(replay, ["state"])])) == {"dataset/sft-general-mix@1, a replay source of run claims-cpt v1, is not approved (state nothing): request it with `forgegov request dataset/sft-general-mix@1 --gate dataset --as NAME`; a holder of role data-steward approves it"}
 }
 
 test_rejected_source_denied if {
