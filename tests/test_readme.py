@@ -74,5 +74,5 @@ def test_quickstart_training_and_the_three_role_pages_run(tmp_path):
     assert "signed review digest sha256:" in done.stdout and "privacy-officer: grace" in done.stdout
     assert "requested by alice (ml-engineer)" in done.stdout and "approve by dave (ml-lead, policy-owner)" in done.stdout
     # The policy owner's day: the change is reviewed as a diff, refused to its proposer, adopted by another owner.
-    assert '+  "heidi": [' in done.stdout and "a proposer cannot adopt his own change (exit 3)" in done.stdout
+    assert '+    "heidi": ["data-steward"],' in done.stdout and "a proposer cannot adopt his own change (exit 3)" in done.stdout
     assert "2026.12.02-1" in done.stdout.split("policy/policy")[-1]
