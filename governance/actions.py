@@ -102,9 +102,10 @@ def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, 
 def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
            gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
            engine: PolicyEngine | None = None) -> GateOutcome:
-    """Approve or reject SUBJECT's open request. The statement signs the digest of the evidence the gate would be
-    shown now (what `forgegov review` prints), and the gate refuses it if the evidence differs when it decides;
-    with `expect_digest`, nothing is signed unless that digest is the one reviewed."""
+    """Approve or reject SUBJECT's open request. The statement names the digest of the evidence the gate is shown now
+    (what `forgegov review` prints): the approval is given for that evidence, the gate refuses it if the evidence
+    differs when it decides, and the policy stops counting it once the evidence changes. With `expect_digest`,
+    nothing is signed unless the evidence is still the one reviewed."""
     asset, chosen, open_request = _subject_and_request(workspace, subject, gate, answering=True)
     if open_request is None:
         raise StateConflict(f"{label(asset)} has no open {chosen.value} request to {action.value}",
@@ -117,7 +118,7 @@ def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, acti
                             hint=f"review it again (`forgegov review {label(asset)}`) before signing")
     signer = unlock(workspace, actor, passphrase)
     statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment,
-                               reviewed=shown.digest)
+                               evidence_digest=shown.digest)
     return _run(workspace, engine, statement)
 
 

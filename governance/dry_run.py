@@ -30,6 +30,14 @@ from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.runs.recipe import read_recipe
 from forgegov.governance.runs.spec import RECIPE_FILE
 
+# What `run start` does with a run spec the run gate has already decided (or is deciding).
+_DECIDED = {
+    AssetState.PENDING: ("pending", "its request is open; `forgegov show` says what is still required"),
+    AssetState.APPROVED: ("allow", "`run start` trains it"),
+    AssetState.REJECTED: ("deny", "change the recipe and start it as a new run spec"),
+    AssetState.WITHDRAWN: ("deny", "change the recipe and start it as a new run spec"),
+}
+
 
 @dataclass(frozen=True)
 class DryRun:
@@ -62,6 +70,12 @@ def dry_run(workspace: Workspace, engine: DecisionSource, recipe_path: Path, act
             registered = asset is not None
             if asset is not None:
                 check_recorded(session, asset)
+                if asset.state is not AssetState.REGISTERED:
+                    # Decided already: `run start` would not ask again, so neither does a dry run.
+                    result, says = _DECIDED[asset.state]
+                    return DryRun(run=label(asset), digest=asset.digest, registered=True, state=asset.state.value,
+                                  result=result, reasons=(f"{label(asset)} is already {asset.state.value}: {says}",)
+                                  if result == "deny" else (), missing=(), evidence={})
             else:
                 last = session.exec(select(func.max(Asset.version)).where(Asset.kind == AssetKind.RUN,
                                                                           Asset.name == recipe.name)).one()

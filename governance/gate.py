@@ -59,6 +59,7 @@ from forgegov.governance.statements import (
     check_admitted,
     check_fresh,
     check_shape,
+    evidence_digest_of,
     verify_statement,
     verify_stored,
 )
@@ -92,7 +93,7 @@ class GateOutcome:
     release: str | None
     policy_revision: str
     audit_seq: int
-    reviewed: str | None = None  # the review digest the statement signed, when it signed one
+    evidence_digest: str | None = None  # the evidence an approval or rejection was given for, when it names it
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +102,8 @@ class GateOutcome:
             "action": self.action.value, "result": self.result.value, "reasons": list(self.reasons),
             "missing": list(self.missing), "request_id": self.request_id, "subject": self.subject,
             "subject_digest": self.subject_digest, "state": self.state, "release": self.release,
-            "policy_revision": self.policy_revision, "audit_seq": self.audit_seq, "reviewed": self.reviewed,
+            "policy_revision": self.policy_revision, "audit_seq": self.audit_seq,
+            "evidence_digest": self.evidence_digest,
         }
 
 
@@ -128,12 +130,6 @@ def build_input(gate: Gate, action: GateAction, actor: Identity, asset: Asset, r
         "approvals": approvals,
         "evidence": evidence,
     }
-
-
-def reviewed_digest(document: dict[str, Any]) -> str:
-    """The digest of what an approver reviews: the gate, the subject as recorded, the request and the evidence; not
-    the approvals (others signing meanwhile changes nothing they were shown) nor the time."""
-    return sha256_digest(canonical_bytes({key: document[key] for key in ("gate", "subject", "request", "evidence")}))
 
 
 def submit(workspace: Workspace, engine: DecisionSource, statement: SignedStatement) -> GateOutcome:
@@ -204,10 +200,22 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
     if answers:
         verify_open_request(session, request, asset)
     stored_approvals = verified_approvals(session, request) if answers else []
-    approvals = [approval_input(carried, key_revoked=revoked, new=False) for carried, revoked in stored_approvals]
-    if answers:
-        approvals.append(approval_input(statement, key_revoked=False, new=True))
     evidence = gather_evidence(workspace, session, gate, asset)
+    current = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
+                                  "request": request_input(request), "evidence": evidence})
+    # 2a. What each approval was given for: a new one whose evidence changed since its signer was shown it is refused
+    #     (nothing is recorded); a stored one is reported to the policy as current or not (`evidence_current`), and
+    #     the policy stops counting it, so a held-back or early approval never counts for evidence its signer did not
+    #     see (a failing check added later, an input withdrawn).
+    signed_for = statement.payload.get("evidence_digest")
+    if signed_for is not None and signed_for != current:
+        raise StateConflict(f"{label(asset)} changed since {actor.name} signed for it: the {gate.value} gate's evidence "
+                            f"is no longer the one with digest {signed_for}",
+                            hint=f"review it again (`forgegov review {label(asset)}`) and sign what it shows now")
+    approvals = [approval_input(carried, key_revoked=revoked, new=False, evidence_digest=current)
+                 for carried, revoked in stored_approvals]
+    if answers:
+        approvals.append(approval_input(statement, key_revoked=False, new=True, evidence_digest=current))
 
     # 3. The OPA decision, from the policy the log says is in force (a policy_activation row inserted, or a policy
     #    adopted since this engine started, must not decide). Anything but a clear, well-formed answer is a denial.
@@ -216,13 +224,6 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
                             f"{engine.pinned_revision}", hint="run the command again")
     input_document = build_input(gate, action, actor, asset, request, approvals, evidence)
-    # 3a. What the approver reviewed: an approval that signed the digest of the evidence it was shown is refused when
-    #     the evidence gathered now differs (a new check, an input withdrawn), so no one signs for what they did not see.
-    reviewed = statement.payload.get("reviewed")
-    if reviewed is not None and reviewed != reviewed_digest(input_document):
-        raise StateConflict(f"{label(asset)} changed since {actor.name} reviewed it: the {gate.value} gate's evidence "
-                            f"is no longer the one with digest {reviewed}",
-                            hint=f"review it again (`forgegov review {label(asset)}`) and sign what it shows now")
     try:
         answer = engine.decide(gate, input_document)
         reasons, missing, opa_decision_id = answer.deny, answer.missing, answer.decision_id
@@ -286,7 +287,7 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
         decision_id=decision.id, opa_decision_id=opa_decision_id, gate=gate, action=action, result=result,
         reasons=tuple(reasons), missing=tuple(missing), request_id=request.id, subject=label(asset),
         subject_digest=asset.digest, state=asset.state.value, release=asset.release,
-        policy_revision=engine.pinned_revision, audit_seq=entry.seq, reviewed=reviewed,
+        policy_revision=engine.pinned_revision, audit_seq=entry.seq, evidence_digest=signed_for,
     )
 
 
@@ -301,7 +302,8 @@ class Preview:
 
 
 def preview(workspace: Workspace, engine: DecisionSource, session: Session, gate: Gate, action: GateAction,
-            actor: Identity, asset: Asset, request: GateRequest, *, stored: bool = True) -> Preview:
+            actor: Identity, asset: Asset, request: GateRequest, *, stored: bool = True,
+            justification: str = "") -> Preview:
     """Ask the policy what it would decide if `actor` took `action` now, through the same steps as `submit` minus
     the signature: the approvals already on a stored request (re-verified), plus `actor`'s as a new, hypothetical one
     when the action answers the request, and the evidence gathered as the gate gathers it. For `inbox` and
@@ -310,17 +312,20 @@ def preview(workspace: Workspace, engine: DecisionSource, session: Session, gate
     if in_force.digest != engine.pinned_digest:
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
                             f"{engine.pinned_revision}", hint="run the command again")
+    evidence = gather_evidence(workspace, session, gate, asset)
+    current = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
+                                  "request": request_input(request), "evidence": evidence})
     approvals: list[dict[str, Any]] = []
     if stored:
         verify_open_request(session, request, asset)
-        approvals = [approval_input(carried, key_revoked=revoked, new=False)
+        approvals = [approval_input(carried, key_revoked=revoked, new=False, evidence_digest=current)
                      for carried, revoked in verified_approvals(session, request)]
     if action in (GateAction.APPROVE, GateAction.REJECT):
         approvals.append({"approver": actor.name, "key_id": actor.key_id,
                           "verdict": Verdict.APPROVE.value if action is GateAction.APPROVE else Verdict.REJECT.value,
-                          "signed_at": now_rfc3339(), "key_revoked": False, "new": True, "justification": ""})
-    document = build_input(gate, action, actor, asset, request, approvals,
-                           gather_evidence(workspace, session, gate, asset))
+                          "signed_at": now_rfc3339(), "key_revoked": False, "new": True,
+                          "justification": justification, "evidence_current": True})
+    document = build_input(gate, action, actor, asset, request, approvals, evidence)
     try:
         answer = engine.decide(gate, document)
     except DecisionUnavailable as exc:

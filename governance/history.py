@@ -7,12 +7,15 @@ from typing import Any
 
 from sqlmodel import select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import SignatureInvalid, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Approval, Asset, Decision, GateRequest, TrainingRun
-from forgegov.foundation.vocabulary import AssetKind
+from forgegov.foundation.vocabulary import AssetKind, AuditAction
 from forgegov.governance.policy import roles_under
 from forgegov.governance.registry import label, recorded_asset, resolve
+from forgegov.governance.statements import SignedStatement, check_admitted, verify_stored
 
 
 def asset_record(asset: Asset) -> dict[str, Any]:
@@ -29,15 +32,26 @@ def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
         asset = resolve(session, ref)
         roles_by_policy: dict[str, dict[str, list[str]]] = {}
 
-        def roles_when(payload: str) -> list[str]:
-            """The signer's roles under the policy of the decision that admitted their statement."""
-            statement = json.loads(payload)
-            decision = session.exec(select(Decision).where(Decision.nonce == statement.get("nonce"))).first()
-            if decision is None:
-                return []
+        def signed(payload: str, signature: str, request_id: str, who: str) -> tuple[dict[str, Any], list[str]]:
+            """The statement as its signer signed it and a gate decision admitted it, and the signer's roles under
+            the policy of that decision; a row edited in the store (a justification rewritten, say) is refused."""
+            statement = SignedStatement(json.loads(payload), signature)
+            try:
+                verify_stored(session, statement)
+            except SignatureInvalid as exc:
+                raise StoreTampered(f"the statement by {who} on request {request_id} does not verify: the store was "
+                                    f"altered ({exc.message})", hint="run `forgegov audit verify`") from exc
+            if statement.signer != who:
+                raise StoreTampered(f"request {request_id}: the row names {who}, the signed statement "
+                                    f"{statement.signer}", hint="run `forgegov audit verify`")
+            check_admitted(session, statement, request_id)
+            decision = session.exec(select(Decision).where(Decision.nonce == statement.payload["nonce"])).one()
+            committed_payload(session, what=f"decision {decision.id}", decision_id=decision.id,
+                              action=AuditAction.of_gate(decision.gate, decision.action),
+                              subject_digest=decision.subject_digest, fields={"policy_digest": decision.policy_digest})
             if decision.policy_digest not in roles_by_policy:
                 roles_by_policy[decision.policy_digest] = roles_under(session, decision.policy_digest)
-            return list(roles_by_policy[decision.policy_digest].get(str(statement.get("signer")), []))
+            return statement.payload, list(roles_by_policy[decision.policy_digest].get(statement.signer, []))
 
         parent = None
         if asset.parent_digest is not None:
@@ -46,17 +60,18 @@ def subject_history(workspace: Workspace, ref: str) -> dict[str, Any]:
         requests = []
         for request in session.exec(select(GateRequest).where(GateRequest.asset_id == asset.id)
                                     .order_by(GateRequest.requested_at)):
-            approvals = session.exec(select(Approval).where(Approval.request_id == request.id).order_by(Approval.id))
+            opened, requester_roles = signed(request.payload, request.signature, request.id, request.requested_by)
+            answers = []
+            for a in session.exec(select(Approval).where(Approval.request_id == request.id).order_by(Approval.id)):
+                answer, roles = signed(a.payload, a.signature, request.id, a.approver)
+                answers.append({"approver": a.approver, "verdict": answer["action"], "signed_at": answer["signed_at"],
+                                "key_id": answer["key_id"], "comment": answer.get("comment", ""), "roles": roles,
+                                "evidence_digest": answer.get("evidence_digest")})
             requests.append({
                 "id": request.id, "gate": request.gate.value, "target": request.target,
-                "requested_by": request.requested_by, "requested_at": request.requested_at,
-                "requester_roles": roles_when(request.payload),
-                "comment": json.loads(request.payload).get("comment", ""),
-                "status": request.status.value, "closed_at": request.closed_at,
-                "approvals": [{"approver": a.approver, "verdict": a.verdict.value, "signed_at": a.signed_at,
-                               "key_id": a.key_id, "comment": json.loads(a.payload).get("comment", ""),
-                               "roles": roles_when(a.payload)}
-                              for a in approvals],
+                "requested_by": request.requested_by, "requested_at": opened["signed_at"],
+                "requester_roles": requester_roles, "comment": opened.get("comment", ""),
+                "status": request.status.value, "closed_at": request.closed_at, "approvals": answers,
             })
         decisions = [{
             "id": d.id, "opa_decision_id": d.opa_decision_id, "gate": d.gate.value, "action": d.action.value,

@@ -22,7 +22,8 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry, Decision, TrainingRun
-from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, RunStatus
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, GateAction, RunStatus
+from forgegov.governance.asset_kinds import KINDS
 from forgegov.governance.policy import roles_under
 from forgegov.governance.registry import check_recorded, label, recorded_asset, resolve
 
@@ -71,6 +72,13 @@ def _run(walk: _Walk, candidate: Asset) -> tuple[dict[str, Any] | None, str | No
     row = session.exec(select(TrainingRun).where(TrainingRun.candidate_digest == candidate.digest,
                                                  TrainingRun.status == RunStatus.COMPLETED)).first()
     if row is None:
+        # No run row: then no completion entry may name this candidate (a deleted row must not hide the run).
+        for payload in session.exec(select(AuditEntry.payload).where(
+                AuditEntry.action == AuditAction.RUN_COMPLETE,
+                AuditEntry.payload.contains(candidate.digest, autoescape=True))):  # type: ignore[union-attr]
+            if json.loads(payload or "{}").get("candidate_digest") == candidate.digest:
+                raise StoreTampered(f"the log records the run that produced {label(candidate)}, but the store has "
+                                    "no record of it", hint=_HINT)
         return None, None
     run = session.get(Asset, row.run_asset_id)
     if run is None:
@@ -100,26 +108,32 @@ def _node(walk: _Walk, asset: Asset) -> dict[str, Any]:
 
 
 def _admitting(walk: _Walk, asset: Asset) -> list[dict[str, Any]]:
-    """The allowing decisions on `asset`, oldest first, each proven from its audit entry."""
+    """The allowing decisions on `asset` (requests, approvals, withdrawals at any of its kind's gates), oldest first,
+    found from the audit log rather than the decision table, so a decision row deleted from the store is missed
+    loudly, not silently; each row held to its entry and to the input digest it committed to."""
     session = walk.session
-    decisions = session.exec(select(Decision).where(Decision.subject_digest == asset.digest,
-                                                    Decision.result == DecisionResult.ALLOW)
-                             .order_by(Decision.decided_at)).all()  # type: ignore[arg-type]
+    actions = [AuditAction.of_gate(gate, action) for gate in KINDS[asset.kind].gates
+               for action in (GateAction.REQUEST, GateAction.APPROVE, GateAction.WITHDRAW)]
+    entries = session.exec(select(AuditEntry.seq, AuditEntry.action, AuditEntry.decision_id).where(
+        AuditEntry.subject_digest == asset.digest, AuditEntry.action.in_(actions))  # type: ignore[attr-defined]
+        .order_by(AuditEntry.seq)).all()
     found = []
-    for decision in decisions:
-        action = AuditAction.of_gate(decision.gate, decision.action)
-        what = f"decision {decision.id} on {label(asset)}"
-        committed_payload(session, what=what, action=action, decision_id=decision.id,
-                          subject_digest=asset.digest,
-                          fields={"result": DecisionResult.ALLOW.value, "input_digest": decision.input_digest,
-                                  "policy_digest": decision.policy_digest})
+    for seq, action, decision_id in entries:
+        what = f"audit entry {seq} on {label(asset)}"
+        payload = committed_payload(session, what=what, action=AuditAction(action), seq=seq,
+                                    subject_digest=asset.digest, fields={})
+        if payload.get("result") != DecisionResult.ALLOW.value:
+            continue
+        decision = session.get(Decision, decision_id) if decision_id else None
+        if decision is None or (decision.input_digest, decision.policy_digest) != (
+                payload.get("input_digest"), payload.get("policy_digest")):
+            raise StoreTampered(f"the decision of {what} is missing from the store or differs from its entry",
+                                hint=_HINT)
         if sha256_digest(decision.input.encode()) != decision.input_digest:
-            raise StoreTampered(f"the stored input of {what} is not the one its audit entry committed to",
+            raise StoreTampered(f"the stored input of decision {decision.id} is not the one {what} committed to",
                                 hint=_HINT)
         document = json.loads(decision.input)
         roles = walk.roles(decision.policy_digest)
-        seq = session.exec(select(AuditEntry.seq).where(AuditEntry.decision_id == decision.id,
-                                                        AuditEntry.action == action)).first()
         request = document.get("request") or {}
         found.append({
             "gate": decision.gate.value, "action": decision.action.value, "decision_id": decision.id,

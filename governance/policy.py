@@ -156,6 +156,9 @@ def read_bundle(source: Path) -> Bundle:
         if path.is_symlink():
             raise BadInput(f"{path} is a symbolic link; a policy bundle holds real files only")
         name = path.relative_to(source).as_posix()
+        if path.is_file() and _bundle_member(name) and not name.isprintable():
+            # A reviewer reads these names (`forgegov review`, `policy diff`): no control characters in them.
+            raise BadInput(f"{name!r} in {source} holds control characters; a policy file's name must be printable")
         if path.is_file() and _bundle_member(name):
             try:
                 files[name] = path.read_bytes()

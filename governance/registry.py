@@ -122,7 +122,8 @@ def resolve(session: Session, ref: str, kind: AssetKind | None = None,
     if not matches:
         raise NotFound(f"no registered {kind.value if kind else 'asset'} matches {ref!r}",
                        hint=_did_you_mean(session, ref, kind))
-    if len(matches) > 1 and prefer is not None:
+    # Only for names: two assets under one digest prefix are never told apart by what is open on them.
+    if len(matches) > 1 and prefer is not None and not ref.startswith("sha256:"):
         preferred = [asset for asset in matches if prefer(asset)]
         matches = preferred if len(preferred) == 1 else matches
     if len(matches) > 1:

@@ -14,24 +14,28 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, Decision, GateRequest
-from forgegov.foundation.vocabulary import DecisionResult, Gate, RequestStatus
+from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, RequestStatus
 from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.evidence import gather
 from forgegov.governance.gate import (
     request_input,
-    reviewed_digest,
     subject_input,
     verified_approvals,
     verify_open_request,
 )
 from forgegov.governance.policy import data_in_force, policy_in_force
 from forgegov.governance.registry import label, resolve
+from forgegov.governance.statements import evidence_digest_of
 
 REVIEW_VERSION = 1
+# The sections of policies/data/data.json a gate's policy reads besides `gates.<gate>`: what a reviewer is shown as
+# the bar the evidence is held to (the data-quality thresholds for the dataset gate).
+EXTRA_SETTINGS: dict[Gate, tuple[str, ...]] = {Gate.DATASET: ("data_quality",)}
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Review:
     settings: dict[str, Any]  # the policy's settings for this gate: quorum, thresholds, floors
     holders: dict[str, list[str]]  # who holds each role the gate's settings name, under the policy in force
     policy: dict[str, str]
-    digest: str | None  # what `approve --expect-digest` compares; None without an open request
+    digest: str | None  # the evidence digest an approval signs (`approve --expect-digest`); None without a request
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "subject": self.subject, "subject_digest": self.subject_digest,
@@ -75,8 +79,13 @@ def gate_of(asset: Asset, gate: Gate | None, session: Session) -> Gate:
 
 def review(workspace: Workspace, ref: str, gate: Gate | None = None) -> Review:
     with read_session(workspace.database_url) as session:
-        kind = KIND_OF_GATE[gate] if gate is not None else None
-        asset = resolve(session, ref, kind)
+        kind = KIND_OF_GATE[gate] if gate is not None and "/" not in ref else None
+
+        def has_open_request(asset: Asset) -> bool:  # as `approve` resolves a shared name
+            return session.exec(select(GateRequest.id).where(GateRequest.asset_id == asset.id,
+                                                             GateRequest.status == RequestStatus.OPEN)).first() is not None
+
+        asset = resolve(session, ref, kind, prefer=has_open_request)
         return review_in(workspace, session, asset, gate_of(asset, gate, session))
 
 
@@ -86,7 +95,7 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
     evidence = gather(workspace, session, gate, asset)
     data = data_in_force(session)
     roles = _roles(data)
-    settings = (data.get("gates") or {}).get(gate.value, {})
+    settings = _settings(data, gate)
     in_force = policy_in_force(session)
     signed: list[dict[str, Any]] = []
     still_required: list[str] = []
@@ -107,8 +116,13 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
                                                    Decision.result != DecisionResult.DENY)
                             .order_by(Decision.decided_at.desc())).first()  # type: ignore[attr-defined]
         if last is not None:
-            still_required, as_of = json.loads(last.missing), last.id
-        digest = reviewed_digest({"gate": gate.value, "subject": subject_input(asset),
+            # As the log committed to it: a Decision row edited to say nothing is missing is caught here.
+            committed = committed_payload(session, what=f"decision {last.id} on {label(asset)}",
+                                          action=AuditAction.of_gate(last.gate, last.action), decision_id=last.id,
+                                          subject_digest=asset.digest, fields={"missing": json.loads(last.missing),
+                                                                               "request_id": request.id})
+            still_required, as_of = list(committed["missing"]), last.id
+        digest = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
                                   "request": request_input(request), "evidence": evidence})
     return Review(
         version=REVIEW_VERSION, subject=label(asset), subject_digest=asset.digest, gate=gate,
@@ -123,7 +137,13 @@ def gate_holders(session: Session, gate: Gate) -> dict[str, list[str]]:
     """Who holds each role the gate's settings name, under the policy in force: the people a denial or a missing
     approval sends you to. Read for people, never decided on: the policy itself judges every role."""
     data = data_in_force(session)
-    return _holders(_roles(data), (data.get("gates") or {}).get(gate.value, {}))
+    return _holders(_roles(data), _settings(data, gate))
+
+
+def _settings(data: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    gates = data.get("gates") if isinstance(data.get("gates"), dict) else {}
+    return {gate.value: gates.get(gate.value, {}), "approvals": data.get("approvals", {}),
+            **{section: data.get(section, {}) for section in EXTRA_SETTINGS.get(gate, ())}}
 
 
 def _roles(data: dict[str, Any]) -> dict[str, list[str]]:
@@ -141,7 +161,7 @@ def _roles_named(settings: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(settings, dict):
         for key, value in settings.items():
-            if key in ("requesters", "rejecters", "withdrawers") and isinstance(value, list):
+            if key in ("requesters", "rejecters", "withdrawers", "checkers") and isinstance(value, list):
                 found |= {str(role) for role in value}
             elif key == "quorum" and isinstance(value, dict):
                 found |= {str(role) for role in value}

@@ -7,6 +7,7 @@ the nonce, or presenting the statement for another request, subject or gate, is 
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.foundation.canonical import canonical_bytes
+from forgegov.foundation.canonical import canonical_bytes, sha256_digest
 from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
@@ -26,15 +27,17 @@ from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, Ga
 from forgegov.governance.identities import BoundKey, public_key, signing_key
 
 STATEMENT_VERSION = 1
-# Version 2 adds `reviewed`: the digest of the gate evidence an approver was shown (`forgegov review`), which the gate
-# holds the evidence it gathers to. Version 1 statements (no review digest) stay valid.
-REVIEWED_VERSION = 2
+# Version 2 adds `evidence_digest` to an approval or rejection: the digest of the gate evidence it is given for (what
+# `forgegov review` shows). The gate refuses a new one whose evidence changed, and tells the policy whether each stored
+# one still matches (`evidence_current`). Version 1 statements (no digest) stay valid.
+EVIDENCE_VERSION = 2
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}\Z")
 # A fresh statement must be signed within this window of the server's clock: a signature kept back and replayed
 # later is refused even before its nonce is looked up.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 _FIELDS = {"v", "gate", "action", "subject", "request_id", "target", "signer", "key_id", "signed_at", "nonce",
            "comment"}
-_FIELDS_OF_VERSION = {STATEMENT_VERSION: _FIELDS, REVIEWED_VERSION: _FIELDS | {"reviewed"}}
+_FIELDS_OF_VERSION = {STATEMENT_VERSION: _FIELDS, EVIDENCE_VERSION: _FIELDS | {"evidence_digest"}}
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class SignedStatement:
 
 def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset, *, request_id: str | None = None,
                    target: ReleaseStage | None = None, comment: str = "",
-                   reviewed: str | None = None) -> SignedStatement:
+                   evidence_digest: str | None = None) -> SignedStatement:
     if action in (GateAction.REQUEST, GateAction.WITHDRAW):
         request_id = request_id or str(uuid.uuid4())
     elif not request_id:
@@ -83,10 +86,10 @@ def make_statement(signer: Signer, gate: Gate, action: GateAction, asset: Asset,
         "target": target.value if target else None, "signer": signer.name, "key_id": signer.key_id,
         "signed_at": now_rfc3339(), "nonce": secrets.token_hex(16), "comment": comment,
     }
-    if reviewed is not None:
+    if evidence_digest is not None:
         if action not in (GateAction.APPROVE, GateAction.REJECT):
-            raise BadInput(f"only an approval or a rejection answers a review, not a {action.value}")
-        payload |= {"v": REVIEWED_VERSION, "reviewed": reviewed}
+            raise BadInput(f"only an approval or a rejection is given for evidence, not a {action.value}")
+        payload |= {"v": EVIDENCE_VERSION, "evidence_digest": evidence_digest}
     return SignedStatement(payload, sign(signer.private_key, Purpose.GATE_ACTION, payload))
 
 
@@ -95,9 +98,11 @@ def check_shape(statement: SignedStatement) -> None:
     version = payload.get("v") if isinstance(payload, dict) else None
     if type(version) is not int or set(payload) != _FIELDS_OF_VERSION.get(version):
         raise SignatureInvalid("statement payload is not a version-1 or version-2 gate statement")
-    if payload["v"] == REVIEWED_VERSION and not (isinstance(payload["reviewed"], str)
-                                                 and payload["reviewed"].startswith("sha256:")):
-        raise SignatureInvalid("statement payload's review digest is malformed")
+    if version == EVIDENCE_VERSION and (payload.get("action") not in (GateAction.APPROVE.value, GateAction.REJECT.value)
+                                        or not isinstance(payload["evidence_digest"], str)
+                                        or not _DIGEST.match(payload["evidence_digest"])):
+        raise SignatureInvalid("statement payload's evidence digest is malformed, or on a statement that answers "
+                               "nothing")
     try:
         statement.gate, statement.action, statement.target, parse_rfc3339(payload["signed_at"])
     except (ValueError, TypeError, AttributeError) as exc:
@@ -135,13 +140,24 @@ def check_fresh(statement: SignedStatement) -> None:
         )
 
 
-def approval_input(statement: SignedStatement, *, key_revoked: bool, new: bool) -> dict[str, Any]:
-    """What the policy is told about one approval or rejection: all of it from the statement its approver signed."""
+def evidence_digest_of(document: dict[str, Any]) -> str:
+    """The digest an approval is given for: the canonical {gate, subject, request, evidence} of a gate input document
+    (not the approvals, which others may add meanwhile, nor the time)."""
+    return sha256_digest(canonical_bytes({key: document.get(key) for key in ("gate", "subject", "request", "evidence")}))
+
+
+def approval_input(statement: SignedStatement, *, key_revoked: bool, new: bool,
+                   evidence_digest: str) -> dict[str, Any]:
+    """What the policy is told about one approval or rejection: all of it from the statement its approver signed, and
+    whether the evidence it was given for is the evidence now (`evidence_digest`; null for a statement that names
+    none)."""
+    signed_for = statement.payload.get("evidence_digest")
     return {
         "approver": statement.signer, "key_id": statement.payload["key_id"],
         "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
         "signed_at": statement.payload["signed_at"], "key_revoked": key_revoked, "new": new,
         "justification": statement.payload.get("comment", ""),
+        "evidence_current": None if signed_for is None else signed_for == evidence_digest,
     }
 
 
@@ -188,14 +204,20 @@ def check_signed_input(session: Session, seq: int, subject_digest: str, payload:
         superseded = signing_key(session, signed.signer, str(signed.payload["key_id"]), before=seq).superseded_at
         return revoked.get(signed.signer, seq) < seq or (superseded is not None and superseded < seq)
 
+    current = evidence_digest_of(document)
+    signed_for = statement.payload.get("evidence_digest")
+    if signed_for is not None and signed_for != current:
+        raise StoreTampered(f"audit entry {seq}: its decision admitted a statement given for evidence {signed_for}, "
+                            f"but was decided on evidence {current}", hint="run `forgegov audit verify`")
     expected = {
         "gate": statement.gate.value, "action": statement.action.value,
         "actor": {"name": statement.signer, "key_id": statement.payload["key_id"]},
         "subject_digest": statement.subject_digest,
         "request": {"id": request.request_id, "requested_by": request.signer,
                     "requested_at": request.payload["signed_at"], "target": request.payload["target"]},
-        "approvals": [approval_input(a, key_revoked=was_revoked(a), new=False) for a in approvals]
-        + ([approval_input(statement, key_revoked=False, new=True)] if answers else []),
+        "approvals": [approval_input(a, key_revoked=was_revoked(a), new=False, evidence_digest=current)
+                      for a in approvals]
+        + ([approval_input(statement, key_revoked=False, new=True, evidence_digest=current)] if answers else []),
     }
     subject = document.get("subject") if isinstance(document.get("subject"), dict) else {}
     recorded = {"gate": document.get("gate"), "action": document.get("action"), "actor": document.get("actor"),

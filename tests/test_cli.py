@@ -122,7 +122,7 @@ def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
     shown = cli.json("review", "m")
     assert shown["gate"] == "promotion" and shown["request"]["target"] == "production"
     signed = cli.json("approve", "m", "--as", "erin", "--expect-digest", shown["digest"])
-    assert signed["release"] == "staging" and signed["reviewed"] == shown["digest"]
+    assert signed["release"] == "staging" and signed["evidence_digest"] == shown["digest"]
     assert cli.json("approve", "m", "--as", "frank")["release"] == "production"
     entries = cli.json("audit", "show", "--subject", "m")
     assert entries and {row["subject"] for row in entries} == {"checkpoint/m@1"}

@@ -71,7 +71,7 @@ def test_quickstart_training_and_the_three_role_pages_run(tmp_path):
     assert denial["result"] == "deny" and denial["subject"] == "checkpoint/parts-cpt-long@1" and denial["reasons"]
     # The approvers' day: what waits for them, what they sign, and the reviewer's answers.
     assert "run/parts-cpt-long@1 (run) requested by alice" in done.stdout
-    assert "signed review digest sha256:" in done.stdout and "privacy-officer: grace" in done.stdout
+    assert "signed for evidence digest sha256:" in done.stdout and "privacy-officer: grace" in done.stdout
     assert "requested by alice (ml-engineer)" in done.stdout and "approve by dave (ml-lead, policy-owner)" in done.stdout
     # The policy owner's day: the change is reviewed as a diff, refused to its proposer, adopted by another owner.
     assert '+    "heidi": ["data-steward"],' in done.stdout and "a proposer cannot adopt his own change (exit 3)" in done.stdout

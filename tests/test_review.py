@@ -4,6 +4,7 @@ person may act on (the policy says who), names resolve to the kind a verb means,
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from sqlmodel import select
@@ -11,7 +12,7 @@ from sqlmodel import select
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, NotFound, PolicyDenied, SignatureInvalid, StateConflict
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Decision
+from forgegov.foundation.store.models import Approval, Decision
 from forgegov.foundation.vocabulary import AssetKind, CheckpointStage, DecisionResult, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.evidence.data_quality import check_dataset
@@ -49,10 +50,11 @@ def test_review_shows_exactly_the_evidence_the_decision_that_follows_is_made_on(
     shown = review(people, dataset)
     assert shown.gate is Gate.DATASET and shown.request is not None and shown.request["requested_by"] == "alice"
     assert shown.still_required == ["1 more approval by role data-steward (have 0 of 1)"]
-    assert shown.holders["data-steward"] == ["bob"] and shown.settings["quorum"] == {"data-steward": 1}
+    assert shown.holders["data-steward"] == ["bob"] and shown.settings["dataset"]["quorum"] == {"data-steward": 1}
+    assert shown.settings["data_quality"]["max_duplicate_rate"] == 0.01  # the bar the check is held to
     approved = actions.answer(people, dataset, "bob", PASSPHRASE, GateAction.APPROVE, expect_digest=shown.digest,
                               engine=engine)
-    assert approved.result is DecisionResult.ALLOW and approved.reviewed == shown.digest
+    assert approved.result is DecisionResult.ALLOW and approved.evidence_digest == shown.digest
     recorded = _decision(people, approved.decision_id)
     assert recorded["evidence"] == shown.evidence
     assert shown.to_dict()["evidence"] == json.loads(json.dumps(recorded["evidence"]))
@@ -79,23 +81,57 @@ def test_the_gate_refuses_an_approval_signed_for_other_evidence(people, dataset,
     seen = review(people, dataset)
     asset = find_asset(people, dataset)
     held_back = make_statement(unlock(people, "bob", PASSPHRASE), Gate.DATASET, GateAction.APPROVE, asset,
-                               request_id=opened.request_id, reviewed=seen.digest)
+                               request_id=opened.request_id, evidence_digest=seen.digest)
     check_dataset(people, dataset, signer=unlock(people, "alice", PASSPHRASE))
     before = counts(people)
-    with pytest.raises(StateConflict, match="changed since bob reviewed it"):
+    with pytest.raises(StateConflict, match="changed since bob signed for it"):
         submit(people, engine, held_back)
     assert counts(people) == before
+
+
+def test_an_earlier_approval_stops_counting_once_the_evidence_it_was_given_for_changed(people, files, engine):
+    """The attack: bob approves a dataset with personal data while its check looks one way; the check changes
+    (a new one is recorded); grace, who sees the new evidence, approves. Bob's approval was given for other evidence,
+    so the policy does not count it (evidence_current is false) and asks him again."""
+    rows = "".join(json.dumps({"text": f"Ticket {i}: unit ZX-{i} squeaks." + (f" Mail customer{i}@example.com."
+                                                                               if i % 10 == 3 else "")}) + "\n"
+                   for i in range(50))
+    register_checked(people, files.folder("tickets", {"t.jsonl": rows}), "tickets")
+    actions.request(people, "tickets", "alice", PASSPHRASE, engine=engine)
+    first = actions.answer(people, "tickets", "bob", PASSPHRASE, GateAction.APPROVE, engine=engine)
+    assert first.result is DecisionResult.PENDING and first.evidence_digest
+    check_dataset(people, "tickets", signer=unlock(people, "alice", PASSPHRASE))
+    justified = actions.answer(people, "tickets", "grace", PASSPHRASE, GateAction.APPROVE, engine=engine,
+                               comment="support mail addresses, kept for the warranty process")
+    assert justified.result is DecisionResult.PENDING and justified.state == "pending"
+    assert "approval by bob does not count for role data-steward: it was given for evidence that has changed since " \
+           "(a new check, an input withdrawn or replaced); bob must approve again" in justified.missing
+    stale = [a for a in _decision(people, justified.decision_id)["approvals"] if a["approver"] == "bob"]
+    assert [a["evidence_current"] for a in stale] == [False]
+    (waiting,) = inbox(people, engine, "bob")  # his answer no longer counts: it is his to give again
+    assert waiting.subject == "dataset/tickets@1"
+    again = actions.answer(people, "tickets", "bob", PASSPHRASE, GateAction.APPROVE, engine=engine)
+    assert again.result is DecisionResult.ALLOW and again.state == "approved"
+
+
+def test_the_inbox_of_the_one_person_whose_approval_must_say_why(people, files, engine):
+    rows = "".join(json.dumps({"text": f"Ticket {i}: mail customer{i}@example.com."}) + "\n" for i in range(20))
+    register_checked(people, files.folder("tickets", {"t.jsonl": rows}), "tickets")
+    actions.request(people, "tickets", "alice", PASSPHRASE, engine=engine)
+    (item,) = inbox(people, engine, "grace")  # a privacy officer; not a rejecter of datasets
+    assert item.may == ("approve",) and item.justification_needed and item.approve_would == "pending"
 
 
 def test_a_review_digest_belongs_only_on_an_answer_and_must_be_a_digest(people, dataset):
     asset = find_asset(people, dataset)
     signer = unlock(people, "alice", PASSPHRASE)
     with pytest.raises(BadInput, match="only an approval or a rejection"):
-        make_statement(signer, Gate.DATASET, GateAction.REQUEST, asset, reviewed="sha256:" + "0" * 64)
-    signed = make_statement(signer, Gate.DATASET, GateAction.APPROVE, asset, request_id="r", reviewed="sha256:" + "0" * 64)
+        make_statement(signer, Gate.DATASET, GateAction.REQUEST, asset, evidence_digest="sha256:" + "0" * 64)
+    signed = make_statement(signer, Gate.DATASET, GateAction.APPROVE, asset, request_id="r", evidence_digest="sha256:" + "0" * 64)
     statement_shape(signed)
-    for bad in ({**signed.payload, "reviewed": 7}, {**signed.payload, "v": 1},
-                {key: value for key, value in signed.payload.items() if key != "reviewed"} | {"v": 2},
+    for bad in ({**signed.payload, "evidence_digest": 7}, {**signed.payload, "v": 1},
+                {**signed.payload, "evidence_digest": "sha256:not-hex"}, {**signed.payload, "action": "request"},
+                {key: value for key, value in signed.payload.items() if key != "evidence_digest"} | {"v": 2},
                 {**signed.payload, "v": [2]}):
         with pytest.raises(SignatureInvalid):
             statement_shape(SignedStatement(bad, signed.signature))
@@ -174,3 +210,51 @@ def test_denials_carry_their_decision_and_name_who_holds_the_gates_roles(people,
         assert gate_holders(session, Gate.DATASET) == {"data-steward": ["bob"], "ml-engineer": ["alice"],
                                                        "privacy-officer": ["grace"]}
         assert gate_holders(session, Gate.PROMOTION)["release-manager"] == ["erin", "frank"]
+
+
+def test_reports_refuse_what_the_log_does_not_back(people, dataset, files, engine):
+    """`show`, `review` and `lineage` print what people rely on (justifications, what is still required, who
+    approved): each is held to the signed statements and the log, so an edited row is refused, not reported."""
+    from sqlalchemy import text
+
+    from forgegov.foundation.errors import StoreTampered
+    from forgegov.foundation.store.db import write_transaction
+    from forgegov.governance.history import subject_history
+    from forgegov.governance.lineage import lineage_report
+
+    def sql(statement: str, **params: object) -> None:
+        with write_transaction(people.database_url) as session:
+            session.connection().execute(text(statement), params)
+
+    actions.request(people, dataset, "alice", PASSPHRASE, engine=engine)
+    sql("UPDATE decision SET missing = '[]' WHERE actor = 'alice'")
+    with pytest.raises(StoreTampered):
+        review(people, dataset)
+
+    subject = _production_pending(people, files, engine)
+    history = subject_history(people, subject)
+    assert [a["roles"] for r in history["requests"] for a in r["approvals"]] == [["ml-lead", "policy-owner"]] * 2
+    with read_session(people.database_url) as session:
+        approval = session.exec(select(Approval).where(Approval.approver == "dave")).first()
+        forged = json.loads(approval.payload) | {"comment": "checked by legal, fine to ship"}
+    sql("UPDATE approval SET payload = :payload WHERE id = :id", payload=json.dumps(forged), id=approval.id)
+    with pytest.raises(StoreTampered, match="does not verify"):
+        subject_history(people, subject)
+
+    assert [d["gate"] for d in lineage_report(people, subject)["checkpoint"]["decisions"]] == \
+        ["base", "promotion"]
+    sql("DELETE FROM decision WHERE gate = 'promotion' AND result = 'allow'")
+    with pytest.raises(StoreTampered, match="missing from the store"):
+        lineage_report(people, subject)
+
+
+def test_what_people_read_cannot_carry_terminal_escapes(tmp_path):
+    from forgegov.app.cli.output import printable
+    from forgegov.governance.policy import packaged_bundle, read_bundle
+
+    assert printable("rule\x1b[1A\x1b[2K ok\tstill\n") == "rule\\x1b[1A\\x1b[2K ok\tstill\n"
+    bundle = tmp_path / "bundle"
+    shutil.copytree(packaged_bundle(), bundle)
+    (bundle / "run" / "hidden\x1b[2K.rego").write_text("package x\n")
+    with pytest.raises(BadInput, match="control characters"):
+        read_bundle(bundle)

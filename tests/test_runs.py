@@ -82,6 +82,8 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
                               expect_digest=shown.digest)
     with read_session(people.database_url) as session:
         assert json.loads(session.get(Decision, approved.decision_id).input)["evidence"] == shown.evidence
+    with actions.policy_engine(people) as engine:  # decided already: a dry run says what `run start` will do
+        assert dry_run(people, engine, recipe, "alice").result == "allow"
     done = _start(people, recipe).trained
     assert done is not None and done.status is RunStatus.COMPLETED and done.attempts == 1
 

@@ -94,7 +94,7 @@ def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: boo
 
     from forgegov.foundation.store.db import read_session
     from forgegov.foundation.store.models import Asset, AuditEntry
-    from forgegov.governance.registry import label, resolve
+    from forgegov.governance.registry import check_recorded, label, resolve
 
     with read_session(state(ctx).workspace().database_url) as session:
         query = select(AuditEntry)
@@ -110,6 +110,7 @@ def _entry_rows(ctx: typer.Context, query_filter, limit: int | None, newest: boo
         # A digest can name assets of several kinds only if the same bytes were registered as each; list them all.
         labels: dict[str, list[str]] = {}
         for asset in session.exec(select(Asset).where(Asset.digest.in_(digests))):  # type: ignore[attr-defined]
+            check_recorded(session, asset)  # a renamed row must not put a false name in a forensic listing
             labels.setdefault(asset.digest, []).append(label(asset))
     if newest:
         entries.reverse()

@@ -15,7 +15,7 @@ import typer
 from forgegov.app.cli.context import passphrase_for, state
 from forgegov.app.cli.output import emit
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import PolicyDenied
+from forgegov.foundation.errors import ForgegovError, PolicyDenied
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 
 _SUBJECT = typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.", show_default=False)
@@ -28,11 +28,15 @@ def holders_line(holders: dict[str, list[str]]) -> str:
 
 
 def holders_of(workspace: Workspace, gate: Gate) -> dict[str, list[str]]:
+    """Read after a decision, for people: if it cannot be read, the decision is still reported as it was made."""
     from forgegov.foundation.store.db import read_session
     from forgegov.governance.review import gate_holders
 
-    with read_session(workspace.database_url) as session:
-        return gate_holders(session, gate)
+    try:
+        with read_session(workspace.database_url) as session:
+            return gate_holders(session, gate)
+    except ForgegovError:
+        return {}
 
 
 def print_outcome(outcome, as_json: bool, workspace: Workspace | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -46,8 +50,8 @@ def print_outcome(outcome, as_json: bool, workspace: Workspace | None = None) ->
             out.print(f"  still required: {item}")
         if holders:
             out.print(f"  role holders: {holders_line(holders)}")
-        if outcome.reviewed:
-            out.print(f"  signed review digest {outcome.reviewed}")
+        if outcome.evidence_digest:
+            out.print(f"  signed for evidence digest {outcome.evidence_digest}")
         out.print(f"  decision {outcome.decision_id}, policy {outcome.policy_revision}, audit entry "
                   f"{outcome.audit_seq}")
 
@@ -89,13 +93,14 @@ def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
             gate: Annotated[Optional[Gate], typer.Option(help="Gate of the open request (default: the subject's "
                                                                "own gate).")] = None,
             expect_digest: Annotated[Optional[str], typer.Option(
-                "--expect-digest", help="The review digest `forgegov review` printed: refuse to sign if the "
+                "--expect-digest", help="The evidence digest `forgegov review` printed: refuse to sign if the "
                                         "evidence changed since.", show_default=False)] = None,
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Approve SUBJECT's open request, signing the approval with your own key.
 
-    The approval signs the digest of the evidence the gate is shown (`forgegov review SUBJECT` prints it), and the
-    gate refuses it if that evidence changed before it decides. The gate is decided again with your approval added;
+    The approval is signed for the digest of the evidence the gate is shown (`forgegov review SUBJECT` prints it):
+    the gate refuses it if that evidence changed before it decides, and the policy stops counting it if the evidence
+    changes later. The gate is decided again with your approval added;
     when the policy's quorum is met the change applies at once (dataset approved, checkpoint promoted, ...). The
     policy refuses self-approval and approving twice.
     """

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Self
 
 from rich.console import Console
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with every control character but newline and tab shown as an escape: what people read carries data
+    others wrote (a comment, a bundle's Rego, a file name), and an escape sequence in it could move the cursor and
+    erase the line that matters."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+class SafeConsole(Console):
+    """A console that prints strings through `printable`; renderables built from user data (tables, trees) are given
+    cleaned strings where they are built."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        super().print(*(printable(item) if isinstance(item, str) else item for item in objects), **kwargs)
+
+
 # No console markup: what is printed carries user data verbatim (labels, paths, policy reasons, recipe tables such
 # as "[devices]"), which markup would eat or restyle.
-stdout = Console(highlight=False, soft_wrap=True, markup=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+stdout = SafeConsole(highlight=False, soft_wrap=True, markup=False)
+stderr = SafeConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
 # Piped output has no terminal width; rich would assume 80 columns and cut digests and names in tables.
 for _console in (stdout, stderr):
     if not _console.is_terminal:

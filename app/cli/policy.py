@@ -120,6 +120,7 @@ def diff(ctx: typer.Context,
     read from their stored, re-hashed bundles (what `forgegov review` summarises)."""
     import difflib
 
+    from forgegov.app.cli.output import printable
     from forgegov.foundation.store.db import read_session
     from forgegov.foundation.vocabulary import AssetKind
     from forgegov.governance.policy import policy_in_force, stored_policy
@@ -134,10 +135,12 @@ def diff(ctx: typer.Context,
         before, after = current.files.get(path), proposed.files.get(path)
         if before == after:
             continue
-        lines = [(data or b"").decode("utf-8", errors="replace").splitlines(keepends=True) for data in (before, after)]
-        print("".join(difflib.unified_diff(
+        lines = [[line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                  for line in (data or b"").decode("utf-8", errors="replace").splitlines(keepends=True)]
+                 for data in (before, after)]
+        print(printable("".join(difflib.unified_diff(
             lines[0], lines[1], fromfile=f"{in_force.revision}/{path}" if before is not None else "/dev/null",
-            tofile=f"{proposed.revision}/{path}" if after is not None else "/dev/null")), end="")
+            tofile=f"{proposed.revision}/{path}" if after is not None else "/dev/null"))), end="")
 
 
 @policy_app.command("propose")

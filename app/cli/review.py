@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from forgegov.app.cli.context import state
-from forgegov.app.cli.output import emit
+from forgegov.app.cli.output import emit, printable
 from forgegov.foundation.vocabulary import Gate
 
 _JSON = typer.Option("--json", help="Print the result as JSON.")
@@ -39,8 +39,12 @@ def _flat(value: Any) -> bool:
 
 
 def _scalar(value: Any) -> str:
+    return printable(_plain(value))
+
+
+def _plain(value: Any) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(_scalar(item) for item in value) + "]"
+        return "[" + ", ".join(_plain(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{}"
     if value is None:
@@ -86,12 +90,12 @@ def review(ctx: typer.Context,
                 out.print(f"  still required: {item}")
         out.print("evidence (as the policy receives it):")
         render(out, shown.evidence)
-        out.print(f"policy settings for the {shown.gate.value} gate:")
+        out.print(f"what the policy holds it to (policies/data/data.json, policy {shown.policy['revision']}):")
         render(out, shown.settings)
         out.print("role holders: " + "; ".join(f"{role}: {', '.join(names) or 'nobody'}"
                                                for role, names in shown.holders.items()))
         if shown.digest is not None:
-            out.print(f"review digest {shown.digest}")
+            out.print(f"evidence digest {shown.digest} (what an approval is given for)")
             out.print(f"  sign it: forgegov approve {shown.subject} --gate {shown.gate.value} --as NAME "
                       f"--expect-digest {shown.digest}")
 
@@ -118,6 +122,8 @@ def inbox(ctx: typer.Context,
             target = f" → {item.target}" if item.target else ""
             out.print(f"{item.subject} ({item.gate}{target}) requested by {item.requested_by} at "
                       f"{item.requested_at}: you may {' or '.join(item.may)}")
+            if item.justification_needed:
+                out.print("  your approval must say why (--comment)")
             if item.approve_would == "allow":
                 out.print("  your approval completes it")
             for reason in item.reasons:
@@ -127,6 +133,16 @@ def inbox(ctx: typer.Context,
             out.print(f"  review: forgegov review {item.subject} --gate {item.gate}")
 
     emit([item.to_dict() for item in items], as_json, human)
+
+
+class _CleanTree:
+    """A rich Tree whose labels pass through `printable` (they carry names, comments and justifications)."""
+
+    def __init__(self, tree: Any) -> None:
+        self.tree = tree.tree if isinstance(tree, _CleanTree) else tree
+
+    def add(self, label: str) -> _CleanTree:
+        return _CleanTree(self.tree.add(printable(label)))
 
 
 def lineage(ctx: typer.Context,
@@ -144,6 +160,7 @@ def lineage(ctx: typer.Context,
         from rich.tree import Tree
 
         def add(tree, node) -> None:  # type: ignore[no-untyped-def]
+            tree = _CleanTree(tree)
             facts = [node["state"]] + [f"{key} {node[key]}" for key in ("stage", "release", "dataset_kind",
                                                                         "classification") if node.get(key)]
             branch = tree.add(f"{node['label']}  {node['digest'][:19]}…  owner {node['owner']}; "

@@ -53,10 +53,13 @@ revoked_and_ignored(approval) if {
 }
 
 # Reasons an approval is discounted, phrased for the missing message.
-discount_reasons(inp, approval) := {reason |
+discount_reasons(inp, approval) := ({reason |
 	revoked_and_ignored(approval)
 	reason := sprintf("its key %v was revoked after signing", [object.get(approval, "key_id", "(unknown)")])
 } | {reason |
+	approval.evidence_current == false
+	reason := "it was given for evidence that has changed since (a new check, an input withdrawn or replaced)"
+}) | {reason |
 	not within_max_age(inp, approval)
 	reason := sprintf(
 		"it was signed at %v, more than %v hours before %v",

@@ -185,3 +185,23 @@ test_reject_denies_an_approve_verdict if {
 test_qualifying_skips_requester_holding_the_role if {
 	approvals.qualifying_approvers(doc("bob", [ok("alice"), ok("bob")]), "data-steward") == {"bob"} with data.data.roles.alice as ["data-steward"]
 }
+
+test_qualifying_skips_an_approval_given_for_other_evidence if {
+	approvals.qualifying_approvers(doc("bob", [object.union(ok("bob"), {"evidence_current": false})]), "data-steward") == set()
+	approvals.qualifying_approvers(doc("bob", [object.union(ok("bob"), {"evidence_current": true})]), "data-steward") == {"bob"}
+	approvals.qualifying_approvers(doc("bob", [object.union(ok("bob"), {"evidence_current": null})]), "data-steward") == {"bob"}
+}
+
+test_missing_explains_an_approval_given_for_other_evidence if {
+	approvals.missing(doc("bob", [object.union(ok("bob"), {"evidence_current": false})]), {"data-steward": 1}) == {
+		"1 more approval by role data-steward (have 0 of 1)",
+		"approval by bob does not count for role data-steward: it was given for evidence that has changed since (a new check, an input withdrawn or replaced); bob must approve again",
+	}
+}
+
+test_an_approval_given_for_other_evidence_may_be_given_again if {
+	approvals.duplicate_approval_denies(
+		doc("bob", [object.union(ok("bob"), {"evidence_current": false}), object.union(ok("bob"), {"new": true})]),
+		["data-steward"],
+	) == set()
+}
