@@ -189,6 +189,7 @@ def plan_evaluation(workspace: Workspace, candidate_ref: str, suite_refs: Sequen
             tasks.append(PlannedTask(registered, spec, scorer, _plan(settings, spec, scorer), dataset,
                                      _items(spec, loaded[dataset["digest"]], where),
                                      judges.get((registered.digest, spec.metric))))
+    progress("data", len(loaded), len(loaded), "loaded")  # the bar completes, so its clock stops here
     policy = {"revision": in_force.revision, "digest": in_force.digest}
     return pair[0], pair[1], design, tasks, policy, suites
 

@@ -142,7 +142,8 @@ def show(ctx: typer.Context,
                   + (f"   release {a['release']}" if a["release"] else ""))
         if a["parent_digest"]:
             out.print(f"  parent {data['parent']}  {a['parent_digest']}")
-        out.print(f"  files {len(data['manifest']['files'])}   registered {a['registered_at']} by {a['registered_by']}")
+        files = f"files {len(data['manifest']['files'])}   " if "files" in data["manifest"] else ""
+        out.print(f"  {files}registered {a['registered_at']} by {a['registered_by']}")
         for request in data["requests"]:
             target = f" → {request['target']}" if request["target"] else ""
             roles = ", ".join(request["requester_roles"]) or "no role"
