@@ -19,9 +19,10 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, Decision, GateRequest
-from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, RequestStatus
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, Gate, RequestStatus
 from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.evidence import gather
+from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.gate import (
     request_input,
     subject_input,
@@ -29,7 +30,7 @@ from forgegov.governance.gate import (
     verify_open_request,
 )
 from forgegov.governance.policy import data_in_force, policy_in_force
-from forgegov.governance.registry import label, resolve
+from forgegov.governance.registry import label, recorded_asset, resolve
 from forgegov.governance.statements import evidence_digest_of
 
 REVIEW_VERSION = 1
@@ -54,6 +55,7 @@ class Review:
     settings: dict[str, Any]  # the policy's settings for this gate: quorum, thresholds, floors
     holders: dict[str, list[str]]  # who holds each role the gate's settings name, under the policy in force
     policy: dict[str, str]
+    context: dict[str, Any]  # shown beside the evidence, not read by this gate's policy (a run's sources' checks)
     digest: str | None  # the evidence digest an approval signs (`approve --expect-digest`); None without a request
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,7 +63,7 @@ class Review:
                 "gate": self.gate.value, "state": self.state, "release": self.release, "request": self.request,
                 "signed": self.signed, "still_required": self.still_required, "as_of_decision": self.as_of_decision,
                 "evidence": self.evidence, "settings": self.settings, "holders": self.holders, "policy": self.policy,
-                "digest": self.digest}
+                "context": self.context, "digest": self.digest}
 
 
 def gate_of(asset: Asset, gate: Gate | None, session: Session) -> Gate:
@@ -129,8 +131,23 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
         state=asset.state.value, release=asset.release, request=opened, signed=signed,
         still_required=still_required, as_of_decision=as_of, evidence=evidence, settings=settings,
         holders=_holders(roles, settings),
-        policy={"revision": in_force.revision, "digest": in_force.digest}, digest=digest,
+        policy={"revision": in_force.revision, "digest": in_force.digest}, context=_context(session, gate, evidence),
+        digest=digest,
     )
+
+
+def _context(session: Session, gate: Gate, evidence: dict[str, Any]) -> dict[str, Any]:
+    """What an approver of a run also wants to see: each source's newest data-quality check (counts, rates and
+    locations, never values), from the dataset gate's own evidence provider."""
+    if gate is not Gate.RUN:
+        return {}
+    checks = {}
+    for source in (evidence.get("run") or {}).get("sources") or []:
+        if source.get("found"):
+            dataset = recorded_asset(session, AssetKind.DATASET, source["digest"], "the run's evidence")
+            newest = checks_evidence(session, dataset)
+            checks[source["label"]] = newest[0] if newest else None
+    return {"source_checks": checks}
 
 
 def gate_holders(session: Session, gate: Gate) -> dict[str, list[str]]:

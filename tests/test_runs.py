@@ -73,6 +73,9 @@ def test_run_waits_for_its_gate_then_trains_on_the_approved_inputs(people, tmp_p
     assert not waiting.started and waiting.state == "pending"
     shown = review(people, waiting.run)
     assert shown.evidence == preview.evidence, "the dry run showed the evidence the request was decided on"
+    checks = shown.context["source_checks"]  # each source's newest data-quality check, beside the evidence
+    assert set(checks) == {labels["claims"], labels["general"], labels["replay"]}
+    assert all(check["records"] == 120 and check["failed"] == [] for check in checks.values())
     assert any("ml-lead" in item for item in waiting.missing)
     assert "run.start" not in _actions(people) and "checkpoint.load" not in _actions(people)
     again = _start(people, recipe)  # same bytes: the same run asset, still waiting, no second request

@@ -90,6 +90,9 @@ def review(ctx: typer.Context,
                 out.print(f"  still required: {item}")
         out.print("evidence (as the policy receives it):")
         render(out, shown.evidence)
+        if shown.context:
+            out.print("also worth knowing (not read by this gate's policy):")
+            render(out, shown.context)
         out.print(f"what the policy holds it to (policies/data/data.json, policy {shown.policy['revision']}):")
         render(out, shown.settings)
         out.print("role holders: " + "; ".join(f"{role}: {', '.join(names) or 'nobody'}"
