@@ -148,16 +148,16 @@ def evidence_digest_of(document: dict[str, Any]) -> str:
 
 def approval_input(statement: SignedStatement, *, key_revoked: bool, new: bool,
                    evidence_digest: str) -> dict[str, Any]:
-    """What the policy is told about one approval or rejection: all of it from the statement its approver signed, and
-    whether the evidence it was given for is the evidence now (`evidence_digest`; null for a statement that names
-    none)."""
+    """What the policy is told about one approval or rejection: all of it from the statement its approver signed, and,
+    when it names the evidence it was given for, whether that is the evidence now (`evidence_digest`). A version 1
+    statement names none and gets no `evidence_current`, so decisions recorded before version 2 read as they were."""
     signed_for = statement.payload.get("evidence_digest")
     return {
         "approver": statement.signer, "key_id": statement.payload["key_id"],
         "verdict": Verdict.APPROVE.value if statement.action is GateAction.APPROVE else Verdict.REJECT.value,
         "signed_at": statement.payload["signed_at"], "key_revoked": key_revoked, "new": new,
         "justification": statement.payload.get("comment", ""),
-        "evidence_current": None if signed_for is None else signed_for == evidence_digest,
+        **({} if signed_for is None else {"evidence_current": signed_for == evidence_digest}),
     }
 
 
