@@ -81,3 +81,22 @@ def test_a_config_nested_too_deeply_is_a_config_error_not_a_crash(tmp_path):
     (ws.root / CONFIG_FILE).write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(ConfigError, match="nests too deeply"):
         load_workspace(ws.root)
+
+
+def test_a_store_that_holds_a_log_is_not_initialised_again(tmp_path, store_url):
+    """The attack (issue 15): bob runs `init` against the team's store; his workspace signs its own log key into the
+    shared log, and from the next checkpoint on `audit verify` fails for everyone. The second init is refused and
+    writes nothing, not even its folder."""
+    from sqlmodel import func, select
+
+    from forgegov.foundation.store.models import AuditEntry
+
+    url = store_url or f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    first = init_workspace(tmp_path / "alice", store_url=url)
+    with read_session(first.database_url) as session:
+        before = session.exec(select(func.count()).select_from(AuditEntry)).one()
+    with pytest.raises(AlreadyExists, match="already holds the audit log of another workspace"):
+        init_workspace(tmp_path / "bob", store_url=url)
+    assert not (tmp_path / "bob").exists()
+    with read_session(first.database_url) as session:
+        assert session.exec(select(func.count()).select_from(AuditEntry)).one() == before
