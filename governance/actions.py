@@ -20,7 +20,7 @@ from forgegov.foundation.store.models import Asset, GateRequest
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, RequestStatus
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
 from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
-from forgegov.governance.gate import GateOutcome, submit
+from forgegov.governance.gate import GateOutcome, current_evidence_digest, submit
 from forgegov.governance.identities import (
     abandon_rotation,
     finish_rotation,
@@ -30,7 +30,6 @@ from forgegov.governance.identities import (
 )
 from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
-from forgegov.governance.review import review_in
 from forgegov.governance.statements import SignedStatement, make_statement
 
 
@@ -111,14 +110,15 @@ def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, acti
         raise StateConflict(f"{label(asset)} has no open {chosen.value} request to {action.value}",
                             hint=f"the requester opens one with `forgegov request {label(asset)} --as NAME`")
     with read_session(workspace.database_url) as session:
-        shown = review_in(workspace, session, resolve(session, asset.digest, asset.kind), chosen)
-    if expect_digest is not None and shown.digest != expect_digest:
+        current = current_evidence_digest(workspace, session, chosen, resolve(session, asset.digest, asset.kind),
+                                          open_request)
+    if expect_digest is not None and current != expect_digest:
         raise StateConflict(f"{label(asset)} changed since it was reviewed: its {chosen.value} gate evidence now has "
-                            f"digest {shown.digest}, not {expect_digest}",
+                            f"digest {current}, not {expect_digest}",
                             hint=f"review it again (`forgegov review {label(asset)}`) before signing")
     signer = unlock(workspace, actor, passphrase)
     statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment,
-                               evidence_digest=shown.digest)
+                               evidence_digest=current)
     return _run(workspace, engine, statement)
 
 

@@ -118,6 +118,18 @@ def request_input(request: GateRequest) -> dict[str, Any]:
             "target": request.target}
 
 
+def evidence_digest_for(gate: Gate, asset: Asset, request: GateRequest, evidence: dict[str, Any]) -> str:
+    """The digest an approval is given for, from the same parts `build_input` puts in the document."""
+    return evidence_digest_of({"gate": gate.value, "subject": subject_input(asset), "request": request_input(request),
+                               "evidence": evidence})
+
+
+def current_evidence_digest(workspace: Workspace, session: Session, gate: Gate, asset: Asset,
+                            request: GateRequest) -> str:
+    """The evidence digest as the gate would compute it now (what `approve` signs and `review` prints)."""
+    return evidence_digest_for(gate, asset, request, gather_evidence(workspace, session, gate, asset))
+
+
 def build_input(gate: Gate, action: GateAction, actor: Identity, asset: Asset, request: GateRequest,
                 approvals: list[dict[str, Any]], evidence: dict[str, Any]) -> dict[str, Any]:
     """The document OPA decides on. The gate, `forgegov review` and the previews behind `inbox` and
@@ -201,8 +213,7 @@ def _decide_and_apply(workspace: Workspace, tx: AuditedTransaction, engine: Deci
         verify_open_request(session, request, asset)
     stored_approvals = verified_approvals(session, request) if answers else []
     evidence = gather_evidence(workspace, session, gate, asset)
-    current = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
-                                  "request": request_input(request), "evidence": evidence})
+    current = evidence_digest_for(gate, asset, request, evidence)
     # 2a. What each approval was given for: a new one whose evidence changed since its signer was shown it is refused
     #     (nothing is recorded); a stored one is reported to the policy as current or not (`evidence_current`), and
     #     the policy stops counting it, so a held-back or early approval never counts for evidence its signer did not
@@ -313,8 +324,7 @@ def preview(workspace: Workspace, engine: DecisionSource, session: Session, gate
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started with "
                             f"{engine.pinned_revision}", hint="run the command again")
     evidence = gather_evidence(workspace, session, gate, asset)
-    current = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
-                                  "request": request_input(request), "evidence": evidence})
+    current = evidence_digest_for(gate, asset, request, evidence)
     approvals: list[dict[str, Any]] = []
     if stored:
         verify_open_request(session, request, asset)

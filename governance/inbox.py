@@ -17,12 +17,9 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
 from forgegov.foundation.vocabulary import DecisionResult, GateAction, RequestStatus
-from forgegov.governance.evidence import gather
 from forgegov.governance.gate import (
     DecisionSource,
     preview,
-    request_input,
-    subject_input,
     verified_approvals,
     verify_open_request,
 )
@@ -69,15 +66,13 @@ def inbox(workspace: Workspace, engine: DecisionSource, name: str) -> list[Inbox
         for request, asset in rows:
             check_recorded(session, asset)
             verify_open_request(session, request, asset)
+            approving = preview(workspace, engine, session, request.gate, GateAction.APPROVE, actor, asset, request)
             # Answered as the signed statements say, not as a row claims (a forged row must not empty an inbox); an
             # answer given for evidence that has changed since is asked for again, so it stays.
-            current = evidence_digest_of({"gate": request.gate.value, "subject": subject_input(asset),
-                                          "request": request_input(request),
-                                          "evidence": gather(workspace, session, request.gate, asset)})
+            current = evidence_digest_of(approving.document)
             if any(signed.signer == name and signed.payload.get("evidence_digest") in (None, current)
                    for signed, _revoked in verified_approvals(session, request)):
                 continue
-            approving = preview(workspace, engine, session, request.gate, GateAction.APPROVE, actor, asset, request)
             needs_reason = False
             if approving.result is DecisionResult.DENY:
                 # Some approvals must say why (a privacy officer's on personal data): ask again as if a reason were

@@ -3,7 +3,7 @@
 The evidence comes from the gate's own providers (`governance.evidence`), gathered and built into the gate's own input
 (`gate.build_input`) by the same code the decision uses, so there is no second account of a subject that could
 disagree with the one the policy reads. An approval that carries the review digest is refused by the gate when the
-evidence it gathers differs (`gate.py`, step 3a).
+evidence it gathers differs (`gate.py`, step 2a).
 """
 
 from __future__ import annotations
@@ -24,14 +24,13 @@ from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.evidence import gather
 from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.gate import (
+    evidence_digest_for,
     request_input,
-    subject_input,
     verified_approvals,
     verify_open_request,
 )
 from forgegov.governance.policy import data_in_force, policy_in_force
 from forgegov.governance.registry import label, recorded_asset, resolve
-from forgegov.governance.statements import evidence_digest_of
 
 REVIEW_VERSION = 1
 # The sections of policies/data/data.json a gate's policy reads besides `gates.<gate>`: what a reviewer is shown as
@@ -124,8 +123,7 @@ def review_in(workspace: Workspace, session: Session, asset: Asset, gate: Gate) 
                                           subject_digest=asset.digest, fields={"missing": json.loads(last.missing),
                                                                                "request_id": request.id})
             still_required, as_of = list(committed["missing"]), last.id
-        digest = evidence_digest_of({"gate": gate.value, "subject": subject_input(asset),
-                                  "request": request_input(request), "evidence": evidence})
+        digest = evidence_digest_for(gate, asset, request, evidence)
     return Review(
         version=REVIEW_VERSION, subject=label(asset), subject_digest=asset.digest, gate=gate,
         state=asset.state.value, release=asset.release, request=opened, signed=signed,
