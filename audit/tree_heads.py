@@ -180,3 +180,23 @@ def _git_commit(folder: Path, message: str) -> None:
         done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
         if done.returncode != 0 and "nothing to commit" not in done.stdout:
             raise BadInput(f"witness repository {folder}: git {args[-1]} failed: {done.stderr.strip()}")
+
+
+def newest_head(workspace: Workspace, seen: int) -> tuple[str, list[bytes]]:
+    """The newest signed tree head, covering every entry (one is signed and handed to the witnesses when the newest
+    stored one lags), and a consistency proof to it from a tree of `seen` entries: what a team server attaches to each
+    answer, so that its members check that the log only ever grew."""
+    with read_session(workspace.database_url) as session:
+        size = tree_size(session)
+        row = session.connection().execute(
+            select(_TREE_HEAD.c.size, _TREE_HEAD.c.note).order_by(_TREE_HEAD.c.size.desc()).limit(1)).first()
+    if row is None or row[0] < size:
+        signed = sign_tree_head(workspace)
+        hand_to_witnesses(workspace, signed)
+        head_size, note = signed.head.size, signed.note
+    else:
+        head_size, note = row[0], row[1]
+    if not 0 < seen < head_size:
+        return note, []  # nothing to prove from an empty tree; a member ahead of the server sees the rollback itself
+    with read_session(workspace.database_url) as session:
+        return note, consistency_proof(session, seen, head_size)

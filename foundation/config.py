@@ -102,6 +102,24 @@ class ProvenanceConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """A member's workspace: the team server that owns the store, the log and the policy, and what was pinned from it
+    when the member joined (`forgegov init --join URL`). Empty in a workspace that keeps its own store."""
+
+    url: str = ""
+    policy_digest: str = ""
+    member: str = ""  # who this workspace acts as by default (reads are signed too)
+
+    def __post_init__(self) -> None:
+        if self.url:
+            parsed = urlparse(self.url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/") \
+                    or parsed.query or parsed.fragment or parsed.username or parsed.password:
+                raise ConfigError(f"server.url must look like https://forgegov.example.com or http://127.0.0.1:8900, "
+                                  f"got {self.url!r}")
+
+
+@dataclass(frozen=True)
 class WorkspaceConfig:
     version: int = CONFIG_VERSION
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -109,6 +127,7 @@ class WorkspaceConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -128,11 +147,13 @@ class WorkspaceConfig:
             "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
                       "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
             "provenance": {"public_key": self.provenance.public_key},
+            **({"server": {"url": self.server.url, "policy_digest": self.server.policy_digest,
+                           "member": self.server.member}} if self.server.url else {}),
         }
 
     @classmethod
     def from_toml(cls, doc: dict) -> WorkspaceConfig:
-        known = {"version", "store", "opa", "paths", "audit", "provenance"}
+        known = {"version", "store", "opa", "paths", "audit", "provenance", "server"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"forgegov.toml has unknown sections: {', '.join(sorted(unknown))}")
@@ -148,6 +169,7 @@ class WorkspaceConfig:
                 audit=AuditConfig(**{**doc.get("audit", {}),
                                      "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
                 provenance=ProvenanceConfig(**doc.get("provenance", {})),
+                server=ServerConfig(**doc.get("server", {})),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"forgegov.toml is invalid: {exc}") from exc
@@ -174,7 +196,19 @@ class Workspace:
         return self.root / self.config.paths.logs
 
     @property
+    def server_url(self) -> str:
+        """The team server's URL in a member's workspace; empty where the workspace keeps its own store."""
+        return self.config.server.url.rstrip("/")
+
+    @property
     def database_url(self) -> str:
+        if self.server_url:
+            # A member never writes the team's store: the server decides, and a client with database credentials
+            # could change any state with one row. So this door is closed, not merely unused.
+            raise WorkspaceError(f"this workspace is a member of {self.server_url}: the server keeps the store, "
+                                 "and this command needs a store of its own",
+                                 hint="run it through the server's commands (see `forgegov --help`), or on the "
+                                      "server's own workspace")
         url = os.environ.get(ENV_DATABASE_URL) or self.config.store.url
         StoreConfig(url)
         prefix = "sqlite:///"

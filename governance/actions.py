@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import select
 
+from forgegov.foundation.canonical import check_digest
 from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
 from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
-from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage, RequestStatus
+from forgegov.foundation.vocabulary import AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
 from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.gate import GateOutcome, current_evidence_digest, submit
@@ -86,39 +90,83 @@ def _run(workspace: Workspace, engine: PolicyEngine | None, statement: SignedSta
         return submit(workspace, started, statement)
 
 
-def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
-            target: ReleaseStage | None = None, comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
-    asset, chosen, _open = _subject_and_request(workspace, subject, gate)
-    if chosen is Gate.PROMOTION and target is None:
-        raise BadInput("a promotion request needs --to staging|production")
-    if chosen is not Gate.PROMOTION and target is not None:
-        raise BadInput(f"--to applies to checkpoint promotion only, not to the {chosen.value} gate")
-    signer = unlock(workspace, actor, passphrase)
-    statement = make_statement(signer, chosen, GateAction.REQUEST, asset, target=target, comment=comment)
-    return _run(workspace, engine, statement)
+@dataclass(frozen=True)
+class Prepared:
+    """What a member signs a gate statement about, resolved from what they typed: the subject's kind and digest, the
+    gate, the open request it answers and the evidence digest an answer is given for. The team server hands this to
+    members (`POST /v1/prepare`); they sign it with their own key."""
+
+    kind: AssetKind
+    digest: str
+    label: str
+    gate: Gate
+    request_id: str | None
+    evidence_digest: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "digest": self.digest, "label": self.label, "gate": self.gate.value,
+                "request_id": self.request_id, "evidence_digest": self.evidence_digest}
+
+    @classmethod
+    def from_dict(cls, document: Any) -> Prepared:
+        try:
+            return cls(AssetKind(document["kind"]), check_digest(document["digest"]), str(document["label"]),
+                       Gate(document["gate"]), document["request_id"], document["evidence_digest"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"the server's answer names no gate subject: {exc}") from exc
 
 
-def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
-           gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
-           engine: PolicyEngine | None = None) -> GateOutcome:
-    """Approve or reject SUBJECT's open request. The statement names the digest of the evidence the gate is shown now
-    (what `forgegov review` prints): the approval is given for that evidence, the gate refuses it if the evidence
-    differs when it decides, and the policy stops counting it once the evidence changes. With `expect_digest`,
-    nothing is signed unless the evidence is still the one reviewed."""
-    asset, chosen, open_request = _subject_and_request(workspace, subject, gate, answering=True)
+def prepare(workspace: Workspace, subject: str, action: GateAction, *, gate: Gate | None = None,
+            target: ReleaseStage | None = None) -> Prepared:
+    """Resolve SUBJECT for `action`; an answer (approve, reject) needs an open request and is given for the evidence
+    the gate is shown now (what `forgegov review` prints): the gate refuses it if the evidence differs when it
+    decides, and the policy stops counting it once the evidence changes."""
+    answering = action in (GateAction.APPROVE, GateAction.REJECT)
+    asset, chosen, open_request = _subject_and_request(workspace, subject, gate, answering=answering)
+    if action is GateAction.REQUEST:
+        if chosen is Gate.PROMOTION and target is None:
+            raise BadInput("a promotion request needs --to staging|production")
+        if chosen is not Gate.PROMOTION and target is not None:
+            raise BadInput(f"--to applies to checkpoint promotion only, not to the {chosen.value} gate")
+    if not answering:
+        return Prepared(asset.kind, asset.digest, label(asset), chosen, None, None)
     if open_request is None:
         raise StateConflict(f"{label(asset)} has no open {chosen.value} request to {action.value}",
                             hint=f"the requester opens one with `forgegov request {label(asset)} --as NAME`")
     with read_session(workspace.database_url) as session:
         current = current_evidence_digest(workspace, session, chosen, resolve(session, asset.digest, asset.kind),
                                           open_request)
-    if expect_digest is not None and current != expect_digest:
-        raise StateConflict(f"{label(asset)} changed since it was reviewed: its {chosen.value} gate evidence now has "
-                            f"digest {current}, not {expect_digest}",
-                            hint=f"review it again (`forgegov review {label(asset)}`) before signing")
-    signer = unlock(workspace, actor, passphrase)
-    statement = make_statement(signer, chosen, action, asset, request_id=open_request.id, comment=comment,
-                               evidence_digest=current)
+    return Prepared(asset.kind, asset.digest, label(asset), chosen, open_request.id, current)
+
+
+def sign_prepared(signer: Signer, prepared: Prepared, action: GateAction, *, target: ReleaseStage | None = None,
+                  comment: str = "", expect_digest: str | None = None) -> SignedStatement:
+    """The statement `signer` makes about `prepared`; with `expect_digest`, nothing is signed unless the evidence is
+    still the one reviewed."""
+    if expect_digest is not None and prepared.evidence_digest != expect_digest:
+        raise StateConflict(f"{prepared.label} changed since it was reviewed: its {prepared.gate.value} gate evidence "
+                            f"now has digest {prepared.evidence_digest}, not {expect_digest}",
+                            hint=f"review it again (`forgegov review {prepared.label}`) before signing")
+    return make_statement(signer, prepared.gate, action, Asset(kind=prepared.kind, digest=prepared.digest),
+                          request_id=prepared.request_id, target=target, comment=comment,
+                          evidence_digest=prepared.evidence_digest)
+
+
+def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
+            target: ReleaseStage | None = None, comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
+    prepared = prepare(workspace, subject, GateAction.REQUEST, gate=gate, target=target)
+    statement = sign_prepared(unlock(workspace, actor, passphrase), prepared, GateAction.REQUEST, target=target,
+                              comment=comment)
+    return _run(workspace, engine, statement)
+
+
+def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
+           gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
+           engine: PolicyEngine | None = None) -> GateOutcome:
+    """Approve or reject SUBJECT's open request, for the evidence the gate is shown now (see `prepare`)."""
+    prepared = prepare(workspace, subject, action, gate=gate)
+    statement = sign_prepared(unlock(workspace, actor, passphrase), prepared, action, comment=comment,
+                              expect_digest=expect_digest)
     return _run(workspace, engine, statement)
 
 
@@ -126,9 +174,9 @@ def withdraw(workspace: Workspace, subject: str, actor: str, passphrase: str, *,
              comment: str = "", engine: PolicyEngine | None = None) -> GateOutcome:
     """Take SUBJECT's approval back at once, in one signed statement the policy decides (who may withdraw); runs and
     promotions that depend on it are refused from then on."""
-    asset, chosen, _open = _subject_and_request(workspace, subject, gate)
-    signer = unlock(workspace, actor, passphrase)
-    return _run(workspace, engine, make_statement(signer, chosen, GateAction.WITHDRAW, asset, comment=comment))
+    prepared = prepare(workspace, subject, GateAction.WITHDRAW, gate=gate)
+    statement = sign_prepared(unlock(workspace, actor, passphrase), prepared, GateAction.WITHDRAW, comment=comment)
+    return _run(workspace, engine, statement)
 
 
 def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,

@@ -26,6 +26,7 @@ from forgegov.foundation.canonical import canonical_bytes, sha256_digest
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import (
+    BadInput,
     DecisionUnavailable,
     NotFound,
     PolicyDenied,
@@ -105,6 +106,18 @@ class GateOutcome:
             "policy_revision": self.policy_revision, "audit_seq": self.audit_seq,
             "evidence_digest": self.evidence_digest,
         }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> GateOutcome:
+        """An outcome as the team server reported it (`to_dict`)."""
+        try:
+            return cls(document["decision_id"], document["opa_decision_id"], Gate(document["gate"]),
+                       GateAction(document["action"]), DecisionResult(document["result"]),
+                       tuple(document["reasons"]), tuple(document["missing"]), document["request_id"],
+                       document["subject"], document["subject_digest"], document["state"], document["release"],
+                       document["policy_revision"], document["audit_seq"], document.get("evidence_digest"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"the server's answer is not a gate outcome: {exc}") from exc
 
 
 def subject_input(asset: Asset) -> dict[str, Any]:

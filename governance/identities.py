@@ -238,6 +238,25 @@ def unlock(workspace: Workspace, name: str, passphrase: str) -> Signer:
     return Signer(name=name, key_id=identity.key_id, private_key=private_key)
 
 
+def unlock_key_file(workspace: Workspace, name: str, passphrase: str) -> Signer:
+    """NAME's key as this machine holds it, for a member of a team server: whether it is the key the log bound to
+    NAME, and not revoked, is for the server to check when it receives what the key signed."""
+    check_name(name)
+    key_file = read_key_file(workspace.keys_dir, name)
+    return Signer(name=name, key_id=key_file.key_id, private_key=decrypt_private_key(key_file, passphrase))
+
+
+def create_key_file(workspace: Workspace, name: str, passphrase: str) -> Ed25519PublicKey:
+    """A new key for NAME on this machine only (a member's, before enrolment binds it to NAME); its public half."""
+    check_name(name)
+    if os.path.lexists(key_path(workspace.keys_dir, name)):
+        raise AlreadyExists(f"a key for {name!r} already exists in {workspace.keys_dir}",
+                            hint="use it; a second key for one name is made only by a rotation")
+    private_key = Ed25519PrivateKey.generate()
+    write_key_file(workspace.keys_dir, encrypt_private_key(name, private_key, passphrase))
+    return private_key.public_key()
+
+
 # --- rotating a key: the new key waits beside the current one until the rotation is decided --------------------------
 # '+' never occurs in a name, so these files cannot be mistaken for another identity's key.
 

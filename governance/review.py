@@ -64,6 +64,15 @@ class Review:
                 "evidence": self.evidence, "settings": self.settings, "holders": self.holders, "policy": self.policy,
                 "context": self.context, "digest": self.digest}
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> Review:
+        """A review as the team server sent it (`to_dict`)."""
+        try:
+            fields = {name: document[name] for name in cls.__dataclass_fields__}
+            return cls(**{**fields, "gate": Gate(document["gate"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"the server's answer is not a review: {exc}") from exc
+
 
 def gate_of(asset: Asset, gate: Gate | None, session: Session) -> Gate:
     """The gate asked for, else the gate of the subject's open request, else the kind's own gate."""

@@ -11,7 +11,7 @@ import typer
 
 from forgegov.foundation.config import Workspace, load_workspace
 from forgegov.foundation.crypto.keys import ENV_PASSPHRASE
-from forgegov.foundation.errors import KeyUnavailable
+from forgegov.foundation.errors import BadInput, KeyUnavailable
 
 
 @dataclass
@@ -42,3 +42,26 @@ def passphrase_for(name: str, *, confirm: bool = False, new: bool = False) -> st
         raise KeyUnavailable(f"no {what} for {name!r}: there is no terminal to ask on", hint=f"set {variable}")
     return typer.prompt(f"{what.capitalize()} for {name}", hide_input=True, confirmation_prompt=confirm or new)
 
+
+
+def member_as(workspace: Workspace, actor: str | None) -> str:
+    """Who signs a member's call: --as, else the member named when the workspace joined its server."""
+    if not workspace.server_url:
+        raise BadInput("this workspace is not a member of a team server",
+                       hint="join one with `forgegov init --join URL --as NAME`")
+    name = actor or workspace.config.server.member
+    if not name:
+        raise BadInput("say who acts: --as NAME", hint="or set [server] member in forgegov.toml")
+    return name
+
+
+def verbs_for(workspace: Workspace):  # type: ignore[no-untyped-def]
+    """The gate verbs: decided here (a workspace of one), or signed here and decided by the team server. Both have
+    the same functions with the same arguments."""
+    if workspace.server_url:
+        from forgegov.app import member
+
+        return member
+    from forgegov.governance import actions
+
+    return actions

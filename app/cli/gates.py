@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.context import passphrase_for, state, verbs_for
 from forgegov.app.cli.output import emit
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import ForgegovError, PolicyDenied
@@ -78,9 +78,8 @@ def request(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
             comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Open a gate request for SUBJECT, signed by the requester."""
-    from forgegov.governance import actions
-
     workspace = state(ctx).workspace()
+    actions = verbs_for(workspace)
     with decided(as_json, workspace):
         outcome = actions.request(workspace, subject, actor, passphrase_for(actor), gate=gate,
                                   target=to, comment=comment)
@@ -104,9 +103,8 @@ def approve(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annota
     when the policy's quorum is met the change applies at once (dataset approved, checkpoint promoted, ...). The
     policy refuses self-approval and approving twice.
     """
-    from forgegov.governance import actions
-
     workspace = state(ctx).workspace()
+    actions = verbs_for(workspace)
     with decided(as_json, workspace):
         outcome = actions.answer(workspace, subject, actor, passphrase_for(actor), GateAction.APPROVE,
                                  gate=gate, comment=comment, expect_digest=expect_digest)
@@ -119,11 +117,11 @@ def reject(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annotat
            as_json: Annotated[bool, _JSON] = False) -> None:
     """Reject SUBJECT's open request, signed with your own key."""
     from forgegov.foundation.errors import BadInput
-    from forgegov.governance import actions
 
     if not reason.strip():
         raise BadInput("a rejection needs a reason (--reason)")
     workspace = state(ctx).workspace()
+    actions = verbs_for(workspace)
     with decided(as_json, workspace):
         outcome = actions.answer(workspace, subject, actor, passphrase_for(actor), GateAction.REJECT,
                                  gate=gate, comment=reason)
@@ -139,11 +137,11 @@ def withdraw(ctx: typer.Context, subject: Annotated[str, _SUBJECT], actor: Annot
     pulled by its vendor), signed with your own key; the policy decides who may. Runs and promotions that depend on
     it are refused from then on."""
     from forgegov.foundation.errors import BadInput
-    from forgegov.governance import actions
 
     if not reason.strip():
         raise BadInput("a withdrawal needs a reason (--reason)")
     workspace = state(ctx).workspace()
+    actions = verbs_for(workspace)
     with decided(as_json, workspace):
         outcome = actions.withdraw(workspace, subject, actor, passphrase_for(actor), gate=gate,
                                    comment=reason)
@@ -158,9 +156,8 @@ def promote(ctx: typer.Context,
             comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Ask to promote CHECKPOINT to a release stage; it moves once the promotion gate's approvals are met."""
-    from forgegov.governance import actions
-
     workspace = state(ctx).workspace()
+    actions = verbs_for(workspace)
     with decided(as_json, workspace):
         outcome = actions.promote(workspace, checkpoint, to, actor, passphrase_for(actor),
                                   comment=comment)

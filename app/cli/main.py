@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from forgegov.app.cli import (
+    artifact,
     assets,
     audit,
     demo,
@@ -21,6 +22,7 @@ from forgegov.app.cli import (
     reference,
     review,
     runs,
+    server,
     workspace,
 )
 from forgegov.app.cli.context import AppState
@@ -71,6 +73,8 @@ demo.register(app)
 reference.register(app)
 runs.register(app)
 evaluation.register(app)
+server.register(app)
+artifact.register(app)
 
 
 def _report(error: ForgegovError) -> None:

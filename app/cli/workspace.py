@@ -22,9 +22,34 @@ def init(
         help="Use this OPA server instead of starting the embedded one.", show_default=False)] = None,
     policy_dir: Annotated[Optional[Path], typer.Option(
         "--policy", help="Policy bundle to pin (default: the one shipped with forgegov).", show_default=False)] = None,
+    join: Annotated[Optional[str], typer.Option(
+        "--join", help="Join the team server at this URL instead: no store here, only your keys and what is pinned "
+                       "from the server (its log key, platform key and policy), trusted on first use.",
+        show_default=False)] = None,
+    member: Annotated[Optional[str], typer.Option(
+        "--as", help="With --join: who this workspace acts as by default.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Create a workspace: forgegov.toml, the store, keys/, and a pinned copy of the policy bundle."""
+    """Create a workspace: forgegov.toml, the store, keys/, and a pinned copy of the policy bundle; or, with --join,
+    a member's workspace for a team server."""
+    from forgegov.foundation.errors import BadInput
+
+    if join is not None:
+        from forgegov.app.member import join as join_server
+
+        if store or opa_url or policy_dir:
+            raise BadInput("--join takes no --store, --opa-url or --policy: the server keeps those")
+        joined = join_server(directory, join, member or "")
+        data = {"workspace": str(joined.root), "server": joined.server_url, "origin": joined.config.audit.origin,
+                "log_public_key": joined.config.audit.log_public_key,
+                "policy_digest": joined.config.server.policy_digest}
+        emit(data, as_json, lambda out: out.print(
+            f"joined {joined.server_url} at {joined.root}\n  log {data['origin']} (key pinned: compare "
+            f"{data['log_public_key']} with what the server's operators publish)\n  policy in force "
+            f"{data['policy_digest']}\nnext: forgegov identity request NAME --contact EMAIL  (an admin enrols it)"))
+        return
+    if member:
+        raise BadInput("--as goes with --join")
     from forgegov.app.workspace import init_workspace
 
     ws = init_workspace(directory, store_url=store, opa_url=opa_url, policy_source=policy_dir)

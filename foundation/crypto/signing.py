@@ -27,6 +27,7 @@ class Purpose(StrEnum):
     EVAL_RESULT = "eval-result"
     DATA_QUALITY = "data-quality"
     ADMIN_ACT = "admin-act"
+    API_REQUEST = "api-request"
 
 
 def signed_message(purpose: Purpose, payload: Any) -> bytes:

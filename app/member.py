@@ -1,0 +1,340 @@
+"""A member's side of the team server: join it, sign on this machine, send, and check every answer's log.
+
+A member's workspace holds their own keys, the server's URL and what was pinned from the server when they joined
+(the log's origin and key, the platform key, the policy then in force) and the newest tree head they verified
+(`log-view.json`). It holds no store and no database credentials: the server decides, and every answer carries the
+log's signed tree head and a consistency proof, so a server that rolls its log back or forks it is caught on the next
+call.
+
+The verbs here take the same arguments as `governance.actions`, so the CLI calls one or the other (`verbs_for`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from forgegov.audit.log_key import origin_of
+from forgegov.audit.log_view import LogView, proof_from_wire
+from forgegov.audit.note import open_checkpoint
+from forgegov.audit.operations import verify_export
+from forgegov.audit.verify import VerifyReport
+from forgegov.foundation import errors
+from forgegov.foundation.artifact_store import CHUNK
+from forgegov.foundation.canonical import check_digest
+from forgegov.foundation.config import (
+    CONFIG_FILE,
+    AuditConfig,
+    ProvenanceConfig,
+    ServerConfig,
+    Workspace,
+    WorkspaceConfig,
+    fsync_dir,
+    write_config,
+)
+from forgegov.foundation.crypto.keys import Signer
+from forgegov.foundation.crypto.request_auth import HEADER, sign_request
+from forgegov.foundation.crypto.signing import public_key_from_b64
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    BadInput,
+    DigestMismatch,
+    ForgegovError,
+    PolicyDenied,
+    Tampered,
+    WorkspaceError,
+)
+from forgegov.foundation.staging import staged_folder
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+from forgegov.governance.actions import Prepared, sign_prepared
+from forgegov.governance.gate import GateOutcome
+from forgegov.governance.identities import check_name, unlock_key_file
+from forgegov.governance.review import Review
+
+VIEW_FILE = "log-view.json"
+TIMEOUT_S = 60.0
+UPLOAD_CHUNK = 8 * CHUNK
+
+
+class ServerUnavailable(ForgegovError):
+    """The team server could not be reached, or did not answer as a forgegov server does."""
+
+
+def _error_classes() -> dict[str, type[ForgegovError]]:
+    found: dict[str, type[ForgegovError]] = {}
+    pending: list[type[ForgegovError]] = [ForgegovError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def remote_error(document: Any, status: int) -> ForgegovError:
+    """The server's typed error, raised here as the same type (or the base of its exit code), so a member's
+    exit codes mean what they mean in a workspace of one."""
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return ServerUnavailable(f"the server answered {status} without a forgegov error")
+    message, hint = error["message"], error.get("hint") if isinstance(error.get("hint"), str) else None
+    if error.get("type") == "PolicyDenied":
+        return PolicyDenied(message, [str(r) for r in error.get("reasons") or []], hint=hint,
+                            decision_id=error.get("decision_id"), outcome=error.get("outcome"))
+    cls = _error_classes().get(str(error.get("type")))
+    if cls is not None:
+        try:
+            return cls(message, hint=hint)
+        except TypeError:
+            pass
+    by_code: dict[Any, type[ForgegovError]] = {2: BadInput, 3: errors.DecisionUnavailable, 4: Tampered}
+    return by_code.get(error.get("exit_code"), ForgegovError)(message, hint=hint)
+
+
+class Connection:
+    """Signed calls to the server; each answer's tree head is checked against the one seen before."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.url = workspace.server_url
+        audit = workspace.config.audit
+        self.view = LogView(workspace.root / VIEW_FILE, audit.origin, public_key_from_b64(audit.log_public_key))
+
+    def call(self, method: str, path: str, signer: Signer | None, *, document: Any = None, content: bytes = b"",
+             sink: Callable[[httpx.Response], Any] | None = None) -> Any:
+        body = json.dumps(document).encode() if document is not None else content
+        headers = {"Content-Type": "application/json" if document is not None else "application/octet-stream"}
+        if signer is not None:
+            headers[HEADER] = sign_request(signer, method, path, body)
+        with self.view.locked():
+            seen = self.view.seen()
+            headers["Forgegov-Log-Seen"] = str(seen.size if seen else 0)
+            try:
+                with httpx.Client(timeout=TIMEOUT_S) as client, \
+                        client.stream(method, self.url + path, content=body, headers=headers) as response:
+                    self._check_log(response)
+                    if response.status_code == 200 and sink is not None:
+                        return sink(response)
+                    response.read()
+            except httpx.HTTPError as exc:
+                raise ServerUnavailable(f"cannot reach the team server at {self.url}: {exc}",
+                                        hint="check the URL in forgegov.toml ([server] url) and that the server "
+                                             "runs") from exc
+        try:
+            answer = response.json()
+        except ValueError as exc:
+            raise ServerUnavailable(f"the server at {self.url} answered {response.status_code} without JSON") from exc
+        if response.status_code != 200:
+            raise remote_error(answer, response.status_code)
+        return answer
+
+    def _check_log(self, response: httpx.Response) -> None:
+        note = response.headers.get("Forgegov-Log-Note")
+        if not note:
+            raise Tampered(f"the server at {self.url} answered without a signed tree head",
+                           hint="is it a forgegov server, of a version that joins this workspace?")
+        proof = response.headers.get("Forgegov-Log-Proof", "")
+        try:
+            text = base64.b64decode(note, validate=True).decode()
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Tampered("the server's tree head is not base64 UTF-8") from exc
+        self.view.advance(text, proof_from_wire(proof.split(",") if proof else []))
+
+
+def _signer(workspace: Workspace, actor: str, passphrase: str) -> Signer:
+    return unlock_key_file(workspace, actor, passphrase)
+
+
+# -- joining ----------------------------------------------------------------------------------------------------------
+
+def join(directory: Path, url: str, member: str = "") -> Workspace:
+    """A member's workspace for the server at URL, trusting what it presents now (trust on first use): its log's
+    origin and key (the origin must be the key's own), its platform key, and the policy in force. Every later answer
+    is held to these pins."""
+    directory = directory.resolve()
+    if (directory / CONFIG_FILE).exists():
+        raise AlreadyExists(f"{directory} is already a forgegov workspace")
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise WorkspaceError(f"{directory} exists and is not an empty folder")
+    if member:
+        check_name(member)
+    server = ServerConfig(url=url.rstrip("/"), member=member)
+    try:
+        with httpx.Client(timeout=TIMEOUT_S) as client:
+            response = client.get(server.url + "/v1/trust")
+    except httpx.HTTPError as exc:
+        raise ServerUnavailable(f"cannot reach the team server at {url}: {exc}") from exc
+    try:
+        trust = response.json()
+        log_key = public_key_from_b64(trust["log_public_key"])
+        platform_key = trust["platform_public_key"]
+        policy_digest = check_digest(trust["policy"]["digest"])
+        note = base64.b64decode(response.headers["Forgegov-Log-Note"], validate=True).decode()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServerUnavailable(f"{url} did not answer as a forgegov server ({exc})") from exc
+    if trust.get("origin") != origin_of(log_key):
+        raise Tampered(f"the server's log origin {trust.get('origin')!r} is not the one its key names "
+                       f"({origin_of(log_key)})")
+    open_checkpoint(note, origin_of(log_key), log_key)
+    config = WorkspaceConfig(audit=AuditConfig(origin=origin_of(log_key), log_public_key=trust["log_public_key"]),
+                             provenance=ProvenanceConfig(platform_key),
+                             server=replace(server, policy_digest=policy_digest))
+    with staged_folder(directory, "join") as staging:
+        staged = Workspace(staging, config)
+        staged.keys_dir.mkdir(mode=0o700)
+        write_config(staging, config, create=True)
+        LogView(staging / VIEW_FILE, config.audit.origin, log_key).advance(note, [])
+    return Workspace(directory, config)
+
+
+def whoami(workspace: Workspace, actor: str, passphrase: str) -> str:
+    return Connection(workspace).call("GET", "/v1/whoami", _signer(workspace, actor, passphrase))["name"]
+
+
+# -- the gate verbs, as governance.actions has them ------------------------------------------------------------------
+
+def _prepare(connection: Connection, signer: Signer, subject: str, action: GateAction, gate: Gate | None,
+             target: ReleaseStage | None) -> Prepared:
+    document = {"subject": subject, "action": action.value, "gate": gate.value if gate else None,
+                "target": target.value if target else None}
+    return Prepared.from_dict(connection.call("POST", "/v1/prepare", signer, document=document))
+
+
+def _send(connection: Connection, signer: Signer, statement: Any) -> GateOutcome:
+    document = {"payload": statement.payload, "signature": statement.signature}
+    return GateOutcome.from_dict(connection.call("POST", "/v1/gate", signer, document=document))
+
+
+def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
+            target: ReleaseStage | None = None, comment: str = "", engine: None = None) -> GateOutcome:
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    prepared = _prepare(connection, signer, subject, GateAction.REQUEST, gate, target)
+    return _send(connection, signer, sign_prepared(signer, prepared, GateAction.REQUEST, target=target,
+                                                   comment=comment))
+
+
+def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, action: GateAction, *,
+           gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
+           engine: None = None) -> GateOutcome:
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    prepared = _prepare(connection, signer, subject, action, gate, None)
+    return _send(connection, signer, sign_prepared(signer, prepared, action, comment=comment,
+                                                   expect_digest=expect_digest))
+
+
+def withdraw(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
+             comment: str = "", engine: None = None) -> GateOutcome:
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    prepared = _prepare(connection, signer, subject, GateAction.WITHDRAW, gate, None)
+    return _send(connection, signer, sign_prepared(signer, prepared, GateAction.WITHDRAW, comment=comment))
+
+
+def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,
+            comment: str = "", engine: None = None) -> GateOutcome:
+    return request(workspace, checkpoint, actor, passphrase, gate=Gate.PROMOTION, target=target, comment=comment)
+
+
+def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, passphrase: str) -> Review:
+    document = {"subject": subject, "gate": gate.value if gate else None}
+    return Review.from_dict(Connection(workspace).call("POST", "/v1/review", _signer(workspace, actor, passphrase),
+                                                       document=document))
+
+
+# -- the log, verified on this machine --------------------------------------------------------------------------------
+
+def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: list[Path] | None = None) -> VerifyReport:
+    """Fetch the server's whole log and verify it here, under the log key pinned at join: every entry, every stored
+    tree head, every signed statement; and that it extends the newest tree head this member verified before."""
+    connection = Connection(workspace)
+    with tempfile.TemporaryDirectory(prefix="forgegov-verify-") as folder:
+        path = Path(folder) / "log.jsonl"
+
+        def save(response: httpx.Response) -> None:
+            with path.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+
+        connection.call("GET", "/v1/log/export", _signer(workspace, actor, passphrase), sink=save)
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline())
+        audit = workspace.config.audit
+        if header.get("origin") != audit.origin or header.get("log_public_key") != audit.log_public_key:
+            raise Tampered(f"the server exported a log of {header.get('origin')!r} under another key than the one "
+                           f"pinned when this member joined ({audit.origin})")
+        report = verify_export(path, witnesses or [])
+    seen = connection.view.seen()
+    if seen is not None and report.entries < seen.size:
+        raise Tampered(f"the exported log has {report.entries} entries, fewer than the {seen.size} this member saw")
+    return report
+
+
+# -- the artifact store -----------------------------------------------------------------------------------------------
+
+def put_artifact(workspace: Workspace, path: Path, actor: str, passphrase: str) -> dict[str, Any]:
+    """Upload a file by its digest, in chunks, resuming where an earlier upload of the same bytes stopped; the
+    server verifies the digest on receipt."""
+    try:
+        size = path.stat().st_size
+        hasher = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                hasher.update(chunk)
+    except OSError as exc:
+        raise errors.UnreadablePath(f"cannot read {path}: {exc.strerror}") from exc
+    digest = "sha256:" + hasher.hexdigest()
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    state = connection.call("POST", f"/v1/artifacts/{digest}", signer, document={"size": size})
+    sent = 0
+    with path.open("rb") as handle:
+        handle.seek(state["received"])
+        received = state["received"]
+        while received < size:
+            chunk = handle.read(UPLOAD_CHUNK)
+            state = connection.call("PUT", f"/v1/artifacts/{digest}?offset={received}", signer, content=chunk)
+            received = state["received"]
+            sent += len(chunk)
+    connection.call("POST", f"/v1/artifacts/{digest}/finish", signer, document={})
+    return {"digest": digest, "size": size, "sent": sent}
+
+
+def get_artifact(workspace: Workspace, digest: str, destination: Path, actor: str, passphrase: str) -> dict[str, Any]:
+    """Download a blob and keep it only if it hashes to DIGEST (written beside DESTINATION, renamed into place)."""
+    check_digest(digest)
+    if destination.exists():
+        raise AlreadyExists(f"{destination} already exists", hint="choose another path, or move it away")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", delete=False)
+    partial = Path(handle.name)
+    try:
+        hasher = hashlib.sha256()
+
+        def save(response: httpx.Response) -> int:
+            size = 0
+            for chunk in response.iter_bytes():
+                hasher.update(chunk)
+                handle.write(chunk)
+                size += len(chunk)
+            return size
+
+        with handle:
+            size = Connection(workspace).call("GET", f"/v1/artifacts/{digest}", _signer(workspace, actor, passphrase),
+                                              sink=save)
+            handle.flush()
+            os.fsync(handle.fileno())
+        actual = "sha256:" + hasher.hexdigest()
+        if actual != digest:
+            raise DigestMismatch(f"the server sent bytes that hash to {actual}, not {digest}: refused",
+                                 expected=digest, actual=actual)
+        os.replace(partial, destination)
+        fsync_dir(destination.parent)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"digest": digest, "size": size, "path": str(destination)}

@@ -1,0 +1,293 @@
+"""The team server's HTTP API: the embedded mode's doors, behind signed requests.
+
+Every gate runs here through the same code as in a workspace of one (`governance.gate.submit`, `admin.submit_admin`):
+members send statements they signed on their own machines, and the server decides them with the policy in force on
+its own OPA, appends them to its log and changes state. No member holds the store's credentials or the log key.
+
+Every answer, errors included, carries the log's newest signed tree head and a consistency proof from the size the
+member says it saw last (`Forgegov-Log-Seen`), so that each call lets the member check the log only grew.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from forgegov.app.server.auth import Authenticator, Limits, RateLimited
+from forgegov.audit.log_key import pinned_public_key
+from forgegov.audit.operations import export_log
+from forgegov.audit.tree_heads import newest_head
+from forgegov.foundation.artifact_store import ArtifactStore, folder_store
+from forgegov.foundation.canonical import check_digest
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.request_auth import HEADER
+from forgegov.foundation.crypto.signing import public_key_to_b64
+from forgegov.foundation.errors import BadInput, ForgegovError, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+from forgegov.governance import actions
+from forgegov.governance.admin import AdminStatement, submit_admin
+from forgegov.governance.gate import submit
+from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
+from forgegov.governance.review import review
+from forgegov.governance.runs.provenance import PLATFORM_KEY
+from forgegov.governance.statements import SignedStatement
+
+API_VERSION = 1
+SEEN = "Forgegov-Log-Seen"
+NOTE = "Forgegov-Log-Note"
+PROOF = "Forgegov-Log-Proof"
+MAX_BODY = 16 << 20  # one chunk of an upload (8 MiB) with room; statements are a few KiB
+
+
+class Decider:
+    """One OPA for the server's life, restarted when the policy in force changes (a policy gate approval)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._lock = threading.Lock()
+        self._engine: PolicyEngine | None = None
+
+    @contextmanager
+    def engine(self) -> Iterator[PolicyEngine]:
+        # Decisions are serialised anyway (each gate runs in one serialised transaction); one lock keeps the engine
+        # from being swapped under a decision in progress.
+        with self._lock:
+            with read_session(self.workspace.database_url) as session:
+                in_force = policy_in_force(session).digest
+                if self._engine is None or self._engine.pinned_digest != in_force:
+                    self.close()
+                    self._engine = open_engine(self.workspace, session).__enter__()
+            yield self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.__exit__(None, None, None)
+            self._engine = None
+
+
+@dataclass
+class Service:
+    workspace: Workspace
+    auth: Authenticator
+    decider: Decider
+    artifacts: ArtifactStore
+
+    # -- members' reads and writes; each takes the caller (proven by signature) and the JSON body
+
+    def trust(self, _caller: str | None, _body: Any) -> dict[str, Any]:
+        with read_session(self.workspace.database_url) as session:
+            in_force = policy_in_force(session)
+        return {"api": API_VERSION, "forgegov": version("forgegov"), "origin": self.workspace.config.audit.origin,
+                "log_public_key": public_key_to_b64(pinned_public_key(self.workspace)),
+                "platform_public_key": public_key_to_b64(PLATFORM_KEY.public_key(self.workspace)),
+                "policy": {"digest": in_force.digest, "revision": in_force.revision}}
+
+    def whoami(self, caller: str | None, _body: Any) -> dict[str, Any]:
+        return {"name": caller}
+
+    def prepare(self, _caller: str | None, body: Any) -> dict[str, Any]:
+        target = body.get("target")
+        return actions.prepare(self.workspace, _text(body, "subject"), GateAction(_text(body, "action")),
+                               gate=Gate(body["gate"]) if body.get("gate") else None,
+                               target=ReleaseStage(target) if target else None).to_dict()
+
+    def review(self, _caller: str | None, body: Any) -> dict[str, Any]:
+        gate = Gate(body["gate"]) if body.get("gate") else None
+        return review(self.workspace, _text(body, "subject"), gate).to_dict()
+
+    def gate(self, caller: str | None, body: Any) -> dict[str, Any]:
+        statement = SignedStatement(body.get("payload"), str(body.get("signature")))
+        if not isinstance(statement.payload, dict) or statement.payload.get("signer") != caller:
+            raise SignatureInvalid("a member sends the statements they signed themselves, not another's")
+        with self.decider.engine() as engine:
+            return submit(self.workspace, engine, statement).to_dict()
+
+    def admin(self, caller: str | None, body: Any) -> dict[str, Any]:
+        statement = AdminStatement(body.get("payload"), str(body.get("signature")))
+        if not isinstance(statement.payload, dict) or statement.payload.get("signer") != caller:
+            raise SignatureInvalid("a member sends the acts they signed themselves, not another's")
+        with self.decider.engine() as engine:
+            return submit_admin(self.workspace, engine, statement).to_dict()
+
+    # -- the artifact store
+
+    def upload_begin(self, _caller: str | None, body: Any, digest: str) -> dict[str, Any]:
+        return self.artifacts.begin(digest, body.get("size")).to_dict()
+
+    def upload_finish(self, _caller: str | None, _body: Any, digest: str) -> dict[str, Any]:
+        return self.artifacts.finish(digest).to_dict()
+
+
+def _text(body: Any, name: str) -> str:
+    value = body.get(name) if isinstance(body, dict) else None
+    if not isinstance(value, str) or not value:
+        raise BadInput(f"the request names no {name}")
+    return value
+
+
+def _status(error: ForgegovError) -> int:
+    if isinstance(error, RateLimited):
+        return 429
+    if isinstance(error, NotFound):
+        return 404
+    return {2: 400, 3: 403, 4: 409}.get(error.exit_code, 500)
+
+
+def error_document(error: ForgegovError) -> dict[str, Any]:
+    document: dict[str, Any] = {"type": type(error).__name__, "message": error.message, "hint": error.hint,
+                                "exit_code": error.exit_code}
+    if isinstance(error, PolicyDenied):
+        document |= {"reasons": error.reasons, "decision_id": error.decision_id, "outcome": error.outcome}
+    return {"error": document}
+
+
+def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
+    service = Service(workspace, Authenticator(workspace, limits or Limits()), Decider(workspace),
+                      folder_store(workspace.artifacts_dir / "store"))
+
+    def seen_size(request: Request) -> int:
+        try:
+            return max(0, int(request.headers.get(SEEN, "0")))
+        except ValueError:
+            return 0
+
+    def log_headers(seen: int) -> dict[str, str]:
+        note, proof = newest_head(workspace, seen)
+        return {NOTE: base64.b64encode(note.encode()).decode(),
+                PROOF: ",".join(base64.b64encode(node).decode() for node in proof)}
+
+    def signed_path(request: Request) -> str:
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.scope.get("query_string", b"")
+        return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+
+    async def call(request: Request, work: Callable[[str | None, Any], Any], *, signed: bool = True,
+                   json_body: bool = True) -> Response:
+        body = await request.body()
+        seen = seen_size(request)
+
+        def run() -> tuple[int, Any, dict[str, str]]:
+            try:
+                if len(body) > MAX_BODY:
+                    raise BadInput(f"the request body is larger than {MAX_BODY} bytes")
+                caller = service.auth.caller(request.headers.get(HEADER), request.method, signed_path(request),
+                                             body) if signed else None
+                parsed: Any = body
+                if json_body:
+                    try:
+                        parsed = json.loads(body) if body else {}
+                    except ValueError as exc:
+                        raise BadInput("the request body is not JSON") from exc
+                    if not isinstance(parsed, dict):
+                        raise BadInput("the request body is not a JSON object")
+                status, result = 200, work(caller, parsed)
+            except ForgegovError as error:
+                status, result = _status(error), error_document(error)
+            except (ValueError, KeyError, TypeError) as exc:  # a malformed request names its field, never a trace
+                status, result = 400, error_document(BadInput(f"the request is malformed: {exc}"))
+            return status, result, log_headers(seen)
+
+        status, result, headers = await run_in_threadpool(run)
+        if callable(result):  # a body that is not JSON (a blob, the log): the handler builds its response
+            return result(headers)
+        return Response(json.dumps(result, default=str), status, headers=headers, media_type="application/json")
+
+    async def trust(request: Request) -> Response:
+        return await call(request, service.trust, signed=False)
+
+    async def whoami(request: Request) -> Response:
+        return await call(request, service.whoami)
+
+    async def prepare(request: Request) -> Response:
+        return await call(request, service.prepare)
+
+    async def review_(request: Request) -> Response:
+        return await call(request, service.review)
+
+    async def gate(request: Request) -> Response:
+        return await call(request, service.gate)
+
+    async def admin(request: Request) -> Response:
+        return await call(request, service.admin)
+
+    async def upload(request: Request) -> Response:
+        if request.method == "POST":
+            return await call(request, lambda caller, body: service.upload_begin(caller, body, _digest(request)))
+
+        def chunk(_caller: str | None, body: bytes) -> dict[str, Any]:
+            try:
+                offset = int(request.query_params["offset"])
+            except (KeyError, ValueError) as exc:
+                raise BadInput("a chunk names its offset (?offset=N)") from exc
+            return service.artifacts.write(_digest(request), offset, body).to_dict()
+
+        return await call(request, chunk, json_body=False)
+
+    async def finish(request: Request) -> Response:
+        return await call(request, lambda caller, body: service.upload_finish(caller, body, _digest(request)))
+
+    async def download(request: Request) -> Response:
+        def open_blob(_caller: str | None, _body: bytes) -> Callable[[dict[str, str]], Response]:
+            digest = _digest(request)
+            size = service.artifacts.has(digest)
+            if size is None:
+                raise NotFound(f"the artifact store holds no blob {digest}",
+                               hint="upload it first (`forgegov artifact put FILE`)")
+            return lambda headers: StreamingResponse(service.artifacts.read_verified(digest), 200,
+                                                     media_type="application/octet-stream",
+                                                     headers={**headers, "Content-Length": str(size)})
+
+        return await call(request, open_blob, json_body=False)
+
+    async def export(request: Request) -> Response:
+        """The log as `audit export` writes it, for a member's `audit verify`."""
+        def write(_caller: str | None, _body: bytes) -> Callable[[dict[str, str]], Response]:
+            with tempfile.TemporaryDirectory(prefix="forgegov-export-") as folder:
+                path = Path(folder) / "log.jsonl"
+                export_log(workspace, path)
+                data = path.read_bytes()
+            return lambda headers: Response(data, 200, headers=headers, media_type="application/jsonl")
+
+        return await call(request, write, json_body=False)
+
+    routes = [
+        Route("/v1/trust", trust, methods=["GET"]),
+        Route("/v1/whoami", whoami, methods=["GET"]),
+        Route("/v1/prepare", prepare, methods=["POST"]),
+        Route("/v1/review", review_, methods=["POST"]),
+        Route("/v1/gate", gate, methods=["POST"]),
+        Route("/v1/admin", admin, methods=["POST"]),
+        Route("/v1/log/export", export, methods=["GET"]),
+        Route("/v1/artifacts/{digest}", upload, methods=["POST", "PUT"]),
+        Route("/v1/artifacts/{digest}", download, methods=["GET"]),
+        Route("/v1/artifacts/{digest}/finish", finish, methods=["POST"]),
+    ]
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.decider.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = service
+    return app
+
+
+def _digest(request: Request) -> str:
+    return check_digest(str(request.path_params["digest"]))

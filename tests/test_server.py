@@ -1,0 +1,218 @@
+"""The team server: members on their own machines (separate workspaces, each with only its own key, no store) sign;
+the server decides with its policy and OPA and answers with its log's signed tree head, which every member checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from forgegov.app import member
+from forgegov.app.member import Connection
+from forgegov.audit.log_view import LogForked, LogRolledBack
+from forgegov.audit.operations import verify_workspace
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.crypto.request_auth import HEADER, sign_request
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    DigestMismatch,
+    PolicyDenied,
+    SignatureInvalid,
+    StateConflict,
+    WorkspaceError,
+)
+from forgegov.foundation.store.db import dispose_engines
+from forgegov.foundation.vocabulary import GateAction
+from forgegov.governance.actions import sign_prepared
+from forgegov.governance.identities import create_key_file, unlock_key_file
+from tests.conftest import PASSPHRASE, register_checked
+from tests.server_support import free_port, give_key, running_server
+
+
+def _members(tmp_path: Path, url: str, names: tuple[str, ...], key_files: Path) -> dict[str, Workspace]:
+    joined = {}
+    for name in names:
+        ws = member.join(tmp_path / f"{name}-laptop", url, name)
+        give_key(ws, name, key_files)
+        joined[name] = ws
+    return joined
+
+
+def test_members_sign_on_their_machines_and_the_server_decides(people: Workspace, identity_key_files: Path,
+                                                               files, tmp_path: Path) -> None:
+    asset = register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "bob", "mallory"), identity_key_files)
+        alice, bob, mallory = laptops["alice"], laptops["bob"], laptops["mallory"]
+        # A member's workspace has no store: nothing on it can change state but a statement the server decides.
+        with pytest.raises(WorkspaceError, match="the server keeps the store"):
+            alice.database_url  # noqa: B018
+
+        pending = member.request(alice, "claims", "alice", PASSPHRASE, comment="for the claims CPT")
+        assert (pending.result.value, pending.state) == ("pending", "pending")
+        assert pending.missing
+
+        shown = member.review(bob, "claims", None, "bob", PASSPHRASE)
+        assert shown.subject_digest == asset.digest and shown.request["requested_by"] == "alice"
+        with pytest.raises(StateConflict, match="changed since it was reviewed"):
+            member.answer(bob, "claims", "bob", PASSPHRASE, GateAction.APPROVE, expect_digest="sha256:" + "0" * 64)
+        approved = member.answer(bob, "claims", "bob", PASSPHRASE, GateAction.APPROVE, expect_digest=shown.digest,
+                                 comment="checked the sample")
+        assert (approved.result.value, approved.state) == ("allow", "approved")
+        assert approved.evidence_digest == shown.digest
+
+        # The policy decides on the server, and a denial comes back as one, with its recorded decision.
+        with pytest.raises(PolicyDenied) as denied:
+            member.withdraw(mallory, "claims", "mallory", PASSPHRASE, comment="no reason")
+        assert denied.value.outcome is not None and denied.value.outcome["result"] == "deny"
+
+        # Every member verifies the same log, on their own machine, under the key pinned when they joined.
+        reports = [member.verify_log(ws, name, PASSPHRASE) for name, ws in laptops.items()]
+        assert len({(r.entries, r.root) for r in reports}) == 1
+        assert reports[0].statements >= 3 and reports[0].covered == reports[0].entries
+        assert verify_workspace(people).root == reports[0].root
+
+
+def test_a_member_sends_only_what_they_signed(people: Workspace, identity_key_files: Path, files,
+                                              tmp_path: Path) -> None:
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "bob"), identity_key_files)
+        alice, bob = laptops["alice"], laptops["bob"]
+        connection = Connection(alice)
+        alice_key = unlock_key_file(alice, "alice", PASSPHRASE)
+        bob_key = unlock_key_file(bob, "bob", PASSPHRASE)
+
+        # bob relays a statement alice signed (captured, or handed to him): the server takes statements only from
+        # their signer.
+        prepared = member._prepare(connection, alice_key, "claims", GateAction.REQUEST, None, None)
+        statement = sign_prepared(alice_key, prepared, GateAction.REQUEST)
+        with pytest.raises(SignatureInvalid, match="signed themselves"):
+            Connection(bob).call("POST", "/v1/gate", bob_key,
+                                 document={"payload": statement.payload, "signature": statement.signature})
+
+        # A captured signed request sent again is refused; so is one whose body was changed after signing.
+        body = json.dumps({"subject": "claims", "action": "request"}).encode()
+        header = sign_request(alice_key, "POST", "/v1/prepare", body)
+        first = httpx.post(url + "/v1/prepare", content=body, headers={HEADER: header})
+        again = httpx.post(url + "/v1/prepare", content=body, headers={HEADER: header})
+        assert first.status_code == 200
+        assert again.status_code == 409 and "replay" in again.json()["error"]["message"]
+        altered = httpx.post(url + "/v1/prepare", content=body.replace(b"claims", b"other"),
+                             headers={HEADER: sign_request(alice_key, "POST", "/v1/prepare", body)})
+        assert altered.status_code == 409 and "another request" in altered.json()["error"]["message"]
+
+        # Someone with a key but no enrolment learns nothing, not even members' names.
+        stranger = member.join(tmp_path / "eve-laptop", url, "eve")
+        create_key_file(stranger, "alicia", PASSPHRASE)
+        with pytest.raises(SignatureInvalid, match="not a member") as refused:
+            member.whoami(stranger, "alicia", PASSPHRASE)
+        assert "alice" not in (refused.value.hint or "") + refused.value.message
+        unsigned = httpx.post(url + "/v1/review", json={"subject": "claims"})
+        assert unsigned.status_code == 409 and "not signed" in unsigned.json()["error"]["message"]
+
+
+def test_a_rolled_back_or_forked_server_is_caught_on_the_next_call(workspace: Workspace, people: Workspace,
+                                                                   identity_key_files: Path, files,
+                                                                   tmp_path: Path) -> None:
+    if not people.database_url.startswith("sqlite"):
+        pytest.skip("restores the server's database file: the member's check is the same on either store")
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    register_checked(people, files.folder("notes", {"train.jsonl": '{"text": "part ZX-9 is tin"}\n'}), "notes")
+    database = Path(people.database_url.removeprefix("sqlite:///"))
+    port = free_port()
+    with running_server(people, port) as url:
+        alice = _members(tmp_path, url, ("alice",), identity_key_files)["alice"]
+        member.whoami(alice, "alice", PASSPHRASE)
+        source, copy = sqlite3.connect(database), sqlite3.connect(tmp_path / "backup.db")
+        source.backup(copy)
+        source.close()
+        copy.close()
+        member.request(alice, "claims", "alice", PASSPHRASE)
+        seen = Connection(alice).view.seen()
+    # The operator restores last night's backup: the log alice saw is longer than the one the server now has.
+    dispose_engines()
+    for journal in database.parent.glob(database.name + "-*"):
+        journal.unlink()
+    shutil.copyfile(tmp_path / "backup.db", database)
+    with running_server(people, port) as url:
+        with pytest.raises(LogRolledBack, match="rolled back"):
+            member.whoami(alice, "alice", PASSPHRASE)
+        # The server then grows past what alice saw with other entries: a different history (a fork).
+        other = member.join(tmp_path / "alice-new-laptop", url, "alice")
+        give_key(other, "alice", identity_key_files)
+        member.request(other, "notes", "alice", PASSPHRASE)
+        member.request(other, "claims", "alice", PASSPHRASE, comment="a different request")
+        assert Connection(other).view.seen().size > seen.size
+        with pytest.raises(LogForked, match="not an extension"):
+            member.whoami(alice, "alice", PASSPHRASE)
+    # What alice saw last is kept: the server cannot talk her out of it.
+    assert Connection(alice).view.seen() == seen
+
+
+def test_artifacts_are_verified_on_receipt_and_on_every_fetch(people: Workspace, identity_key_files: Path,
+                                                              tmp_path: Path, monkeypatch) -> None:
+    if not people.database_url.startswith("sqlite"):
+        pytest.skip("the artifact store is the same on either store")
+    monkeypatch.setattr(member, "UPLOAD_CHUNK", 4096)
+    blob = tmp_path / "shard-00.bin"
+    blob.write_bytes(bytes(range(256)) * 100)  # 25,600 bytes: seven chunks
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "bob"), identity_key_files)
+        alice, bob = laptops["alice"], laptops["bob"]
+        key = unlock_key_file(alice, "alice", PASSPHRASE)
+        digest = "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest()
+
+        # An upload dropped after two chunks resumes from where the server says it stopped.
+        connection = Connection(alice)
+        connection.call("POST", f"/v1/artifacts/{digest}", key, document={"size": blob.stat().st_size})
+        data = blob.read_bytes()
+        connection.call("PUT", f"/v1/artifacts/{digest}?offset=0", key, content=data[:4096])
+        with pytest.raises(StateConflict, match="has 4096 bytes") as retried:
+            connection.call("PUT", f"/v1/artifacts/{digest}?offset=0", key, content=data[:4096])
+        assert retried.value.hint == "resume from byte 4096"
+        connection.call("PUT", f"/v1/artifacts/{digest}?offset=4096", key, content=data[4096:8192])
+        put = member.put_artifact(alice, blob, "alice", PASSPHRASE)
+        assert put == {"digest": digest, "size": len(data), "sent": len(data) - 8192}
+
+        # Bytes that do not hash to the digest named are discarded on receipt.
+        wrong = "sha256:" + "ab" * 32
+        connection.call("POST", f"/v1/artifacts/{wrong}", key, document={"size": 3})
+        connection.call("PUT", f"/v1/artifacts/{wrong}?offset=0", key, content=b"abc")
+        with pytest.raises(DigestMismatch, match="discarded"):
+            connection.call("POST", f"/v1/artifacts/{wrong}/finish", key, document={})
+
+        fetched = member.get_artifact(bob, digest, tmp_path / "bob" / "shard-00.bin", "bob", PASSPHRASE)
+        assert Path(fetched["path"]).read_bytes() == data
+
+        # A blob changed in the store after receipt is refused by the member, and nothing is left behind.
+        stored = people.artifacts_dir / "store" / "blobs" / "sha256" / digest[7:9] / digest[7:]
+        stored.chmod(0o644)
+        stored.write_bytes(data[:-1] + b"\x00")
+        target = tmp_path / "bob" / "again.bin"
+        with pytest.raises((DigestMismatch, member.ServerUnavailable)):
+            member.get_artifact(bob, digest, target, "bob", PASSPHRASE)
+        assert not target.exists() and not list(target.parent.glob(".again.bin*"))
+
+
+def test_joining_pins_the_servers_log_and_refuses_a_server_without_one(people: Workspace, tmp_path: Path) -> None:
+    if not people.database_url.startswith("sqlite"):
+        pytest.skip("joining reads no store")
+    with running_server(people) as url:
+        joined = member.join(tmp_path / "laptop", url, "alice")
+        assert joined.config.audit.origin == people.config.audit.origin
+        assert joined.config.audit.log_public_key == people.config.audit.log_public_key
+        assert joined.config.provenance.public_key == people.config.provenance.public_key
+        note = json.loads((joined.root / "log-view.json").read_text())["note"]
+        assert note.startswith(people.config.audit.origin + "\n")
+        # A second workspace at the same place is refused, and a failed join leaves nothing behind.
+        with pytest.raises(AlreadyExists, match="already a forgegov workspace"):
+            member.join(tmp_path / "laptop", url)
+    with pytest.raises(member.ServerUnavailable):
+        member.join(tmp_path / "nowhere", url)
+    assert not (tmp_path / "nowhere").exists()
