@@ -56,8 +56,9 @@ from forgegov.foundation.errors import (
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 from forgegov.governance.actions import Prepared, sign_prepared
+from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
 from forgegov.governance.gate import GateOutcome
-from forgegov.governance.identities import check_name, unlock_key_file
+from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
 from forgegov.governance.review import Review
 
 VIEW_FILE = "log-view.json"
@@ -195,6 +196,16 @@ def join(directory: Path, url: str, member: str = "") -> Workspace:
     return Workspace(directory, config)
 
 
+def load_member(root: Path) -> Workspace:
+    """The member's workspace at ROOT."""
+    from forgegov.foundation.config import load_workspace
+
+    workspace = load_workspace(root)
+    if not workspace.server_url:
+        raise WorkspaceError(f"{root} is not a member's workspace (it has no [server] url)")
+    return workspace
+
+
 def whoami(workspace: Workspace, actor: str, passphrase: str) -> str:
     return Connection(workspace).call("GET", "/v1/whoami", _signer(workspace, actor, passphrase))["name"]
 
@@ -246,6 +257,20 @@ def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, pa
     document = {"subject": subject, "gate": gate.value if gate else None}
     return Review.from_dict(Connection(workspace).call("POST", "/v1/review", _signer(workspace, actor, passphrase),
                                                        document=document))
+
+
+def _send_admin(workspace: Workspace, statement: AdminStatement, actor: str, passphrase: str) -> AdminOutcome:
+    document = {"payload": statement.payload, "signature": statement.signature}
+    answer = Connection(workspace).call("POST", "/v1/admin", _signer(workspace, actor, passphrase), document=document)
+    return AdminOutcome(AdminAct(answer["act"]), answer["actor"], answer["audit_seq"], answer["target"])
+
+
+def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str, passphrase: str, *,
+          engine: None = None) -> AdminOutcome:
+    requested = read_enrolment_request(request)
+    statement = make_admin_statement(_signer(workspace, actor, passphrase), AdminAct.ENROL,
+                                     enrolment_target(requested), reason)
+    return _send_admin(workspace, statement, actor, passphrase)
 
 
 # -- the log, verified on this machine --------------------------------------------------------------------------------

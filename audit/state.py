@@ -21,7 +21,8 @@ from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck, De
 from forgegov.foundation.vocabulary import AssetKind, AuditAction
 
 _REGISTERED = {AuditAction.registered(kind).value: kind.value for kind in AssetKind}
-_IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_REVOKE.value, AuditAction.IDENTITY_ROTATE.value)
+_IDENTITY = (AuditAction.IDENTITY_CREATE.value, AuditAction.IDENTITY_ENROL.value, AuditAction.IDENTITY_REVOKE.value,
+             AuditAction.IDENTITY_ROTATE.value)
 _ACTIVATE = AuditAction.POLICY_ACTIVATE.value
 _CHECK = AuditAction.DATASET_CHECK.value
 
@@ -81,7 +82,7 @@ def rows_against_log(session: Session) -> StateReport:
             assets[(_REGISTERED[action], digest)] = _Recorded(seq, {
                 "name": payload.get("name"), "version": payload.get("version"), "owner": payload.get("owner"),
                 "state": "registered"})
-        elif action == AuditAction.IDENTITY_CREATE:
+        elif action in (AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_ENROL):
             identities.setdefault(payload.get("name"), _Recorded(seq, {
                 "key_id": payload.get("key_id"), "public_key": payload.get("public_key"), "revoked": False}))
         elif action == AuditAction.IDENTITY_ROTATE:
@@ -125,7 +126,7 @@ def rows_against_log(session: Session) -> StateReport:
         recorded = identities.get(identity.name)
         where = f"identity row {identity.name!r}"
         if recorded is None:
-            report.differences.append(f"{where} has no identity.create entry in the log")
+            report.differences.append(f"{where} has no identity.create or identity.enrol entry in the log")
             continue
         row = {"key_id": identity.key_id, "public_key": identity.public_key,
                "revoked": identity.revoked_at is not None}

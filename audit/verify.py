@@ -48,8 +48,8 @@ class AuditIntegrityError(Tampered):
 # order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
-_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
-                  AuditAction.ADMIN_DENIED)
+_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
+                  AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
 _SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *_ADMIN_ACTIONS)
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.
@@ -411,6 +411,8 @@ class _StatementChecker:
             if action == AuditAction.IDENTITY_ROTATE and (payload.get("public_key") != target.get("public_key")
                                                           or acted not in self.keys):
                 act = False
+            if action == AuditAction.IDENTITY_ENROL and not self._enrolment_holds(payload, target):
+                act = False
         # The question the policy was asked is the act that was signed (replay re-asks it).
         if statement.get("act") != payload.get("act", action) or not act or acted is None or acted != signed \
                 or not isinstance(actor, dict) or actor.get("name") != statement.get("signer") \
@@ -422,9 +424,29 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
                                       f"{self.admin_nonces[nonce]} (replayed)", seq)
         self.admin_nonces[nonce] = seq
+        if action == AuditAction.IDENTITY_ENROL:
+            self._bind(payload["name"], payload)
         if action == AuditAction.IDENTITY_ROTATE:
             if key_id_of(public_key_from_b64(payload["public_key"])) != payload.get("key_id"):
                 raise AuditIntegrityError(f"entry {seq}: the rotated key's id is not its key's", seq)
             self._bind(payload["name"], payload)
         elif action == AuditAction.IDENTITY_REVOKE:
             self.revoked.add(str(payload["name"]))
+
+    def _enrolment_holds(self, payload: dict[str, Any], target: dict[str, Any]) -> bool:
+        """An enrolment binds a name never bound before to the key, name and contact the new member signed for with
+        that very key (they hold it), as the admin's act names them."""
+        request = target.get("request")
+        asked = request.get("payload") if isinstance(request, dict) else None
+        if not isinstance(asked, dict) or payload.get("name") in self.keys:
+            return False
+        fields = ("name", "public_key", "key_id", "contact")
+        if any(payload.get(f) != asked.get(f) for f in fields) \
+                or any(target.get(f) != asked.get(f) for f in ("name", "public_key", "contact")):
+            return False
+        try:
+            public = public_key_from_b64(str(asked.get("public_key")))
+            verify(public, Purpose.ENROLMENT, asked, str(request.get("signature")))
+        except (SignatureInvalid, ValueError):
+            return False
+        return key_id_of(public) == payload.get("key_id")

@@ -101,6 +101,7 @@ class AuditAction(StrEnum):
     IDENTITY_CREATE = "identity.create"
     IDENTITY_REVOKE = "identity.revoke"
     IDENTITY_ROTATE = "identity.rotate"
+    IDENTITY_ENROL = "identity.enrol"
     POLICY_ACTIVATE = "policy.activate"
     AUDIT_REDACT = "audit.redact"
     ADMIN_DENIED = "admin.denied"
@@ -165,7 +166,7 @@ class AuditAction(StrEnum):
 # one of these as tampering, even when an `audit.redact` entry claims it.
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
-    AuditAction.ADMIN_DENIED, AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
+    AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,
 })

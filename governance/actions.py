@@ -27,9 +27,11 @@ from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.gate import GateOutcome, current_evidence_digest, submit
 from forgegov.governance.identities import (
     abandon_rotation,
+    enrolment_target,
     finish_rotation,
     get_identity,
     prepare_rotation,
+    read_enrolment_request,
     unlock,
 )
 from forgegov.governance.policy import PolicyEngine, open_engine
@@ -219,6 +221,15 @@ def rotate(workspace: Workspace, name: str, new_passphrase: str, reason: str, ac
         raise
     finish_rotation(workspace, name, previous)
     return outcome
+
+
+def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str, passphrase: str, *,
+          engine: PolicyEngine | None = None) -> AdminOutcome:
+    """Bind the key in a member's signed enrolment request to their name, as `actor`, who signs the act; the policy
+    in force decides who may, and whom (`policies/admin/`)."""
+    requested = read_enrolment_request(request)
+    return _admin(workspace, engine, make_admin_statement(unlock(workspace, actor, passphrase), AdminAct.ENROL,
+                                                          enrolment_target(requested), reason))
 
 
 def redact(workspace: Workspace, seq: int, reason: str, actor: str, passphrase: str, *,

@@ -1,4 +1,4 @@
-"""Administrative acts: revoking an identity, rotating its key, redacting an audit entry's payload. Each is a statement its actor
+"""Administrative acts: enrolling a member, revoking an identity, rotating its key, redacting an audit entry's payload. Each is a statement its actor
 signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
 
     statement → actor and signature → OPA → the act and its audit entry (statement, signature, decision)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -28,6 +29,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import (
+    AlreadyExists,
     BadInput,
     DecisionUnavailable,
     PolicyDenied,
@@ -35,9 +37,15 @@ from forgegov.foundation.errors import (
     SignatureInvalid,
     StateConflict,
 )
-from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.store.models import AuditEntry, Identity
 from forgegov.foundation.vocabulary import AuditAction
-from forgegov.governance.identities import get_identity, public_key, require_active
+from forgegov.governance.identities import (
+    enrolments,
+    get_identity,
+    public_key,
+    read_enrolment_request,
+    require_active,
+)
 from forgegov.governance.policy import PolicyEngine, policy_in_force
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 
@@ -50,6 +58,7 @@ class AdminAct(StrEnum):
     REVOKE = "identity.revoke"
     ROTATE = "identity.rotate"
     REDACT = "audit.redact"
+    ENROL = "identity.enrol"
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
                                hint="sign it again now (re-run the command)")
     spent = session.exec(select(AuditEntry.seq).where(
         AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,  # type: ignore[attr-defined]
-                               AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED]),
+                               AuditAction.IDENTITY_ENROL, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED]),
         AuditEntry.payload.contains(str(payload["nonce"]), autoescape=True))).first()  # type: ignore[union-attr]
     if spent is not None:
         raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
@@ -146,6 +155,8 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
         seq = _revoke(tx, target["name"], payload["reason"], actor.name, signed)
     elif act is AdminAct.ROTATE:
         seq = _rotate(tx, target["name"], payload["target"]["public_key"], payload["reason"], actor.name, signed)
+    elif act is AdminAct.ENROL:
+        seq = _enrol(tx, payload["target"], actor.name, signed)
     else:
         seq = redact_entry(tx, target["seq"], actor.name, {"reason": payload["reason"], **signed})
     return AdminOutcome(act, actor.name, seq, target), None
@@ -162,6 +173,8 @@ def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any]) -> di
         require_active(identity)
         new_key = _new_key_id(tx, target.get("public_key"))
         return {"name": identity.name, "key_id": new_key}
+    if act is AdminAct.ENROL:
+        return _enrolment_target(tx, target)
     seq = target.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise BadInput("audit.redact names the entry by its number")
@@ -204,3 +217,42 @@ def _rotate(tx: AuditedTransaction, name: str, public: str, reason: str, by: str
     return tx.append(EntryDraft(actor=by, action=AuditAction.IDENTITY_ROTATE,
                                 payload={"name": name, "key_id": identity.key_id, "public_key": public,
                                          "previous_key_id": previous, "reason": reason, **signed})).seq
+
+
+MAX_ENROLMENT_AGE = timedelta(days=14)
+
+
+def _enrolment_target(tx: AuditedTransaction, target: dict[str, Any]) -> dict[str, Any]:
+    """An enrolment names the request the new member signed with their new key (they hold it), as the admin signed
+    it: the same name, contact and key; the request is recent; the name was never used and the key never bound."""
+    if set(target) != {"name", "contact", "public_key", "request"}:
+        raise BadInput("identity.enrol names the member's name, contact, public key and signed request")
+    requested = read_enrolment_request(target["request"])
+    if (requested.name, requested.contact, requested.public_key) \
+            != (target["name"], target["contact"], target["public_key"]):
+        raise SignatureInvalid("the act enrols another name, contact or key than the member's signed request asks")
+    try:
+        age = now() - parse_rfc3339(requested.signed_at)
+    except ValueError as exc:
+        raise BadInput("the enrolment request's signing time is not RFC 3339") from exc
+    if age > MAX_ENROLMENT_AGE or age < -MAX_CLOCK_SKEW:
+        raise BadInput(f"the enrolment request was signed at {requested.signed_at}: more than "
+                       f"{MAX_ENROLMENT_AGE.days} days ago, or in the future",
+                       hint=f"ask {requested.name} for a new one (`forgegov identity request`)")
+    session = tx.session
+    taken = session.exec(select(AuditEntry.seq).where(
+        AuditEntry.action == AuditAction.IDENTITY_CREATE, AuditEntry.actor == requested.name)).first()
+    if taken is not None or requested.name in enrolments(session).values():
+        raise AlreadyExists(f"identity {requested.name!r} already exists (names are never reused, even after "
+                            "revocation)", hint="the member asks again under another name")
+    return {"name": requested.name, "key_id": _new_key_id(tx, requested.public_key), "contact": requested.contact}
+
+
+def _enrol(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:
+    requested = read_enrolment_request(target["request"])
+    tx.session.add(Identity(name=requested.name, key_id=requested.key_id, public_key=requested.public_key,
+                            created_at=now_rfc3339()))
+    return tx.append(EntryDraft(actor=by, action=AuditAction.IDENTITY_ENROL,
+                                payload={"name": requested.name, "key_id": requested.key_id,
+                                         "public_key": requested.public_key, "contact": requested.contact,
+                                         **signed})).seq

@@ -25,7 +25,14 @@ from forgegov.foundation.crypto.keys import (
     read_key_file,
     write_key_file,
 )
-from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, public_key_to_b64, verify
+from forgegov.foundation.crypto.signing import (
+    Purpose,
+    key_id_of,
+    public_key_from_b64,
+    public_key_to_b64,
+    sign,
+    verify,
+)
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
@@ -55,7 +62,8 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
     with read_session(url) as session:
         if session.exec(select(Identity).where(Identity.name == name)).first() is not None \
                 or session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
-                                                             AuditEntry.actor == name)).first() is not None:
+                                                             AuditEntry.actor == name)).first() is not None \
+                or name in enrolments(session).values():
             raise AlreadyExists(f"identity {name!r} already exists (names are never reused, even after revocation)")
     path = key_path(workspace.keys_dir, name)
     orphan = os.path.lexists(path)
@@ -136,14 +144,19 @@ def key_history(session: Session, name: str, before: int | None = None) -> list[
     name is bound to its first key by its only `identity.create`; only an `identity.rotate` binds another, and only
     when it carries the act its actor signed, with a key the log had bound to that actor before. Whether the policy
     in force allowed that act is proven by re-asking it (`policy.prove_policy_acts`, every gate; `--replay`)."""
-    created = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.IDENTITY_CREATE,
-                                                        AuditEntry.actor == name).order_by(AuditEntry.seq)).all()
+    created = [(seq, AuditAction.IDENTITY_CREATE) for seq in session.exec(select(AuditEntry.seq).where(
+        AuditEntry.action == AuditAction.IDENTITY_CREATE, AuditEntry.actor == name))]
+    created += [(seq, AuditAction.IDENTITY_ENROL) for seq, enrolled in enrolments(session).items() if enrolled == name]
     if len(created) != 1:
-        raise StoreTampered(f"identity {name!r} has {len(created)} identity.create entries in the audit log, not one: "
-                            "a name is bound to its first key for good", hint="run `forgegov audit verify`")
-    first = committed_payload(session, what=f"identity {name!r}", action=AuditAction.IDENTITY_CREATE, seq=created[0],
-                              subject_digest=None, fields={"name": name})
-    keys = [BoundKey(created[0], str(first.get("key_id")), str(first.get("public_key")))]
+        raise StoreTampered(f"identity {name!r} has {len(created)} identity.create or identity.enrol entries in the "
+                            "audit log, not one: a name is bound to its first key for good",
+                            hint="run `forgegov audit verify`")
+    (seq, action), = created
+    first = committed_payload(session, what=f"identity {name!r}", action=action, seq=seq, subject_digest=None,
+                              fields={"name": name})
+    if action is AuditAction.IDENTITY_ENROL:
+        _check_act_signed(session, seq, name, first, [], AuditAction.IDENTITY_ENROL)
+    keys = [BoundKey(seq, str(first.get("key_id")), str(first.get("public_key")))]
     query = select(AuditEntry.seq, AuditEntry.payload).where(AuditEntry.action == AuditAction.IDENTITY_ROTATE)
     if before is not None:
         query = query.where(AuditEntry.seq < before)
@@ -152,21 +165,29 @@ def key_history(session: Session, name: str, before: int | None = None) -> list[
             continue
         rotated = committed_payload(session, what=f"the key rotation of {name!r}", action=AuditAction.IDENTITY_ROTATE,
                                     seq=seq, subject_digest=None, fields={"name": name})
-        _check_rotation_signed(session, seq, name, rotated, keys)
+        _check_act_signed(session, seq, name, rotated, keys, AuditAction.IDENTITY_ROTATE)
         keys[-1] = BoundKey(keys[-1].seq, keys[-1].key_id, keys[-1].public_key, superseded_at=seq)
         keys.append(BoundKey(seq, str(rotated.get("key_id")), str(rotated.get("public_key"))))
     return keys
 
 
-def _check_rotation_signed(session: Session, seq: int, name: str, rotated: dict[str, Any],
-                           keys_so_far: list[BoundKey]) -> None:
-    """The rotation at `seq` is the act its actor signed, under the key the log bound to them at the time: someone
-    holding only the log key cannot bind a key of their own to another's name."""
+def enrolments(session: Session) -> dict[int, str]:
+    """Every `identity.enrol` entry, with the name it bound."""
+    return {seq: logged_string(seq, payload, AuditAction.IDENTITY_ENROL, "name")
+            for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload).where(  # type: ignore[call-overload]
+                AuditEntry.action == AuditAction.IDENTITY_ENROL))}
+
+
+def _check_act_signed(session: Session, seq: int, name: str, rotated: dict[str, Any],
+                      keys_so_far: list[BoundKey], act: AuditAction) -> None:
+    """The rotation or enrolment at `seq` is the act its actor signed, under the key the log bound to them at the
+    time (and an enrolment carries the request the new key signed): someone holding only the log key cannot bind a
+    key of their own to another's name, nor enrol a name of their own."""
     statement, decision = rotated.get("statement"), rotated.get("decision")
     target = statement.get("target") if isinstance(statement, dict) else None
     try:
         if not isinstance(statement, dict) or not isinstance(target, dict) or not isinstance(decision, dict) \
-                or statement.get("act") != AuditAction.IDENTITY_ROTATE.value or target.get("name") != name \
+                or statement.get("act") != act.value or target.get("name") != name \
                 or target.get("public_key") != rotated.get("public_key") or decision.get("allow") is not True \
                 or key_id_of(public_key_from_b64(str(rotated.get("public_key")))) != rotated.get("key_id"):
             raise SignatureInvalid("the entry is not the signed, allowed act it claims to record")
@@ -178,9 +199,15 @@ def _check_rotation_signed(session: Session, seq: int, name: str, rotated: dict[
         if statement.get("key_id") != current.key_id:
             raise SignatureInvalid(f"{signer} did not hold key {str(statement.get('key_id'))[:16]}… then")
         verify(public_key_from_b64(current.public_key), Purpose.ADMIN_ACT, statement, str(rotated.get("signature")))
-    except (SignatureInvalid, ValueError) as exc:
-        message = exc.message if isinstance(exc, SignatureInvalid) else str(exc)
-        raise StoreTampered(f"the key rotation of {name!r} (audit entry {seq}) does not rest on a signed act: "
+        if act is AuditAction.IDENTITY_ENROL:
+            requested = read_enrolment_request(target.get("request"))
+            if (requested.name, requested.public_key, requested.contact) \
+                    != (name, rotated.get("public_key"), rotated.get("contact")):
+                raise SignatureInvalid("the enrolment request is for another name, key or contact")
+    except (SignatureInvalid, BadInput, ValueError) as exc:
+        message = exc.message if isinstance(exc, SignatureInvalid | BadInput) else str(exc)
+        what = "key rotation" if act is AuditAction.IDENTITY_ROTATE else "enrolment"
+        raise StoreTampered(f"the {what} of {name!r} (audit entry {seq}) does not rest on a signed act: "
                             f"{message}", hint="run `forgegov audit verify`") from exc
 
 
@@ -255,6 +282,66 @@ def create_key_file(workspace: Workspace, name: str, passphrase: str) -> Ed25519
     private_key = Ed25519PrivateKey.generate()
     write_key_file(workspace.keys_dir, encrypt_private_key(name, private_key, passphrase))
     return private_key.public_key()
+
+
+# --- enrolment: a member's key, bound to their name by an admin's signed act, never first come --------------------------
+
+ENROLMENT_VERSION = 1
+_ENROLMENT_FIELDS = {"v", "name", "contact", "public_key", "key_id", "signed_at", "nonce"}
+_CONTACT = re.compile(r"[^\x00-\x1f\x7f]{3,254}\Z")
+
+
+@dataclass(frozen=True)
+class EnrolmentRequest:
+    """What a new member hands an admin: their name, how to reach them, and their new public key, signed with the
+    key itself (they hold it: nobody can enrol a key in another's name and later disown it)."""
+
+    name: str
+    contact: str
+    public_key: str
+    key_id: str
+    signed_at: str
+    document: dict[str, Any]
+
+
+def request_enrolment(workspace: Workspace, name: str, contact: str, passphrase: str) -> dict[str, Any]:
+    """A new key for NAME on this machine, and the enrolment request it signs (to hand to an admin)."""
+    check_contact(contact)
+    public = create_key_file(workspace, name, passphrase)
+    signer = unlock_key_file(workspace, name, passphrase)
+    payload = {"v": ENROLMENT_VERSION, "name": name, "contact": contact, "public_key": public_key_to_b64(public),
+               "key_id": key_id_of(public), "signed_at": now_rfc3339(), "nonce": os.urandom(16).hex()}
+    return {"payload": payload, "signature": sign(signer.private_key, Purpose.ENROLMENT, payload)}
+
+
+def check_contact(contact: str) -> str:
+    if not isinstance(contact, str) or not _CONTACT.match(contact.strip()) or contact != contact.strip():
+        raise BadInput(f"contact {contact!r} is not a way to reach a person (an e-mail address, say; 3 to 254 "
+                       "printable characters)")
+    return contact
+
+
+def read_enrolment_request(document: Any) -> EnrolmentRequest:
+    """The request, once it is well formed and signed by the key it names; SignatureInvalid otherwise."""
+    payload = document.get("payload") if isinstance(document, dict) else None
+    signature = document.get("signature") if isinstance(document, dict) else None
+    if not isinstance(payload, dict) or set(payload) != _ENROLMENT_FIELDS or payload.get("v") != ENROLMENT_VERSION \
+            or not isinstance(signature, str) or not all(isinstance(payload[k], str) for k in _ENROLMENT_FIELDS - {"v"}):
+        raise SignatureInvalid("not a version-1 enrolment request (made by `forgegov identity request`)")
+    check_name(payload["name"])
+    check_contact(payload["contact"])
+    public = public_key_from_b64(payload["public_key"])
+    if key_id_of(public) != payload["key_id"]:
+        raise SignatureInvalid("the enrolment request's key id is not its key's")
+    verify(public, Purpose.ENROLMENT, payload, signature)
+    return EnrolmentRequest(payload["name"], payload["contact"], payload["public_key"], payload["key_id"],
+                            payload["signed_at"], {"payload": payload, "signature": signature})
+
+
+def enrolment_target(requested: EnrolmentRequest) -> dict[str, Any]:
+    """The target of the admin act that enrols `requested`, as the admin signs it."""
+    return {"name": requested.name, "contact": requested.contact, "public_key": requested.public_key,
+            "request": requested.document}
 
 
 # --- rotating a key: the new key waits beside the current one until the rotation is decided --------------------------

@@ -351,7 +351,7 @@ class AdoptionNotProven(StoreTampered):
 
 def prove_policy_acts(workspace: Workspace, session: Session) -> None:
     """The acts that change who decides and who signs were allowed by the policy in force when they were made (5.
-    above): every policy put in force after the first, and every key rotation. Each adopting decision was taken under
+    above): every policy put in force after the first, every key rotation and every enrolment. Each adopting decision was taken under
     the previous policy, and each rotation under the policy in force at its entry; OPA, run from sealed copies of that
     policy's stored bundle and the pinned build, must still allow the recorded input. Signatures alone cannot show
     this: someone holding the log key could append an "allow" resting only on their own signed request or act. Each
@@ -366,18 +366,20 @@ def prove_policy_acts(workspace: Workspace, session: Session) -> None:
         _prove(workspace, session, (decision.id, decision.input_digest), before.digest, Gate.POLICY.value,
                _object_of(adopted.seq, decision.input),
                f"policy {adopted.revision} is in force through decision {decision.id}")
-    rotations = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
-        AuditEntry.action == AuditAction.IDENTITY_ROTATE).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
-    for seq, payload in rotations:
+    bindings = session.exec(select(AuditEntry.seq, AuditEntry.action, AuditEntry.payload).where(
+        AuditEntry.action.in_([AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL]))  # type: ignore[attr-defined]
+        .order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    for seq, action, payload in bindings:
+        what = "key rotation" if action == AuditAction.IDENTITY_ROTATE else "enrolment"
         rotated = _object_of(seq, payload)
         decision, in_force = rotated.get("decision"), in_force_at(chain, seq)
         if not isinstance(decision, dict) or decision.get("policy_digest") != in_force.digest:
-            raise AdoptionNotProven(f"the key rotation at audit entry {seq} does not record the decision of the "
+            raise AdoptionNotProven(f"the {what} at audit entry {seq} does not record the decision of the "
                                     "policy in force at the time", hint=_HINT)
         # The question re-asked is the act that was signed (who acts, on whom, which key), not one made up beside it.
-        asked = check_admin_input(session, seq, rotated, AuditAction.IDENTITY_ROTATE.value)
+        asked = check_admin_input(session, seq, rotated, str(action))
         _prove(workspace, session, (str(seq), hashlib.sha256(str(payload).encode()).hexdigest()), in_force.digest,
-               None, asked, f"the key rotation at audit entry {seq} stands")
+               None, asked, f"the {what} at audit entry {seq} stands")
 
 
 def _prove(workspace: Workspace, session: Session, key: tuple[str, str], policy_digest: str, gate: str | None,

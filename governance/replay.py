@@ -53,8 +53,8 @@ from forgegov.governance.policy import (
 from forgegov.governance.statements import MAX_CLOCK_SKEW, check_admin_input, check_signed_input
 
 _HINT = "run `forgegov audit verify`"
-_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.AUDIT_REDACT,
-          AuditAction.ADMIN_DENIED)
+_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
+          AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
 
 
 @dataclass

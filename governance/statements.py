@@ -249,7 +249,7 @@ def check_admin_input(session: Session, seq: int, payload: dict[str, Any], actio
     actor, target, signed = document.get("actor"), document.get("target"), statement.get("target")
     expected: dict[str, Any] = {}
     if isinstance(signed, dict):
-        expected = {key: signed.get(key) for key in ("name", "seq") if key in signed}
+        expected = {key: signed.get(key) for key in ("name", "seq", "contact") if key in signed}
         if "public_key" in signed:
             try:
                 expected["key_id"] = key_id_of(public_key_from_b64(str(signed["public_key"])))

@@ -216,3 +216,43 @@ def test_joining_pins_the_servers_log_and_refuses_a_server_without_one(people: W
     with pytest.raises(member.ServerUnavailable):
         member.join(tmp_path / "nowhere", url)
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_laptop(
+        workspace: Workspace, identity_key_files: Path, files, tmp_path: Path, monkeypatch) -> None:
+    """Through the CLI, as people type it: bob joins and asks to be enrolled; dave, a policy owner on his own
+    machine, enrols him; bob then approves alice's request. No one but the server touches the store."""
+    from typer.testing import CliRunner
+
+    from forgegov.app.cli.main import app
+    from forgegov.governance.identities import create_identity
+
+    for name in ("alice", "dave"):  # the team's first members, made on the server by its operator
+        give_key(workspace, name, identity_key_files)
+        create_identity(workspace, name, PASSPHRASE)
+    register_checked(workspace, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    monkeypatch.setenv("FORGEGOV_PASSPHRASE", PASSPHRASE)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def forgegov(*args: str) -> str:
+        result = runner.invoke(app, list(args), catch_exceptions=True)
+        if result.exit_code != 0:
+            raise AssertionError(f"forgegov {' '.join(args)} exited {result.exit_code}: {result.output}"
+                                 f"{result.exception!r}")
+        return result.output
+
+    with running_server(workspace) as url:
+        for name in ("alice", "bob", "dave"):
+            forgegov("init", "--dir", f"{name}-laptop", "--join", url, "--as", name)
+        for name in ("alice", "dave"):
+            give_key(member.load_member(tmp_path / f"{name}-laptop"), name, identity_key_files)
+        forgegov("-w", "bob-laptop", "identity", "request", "bob", "--contact", "bob@example.com",
+                 "-o", "bob.enrolment.json")
+        assert "enrolled by dave" in forgegov("-w", "dave-laptop", "identity", "enrol", "bob.enrolment.json",
+                                              "--as", "dave", "--reason", "joins as data steward")
+        forgegov("-w", "alice-laptop", "request", "claims", "--as", "alice")
+        decided = json.loads(forgegov("-w", "bob-laptop", "approve", "claims", "--as", "bob", "--json"))
+        assert (decided["result"], decided["state"]) == ("allow", "approved")
+        verified = json.loads(forgegov("-w", "bob-laptop", "audit", "verify", "--json"))
+        assert verified["ok"] and verified["entries"] == verify_workspace(workspace).entries

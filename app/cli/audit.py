@@ -32,6 +32,9 @@ def verify(ctx: typer.Context,
            witness: Annotated[Optional[list[Path]], _WITNESS] = None,
            replay: Annotated[bool, typer.Option("--replay", help="Also re-evaluate every recorded gate decision "
                                                 "with the real OPA under the policy recorded with it.")] = False,
+           actor: Annotated[Optional[str], typer.Option("--as", help="In a member's workspace: who asks the server "
+                                                        "for its log (default: [server] member).",
+                                                        show_default=False)] = None,
            as_json: Annotated[bool, _JSON] = False) -> None:
     """Check every leaf, stored node, checkpoint signature, witnessed checkpoint and signed statement, and every
     evaluation result's platform signature.
@@ -43,6 +46,23 @@ def verify(ctx: typer.Context,
     from forgegov.audit.operations import verify_export, verify_workspace
     from forgegov.foundation.errors import BadInput, DecisionDiffers
 
+    workspace = state(ctx).workspace() if from_export is None else None
+    if workspace is not None and workspace.server_url:
+        from forgegov.app.cli.context import member_as, passphrase_for
+        from forgegov.app.member import verify_log
+
+        if replay:
+            raise BadInput("--replay runs on the server's own workspace (it needs the stored inputs and policies)")
+        name = member_as(workspace, actor)
+        report = verify_log(workspace, name, passphrase_for(name), list(witness or []))
+        report.limits.append(f"verified the log {workspace.server_url} exported, under the log key pinned when "
+                             "this workspace joined; the store's rows and evaluation results are checked on the "
+                             "server (`forgegov audit verify` there)")
+        emit(report.to_dict(), as_json, lambda out: out.print(
+            f"audit log of {workspace.server_url} verified here: {report.entries} entries, {report.checkpoints} "
+            f"signed tree heads, {report.statements} signed statements\nroot {report.root}"
+            + "".join(f"\nnot proven: {limit}" for limit in report.limits)))
+        return
     if from_export is not None:
         if replay:
             raise BadInput("--replay needs the workspace (its stored inputs and policies), not an export")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -95,6 +96,65 @@ def rotate(
     with read_session(ws.database_url) as session:
         identity = get_identity(session, name)
     emit(_public(identity), as_json, lambda out: out.print(f"identity {name} now signs with key {identity.key_id[:16]}…"))
+
+
+@identity_app.command("request")
+def request(
+    ctx: typer.Context, name: str,
+    contact: Annotated[str, typer.Option(help="How to reach you (an e-mail address): recorded with your key.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the request here (default: "
+                                                   "NAME.enrolment.json in the current folder).",
+                                                   show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the request as JSON.")] = False,
+) -> None:
+    """Make your key on this machine (encrypted under your passphrase) and a request to enrol it as NAME, signed with
+    it. Hand the file to an admin (a policy owner, by default), who enrols it with `forgegov identity enrol FILE`;
+    it holds no secret."""
+    import json
+
+    from forgegov.foundation.errors import AlreadyExists
+    from forgegov.governance.identities import check_contact, check_name, request_enrolment
+
+    ws = state(ctx).workspace()
+    check_name(name)
+    check_contact(contact)
+    path = output or Path(f"{name}.enrolment.json")
+    if path.exists():
+        raise AlreadyExists(f"{path} already exists", hint="pass --output PATH")
+    document = request_enrolment(ws, name, contact, passphrase_for(name, confirm=True))
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    emit(document, as_json, lambda out: out.print(
+        f"key for {name} made, {document['payload']['key_id'][:16]}…; enrolment request written to {path}\n"
+        f"next: an admin runs `forgegov identity enrol {path.name} --as ADMIN --reason ...`"))
+
+
+@identity_app.command("enrol")
+def enrol(
+    ctx: typer.Context,
+    request_file: Annotated[Path, typer.Argument(help="The member's enrolment request (`identity request`).",
+                                                 show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why this person is enrolled (recorded in the audit log).")],
+    actor: Annotated[str, typer.Option("--as", help="Who enrols them (signs the act; the policy decides who may: "
+                                                    "by default a policy owner, and only a name the policy lists).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Bind the key in a member's signed request to their name and contact, as a signed act the policy decides."""
+    import json
+
+    from forgegov.app.cli.context import verbs_for
+    from forgegov.foundation.errors import BadInput, UnreadablePath
+
+    ws = state(ctx).workspace()
+    try:
+        document = json.loads(request_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UnreadablePath(f"cannot read {request_file}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise BadInput(f"{request_file} is not an enrolment request (JSON): {exc}") from exc
+    outcome = verbs_for(ws).enrol(ws, document, reason, actor, passphrase_for(actor))
+    emit(outcome.to_dict(), as_json, lambda out: out.print(
+        f"{outcome.target['name']} enrolled by {outcome.actor} with key {outcome.target['key_id'][:16]}… "
+        f"(audit entry {outcome.audit_seq})"))
 
 
 def register(app: typer.Typer) -> None:

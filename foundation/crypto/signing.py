@@ -28,6 +28,7 @@ class Purpose(StrEnum):
     DATA_QUALITY = "data-quality"
     ADMIN_ACT = "admin-act"
     API_REQUEST = "api-request"
+    ENROLMENT = "enrolment"
 
 
 def signed_message(purpose: Purpose, payload: Any) -> bytes:

@@ -1,8 +1,8 @@
 # METADATA
 # title: forgegov administrative acts
 # description: >-
-#   Decides who may revoke an identity or rotate its key, who may redact an
-#   audit entry's payload, and what may never be redacted. Each act is a statement its actor
+#   Decides who may enrol a member, revoke an identity or rotate its key, who
+#   may redact an audit entry's payload, and what may never be redacted. Each act is a statement its actor
 #   signed; settings per act live in data.json under admin.
 # scope: package
 # schemas:
@@ -12,7 +12,7 @@ package forgegov.admin
 import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 
-acts := {"identity.revoke", "identity.rotate", "audit.redact"}
+acts := {"identity.enrol", "identity.revoke", "identity.rotate", "audit.redact"}
 
 identity_acts := {"identity.revoke", "identity.rotate"}
 
@@ -61,6 +61,20 @@ default self_clause := ""
 self_clause := ", or the identity itself" if {
 	doc.act in identity_acts
 	object.get(settings, "self", false) == true
+}
+
+# Enrolment binds a key to a person: when policy data asks for it, only a name
+# the policy already gives roles to (added by a policy change, itself decided
+# by the policy gate) may be enrolled, so a role can never go to whoever claims
+# its name first.
+deny contains msg if {
+	doc.act == "identity.enrol"
+	object.get(settings, "listed_only", false) == true
+	not doc.target.name in object.keys(config.roles)
+	msg := sprintf(
+		"%v is not named in the policy's roles: enrol only people the policy lists; a policy owner adds %v to policies/data/data.json first (forgegov policy propose)",
+		[doc.target.name, doc.target.name],
+	)
 }
 
 deny contains msg if {

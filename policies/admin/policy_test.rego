@@ -60,3 +60,26 @@ test_unknown_act_denied if {
 test_absent_input_denies if {
 	not admin.decision.allow
 }
+
+enrolment(actor, name) := act("identity.enrol", actor, {"name": name, "key_id": "new", "contact": "heidi@example.com"})
+
+test_a_policy_owner_enrols_a_listed_person if {
+	d := admin.decision with input as enrolment("dave", "bob") with data.data.roles as {"bob": [], "dave": ["policy-owner"]}
+	d.allow
+}
+
+test_nobody_enrols_themselves if {
+	d := admin.decision with input as enrolment("heidi", "heidi") with data.data.roles as {"heidi": ["data-steward"]}
+	d.deny == {"heidi may not identity.enrol: only a holder of role policy-owner may; ask one of them"}
+}
+
+test_an_unlisted_name_is_not_enrolled if {
+	d := admin.decision with input as enrolment("dave", "heidi")
+	d.deny == {"heidi is not named in the policy's roles: enrol only people the policy lists; a policy owner adds heidi to policies/data/data.json first (forgegov policy propose)"}
+}
+
+test_enrolment_of_anyone_when_the_data_does_not_ask_for_a_listing if {
+	d := admin.decision with input as enrolment("dave", "heidi")
+		with data.data.admin as {"identity.enrol": {"roles": ["policy-owner"]}}
+	d.allow
+}
