@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from forgegov.foundation.canonical import check_digest
-from forgegov.foundation.config import fsync_dir
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, StateConflict
+from forgegov.foundation.config import ArtifactBackend, Workspace, fsync_dir
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, StateConflict, StoreError
 from forgegov.foundation.locks import exclusive
 
 CHUNK = 1 << 20
@@ -211,5 +211,91 @@ def _sha256_file(path: Path) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
+class S3Backend:
+    """Blobs as objects `<prefix>sha256/<hex>` in a bucket of an S3-compatible store, through boto3. An object
+    appears only once its upload completes, so a reader never sees part of one."""
+
+    def __init__(self, bucket: str, prefix: str, endpoint: str, region: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix
+        self.client = boto3.client("s3", endpoint_url=endpoint or None, region_name=region,
+                                   config=Config(retries={"max_attempts": 5, "mode": "standard"}))
+
+    def _key(self, digest: str) -> str:
+        return f"{self.prefix}sha256/{check_digest(digest).removeprefix('sha256:')}"
+
+    def has(self, digest: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self._key(digest))["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"the object store refused to say whether it holds {digest}: {exc}",
+                             hint="check the bucket, the endpoint and the credentials in the environment") from exc
+
+    def put(self, digest: str, path: Path) -> None:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_file(str(path), self.bucket, self._key(digest))
+        except (S3UploadFailedError, ClientError, BotoCoreError) as exc:
+            raise StoreError(f"the object store refused {digest}: {exc}",
+                             hint="check the bucket, the endpoint and the credentials in the environment") from exc
+        path.unlink()
+
+    def open(self, digest: str) -> BinaryIO:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(digest))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise NotFound(f"the artifact store holds no blob {digest}") from exc
+            raise StoreError(f"the object store refused to read {digest}: {exc}") from exc
+        return _S3Reader(digest, body)  # type: ignore[return-value]
+
+
+class _S3Reader:
+    """An object's body, whose read errors are forgegov's: the client checks the object store's own checksum as it
+    reads, so bytes changed after receipt can fail there before the digest is recomputed."""
+
+    def __init__(self, digest: str, body: Any) -> None:
+        self.digest, self.body = digest, body
+
+    def read(self, size: int = -1) -> bytes:
+        from botocore.exceptions import BotoCoreError, FlexibleChecksumError
+
+        try:
+            return self.body.read(size)
+        except FlexibleChecksumError as exc:
+            raise DigestMismatch(f"the artifact store's blob {self.digest} fails the object store's own checksum: "
+                                 "changed after it was received", expected=self.digest,
+                                 hint="restore the store from backup, or upload the original bytes again") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"reading {self.digest} from the object store failed: {exc}") from exc
+
+    def __enter__(self) -> _S3Reader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.body.close()
+
+
 def folder_store(root: Path) -> ArtifactStore:
     return ArtifactStore(FolderBackend(root / "blobs"), root / "uploads")
+
+
+def artifact_store(workspace: Workspace) -> ArtifactStore:
+    """The workspace's artifact store, as `[artifacts]` in forgegov.toml configures it. Uploads in progress always
+    wait in the workspace's own folder."""
+    config = workspace.config.artifacts
+    root = workspace.artifacts_dir / "store"
+    if config.backend is ArtifactBackend.FOLDER:
+        return folder_store(root)
+    return ArtifactStore(S3Backend(config.s3_bucket, config.s3_prefix, config.s3_endpoint, config.s3_region),
+                         root / "uploads")

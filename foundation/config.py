@@ -101,6 +101,36 @@ class ProvenanceConfig:
                 raise ConfigError(f"provenance.public_key must encode 32 bytes (a raw Ed25519 key), not {len(raw)}")
 
 
+class ArtifactBackend(StrEnum):
+    FOLDER = "folder"
+    S3 = "s3"
+
+
+@dataclass(frozen=True)
+class ArtifactsConfig:
+    """Where a team server keeps uploaded blobs: a folder in the workspace, or a bucket of an S3-compatible object
+    store. Credentials are never written here: the S3 client reads them from the environment (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY) or its own configuration, as every AWS tool does."""
+
+    backend: ArtifactBackend = ArtifactBackend.FOLDER
+    s3_bucket: str = ""
+    s3_endpoint: str = ""  # empty: AWS itself; else e.g. http://127.0.0.1:7070 for a gateway or MinIO-like store
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "forgegov/"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backend", ArtifactBackend(self.backend))
+        if self.backend is ArtifactBackend.S3:
+            if not self.s3_bucket:
+                raise ConfigError("artifacts.backend = \"s3\" needs artifacts.s3_bucket")
+            if self.s3_endpoint:
+                parsed = urlparse(self.s3_endpoint)
+                if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                    raise ConfigError(f"artifacts.s3_endpoint must be an http(s) URL, got {self.s3_endpoint!r}")
+        if self.s3_prefix and not self.s3_prefix.endswith("/"):
+            raise ConfigError("artifacts.s3_prefix must end with '/' (or be empty)")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """A member's workspace: the team server that owns the store, the log and the policy, and what was pinned from it
@@ -128,6 +158,7 @@ class WorkspaceConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    artifacts: ArtifactsConfig = field(default_factory=ArtifactsConfig)
 
     def __post_init__(self) -> None:
         if self.version != CONFIG_VERSION:
@@ -149,11 +180,15 @@ class WorkspaceConfig:
             "provenance": {"public_key": self.provenance.public_key},
             **({"server": {"url": self.server.url, "policy_digest": self.server.policy_digest,
                            "member": self.server.member}} if self.server.url else {}),
+            **({"artifacts": {"backend": self.artifacts.backend.value, "s3_bucket": self.artifacts.s3_bucket,
+                              "s3_endpoint": self.artifacts.s3_endpoint, "s3_region": self.artifacts.s3_region,
+                              "s3_prefix": self.artifacts.s3_prefix}}
+               if self.artifacts != ArtifactsConfig() else {}),
         }
 
     @classmethod
     def from_toml(cls, doc: dict) -> WorkspaceConfig:
-        known = {"version", "store", "opa", "paths", "audit", "provenance", "server"}
+        known = {"version", "store", "opa", "paths", "audit", "provenance", "server", "artifacts"}
         unknown = set(doc) - known
         if unknown:
             raise ConfigError(f"forgegov.toml has unknown sections: {', '.join(sorted(unknown))}")
@@ -170,6 +205,7 @@ class WorkspaceConfig:
                                      "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
                 provenance=ProvenanceConfig(**doc.get("provenance", {})),
                 server=ServerConfig(**doc.get("server", {})),
+                artifacts=ArtifactsConfig(**doc.get("artifacts", {})),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"forgegov.toml is invalid: {exc}") from exc

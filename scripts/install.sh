@@ -15,6 +15,15 @@ fi
 
 .venv/bin/forgegov opa install
 
+# The S3-compatible object store the artifact store's tests run against: the Versity S3 Gateway (Apache-2.0), built
+# from its Go module into the cache like OPA (about a minute the first time), reused when already there.
+VERSITYGW_VERSION=v1.8.0
+VERSITYGW_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/forgegov/versitygw-$VERSITYGW_VERSION"
+if [ ! -x "$VERSITYGW_DIR/versitygw" ]; then
+  echo "building the Versity S3 gateway $VERSITYGW_VERSION (for the artifact store's tests)" >&2
+  GOBIN="$VERSITYGW_DIR" CGO_ENABLED=0 go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi
+
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive

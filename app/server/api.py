@@ -31,7 +31,7 @@ from forgegov.app.server.auth import Authenticator, Limits, RateLimited
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.operations import export_log
 from forgegov.audit.tree_heads import newest_head
-from forgegov.foundation.artifact_store import ArtifactStore, folder_store
+from forgegov.foundation.artifact_store import ArtifactStore, artifact_store
 from forgegov.foundation.canonical import check_digest
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.request_auth import HEADER
@@ -158,7 +158,7 @@ def error_document(error: ForgegovError) -> dict[str, Any]:
 
 def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
     service = Service(workspace, Authenticator(workspace, limits or Limits()), Decider(workspace),
-                      folder_store(workspace.artifacts_dir / "store"))
+                      artifact_store(workspace))
 
     def seen_size(request: Request) -> int:
         try:
