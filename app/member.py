@@ -12,6 +12,7 @@ The verbs here take the same arguments as `governance.actions`, so the CLI calls
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -119,8 +120,7 @@ class Connection:
             seen = self.view.seen()
             headers["Forgegov-Log-Seen"] = str(seen.size if seen else 0)
             try:
-                with httpx.Client(timeout=TIMEOUT_S) as client, \
-                        client.stream(method, self.url + path, content=body, headers=headers) as response:
+                with _client().stream(method, self.url + path, content=body, headers=headers) as response:
                     self._check_log(response)
                     if response.status_code == 200 and sink is not None:
                         return sink(response)
@@ -150,6 +150,13 @@ class Connection:
         self.view.advance(text, proof_from_wire(proof.split(",") if proof else []))
 
 
+@functools.cache
+def _client() -> httpx.Client:
+    """One client per process, shared by threads: connections are kept alive between calls, and building a client
+    (its TLS context) costs more than a gate decision."""
+    return httpx.Client(timeout=TIMEOUT_S)
+
+
 def _signer(workspace: Workspace, actor: str, passphrase: str) -> Signer:
     return unlock_key_file(workspace, actor, passphrase)
 
@@ -169,8 +176,7 @@ def join(directory: Path, url: str, member: str = "") -> Workspace:
         check_name(member)
     server = ServerConfig(url=url.rstrip("/"), member=member)
     try:
-        with httpx.Client(timeout=TIMEOUT_S) as client:
-            response = client.get(server.url + "/v1/trust")
+        response = _client().get(server.url + "/v1/trust")
     except httpx.HTTPError as exc:
         raise ServerUnavailable(f"cannot reach the team server at {url}: {exc}") from exc
     try:
@@ -212,14 +218,14 @@ def whoami(workspace: Workspace, actor: str, passphrase: str) -> str:
 
 # -- the gate verbs, as governance.actions has them ------------------------------------------------------------------
 
-def _prepare(connection: Connection, signer: Signer, subject: str, action: GateAction, gate: Gate | None,
+def prepare_remote(connection: Connection, signer: Signer, subject: str, action: GateAction, gate: Gate | None,
              target: ReleaseStage | None) -> Prepared:
     document = {"subject": subject, "action": action.value, "gate": gate.value if gate else None,
                 "target": target.value if target else None}
     return Prepared.from_dict(connection.call("POST", "/v1/prepare", signer, document=document))
 
 
-def _send(connection: Connection, signer: Signer, statement: Any) -> GateOutcome:
+def send_statement(connection: Connection, signer: Signer, statement: Any) -> GateOutcome:
     document = {"payload": statement.payload, "signature": statement.signature}
     return GateOutcome.from_dict(connection.call("POST", "/v1/gate", signer, document=document))
 
@@ -227,8 +233,8 @@ def _send(connection: Connection, signer: Signer, statement: Any) -> GateOutcome
 def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
             target: ReleaseStage | None = None, comment: str = "", engine: None = None) -> GateOutcome:
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    prepared = _prepare(connection, signer, subject, GateAction.REQUEST, gate, target)
-    return _send(connection, signer, sign_prepared(signer, prepared, GateAction.REQUEST, target=target,
+    prepared = prepare_remote(connection, signer, subject, GateAction.REQUEST, gate, target)
+    return send_statement(connection, signer, sign_prepared(signer, prepared, GateAction.REQUEST, target=target,
                                                    comment=comment))
 
 
@@ -236,16 +242,16 @@ def answer(workspace: Workspace, subject: str, actor: str, passphrase: str, acti
            gate: Gate | None = None, comment: str = "", expect_digest: str | None = None,
            engine: None = None) -> GateOutcome:
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    prepared = _prepare(connection, signer, subject, action, gate, None)
-    return _send(connection, signer, sign_prepared(signer, prepared, action, comment=comment,
+    prepared = prepare_remote(connection, signer, subject, action, gate, None)
+    return send_statement(connection, signer, sign_prepared(signer, prepared, action, comment=comment,
                                                    expect_digest=expect_digest))
 
 
 def withdraw(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
              comment: str = "", engine: None = None) -> GateOutcome:
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    prepared = _prepare(connection, signer, subject, GateAction.WITHDRAW, gate, None)
-    return _send(connection, signer, sign_prepared(signer, prepared, GateAction.WITHDRAW, comment=comment))
+    prepared = prepare_remote(connection, signer, subject, GateAction.WITHDRAW, gate, None)
+    return send_statement(connection, signer, sign_prepared(signer, prepared, GateAction.WITHDRAW, comment=comment))
 
 
 def promote(workspace: Workspace, checkpoint: str, target: ReleaseStage, actor: str, passphrase: str, *,

@@ -108,3 +108,16 @@ def test_eval_throughput(tmp_path):
     assert result["items"] == 64 and result["size"] == "tiny" and result["device"] == "cpu"
     assert result["bare_items_per_s"] > 0 and result["forgegov_items_per_s"] > 0 and result["ratio"] > 0
     assert json.loads(printed) == result
+
+
+def test_team_server(tmp_path):
+    out = tmp_path / "team_server.json"
+    printed = _smoke("team_server.py", "--out", str(out))
+    result = json.loads(out.read_text())
+    assert (result["clients"], result["decisions"]) == (4, 3)
+    assert result["lost"] == result["duplicated"] == result["missing"] == 0
+    rows = {row["name"]: row for row in result["rows"]}
+    assert rows["member → server, 4 at once"]["n"] == 12 and rows["member → server, 4 at once"]["decisions_per_s"] > 0
+    assert all(row["p50_ms"] > 0 for row in rows.values())
+    assert result["transfer"]["upload_mib_s"] > 0 and result["transfer"]["download_mib_s"] > 0
+    assert "lost 0, duplicated 0" in printed and "target (50 clients, p99 < 100 ms)" in printed

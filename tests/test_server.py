@@ -90,7 +90,7 @@ def test_a_member_sends_only_what_they_signed(people: Workspace, identity_key_fi
 
         # bob relays a statement alice signed (captured, or handed to him): the server takes statements only from
         # their signer.
-        prepared = member._prepare(connection, alice_key, "claims", GateAction.REQUEST, None, None)
+        prepared = member.prepare_remote(connection, alice_key, "claims", GateAction.REQUEST, None, None)
         statement = sign_prepared(alice_key, prepared, GateAction.REQUEST)
         with pytest.raises(SignatureInvalid, match="signed themselves"):
             Connection(bob).call("POST", "/v1/gate", bob_key,
@@ -252,7 +252,13 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         assert "enrolled by dave" in forgegov("-w", "dave-laptop", "identity", "enrol", "bob.enrolment.json",
                                               "--as", "dave", "--reason", "joins as data steward")
         forgegov("-w", "alice-laptop", "request", "claims", "--as", "alice")
-        decided = json.loads(forgegov("-w", "bob-laptop", "approve", "claims", "--as", "bob", "--json"))
+        shown = json.loads(forgegov("-w", "bob-laptop", "review", "claims", "--json"))
+        assert shown["request"]["requested_by"] == "alice"
+        decided = json.loads(forgegov("-w", "bob-laptop", "approve", "claims", "--as", "bob", "--json",
+                                      "--expect-digest", shown["digest"]))
         assert (decided["result"], decided["state"]) == ("allow", "approved")
         verified = json.loads(forgegov("-w", "bob-laptop", "audit", "verify", "--json"))
         assert verified["ok"] and verified["entries"] == verify_workspace(workspace).entries
+        # A member's workspace has no store: a command that needs one says where the store is.
+        refused = runner.invoke(app, ["-w", "bob-laptop", "list"])
+        assert refused.exit_code != 0 and "the server keeps the store" in str(refused.exception)

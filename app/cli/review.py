@@ -59,14 +59,24 @@ def review(ctx: typer.Context,
                                                   show_default=False)],
            gate: Annotated[Optional[Gate], typer.Option(help="The gate to review for (default: the gate of the "
                                                              "subject's open request, else its own gate).")] = None,
+           actor: Annotated[Optional[str], typer.Option("--as", help="In a member's workspace: who asks the server "
+                                                        "(default: [server] member).", show_default=False)] = None,
            as_json: Annotated[bool, _JSON] = False) -> None:
     """Show exactly what the gate will be shown about SUBJECT (the evidence forgegov gathers, as OPA receives it),
     the open request, who has signed, what is still required and who can give it, the policy's settings for the
     gate, and the digest an approval signs. Approve with `--expect-digest DIGEST` to refuse signing if any of it
     changed since."""
-    from forgegov.governance.review import review as gather_review
+    workspace = state(ctx).workspace()
+    if workspace.server_url:
+        from forgegov.app.cli.context import member_as, passphrase_for
+        from forgegov.app.member import review as ask_server
 
-    shown = gather_review(state(ctx).workspace(), subject, gate)
+        name = member_as(workspace, actor)
+        shown = ask_server(workspace, subject, gate, name, passphrase_for(name))
+    else:
+        from forgegov.governance.review import review as gather_review
+
+        shown = gather_review(workspace, subject, gate)
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         release = f", release {shown.release}" if shown.release else ""
