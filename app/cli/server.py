@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
+
+from forgegov.app.cli.context import state
+from forgegov.app.cli.output import emit
 
 
 def server(ctx: typer.Context,
@@ -17,7 +21,6 @@ def server(ctx: typer.Context,
     machines and send; the server runs every gate, appends to the log and answers with its signed tree head."""
     import uvicorn
 
-    from forgegov.app.cli.context import state
     from forgegov.app.server.api import create_app
     from forgegov.app.server.auth import Limits
     from forgegov.foundation.errors import BadInput
@@ -30,5 +33,39 @@ def server(ctx: typer.Context,
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+backup_app = typer.Typer(help="Back up a server's workspace, and restore it so that its log verifies.",
+                         no_args_is_help=True)
+
+
+@backup_app.command("create")
+def backup_create(ctx: typer.Context, destination: Path,
+                  as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Write a backup to DESTINATION (a new folder): config, encrypted keys, the artifact store's blobs, the store
+    copied by its own tool (SQLite's online backup, pg_dump), every file's SHA-256 and the log's signed tree head."""
+    from forgegov.app.backup import backup
+
+    result = backup(state(ctx).workspace(), destination)
+    emit(result, as_json, lambda out: out.print(f"backed up {result['entries']} log entries, {result['files']} "
+                                                f"files, to {result['backup']}"))
+
+
+@backup_app.command("restore")
+def backup_restore(source: Path,
+                   directory: Annotated[Path, typer.Option("--dir", "-d", help="New folder for the workspace.")],
+                   store: Annotated[Optional[str], typer.Option(help="PostgreSQL: an empty database to restore into "
+                                                                "(default: the one backed up).",
+                                                                show_default=False)] = None,
+                   as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """Restore a backup into a new workspace folder; refused unless every file is as backed up and the restored log
+    verifies and holds exactly the tree head the backup signed."""
+    from forgegov.app.backup import restore
+
+    workspace, report = restore(source, directory, store)
+    data = {"workspace": str(workspace.root), "entries": report.entries, "root": report.root}
+    emit(data, as_json, lambda out: out.print(f"restored to {workspace.root}: the log verifies, {report.entries} "
+                                              f"entries, root {report.root}"))
+
+
 def register(app: typer.Typer) -> None:
     app.command("server")(server)
+    app.add_typer(backup_app, name="backup")
