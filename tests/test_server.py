@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -31,6 +35,7 @@ from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.identities import create_key_file, unlock_key_file
 from tests.conftest import PASSPHRASE, register_checked
+from tests.s3_support import versitygw_binary
 from tests.server_support import free_port, give_key, running_server
 
 
@@ -262,3 +267,36 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         # A member's workspace has no store: a command that needs one says where the store is.
         refused = runner.invoke(app, ["-w", "bob-laptop", "list"])
         assert refused.exit_code != 0 and "the server keeps the store" in str(refused.exception)
+
+
+def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
+    """docs/teams.md's walkthrough, as written, in one strict shell: a server and three people's machines."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "teams.md").read_text(encoding="utf-8")
+    [walkthrough] = re.findall(r"```bash\n(.*?)```", text, re.S)
+    script = walkthrough.replace("8931", str(free_port()))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("FORGEGOV_HOME", "FORGEGOV_DATABASE_URL"):
+        env.pop(name, None)
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script + "\nwait\n"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "server.log").read_text()
+    assert "bob enrolled by dave" in done.stdout
+    assert "dataset gate: approve on dataset/claims@1 allowed (state approved)" in done.stdout
+    assert "audit log of http://127.0.0.1:" in done.stdout and "verified here" in done.stdout
+    assert not list((tmp_path / "server" / "keys").glob("alice*")), "alice's key left the server"
+    assert json.loads((tmp_path / "server-backup" / "backup.json").read_text())["log"]["size"] > 0
+
+
+@pytest.mark.parametrize("unit", ["forgegov-server.service", "forgegov-s3.service"])
+def test_the_systemd_units_verify(unit: str, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed here")
+    text = (Path(__file__).resolve().parents[1] / "deploy" / "systemd" / unit).read_text(encoding="utf-8")
+    # Where this checkout installed the programs the units start (systemd checks that they exist).
+    gateway = versitygw_binary() or Path(sys.executable)
+    text = text.replace("/opt/forgegov/.venv/bin/forgegov", str(Path(sys.executable).with_name("forgegov")))
+    text = text.replace("/opt/forgegov/bin/versitygw", str(gateway))
+    (tmp_path / unit).write_text(text)
+    done = subprocess.run([analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
