@@ -38,6 +38,16 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TEXT_DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests first: pytest-xdist hands out tests in this order, and a long one started last keeps the run
+    going minutes after every other test has finished."""
+    def minutes(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return 0.0 if marker is None else float(marker.args[0]) if marker.args else 1.0
+
+    items.sort(key=lambda item: -minutes(item))
+
+
 def _postgres_base_url() -> str | None:
     url = os.environ.get("FORGEGOV_TEST_POSTGRES_URL")
     if not url and os.environ.get("CI") == "true":

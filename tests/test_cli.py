@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from forgegov.foundation.config import load_workspace
+from forgegov.foundation.store.db import dispose_engines
+from forgegov.governance.identities import create_identity
 from forgegov.governance.opa.binary import find_opa
 from forgegov.governance.opa.supervisor import LocalOpa
 from forgegov.governance.policy import packaged_bundle
@@ -43,8 +46,12 @@ def cli(tmp_path: Path, store_url: str | None) -> Cli:
     extra = ["--store", store_url] if store_url else []
     runner("init", "--dir", "ws", *extra)
     runner.cwd = tmp_path / "ws"
-    for name in ("alice", "bob", "erin", "frank", "dave"):
-        runner("identity", "create", name)
+    runner("identity", "create", "alice")
+    # The others in this process (their keys derive once per test process): the command itself was just run.
+    workspace = load_workspace(tmp_path / "ws")
+    for name in ("bob", "erin", "frank", "dave"):
+        create_identity(workspace, name, PASSPHRASE)
+    dispose_engines()
     data = tmp_path / "claims"
     data.mkdir()
     (data / "train.jsonl").write_text('{"text": "part ZX-1 is steel"}\n')
@@ -96,6 +103,7 @@ def _checkpoint_folder(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+@pytest.mark.long
 def test_promotion_quorum_of_two_via_cli(cli, tmp_path):
     ckpt = _checkpoint_folder(tmp_path / "ckpt")
     cli("checkpoint", "register", str(ckpt), "--name", "m", "--stage", "candidate", "--owner", "alice")

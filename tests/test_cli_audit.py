@@ -6,11 +6,14 @@ import base64
 import json
 import sqlite3
 
+import pytest
+
 from forgegov.audit.merkle import verify_consistency, verify_inclusion
 
 from .test_cli import DATA, Cli
 
 
+@pytest.mark.long
 def test_audit_commands(tmp_path):
     cli = Cli(tmp_path, None)
     cli("init", "--dir", "ws")

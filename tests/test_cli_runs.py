@@ -33,6 +33,7 @@ def cli(tmp_path: Path, store_url: str | None, base_template: Path) -> Cli:
     return runner
 
 
+@pytest.mark.long
 def test_run_start_waits_then_trains_and_verifies(cli, tmp_path):
     recipe = tmp_path / "claims.toml"
     recipe.write_text(recipe_text(max_steps=4), encoding="utf-8")

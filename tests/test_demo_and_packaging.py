@@ -10,9 +10,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.long(3)
 def test_demo_runs_end_to_end(tmp_path):
     """The demo's whole flow on the tiny family: the default (small) family takes six minutes on two cores, too long
     for CI's budget; what it measured is in docs/evaluation.md. Every decision below follows what was measured,

@@ -106,6 +106,7 @@ def test_greedy_replies_and_likelihoods_do_not_depend_on_the_batch(family):
 # On SQLite only: what this test adds is the full-size numbers (2,313 safety items, the base against itself); the
 # store paths it takes (recording, reading back, the gate's evidence) run on PostgreSQL in every other test here.
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+@pytest.mark.long
 def test_an_evaluation_is_signed_logged_read_back_and_decides_promotion(people, family, tmp_path):
     labels = _governed_family(people, family)
     # Not evaluated at all: denied, with the command that evaluates it.

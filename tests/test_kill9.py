@@ -104,6 +104,7 @@ def test_identity_create_killed_anywhere(ws):
         assert again.returncode == 0 or "already exists" in again.stderr, again.stderr
 
 
+@pytest.mark.long
 def test_dataset_register_killed_anywhere(ws):
     whole = _timed(ws, "dataset", "register", str(_dataset(ws, "first")), "--name", "first", "--owner", "alice",
                    *DATA)

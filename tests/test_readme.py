@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 DOCS = README.parent / "docs"
 
@@ -47,6 +49,7 @@ def _run_blocks(tmp_path: Path, *headings: str, timeout: int, then: tuple[str, .
     return done
 
 
+@pytest.mark.long(3)
 def test_quickstart_training_and_the_three_role_pages_run(tmp_path):
     """The quickstart, the training walk-through after it, then the days of the ML engineer, the approvers and the
     policy owner (docs/), interleaved as the people hand work to each other, in one shell and workspace."""

@@ -269,6 +269,7 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         assert refused.exit_code != 0 and "the server keeps the store" in str(refused.exception)
 
 
+@pytest.mark.long
 def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
     """docs/teams.md's walkthrough, as written, in one strict shell: a server and three people's machines."""
     text = (Path(__file__).resolve().parents[1] / "docs" / "teams.md").read_text(encoding="utf-8")

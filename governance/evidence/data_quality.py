@@ -32,6 +32,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, DigestMismatch, SignatureInvalid, StateConflict, StoreTampered
+from forgegov.foundation.manifest import FilesManifest
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry, DatasetCheck
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, DatasetKind
@@ -66,6 +67,35 @@ class CheckOutcome:
 
 
 @dataclass(frozen=True)
+class UnsignedCheck:
+    """A check computed, its statement not yet signed: the signer adds their name, key id and time, and signs."""
+
+    check_id: str
+    result: dict[str, Any]
+    result_digest: str
+    summary: dict[str, Any]
+    statement: dict[str, Any]  # without the signer's fields
+
+    def signed_by(self, signer: Signer) -> PendingCheck:
+        statement = {**self.statement, "signer": signer.name, "key_id": signer.key_id, "signed_at": now_rfc3339()}
+        return PendingCheck(self.check_id, self.result, self.result_digest, self.summary, statement,
+                            sign(signer.private_key, Purpose.DATA_QUALITY, statement))
+
+
+@dataclass(frozen=True)
+class PreparedRegistration:
+    """A dataset as it will be registered, its bytes scanned and its first check computed, unsigned."""
+
+    draft: Asset
+    manifest: FilesManifest
+    unsigned: UnsignedCheck
+
+    @property
+    def label(self) -> str:
+        return label(self.draft)
+
+
+@dataclass(frozen=True)
 class PendingCheck:
     """A check computed and signed, not yet recorded: `record_check` writes it in the caller's transaction."""
 
@@ -97,9 +127,20 @@ def register_and_check(workspace: Workspace, path: Path, name: str, owner: str, 
     """Register a dataset and record its first check as one step: the check is computed (and signed) before the
     registration's transaction and written inside it, so a process killed at any point leaves both or neither,
     never a dataset registered without its check."""
-    manifest = KINDS[AssetKind.DATASET].scan(workspace, path, spec, hashing)
     with read_session(workspace.database_url) as session:
         require_active(get_identity(session, signer.name))
+    prepared = prepare_registration(workspace, path, name, owner, spec, hashing, progress)
+    return register_prepared(workspace, path, name, owner, spec, prepared, prepared.unsigned.signed_by(signer))
+
+
+def prepare_registration(workspace: Workspace, path: Path, name: str, owner: str, spec: DatasetSpec,
+                         hashing: Callable[[int], None] | None = None,
+                         progress: Callable[[str], None] | None = None) -> PreparedRegistration:
+    """Scan the bytes at PATH and compute their first check, as the dataset will be registered (by the team server
+    for a member, who then signs the check it computed)."""
+    manifest = KINDS[AssetKind.DATASET].scan(workspace, path, spec, hashing)
+    with read_session(workspace.database_url) as session:
+        require_active(get_identity(session, owner))
         version = (session.exec(select(func.max(Asset.version)).where(Asset.kind == AssetKind.DATASET,
                                                                       Asset.name == name)).one() or 0) + 1
         # The asset as it will be registered; what the check reads of it (bytes, kind, label) is fixed now.
@@ -109,7 +150,13 @@ def register_and_check(workspace: Workspace, path: Path, name: str, owner: str, 
                       source_path=str(path.resolve()), registered_by=owner, registered_at=now_rfc3339())
         counterparts = counterparts_of(session, draft)
         session.expunge_all()
-    pending = compute_check(draft, counterparts, signer, progress)
+    return PreparedRegistration(draft, manifest, compute_unsigned(draft, counterparts, progress))
+
+
+def register_prepared(workspace: Workspace, path: Path, name: str, owner: str, spec: DatasetSpec,
+                      prepared: PreparedRegistration, pending: PendingCheck) -> tuple[Asset, CheckOutcome]:
+    """Register the dataset `prepared` describes with its signed first check, in one transaction."""
+    draft, manifest = prepared.draft, prepared.manifest
     recorded: list[int] = []
 
     def record(tx: AuditedTransaction, asset: Asset) -> None:
@@ -127,6 +174,12 @@ def register_and_check(workspace: Workspace, path: Path, name: str, owner: str, 
 def compute_check(asset: Asset, counterparts: list[Asset], signer: Signer,
                   progress: Callable[[str], None] | None = None) -> PendingCheck:
     """Run the kind's suite and the contamination check on `asset`'s verified bytes, and sign the result."""
+    return compute_unsigned(asset, counterparts, progress).signed_by(signer)
+
+
+def compute_unsigned(asset: Asset, counterparts: list[Asset],
+                     progress: Callable[[str], None] | None = None) -> UnsignedCheck:
+    """Run the kind's suite and the contamination check on `asset`'s verified bytes."""
     step = progress or (lambda _stage: None)
     if asset.dataset_kind is None:
         raise BadInput(f"{label(asset)} was registered before datasets had a kind, so no suite applies to it",
@@ -147,10 +200,8 @@ def compute_check(asset: Asset, counterparts: list[Asset], signer: Signer,
     check_id = str(uuid.uuid4())
     statement = {"v": STATEMENT_VERSION, "check_id": check_id, "dataset_digest": asset.digest,
                  "result_digest": result_digest, "suite_digest": quality["suite_digest"],
-                 "suite_version": quality["suite_version"], "signer": signer.name, "key_id": signer.key_id,
-                 "signed_at": now_rfc3339()}
-    return PendingCheck(check_id, result, result_digest, summarize(result), statement,
-                        sign(signer.private_key, Purpose.DATA_QUALITY, statement))
+                 "suite_version": quality["suite_version"]}
+    return UnsignedCheck(check_id, result, result_digest, summarize(result), statement)
 
 
 def record_check(tx: AuditedTransaction, asset: Asset, pending: PendingCheck) -> int:

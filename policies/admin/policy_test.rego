@@ -74,12 +74,13 @@ test_nobody_enrols_themselves if {
 }
 
 test_an_unlisted_name_is_not_enrolled if {
-	d := admin.decision with input as enrolment("dave", "heidi")
+	d := admin.decision with input as enrolment("dave", "heidi") with data.data.roles as {"dave": ["policy-owner"]}
 	d.deny == {"heidi is not named in the policy's roles: enrol only people the policy lists; a policy owner adds heidi to policies/data/data.json first (forgegov policy propose)"}
 }
 
 test_enrolment_of_anyone_when_the_data_does_not_ask_for_a_listing if {
 	d := admin.decision with input as enrolment("dave", "heidi")
+		with data.data.roles as {"dave": ["policy-owner"]}
 		with data.data.admin as {"identity.enrol": {"roles": ["policy-owner"]}}
 	d.allow
 }
