@@ -4,7 +4,8 @@ A backup is a folder: `forgegov.toml`, `keys/` (the service keys and any identit
 are in the workspace), the artifact store's blobs (a folder backend's; an S3 bucket is backed up with the object
 store's own versioning or replication), and a consistent copy of the store made by the store's own tool (SQLite's
 online backup, `pg_dump`). `backup.json` lists every file with its SHA-256 and the log's signed tree head at the time,
-so a restore refuses a backup changed since and proves the restored log is the one backed up.
+signed with the log key, so a restore given that key (the one members pinned) refuses a backup changed since, or
+another server's, and proves the restored log is the one backed up.
 
 A restore loses what was appended after the backup. Members who saw more will be told so on their next call (their
 tree head is larger than the restored log's): the operator announces the restore, and each member decides whether to
@@ -27,6 +28,8 @@ from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import inspect, make_url
 
+from forgegov.audit.log_key import load_log_key, origin_of
+from forgegov.audit.note import open_checkpoint
 from forgegov.audit.operations import verify_workspace
 from forgegov.audit.tree_heads import sign_tree_head
 from forgegov.audit.verify import VerifyReport
@@ -40,7 +43,15 @@ from forgegov.foundation.config import (
     read_config,
     write_config,
 )
-from forgegov.foundation.errors import AlreadyExists, BadInput, DigestMismatch, StoreError, WorkspaceError
+from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign, verify
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    BadInput,
+    DigestMismatch,
+    SignatureInvalid,
+    StoreError,
+    WorkspaceError,
+)
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.store.db import dispose_engines, engine_for
 
@@ -109,18 +120,37 @@ def backup(workspace: Workspace, destination: Path) -> dict[str, Any]:
         manifest = {"version": BACKUP_VERSION, "created_at": now_rfc3339(), "store": store,
                     "origin": workspace.config.audit.origin,
                     "log": {"size": head.head.size, "root": head.head.root.hex(), "note": head.note}, "files": files}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        signature = sign(load_log_key(workspace).private_key, Purpose.BACKUP, manifest)
+        (staging / MANIFEST).write_text(json.dumps({"manifest": manifest, "signature": signature}, indent=2) + "\n",
+                                        encoding="utf-8")
     return {"backup": str(destination), "store": store, "entries": head.head.size, "files": len(files)}
 
 
-def restore(source: Path, directory: Path, store_url: str | None = None) -> tuple[Workspace, VerifyReport]:
+def restore(source: Path, directory: Path, log_key: str, store_url: str | None = None) -> tuple[Workspace, VerifyReport]:
     """A workspace at DIRECTORY from the backup at SOURCE, its store restored (into STORE_URL, an empty database,
-    for PostgreSQL); refused unless every file is the one backed up and the restored log verifies and holds exactly
-    the tree head the backup signed."""
+    for PostgreSQL). LOG_KEY is the log's public key as the restorer knows it from outside the backup (a member's
+    forgegov.toml, the operators' records): the backup must be signed with it, be of that log, and every file must be
+    the one backed up; the restored log must verify and hold exactly the tree head the backup signed."""
     try:
-        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BadInput(f"{source} is not a forgegov backup ({MANIFEST} is missing or unreadable)") from exc
+        document = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+        manifest, signature = document["manifest"], document["signature"]
+        public = public_key_from_b64(log_key)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInput(f"{source} is not a forgegov backup ({MANIFEST} is missing or unreadable), or the log key "
+                       "given is not a base64 Ed25519 key") from exc
+    # 1. The backup is this log's, as its key signed it: not another server's, and not edited since.
+    try:
+        verify(public, Purpose.BACKUP, manifest, str(signature))
+    except SignatureInvalid as exc:
+        raise SignatureInvalid(f"{source} is not signed by the log key {log_key}: another server's backup, or one "
+                               "changed since it was made", hint="check the key, and use an intact copy") from exc
+    config = read_config(source)
+    if (config.audit.log_public_key, config.audit.origin, manifest.get("origin")) \
+            != (log_key, origin_of(public), origin_of(public)):
+        raise SignatureInvalid("the backup's configuration names another log than the key given")
+    head = open_checkpoint(str(manifest["log"]["note"]), origin_of(public), public)
+    if (head.size, head.root.hex()) != (manifest["log"]["size"], manifest["log"]["root"]):
+        raise SignatureInvalid("the backup's tree head is not the one its manifest names")
     if manifest.get("version") != BACKUP_VERSION:
         raise BadInput(f"{source} is a backup of version {manifest.get('version')}, not {BACKUP_VERSION}")
     listed = manifest.get("files", {})
@@ -136,7 +166,6 @@ def restore(source: Path, directory: Path, store_url: str | None = None) -> tupl
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
         raise WorkspaceError(f"{directory} exists and is not empty", hint="restore into a new folder")
-    config = read_config(source)
     with staged_folder(directory, "restore") as staging:
         shutil.copy2(source / CONFIG_FILE, staging / CONFIG_FILE)
         shutil.copytree(source / "keys", staging / "keys")

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from forgegov.audit.log_key import origin_of
-from forgegov.audit.log_view import LogView, proof_from_wire
+from forgegov.audit.log_view import LogForked, LogRolledBack, LogView, proof_from_wire
 from forgegov.audit.note import open_checkpoint
 from forgegov.audit.operations import verify_export
 from forgegov.audit.verify import VerifyReport
@@ -71,14 +71,14 @@ class ServerUnavailable(ForgegovError):
     """The team server could not be reached, or did not answer as a forgegov server does."""
 
 
-def _error_classes() -> dict[str, type[ForgegovError]]:
-    found: dict[str, type[ForgegovError]] = {}
-    pending: list[type[ForgegovError]] = [ForgegovError]
-    while pending:
-        cls = pending.pop()
-        found[cls.__name__] = cls
-        pending.extend(cls.__subclasses__())
-    return found
+# The errors a server reports as its own: the store's, the gate's and the policy's vocabulary. What only a member
+# can find (its log rolled back or forked, a proof or note that fails) is never taken from the server's word.
+_REMOTE_ERRORS: dict[str, type[ForgegovError]] = {
+    cls.__name__: cls for cls in (
+        BadInput, errors.NotFound, AlreadyExists, errors.StateConflict, errors.KeyUnavailable, errors.RevokedIdentity,
+        errors.UnreadablePath, errors.DecisionUnavailable, errors.PolicyBundleError, errors.StoreError, Tampered,
+        errors.SignatureInvalid, errors.ReplayedApproval, errors.StoreTampered, DigestMismatch,
+        errors.DecisionDiffers, ForgegovError)}
 
 
 def remote_error(document: Any, status: int) -> ForgegovError:
@@ -89,9 +89,11 @@ def remote_error(document: Any, status: int) -> ForgegovError:
         return ServerUnavailable(f"the server answered {status} without a forgegov error")
     message, hint = error["message"], error.get("hint") if isinstance(error.get("hint"), str) else None
     if error.get("type") == "PolicyDenied":
-        return PolicyDenied(message, [str(r) for r in error.get("reasons") or []], hint=hint,
-                            decision_id=error.get("decision_id"), outcome=error.get("outcome"))
-    cls = _error_classes().get(str(error.get("type")))
+        reasons, outcome = error.get("reasons"), error.get("outcome")
+        return PolicyDenied(message, [str(r) for r in reasons] if isinstance(reasons, list) else [], hint=hint,
+                            decision_id=str(error.get("decision_id") or "") or None,
+                            outcome=outcome if isinstance(outcome, dict) else None)
+    cls = _REMOTE_ERRORS.get(str(error.get("type")))
     if cls is not None:
         try:
             return cls(message, hint=hint)
@@ -115,7 +117,7 @@ class Connection:
         body = json.dumps(document).encode() if document is not None else content
         headers = {"Content-Type": "application/json" if document is not None else "application/octet-stream"}
         if signer is not None:
-            headers[HEADER] = sign_request(signer, method, path, body)
+            headers[HEADER] = sign_request(signer, self.workspace.config.audit.origin, method, path, body)
         with self.view.locked():
             seen = self.view.seen()
             headers["Forgegov-Log-Seen"] = str(seen.size if seen else 0)
@@ -165,8 +167,9 @@ def _signer(workspace: Workspace, actor: str, passphrase: str) -> Signer:
 
 def join(directory: Path, url: str, member: str = "") -> Workspace:
     """A member's workspace for the server at URL, trusting what it presents now (trust on first use): its log's
-    origin and key (the origin must be the key's own), its platform key, and the policy in force. Every later answer
-    is held to these pins."""
+    origin and key (the origin must be the key's own) and its first tree head, held to every later answer; its
+    platform key; and the policy then in force, recorded for the member to compare (policies change by the policy
+    gate, which the log shows)."""
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists():
         raise AlreadyExists(f"{directory} is already a forgegov workspace")
@@ -285,6 +288,7 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
     """Fetch the server's whole log and verify it here, under the log key pinned at join: every entry, every stored
     tree head, every signed statement; and that it extends the newest tree head this member verified before."""
     connection = Connection(workspace)
+    before = connection.view.seen()
     with tempfile.TemporaryDirectory(prefix="forgegov-verify-") as folder:
         path = Path(folder) / "log.jsonl"
 
@@ -300,10 +304,20 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
         if header.get("origin") != audit.origin or header.get("log_public_key") != audit.log_public_key:
             raise Tampered(f"the server exported a log of {header.get('origin')!r} under another key than the one "
                            f"pinned when this member joined ({audit.origin})")
-        report = verify_export(path, witnesses or [])
-    seen = connection.view.seen()
-    if seen is not None and report.entries < seen.size:
-        raise Tampered(f"the exported log has {report.entries} entries, fewer than the {seen.size} this member saw")
+        after = connection.view.seen()
+        sizes = tuple(head.size for head in (before, after) if head is not None)
+        report = verify_export(path, witnesses or [], sizes)
+    # The export must be the log this member verified, call by call: the same root at every size they saw.
+    if before is not None and before.size > report.entries:
+        raise LogRolledBack(f"the exported log has {report.entries} entries, fewer than the {before.size} this member "
+                            "saw")
+    for head in (before, after):
+        # A head past the export's end is one the log reached while it was being exported: the view checked it.
+        if head is None or head.size == 0 or head.size > report.entries:
+            continue
+        if report.roots[head.size] != head.root:
+            raise LogForked(f"the exported log's first {head.size} entries are not the log this member verified "
+                            "before: the server showed another history")
     return report
 
 

@@ -106,7 +106,7 @@ def export_log(workspace: Workspace, path: Path) -> int:
     return count
 
 
-def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
+def verify_export(path: Path, witnesses: list[Path], at_sizes: tuple[int, ...] = ()) -> VerifyReport:
     try:
         handle = open(path, encoding="utf-8")
     except OSError as exc:
@@ -130,7 +130,7 @@ def verify_export(path: Path, witnesses: list[Path]) -> VerifyReport:
 
         # `checkpoints` fills while the entries stream; verify_log reads it only after the last entry.
         report = verify_log(header["origin"], public_key_from_b64(header["log_public_key"]), entries(), None,
-                            checkpoints, witness_copies(witnesses))
+                            checkpoints, witness_copies(witnesses), at_sizes)
     if report.covered < report.entries:
         # An export travels without the store: entries no signed tree head covers are the exporter's word only
         # (an export with its tree-head lines removed would otherwise pass).

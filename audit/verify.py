@@ -76,6 +76,7 @@ class VerifyReport:
     covered: int = 0  # entries covered by the largest signed tree head that verified (stored or witnessed)
     witness_covered: int = 0  # the same, counting witnessed tree heads only
     limits: list[str] = field(default_factory=list)  # what this verification could not prove
+    roots: dict[int, bytes] = field(default_factory=dict)  # the root at each size asked for (`at_sizes`)
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": True, "entries": self.entries, "nodes": self.nodes, "checkpoints": self.checkpoints,
@@ -98,7 +99,7 @@ class VerifyReport:
 
 def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRow],
                nodes: Iterable[tuple[int, int, str]] | None, checkpoints: Iterable[str],
-               witnessed: Iterable[WitnessCopy]) -> VerifyReport:
+               witnessed: Iterable[WitnessCopy], at_sizes: Iterable[int] = ()) -> VerifyReport:
     report = VerifyReport()
     leaves: list[bytes] = []
     statements = _StatementChecker()
@@ -158,6 +159,7 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
         report.witnessed += 1
     report.statements = statements.count
     report.root = base64.b64encode(_root(levels, len(leaves))).decode()
+    report.roots = {size: _root(levels, size) for size in at_sizes if 0 < size <= len(leaves)}
     report.state_limits()
     return report
 
@@ -287,10 +289,15 @@ class _StatementChecker:
         self.closed: dict[str, int] = {}  # request id -> the entry whose allowing decision closed it
         self.refused: dict[str, int] = {}  # nonces of statements a gate refused: never to decide afterwards
         self.admin_nonces: dict[str, int] = {}
+        self.enrolling: int | None = None  # the first identity.enrol: no identity.create may follow it
         self.count = 0
 
     def check(self, seq: int, action: str, payload: dict[str, Any], subject: str | None) -> None:
         if action == AuditAction.IDENTITY_CREATE:
+            if self.enrolling is not None:
+                raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created after the log began "
+                                          f"enrolling its members (entry {self.enrolling}): only an enrolment binds "
+                                          "a key from then on", seq)
             if payload["name"] in self.keys:
                 # A name is bound to its first key for good: a second creation is a deleted identity recreated.
                 raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created a second time", seq)
@@ -426,6 +433,7 @@ class _StatementChecker:
         self.admin_nonces[nonce] = seq
         if action == AuditAction.IDENTITY_ENROL:
             self._bind(payload["name"], payload)
+            self.enrolling = seq if self.enrolling is None else self.enrolling
         if action == AuditAction.IDENTITY_ROTATE:
             if key_id_of(public_key_from_b64(payload["public_key"])) != payload.get("key_id"):
                 raise AuditIntegrityError(f"entry {seq}: the rotated key's id is not its key's", seq)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from forgegov.foundation.locks import exclusive
 
 CHUNK = 1 << 20
 MAX_BLOB = 1 << 40  # a TiB: larger than any checkpoint file this platform trains, smaller than a runaway declaration
+MAX_PENDING = 1 << 40  # what one uploader's unfinished uploads may declare in all
+LOCAL = "forgegov-local"  # the owner of uploads made on the store's own machine
+_OWNER = re.compile(r"[a-z][a-z0-9._-]{0,63}\Z")
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,19 @@ class ArtifactStore:
         self.backend = backend
         self.uploads = uploads
 
-    def _partial(self, digest: str) -> tuple[Path, Path]:
+    def _partial(self, digest: str, owner: str) -> tuple[Path, Path]:
+        """Where OWNER's upload of DIGEST waits: each uploader has their own, so no one can block, append to or
+        discard another's upload of the same bytes."""
+        if not _OWNER.match(owner):
+            raise BadInput(f"an upload's owner is an identity name, not {owner!r}")
         hexdigest = check_digest(digest).removeprefix("sha256:")
-        return self.uploads / f"{hexdigest}.part", self.uploads / f"{hexdigest}.json"
+        folder = self.uploads / owner
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{hexdigest}.part", folder / f"{hexdigest}.json"
+
+    def _pending_bytes(self, owner: str, besides: Path) -> int:
+        return sum(json.loads(meta.read_text(encoding="utf-8"))["size"]
+                   for meta in (self.uploads / owner).glob("*.json") if meta != besides)
 
     @contextmanager
     def _locked(self, digest: str) -> Iterator[None]:
@@ -109,7 +123,7 @@ class ArtifactStore:
     def has(self, digest: str) -> int | None:
         return self.backend.has(check_digest(digest))
 
-    def begin(self, digest: str, size: int) -> UploadState:
+    def begin(self, digest: str, size: int, owner: str = LOCAL) -> UploadState:
         """Start an upload of `size` bytes that must hash to `digest`, or report how far an earlier one got (resume
         from `received`). A blob already stored is complete at once: nothing is sent twice."""
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB:
@@ -120,21 +134,24 @@ class ArtifactStore:
                 if stored != size:
                     raise BadInput(f"{digest} is stored with {stored} bytes, not {size}")
                 return UploadState(digest, size, size)
-            part, meta = self._partial(digest)
+            part, meta = self._partial(digest, owner)
             if meta.exists():
                 declared = json.loads(meta.read_text(encoding="utf-8"))["size"]
-                if declared != size:
-                    raise StateConflict(f"an upload of {digest} with {declared} bytes is under way, not {size}")
-                return UploadState(digest, size, part.stat().st_size if part.exists() else 0)
+                if declared == size:
+                    return UploadState(digest, size, part.stat().st_size if part.exists() else 0)
+                part.unlink(missing_ok=True)  # the uploader's own earlier attempt, declared otherwise: start again
+            if self._pending_bytes(owner, meta) + size > MAX_PENDING:
+                raise BadInput(f"{owner}'s unfinished uploads and this one would hold more than {MAX_PENDING} bytes",
+                               hint="finish the uploads under way first")
             meta.write_text(json.dumps({"size": size}), encoding="utf-8")
             part.touch()
             return UploadState(digest, size, 0)
 
-    def write(self, digest: str, offset: int, chunk: bytes) -> UploadState:
+    def write(self, digest: str, offset: int, chunk: bytes, owner: str = LOCAL) -> UploadState:
         """Append `chunk` at `offset`, which must be exactly what was received so far (a retried chunk after a
         lost reply is refused with the offset to resume from, never written twice)."""
         with self._locked(digest):
-            part, meta = self._partial(digest)
+            part, meta = self._partial(digest, owner)
             if not meta.exists():
                 if self.backend.has(digest) is not None:
                     raise StateConflict(f"{digest} is already stored")
@@ -153,10 +170,10 @@ class ArtifactStore:
                 os.fsync(handle.fileno())
             return UploadState(digest, size, received + len(chunk))
 
-    def finish(self, digest: str) -> UploadState:
+    def finish(self, digest: str, owner: str = LOCAL) -> UploadState:
         """Verify every received byte against `digest` and publish the blob; a mismatch discards the upload."""
         with self._locked(digest):
-            part, meta = self._partial(digest)
+            part, meta = self._partial(digest, owner)
             if not meta.exists():
                 stored = self.backend.has(digest)
                 if stored is not None:

@@ -147,6 +147,11 @@ class ServerConfig:
                     or parsed.query or parsed.fragment or parsed.username or parsed.password:
                 raise ConfigError(f"server.url must look like https://forgegov.example.com or http://127.0.0.1:8900, "
                                   f"got {self.url!r}")
+            # The answers' bodies are authenticated by TLS, not by the tree head each carries: plain HTTP only where
+            # nobody can sit in between.
+            if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+                raise ConfigError(f"server.url {self.url!r} is plain HTTP to another machine: anyone on the way could "
+                                  "forge the server's answers", hint="use https:// (TLS in front of the server)")
 
 
 @dataclass(frozen=True)

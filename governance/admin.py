@@ -200,7 +200,8 @@ def _new_key_id(tx: AuditedTransaction, public: Any) -> str:
     except (SignatureInvalid, ValueError, TypeError) as exc:
         raise BadInput("identity.rotate names no Ed25519 public key (base64)") from exc
     bound = tx.session.exec(select(AuditEntry.seq).where(
-        AuditEntry.action.in_([AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_ROTATE]),  # type: ignore[attr-defined]
+        AuditEntry.action.in_([AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_ROTATE,  # type: ignore[attr-defined]
+                               AuditAction.IDENTITY_ENROL]),
         AuditEntry.payload.contains(key_id, autoescape=True))).first()  # type: ignore[union-attr]
     if bound is not None:
         raise BadInput(f"key {key_id[:16]}… was already bound to an identity (audit entry {bound}); a rotation binds a "

@@ -40,6 +40,7 @@ from forgegov.foundation.errors import (
     NotFound,
     RevokedIdentity,
     SignatureInvalid,
+    StateConflict,
     StoreTampered,
 )
 from forgegov.foundation.store.db import read_session
@@ -65,6 +66,11 @@ def create_identity(workspace: Workspace, name: str, passphrase: str) -> Identit
                                                              AuditEntry.actor == name)).first() is not None \
                 or name in enrolments(session).values():
             raise AlreadyExists(f"identity {name!r} already exists (names are never reused, even after revocation)")
+        if enrolments(session):
+            raise StateConflict("this log enrols its members: since its first `identity.enrol`, a key is bound to a "
+                                "name only by a policy owner's signed enrolment, never by `identity create`",
+                                hint=f"{name} runs `forgegov identity request {name} --contact EMAIL` on their own "
+                                     "machine; a policy owner enrols the request")
     path = key_path(workspace.keys_dir, name)
     orphan = os.path.lexists(path)
     if orphan:
@@ -152,6 +158,9 @@ def key_history(session: Session, name: str, before: int | None = None) -> list[
                             "audit log, not one: a name is bound to its first key for good",
                             hint="run `forgegov audit verify`")
     (seq, action), = created
+    if action is AuditAction.IDENTITY_CREATE and any(enrolled < seq for enrolled in enrolments(session)):
+        raise StoreTampered(f"identity {name!r} was created (audit entry {seq}) after the log began enrolling its "
+                            "members: only an enrolment binds a key from then on", hint="run `forgegov audit verify`")
     first = committed_payload(session, what=f"identity {name!r}", action=action, seq=seq, subject_digest=None,
                               fields={"name": name})
     if action is AuditAction.IDENTITY_ENROL:
@@ -195,6 +204,8 @@ def _check_act_signed(session: Session, seq: int, name: str, rotated: dict[str, 
         if revocations(session).get(signer, seq) < seq:
             raise SignatureInvalid(f"{signer} had been revoked")
         history = keys_so_far if signer == name else key_history(session, signer, before=seq)
+        if not history:
+            raise SignatureInvalid(f"{signer} held no key then")
         current = history[-1]
         if statement.get("key_id") != current.key_id:
             raise SignatureInvalid(f"{signer} did not hold key {str(statement.get('key_id'))[:16]}… then")

@@ -3,6 +3,7 @@ backup changed since it was made is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from forgegov.app.backup import backup, restore
+from forgegov.app.workspace import init_workspace
 from forgegov.audit.operations import verify_workspace
 from forgegov.foundation.artifact_store import artifact_store
-from forgegov.foundation.errors import AlreadyExists, DigestMismatch
+from forgegov.foundation.errors import AlreadyExists, DigestMismatch, SignatureInvalid
 from forgegov.foundation.store.db import dispose_engines
 from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance import actions
@@ -51,7 +53,7 @@ def test_a_restored_server_verifies_and_holds_exactly_what_was_backed_up(people,
         backup(people, tmp_path / "backup")
 
     aside = _lose(people)
-    restored, report = restore(tmp_path / "backup", tmp_path / "restored")
+    restored, report = restore(tmp_path / "backup", tmp_path / "restored", people.config.audit.log_public_key)
     assert (report.entries, report.root) == (before.entries, before.root)
     assert verify_workspace(restored).root == before.root
     assert b"".join(artifact_store(restored).read_verified(digest)) == blob.read_bytes()
@@ -72,9 +74,28 @@ def test_a_backup_changed_since_it_was_made_is_refused(people, files, tmp_path: 
         pytest.skip("the backup's checks are the same for either store")
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     backup(people, tmp_path / "backup")
-    manifest = json.loads((tmp_path / "backup" / "backup.json").read_text())
-    keyfile = next(name for name in manifest["files"] if name.startswith("keys/"))
+    key = people.config.audit.log_public_key
+    signed = tmp_path / "backup" / "backup.json"
+    original = signed.read_text()
+    document = json.loads(original)
+    keyfile = next(name for name in document["manifest"]["files"] if name.startswith("keys/"))
     (tmp_path / "backup" / keyfile).write_text("{}")
     with pytest.raises(DigestMismatch, match="changed since it was made"):
-        restore(tmp_path / "backup", tmp_path / "restored")
+        restore(tmp_path / "backup", tmp_path / "restored", key)
+    assert not (tmp_path / "restored").exists()
+
+    # The configuration pointed at someone else's OPA, its hash recomputed in the manifest: the log key's signature
+    # over the manifest no longer holds.
+    config = tmp_path / "backup" / "forgegov.toml"
+    config.write_text(config.read_text().replace('mode = "embedded"', 'mode = "url"\nurl = "http://203.0.113.9:8181"'))
+    document["manifest"]["files"]["forgegov.toml"] = hashlib.sha256(config.read_bytes()).hexdigest()
+    signed.write_text(json.dumps(document))
+    with pytest.raises(SignatureInvalid, match="not signed by the log key"):
+        restore(tmp_path / "backup", tmp_path / "restored", key)
+
+    # Another server's intact backup is not this log's.
+    other = init_workspace(tmp_path / "other")
+    backup(other, tmp_path / "other-backup")
+    with pytest.raises(SignatureInvalid, match="not signed by the log key"):
+        restore(tmp_path / "other-backup", tmp_path / "restored", key)
     assert not (tmp_path / "restored").exists()

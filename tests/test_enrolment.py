@@ -19,7 +19,14 @@ from forgegov.foundation.clock import now, rfc3339
 from forgegov.foundation.config import Workspace, WorkspaceConfig
 from forgegov.foundation.crypto import keys as keys_module
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_to_b64, sign
-from forgegov.foundation.errors import AlreadyExists, BadInput, PolicyDenied, SignatureInvalid, StoreTampered
+from forgegov.foundation.errors import (
+    AlreadyExists,
+    BadInput,
+    PolicyDenied,
+    SignatureInvalid,
+    StateConflict,
+    StoreTampered,
+)
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.vocabulary import AuditAction, GateAction
 from forgegov.governance import actions
@@ -179,3 +186,31 @@ def test_an_enrolment_the_policy_would_refuse_decides_nothing(team: Workspace, t
 def test_a_request_refuses_a_contact_that_is_no_address(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="not a way to reach a person"):
         request_enrolment(_laptop(tmp_path, "bob"), "bob", "\x1b[2K", PASSPHRASE)
+
+
+def test_once_the_log_enrols_no_key_is_bound_by_create(team: Workspace, tmp_path: Path) -> None:
+    """grace is listed (privacy officer, policy owner) but not enrolled. Once bob's enrolment began the log's
+    governed enrolment, neither `identity create` nor an insider appending an `identity.create` with the log key
+    binds a key to her name; nor may anyone rotate onto bob's enrolled key."""
+    laptop = _laptop(tmp_path, "bob")
+    actions.enrol(team, request_enrolment(laptop, "bob", "bob@example.com", PASSPHRASE), "steward", "dave",
+                  PASSPHRASE)
+    with pytest.raises(StateConflict, match="only by a policy owner's signed enrolment"):
+        create_identity(team, "grace", PASSPHRASE)
+
+    bob_key = keys_module.decrypt_private_key(keys_module.read_key_file(laptop.keys_dir, "bob"), PASSPHRASE)
+    onto_bobs = make_admin_statement(unlock(team, "alice", PASSPHRASE), AdminAct.ROTATE,
+                                     {"name": "alice", "public_key": public_key_to_b64(bob_key.public_key())}, "x")
+    with actions.policy_engine(team) as engine, pytest.raises(BadInput, match="already bound"):
+        submit_admin(team, engine, onto_bobs)
+    mine = Ed25519PrivateKey.generate().public_key()
+    with audited_transaction(team) as tx:
+        tx.session.connection().execute(text(
+            "INSERT INTO identity (record_version, name, key_id, public_key, created_at) VALUES (1, 'grace', :k, :p, "
+            ":t)"), {"k": key_id_of(mine), "p": public_key_to_b64(mine), "t": rfc3339(now())})
+        tx.append(EntryDraft(actor="grace", action=AuditAction.IDENTITY_CREATE, payload={
+            "name": "grace", "key_id": key_id_of(mine), "public_key": public_key_to_b64(mine)}))
+    with read_session(team.database_url) as session, pytest.raises(StoreTampered, match="after the log began"):
+        get_identity(session, "grace")
+    with pytest.raises(AuditIntegrityError, match="after the log began enrolling"):
+        verify_workspace(team)

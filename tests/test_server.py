@@ -19,8 +19,16 @@ import pytest
 from forgegov.app import member
 from forgegov.app.member import Connection
 from forgegov.audit.log_view import LogForked, LogRolledBack
-from forgegov.audit.operations import verify_workspace
-from forgegov.foundation.config import Workspace
+from forgegov.audit.operations import export_log, verify_workspace
+from forgegov.audit.tree_heads import sign_tree_head
+from forgegov.foundation.config import (
+    AuditConfig,
+    ConfigError,
+    ServerConfig,
+    Workspace,
+    WorkspaceConfig,
+    write_config,
+)
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
 from forgegov.foundation.errors import (
     AlreadyExists,
@@ -32,6 +40,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.store.db import dispose_engines
 from forgegov.foundation.vocabulary import GateAction
+from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.identities import create_key_file, unlock_key_file
 from tests.conftest import PASSPHRASE, register_checked
@@ -103,21 +112,37 @@ def test_a_member_sends_only_what_they_signed(people: Workspace, identity_key_fi
 
         # A captured signed request sent again is refused; so is one whose body was changed after signing.
         body = json.dumps({"subject": "claims", "action": "request"}).encode()
-        header = sign_request(alice_key, "POST", "/v1/prepare", body)
+        origin = alice.config.audit.origin
+        header = sign_request(alice_key, origin, "POST", "/v1/prepare", body)
         first = httpx.post(url + "/v1/prepare", content=body, headers={HEADER: header})
         again = httpx.post(url + "/v1/prepare", content=body, headers={HEADER: header})
         assert first.status_code == 200
         assert again.status_code == 409 and "replay" in again.json()["error"]["message"]
         altered = httpx.post(url + "/v1/prepare", content=body.replace(b"claims", b"other"),
-                             headers={HEADER: sign_request(alice_key, "POST", "/v1/prepare", body)})
+                             headers={HEADER: sign_request(alice_key, origin, "POST", "/v1/prepare", body)})
         assert altered.status_code == 409 and "another request" in altered.json()["error"]["message"]
+        # A request signed for another server (a restored twin, a staging copy) is not this server's.
+        elsewhere = httpx.post(url + "/v1/prepare", content=body, headers={
+            HEADER: sign_request(alice_key, "forgegov.local/log/0123456789abcdef", "POST", "/v1/prepare", body)})
+        assert elsewhere.status_code == 409 and "another server" in elsewhere.json()["error"]["message"]
+        # A body larger than any request is refused before it is read.
+        large = b"x" * (17 << 20)
+        huge = httpx.post(url + "/v1/gate", content=large,
+                          headers={HEADER: sign_request(alice_key, origin, "POST", "/v1/gate", large)})
+        assert huge.status_code == 400 and "larger than" in huge.json()["error"]["message"]
+        assert huge.headers.get("Forgegov-Log-Note")
 
         # Someone with a key but no enrolment learns nothing, not even members' names.
         stranger = member.join(tmp_path / "eve-laptop", url, "eve")
         create_key_file(stranger, "alicia", PASSPHRASE)
-        with pytest.raises(SignatureInvalid, match="not a member") as refused:
+        with pytest.raises(SignatureInvalid, match="not signed by a member") as refused:
             member.whoami(stranger, "alicia", PASSPHRASE)
         assert "alice" not in (refused.value.hint or "") + refused.value.message
+        # Nor does a stranger who names a member: the refusal is the same, whether the name exists or not.
+        create_key_file(stranger, "alice", PASSPHRASE)
+        with pytest.raises(SignatureInvalid) as named:
+            member.whoami(stranger, "alice", PASSPHRASE)
+        assert named.value.message == refused.value.message
         unsigned = httpx.post(url + "/v1/review", json={"subject": "claims"})
         assert unsigned.status_code == 409 and "not signed" in unsigned.json()["error"]["message"]
 
@@ -182,6 +207,12 @@ def test_artifacts_are_verified_on_receipt_and_on_every_fetch(people: Workspace,
             connection.call("PUT", f"/v1/artifacts/{digest}?offset=0", key, content=data[:4096])
         assert retried.value.hint == "resume from byte 4096"
         connection.call("PUT", f"/v1/artifacts/{digest}?offset=4096", key, content=data[4096:8192])
+        # bob declares the same digest with a terabyte and writes at alice's offset: his upload is his own, and
+        # neither blocks nor touches hers.
+        bob_key = unlock_key_file(bob, "bob", PASSPHRASE)
+        Connection(bob).call("POST", f"/v1/artifacts/{digest}", bob_key, document={"size": 1 << 40})
+        with pytest.raises(StateConflict, match="has 0 bytes"):
+            Connection(bob).call("PUT", f"/v1/artifacts/{digest}?offset=8192", bob_key, content=b"garbage")
         put = member.put_artifact(alice, blob, "alice", PASSPHRASE)
         assert put == {"digest": digest, "size": len(data), "sent": len(data) - 8192}
 
@@ -221,6 +252,10 @@ def test_joining_pins_the_servers_log_and_refuses_a_server_without_one(people: W
     with pytest.raises(member.ServerUnavailable):
         member.join(tmp_path / "nowhere", url)
     assert not (tmp_path / "nowhere").exists()
+    # Plain HTTP to another machine: anyone on the way could forge the answers.
+    with pytest.raises(ConfigError, match="plain HTTP to another machine"):
+        member.join(tmp_path / "remote", "http://192.0.2.1:8900")
+    assert not (tmp_path / "remote").exists()
 
 
 def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_laptop(
@@ -285,7 +320,7 @@ def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
     assert "dataset gate: approve on dataset/claims@1 allowed (state approved)" in done.stdout
     assert "audit log of http://127.0.0.1:" in done.stdout and "verified here" in done.stdout
     assert not list((tmp_path / "server" / "keys").glob("alice*")), "alice's key left the server"
-    assert json.loads((tmp_path / "server-backup" / "backup.json").read_text())["log"]["size"] > 0
+    assert json.loads((tmp_path / "server-backup" / "backup.json").read_text())["manifest"]["log"]["size"] > 0
 
 
 @pytest.mark.parametrize("unit", ["forgegov-server.service", "forgegov-s3.service"])
@@ -301,3 +336,44 @@ def test_the_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     (tmp_path / unit).write_text(text)
     done = subprocess.run([analyze, "verify", str(tmp_path / unit)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+
+
+def test_a_members_audit_verify_refuses_an_export_of_another_history(people: Workspace, files, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A server that replays the tree head a member saw (so the answer's own check passes) and exports a forked log
+    under the same key: the export's first entries must have the root the member verified, and do not."""
+    if not people.database_url.startswith("sqlite"):
+        pytest.skip("forks the server by copying its workspace folder")
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    dispose_engines()
+    twin = Workspace(tmp_path / "twin", people.config)
+    shutil.copytree(people.root, twin.root)  # same keys, same log so far
+    actions.request(people, "claims", "alice", PASSPHRASE)
+    seen = sign_tree_head(people)
+    register_checked(twin, files.folder("notes", {"train.jsonl": '{"text": "part ZX-9 is tin"}\n'}), "notes")
+    actions.request(twin, "notes", "alice", PASSPHRASE)
+    actions.request(twin, "claims", "alice", PASSPHRASE, comment="another history")
+    assert sign_tree_head(twin).head.size > seen.head.size
+    export_log(twin, tmp_path / "forked.jsonl")
+    dispose_engines()
+
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    (laptop / "keys").mkdir()
+    config = WorkspaceConfig(audit=AuditConfig(origin=people.config.audit.origin,
+                                               log_public_key=people.config.audit.log_public_key),
+                             server=ServerConfig(url="http://127.0.0.1:9"))
+    write_config(laptop, config, create=True)
+    bob = Workspace(laptop, config)
+    Connection(bob).view.advance(seen.note, [])
+
+    def replayed(self, method, path, signer, *, document=None, content=b"", sink=None):  # type: ignore[no-untyped-def]
+        class Response:
+            def iter_bytes(self):  # type: ignore[no-untyped-def]
+                yield (tmp_path / "forked.jsonl").read_bytes()
+        return sink(Response())
+
+    monkeypatch.setattr(Connection, "call", replayed)
+    monkeypatch.setattr(member, "_signer", lambda *args: None)
+    with pytest.raises(LogForked, match="not the log this member verified"):
+        member.verify_log(bob, "bob", PASSPHRASE)

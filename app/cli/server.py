@@ -52,15 +52,18 @@ def backup_create(ctx: typer.Context, destination: Path,
 @backup_app.command("restore")
 def backup_restore(source: Path,
                    directory: Annotated[Path, typer.Option("--dir", "-d", help="New folder for the workspace.")],
+                   log_key: Annotated[str, typer.Option("--log-key", help="The log's public key, as you know it "
+                                                        "from outside the backup ([audit] log_public_key in any "
+                                                        "member's forgegov.toml).", show_default=False)],
                    store: Annotated[Optional[str], typer.Option(help="PostgreSQL: an empty database to restore into "
                                                                 "(default: the one backed up).",
                                                                 show_default=False)] = None,
                    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
-    """Restore a backup into a new workspace folder; refused unless every file is as backed up and the restored log
-    verifies and holds exactly the tree head the backup signed."""
+    """Restore a backup into a new workspace folder; refused unless the log key signed it, every file is as backed
+    up, and the restored log verifies and holds exactly the tree head the backup signed."""
     from forgegov.app.backup import restore
 
-    workspace, report = restore(source, directory, store)
+    workspace, report = restore(source, directory, log_key, store)
     data = {"workspace": str(workspace.root), "entries": report.entries, "root": report.root}
     emit(data, as_json, lambda out: out.print(f"restored to {workspace.root}: the log verifies, {report.entries} "
                                               f"entries, root {report.root}"))

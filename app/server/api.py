@@ -21,6 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -34,9 +35,16 @@ from forgegov.audit.tree_heads import newest_head
 from forgegov.foundation.artifact_store import ArtifactStore, artifact_store
 from forgegov.foundation.canonical import check_digest
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.crypto.request_auth import HEADER
+from forgegov.foundation.crypto.request_auth import HEADER, SignedRequest, check_body
 from forgegov.foundation.crypto.signing import public_key_to_b64
-from forgegov.foundation.errors import BadInput, ForgegovError, NotFound, PolicyDenied, SignatureInvalid
+from forgegov.foundation.errors import (
+    BadInput,
+    ForgegovError,
+    NotFound,
+    PolicyDenied,
+    SignatureInvalid,
+    StoreError,
+)
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
@@ -126,11 +134,11 @@ class Service:
 
     # -- the artifact store
 
-    def upload_begin(self, _caller: str | None, body: Any, digest: str) -> dict[str, Any]:
-        return self.artifacts.begin(digest, body.get("size")).to_dict()
+    def upload_begin(self, caller: str | None, body: Any, digest: str) -> dict[str, Any]:
+        return self.artifacts.begin(digest, body.get("size"), owner=str(caller)).to_dict()
 
-    def upload_finish(self, _caller: str | None, _body: Any, digest: str) -> dict[str, Any]:
-        return self.artifacts.finish(digest).to_dict()
+    def upload_finish(self, caller: str | None, _body: Any, digest: str) -> dict[str, Any]:
+        return self.artifacts.finish(digest, owner=str(caller)).to_dict()
 
 
 def _text(body: Any, name: str) -> str:
@@ -143,6 +151,8 @@ def _text(body: Any, name: str) -> str:
 def _status(error: ForgegovError) -> int:
     if isinstance(error, RateLimited):
         return 429
+    if isinstance(error, StoreError):
+        return 500
     if isinstance(error, NotFound):
         return 404
     return {2: 400, 3: 403, 4: 409}.get(error.exit_code, 500)
@@ -176,17 +186,29 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         query = request.scope.get("query_string", b"")
         return raw.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
 
+    async def read_capped(request: Request) -> bytes:
+        """The body, refused as soon as it passes MAX_BODY (a declared length over it is refused unread)."""
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            raise BadInput(f"the request body is larger than {MAX_BODY} bytes, or of no stated length")
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_BODY:
+                raise BadInput(f"the request body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def call(request: Request, work: Callable[[str | None, Any], Any], *, signed: bool = True,
                    json_body: bool = True) -> Response:
-        body = await request.body()
         seen = seen_size(request)
 
-        def run() -> tuple[int, Any, dict[str, str]]:
+        def run(claim: SignedRequest | None, body: bytes) -> tuple[int, Any]:
+            # Store and object-store failures are the server's, and still answered with the log's head: a member
+            # tells a broken server from a lying one by the signed tree head every answer carries.
             try:
-                if len(body) > MAX_BODY:
-                    raise BadInput(f"the request body is larger than {MAX_BODY} bytes")
-                caller = service.auth.caller(request.headers.get(HEADER), request.method, signed_path(request),
-                                             body) if signed else None
+                if claim is not None:
+                    check_body(claim, body)
                 parsed: Any = body
                 if json_body:
                     try:
@@ -195,14 +217,23 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
                         raise BadInput("the request body is not JSON") from exc
                     if not isinstance(parsed, dict):
                         raise BadInput("the request body is not a JSON object")
-                status, result = 200, work(caller, parsed)
+                return 200, work(claim.signer if claim is not None else None, parsed)
             except ForgegovError as error:
-                status, result = _status(error), error_document(error)
+                return _status(error), error_document(error)
             except (ValueError, KeyError, TypeError) as exc:  # a malformed request names its field, never a trace
-                status, result = 400, error_document(BadInput(f"the request is malformed: {exc}"))
-            return status, result, log_headers(seen)
+                return 400, error_document(BadInput(f"the request is malformed: {exc}"))
+            except (SQLAlchemyError, OSError) as exc:
+                return 500, error_document(StoreError(f"the server could not complete the request: {exc}"))
 
-        status, result, headers = await run_in_threadpool(run)
+        try:
+            # Who signed, before a byte of the body is read: a stranger costs the server a header.
+            claim = await run_in_threadpool(service.auth.caller, request.headers.get(HEADER), request.method,
+                                            signed_path(request)) if signed else None
+            body = await read_capped(request)
+            status, result = await run_in_threadpool(run, claim, body)
+        except ForgegovError as error:
+            status, result = _status(error), error_document(error)
+        headers = await run_in_threadpool(log_headers, seen)
         if callable(result):  # a body that is not JSON (a blob, the log): the handler builds its response
             return result(headers)
         return Response(json.dumps(result, default=str), status, headers=headers, media_type="application/json")
@@ -229,12 +260,12 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         if request.method == "POST":
             return await call(request, lambda caller, body: service.upload_begin(caller, body, _digest(request)))
 
-        def chunk(_caller: str | None, body: bytes) -> dict[str, Any]:
+        def chunk(caller: str | None, body: bytes) -> dict[str, Any]:
             try:
                 offset = int(request.query_params["offset"])
             except (KeyError, ValueError) as exc:
                 raise BadInput("a chunk names its offset (?offset=N)") from exc
-            return service.artifacts.write(_digest(request), offset, body).to_dict()
+            return service.artifacts.write(_digest(request), offset, body, owner=str(caller)).to_dict()
 
         return await call(request, chunk, json_body=False)
 

@@ -1,13 +1,14 @@
 """Who is calling: a member proven by their signature on the request, fresh, used once, and not calling too often.
 
-1. the header is a signed claim about this very request (method, path, body) — a signature lifted from another
-   request does not fit;
-2. the signer is an identity the log enrolled, not revoked, and the key id is the one the log bound to the name last —
-   a revoked member or a rotated-away key is refused;
-3. the signature verifies under that key;
-4. it was signed within the freshness window, and its nonce was not seen in it — a captured request cannot be sent
-   again (statements carry nonces of their own, which the gate checks against the log);
-5. the caller is within their rate (a token bucket per identity) — one member cannot starve the others.
+1. the header is a signed claim about this server and this request (origin, method, path) — a signature lifted from
+   another request, or made for another server, does not fit;
+2. the signer is an identity the log bound to the key named, and the signature verifies under it — a stranger, a
+   rotated-away key and a forgery all get the same refusal, which names no member;
+3. the signer is not revoked;
+4. the caller is within their rate (a token bucket per identity) — one member cannot starve the others;
+5. it was signed within the freshness window, and its nonce was not seen in it — a captured request cannot be sent
+   again (statements carry nonces of their own, which the gate checks against the log).
+All of this before the body is read; then the body must be the one signed (`check_body`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from forgegov.foundation.clock import now, parse_rfc3339
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.crypto.request_auth import read_request_signature
+from forgegov.foundation.crypto.request_auth import SignedRequest, read_request_signature
 from forgegov.foundation.crypto.signing import Purpose, verify
 from forgegov.foundation.errors import ForgegovError, NotFound, SignatureInvalid
 from forgegov.foundation.store.db import read_session
@@ -46,25 +47,31 @@ class Authenticator:
         self._nonces: OrderedDict[str, float] = OrderedDict()
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    def caller(self, header: str | None, method: str, path: str, body: bytes) -> str:
-        """The name of the member who signed this request; SignatureInvalid (or RateLimited) otherwise."""
-        # 1. a claim about this request
-        claim = read_request_signature(header, method, path, body)
-        # 2. an enrolled, active member, with the key the log bound to them
+    def caller(self, header: str | None, method: str, path: str) -> SignedRequest:
+        """The claim of the member who signed this request (its signer is proven); SignatureInvalid (or
+        RateLimited) otherwise. The body is checked against it once read (`check_body`)."""
+        # 1. a claim about this server and this request
+        claim = read_request_signature(header, self.workspace.config.audit.origin, method, path)
+        # 2. the key the log bound to the name, and a signature under it; one refusal for every way of failing
+        refused = SignatureInvalid("the request is not signed by a member of this server",
+                                   hint="ask a policy owner to enrol you (`forgegov identity request`); a member "
+                                        "whose key was rotated signs with the current one")
         try:
             with read_session(self.workspace.database_url) as session:
                 identity = get_identity(session, claim.signer)
         except NotFound as exc:
-            # Said without the did-you-mean a member's typo gets: a stranger learns no member's name.
-            raise SignatureInvalid(f"{claim.signer!r} is not a member of this server",
-                                   hint="ask an admin to enrol you (`forgegov identity request`)") from exc
-        require_active(identity)
+            raise refused from exc
         if claim.payload["key_id"] != identity.key_id:
-            raise SignatureInvalid(f"the request is signed with key {claim.payload['key_id'][:16]}…, not "
-                                   f"{identity.name}'s key", hint="was the key rotated? use the current one")
-        # 3. the signature
-        verify(public_key(identity), Purpose.API_REQUEST, claim.payload, claim.signature)
-        # 4. fresh and unused
+            raise refused
+        try:
+            verify(public_key(identity), Purpose.API_REQUEST, claim.payload, claim.signature)
+        except SignatureInvalid as exc:
+            raise refused from exc
+        # 3. not revoked (said only to the member themselves, who has just proven they hold the key)
+        require_active(identity)
+        # 4. within their rate
+        self._take_token(identity.name)
+        # 5. fresh and unused
         try:
             signed_at = parse_rfc3339(claim.payload["signed_at"])
         except ValueError as exc:
@@ -74,9 +81,7 @@ class Authenticator:
                                    f"{int(MAX_CLOCK_SKEW.total_seconds() // 60)} minutes): refused as a possible "
                                    "replay", hint="check this machine's clock, then send it again")
         self._spend(claim.payload["nonce"], identity.name)
-        # 5. within the caller's rate
-        self._take_token(identity.name)
-        return identity.name
+        return claim
 
     def _spend(self, nonce: str, name: str) -> None:
         with self._lock:

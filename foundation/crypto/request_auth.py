@@ -1,8 +1,12 @@
 """Signed requests to the team server: who is asking is proven by their key, never by a header anyone could type.
 
-The signature covers the method, the path with its query, the SHA-256 of the body, the caller's name and key id, the
-time and a nonce, under its own purpose (`api-request`), so a signed request cannot be replayed as a statement nor a
-statement as a request, and the server refuses one that is stale or whose nonce it has seen.
+The signature covers the server's log origin, the method, the path with its query, the SHA-256 of the body, the
+caller's name and key id, the time and a nonce, under its own purpose (`api-request`), so a signed request cannot be
+replayed as a statement nor a statement as a request, nor sent to another server (a restored twin, a staging copy),
+and the server refuses one that is stale or whose nonce it has seen.
+
+The server checks everything but the body before it reads the body (`read_request_signature`), so a stranger's
+request costs it a header, and then the body against the digest signed (`check_body`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from forgegov.foundation.errors import SignatureInvalid
 
 HEADER = "Forgegov-Signature"
 VERSION = 1
-_FIELDS = {"v", "method", "path", "body_sha256", "signer", "key_id", "signed_at", "nonce"}
+_FIELDS = {"v", "origin", "method", "path", "body_sha256", "signer", "key_id", "signed_at", "nonce"}
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 
 
@@ -37,18 +41,19 @@ class SignedRequest:
         return str(self.payload["signer"])
 
 
-def sign_request(signer: Signer, method: str, path: str, body: bytes) -> str:
-    """The header value for one request: base64 of {payload, signature}."""
-    payload = {"v": VERSION, "method": method.upper(), "path": path, "body_sha256": hashlib.sha256(body).hexdigest(),
+def sign_request(signer: Signer, origin: str, method: str, path: str, body: bytes) -> str:
+    """The header value for one request to the server whose log is ORIGIN: base64 of {payload, signature}."""
+    payload = {"v": VERSION, "origin": origin, "method": method.upper(), "path": path, "body_sha256": hashlib.sha256(body).hexdigest(),
                "signer": signer.name, "key_id": signer.key_id, "signed_at": now_rfc3339(),
                "nonce": secrets.token_hex(16)}
     document = {"payload": payload, "signature": sign(signer.private_key, Purpose.API_REQUEST, payload)}
     return base64.b64encode(json.dumps(document, separators=(",", ":")).encode()).decode()
 
 
-def read_request_signature(header: str | None, method: str, path: str, body: bytes) -> SignedRequest:
-    """The signed claim in `header`, checked to be about this very request; whether the key is the signer's, fresh
-    and unused is for the server to check (it knows the identities and the nonces)."""
+def read_request_signature(header: str | None, origin: str, method: str, path: str) -> SignedRequest:
+    """The signed claim in `header`, checked to be about this server, method and path; whether the key is the
+    signer's, fresh and unused is for the server to check (it knows the identities and the nonces), and whether the
+    body is the one signed, once it has read it (`check_body`)."""
     if not header:
         raise SignatureInvalid("the request is not signed: the server answers members only",
                                hint="join with `forgegov init --join URL --as NAME` and act as an enrolled member")
@@ -62,7 +67,13 @@ def read_request_signature(header: str | None, method: str, path: str, body: byt
             or not isinstance(signature, str) or not all(isinstance(payload[k], str) for k in _FIELDS - {"v"}) \
             or not _HEX64.match(payload["body_sha256"]):
         raise SignatureInvalid("the request signature is not a version-1 signed request")
-    if payload["method"] != method.upper() or payload["path"] != path \
-            or payload["body_sha256"] != hashlib.sha256(body).hexdigest():
-        raise SignatureInvalid("the request signature was made for another request (method, path or body differ)")
+    if payload["origin"] != origin:
+        raise SignatureInvalid("the request was signed for another server (its log origin differs)")
+    if payload["method"] != method.upper() or payload["path"] != path:
+        raise SignatureInvalid("the request signature was made for another request (method or path differ)")
     return SignedRequest(payload, signature)
+
+
+def check_body(claim: SignedRequest, body: bytes) -> None:
+    if claim.payload["body_sha256"] != hashlib.sha256(body).hexdigest():
+        raise SignatureInvalid("the request signature was made for another request (the body differs)")

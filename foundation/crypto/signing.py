@@ -29,6 +29,7 @@ class Purpose(StrEnum):
     ADMIN_ACT = "admin-act"
     API_REQUEST = "api-request"
     ENROLMENT = "enrolment"
+    BACKUP = "backup"
 
 
 def signed_message(purpose: Purpose, payload: Any) -> bytes:
