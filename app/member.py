@@ -31,7 +31,8 @@ from forgegov.audit.operations import verify_export
 from forgegov.audit.verify import VerifyReport
 from forgegov.foundation import errors
 from forgegov.foundation.artifact_store import CHUNK
-from forgegov.foundation.canonical import check_digest
+from forgegov.foundation.canonical import check_digest, digest_of
+from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import (
     CONFIG_FILE,
     AuditConfig,
@@ -44,7 +45,7 @@ from forgegov.foundation.config import (
 )
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
-from forgegov.foundation.crypto.signing import public_key_from_b64
+from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
@@ -54,10 +55,14 @@ from forgegov.foundation.errors import (
     Tampered,
     WorkspaceError,
 )
+from forgegov.foundation.manifest import build_manifest, file_entries, list_files
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
 from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.datasets.intake import scan_dataset
+from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
 from forgegov.governance.review import Review
@@ -335,26 +340,27 @@ def put_artifact(workspace: Workspace, path: Path, actor: str, passphrase: str) 
     except OSError as exc:
         raise errors.UnreadablePath(f"cannot read {path}: {exc.strerror}") from exc
     digest = "sha256:" + hasher.hexdigest()
-    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    sent = _upload(Connection(workspace), _signer(workspace, actor, passphrase), path, digest, size)
+    return {"digest": digest, "size": size, "sent": sent}
+
+
+def _upload(connection: Connection, signer: Signer, path: Path, digest: str, size: int) -> int:
+    """Send PATH as DIGEST from where the server's upload of it stands; the bytes sent."""
     state = connection.call("POST", f"/v1/artifacts/{digest}", signer, document={"size": size})
-    sent = 0
+    sent, received = 0, state["received"]
     with path.open("rb") as handle:
-        handle.seek(state["received"])
-        received = state["received"]
+        handle.seek(received)
         while received < size:
             chunk = handle.read(UPLOAD_CHUNK)
             state = connection.call("PUT", f"/v1/artifacts/{digest}?offset={received}", signer, content=chunk)
             received = state["received"]
             sent += len(chunk)
     connection.call("POST", f"/v1/artifacts/{digest}/finish", signer, document={})
-    return {"digest": digest, "size": size, "sent": sent}
+    return sent
 
 
-def get_artifact(workspace: Workspace, digest: str, destination: Path, actor: str, passphrase: str) -> dict[str, Any]:
-    """Download a blob and keep it only if it hashes to DIGEST (written beside DESTINATION, renamed into place)."""
-    check_digest(digest)
-    if destination.exists():
-        raise AlreadyExists(f"{destination} already exists", hint="choose another path, or move it away")
+def _download(connection: Connection, signer: Signer, digest: str, destination: Path) -> int:
+    """Write blob DIGEST beside DESTINATION and rename it into place only if its bytes hash to DIGEST."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", delete=False)
     partial = Path(handle.name)
@@ -370,8 +376,7 @@ def get_artifact(workspace: Workspace, digest: str, destination: Path, actor: st
             return size
 
         with handle:
-            size = Connection(workspace).call("GET", f"/v1/artifacts/{digest}", _signer(workspace, actor, passphrase),
-                                              sink=save)
+            size = connection.call("GET", f"/v1/artifacts/{digest}", signer, sink=save)
             handle.flush()
             os.fsync(handle.fileno())
         actual = "sha256:" + hasher.hexdigest()
@@ -382,4 +387,64 @@ def get_artifact(workspace: Workspace, digest: str, destination: Path, actor: st
         fsync_dir(destination.parent)
     finally:
         partial.unlink(missing_ok=True)
+    return size
+
+
+def get_artifact(workspace: Workspace, digest: str, destination: Path, actor: str, passphrase: str) -> dict[str, Any]:
+    """Download a blob and keep it only if it hashes to DIGEST (written beside DESTINATION, renamed into place)."""
+    check_digest(digest)
+    if destination.exists():
+        raise AlreadyExists(f"{destination} already exists", hint="choose another path, or move it away")
+    size = _download(Connection(workspace), _signer(workspace, actor, passphrase), digest, destination)
     return {"digest": digest, "size": size, "path": str(destination)}
+
+
+# -- datasets through the server ---------------------------------------------------------------------------------------
+
+def register_dataset(workspace: Workspace, path: Path, name: str, spec: DatasetSpec, actor: str, passphrase: str,
+                     progress: Callable[[str], None] | None = None) -> CheckOutcome:
+    """Upload the dataset's files, let the server check the bytes it holds, and sign the check it computed; the
+    server registers the dataset with that check in one transaction (`app/server/registration.py`)."""
+    step = progress or (lambda _stage: None)
+    _root, files = list_files(path)
+    manifest = build_manifest(path)
+    expected = scan_dataset(path, spec.limits).digest  # the dataset's digest as the server's scan must find it
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    for file, entry in zip(files, manifest.files, strict=True):
+        step(f"uploading {entry.path}")
+        _upload(connection, signer, file, f"sha256:{entry.sha256}", entry.size)
+    step("the server checks the bytes it holds")
+    prepared = connection.call("POST", "/v1/datasets/prepare", signer, document={
+        "name": name, "kind": spec.kind.value, "classification": spec.classification.value,
+        "manifest": manifest.to_document()})
+    unsigned = prepared.get("statement")
+    if prepared.get("dataset_digest") != expected or not isinstance(unsigned, dict) \
+            or unsigned.get("dataset_digest") != expected:
+        raise DigestMismatch(f"the server checked other bytes than the files sent ({expected})", expected=expected)
+    statement = {**unsigned, "signer": signer.name, "key_id": signer.key_id, "signed_at": now_rfc3339()}
+    answer = connection.call("POST", "/v1/datasets/register", signer, document={
+        "check_id": prepared["check_id"], "statement": statement,
+        "signature": sign(signer.private_key, Purpose.DATA_QUALITY, statement)})
+    try:
+        return CheckOutcome(**answer)
+    except TypeError as exc:
+        raise BadInput(f"the server's answer is not a registration: {exc}") from exc
+
+
+def fetch_dataset(workspace: Workspace, subject: str, destination: Path, actor: str, passphrase: str) -> dict[str, Any]:
+    """The registered dataset's files, from the server's artifact store, into DESTINATION (a new folder), kept only
+    if every file hashes as its manifest says and the manifest is the dataset's digest: what a steward reads before
+    approving, byte for byte what was registered."""
+    if destination.exists():
+        raise AlreadyExists(f"{destination} already exists", hint="fetch into a new folder")
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    answer = connection.call("POST", "/v1/manifest", signer, document={"subject": subject, "kind": "dataset"})
+    entries = file_entries(answer.get("manifest"))
+    digest = digest_of(answer["manifest"])
+    if digest != answer.get("digest"):
+        raise DigestMismatch(f"the manifest the server sent for {answer.get('subject')} is not the dataset's digest "
+                             f"{answer.get('digest')}", expected=str(answer.get("digest")), actual=digest)
+    with staged_folder(destination, "fetch") as staging:
+        for entry in entries:
+            _download(connection, signer, f"sha256:{entry.sha256}", staging / entry.path)
+    return {"subject": answer.get("subject"), "digest": digest, "files": len(entries), "path": str(destination)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,43 @@ class FilesManifest:
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+
+MAX_FILES = 100_000
+_SEGMENT = re.compile(r"[^/\x00]+\Z")
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def relative_path(path: Any) -> str:
+    """A manifest path that stays inside the folder it describes (a manifest received from elsewhere is written out
+    file by file: `../` or an absolute path would write outside it)."""
+    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path \
+            or any(part in ("", ".", "..") or not _SEGMENT.match(part) for part in path.split("/")):
+        raise BadInput(f"the manifest names a file path that would leave its folder: {path!r}")
+    return path
+
+
+def manifest_from(document: Any) -> FilesManifest:
+    """A files manifest received as a document, every path inside its folder and every file named by its SHA-256."""
+    if not isinstance(document, dict) or document.get("manifest_version") != MANIFEST_VERSION:
+        raise BadInput("not a version-1 files manifest")
+    return FilesManifest(file_entries(document))
+
+
+def file_entries(document: Any) -> tuple[FileEntry, ...]:
+    """The files a manifest document received from elsewhere lists (a files manifest, or a dataset's, which adds
+    record counts): every path inside its folder, every file named by its size and SHA-256."""
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, list) or not files or len(files) > MAX_FILES:
+        raise BadInput("the manifest lists no files")
+    try:
+        entries = tuple(FileEntry(relative_path(f["path"]), int(f["size"]), str(f["sha256"])) for f in files)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInput(f"the manifest's file entries are malformed: {exc}") from exc
+    if len({e.path for e in entries}) != len(entries) or not all(_SHA256.match(e.sha256) for e in entries) \
+            or any(e.size < 0 for e in entries):
+        raise BadInput("the manifest names a file twice, or a file by something other than its size and SHA-256")
+    return entries
 
 
 def hash_file(path: Path) -> tuple[int, str]:

@@ -21,6 +21,7 @@ from forgegov.app.member import Connection
 from forgegov.audit.log_view import LogForked, LogRolledBack
 from forgegov.audit.operations import export_log, verify_workspace
 from forgegov.audit.tree_heads import sign_tree_head
+from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import (
     AuditConfig,
     ConfigError,
@@ -30,18 +31,22 @@ from forgegov.foundation.config import (
     write_config,
 )
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
+from forgegov.foundation.crypto.signing import Purpose, sign
 from forgegov.foundation.errors import (
     AlreadyExists,
+    BadInput,
     DigestMismatch,
     PolicyDenied,
     SignatureInvalid,
     StateConflict,
     WorkspaceError,
 )
+from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.store.db import dispose_engines
-from forgegov.foundation.vocabulary import GateAction
+from forgegov.foundation.vocabulary import Classification, DatasetKind, GateAction
 from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
+from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_key_file, unlock_key_file
 from tests.conftest import PASSPHRASE, register_checked
 from tests.s3_support import versitygw_binary
@@ -317,6 +322,7 @@ def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "server.log").read_text()
     assert "bob enrolled by dave" in done.stdout
+    assert "checked dataset/claims@1: 2 records" in done.stdout and "verified against sha256:" in done.stdout
     assert "dataset gate: approve on dataset/claims@1 allowed (state approved)" in done.stdout
     assert "audit log of http://127.0.0.1:" in done.stdout and "verified here" in done.stdout
     assert not list((tmp_path / "server" / "keys").glob("alice*")), "alice's key left the server"
@@ -377,3 +383,51 @@ def test_a_members_audit_verify_refuses_an_export_of_another_history(people: Wor
     monkeypatch.setattr(member, "_signer", lambda *args: None)
     with pytest.raises(LogForked, match="not the log this member verified"):
         member.verify_log(bob, "bob", PASSPHRASE)
+
+
+def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
+        people: Workspace, identity_key_files: Path, files, tmp_path: Path) -> None:
+    """alice's files go to the server's store; the server checks the bytes it holds (contamination against every
+    dataset it has, which alice could not run); alice signs the check it computed. bob fetches exactly those bytes,
+    and approves what he read."""
+    if not people.database_url.startswith("sqlite"):
+        pytest.skip("the registration runs the same gate code as a workspace of one, tested on both stores")
+    spec = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
+    source = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n',
+                                     "more/extra.jsonl": '{"text": "part ZX-2 is brass"}\n'})
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "bob"), identity_key_files)
+        alice, bob = laptops["alice"], laptops["bob"]
+        outcome = member.register_dataset(alice, source, "claims", spec, "alice", PASSPHRASE)
+        assert outcome.dataset == "dataset/claims@1" and outcome.summary["records"] == 2
+        fetched = member.fetch_dataset(bob, "claims", tmp_path / "bob-reads", "bob", PASSPHRASE)
+        assert fetched["files"] == 2 and fetched["digest"] == outcome.dataset_digest
+        assert (tmp_path / "bob-reads" / "more" / "extra.jsonl").read_bytes() == \
+            (source / "more" / "extra.jsonl").read_bytes()
+        member.request(alice, "claims", "alice", PASSPHRASE)
+        shown = member.review(bob, "claims", None, "bob", PASSPHRASE)
+        assert shown.evidence["data_quality"][0]["checked_by"] == "alice"
+        approved = member.answer(bob, "claims", "bob", PASSPHRASE, GateAction.APPROVE, expect_digest=shown.digest)
+        assert approved.state == "approved"
+
+        # A modified client cannot make a check up: the server accepts a signature only over the result it computed.
+        connection, key = Connection(alice), unlock_key_file(alice, "alice", PASSPHRASE)
+        other = files.folder("notes", {"train.jsonl": '{"text": "part ZX-9 is tin"}\n'})
+        manifest = build_manifest(other)
+        member._upload(connection, key, other / "train.jsonl", f"sha256:{manifest.files[0].sha256}",
+                       manifest.files[0].size)
+        prepared = connection.call("POST", "/v1/datasets/prepare", key, document={
+            "name": "notes", "kind": "pretraining-text", "classification": "proprietary",
+            "manifest": manifest.to_document()})
+        statement = {**prepared["statement"], "result_digest": "sha256:" + "0" * 64, "signer": "alice",
+                     "key_id": key.key_id, "signed_at": now_rfc3339()}
+        with pytest.raises(SignatureInvalid, match="not the check the server computed"):
+            connection.call("POST", "/v1/datasets/register", key, document={
+                "check_id": prepared["check_id"], "statement": statement,
+                "signature": sign(key.private_key, Purpose.DATA_QUALITY, statement)})
+        # A manifest whose paths leave the folder is refused before anything is written.
+        escaping = manifest.to_document()
+        escaping["files"][0]["path"] = "../../keys/alice.key.json"
+        with pytest.raises(BadInput, match="would leave its folder"):
+            connection.call("POST", "/v1/datasets/prepare", key, document={
+                "name": "notes", "kind": "pretraining-text", "classification": "proprietary", "manifest": escaping})

@@ -73,15 +73,28 @@ def _dataset_commands(group: typer.Typer, kind: AssetKind) -> None:
         from forgegov.governance.datasets.intake import IntakeLimits
 
         spec = DatasetSpec(data_kind, classification, IntakeLimits(max_line_bytes=max_line_bytes))
-        asset, outcome = register_checked(state(ctx).workspace(), path, name, owner, spec, as_json)
+        workspace = state(ctx).workspace()
+        if workspace.server_url:
+            # A member: the files go to the server's store, the server checks the bytes it holds, the owner signs
+            # the check it computed.
+            from forgegov.app.cli.context import passphrase_for
+            from forgegov.app.member import register_dataset
+
+            with stderr.status("registering", spinner="dots") as status:
+                outcome = register_dataset(workspace, path, name, spec, owner, passphrase_for(owner),
+                                           progress=status.update)
+            print_check(outcome, as_json)
+            return
+        asset, outcome = register_checked(workspace, path, name, owner, spec, as_json)
         if as_json:
             emit({**asset_public(asset), "check": outcome.to_dict()}, as_json, lambda out: None)
         else:
             print_check(outcome, as_json)
 
-    from forgegov.app.cli.datasets import check
+    from forgegov.app.cli.datasets import check, fetch
 
     group.command("check")(check)
+    group.command("fetch")(fetch)
 
 
 def _checkpoint_commands(group: typer.Typer, kind: AssetKind) -> None:

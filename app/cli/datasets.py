@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -85,3 +86,23 @@ def check(ctx: typer.Context,
     again). Re-run it after registering new eval or training data.
     """
     print_check(run_check(state(ctx).workspace(), subject, actor, as_json), as_json)
+
+
+def fetch(ctx: typer.Context,
+          subject: Annotated[str, typer.Argument(help="dataset/name[@version] or sha256:<digest prefix>.",
+                                                 show_default=False)],
+          output: Annotated[Path, typer.Option("--output", "-o", help="A new folder for the files.")],
+          actor: Annotated[Optional[str], typer.Option("--as", help="Member asking (default: [server] member).",
+                                                       show_default=False)] = None,
+          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
+    """In a member's workspace: fetch SUBJECT's files from the team server's artifact store into a new folder, each
+    verified against the manifest and the manifest against the dataset's digest (read what you are asked to
+    approve, byte for byte)."""
+    from forgegov.app.cli.context import member_as, passphrase_for
+    from forgegov.app.member import fetch_dataset
+
+    workspace = state(ctx).workspace()
+    name = member_as(workspace, actor)
+    result = fetch_dataset(workspace, subject, output, name, passphrase_for(name))
+    emit(result, as_json, lambda out: out.print(f"{result['subject']}: {result['files']} files in {result['path']}, "
+                                                f"verified against {result['digest']}"))

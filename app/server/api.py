@@ -29,6 +29,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from forgegov.app.server.auth import Authenticator, Limits, RateLimited
+from forgegov.app.server.registration import Registrations
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.operations import export_log
 from forgegov.audit.tree_heads import newest_head
@@ -46,11 +47,12 @@ from forgegov.foundation.errors import (
     StoreError,
 )
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import AssetKind, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminStatement, submit_admin
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
+from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
 from forgegov.governance.review import review
 from forgegov.governance.runs.provenance import PLATFORM_KEY
 from forgegov.governance.statements import SignedStatement
@@ -94,6 +96,7 @@ class Service:
     auth: Authenticator
     decider: Decider
     artifacts: ArtifactStore
+    registrations: Registrations
 
     # -- members' reads and writes; each takes the caller (proven by signature) and the JSON body
 
@@ -132,6 +135,14 @@ class Service:
         with self.decider.engine() as engine:
             return submit_admin(self.workspace, engine, statement).to_dict()
 
+    def manifest(self, _caller: str | None, body: Any) -> dict[str, Any]:
+        """A registered asset's files manifest, as its registration entry committed to it: what a member fetches
+        from the artifact store to read the bytes they are asked to approve."""
+        with read_session(self.workspace.database_url) as session:
+            asset = resolve(session, _text(body, "subject"), AssetKind(body["kind"]) if body.get("kind") else None)
+            check_recorded(session, asset)
+            return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset)}
+
     # -- the artifact store
 
     def upload_begin(self, caller: str | None, body: Any, digest: str) -> dict[str, Any]:
@@ -167,8 +178,9 @@ def error_document(error: ForgegovError) -> dict[str, Any]:
 
 
 def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
-    service = Service(workspace, Authenticator(workspace, limits or Limits()), Decider(workspace),
-                      artifact_store(workspace))
+    artifacts = artifact_store(workspace)
+    service = Service(workspace, Authenticator(workspace, limits or Limits()), Decider(workspace), artifacts,
+                      Registrations(workspace, artifacts))
 
     def seen_size(request: Request) -> int:
         try:
@@ -256,6 +268,15 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
     async def admin(request: Request) -> Response:
         return await call(request, service.admin)
 
+    async def manifest(request: Request) -> Response:
+        return await call(request, service.manifest)
+
+    async def register_prepare(request: Request) -> Response:
+        return await call(request, lambda caller, body: service.registrations.prepare(str(caller), body))
+
+    async def register_dataset(request: Request) -> Response:
+        return await call(request, lambda caller, body: service.registrations.register(str(caller), body))
+
     async def upload(request: Request) -> Response:
         if request.method == "POST":
             return await call(request, lambda caller, body: service.upload_begin(caller, body, _digest(request)))
@@ -303,6 +324,9 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         Route("/v1/review", review_, methods=["POST"]),
         Route("/v1/gate", gate, methods=["POST"]),
         Route("/v1/admin", admin, methods=["POST"]),
+        Route("/v1/manifest", manifest, methods=["POST"]),
+        Route("/v1/datasets/prepare", register_prepare, methods=["POST"]),
+        Route("/v1/datasets/register", register_dataset, methods=["POST"]),
         Route("/v1/log/export", export, methods=["GET"]),
         Route("/v1/artifacts/{digest}", upload, methods=["POST", "PUT"]),
         Route("/v1/artifacts/{digest}", download, methods=["GET"]),

@@ -1,0 +1,144 @@
+"""Registering a dataset through the team server: the member uploads the files, the server checks the bytes it holds,
+and the member signs the check the server computed.
+
+    1. the member uploads each file to the artifact store by its digest (verified on receipt);
+    2. `prepare`: the member names the dataset and its files manifest; the server assembles the folder from the
+       store (every blob re-hashed as it is read), scans it (the manifest must be the member's), and runs the kind's
+       quality suite and the contamination check against every dataset it holds — the member could not run that
+       one, holding only their own data;
+    3. `register`: the member signs the check's statement as the server computed it (only their name, key and time
+       added) and sends it; the server verifies it, then registers the dataset and records the check in one
+       transaction, as `dataset register` does in a workspace of one.
+
+A modified client cannot make a check up: the server signs nothing, and accepts a signature only over the result it
+computed itself. What the member's signature adds is who asked for the registration and stands behind it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from forgegov.foundation.artifact_store import ArtifactStore
+from forgegov.foundation.clock import now, parse_rfc3339
+from forgegov.foundation.config import Workspace, fsync_dir
+from forgegov.foundation.crypto.signing import Purpose, verify
+from forgegov.foundation.errors import BadInput, NotFound, SignatureInvalid
+from forgegov.foundation.manifest import FilesManifest, manifest_from
+from forgegov.foundation.store.db import read_session
+from forgegov.foundation.vocabulary import Classification, DatasetKind
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.evidence.data_quality import (
+    PendingCheck,
+    PreparedRegistration,
+    prepare_registration,
+    register_prepared,
+)
+from forgegov.governance.identities import get_identity, public_key, require_active
+from forgegov.governance.statements import MAX_CLOCK_SKEW
+
+PENDING_FOR_S = 600.0
+SIGNER_FIELDS = {"signer", "key_id", "signed_at"}
+
+
+@dataclass
+class _Pending:
+    caller: str
+    name: str
+    spec: DatasetSpec
+    folder: Path
+    prepared: PreparedRegistration
+    expires: float
+
+
+class Registrations:
+    def __init__(self, workspace: Workspace, artifacts: ArtifactStore) -> None:
+        self.workspace = workspace
+        self.artifacts = artifacts
+        self.root = workspace.artifacts_dir / "datasets"
+        self._lock = threading.Lock()
+        self._pending: dict[str, _Pending] = {}
+
+    def _assemble(self, manifest: FilesManifest) -> Path:
+        """The dataset's folder, built from the store's blobs (each re-hashed as read), whole or not at all."""
+        folder = self.root / manifest.digest.removeprefix("sha256:")
+        if folder.is_dir():
+            return folder  # the scan below re-hashes it against the manifest all the same
+        for entry in manifest.files:
+            if self.artifacts.has(f"sha256:{entry.sha256}") != entry.size:
+                raise NotFound(f"the artifact store holds no blob of {entry.size} bytes for {entry.path} "
+                               f"(sha256:{entry.sha256})", hint="upload the dataset's files first")
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=self.root))
+        try:
+            for entry in manifest.files:
+                target = staging / entry.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as out:
+                    for chunk in self.artifacts.read_verified(f"sha256:{entry.sha256}"):
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+            os.rename(staging, folder)
+            fsync_dir(self.root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return folder
+
+    def prepare(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("name")
+        if not isinstance(name, str):
+            raise BadInput("the registration names no dataset")
+        spec = DatasetSpec(DatasetKind(body.get("kind")), Classification(body.get("classification")))
+        manifest = manifest_from(body.get("manifest"))
+        folder = self._assemble(manifest)
+        # The folder holds exactly the blobs the manifest names (each re-hashed as it was read); the dataset's
+        # manifest (format, records per file) and so its digest come from the server's own scan of it.
+        prepared = prepare_registration(self.workspace, folder, name, caller, spec)
+        unsigned = prepared.unsigned
+        with self._lock:
+            moment = time.monotonic()
+            self._pending = {k: v for k, v in self._pending.items() if v.expires > moment}
+            self._pending[unsigned.check_id] = _Pending(caller, name, spec, folder, prepared, moment + PENDING_FOR_S)
+        return {"check_id": unsigned.check_id, "dataset": prepared.label, "dataset_digest": prepared.manifest.digest,
+                "statement": unsigned.statement, "summary": unsigned.summary}
+
+    def register(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            pending = self._pending.pop(str(body.get("check_id")), None)
+        if pending is None or pending.expires < time.monotonic():
+            raise NotFound("no registration of that check is waiting (it expired, or was used)",
+                           hint="register the dataset again")
+        if pending.caller != caller:
+            raise SignatureInvalid("a registration is completed by the member who asked for it")
+        statement, signature = body.get("statement"), body.get("signature")
+        unsigned = pending.prepared.unsigned.statement
+        if not isinstance(statement, dict) or not isinstance(signature, str) \
+                or set(statement) != set(unsigned) | SIGNER_FIELDS \
+                or any(statement[key] != value for key, value in unsigned.items()) or statement["signer"] != caller:
+            raise SignatureInvalid("the signed statement is not the check the server computed")
+        with read_session(self.workspace.database_url) as session:
+            identity = get_identity(session, caller)
+        require_active(identity)
+        if statement["key_id"] != identity.key_id:
+            raise SignatureInvalid(f"the check is signed with a key that is not {caller}'s")
+        verify(public_key(identity), Purpose.DATA_QUALITY, statement, signature)
+        try:
+            signed_at = parse_rfc3339(str(statement["signed_at"]))
+        except ValueError as exc:
+            raise SignatureInvalid("the check's signing time is not RFC 3339") from exc
+        if abs(now() - signed_at) > MAX_CLOCK_SKEW:
+            raise SignatureInvalid("the check was signed too long ago: refused as a possible replay")
+        check = PendingCheck(pending.prepared.unsigned.check_id, pending.prepared.unsigned.result,
+                             pending.prepared.unsigned.result_digest, pending.prepared.unsigned.summary, statement,
+                             signature)
+        _asset, outcome = register_prepared(self.workspace, pending.folder, pending.name, caller, pending.spec,
+                                            pending.prepared, check)
+        return outcome.to_dict()
