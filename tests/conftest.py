@@ -33,6 +33,9 @@ PASSPHRASE = "correct horse battery staple"
 # Service keys of test workspaces (and of the CLI processes tests start, which inherit this) are encrypted under this,
 # so that no test writes the user's own service passphrase file; test_service_keys.py exercises that file.
 os.environ.setdefault("FORGEGOV_SERVICE_PASSPHRASE", "test service passphrase")
+# For a test whose subject does not depend on the store (a member's checks, files on disk): it runs once, on SQLite,
+# instead of setting up PostgreSQL only to skip.
+SQLITE_ONLY = pytest.mark.parametrize("store_url", [None], ids=["sqlite"])
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "mallory")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TEXT_DATA = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)

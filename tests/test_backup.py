@@ -20,7 +20,7 @@ from forgegov.foundation.store.db import dispose_engines
 from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance import actions
 from forgegov.governance.replay import replay_decisions
-from tests.conftest import PASSPHRASE, register_checked
+from tests.conftest import PASSPHRASE, SQLITE_ONLY, register_checked
 
 
 def _lose(workspace) -> Path:  # type: ignore[no-untyped-def]
@@ -69,9 +69,8 @@ def test_a_restored_server_verifies_and_holds_exactly_what_was_backed_up(people,
         shutil.copytree(restored.root, people.root)
 
 
+@SQLITE_ONLY
 def test_a_backup_changed_since_it_was_made_is_refused(people, files, tmp_path: Path) -> None:
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("the backup's checks are the same for either store")
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     backup(people, tmp_path / "backup")
     key = people.config.audit.log_public_key

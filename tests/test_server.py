@@ -48,7 +48,7 @@ from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_key_file, unlock_key_file
-from tests.conftest import PASSPHRASE, register_checked
+from tests.conftest import PASSPHRASE, SQLITE_ONLY, register_checked
 from tests.s3_support import versitygw_binary
 from tests.server_support import free_port, give_key, running_server
 
@@ -97,6 +97,7 @@ def test_members_sign_on_their_machines_and_the_server_decides(people: Workspace
         assert verify_workspace(people).root == reports[0].root
 
 
+@SQLITE_ONLY  # who may send what is the server's check, the same on either store
 def test_a_member_sends_only_what_they_signed(people: Workspace, identity_key_files: Path, files,
                                               tmp_path: Path) -> None:
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
@@ -152,11 +153,10 @@ def test_a_member_sends_only_what_they_signed(people: Workspace, identity_key_fi
         assert unsigned.status_code == 409 and "not signed" in unsigned.json()["error"]["message"]
 
 
+@SQLITE_ONLY
 def test_a_rolled_back_or_forked_server_is_caught_on_the_next_call(workspace: Workspace, people: Workspace,
                                                                    identity_key_files: Path, files,
                                                                    tmp_path: Path) -> None:
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("restores the server's database file: the member's check is the same on either store")
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     register_checked(people, files.folder("notes", {"train.jsonl": '{"text": "part ZX-9 is tin"}\n'}), "notes")
     database = Path(people.database_url.removeprefix("sqlite:///"))
@@ -190,10 +190,9 @@ def test_a_rolled_back_or_forked_server_is_caught_on_the_next_call(workspace: Wo
     assert Connection(alice).view.seen() == seen
 
 
+@SQLITE_ONLY
 def test_artifacts_are_verified_on_receipt_and_on_every_fetch(people: Workspace, identity_key_files: Path,
                                                               tmp_path: Path, monkeypatch) -> None:
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("the artifact store is the same on either store")
     monkeypatch.setattr(member, "UPLOAD_CHUNK", 4096)
     blob = tmp_path / "shard-00.bin"
     blob.write_bytes(bytes(range(256)) * 100)  # 25,600 bytes: seven chunks
@@ -241,9 +240,8 @@ def test_artifacts_are_verified_on_receipt_and_on_every_fetch(people: Workspace,
         assert not target.exists() and not list(target.parent.glob(".again.bin*"))
 
 
+@SQLITE_ONLY
 def test_joining_pins_the_servers_log_and_refuses_a_server_without_one(people: Workspace, tmp_path: Path) -> None:
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("joining reads no store")
     with running_server(people) as url:
         joined = member.join(tmp_path / "laptop", url, "alice")
         assert joined.config.audit.origin == people.config.audit.origin
@@ -344,12 +342,11 @@ def test_the_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
 
 
+@SQLITE_ONLY
 def test_a_members_audit_verify_refuses_an_export_of_another_history(people: Workspace, files, tmp_path: Path,
                                                                      monkeypatch) -> None:
     """A server that replays the tree head a member saw (so the answer's own check passes) and exports a forked log
     under the same key: the export's first entries must have the root the member verified, and do not."""
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("forks the server by copying its workspace folder")
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     dispose_engines()
     twin = Workspace(tmp_path / "twin", people.config)
@@ -385,13 +382,12 @@ def test_a_members_audit_verify_refuses_an_export_of_another_history(people: Wor
         member.verify_log(bob, "bob", PASSPHRASE)
 
 
+@SQLITE_ONLY
 def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
         people: Workspace, identity_key_files: Path, files, tmp_path: Path) -> None:
     """alice's files go to the server's store; the server checks the bytes it holds (contamination against every
     dataset it has, which alice could not run); alice signs the check it computed. bob fetches exactly those bytes,
     and approves what he read."""
-    if not people.database_url.startswith("sqlite"):
-        pytest.skip("the registration runs the same gate code as a workspace of one, tested on both stores")
     spec = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.PROPRIETARY)
     source = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n',
                                      "more/extra.jsonl": '{"text": "part ZX-2 is brass"}\n'})
