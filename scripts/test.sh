@@ -36,6 +36,10 @@ if [ -z "${FORGEGOV_TEST_POSTGRES_URL:-}" ]; then
   fi
 fi
 
+# As many workers as cores, each with one thread for torch and BLAS (and the processes it starts): two workers each
+# spreading a tiny model's matrix products over both cores only wait on each other (measured 7 % faster).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
 echo "== pytest (SQLite and PostgreSQL at ${FORGEGOV_TEST_POSTGRES_URL})"
 set +e
 .venv/bin/python -m pytest -n 2 "$@"
