@@ -25,7 +25,15 @@ from typing import Any
 import httpx
 
 from forgegov.audit.log_key import origin_of
-from forgegov.audit.log_view import LogForked, LogRolledBack, LogView, proof_from_wire
+from forgegov.audit.log_view import (
+    NOTE_HEADER,
+    PROOF_HEADER,
+    SEEN_HEADER,
+    LogForked,
+    LogRolledBack,
+    LogView,
+    proof_from_wire,
+)
 from forgegov.audit.note import open_checkpoint
 from forgegov.audit.operations import verify_export
 from forgegov.audit.verify import VerifyReport
@@ -125,7 +133,7 @@ class Connection:
             headers[HEADER] = sign_request(signer, self.workspace.config.audit.origin, method, path, body)
         with self.view.locked():
             seen = self.view.seen()
-            headers["Forgegov-Log-Seen"] = str(seen.size if seen else 0)
+            headers[SEEN_HEADER] = str(seen.size if seen else 0)
             try:
                 with _client().stream(method, self.url + path, content=body, headers=headers) as response:
                     self._check_log(response)
@@ -145,11 +153,11 @@ class Connection:
         return answer
 
     def _check_log(self, response: httpx.Response) -> None:
-        note = response.headers.get("Forgegov-Log-Note")
+        note = response.headers.get(NOTE_HEADER)
         if not note:
             raise Tampered(f"the server at {self.url} answered without a signed tree head",
                            hint="is it a forgegov server, of a version that joins this workspace?")
-        proof = response.headers.get("Forgegov-Log-Proof", "")
+        proof = response.headers.get(PROOF_HEADER, "")
         try:
             text = base64.b64decode(note, validate=True).decode()
         except (ValueError, UnicodeDecodeError) as exc:
@@ -192,7 +200,7 @@ def join(directory: Path, url: str, member: str = "") -> Workspace:
         log_key = public_key_from_b64(trust["log_public_key"])
         platform_key = trust["platform_public_key"]
         policy_digest = check_digest(trust["policy"]["digest"])
-        note = base64.b64decode(response.headers["Forgegov-Log-Note"], validate=True).decode()
+        note = base64.b64decode(response.headers[NOTE_HEADER], validate=True).decode()
     except (ValueError, KeyError, TypeError) as exc:
         raise ServerUnavailable(f"{url} did not answer as a forgegov server ({exc})") from exc
     if trust.get("origin") != origin_of(log_key):

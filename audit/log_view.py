@@ -28,6 +28,11 @@ from forgegov.foundation.errors import Tampered, WorkspaceError
 from forgegov.foundation.locks import exclusive
 
 VIEW_VERSION = 1
+# The headers that carry the log to a member: the size they saw last (asked), the newest signed tree head and the
+# consistency proof from that size (answered).
+SEEN_HEADER = "Forgegov-Log-Seen"
+NOTE_HEADER = "Forgegov-Log-Note"
+PROOF_HEADER = "Forgegov-Log-Proof"
 
 
 class LogRolledBack(Tampered):

@@ -31,6 +31,9 @@ from starlette.routing import Route
 from forgegov.app.server.auth import Authenticator, Limits, RateLimited
 from forgegov.app.server.registration import Registrations
 from forgegov.audit.log_key import pinned_public_key
+from forgegov.audit.log_view import NOTE_HEADER as NOTE
+from forgegov.audit.log_view import PROOF_HEADER as PROOF
+from forgegov.audit.log_view import SEEN_HEADER as SEEN
 from forgegov.audit.operations import export_log
 from forgegov.audit.tree_heads import newest_head
 from forgegov.foundation.artifact_store import ArtifactStore, artifact_store
@@ -58,9 +61,6 @@ from forgegov.governance.runs.provenance import PLATFORM_KEY
 from forgegov.governance.statements import SignedStatement
 
 API_VERSION = 1
-SEEN = "Forgegov-Log-Seen"
-NOTE = "Forgegov-Log-Note"
-PROOF = "Forgegov-Log-Proof"
 MAX_BODY = 16 << 20  # one chunk of an upload (8 MiB) with room; statements are a few KiB
 
 
