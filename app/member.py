@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from forgegov.app.run_start import StartOutcome
 from forgegov.audit.log_key import origin_of
 from forgegov.audit.log_view import (
     NOTE_HEADER,
@@ -74,6 +76,10 @@ from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
 from forgegov.governance.review import Review
+from forgegov.governance.runs.lifecycle import RunOutcome
+from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
+from forgegov.governance.runs.recipe import read_recipe
+from forgegov.governance.runs.records import check_run_provenance
 
 VIEW_FILE = "log-view.json"
 TIMEOUT_S = 60.0
@@ -456,3 +462,76 @@ def fetch_dataset(workspace: Workspace, subject: str, destination: Path, actor: 
         for entry in entries:
             _download(connection, signer, f"sha256:{entry.sha256}", staging / entry.path)
     return {"subject": answer.get("subject"), "digest": digest, "files": len(entries), "path": str(destination)}
+
+
+# -- reads, runs and evaluations through the server -------------------------------------------------------------------
+
+JOB_POLL_S = 1.0
+
+
+def read(workspace: Workspace, name: str, arguments: dict[str, Any], actor: str, passphrase: str) -> Any:
+    """A read command's data (`app/reads.py`), computed by the server on its store."""
+    return Connection(workspace).call("POST", "/v1/read", _signer(workspace, actor, passphrase),
+                                      document={"name": name, "arguments": arguments})["data"]
+
+
+def _job(connection: Connection, signer: Signer, document: dict[str, Any],
+         progress: Callable[[str, int, int, str], None] | None) -> dict[str, Any]:
+    """Ask the server for a job and follow it until it ends; its result, or its error raised here as the server's."""
+    job = connection.call("POST", "/v1/jobs", signer, document=document)
+    while job.get("state") == "running":
+        for phase in job.get("progress") or []:
+            if progress is not None:
+                progress(str(phase["phase"]), int(phase["done"]), int(phase["total"]), str(phase["note"]))
+        time.sleep(JOB_POLL_S)
+        job = connection.call("GET", f"/v1/jobs/{job['id']}", signer)
+    if job.get("state") != "succeeded":
+        raise remote_error(job, 500)
+    return job["result"]
+
+
+def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,
+              comment: str = "", progress: Callable[[str, int, int, str], None] | None = None) -> StartOutcome:
+    """`run start` for a member: the server registers the recipe's bytes, the member signs the run-gate request,
+    and once the gate has approved the server trains it (a job) and signs its provenance with the platform key."""
+    data, _recipe = read_recipe(recipe_path)  # refused here, before anything is sent, when it is not a recipe
+    secret = passphrase()
+    connection, signer = Connection(workspace), _signer(workspace, actor, secret)
+    seen = connection.call("POST", "/v1/runs/register", signer, document={"recipe": data.decode("utf-8")})
+    name, registered, state = seen["subject"], bool(seen["registered"]), seen["state"]
+    if state == "rejected":
+        raise errors.StateConflict(f"{name} was rejected at the run gate", hint="change the recipe and start it again")
+    if state == "registered":
+        opened = request(workspace, name, actor, secret, gate=Gate.RUN, comment=comment)
+        if opened.state != "approved":
+            return StartOutcome(name, registered, opened.state or "", opened.missing, opened.decision_id)
+    elif state == "pending":
+        return StartOutcome(name, registered, state, tuple(seen["missing"]), seen["decision_id"])
+    result = _job(connection, signer, {"kind": "run", "subject": name}, progress)
+    return StartOutcome(name, registered, "approved", trained=RunOutcome.from_dict(result))
+
+
+def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], actor: str, passphrase: str, *,
+                   base: str | None = None, batch_size: int = 32,
+                   progress: Callable[[str, int, int, str], None] | None = None) -> dict[str, Any]:
+    """`eval run` for a member: the server evaluates (a job) and signs the result with the platform key; the
+    summary of the recorded result."""
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    return _job(connection, signer, {"kind": "evaluation", "candidate": candidate, "suites": suites, "base": base,
+                                     "batch_size": batch_size}, progress)
+
+
+def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> dict[str, Any]:
+    """`run verify` on this machine: the run's signed provenance, under the platform key pinned when this member
+    joined, against the candidate's files fetched from the server's store and hashed here."""
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    found = connection.call("POST", "/v1/runs/provenance", signer, document={"run": run})
+    candidate = found["candidate"]
+    entries = file_entries(candidate["manifest"])
+    with tempfile.TemporaryDirectory(prefix="forgegov-run-verify-") as folder:
+        files = Path(folder) / "candidate"
+        for entry in entries:
+            _download(connection, signer, f"sha256:{entry.sha256}", files / entry.path)
+        return check_run_provenance(PLATFORM_KEY.public_key(workspace), found["run"],
+                                    SignedProvenance(found["statement_envelope"], found["manifest_envelope"]),
+                                    candidate["label"], candidate["digest"], candidate["manifest"], files)

@@ -67,7 +67,7 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
         if opened.state != AssetState.APPROVED.value:
             return StartOutcome(name, registered, opened.state or "", opened.missing, opened.decision_id)
     elif asset.state is AssetState.PENDING:
-        missing, decision_id = _still_missing(workspace, asset.digest)
+        missing, decision_id = still_missing(workspace, asset.digest)
         return StartOutcome(name, registered, asset.state.value, missing, decision_id)
 
     from forgegov.governance.runs.lifecycle import execute_run
@@ -78,7 +78,7 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
                         worker=trained is None)
 
 
-def _still_missing(workspace: Workspace, digest: str) -> tuple[tuple[str, ...], str | None]:
+def still_missing(workspace: Workspace, digest: str) -> tuple[tuple[str, ...], str | None]:
     with read_session(workspace.database_url) as session:
         # A denied approval attempt changes nothing, so what is missing is what the last recorded decision said.
         newest = session.exec(select(Decision).where(Decision.gate == Gate.RUN, Decision.subject_digest == digest,

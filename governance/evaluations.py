@@ -69,6 +69,19 @@ class EvalRecord:
     def candidate_digest(self) -> str:
         return "sha256:" + self.statement["subject"][0]["digest"]["sha256"]
 
+    def summary(self) -> dict[str, Any]:
+        """What a reader needs of the result (the whole signed statement is `statement`)."""
+        predicate = self.predicate
+        return {"id": self.id, "seq": self.seq, "time": self.time, "actor": self.actor,
+                "candidate": predicate["candidate"], "base": predicate["base"], "policy": predicate["policy"],
+                "design": predicate["design"],
+                "suites": [{"name": s["name"], "digest": s["digest"]} for s in predicate["suites"]],
+                "metrics": {m["metric"]: {k: m[k] for k in _SUMMARY_FIELDS} for m in predicate["metrics"]}}
+
+
+_SUMMARY_FIELDS = ("task", "verdict", "n", "base_mean", "candidate_mean", "difference", "interval", "margin", "power",
+                   "required", "adjusted_p", "noise_floor")
+
 
 def statement_for(candidate: dict[str, str], predicate: dict[str, Any]) -> dict[str, Any]:
     return {"_type": STATEMENT_TYPE,

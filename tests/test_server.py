@@ -12,15 +12,18 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from forgegov.app import member
-from forgegov.app.member import Connection
+from forgegov.app.member import Connection, ServerUnavailable
 from forgegov.audit.log_view import LogForked, LogRolledBack
 from forgegov.audit.operations import export_log, verify_workspace
 from forgegov.audit.tree_heads import sign_tree_head
+from forgegov.foundation.artifact_store import artifact_store
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import (
     AuditConfig,
@@ -42,8 +45,9 @@ from forgegov.foundation.errors import (
     WorkspaceError,
 )
 from forgegov.foundation.manifest import build_manifest
-from forgegov.foundation.store.db import dispose_engines
-from forgegov.foundation.vocabulary import Classification, DatasetKind, GateAction
+from forgegov.foundation.store.db import dispose_engines, read_session
+from forgegov.foundation.store.models import Decision
+from forgegov.foundation.vocabulary import Classification, DatasetKind, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.asset_kinds import DatasetSpec
@@ -302,8 +306,11 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         assert (decided["result"], decided["state"]) == ("allow", "approved")
         verified = json.loads(forgegov("-w", "bob-laptop", "audit", "verify", "--json"))
         assert verified["ok"] and verified["entries"] == verify_workspace(workspace).entries
-        # A member's workspace has no store: a command that needs one says where the store is.
-        refused = runner.invoke(app, ["-w", "bob-laptop", "list"])
+        # Reads ask the server; a member's workspace has no store, and a command that still needs one says where
+        # the store is.
+        listed = json.loads(forgegov("-w", "bob-laptop", "list", "dataset", "--json"))
+        assert [(r["name"], r["state"]) for r in listed] == [("claims", "approved")]
+        refused = runner.invoke(app, ["-w", "bob-laptop", "identity", "list"])
         assert refused.exit_code != 0 and "the server keeps the store" in str(refused.exception)
 
 
@@ -427,3 +434,115 @@ def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
         with pytest.raises(BadInput, match="would leave its folder"):
             connection.call("POST", "/v1/datasets/prepare", key, document={
                 "name": "notes", "kind": "pretraining-text", "classification": "proprietary", "manifest": escaping})
+
+
+@pytest.mark.long(2)
+@SQLITE_ONLY  # runs, evaluations and the gates that read them run on both stores in test_runs.py and test_eval_runs.py
+def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Workspace, tiny_family,
+                                                                      identity_key_files: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """alice asks for a run from her laptop and dave approves it from his; the server trains it and signs its
+    provenance with the platform key, which never leaves it; bob verifies that provenance on his machine against
+    the candidate's bytes fetched from the store; the server evaluates the candidate; the promotion gate reads that
+    evaluation. Each step's data as a member reads it is the server's own."""
+    from forgegov.governance.runs.records import run_record
+    from tests.runs_support import GENERAL, PROPRIETARY, approve, recipe_text, sentences, write_jsonl
+    from tests.test_eval_runs import _governed_family
+
+    labels = _governed_family(people, tiny_family[0], small=True)
+    approve(people, labels["post"], Gate.BASE, "alice", "dave")
+    for name, spec in (("claims", PROPRIETARY), ("general", GENERAL), ("replay", GENERAL)):
+        register_checked(people, write_jsonl(tmp_path / name, sentences(name, 120, 1)), name, "alice", spec)
+        approve(people, name, Gate.DATASET, "alice", "bob")
+    recipe = tmp_path / "team-cpt.toml"
+    recipe.write_text(recipe_text(name="team-cpt", base=labels["post"], max_steps=4), encoding="utf-8")
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "bob", "dave", "erin"), identity_key_files)
+        alice, bob, dave = laptops["alice"], laptops["bob"], laptops["dave"]
+
+        # Registered and requested, not trained: the run gate waits for an ML lead.
+        asked = member.start_run(alice, recipe, "alice", lambda: PASSPHRASE, comment="claims CPT")
+        assert (asked.registered, asked.state, asked.trained) == (True, "pending", None) and asked.missing
+        again = member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
+        assert (again.registered, again.state, again.missing) == (False, "pending", asked.missing)
+        # Asking the server to train it anyway is refused before a process starts.
+        with pytest.raises(StateConflict, match="a run starts only once the run gate approved it"):
+            Connection(alice).call("POST", "/v1/jobs", unlock_key_file(alice, "alice", PASSPHRASE),
+                                   document={"kind": "run", "subject": asked.run})
+        assert not (people.root / "jobs").exists()
+        shown = member.review(dave, asked.run, None, "dave", PASSPHRASE)
+        member.answer(dave, asked.run, "dave", PASSPHRASE, GateAction.APPROVE, expect_digest=shown.digest)
+
+        phases: list[str] = []
+        started = member.start_run(alice, recipe, "alice", lambda: PASSPHRASE,
+                                   progress=lambda phase, *_rest: phases.append(phase))
+        done = started.trained
+        assert done is not None and done.status.value == "completed" and phases
+        record = run_record(people, done.run_id)
+        assert record["started_by"] == "alice" and record["candidate_digest"] == done.candidate_digest
+        assert member.read(bob, "run.show", {"run": done.run_id}, "bob", PASSPHRASE) == json.loads(
+            json.dumps(record))
+        # A second start of a completed run is the server's refusal, as in a workspace of one.
+        with pytest.raises(StateConflict, match="already completed"):
+            member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
+        assert not list((tmp_path / "alice-laptop" / "keys").glob("platform*"))
+
+        # bob checks the provenance here: the platform key he pinned at join, the candidate's bytes hashed here.
+        verified = member.verify_run(bob, done.run_id, "bob", PASSPHRASE)
+        assert (verified["candidate_digest"], verified["verified"]) == (done.candidate_digest, True)
+
+        evaluated = member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE,
+                                          batch_size=64)
+        assert (evaluated["candidate"]["digest"], evaluated["base"]["label"]) == (done.candidate_digest, labels["post"])
+        assert member.read(bob, "eval.list", {"candidate": done.candidate}, "bob", PASSPHRASE) == [evaluated]
+
+        # The promotion gate reads the evaluation the server recorded: whatever it decides, it cites that result.
+        member.request(alice, done.candidate, "alice", PASSPHRASE, gate=Gate.BASE)
+        member.answer(dave, done.candidate, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.BASE)
+        try:
+            member.promote(alice, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
+        except PolicyDenied as denied:
+            assert not any("has no drift evaluation" in r for r in denied.reasons), denied.reasons
+        history = member.read(bob, "show", {"subject": done.candidate}, "bob", PASSPHRASE)
+        assert any(d["gate"] == "promotion" for d in history["decisions"])
+        with read_session(people.database_url) as session:
+            decision = session.exec(select(Decision).where(Decision.gate == Gate.PROMOTION)).first()
+        assert decision is not None
+        cited = json.loads(decision.input)["evidence"]["evaluation"]["results"]
+        assert [r["id"] for r in cited] == [evaluated["id"]]
+
+        reports = [member.verify_log(ws, name, PASSPHRASE) for name, ws in laptops.items()]
+        assert len({(r.entries, r.root) for r in reports}) == 1 and reports[0].root == verify_workspace(people).root
+
+        # A member's read commands show the server's data, as a workspace of one shows its own.
+        from typer.testing import CliRunner
+
+        from forgegov.app.cli.main import app
+
+        monkeypatch.setenv("FORGEGOV_PASSPHRASE", PASSPHRASE)
+
+        def bobs(*args: str) -> Any:
+            result = CliRunner().invoke(app, ["-w", str(bob.root), *args, "--json"])
+            assert result.exit_code == 0, f"{args}: {result.output} {result.exception!r}"
+            return json.loads(result.stdout)
+
+        assert bobs("run", "show", done.run_id)["candidate_digest"] == done.candidate_digest
+        assert [r["run_id"] for r in bobs("run", "list")] == [done.run_id]
+        assert bobs("run", "verify", done.run_id)["verified"] is True
+        assert [e["id"] for e in bobs("eval", "list")] == [evaluated["id"]]
+        assert bobs("eval", "show", evaluated["id"])["statement"]["predicate"]["evaluation_id"] == evaluated["id"]
+        assert done.candidate_digest in {r["digest"] for r in bobs("list", "checkpoint")}
+        assert bobs("show", done.candidate)["asset"]["digest"] == done.candidate_digest
+        assert bobs("lineage", done.candidate)["checkpoint"]["label"] == done.candidate
+        assert isinstance(bobs("inbox", "--as", "erin"), list)
+
+        # The candidate's weights changed in the server's store after signing: bob's check refuses them.
+        weights = next(e for e in build_manifest(Path(record["output_dir"]) / "candidate").files
+                       if e.path.endswith(".safetensors"))
+        stored = artifact_store(people).backend._path(f"sha256:{weights.sha256}")  # type: ignore[attr-defined]
+        stored.chmod(0o644)
+        data = bytearray(stored.read_bytes())
+        data[-1] ^= 1
+        stored.write_bytes(bytes(data))
+        with pytest.raises((DigestMismatch, ServerUnavailable)):
+            member.verify_run(bob, done.run_id, "bob", PASSPHRASE)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.app.cli.context import state
+from forgegov.app.cli.context import read, state
 from forgegov.app.cli.output import emit, stderr
 from forgegov.foundation.vocabulary import (
     AssetKind,
@@ -144,9 +144,7 @@ def show(ctx: typer.Context,
          subject: Annotated[str, typer.Argument(help="[kind/]name[@version] or sha256:<digest prefix>.")],
          as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """Show an asset: its record, files manifest, gate requests, approvals, decisions and training run."""
-    from forgegov.governance.history import subject_history
-
-    data = subject_history(state(ctx).workspace(), subject)
+    data = read(ctx, "show", subject=subject)
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         a = data["asset"]
@@ -195,15 +193,9 @@ def list_(ctx: typer.Context,
     from rich import box
     from rich.table import Table
 
-    from forgegov.governance.registry import list_assets, open_requests
-
-    workspace = state(ctx).workspace()
-    opened = open_requests(workspace)
-    rows = [{**asset_public(a), "open_requests": opened.get(a.id or 0, [])} for a in list_assets(workspace, kind)]
-    rows = [r for r in rows
-            if (state_filter is None or r["state"] == state_filter.value
-                or (state_filter is AssetState.PENDING and r["open_requests"]))
-            and (release is None or r["release"] == release.value) and (stage is None or r["stage"] == stage.value)]
+    rows = read(ctx, "list", **{name: value.value for name, value in (("kind", kind), ("state", state_filter),
+                                                                       ("release", release), ("stage", stage))
+                                 if value is not None})
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         table = Table(box=box.SIMPLE_HEAD, pad_edge=False)

@@ -65,3 +65,17 @@ def verbs_for(workspace: Workspace):  # type: ignore[no-untyped-def]
     from forgegov.governance import actions
 
     return actions
+
+
+def read(ctx: typer.Context, name: str, /, **arguments: object):  # type: ignore[no-untyped-def]
+    """A read command's data (`app/reads.py`): computed here in a workspace of one; in a member's workspace by the
+    team server, asked as the member named when it joined."""
+    workspace = state(ctx).workspace()
+    if workspace.server_url:
+        from forgegov.app import member
+
+        actor = member_as(workspace, None)
+        return member.read(workspace, name, arguments, actor, passphrase_for(actor))
+    from forgegov.app.reads import read_here
+
+    return read_here(workspace, name, arguments)

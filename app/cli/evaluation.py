@@ -8,25 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from forgegov.app.cli.context import state
+from forgegov.app.cli.context import passphrase_for, read, state
 from forgegov.app.cli.output import PhaseBars, emit
 
 eval_app = typer.Typer(help="Drift evaluation: a candidate and its base on the same items, decided by paired "
                             "non-inferiority against the margins policy states.", no_args_is_help=True)
 _JSON = typer.Option("--json", help="Print the result as JSON.")
-
-
-def summary(record: Any) -> dict[str, Any]:
-    """What a reader needs of one result (the full signed statement is in `eval show --json`'s `statement`)."""
-    predicate = record.predicate
-    return {"id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
-            "candidate": predicate["candidate"], "base": predicate["base"], "policy": predicate["policy"],
-            "design": predicate["design"], "suites": [{"name": s["name"], "digest": s["digest"]}
-                                                      for s in predicate["suites"]],
-            "metrics": {m["metric"]: {k: m[k] for k in ("task", "verdict", "n", "base_mean", "candidate_mean",
-                                                        "difference", "interval", "margin", "power", "required",
-                                                        "adjusted_p", "noise_floor")}
-                        for m in predicate["metrics"]}}
 
 
 def print_metrics(console: Any, metrics: dict[str, Any]) -> None:
@@ -61,14 +48,19 @@ def run(
     """Ask the candidate and its base the suites' items with the same greedy decoding, compare them per metric
     (paired non-inferiority against the margins in policy data, Holm across metrics, a power check), and record the
     signed result in the audit log, where the promotion gate reads it."""
-    from forgegov.evaluation.runner import run_evaluation
-
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     workspace = state(ctx).workspace()
     with PhaseBars() as bars:
-        record = run_evaluation(workspace, candidate, suites, actor=actor, base_ref=base, batch_size=batch_size,
-                                progress=bars.update)
-    found = summary(record)
+        if workspace.server_url:  # the server evaluates, as a job, and signs the result with the platform key
+            from forgegov.app.member import run_evaluation as evaluate_remotely
+
+            found = evaluate_remotely(workspace, candidate, suites, actor, passphrase_for(actor), base=base,
+                                      batch_size=batch_size, progress=bars.update)
+        else:
+            from forgegov.evaluation.runner import run_evaluation
+
+            found = run_evaluation(workspace, candidate, suites, actor=actor, base_ref=base, batch_size=batch_size,
+                                   progress=bars.update).summary()
 
     def human(console: Any) -> None:
         console.print(f"evaluation {found['id']}: {found['candidate']['label']} against {found['base']['label']} "
@@ -86,18 +78,7 @@ def list_results(
     as_json: Annotated[bool, _JSON] = False,
 ) -> None:
     """Every evaluation the audit log holds, each re-verified, oldest first."""
-    from forgegov.foundation.store.db import read_session
-    from forgegov.foundation.vocabulary import AssetKind
-    from forgegov.governance.evaluations import all_results, verified_results
-    from forgegov.governance.registry import resolve
-
-    workspace = state(ctx).workspace()
-    with read_session(workspace.database_url) as session:
-        if candidate is None:
-            records = all_results(workspace, session)
-        else:
-            records = verified_results(workspace, session, resolve(session, candidate, AssetKind.CHECKPOINT).digest)
-    found = [summary(r) for r in records]
+    found = read(ctx, "eval.list", candidate=candidate)
 
     def human(console: Any) -> None:
         from rich.table import Table
@@ -119,13 +100,7 @@ def show(
 ) -> None:
     """One evaluation, re-verified: per metric the paired difference, its interval, margin, power and verdict, and
     the items that flipped."""
-    from forgegov.foundation.store.db import read_session
-    from forgegov.governance.evaluations import find_result
-
-    workspace = state(ctx).workspace()
-    with read_session(workspace.database_url) as session:
-        record = find_result(workspace, session, evaluation)
-    found = {**summary(record), "statement": record.statement}
+    found = read(ctx, "eval.show", evaluation=evaluation)
 
     def human(console: Any) -> None:
         console.print(f"evaluation {found['id']} by {found['actor']} at {found['time']} (audit entry {found['seq']})")
@@ -133,7 +108,7 @@ def show(
         console.print(f"  base      {found['base']['label']} ({found['base']['digest']})")
         console.print(f"  policy {found['policy']['revision']} ({found['policy']['digest']})")
         print_metrics(console, found["metrics"])
-        for m in record.predicate["metrics"]:
+        for m in found["statement"]["predicate"]["metrics"]:
             if m["flipped_to_fail"] or m["flipped_to_pass"]:
                 console.print(f"  {m['metric']}: {len(m['flipped_to_fail'])} items pass → fail "
                               f"({', '.join(m['flipped_to_fail'][:10])}{' …' if len(m['flipped_to_fail']) > 10 else ''}),"

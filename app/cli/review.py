@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from forgegov.app.cli.context import state
+from forgegov.app.cli.context import read, state
 from forgegov.app.cli.output import emit, printable
 from forgegov.foundation.vocabulary import Gate
 
@@ -120,32 +120,27 @@ def inbox(ctx: typer.Context,
           as_json: Annotated[bool, _JSON] = False) -> None:
     """Every open request NAME may approve or reject under the policy in force, oldest first (each previewed with
     the policy; nothing is signed or recorded)."""
-    from forgegov.governance.actions import policy_engine
-    from forgegov.governance.inbox import inbox as waiting
-
-    workspace = state(ctx).workspace()
-    with policy_engine(workspace) as engine:
-        items = waiting(workspace, engine, actor)
+    items = read(ctx, "inbox", name=actor)
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         if not items:
             out.print(f"nothing waits for {actor}")
             return
         for item in items:
-            target = f" → {item.target}" if item.target else ""
-            out.print(f"{item.subject} ({item.gate}{target}) requested by {item.requested_by} at "
-                      f"{item.requested_at}: you may {' or '.join(item.may)}")
-            if item.justification_needed:
+            target = f" → {item['target']}" if item['target'] else ""
+            out.print(f"{item['subject']} ({item['gate']}{target}) requested by {item['requested_by']} at "
+                      f"{item['requested_at']}: you may {' or '.join(item['may'])}")
+            if item["justification_needed"]:
                 out.print("  your approval must say why (--comment)")
-            if item.approve_would == "allow":
+            if item["approve_would"] == "allow":
                 out.print("  your approval completes it")
-            for reason in item.reasons:
+            for reason in item["reasons"]:
                 out.print(f"  an approval would be denied: {reason}")
-            for missing in item.missing:
+            for missing in item["missing"]:
                 out.print(f"  after your approval, still required: {missing}")
-            out.print(f"  review: forgegov review {item.subject} --gate {item.gate}")
+            out.print(f"  review: forgegov review {item['subject']} --gate {item['gate']}")
 
-    emit([item.to_dict() for item in items], as_json, human)
+    emit(items, as_json, human)
 
 
 class _CleanTree:
@@ -165,9 +160,7 @@ def lineage(ctx: typer.Context,
     """What went into CHECKPOINT and who approved it: the tree back to the first base (checkpoints, the runs that
     produced them with recipe digest and realised mixture, their datasets), each node with the decisions that
     admitted it, who signed them with their roles then and justifications, and the policy revision and digest."""
-    from forgegov.governance.lineage import lineage_report
-
-    report = lineage_report(state(ctx).workspace(), checkpoint)
+    report = read(ctx, "lineage", checkpoint=checkpoint)
 
     def human(out) -> None:  # type: ignore[no-untyped-def]
         from rich.tree import Tree

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from forgegov.app.cli.context import passphrase_for, state
+from forgegov.app.cli.context import member_as, passphrase_for, read, state
 from forgegov.app.cli.output import PhaseBars, emit
 
 run_app = typer.Typer(help="Training runs: a recipe passes the run gate, then trains on approved inputs only.",
@@ -40,11 +40,14 @@ def start(
         _dry_run(ctx, recipe, actor, as_json)
         return
     from forgegov.app.cli.gates import decided, holders_line, holders_of
-    from forgegov.app.run_start import start_run
     from forgegov.foundation.vocabulary import Gate
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `reference build`: spinning OpenMP threads on a busy CPU
     workspace = state(ctx).workspace()
+    if workspace.server_url:
+        from forgegov.app.member import start_run  # the server trains, as a job, and signs its provenance
+    else:
+        from forgegov.app.run_start import start_run  # type: ignore[assignment]
     with decided(as_json, workspace), PhaseBars() as bars:
         outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
                             progress=bars.update)
@@ -115,9 +118,7 @@ def _print_mixture(console, realised: dict[str, Any]) -> None:  # type: ignore[n
 @run_app.command("list")
 def list_runs(ctx: typer.Context, as_json: Annotated[bool, _JSON] = False) -> None:
     """Every training run, newest first."""
-    from forgegov.governance.runs.records import list_run_records
-
-    records = list_run_records(state(ctx).workspace())
+    records = read(ctx, "run.list")
 
     def human(console) -> None:  # type: ignore[no-untyped-def]
         from rich.table import Table
@@ -134,9 +135,7 @@ def list_runs(ctx: typer.Context, as_json: Annotated[bool, _JSON] = False) -> No
 @run_app.command("show")
 def show(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
     """A run's plan (what the gate approved, by digest), status, realised mixture and lineage."""
-    from forgegov.governance.runs.records import run_record
-
-    found = run_record(state(ctx).workspace(), run)
+    found = read(ctx, "run.show", run=run)
 
     def human(console) -> None:  # type: ignore[no-untyped-def]
         console.print(f"{found['run']}: run {found['run_id']} {found['status']} (attempts {found['attempts']}, "
@@ -159,10 +158,19 @@ def show(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool,
 @run_app.command("verify")
 def verify(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
     """Check a completed run's signed provenance: both DSSE signatures against the pinned platform key, and every
-    file of the registered candidate against the signed statement and manifest (exit 4 on any difference)."""
-    from forgegov.governance.runs.records import verify_run
+    file of the registered candidate against the signed statement and manifest (exit 4 on any difference). In a
+    member's workspace the candidate's files are fetched from the server's store and hashed here, and the key is
+    the one pinned when this member joined."""
+    workspace = state(ctx).workspace()
+    if workspace.server_url:
+        from forgegov.app.member import verify_run
 
-    verified = verify_run(state(ctx).workspace(), run)
+        actor = member_as(workspace, None)
+        verified = verify_run(workspace, run, actor, passphrase_for(actor))
+    else:
+        from forgegov.governance.runs.records import verify_run as verify_here
+
+        verified = verify_here(workspace, run)
 
     def human(console) -> None:  # type: ignore[no-untyped-def]
         console.print(f"{verified['run']}: provenance verified for {verified['candidate']} "

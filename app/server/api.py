@@ -28,7 +28,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from forgegov.app.reads import read_here
+from forgegov.app.run_start import still_missing
 from forgegov.app.server.auth import Authenticator, Limits, RateLimited
+from forgegov.app.server.jobs import Jobs
 from forgegov.app.server.registration import Registrations
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.log_view import NOTE_HEADER as NOTE
@@ -43,21 +46,27 @@ from forgegov.foundation.crypto.request_auth import HEADER, SignedRequest, check
 from forgegov.foundation.crypto.signing import public_key_to_b64
 from forgegov.foundation.errors import (
     BadInput,
+    DigestMismatch,
     ForgegovError,
     NotFound,
     PolicyDenied,
     SignatureInvalid,
+    StateConflict,
     StoreError,
 )
+from forgegov.foundation.manifest import file_entries
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.vocabulary import AssetKind, Gate, GateAction, ReleaseStage
+from forgegov.foundation.store.models import Asset
+from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminStatement, submit_admin
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
 from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
 from forgegov.governance.review import review
-from forgegov.governance.runs.provenance import PLATFORM_KEY
+from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
+from forgegov.governance.runs.records import run_record
+from forgegov.governance.runs.spec import RECIPE_FILE, register_recipe
 from forgegov.governance.statements import SignedStatement
 
 API_VERSION = 1
@@ -97,6 +106,7 @@ class Service:
     decider: Decider
     artifacts: ArtifactStore
     registrations: Registrations
+    jobs: Jobs
 
     # -- members' reads and writes; each takes the caller (proven by signature) and the JSON body
 
@@ -141,7 +151,54 @@ class Service:
         with read_session(self.workspace.database_url) as session:
             asset = resolve(session, _text(body, "subject"), AssetKind(body["kind"]) if body.get("kind") else None)
             check_recorded(session, asset)
-            return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset)}
+        self._stock(asset)
+        return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset)}
+
+    def _stock(self, asset: Asset) -> None:
+        """Every file of ASSET in the artifact store. A member's upload put a dataset's there; what the server
+        registered itself (a run's candidate, a checkpoint its operator registered) is copied from its folder, and
+        refused if a file there no longer hashes as registered."""
+        for entry in file_entries(manifest_of(asset)):
+            digest = f"sha256:{entry.sha256}"
+            if self.artifacts.has(digest) is not None:
+                continue
+            stored = self.artifacts.put_file(Path(asset.source_path) / entry.path)
+            if stored != digest:
+                raise DigestMismatch(f"{label(asset)}'s file {entry.path} on the server no longer hashes as "
+                                     "registered", expected=digest, actual=stored)
+
+    # -- reads, runs and evaluations (`app/reads.py`, `app/server/jobs.py`)
+
+    def read(self, _caller: str | None, body: Any) -> dict[str, Any]:
+        arguments = body.get("arguments")
+        return {"data": read_here(self.workspace, _text(body, "name"), {} if arguments is None else arguments)}
+
+    def register_run(self, caller: str | None, body: Any) -> dict[str, Any]:
+        """The run asset of a recipe's bytes (registered now when they are new), and where its run gate stands."""
+        with tempfile.TemporaryDirectory(prefix="forgegov-recipe-") as folder:
+            path = Path(folder) / RECIPE_FILE
+            path.write_text(_text(body, "recipe"), encoding="utf-8")
+            asset, _recipe, registered = register_recipe(self.workspace, path, str(caller))
+        missing, decision_id = (still_missing(self.workspace, asset.digest) if asset.state is AssetState.PENDING
+                                else ((), None))
+        return {"subject": label(asset), "digest": asset.digest, "registered": registered,
+                "state": asset.state.value, "missing": list(missing), "decision_id": decision_id}
+
+    def provenance(self, _caller: str | None, body: Any) -> dict[str, Any]:
+        """What `run verify` checks on a member's machine: the run's record, its two signed envelopes, and the
+        candidate's manifest (its files put in the artifact store for the member to fetch and hash)."""
+        found = run_record(self.workspace, _text(body, "run"))
+        if found["candidate_digest"] is None:
+            raise StateConflict(f"run {found['run_id']} is {found['status']}: only a completed run has provenance")
+        with read_session(self.workspace.database_url) as session:
+            candidate = resolve(session, found["candidate_digest"], AssetKind.CHECKPOINT)
+            check_recorded(session, candidate)
+        self._stock(candidate)
+        signed = SignedProvenance.read(Path(found["output_dir"]) / "provenance")
+        return {"run": found, "statement_envelope": signed.statement_envelope,
+                "manifest_envelope": signed.manifest_envelope,
+                "candidate": {"label": label(candidate), "digest": candidate.digest,
+                              "manifest": manifest_of(candidate)}}
 
     # -- the artifact store
 
@@ -180,7 +237,7 @@ def error_document(error: ForgegovError) -> dict[str, Any]:
 def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
     artifacts = artifact_store(workspace)
     service = Service(workspace, Authenticator(workspace, limits or Limits()), Decider(workspace), artifacts,
-                      Registrations(workspace, artifacts))
+                      Registrations(workspace, artifacts), Jobs(workspace))
 
     def seen_size(request: Request) -> int:
         try:
@@ -250,32 +307,30 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
             return result(headers)
         return Response(json.dumps(result, default=str), status, headers=headers, media_type="application/json")
 
-    async def trust(request: Request) -> Response:
-        return await call(request, service.trust, signed=False)
+    def answering(work: Callable[[str | None, Any], Any], *, signed: bool = True) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            return await call(request, work, signed=signed)
 
-    async def whoami(request: Request) -> Response:
-        return await call(request, service.whoami)
+        return handle
 
-    async def prepare(request: Request) -> Response:
-        return await call(request, service.prepare)
+    # The JSON calls: what each does is the service's; how it is authenticated and answered is `call`'s.
+    calls: dict[str, tuple[str, Callable[[str | None, Any], Any]]] = {
+        "/v1/whoami": ("GET", service.whoami),
+        "/v1/prepare": ("POST", service.prepare),
+        "/v1/review": ("POST", service.review),
+        "/v1/gate": ("POST", service.gate),
+        "/v1/admin": ("POST", service.admin),
+        "/v1/manifest": ("POST", service.manifest),
+        "/v1/datasets/prepare": ("POST", lambda caller, body: service.registrations.prepare(str(caller), body)),
+        "/v1/datasets/register": ("POST", lambda caller, body: service.registrations.register(str(caller), body)),
+        "/v1/read": ("POST", service.read),
+        "/v1/runs/register": ("POST", service.register_run),
+        "/v1/runs/provenance": ("POST", service.provenance),
+        "/v1/jobs": ("POST", lambda caller, body: service.jobs.start(str(caller), body)),
+    }
 
-    async def review_(request: Request) -> Response:
-        return await call(request, service.review)
-
-    async def gate(request: Request) -> Response:
-        return await call(request, service.gate)
-
-    async def admin(request: Request) -> Response:
-        return await call(request, service.admin)
-
-    async def manifest(request: Request) -> Response:
-        return await call(request, service.manifest)
-
-    async def register_prepare(request: Request) -> Response:
-        return await call(request, lambda caller, body: service.registrations.prepare(str(caller), body))
-
-    async def register_dataset(request: Request) -> Response:
-        return await call(request, lambda caller, body: service.registrations.register(str(caller), body))
+    async def job_status(request: Request) -> Response:
+        return await call(request, lambda _caller, _body: service.jobs.status(str(request.path_params["job"])))
 
     async def upload(request: Request) -> Response:
         if request.method == "POST":
@@ -318,15 +373,9 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         return await call(request, write, json_body=False)
 
     routes = [
-        Route("/v1/trust", trust, methods=["GET"]),
-        Route("/v1/whoami", whoami, methods=["GET"]),
-        Route("/v1/prepare", prepare, methods=["POST"]),
-        Route("/v1/review", review_, methods=["POST"]),
-        Route("/v1/gate", gate, methods=["POST"]),
-        Route("/v1/admin", admin, methods=["POST"]),
-        Route("/v1/manifest", manifest, methods=["POST"]),
-        Route("/v1/datasets/prepare", register_prepare, methods=["POST"]),
-        Route("/v1/datasets/register", register_dataset, methods=["POST"]),
+        Route("/v1/trust", answering(service.trust, signed=False), methods=["GET"]),
+        *(Route(path, answering(work), methods=[method]) for path, (method, work) in calls.items()),
+        Route("/v1/jobs/{job}", job_status, methods=["GET"]),
         Route("/v1/log/export", export, methods=["GET"]),
         Route("/v1/artifacts/{digest}", upload, methods=["POST", "PUT"]),
         Route("/v1/artifacts/{digest}", download, methods=["GET"]),
@@ -337,6 +386,7 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         try:
             yield
         finally:
+            service.jobs.close()
             service.decider.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -111,6 +111,14 @@ class RunOutcome:
                 "candidate_digest": self.candidate_digest, "realised": self.realised, "output_dir": self.output_dir,
                 "provenance": self.provenance}
 
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> RunOutcome:
+        """A team server's report of a run it trained (a member checks the run itself with `run verify`)."""
+        try:
+            return cls(**{**document, "status": RunStatus(document["status"])})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"the server's report of a run is malformed: {exc}") from exc
+
 
 def _quiet(_phase: str, _done: int, _total: int, _note: str) -> None:
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
@@ -15,6 +15,11 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, RunStatus
 from forgegov.governance.registry import label, resolve
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from forgegov.governance.runs.provenance import SignedProvenance
 
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
@@ -63,28 +68,46 @@ def run_record(workspace: Workspace, ref: str) -> dict[str, Any]:
 def verify_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Verify a completed run's provenance against the pinned platform key and the candidate's registered folder,
     and that what was signed is the checkpoint the run registered."""
-    from forgegov.foundation.canonical import digest_of
-    from forgegov.foundation.errors import SignatureInvalid, StoreTampered
-    from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance, verify_provenance
+    from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
 
     found = run_record(workspace, ref)
-    if found["status"] != RunStatus.COMPLETED.value or found["candidate_digest"] is None:
-        raise StateConflict(f"run {found['run_id']} is {found['status']}: only a completed run has provenance")
+    _require_completed(found)
     with read_session(workspace.database_url) as session:
         candidate = session.exec(select(Asset).where(Asset.kind == AssetKind.CHECKPOINT,
                                                      Asset.digest == found["candidate_digest"])).one()
     signed = SignedProvenance.read(Path(found["output_dir"]) / "provenance")
+    return check_run_provenance(PLATFORM_KEY.public_key(workspace), found, signed, label(candidate),
+                                candidate.digest, json.loads(candidate.manifest), Path(candidate.source_path))
+
+
+def _require_completed(found: dict[str, Any]) -> None:
+    if found["status"] != RunStatus.COMPLETED.value or found["candidate_digest"] is None:
+        raise StateConflict(f"run {found['run_id']} is {found['status']}: only a completed run has provenance")
+
+
+def check_run_provenance(public_key: Ed25519PublicKey, found: dict[str, Any], signed: SignedProvenance,
+                         candidate: str, candidate_digest: str, manifest: Any, folder: Path) -> dict[str, Any]:
+    """The checks of `run verify`, wherever the pieces come from (this store, or a team server and its artifact
+    store): the envelope is the one the run recorded; both envelopes verify under `public_key` and describe exactly
+    the files in `folder`, re-hashed; those files are the candidate's manifest, whose digest is the candidate's."""
+    from forgegov.foundation.canonical import digest_of
+    from forgegov.foundation.errors import SignatureInvalid, StoreTampered
+    from forgegov.governance.runs.provenance import verify_provenance
+
+    _require_completed(found)
+    if found["candidate_digest"] != candidate_digest:
+        raise StoreTampered(f"run {found['run_id']} registered {found['candidate_digest']}, not {candidate} "
+                            f"({candidate_digest})")
     if digest_of(signed.statement_envelope) != found["provenance_digest"]:
         raise SignatureInvalid(f"the provenance of run {found['run_id']} is not the envelope the run recorded",
                                hint="restore the run's provenance folder")
-    statement = verify_provenance(PLATFORM_KEY.public_key(workspace), signed.statement_envelope,
-                                  signed.manifest_envelope, Path(candidate.source_path))
-    if digest_of(json.loads(candidate.manifest)) != candidate.digest:
-        raise StoreTampered(f"{label(candidate)}'s stored manifest does not match its digest: the store was "
-                            "altered", hint="run `forgegov audit verify`")
-    files = {entry["path"]: entry["sha256"] for entry in json.loads(candidate.manifest)["files"]}
+    statement = verify_provenance(public_key, signed.statement_envelope, signed.manifest_envelope, folder)
+    if digest_of(manifest) != candidate_digest:
+        raise StoreTampered(f"{candidate}'s stored manifest does not match its digest: the store was altered",
+                            hint="run `forgegov audit verify`")
+    files = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
     if {s["name"]: s["digest"]["sha256"] for s in statement["subject"]} != files:
-        raise SignatureInvalid(f"the signed provenance describes other files than {label(candidate)}")
+        raise SignatureInvalid(f"the signed provenance describes other files than {candidate}")
     return {"run_id": found["run_id"], "run": found["run"], "candidate": found["candidate"],
             "candidate_digest": found["candidate_digest"], "files": len(files),
             "keyid": signed.statement_envelope["signatures"][0]["keyid"], "verified": True}

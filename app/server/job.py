@@ -1,0 +1,78 @@
+"""One job of the team server, in its own process: `python -m forgegov.app.server.job WORKSPACE JOB_ID`.
+
+It does what `forgegov run start` or `forgegov eval run` does in a workspace of one, as the member who asked
+(`app/server/jobs.py`), and writes its progress and outcome into the job's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from forgegov.app.server.api import error_document
+from forgegov.app.server.jobs import JOB_FILE, OUTCOME_FILE, PROGRESS_FILE, JobKind, JobState, write_json
+from forgegov.foundation.config import Workspace, load_workspace
+from forgegov.foundation.errors import ForgegovError
+
+Progress = Callable[[str, int, int, str], None]
+
+
+def _train(workspace: Workspace, actor: str, arguments: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.training.backend import BACKENDS
+
+    trained = execute_run(workspace, arguments["subject"], actor=actor, backends=BACKENDS, progress=progress)
+    if trained is None:
+        raise ForgegovError("the run was trained by another process of a launch: a server job is one process")
+    return trained.to_dict()
+
+
+def _evaluate(workspace: Workspace, actor: str, arguments: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    from forgegov.evaluation.runner import run_evaluation
+
+    record = run_evaluation(workspace, arguments["candidate"], arguments["suites"], actor=actor,
+                            base_ref=arguments["base"], batch_size=arguments["batch_size"], progress=progress)
+    return record.summary()
+
+
+_WORK = {JobKind.RUN: _train, JobKind.EVALUATION: _evaluate}
+
+
+class _Reporter:
+    """The job's `progress(phase, done, total, note)`: the newest state of each phase, written at most twice a second
+    (and whenever a phase starts or ends)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.phases: dict[str, dict[str, Any]] = {}
+        self.written = 0.0
+
+    def __call__(self, phase: str, done: int, total: int, note: str) -> None:
+        new = phase not in self.phases or done >= total
+        self.phases[phase] = {"phase": phase, "done": done, "total": total, "note": note}
+        if new or time.monotonic() - self.written > 0.5:
+            write_json(self.path, list(self.phases.values()))
+            self.written = time.monotonic()
+
+
+def main(argv: list[str]) -> int:
+    root, job_id = Path(argv[0]), argv[1]
+    workspace = load_workspace(root)
+    folder = workspace.root / "jobs" / job_id
+    job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    try:
+        result = _WORK[JobKind(job["kind"])](workspace, job["actor"], job["arguments"],
+                                             _Reporter(folder / PROGRESS_FILE))
+    except ForgegovError as error:
+        write_json(folder / OUTCOME_FILE, {"state": JobState.FAILED.value, **error_document(error)})
+        return error.exit_code
+    write_json(folder / OUTCOME_FILE, {"state": JobState.SUCCEEDED.value, "result": result})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
