@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from forgegov.app.run_start import StartOutcome
+from forgegov.audit.hashing import leaf_hash
 from forgegov.audit.log_key import origin_of
 from forgegov.audit.log_view import (
     NOTE_HEADER,
@@ -36,6 +37,7 @@ from forgegov.audit.log_view import (
     LogView,
     proof_from_wire,
 )
+from forgegov.audit.merkle import ProofError, verify_inclusion
 from forgegov.audit.note import open_checkpoint
 from forgegov.audit.operations import verify_export
 from forgegov.audit.verify import VerifyReport
@@ -67,7 +69,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.manifest import build_manifest, file_entries, list_files
 from forgegov.foundation.staging import staged_folder
-from forgegov.foundation.vocabulary import Gate, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction, ReleaseStage
 from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
@@ -248,8 +250,39 @@ def prepare_remote(connection: Connection, signer: Signer, subject: str, action:
 
 
 def send_statement(connection: Connection, signer: Signer, statement: Any) -> GateOutcome:
+    """Send a signed gate statement; the outcome, once the log this member verified shows it was logged as told."""
     document = {"payload": statement.payload, "signature": statement.signature}
-    return GateOutcome.from_dict(connection.call("POST", "/v1/gate", signer, document=document))
+    outcome = GateOutcome.from_dict(connection.call("POST", "/v1/gate", signer, document=document))
+    payload = logged(connection, signer, outcome.audit_seq, AuditAction.of_gate(outcome.gate, outcome.action))
+    told = {"statement": statement.payload, "signature": statement.signature, "result": outcome.result.value,
+            "state": outcome.state, "subject": outcome.subject}
+    if {key: payload.get(key) for key in told} != told:
+        raise Tampered(f"entry {outcome.audit_seq} of the log does not record the outcome the server reported "
+                       f"({outcome.result.value}, {outcome.state}) for this member's statement")
+    return outcome
+
+
+def logged(connection: Connection, signer: Signer, seq: int, action: AuditAction) -> dict[str, Any]:
+    """The payload of entry SEQ, which the server says it appended for this member's call: proved included under
+    the newest tree head this member verified, its leaf naming ACTION, this member and the payload's digest. A
+    server that reports an outcome it never logged, or logged otherwise, is caught here."""
+    seen = connection.view.seen()
+    if seen is None or not 0 <= seq < seen.size:
+        raise Tampered(f"the server reported log entry {seq}, which its signed tree head does not cover")
+    answer = connection.call("GET", f"/v1/log/entries/{seq}?size={seen.size}", signer)
+    leaf, payload = answer.get("leaf"), answer.get("payload")
+    if not isinstance(leaf, str) or not isinstance(payload, str):
+        raise Tampered(f"the server did not send log entry {seq} with its payload")
+    try:
+        verify_inclusion(seq, seen.size, leaf_hash(leaf.encode()), proof_from_wire(answer.get("proof")), seen.root)
+    except ProofError as exc:
+        raise Tampered(f"log entry {seq} is not in the log this member verified: {exc}") from exc
+    fields = json.loads(leaf)
+    expected = {"seq": seq, "action": action.value, "actor": signer.name,
+                "payload_digest": "sha256:" + hashlib.sha256(payload.encode()).hexdigest()}
+    if {key: fields.get(key) for key in expected} != expected:
+        raise Tampered(f"log entry {seq} is not this member's {action.value} (its leaf says otherwise)")
+    return json.loads(payload)
 
 
 def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
@@ -287,10 +320,19 @@ def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, pa
                                                        document=document))
 
 
+# The entry each administrative act a member can send is logged as, once allowed.
+_ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL}
+
+
 def _send_admin(workspace: Workspace, statement: AdminStatement, actor: str, passphrase: str) -> AdminOutcome:
     document = {"payload": statement.payload, "signature": statement.signature}
-    answer = Connection(workspace).call("POST", "/v1/admin", _signer(workspace, actor, passphrase), document=document)
-    return AdminOutcome(AdminAct(answer["act"]), answer["actor"], answer["audit_seq"], answer["target"])
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    answer = connection.call("POST", "/v1/admin", signer, document=document)
+    outcome = AdminOutcome(AdminAct(answer["act"]), answer["actor"], answer["audit_seq"], answer["target"])
+    payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
+    if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature):
+        raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value}")
+    return outcome
 
 
 def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str, passphrase: str, *,

@@ -42,6 +42,7 @@ from forgegov.foundation.errors import (
     PolicyDenied,
     SignatureInvalid,
     StateConflict,
+    Tampered,
     WorkspaceError,
 )
 from forgegov.foundation.manifest import build_manifest
@@ -546,3 +547,34 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
         stored.write_bytes(bytes(data))
         with pytest.raises((DigestMismatch, ServerUnavailable)):
             member.verify_run(bob, done.run_id, "bob", PASSPHRASE)
+
+
+@SQLITE_ONLY  # what a member checks of the server's word; the store is the server's business
+def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity_key_files: Path, files,
+                                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that tells a member their statement was decided otherwise than it logged it, or points at another
+    entry, is caught: the member asks for the entry and its inclusion proof under the tree head they verified."""
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    real = Connection.call
+
+    def telling(change):  # type: ignore[no-untyped-def]
+        def call(self, method, path, signer, **kwargs):  # type: ignore[no-untyped-def]
+            answer = real(self, method, path, signer, **kwargs)
+            return change(answer) if path == "/v1/gate" else answer
+        return call
+
+    with running_server(people) as url:
+        alice = _members(tmp_path, url, ("alice",), identity_key_files)["alice"]
+        honest = member.request(alice, "claims", "alice", PASSPHRASE)
+        assert honest.state == "pending"
+        for n, (change, found) in enumerate((
+                (lambda a: {**a, "result": "allow", "state": "approved"}, "does not record the outcome"),
+                (lambda a: {**a, "audit_seq": honest.audit_seq}, "does not record the outcome"),
+                (lambda a: {**a, "audit_seq": 0}, "is not this member's gate.dataset.request"),
+                (lambda a: {**a, "audit_seq": a["audit_seq"] + 1000}, "which its signed tree head does not cover"))):
+            register_checked(people, files.folder(f"more-{n}", {"train.jsonl": f'{{"text": "part ZX-{n} is tin"}}\n'}),
+                             f"more-{n}")
+            monkeypatch.setattr(Connection, "call", telling(change))
+            with pytest.raises(Tampered, match=found):
+                member.request(alice, f"more-{n}", "alice", PASSPHRASE)
+            monkeypatch.setattr(Connection, "call", real)

@@ -33,6 +33,7 @@ from forgegov.app.run_start import still_missing
 from forgegov.app.server.auth import Authenticator, Limits, RateLimited
 from forgegov.app.server.jobs import Jobs
 from forgegov.app.server.registration import Registrations
+from forgegov.audit.log import inclusion_proof, tree_size
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.log_view import NOTE_HEADER as NOTE
 from forgegov.audit.log_view import PROOF_HEADER as PROOF
@@ -56,7 +57,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.manifest import file_entries
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Asset
+from forgegov.foundation.store.models import Asset, AuditEntry
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminStatement, submit_admin
@@ -166,6 +167,19 @@ class Service:
             if stored != digest:
                 raise DigestMismatch(f"{label(asset)}'s file {entry.path} on the server no longer hashes as "
                                      "registered", expected=digest, actual=stored)
+
+    def entry(self, _caller: str | None, seq: int, size: int) -> dict[str, Any]:
+        """Entry SEQ as the log committed to it (its leaf and payload) and its inclusion proof in the tree of SIZE
+        entries: what lets a member check that the outcome they were told is the one the log holds."""
+        with read_session(self.workspace.database_url) as session:
+            if not 0 <= seq < size <= tree_size(session):
+                raise BadInput(f"entry {seq} is not in a tree of {size} entries of this log")
+            row = session.get(AuditEntry, seq)
+            if row is None:
+                raise NotFound(f"the log has no entry {seq}")
+            proof = inclusion_proof(session, seq, size)
+        return {"seq": seq, "size": size, "leaf": row.leaf, "payload": row.payload,
+                "proof": [base64.b64encode(node).decode() for node in proof]}
 
     # -- reads, runs and evaluations (`app/reads.py`, `app/server/jobs.py`)
 
@@ -329,6 +343,16 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         "/v1/jobs": ("POST", lambda caller, body: service.jobs.start(str(caller), body)),
     }
 
+    async def entry(request: Request) -> Response:
+        def included(caller: str | None, _body: Any) -> dict[str, Any]:
+            try:
+                seq, size = int(request.path_params["seq"]), int(request.query_params["size"])
+            except (KeyError, ValueError) as exc:
+                raise BadInput("an entry is asked for by number, in a tree of a size (?size=N)") from exc
+            return service.entry(caller, seq, size)
+
+        return await call(request, included)
+
     async def job_status(request: Request) -> Response:
         return await call(request, lambda _caller, _body: service.jobs.status(str(request.path_params["job"])))
 
@@ -377,6 +401,7 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         *(Route(path, answering(work), methods=[method]) for path, (method, work) in calls.items()),
         Route("/v1/jobs/{job}", job_status, methods=["GET"]),
         Route("/v1/log/export", export, methods=["GET"]),
+        Route("/v1/log/entries/{seq}", entry, methods=["GET"]),
         Route("/v1/artifacts/{digest}", upload, methods=["POST", "PUT"]),
         Route("/v1/artifacts/{digest}", download, methods=["GET"]),
         Route("/v1/artifacts/{digest}/finish", finish, methods=["POST"]),
