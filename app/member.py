@@ -82,6 +82,7 @@ from forgegov.governance.runs.lifecycle import RunOutcome
 from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
 from forgegov.governance.runs.recipe import read_recipe
 from forgegov.governance.runs.records import check_run_provenance
+from forgegov.governance.runs.spec import RECIPE_FILE
 
 VIEW_FILE = "log-view.json"
 TIMEOUT_S = 60.0
@@ -415,8 +416,9 @@ def _upload(connection: Connection, signer: Signer, path: Path, digest: str, siz
     return sent
 
 
-def _download(connection: Connection, signer: Signer, digest: str, destination: Path) -> int:
-    """Write blob DIGEST beside DESTINATION and rename it into place only if its bytes hash to DIGEST."""
+def _download(connection: Connection, signer: Signer, digest: str, destination: Path, expected: int | None = None) -> int:
+    """Write blob DIGEST beside DESTINATION and rename it into place only if its bytes hash to DIGEST; a blob of a
+    known size is cut off as soon as the server sends more."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=destination.parent, prefix=f".{destination.name}.", delete=False)
     partial = Path(handle.name)
@@ -426,9 +428,12 @@ def _download(connection: Connection, signer: Signer, digest: str, destination: 
         def save(response: httpx.Response) -> int:
             size = 0
             for chunk in response.iter_bytes():
+                size += len(chunk)
+                if expected is not None and size > expected:
+                    raise DigestMismatch(f"the server sent more than the {expected} bytes of {digest}: refused",
+                                         expected=digest)
                 hasher.update(chunk)
                 handle.write(chunk)
-                size += len(chunk)
             return size
 
         with handle:
@@ -502,7 +507,7 @@ def fetch_dataset(workspace: Workspace, subject: str, destination: Path, actor: 
                              f"{answer.get('digest')}", expected=str(answer.get("digest")), actual=digest)
     with staged_folder(destination, "fetch") as staging:
         for entry in entries:
-            _download(connection, signer, f"sha256:{entry.sha256}", staging / entry.path)
+            _download(connection, signer, f"sha256:{entry.sha256}", staging / entry.path, entry.size)
     return {"subject": answer.get("subject"), "digest": digest, "files": len(entries), "path": str(destination)}
 
 
@@ -524,7 +529,10 @@ def _job(connection: Connection, signer: Signer, document: dict[str, Any],
     while job.get("state") == "running":
         for phase in job.get("progress") or []:
             if progress is not None:
-                progress(str(phase["phase"]), int(phase["done"]), int(phase["total"]), str(phase["note"]))
+                try:
+                    progress(str(phase["phase"]), int(phase["done"]), int(phase["total"]), str(phase["note"]))
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ServerUnavailable(f"the server's report of job {job.get('id')} is malformed: {exc}") from exc
         time.sleep(JOB_POLL_S)
         job = connection.call("GET", f"/v1/jobs/{job['id']}", signer)
     if job.get("state") != "succeeded":
@@ -537,14 +545,24 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
     """`run start` for a member: the server registers the recipe's bytes, the member signs the run-gate request,
     and once the gate has approved the server trains it (a job) and signs its provenance with the platform key."""
     data, _recipe = read_recipe(recipe_path)  # refused here, before anything is sent, when it is not a recipe
+    with tempfile.TemporaryDirectory(prefix="forgegov-recipe-") as folder:
+        (Path(folder) / RECIPE_FILE).write_bytes(data)
+        digest = build_manifest(Path(folder) / RECIPE_FILE).digest  # the run asset's digest, as the server must find
     secret = passphrase()
     connection, signer = Connection(workspace), _signer(workspace, actor, secret)
     seen = connection.call("POST", "/v1/runs/register", signer, document={"recipe": data.decode("utf-8")})
     name, registered, state = seen["subject"], bool(seen["registered"]), seen["state"]
+    if seen.get("digest") != digest:
+        raise Tampered(f"the server registered {name} as {seen.get('digest')}, not this recipe ({digest})")
     if state == "rejected":
         raise errors.StateConflict(f"{name} was rejected at the run gate", hint="change the recipe and start it again")
     if state == "registered":
-        opened = request(workspace, name, actor, secret, gate=Gate.RUN, comment=comment)
+        prepared = prepare_remote(connection, signer, name, GateAction.REQUEST, Gate.RUN, None)
+        if prepared.digest != digest:  # signing a request for other bytes than this recipe's is refused
+            raise Tampered(f"the server asks for a signature on {prepared.label} ({prepared.digest}), not on this "
+                           f"recipe ({digest})")
+        opened = send_statement(connection, signer, sign_prepared(signer, prepared, GateAction.REQUEST,
+                                                                  comment=comment))
         if opened.state != "approved":
             return StartOutcome(name, registered, opened.state or "", opened.missing, opened.decision_id)
     elif state == "pending":
@@ -568,12 +586,16 @@ def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> d
     joined, against the candidate's files fetched from the server's store and hashed here."""
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
     found = connection.call("POST", "/v1/runs/provenance", signer, document={"run": run})
-    candidate = found["candidate"]
+    record, candidate = found["run"], found["candidate"]
+    names = {record["run_id"], record["run"], record["run"].split("@")[0]}
+    names |= {n.removeprefix("run/") for n in names}
+    if run not in names and not (run.startswith("sha256:") and str(record.get("run_digest")).startswith(run)):
+        raise Tampered(f"the server answered about {record['run']} (run {record['run_id']}), not {run}")
     entries = file_entries(candidate["manifest"])
     with tempfile.TemporaryDirectory(prefix="forgegov-run-verify-") as folder:
         files = Path(folder) / "candidate"
         for entry in entries:
-            _download(connection, signer, f"sha256:{entry.sha256}", files / entry.path)
+            _download(connection, signer, f"sha256:{entry.sha256}", files / entry.path, entry.size)
         return check_run_provenance(PLATFORM_KEY.public_key(workspace), found["run"],
                                     SignedProvenance(found["statement_envelope"], found["manifest_envelope"]),
                                     candidate["label"], candidate["digest"], candidate["manifest"], files)

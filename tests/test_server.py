@@ -11,6 +11,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from forgegov.audit.log_view import LogForked, LogRolledBack
 from forgegov.audit.operations import export_log, verify_workspace
 from forgegov.audit.tree_heads import sign_tree_head
 from forgegov.foundation.artifact_store import artifact_store
+from forgegov.foundation.canonical import digest_of
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import (
     AuditConfig,
@@ -53,9 +56,26 @@ from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_key_file, unlock_key_file
-from tests.conftest import PASSPHRASE, SQLITE_ONLY, register_checked
+from tests.conftest import PASSPHRASE, SQLITE_ONLY, audit_entries, register_checked
 from tests.s3_support import versitygw_binary
 from tests.server_support import free_port, give_key, running_server
+
+
+@contextmanager
+def answers_changed(monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any]) -> Iterator[None]:
+    """The server's answers to the paths in CHANGES, changed as a lying server would change them, as they reach a
+    member (what the member checks is all that stands between them and the lie)."""
+    real = Connection.call
+
+    def call(self, method, path, signer, **kwargs):  # type: ignore[no-untyped-def]
+        answer = real(self, method, path, signer, **kwargs)
+        return changes[path](answer) if path in changes else answer
+
+    monkeypatch.setattr(Connection, "call", call)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(Connection, "call", real)
 
 
 def _members(tmp_path: Path, url: str, names: tuple[str, ...], key_files: Path) -> dict[str, Workspace]:
@@ -466,6 +486,16 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
         assert (asked.registered, asked.state, asked.trained) == (True, "pending", None) and asked.missing
         again = member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
         assert (again.registered, again.state, again.missing) == (False, "pending", asked.missing)
+        # A server that registered other bytes, or asks for a signature on another run, gets no signature.
+        requests_before = len(audit_entries(people, "gate.run.request"))
+        with answers_changed(monkeypatch, {"/v1/runs/register": lambda a: {**a, "digest": "sha256:" + "1" * 64}}), \
+                pytest.raises(Tampered, match="not this recipe"):
+            member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
+        with answers_changed(monkeypatch, {"/v1/runs/register": lambda a: {**a, "state": "registered"},
+                                           "/v1/prepare": lambda a: {**a, "digest": "sha256:" + "2" * 64}}), \
+                pytest.raises(Tampered, match="asks for a signature on"):
+            member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
+        assert len(audit_entries(people, "gate.run.request")) == requests_before
         # Asking the server to train it anyway is refused before a process starts.
         with pytest.raises(StateConflict, match="a run starts only once the run gate approved it"):
             Connection(alice).call("POST", "/v1/jobs", unlock_key_file(alice, "alice", PASSPHRASE),
@@ -491,6 +521,18 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
         # bob checks the provenance here: the platform key he pinned at join, the candidate's bytes hashed here.
         verified = member.verify_run(bob, done.run_id, "bob", PASSPHRASE)
         assert (verified["candidate_digest"], verified["verified"]) == (done.candidate_digest, True)
+
+        # A server that shows other weights' manifest, or another run's provenance, is refused by bob's check.
+        def reordered(answer: dict) -> dict:
+            manifest = {**answer["candidate"]["manifest"], "files": answer["candidate"]["manifest"]["files"][::-1]}
+            digest = digest_of(manifest)
+            return {**answer, "candidate": {**answer["candidate"], "manifest": manifest, "digest": digest},
+                    "run": {**answer["run"], "candidate_digest": digest}}
+
+        for change in (reordered, lambda a: {**a, "run": {**a["run"], "run_id": "0" * 8 + a["run"]["run_id"][8:]}}):
+            with answers_changed(monkeypatch, {"/v1/runs/provenance": change}), \
+                    pytest.raises(SignatureInvalid, match="the signed provenance is of run"):
+                member.verify_run(bob, done.run, "bob", PASSPHRASE)
 
         evaluated = member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE,
                                           batch_size=64)
@@ -555,14 +597,6 @@ def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity
     """A server that tells a member their statement was decided otherwise than it logged it, or points at another
     entry, is caught: the member asks for the entry and its inclusion proof under the tree head they verified."""
     register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
-    real = Connection.call
-
-    def telling(change):  # type: ignore[no-untyped-def]
-        def call(self, method, path, signer, **kwargs):  # type: ignore[no-untyped-def]
-            answer = real(self, method, path, signer, **kwargs)
-            return change(answer) if path == "/v1/gate" else answer
-        return call
-
     with running_server(people) as url:
         alice = _members(tmp_path, url, ("alice",), identity_key_files)["alice"]
         honest = member.request(alice, "claims", "alice", PASSPHRASE)
@@ -574,7 +608,5 @@ def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity
                 (lambda a: {**a, "audit_seq": a["audit_seq"] + 1000}, "which its signed tree head does not cover"))):
             register_checked(people, files.folder(f"more-{n}", {"train.jsonl": f'{{"text": "part ZX-{n} is tin"}}\n'}),
                              f"more-{n}")
-            monkeypatch.setattr(Connection, "call", telling(change))
-            with pytest.raises(Tampered, match=found):
+            with answers_changed(monkeypatch, {"/v1/gate": change}), pytest.raises(Tampered, match=found):
                 member.request(alice, f"more-{n}", "alice", PASSPHRASE)
-            monkeypatch.setattr(Connection, "call", real)

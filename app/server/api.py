@@ -55,7 +55,7 @@ from forgegov.foundation.errors import (
     StateConflict,
     StoreError,
 )
-from forgegov.foundation.manifest import file_entries
+from forgegov.foundation.manifest import file_entries, hash_file
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
@@ -159,14 +159,17 @@ class Service:
         """Every file of ASSET in the artifact store. A member's upload put a dataset's there; what the server
         registered itself (a run's candidate, a checkpoint its operator registered) is copied from its folder, and
         refused if a file there no longer hashes as registered."""
+        source = Path(asset.source_path)
         for entry in file_entries(manifest_of(asset)):
             digest = f"sha256:{entry.sha256}"
             if self.artifacts.has(digest) is not None:
                 continue
-            stored = self.artifacts.put_file(Path(asset.source_path) / entry.path)
-            if stored != digest:
+            path = source if source.is_file() else source / entry.path  # a one-file asset was registered as its file
+            actual = "sha256:" + hash_file(path)[1]
+            if actual != digest:
                 raise DigestMismatch(f"{label(asset)}'s file {entry.path} on the server no longer hashes as "
-                                     "registered", expected=digest, actual=stored)
+                                     "registered", expected=digest, actual=actual)
+            self.artifacts.put_file(path)
 
     def entry(self, _caller: str | None, seq: int, size: int) -> dict[str, Any]:
         """Entry SEQ as the log committed to it (its leaf and payload) and its inclusion proof in the tree of SIZE

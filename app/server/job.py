@@ -7,6 +7,7 @@ It does what `forgegov run start` or `forgegov eval run` does in a workspace of 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -59,7 +60,21 @@ class _Reporter:
             self.written = time.monotonic()
 
 
+class Stopped(ForgegovError):
+    """The server stopped the job (it is shutting down)."""
+
+    exit_code = 4
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    # Raised where the job is, so that what it does on failure runs: a run records that it stopped, and resumes
+    # from its last saved step when it is started again.
+    raise Stopped("the server stopped this job while it ran (it was shutting down)",
+                  hint="start it again: a run resumes from its last saved step")
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     root, job_id = Path(argv[0]), argv[1]
     workspace = load_workspace(root)
     folder = workspace.root / "jobs" / job_id

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from typing import Any
 
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
-from forgegov.foundation.errors import BadInput, NotFound, StateConflict
+from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreError
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.registry import label, resolve
@@ -115,18 +116,23 @@ class Jobs:
             running = [job for job, process in self._processes.items()
                        if process.poll() is None and not (self.root / job / OUTCOME_FILE).exists()]
             if len(running) >= self.limit:
-                raise StateConflict(f"the server is running {len(running)} job(s), its limit: ask again once "
-                                    f"{', '.join(running)} has finished", hint="`forgegov run show` shows a run's status")
+                raise StateConflict(f"the server is running {len(running)} job(s), its limit: ask again once one "
+                                    "has finished", hint="`forgegov run list` shows the runs in progress")
             job_id = str(uuid.uuid4())
             folder = self.root / job_id
             folder.mkdir(parents=True)
             write_json(folder / JOB_FILE, {"version": JOB_VERSION, "id": job_id, "kind": kind.value,
                                            "actor": caller, "arguments": arguments, "asked_at": now_rfc3339()})
-            with (folder / OUTPUT_FILE).open("ab") as output:
-                self._processes[job_id] = subprocess.Popen(
-                    [sys.executable, "-m", "forgegov.app.server.job", str(self.workspace.root), job_id],
-                    stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                    env={**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")})
+            try:
+                with (folder / OUTPUT_FILE).open("ab") as output:
+                    self._processes[job_id] = subprocess.Popen(
+                        [sys.executable, "-m", "forgegov.app.server.job", str(self.workspace.root), job_id],
+                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                        env={**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")})
+            except OSError as exc:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise StoreError("the server could not start a process for the job",
+                                 hint="see the server's own log; nothing was started") from exc
         return self.status(job_id)
 
     def status(self, job_id: str) -> dict[str, Any]:
@@ -152,11 +158,13 @@ class Jobs:
         code = process.returncode if process is not None else None
         return {**report, "state": JobState.FAILED.value, "error": {
             "type": "StateConflict", "exit_code": 4, "hint": "start it again: a run resumes from its last saved step",
-            "message": f"job {job['id']} ended without an outcome (exit {code})" if code is not None
+            "message": f"job {job['id']} ended without an outcome (exit {code}; the server's jobs/{job['id']}/"
+                       f"{OUTPUT_FILE} says why)" if code is not None
                        else f"job {job['id']} ended without an outcome (the server restarted)"}}
 
     def close(self) -> None:
-        """Stop the jobs still running (the server is stopping): a run is resumed when it is started again."""
+        """Stop the jobs still running (the server is stopping): each records that it stopped (a run its failure,
+        `app/server/job.py`), and a run resumes from its last saved step when it is started again."""
         with self._lock:
             for process in self._processes.values():
                 if process.poll() is None:

@@ -375,6 +375,11 @@ def _statement_subjects(statement: Any) -> dict[str, str]:
     return by_name
 
 
+def signed_checkpoint_digest(statement: dict) -> str:
+    """The checkpoint digest a verified statement signs: its files manifest's digest, named in its byproducts."""
+    return _statement_manifest_digest(statement)
+
+
 def _statement_manifest_digest(statement: dict) -> str:
     try:
         byproducts = statement["predicate"]["runDetails"]["byproducts"]

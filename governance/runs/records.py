@@ -92,7 +92,7 @@ def check_run_provenance(public_key: Ed25519PublicKey, found: dict[str, Any], si
     the files in `folder`, re-hashed; those files are the candidate's manifest, whose digest is the candidate's."""
     from forgegov.foundation.canonical import digest_of
     from forgegov.foundation.errors import SignatureInvalid, StoreTampered
-    from forgegov.governance.runs.provenance import verify_provenance
+    from forgegov.governance.runs.provenance import signed_checkpoint_digest, verify_provenance
 
     _require_completed(found)
     if found["candidate_digest"] != candidate_digest:
@@ -102,6 +102,15 @@ def check_run_provenance(public_key: Ed25519PublicKey, found: dict[str, Any], si
         raise SignatureInvalid(f"the provenance of run {found['run_id']} is not the envelope the run recorded",
                                hint="restore the run's provenance folder")
     statement = verify_provenance(public_key, signed.statement_envelope, signed.manifest_envelope, folder)
+    # What the record says must be what was signed: the checkpoint, the run and the recipe. A record handed over by
+    # someone else (a team server) is held to the signature, not the other way round.
+    signed_digest = signed_checkpoint_digest(statement)
+    metadata = statement["predicate"]["runDetails"].get("metadata") or {}
+    parameters = statement["predicate"]["buildDefinition"].get("externalParameters") or {}
+    if signed_digest != candidate_digest or metadata.get("invocationId") != found["run_id"] \
+            or parameters.get("recipeDigest") != found["recipe_digest"]:
+        raise SignatureInvalid(f"the signed provenance is of run {metadata.get('invocationId')} and checkpoint "
+                               f"{signed_digest}, not of run {found['run_id']} and {candidate} ({candidate_digest})")
     if digest_of(manifest) != candidate_digest:
         raise StoreTampered(f"{candidate}'s stored manifest does not match its digest: the store was altered",
                             hint="run `forgegov audit verify`")
