@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlmodel import Session
 
-from forgegov.audit.log import consistency_proof, root_at, tree_size
+from forgegov.audit.log import consistency_proof, inclusion_proof, root_at, tree_size
 from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
 from forgegov.audit.merkle import verify_consistency
 from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
@@ -28,9 +28,9 @@ from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
-from forgegov.foundation.errors import BadInput
+from forgegov.foundation.errors import BadInput, NotFound
 from forgegov.foundation.store.db import read_session, write_transaction
-from forgegov.foundation.store.models import RECORD_VERSION, AuditTreeHead
+from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditTreeHead
 
 _TREE_HEAD = AuditTreeHead.__table__  # type: ignore[attr-defined]
 WITNESS_STATE = "witness.json"
@@ -200,3 +200,15 @@ def newest_head(workspace: Workspace, seen: int) -> tuple[str, list[bytes]]:
         return note, []  # nothing to prove from an empty tree; a member ahead of the server sees the rollback itself
     with read_session(workspace.database_url) as session:
         return note, consistency_proof(session, seen, head_size)
+
+
+def included_entry(workspace: Workspace, seq: int, size: int) -> tuple[str, str | None, list[bytes]]:
+    """Entry SEQ's leaf and payload as stored, and its inclusion proof in the tree of SIZE entries: what a team
+    server hands a member who checks that an outcome they were told is the one the log holds."""
+    with read_session(workspace.database_url) as session:
+        if not 0 <= seq < size <= tree_size(session):
+            raise BadInput(f"entry {seq} is not in a tree of {size} entries of this log")
+        row = session.get(AuditEntry, seq)
+        if row is None:
+            raise NotFound(f"the log has no entry {seq}")
+        return row.leaf, row.payload, inclusion_proof(session, seq, size)

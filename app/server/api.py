@@ -33,13 +33,12 @@ from forgegov.app.run_start import still_missing
 from forgegov.app.server.auth import Authenticator, Limits, RateLimited
 from forgegov.app.server.jobs import Jobs
 from forgegov.app.server.registration import Registrations
-from forgegov.audit.log import inclusion_proof, tree_size
 from forgegov.audit.log_key import pinned_public_key
 from forgegov.audit.log_view import NOTE_HEADER as NOTE
 from forgegov.audit.log_view import PROOF_HEADER as PROOF
 from forgegov.audit.log_view import SEEN_HEADER as SEEN
 from forgegov.audit.operations import export_log
-from forgegov.audit.tree_heads import newest_head
+from forgegov.audit.tree_heads import included_entry, newest_head
 from forgegov.foundation.artifact_store import ArtifactStore, artifact_store
 from forgegov.foundation.canonical import check_digest
 from forgegov.foundation.config import Workspace
@@ -57,7 +56,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.manifest import file_entries, hash_file
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import Asset, AuditEntry
+from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminStatement, submit_admin
@@ -174,14 +173,8 @@ class Service:
     def entry(self, _caller: str | None, seq: int, size: int) -> dict[str, Any]:
         """Entry SEQ as the log committed to it (its leaf and payload) and its inclusion proof in the tree of SIZE
         entries: what lets a member check that the outcome they were told is the one the log holds."""
-        with read_session(self.workspace.database_url) as session:
-            if not 0 <= seq < size <= tree_size(session):
-                raise BadInput(f"entry {seq} is not in a tree of {size} entries of this log")
-            row = session.get(AuditEntry, seq)
-            if row is None:
-                raise NotFound(f"the log has no entry {seq}")
-            proof = inclusion_proof(session, seq, size)
-        return {"seq": seq, "size": size, "leaf": row.leaf, "payload": row.payload,
+        leaf, payload, proof = included_entry(self.workspace, seq, size)
+        return {"seq": seq, "size": size, "leaf": leaf, "payload": payload,
                 "proof": [base64.b64encode(node).decode() for node in proof]}
 
     # -- reads, runs and evaluations (`app/reads.py`, `app/server/jobs.py`)
