@@ -120,7 +120,8 @@ class Jobs:
                                     "has finished", hint="`forgegov run list` shows the runs in progress")
             job_id = str(uuid.uuid4())
             folder = self.root / job_id
-            folder.mkdir(parents=True)
+            self.root.mkdir(mode=0o700, exist_ok=True)  # a job's request names who asked: only the server writes it
+            folder.mkdir(mode=0o700)
             write_json(folder / JOB_FILE, {"version": JOB_VERSION, "id": job_id, "kind": kind.value,
                                            "actor": caller, "arguments": arguments, "asked_at": now_rfc3339()})
             try:
