@@ -74,6 +74,7 @@ from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.datasets.intake import scan_dataset
+from forgegov.governance.evaluations import signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
@@ -254,7 +255,8 @@ def send_statement(connection: Connection, signer: Signer, statement: Any) -> Ga
     """Send a signed gate statement; the outcome, once the log this member verified shows it was logged as told."""
     document = {"payload": statement.payload, "signature": statement.signature}
     outcome = GateOutcome.from_dict(connection.call("POST", "/v1/gate", signer, document=document))
-    payload = logged(connection, signer, outcome.audit_seq, AuditAction.of_gate(outcome.gate, outcome.action))
+    _fields, payload = logged(connection, signer, outcome.audit_seq,
+                              AuditAction.of_gate(outcome.gate, outcome.action))
     told = {"statement": statement.payload, "signature": statement.signature, "result": outcome.result.value,
             "state": outcome.state, "subject": outcome.subject}
     if {key: payload.get(key) for key in told} != told:
@@ -263,10 +265,11 @@ def send_statement(connection: Connection, signer: Signer, statement: Any) -> Ga
     return outcome
 
 
-def logged(connection: Connection, signer: Signer, seq: int, action: AuditAction) -> dict[str, Any]:
-    """The payload of entry SEQ, which the server says it appended for this member's call: proved included under
-    the newest tree head this member verified, its leaf naming ACTION, this member and the payload's digest. A
-    server that reports an outcome it never logged, or logged otherwise, is caught here."""
+def logged(connection: Connection, signer: Signer, seq: int,
+           action: AuditAction) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The leaf and payload of entry SEQ, which the server says it appended for this member's call: proved included
+    under the newest tree head this member verified, its leaf naming ACTION, this member and the payload's digest.
+    A server that reports an outcome it never logged, or logged otherwise, is caught here."""
     seen = connection.view.seen()
     if seen is None or not 0 <= seq < seen.size:
         raise Tampered(f"the server reported log entry {seq}, which its signed tree head does not cover")
@@ -283,7 +286,7 @@ def logged(connection: Connection, signer: Signer, seq: int, action: AuditAction
                 "payload_digest": "sha256:" + hashlib.sha256(payload.encode()).hexdigest()}
     if {key: fields.get(key) for key in expected} != expected:
         raise Tampered(f"log entry {seq} is not this member's {action.value} (its leaf says otherwise)")
-    return json.loads(payload)
+    return fields, json.loads(payload)
 
 
 def request(workspace: Workspace, subject: str, actor: str, passphrase: str, *, gate: Gate | None = None,
@@ -330,7 +333,7 @@ def _send_admin(workspace: Workspace, statement: AdminStatement, actor: str, pas
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
     answer = connection.call("POST", "/v1/admin", signer, document=document)
     outcome = AdminOutcome(AdminAct(answer["act"]), answer["actor"], answer["audit_seq"], answer["target"])
-    payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
+    _fields, payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
     if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature):
         raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value}")
     return outcome
@@ -577,8 +580,20 @@ def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], acto
     """`eval run` for a member: the server evaluates (a job) and signs the result with the platform key; the
     summary of the recorded result."""
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    return _job(connection, signer, {"kind": "evaluation", "candidate": candidate, "suites": suites, "base": base,
-                                     "batch_size": batch_size}, progress)
+    summary = _job(connection, signer, {"kind": "evaluation", "candidate": candidate, "suites": suites, "base": base,
+                                        "batch_size": batch_size}, progress)
+    # The summary must be the signed result the log holds: its entry proved included, its envelope verified under
+    # the platform key pinned at join.
+    try:
+        seq = int(summary["seq"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServerUnavailable(f"the server's report of an evaluation names no log entry: {exc}") from exc
+    fields, payload = logged(connection, signer, seq, AuditAction.EVAL_RECORD)
+    record = signed_record(PLATFORM_KEY.public_key(workspace), seq, fields["time"], fields["actor"],
+                           fields["subject_digest"], payload)
+    if record.summary() != summary:
+        raise Tampered(f"the server's summary of evaluation {record.id} is not the result the platform key signed")
+    return summary
 
 
 def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, select
 
@@ -38,6 +38,9 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
 from forgegov.governance.runs.provenance import IN_TOTO_PAYLOAD_TYPE, PLATFORM_KEY, STATEMENT_TYPE
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 EVAL_PREDICATE = "https://forgegov.dev/attestations/drift-evaluation/v1"
 ENVELOPE_FILE = "result.dsse.json"
@@ -168,11 +171,21 @@ def read_items(workspace: Workspace, record: EvalRecord) -> list[dict[str, Any]]
 
 def _verified(workspace: Workspace, session: Session, entry: AuditEntry) -> EvalRecord:
     what = f"evaluation result (audit entry {entry.seq})"
-    # 1. The payload is the one the log committed to.
+    # 1. The payload is the one the log committed to (a member proves it with the entry's inclusion proof).
     payload = committed_payload(session, what=what, action=AuditAction.EVAL_RECORD, seq=entry.seq,
                                 subject_digest=entry.subject_digest, fields={})
+    return signed_record(PLATFORM_KEY.public_key(workspace), entry.seq, entry.time, entry.actor,
+                         entry.subject_digest, payload)
+
+
+def signed_record(platform_key: Ed25519PublicKey, seq: int, time: str, actor: str, subject_digest: str | None,
+                  payload: dict[str, Any]) -> EvalRecord:
+    """The result an `eval.record` entry's payload holds, once its envelope verifies under PLATFORM_KEY and it is
+    about the entry's checkpoint under the entry's id (steps 2-3 of the module's list; a member checking a team
+    server's answer runs them on an entry it proved included)."""
+    what = f"evaluation result (audit entry {seq})"
     # 2. The statement is forgegov's, signed by the pinned platform key.
-    body = verify_envelope(payload.get("envelope"), PLATFORM_KEY.public_key(workspace), IN_TOTO_PAYLOAD_TYPE)
+    body = verify_envelope(payload.get("envelope"), platform_key, IN_TOTO_PAYLOAD_TYPE)
     statement = strict_json(body, f"the signed {what}", EvaluationInvalid)
     if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE \
             or statement.get("predicateType") != EVAL_PREDICATE or not isinstance(statement.get("predicate"), dict):
@@ -181,9 +194,9 @@ def _verified(workspace: Workspace, session: Session, entry: AuditEntry) -> Eval
     subjects = statement.get("subject")
     sha = (subjects[0].get("digest") or {}).get("sha256") if isinstance(subjects, list) and len(subjects) == 1 \
         and isinstance(subjects[0], dict) else None
-    if sha is None or "sha256:" + str(sha) != entry.subject_digest:
+    if sha is None or "sha256:" + str(sha) != subject_digest:
         raise EvaluationInvalid(f"the signed {what} is about other bytes than the checkpoint its entry names",
                                 hint="an evaluation counts only for the checkpoint it was made on: evaluate it")
     if statement["predicate"].get("evaluation_id") != payload.get("evaluation_id"):
         raise EvaluationInvalid(f"the signed {what} carries another evaluation's id")
-    return EvalRecord(entry.seq, entry.time, entry.actor, statement)
+    return EvalRecord(seq, time, actor, statement)

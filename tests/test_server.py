@@ -69,7 +69,9 @@ def answers_changed(monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any]) ->
 
     def call(self, method, path, signer, **kwargs):  # type: ignore[no-untyped-def]
         answer = real(self, method, path, signer, **kwargs)
-        return changes[path](answer) if path in changes else answer
+        # A key ending in "/" changes the answers under it (a job's status, by its id).
+        key = next((k for k in changes if path == k or (k.endswith("/") and path.startswith(k))), None)
+        return changes[key](answer) if key is not None else answer
 
     monkeypatch.setattr(Connection, "call", call)
     try:
@@ -589,6 +591,17 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
         stored.write_bytes(bytes(data))
         with pytest.raises((DigestMismatch, ServerUnavailable)):
             member.verify_run(bob, done.run_id, "bob", PASSPHRASE)
+
+        # A server that reports a kinder evaluation than the one the platform key signed is caught by alice.
+        def kinder(answer: dict) -> dict:
+            if answer.get("state") != "succeeded":
+                return answer
+            metrics = {name: {**m, "verdict": "non-inferior"} for name, m in answer["result"]["metrics"].items()}
+            return {**answer, "result": {**answer["result"], "metrics": metrics}}
+
+        with answers_changed(monkeypatch, {"/v1/jobs/": kinder}), \
+                pytest.raises(Tampered, match="not the result the platform key signed"):
+            member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE, batch_size=64)
 
 
 @SQLITE_ONLY  # what a member checks of the server's word; the store is the server's business
