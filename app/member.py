@@ -178,8 +178,16 @@ class Connection:
 @functools.cache
 def _client() -> httpx.Client:
     """One client per process, shared by threads: connections are kept alive between calls, and building a client
-    (its TLS context) costs more than a gate decision."""
-    return httpx.Client(timeout=TIMEOUT_S)
+    (its TLS context) costs more than a gate decision. An idle connection is dropped here (after 2 s) before the
+    server drops it (uvicorn, after 5 s), so that no call is sent on a connection the server is closing."""
+    return httpx.Client(timeout=TIMEOUT_S, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
+def _drop_connections() -> None:
+    """After a download that failed, its connection may look reusable here while the server has closed it (it
+    stopped a blob that did not hash as named): start the next call on a new one."""
+    _client().close()
+    _client.cache_clear()
 
 
 def _signer(workspace: Workspace, actor: str, passphrase: str) -> Signer:
@@ -439,14 +447,18 @@ def _download(connection: Connection, signer: Signer, digest: str, destination: 
                 handle.write(chunk)
             return size
 
-        with handle:
-            size = connection.call("GET", f"/v1/artifacts/{digest}", signer, sink=save)
-            handle.flush()
-            os.fsync(handle.fileno())
-        actual = "sha256:" + hasher.hexdigest()
-        if actual != digest:
-            raise DigestMismatch(f"the server sent bytes that hash to {actual}, not {digest}: refused",
-                                 expected=digest, actual=actual)
+        try:
+            with handle:
+                size = connection.call("GET", f"/v1/artifacts/{digest}", signer, sink=save)
+                handle.flush()
+                os.fsync(handle.fileno())
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != digest:
+                raise DigestMismatch(f"the server sent bytes that hash to {actual}, not {digest}: refused",
+                                     expected=digest, actual=actual)
+        except (DigestMismatch, ServerUnavailable):
+            _drop_connections()
+            raise
         os.replace(partial, destination)
         fsync_dir(destination.parent)
     finally:
