@@ -541,13 +541,16 @@ def _job(connection: Connection, signer: Signer, document: dict[str, Any],
          progress: Callable[[str, int, int, str], None] | None) -> dict[str, Any]:
     """Ask the server for a job and follow it until it ends; its result, or its error raised here as the server's."""
     job = connection.call("POST", "/v1/jobs", signer, document=document)
-    while job.get("state") == "running":
+    while True:
+        # Every answer's progress, the last one's too: a short job may end between two looks.
         for phase in job.get("progress") or []:
             if progress is not None:
                 try:
                     progress(str(phase["phase"]), int(phase["done"]), int(phase["total"]), str(phase["note"]))
                 except (KeyError, TypeError, ValueError) as exc:
                     raise ServerUnavailable(f"the server's report of job {job.get('id')} is malformed: {exc}") from exc
+        if job.get("state") != "running":
+            break
         time.sleep(JOB_POLL_S)
         job = connection.call("GET", f"/v1/jobs/{job['id']}", signer)
     if job.get("state") != "succeeded":
