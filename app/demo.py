@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgegov.app.evaluate import evaluate
 from forgegov.app.run_start import start_run
 from forgegov.app.workspace import init_workspace
-from forgegov.evaluation.runner import run_evaluation
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import DigestMismatch, ForgegovError, PolicyDenied
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate, GateAction, ReleaseStage
@@ -182,8 +182,7 @@ def _customise(workspace: Workspace, engine: Any, candidate: Candidate, director
     candidate_ref = trained.candidate
 
     say(f"  drift evaluation of {candidate_ref} against its base on the same items, greedy, paired")
-    evaluated = run_evaluation(workspace, candidate_ref, [suite], actor="alice",
-                               **({"progress": progress} if progress else {}))
+    evaluated = evaluate(workspace, candidate_ref, [suite], "alice", passphrase, progress=progress, engine=engine)
     report.steps.append({"step": f"alice evaluates {candidate_ref} against its base", "result": "evaluated",
                          "candidate": candidate_ref, "evaluation": evaluated.id, "metrics": {
                              m["metric"]: {k: m[k] for k in ("n", "base_mean", "candidate_mean", "difference",

@@ -78,6 +78,7 @@ from forgegov.governance.evaluations import signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
+from forgegov.governance.jobs import evaluation_job, run_job
 from forgegov.governance.review import Review
 from forgegov.governance.runs.lifecycle import RunOutcome
 from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
@@ -333,26 +334,35 @@ def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, pa
 
 
 # The entry each administrative act a member can send is logged as, once allowed.
-_ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL}
+_ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL, AdminAct.JOB_START: AuditAction.JOB_START,
+                 AdminAct.JOB_CANCEL: AuditAction.JOB_CANCEL}
 
 
-def _send_admin(workspace: Workspace, statement: AdminStatement, actor: str, passphrase: str) -> AdminOutcome:
+def _send_admin(connection: Connection, signer: Signer, statement: AdminStatement,
+                path: str = "/v1/admin") -> tuple[AdminOutcome, dict[str, Any]]:
+    """Send a signed act; the server's outcome, once the entry it names is proved to record this very act, and the
+    rest of the server's answer."""
     document = {"payload": statement.payload, "signature": statement.signature}
-    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    answer = connection.call("POST", "/v1/admin", signer, document=document)
-    outcome = AdminOutcome(AdminAct(answer["act"]), answer["actor"], answer["audit_seq"], answer["target"])
+    answer = connection.call("POST", path, signer, document=document)
+    acted = answer.get("act", answer) if isinstance(answer.get("act"), dict) else answer
+    try:
+        outcome = AdminOutcome(AdminAct(acted["act"]), acted["actor"], int(acted["audit_seq"]), acted["target"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServerUnavailable(f"the server's answer to {statement.act.value} is malformed: {exc}") from exc
+    if outcome.act is not statement.act:
+        raise Tampered(f"the server answered {statement.act.value} with the outcome of {outcome.act.value}")
     _fields, payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
     if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature):
         raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value}")
-    return outcome
+    return outcome, answer
 
 
 def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str, passphrase: str, *,
           engine: None = None) -> AdminOutcome:
     requested = read_enrolment_request(request)
-    statement = make_admin_statement(_signer(workspace, actor, passphrase), AdminAct.ENROL,
-                                     enrolment_target(requested), reason)
-    return _send_admin(workspace, statement, actor, passphrase)
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    statement = make_admin_statement(signer, AdminAct.ENROL, enrolment_target(requested), reason)
+    return _send_admin(connection, signer, statement)[0]
 
 
 # -- the log, verified on this machine --------------------------------------------------------------------------------
@@ -537,10 +547,18 @@ def read(workspace: Workspace, name: str, arguments: dict[str, Any], actor: str,
                                       document={"name": name, "arguments": arguments})["data"]
 
 
-def _job(connection: Connection, signer: Signer, document: dict[str, Any],
-         progress: Callable[[str, int, int, str], None] | None) -> dict[str, Any]:
-    """Ask the server for a job and follow it until it ends; its result, or its error raised here as the server's."""
-    job = connection.call("POST", "/v1/jobs", signer, document=document)
+def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: str,
+         progress: Callable[[str, int, int, str], None] | None,
+         on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Ask the server for a job, signing its start (`job.start`, which the policy decides), and follow it until it
+    ends; its result, or its error raised here as the server's."""
+    statement = make_admin_statement(signer, AdminAct.JOB_START, job, reason)
+    started, answer = _send_admin(connection, signer, statement, "/v1/jobs")
+    job = answer.get("job")
+    if not isinstance(job, dict) or job.get("id") != str(started.audit_seq):
+        raise Tampered(f"the server started another job than entry {started.audit_seq} of the log")
+    if on_start is not None:
+        on_start(started.audit_seq)
     while True:
         # Every answer's progress, the last one's too: a short job may end between two looks.
         for phase in job.get("progress") or []:
@@ -559,7 +577,8 @@ def _job(connection: Connection, signer: Signer, document: dict[str, Any],
 
 
 def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,
-              comment: str = "", progress: Callable[[str, int, int, str], None] | None = None) -> StartOutcome:
+              comment: str = "", progress: Callable[[str, int, int, str], None] | None = None,
+              on_start: Callable[[int], None] | None = None) -> StartOutcome:
     """`run start` for a member: the server registers the recipe's bytes, the member signs the run-gate request,
     and once the gate has approved the server trains it (a job) and signs its provenance with the platform key."""
     data, _recipe = read_recipe(recipe_path)  # refused here, before anything is sent, when it is not a recipe
@@ -585,18 +604,19 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
             return StartOutcome(name, registered, opened.state or "", opened.missing, opened.decision_id)
     elif state == "pending":
         return StartOutcome(name, registered, state, tuple(seen["missing"]), seen["decision_id"])
-    result = _job(connection, signer, {"kind": "run", "subject": name}, progress)
+    result = _job(connection, signer, run_job(name), comment or f"train {name}", progress, on_start)
     return StartOutcome(name, registered, "approved", trained=RunOutcome.from_dict(result))
 
 
 def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], actor: str, passphrase: str, *,
                    base: str | None = None, batch_size: int = 32,
-                   progress: Callable[[str, int, int, str], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[str, int, int, str], None] | None = None,
+                   on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
     """`eval run` for a member: the server evaluates (a job) and signs the result with the platform key; the
     summary of the recorded result."""
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    summary = _job(connection, signer, {"kind": "evaluation", "candidate": candidate, "suites": suites, "base": base,
-                                        "batch_size": batch_size}, progress)
+    summary = _job(connection, signer, evaluation_job(candidate, suites, base, batch_size), f"evaluate {candidate}",
+                   progress, on_start)
     # The summary must be the signed result the log holds: its entry proved included, its envelope verified under
     # the platform key pinned at join.
     try:
@@ -609,6 +629,14 @@ def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], acto
     if record.summary() != summary:
         raise Tampered(f"the server's summary of evaluation {record.id} is not the result the platform key signed")
     return summary
+
+
+def cancel_job(workspace: Workspace, job: int, reason: str, actor: str, passphrase: str) -> dict[str, Any]:
+    """Stop job JOB on the server, signing `job.cancel` (which the policy decides); how the job stands after."""
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    statement = make_admin_statement(signer, AdminAct.JOB_CANCEL, {"job": job}, reason)
+    _stopped, answer = _send_admin(connection, signer, statement, "/v1/jobs/cancel")
+    return dict(answer.get("job") or {})
 
 
 def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> dict[str, Any]:

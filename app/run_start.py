@@ -1,12 +1,14 @@
 """`run start`: the recipe becomes a run asset, passes the run gate, and only then trains.
 
 Starting a recipe is idempotent on its bytes: the first call registers it and opens the gate request (signed by the
-requester); while approvals are missing every call says which; once the gate has approved, a call trains, and after
-a crash the next call resumes. Nothing touches a model or a dataset before the gate has allowed the run.
+requester); while approvals are missing every call says which; once the gate has approved, a call signs the job's
+start (`job.start`, which the admin policy decides: who may spend the compute) and trains, and after a crash the
+next call resumes. Nothing touches a model or a dataset before the gate has allowed the run.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Decision
 from forgegov.foundation.vocabulary import AssetState, DecisionResult, Gate
 from forgegov.governance import actions
+from forgegov.governance.jobs import run_job
 from forgegov.governance.registry import label
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.spec import register_recipe
@@ -53,9 +56,11 @@ class StartOutcome:
 def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,
               comment: str = "", progress: Progress | None = None, callbacks: tuple[Any, ...] = (),
               engine: PolicyEngine | None = None) -> StartOutcome:
+    passphrase = functools.cache(passphrase)  # asked once, for the request and the job alike
     asset, _recipe, registered = register_recipe(workspace, recipe_path, actor)
     name = label(asset)
-    if Ranks.from_env().several and asset.state is not AssetState.APPROVED:
+    ranks = Ranks.from_env()
+    if ranks.several and asset.state is not AssetState.APPROVED:
         # Every process of a launch would ask the gate; asking is a one-process step before the launch.
         raise StateConflict(f"{name} is {asset.state.value}: a multi-process launch starts an approved run only",
                             hint=f"run `forgegov run start {recipe_path} --as {actor}` once without the launcher "
@@ -73,6 +78,8 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
 
+    if ranks.main:  # a launch is one job: its main process asks for it, as on a team server
+        actions.start_job(workspace, run_job(name), comment or f"train {name}", actor, passphrase(), engine=engine)
     trained = execute_run(workspace, name, actor=actor, backends=BACKENDS, progress=progress, callbacks=callbacks)
     return StartOutcome(name, registered, AssetState.APPROVED.value, trained=trained,
                         worker=trained is None)

@@ -31,7 +31,7 @@ from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, verify
 from forgegov.foundation.errors import SignatureInvalid, Tampered
-from forgegov.foundation.vocabulary import NOT_REDACTABLE, AuditAction
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, NOT_REDACTABLE, AuditAction
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 
@@ -48,9 +48,9 @@ class AuditIntegrityError(Tampered):
 # order, or nothing when there are none, as in an export). Plain tuples: a million of them pass through here.
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
-_ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
-                  AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
-_SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *_ADMIN_ACTIONS)
+# The field of an allowed act's entry that must be what the act signed names (a name for identity acts).
+_ACTED_FIELD = {AuditAction.AUDIT_REDACT: "seq", AuditAction.JOB_START: "kind", AuditAction.JOB_CANCEL: "job"}
+_SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *ADMIN_ACTIONS)
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.
 _encode_string = json.encoder.encode_basestring
@@ -310,7 +310,7 @@ class _StatementChecker:
                 self.refused.setdefault(statement["nonce"], seq)
         elif action.startswith("gate."):
             self._gate(seq, action, payload, subject)
-        elif action in _ADMIN_ACTIONS:
+        elif action in ADMIN_ACTIONS:
             self._admin(seq, action, payload)
         elif action == AuditAction.DATASET_CHECK:
             statement = self._signed(seq, Purpose.DATA_QUALITY, payload, "data-quality check")
@@ -413,7 +413,7 @@ class _StatementChecker:
         if action == AuditAction.ADMIN_DENIED:
             acted, signed, act = payload.get("act"), statement.get("act"), allowed is False
         else:
-            field_name = "seq" if action == AuditAction.AUDIT_REDACT else "name"
+            field_name = _ACTED_FIELD.get(AuditAction(action), "name")
             acted, signed, act = payload.get(field_name), target.get(field_name), allowed is True
             if action == AuditAction.IDENTITY_ROTATE and (payload.get("public_key") != target.get("public_key")
                                                           or acted not in self.keys):

@@ -105,6 +105,8 @@ class AuditAction(StrEnum):
     POLICY_ACTIVATE = "policy.activate"
     AUDIT_REDACT = "audit.redact"
     ADMIN_DENIED = "admin.denied"
+    JOB_START = "job.start"
+    JOB_CANCEL = "job.cancel"
     DATASET_REGISTER = "dataset.register"
     REWARD_REGISTER = "reward.register"
     CHECKPOINT_REGISTER = "checkpoint.register"
@@ -161,12 +163,19 @@ class AuditAction(StrEnum):
         return cls(f"{kind.value}.register")
 
 
+# The entries of signed acts the admin policy decides (`governance/admin.py`): each carries its statement, signature
+# and decision, and `audit verify --replay` asks the policy each question again.
+ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
+                 AuditAction.AUDIT_REDACT, AuditAction.JOB_START, AuditAction.JOB_CANCEL, AuditAction.ADMIN_DENIED)
+
+
 # Entries whose payload is never erased, whatever any policy says: they hold the keys, names, digests and signed acts
 # the rest of the log and the state derived from it are checked against. `audit verify` treats a missing payload of
 # one of these as tampering, even when an `audit.redact` entry claims it.
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
-    AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
+    AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.JOB_START, AuditAction.JOB_CANCEL,
+    AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,
 })

@@ -1,5 +1,5 @@
-"""The verbs behind `request`, `approve`, `reject`, `promote`, `identity revoke|rotate` and `audit redact`: sign a statement
-as the actor, then pass the gate (or the administrative act's decision).
+"""The verbs behind `request`, `approve`, `reject`, `promote`, `identity revoke|rotate`, `audit redact` and starting a
+job: sign a statement as the actor, then pass the gate (or the administrative act's decision).
 
 The CLI, the demo and the tests all call these; each takes an optional running `PolicyEngine` so that many
 decisions can share one OPA.
@@ -34,6 +34,7 @@ from forgegov.governance.identities import (
     read_enrolment_request,
     unlock,
 )
+from forgegov.governance.jobs import started
 from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.statements import SignedStatement, make_statement
@@ -237,6 +238,20 @@ def redact(workspace: Workspace, seq: int, reason: str, actor: str, passphrase: 
     """Erase audit entry SEQ's payload as `actor`, who signs the act; the policy in force decides."""
     signer = unlock(workspace, actor, passphrase)
     return _admin(workspace, engine, make_admin_statement(signer, AdminAct.REDACT, {"seq": seq}, reason))
+
+
+def start_job(workspace: Workspace, job: dict[str, Any], reason: str, actor: str, passphrase: str, *,
+              engine: PolicyEngine | None = None) -> AdminOutcome:
+    """Ask, as `actor`, who signs the act, for the job JOB (`governance/jobs.py`: `run_job`, `evaluation_job`); the
+    policy in force decides who may, and how often. The outcome's entry is the job, holding its orders."""
+    return _admin(workspace, engine, make_admin_statement(unlock(workspace, actor, passphrase), AdminAct.JOB_START,
+                                                          job, reason))
+
+
+def job_orders(workspace: Workspace, job: int) -> dict[str, Any]:
+    """What job JOB does, as its start entry, committed to the log, holds it: exact versions the policy allowed."""
+    with read_session(workspace.database_url) as session:
+        return started(session, job)[2]
 
 
 def _admin(workspace: Workspace, engine: PolicyEngine | None, statement: AdminStatement) -> AdminOutcome:

@@ -1,5 +1,5 @@
-"""Administrative acts: enrolling a member, revoking an identity, rotating its key, redacting an audit entry's payload. Each is a statement its actor
-signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
+"""Administrative acts: enrolling a member, revoking an identity, rotating its key, redacting an audit entry's payload,
+starting and stopping a job (`governance/jobs.py`). Each is a statement its actor signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
 
     statement → actor and signature → OPA → the act and its audit entry (statement, signature, decision)
 
@@ -38,7 +38,7 @@ from forgegov.foundation.errors import (
     StateConflict,
 )
 from forgegov.foundation.store.models import AuditEntry, Identity
-from forgegov.foundation.vocabulary import AuditAction
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, AuditAction
 from forgegov.governance.identities import (
     enrolments,
     get_identity,
@@ -46,6 +46,7 @@ from forgegov.governance.identities import (
     read_enrolment_request,
     require_active,
 )
+from forgegov.governance.jobs import cancel_target, orders, start_target, subject_of
 from forgegov.governance.policy import PolicyEngine, policy_in_force
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 
@@ -59,6 +60,8 @@ class AdminAct(StrEnum):
     ROTATE = "identity.rotate"
     REDACT = "audit.redact"
     ENROL = "identity.enrol"
+    JOB_START = "job.start"
+    JOB_CANCEL = "job.cancel"
 
 
 @dataclass(frozen=True)
@@ -122,13 +125,12 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
         raise SignatureInvalid("the administrative act was signed too long ago: refused as a possible replay",
                                hint="sign it again now (re-run the command)")
     spent = session.exec(select(AuditEntry.seq).where(
-        AuditEntry.action.in_([AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,  # type: ignore[attr-defined]
-                               AuditAction.IDENTITY_ENROL, AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED]),
+        AuditEntry.action.in_(ADMIN_ACTIONS),  # type: ignore[attr-defined]
         AuditEntry.payload.contains(str(payload["nonce"]), autoescape=True))).first()  # type: ignore[union-attr]
     if spent is not None:
         raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
     # 3. The policy in force decides.
-    target = _target(tx, act, payload["target"])
+    target = _target(tx, act, payload["target"], actor.name)
     in_force = policy_in_force(session)
     if in_force.digest != engine.pinned_digest:
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started",
@@ -151,19 +153,16 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
                                    policy_revision=engine.pinned_revision,
                                    payload={"act": act.value, "target": target, **signed})).seq
         return AdminOutcome(act, actor.name, seq, target), reasons
-    if act is AdminAct.REVOKE:
-        seq = _revoke(tx, target["name"], payload["reason"], actor.name, signed)
-    elif act is AdminAct.ROTATE:
-        seq = _rotate(tx, target["name"], payload["target"]["public_key"], payload["reason"], actor.name, signed)
-    elif act is AdminAct.ENROL:
-        seq = _enrol(tx, payload["target"], actor.name, signed)
-    else:
-        seq = redact_entry(tx, target["seq"], actor.name, {"reason": payload["reason"], **signed})
+    seq = _CARRY_OUT[act](tx, payload, target, actor.name, signed)
     return AdminOutcome(act, actor.name, seq, target), None
 
 
-def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any]) -> dict[str, Any]:
+def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any], actor: str) -> dict[str, Any]:
     """What the policy is told about the act's target, read from the store (never from the statement alone)."""
+    if act is AdminAct.JOB_START:
+        return start_target(tx.session, actor, target)
+    if act is AdminAct.JOB_CANCEL:
+        return cancel_target(tx.session, target)
     if act is AdminAct.REVOKE:
         identity = get_identity(tx.session, str(target.get("name")))
         require_active(identity)
@@ -220,6 +219,17 @@ def _rotate(tx: AuditedTransaction, name: str, public: str, reason: str, by: str
                                          "previous_key_id": previous, "reason": reason, **signed})).seq
 
 
+def _job_start(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:
+    """The entry that is the job: its number names it, and the job process takes its orders from it."""
+    return tx.append(EntryDraft(actor=by, action=AuditAction.JOB_START, subject_digest=subject_of(target),
+                                payload={"kind": target["kind"], "orders": orders(target), **signed})).seq
+
+
+def _job_cancel(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:
+    return tx.append(EntryDraft(actor=by, action=AuditAction.JOB_CANCEL,
+                                payload={"job": target["job"], **signed})).seq
+
+
 MAX_ENROLMENT_AGE = timedelta(days=14)
 
 
@@ -257,3 +267,17 @@ def _enrol(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict
                                 payload={"name": requested.name, "key_id": requested.key_id,
                                          "public_key": requested.public_key, "contact": requested.contact,
                                          **signed})).seq
+
+
+# What each allowed act does, given (transaction, signed payload, the policy's target, actor, signed record): the
+# number of the entry it appended.
+_CARRY_OUT = {
+    AdminAct.REVOKE: lambda tx, payload, target, by, signed: _revoke(tx, target["name"], payload["reason"], by, signed),
+    AdminAct.ROTATE: lambda tx, payload, target, by, signed: _rotate(
+        tx, target["name"], payload["target"]["public_key"], payload["reason"], by, signed),
+    AdminAct.ENROL: lambda tx, payload, target, by, signed: _enrol(tx, payload["target"], by, signed),
+    AdminAct.REDACT: lambda tx, payload, target, by, signed: redact_entry(
+        tx, target["seq"], by, {"reason": payload["reason"], **signed}),
+    AdminAct.JOB_START: lambda tx, payload, target, by, signed: _job_start(tx, target, by, signed),
+    AdminAct.JOB_CANCEL: lambda tx, payload, target, by, signed: _job_cancel(tx, target, by, signed),
+}

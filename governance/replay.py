@@ -35,7 +35,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import DecisionUnavailable, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry, Decision
-from forgegov.foundation.vocabulary import AssetKind, AuditAction, DecisionResult, Gate
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, AssetKind, AuditAction, DecisionResult, Gate
 from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.identities import revocations
 from forgegov.governance.opa.client import PACKAGE_PREFIX, OpaAnswer, PolicyClient
@@ -53,8 +53,6 @@ from forgegov.governance.policy import (
 from forgegov.governance.statements import MAX_CLOCK_SKEW, check_admin_input, check_signed_input
 
 _HINT = "run `forgegov audit verify`"
-_ADMIN = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
-          AuditAction.AUDIT_REDACT, AuditAction.ADMIN_DENIED)
 
 
 @dataclass
@@ -96,7 +94,7 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
         chain = activation_chain(session)
         seen: set[str] = set()
         entries = session.exec(select(AuditEntry).where(
-            AuditEntry.action.like("gate.%") | AuditEntry.action.in_(_ADMIN),  # type: ignore[attr-defined]
+            AuditEntry.action.like("gate.%") | AuditEntry.action.in_(ADMIN_ACTIONS),  # type: ignore[attr-defined]
             AuditEntry.action != AuditAction.GATE_REFUSED).order_by(AuditEntry.seq))  # type: ignore[arg-type]
         for entry in entries:
             report.decisions += 1
@@ -108,11 +106,11 @@ def replay_decisions(workspace: Workspace) -> ReplayReport:
                 continue
             # The policy that decided is the one the log had put in force by then, whatever the record says.
             in_force = in_force_at(chain, entry.seq)
-            if entry.action in _ADMIN:
+            if entry.action in ADMIN_ACTIONS:
                 recorded, digest = _admin_recorded(session, entry)
             else:
                 recorded, digest = _gate_recorded(session, entry, revoked, report.limits)
-            if digest != in_force.digest or (entry.action not in _ADMIN and entry.policy_revision != in_force.revision):
+            if digest != in_force.digest or (entry.action not in ADMIN_ACTIONS and entry.policy_revision != in_force.revision):
                 raise StoreTampered(f"audit entry {entry.seq} ({entry.action}) records a decision under policy "
                                     f"{digest} ({entry.policy_revision}), but the log had put {in_force.revision} "
                                     f"({in_force.digest}) in force then", hint=_HINT)

@@ -237,6 +237,9 @@ def check_signed_input(session: Session, seq: int, subject_digest: str, payload:
                             f"({', '.join(sorted(set(differing)))})", hint="run `forgegov audit verify --replay`")
 
 
+_JOB_ACTS = ("job.start", "job.cancel")
+
+
 def check_admin_input(session: Session, seq: int, payload: dict[str, Any], action: str) -> dict[str, Any]:
     """The question an administrative act's entry says was put to the policy, once it is the act its actor signed:
     who acts, which act, why, and on what (a redaction's entry as the log has it; a rotation's key as signed).
@@ -258,6 +261,11 @@ def check_admin_input(session: Session, seq: int, payload: dict[str, Any], actio
         if statement.get("act") == "audit.redact" and isinstance(signed.get("seq"), int):
             erased = session.get(AuditEntry, signed["seq"])
             expected["action"] = erased.action if erased is not None else None
+    if statement.get("act") in _JOB_ACTS and isinstance(signed, dict) and isinstance(target, dict):
+        # A job's target is the signed references resolved in the store (`governance/jobs.py`): what was signed
+        # directly (its kind, the job stopped) must be what the policy was told.
+        compared = [key for key in ("kind", "job") if key in signed]
+        expected, target = {key: signed[key] for key in compared}, {key: target.get(key) for key in compared}
     if not isinstance(actor, dict) or not isinstance(target, dict) \
             or (document.get("act"), actor.get("name"), actor.get("key_id"), document.get("reason")) \
             != (statement.get("act"), statement.get("signer"), statement.get("key_id"), statement.get("reason")) \

@@ -517,3 +517,42 @@ decoding = {{ max_new_tokens = 12 }}
     assert any("was withdrawn: register a new version" in r for r in denied.value.reasons)
     with pytest.raises(StateConflict, match="which is withdrawn: only an approved judge decides"):
         run_evaluation(people, labels["post"], [suite], actor="alice", batch_size=16)
+
+
+def test_who_may_add_an_evaluation_is_the_policys(people, family):
+    """Every current evaluation counts at the promotion gate, so one made by anyone (a tiny suite that cannot see the
+    margins, say) would block a candidate. Starting one is a signed `job.start` the admin policy decides; the job
+    runs the exact versions its logged start names, and an edit of that entry is caught before anything runs."""
+    from forgegov.app.evaluate import evaluate
+    from forgegov.audit.operations import verify_workspace
+    from forgegov.governance.replay import replay_decisions
+
+    labels = _governed_family(people, family, small=True)
+    with pytest.raises(PolicyDenied) as denied:
+        evaluate(people, labels["post"], [labels["suite"]], "mallory", PASSPHRASE, batch_size=64)
+    assert denied.value.reasons == ["mallory may not start a job of kind evaluation: only a holder of one of the roles "
+                                    "ml-engineer, ml-lead, release-manager may; ask one of them"]
+    with read_session(people.database_url) as session:
+        refused = session.exec(select(AuditEntry).where(AuditEntry.action == "admin.denied")).one()
+        assert not session.exec(select(AuditEntry).where(AuditEntry.action == "eval.record")).all()
+    assert json.loads(refused.payload)["act"] == "job.start" and refused.actor == "mallory"
+
+    record = evaluate(people, labels["post"], [labels["suite"]], "alice", PASSPHRASE, batch_size=64)
+    with read_session(people.database_url) as session:
+        (job,) = session.exec(select(AuditEntry).where(AuditEntry.action == "job.start")).all()
+    payload = json.loads(job.payload)
+    assert (job.actor, job.subject_digest) == ("alice", find_asset(people, labels["post"]).digest)
+    assert payload["orders"] == {"candidate": labels["post"], "suites": [labels["suite"]], "base": None,
+                                 "batch_size": 64}
+    assert record.predicate["candidate"]["label"] == labels["post"]
+    verify_workspace(people)
+    replayed = replay_decisions(people)
+    assert replayed.replayed == replayed.agreed and replayed.replayed >= 2 and not replayed.differing
+
+    # An insider edits the job's orders in the store (another candidate to evaluate): refused before it runs.
+    with write_transaction(people.database_url) as session:
+        entry = session.get(AuditEntry, job.seq)
+        entry.payload = entry.payload.replace(labels["post"], labels["mid"])
+        session.add(entry)
+    with pytest.raises(StoreTampered, match=f"job {job.seq}"):
+        actions.job_orders(people, job.seq)

@@ -54,8 +54,10 @@ from forgegov.foundation.store.models import Decision
 from forgegov.foundation.vocabulary import Classification, DatasetKind, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
+from forgegov.governance.admin import AdminAct, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_key_file, unlock_key_file
+from forgegov.governance.jobs import run_job
 from tests.conftest import PASSPHRASE, SQLITE_ONLY, audit_entries, register_checked
 from tests.s3_support import versitygw_binary
 from tests.server_support import free_port, give_key, running_server
@@ -499,17 +501,52 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
             member.start_run(alice, recipe, "alice", lambda: PASSPHRASE)
         assert len(audit_entries(people, "gate.run.request")) == requests_before
         # Asking the server to train it anyway is refused before a process starts.
+        alice_key, bob_key = unlock_key_file(alice, "alice", PASSPHRASE), unlock_key_file(bob, "bob", PASSPHRASE)
+
+        def job_act(key, act: AdminAct, target: dict) -> dict:  # type: ignore[no-untyped-def]
+            signed = make_admin_statement(key, act, target, "a reason")
+            return {"payload": signed.payload, "signature": signed.signature}
+
         with pytest.raises(StateConflict, match="a run starts only once the run gate approved it"):
-            Connection(alice).call("POST", "/v1/jobs", unlock_key_file(alice, "alice", PASSPHRASE),
-                                   document={"kind": "run", "subject": asked.run})
+            Connection(alice).call("POST", "/v1/jobs", alice_key,
+                                   document=job_act(alice_key, AdminAct.JOB_START, run_job(asked.run)))
         assert not (people.root / "jobs").exists()
         shown = member.review(dave, asked.run, None, "dave", PASSPHRASE)
         member.answer(dave, asked.run, "dave", PASSPHRASE, GateAction.APPROVE, expect_digest=shown.digest)
 
+        # Approved, the run is still not anyone's to train: bob (a data steward) is refused by the policy, and the
+        # refusal is logged; alice's signed start sent by bob, or a job act sent as a plain admin act, is refused.
+        with pytest.raises(PolicyDenied, match="job.start by bob was denied") as denied:
+            member._job(Connection(bob), bob_key, run_job(asked.run), "mine now", None)
+        assert denied.value.reasons == ["bob may not start a job of kind run: only a holder of role ml-lead may, or "
+                                        "who asked the run gate for the run; ask one of them"]
+        assert [json.loads(e.payload)["act"] for e in audit_entries(people, "admin.denied")] == ["job.start"]
+        with pytest.raises(SignatureInvalid, match="not another's"):
+            Connection(bob).call("POST", "/v1/jobs", bob_key,
+                                 document=job_act(alice_key, AdminAct.JOB_START, run_job(asked.run)))
+        with pytest.raises(BadInput, match="a job is started at /v1/jobs"):
+            Connection(alice).call("POST", "/v1/admin", alice_key,
+                                   document=job_act(alice_key, AdminAct.JOB_START, run_job(asked.run)))
+        assert not (people.root / "jobs").exists() and not audit_entries(people, "job.start")
+
+        # alice's job, stopped: not by bob (the policy: who started it, or an ML lead), by alice herself. It records
+        # that it stopped, and the run trains when it is started again.
+        first = Connection(alice).call("POST", "/v1/jobs", alice_key,
+                                       document=job_act(alice_key, AdminAct.JOB_START, run_job(asked.run)))
+        job = int(first["job"]["id"])
+        assert (job, first["job"]["actor"]) == (first["act"]["audit_seq"], "alice")
+        with pytest.raises(PolicyDenied, match="job.cancel by bob was denied"):
+            member.cancel_job(bob, job, "not mine to stop", "bob", PASSPHRASE)
+        stopped = member.cancel_job(alice, job, "wrong mixture", "alice", PASSPHRASE)
+        assert stopped["state"] == "failed" and stopped["id"] == str(job)
+        assert [json.loads(e.payload)["job"] for e in audit_entries(people, "job.cancel")] == [job]
+
         phases: list[str] = []
+        jobs: list[int] = []
         started = member.start_run(alice, recipe, "alice", lambda: PASSPHRASE,
-                                   progress=lambda phase, *_rest: phases.append(phase))
+                                   progress=lambda phase, *_rest: phases.append(phase), on_start=jobs.append)
         done = started.trained
+        assert jobs and jobs[0] > job
         assert done is not None and done.status.value == "completed" and phases
         record = run_record(people, done.run_id)
         assert record["started_by"] == "alice" and record["candidate_digest"] == done.candidate_digest
@@ -536,6 +573,10 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
                     pytest.raises(SignatureInvalid, match="the signed provenance is of run"):
                 member.verify_run(bob, done.run, "bob", PASSPHRASE)
 
+        # bob may not add an evaluation the promotion gate would read (a tiny suite's would block the candidate).
+        with pytest.raises(PolicyDenied) as denied:
+            member.run_evaluation(bob, done.candidate, [labels["suite"]], "bob", PASSPHRASE, batch_size=64)
+        assert denied.value.reasons[0].startswith("bob may not start a job of kind evaluation")
         evaluated = member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE,
                                           batch_size=64)
         assert (evaluated["candidate"]["digest"], evaluated["base"]["label"]) == (done.candidate_digest, labels["post"])

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from forgegov.app.cli.context import passphrase_for, read, state
+from forgegov.app.cli.jobs import announce
 from forgegov.app.cli.output import PhaseBars, emit
 
 eval_app = typer.Typer(help="Drift evaluation: a candidate and its base on the same items, decided by paired "
@@ -55,12 +56,12 @@ def run(
             from forgegov.app.member import run_evaluation as evaluate_remotely
 
             found = evaluate_remotely(workspace, candidate, suites, actor, passphrase_for(actor), base=base,
-                                      batch_size=batch_size, progress=bars.update)
+                                      batch_size=batch_size, progress=bars.update, on_start=announce(actor))
         else:
-            from forgegov.evaluation.runner import run_evaluation
+            from forgegov.app.evaluate import evaluate
 
-            found = run_evaluation(workspace, candidate, suites, actor=actor, base_ref=base, batch_size=batch_size,
-                                   progress=bars.update).summary()
+            found = evaluate(workspace, candidate, suites, actor, passphrase_for(actor), base=base,
+                             batch_size=batch_size, progress=bars.update).summary()
 
     def human(console: Any) -> None:
         console.print(f"evaluation {found['id']}: {found['candidate']['label']} against {found['base']['label']} "

@@ -17,6 +17,7 @@ from forgegov.app.cli import (
     evaluation,
     gates,
     identity,
+    jobs,
     opa,
     policy,
     reference,
@@ -75,6 +76,7 @@ runs.register(app)
 evaluation.register(app)
 server.register(app)
 artifact.register(app)
+jobs.register(app)
 
 
 def _report(error: ForgegovError) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from forgegov.app.cli.context import member_as, passphrase_for, read, state
+from forgegov.app.cli.jobs import announce
 from forgegov.app.cli.output import PhaseBars, emit
 
 run_app = typer.Typer(help="Training runs: a recipe passes the run gate, then trains on approved inputs only.",
@@ -44,13 +45,17 @@ def start(
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see `reference build`: spinning OpenMP threads on a busy CPU
     workspace = state(ctx).workspace()
-    if workspace.server_url:
-        from forgegov.app.member import start_run  # the server trains, as a job, and signs its provenance
-    else:
-        from forgegov.app.run_start import start_run  # type: ignore[assignment]
     with decided(as_json, workspace), PhaseBars() as bars:
-        outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
-                            progress=bars.update)
+        if workspace.server_url:  # the server trains, as a job, and signs its provenance
+            from forgegov.app import member
+
+            outcome = member.start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
+                                       progress=bars.update, on_start=announce(actor))
+        else:
+            from forgegov.app.run_start import start_run
+
+            outcome = start_run(workspace, recipe, actor, lambda: passphrase_for(actor), comment=comment,
+                                progress=bars.update)
 
     if outcome.worker:
         return  # the main process of the launch reports the run

@@ -59,7 +59,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
-from forgegov.governance.admin import AdminStatement, submit_admin
+from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, submit_admin
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
 from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
@@ -139,11 +139,14 @@ class Service:
             return submit(self.workspace, engine, statement).to_dict()
 
     def admin(self, caller: str | None, body: Any) -> dict[str, Any]:
-        statement = AdminStatement(body.get("payload"), str(body.get("signature")))
-        if not isinstance(statement.payload, dict) or statement.payload.get("signer") != caller:
-            raise SignatureInvalid("a member sends the acts they signed themselves, not another's")
+        statement = _own_act(caller, body)
+        if statement.payload.get("act") in _JOB_ACTS:
+            raise BadInput("a job is started at /v1/jobs and stopped at /v1/jobs/cancel, where the server runs it")
+        return self._decide(statement).to_dict()
+
+    def _decide(self, statement: AdminStatement) -> AdminOutcome:
         with self.decider.engine() as engine:
-            return submit_admin(self.workspace, engine, statement).to_dict()
+            return submit_admin(self.workspace, engine, statement)
 
     def manifest(self, _caller: str | None, body: Any) -> dict[str, Any]:
         """A registered asset's files manifest, as its registration entry committed to it: what a member fetches
@@ -178,6 +181,19 @@ class Service:
                 "proof": [base64.b64encode(node).decode() for node in proof]}
 
     # -- reads, runs and evaluations (`app/reads.py`, `app/server/jobs.py`)
+
+    def start_job(self, caller: str | None, body: Any) -> dict[str, Any]:
+        """A job the member's signed `job.start` asks for, once the policy allows it: its start entry, and how it
+        is doing."""
+        statement = _acting(caller, body, AdminAct.JOB_START)
+        self.jobs.room()
+        started = self._decide(statement)
+        return {"act": started.to_dict(), "job": self.jobs.start(started)}
+
+    def cancel_job(self, caller: str | None, body: Any) -> dict[str, Any]:
+        statement = _acting(caller, body, AdminAct.JOB_CANCEL)
+        stopped = self._decide(statement)
+        return {"act": stopped.to_dict(), "job": self.jobs.stop(str(stopped.target["job"]))}
 
     def read(self, _caller: str | None, body: Any) -> dict[str, Any]:
         arguments = body.get("arguments")
@@ -217,6 +233,23 @@ class Service:
 
     def upload_finish(self, caller: str | None, _body: Any, digest: str) -> dict[str, Any]:
         return self.artifacts.finish(digest, owner=str(caller)).to_dict()
+
+
+_JOB_ACTS = (AdminAct.JOB_START.value, AdminAct.JOB_CANCEL.value)
+
+
+def _own_act(caller: str | None, body: Any) -> AdminStatement:
+    statement = AdminStatement(body.get("payload"), str(body.get("signature")))
+    if not isinstance(statement.payload, dict) or statement.payload.get("signer") != caller:
+        raise SignatureInvalid("a member sends the acts they signed themselves, not another's")
+    return statement
+
+
+def _acting(caller: str | None, body: Any, act: AdminAct) -> AdminStatement:
+    statement = _own_act(caller, body)
+    if statement.payload.get("act") != act.value:
+        raise BadInput(f"this call takes a signed {act.value} act")
+    return statement
 
 
 def _text(body: Any, name: str) -> str:
@@ -336,7 +369,8 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         "/v1/read": ("POST", service.read),
         "/v1/runs/register": ("POST", service.register_run),
         "/v1/runs/provenance": ("POST", service.provenance),
-        "/v1/jobs": ("POST", lambda caller, body: service.jobs.start(str(caller), body)),
+        "/v1/jobs": ("POST", service.start_job),
+        "/v1/jobs/cancel": ("POST", service.cancel_job),
     }
 
     async def entry(request: Request) -> Response:

@@ -1,12 +1,12 @@
 """One job of the team server, in its own process: `python -m forgegov.app.server.job WORKSPACE JOB_ID`.
 
-It does what `forgegov run start` or `forgegov eval run` does in a workspace of one, as the member who asked
-(`app/server/jobs.py`), and writes its progress and outcome into the job's folder.
+It does what `forgegov run start` or `forgegov eval run` does in a workspace of one, for the member who signed the
+job's start, with the orders that start's entry holds (`governance/jobs.py`: the log, not the job's folder, says
+what to do and for whom), and writes its progress and outcome into the job's folder.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from forgegov.app.server.api import error_document
-from forgegov.app.server.jobs import JOB_FILE, OUTCOME_FILE, PROGRESS_FILE, JobKind, JobState, write_json
+from forgegov.app.server.jobs import OUTCOME_FILE, PROGRESS_FILE, JobState, write_json
 from forgegov.foundation.config import Workspace, load_workspace
 from forgegov.foundation.errors import ForgegovError
+from forgegov.foundation.store.db import read_session
+from forgegov.governance.jobs import JobKind, started
 
 Progress = Callable[[str, int, int, str], None]
 
@@ -78,10 +80,10 @@ def main(argv: list[str]) -> int:
     root, job_id = Path(argv[0]), argv[1]
     workspace = load_workspace(root)
     folder = workspace.root / "jobs" / job_id
-    job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
     try:
-        result = _WORK[JobKind(job["kind"])](workspace, job["actor"], job["arguments"],
-                                             _Reporter(folder / PROGRESS_FILE))
+        with read_session(workspace.database_url) as session:
+            actor, kind, orders = started(session, int(job_id))
+        result = _WORK[kind](workspace, actor, orders, _Reporter(folder / PROGRESS_FILE))
     except ForgegovError as error:
         write_json(folder / OUTCOME_FILE, {"state": JobState.FAILED.value, **error_document(error)})
         return error.exit_code

@@ -1,9 +1,14 @@
 """Long work a member asks the team server for: training an approved run, or evaluating a candidate.
 
+A member asks with a signed `job.start` act, which the admin policy decides (`governance/jobs.py`): who may train
+which run, who may evaluate, on which suites, how often. The entry an allowed start appends is the job: the job is
+named by its number, and its process takes what to do, and for whom, from that entry. `job.cancel`, decided the same
+way, stops one.
+
 The server holds the platform key, the store and the verified inputs, so the work whose results that key signs runs
 here, each job in a process of its own (`python -m forgegov.app.server.job ROOT ID`): a job that runs out of memory
 or crashes ends its own process, not the server, and a run it was training resumes from its last saved step when it
-is started again. A job's folder (`<workspace>/jobs/<id>/`) holds what was asked (`job.json`), its progress
+is started again. A job's folder (`<workspace>/jobs/<id>/`) holds who asked and when (`job.json`), its progress
 (`progress.json`, replaced whole), the process's output (`output.log`) and how it ended (`outcome.json`).
 
 These files are reports, never authority. What a job did is in the log: the run's entries and its signed
@@ -18,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,18 +31,10 @@ from typing import Any
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreError
-from forgegov.foundation.store.db import read_session
-from forgegov.foundation.vocabulary import AssetKind
-from forgegov.governance.registry import label, resolve
-from forgegov.governance.runs.plan import approved_plan
+from forgegov.governance.admin import AdminOutcome
 
 JOB_VERSION = 1
 JOB_FILE, PROGRESS_FILE, OUTCOME_FILE, OUTPUT_FILE = "job.json", "progress.json", "outcome.json", "output.log"
-
-
-class JobKind(StrEnum):
-    RUN = "run"
-    EVALUATION = "evaluation"
 
 
 class JobState(StrEnum):
@@ -58,41 +54,6 @@ def write_json(path: Path, document: Any) -> None:
     fsync_dir(path.parent)
 
 
-def _text(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise BadInput(f"the job names no {name}")
-    return value
-
-
-def _run_arguments(workspace: Workspace, body: dict[str, Any]) -> dict[str, Any]:
-    """An approved run, refused here (not in a job that fails later) when the run gate has not allowed it."""
-    with read_session(workspace.database_url) as session:
-        run = resolve(session, _text(body, "subject"), AssetKind.RUN)
-        approved_plan(session, run)
-        return {"subject": label(run)}
-
-
-def _evaluation_arguments(workspace: Workspace, body: dict[str, Any]) -> dict[str, Any]:
-    suites = body.get("suites")
-    if not isinstance(suites, list) or not suites or not all(isinstance(s, str) and s for s in suites):
-        raise BadInput("an evaluation job names its suites (a list of suite references)")
-    batch_size = body.get("batch_size", 32)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
-        raise BadInput(f"the batch size must be an integer from 1 to 4096, got {batch_size!r}")
-    base = body.get("base")
-    with read_session(workspace.database_url) as session:
-        candidate = label(resolve(session, _text(body, "candidate"), AssetKind.CHECKPOINT))
-        if base is not None:
-            base = label(resolve(session, str(base), AssetKind.CHECKPOINT))
-        suites = [label(resolve(session, s, AssetKind.SUITE)) for s in suites]
-    return {"candidate": candidate, "suites": suites, "base": base, "batch_size": batch_size}
-
-
-# What each kind of job takes, checked before a process is started for it.
-_ARGUMENTS = {JobKind.RUN: _run_arguments, JobKind.EVALUATION: _evaluation_arguments}
-
-
 @dataclass
 class Jobs:
     """The server's jobs: at most `limit` processes at once; a job asked for beyond that is refused, to ask again."""
@@ -105,25 +66,30 @@ class Jobs:
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            kind = JobKind(_text(body, "kind"))
-        except ValueError as exc:
-            raise BadInput(f"unknown job kind {body.get('kind')!r}: one of {', '.join(JobKind)}") from exc
-        arguments = _ARGUMENTS[kind](self.workspace, body)
+    def room(self) -> None:
+        """StateConflict when the server runs as many jobs as it may: checked before a start is decided and logged,
+        so a busy server does not spend a member's quota."""
         with self._lock:
-            # A job that wrote its outcome is done, even while its process is still exiting.
-            running = [job for job, process in self._processes.items()
-                       if process.poll() is None and not (self.root / job / OUTCOME_FILE).exists()]
-            if len(running) >= self.limit:
-                raise StateConflict(f"the server is running {len(running)} job(s), its limit: ask again once one "
-                                    "has finished", hint="`forgegov run list` shows the runs in progress")
-            job_id = str(uuid.uuid4())
+            self._refuse_when_full()
+
+    def _refuse_when_full(self) -> None:
+        # A job that wrote its outcome is done, even while its process is still exiting.
+        running = [job for job, process in self._processes.items()
+                   if process.poll() is None and not (self.root / job / OUTCOME_FILE).exists()]
+        if len(running) >= self.limit:
+            raise StateConflict(f"the server is running {len(running)} job(s), its limit: ask again once one has "
+                                "finished", hint="`forgegov run list` shows the runs in progress")
+
+    def start(self, started: AdminOutcome) -> dict[str, Any]:
+        """Start the process of the job whose start the policy allowed (`started`, its entry's number the job's)."""
+        job_id = str(started.audit_seq)
+        with self._lock:
+            self._refuse_when_full()
             folder = self.root / job_id
-            self.root.mkdir(mode=0o700, exist_ok=True)  # a job's request names who asked: only the server writes it
+            self.root.mkdir(mode=0o700, exist_ok=True)  # only the server writes a job's reports
             folder.mkdir(mode=0o700)
-            write_json(folder / JOB_FILE, {"version": JOB_VERSION, "id": job_id, "kind": kind.value,
-                                           "actor": caller, "arguments": arguments, "asked_at": now_rfc3339()})
+            write_json(folder / JOB_FILE, {"version": JOB_VERSION, "id": job_id, "kind": started.target["kind"],
+                                           "actor": started.actor, "asked_at": now_rfc3339()})
             try:
                 with (folder / OUTPUT_FILE).open("ab") as output:
                     self._processes[job_id] = subprocess.Popen(
@@ -136,17 +102,31 @@ class Jobs:
                                  hint="see the server's own log; nothing was started") from exc
         return self.status(job_id)
 
+    def stop(self, job_id: str) -> dict[str, Any]:
+        """Stop job JOB_ID's process, once its `job.cancel` was allowed: it records that it stopped, as when the
+        server stops (a run its failure, and it resumes from its last saved step when it is started again)."""
+        with self._lock:
+            process = self._processes.get(job_id)
+            if process is not None and process.poll() is None:
+                process.terminate()
+        if process is not None:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        return self.status(job_id)
+
     def status(self, job_id: str) -> dict[str, Any]:
-        try:
-            folder = self.root / str(uuid.UUID(job_id))
-        except ValueError as exc:
-            raise BadInput(f"{job_id!r} is not a job id") from exc
+        if not job_id.isdecimal() or job_id != str(int(job_id)):
+            raise BadInput(f"{job_id!r} is not a job: a job is named by the number of its job.start audit entry")
+        folder = self.root / job_id
         try:
             job = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise NotFound(f"the server has no job {job_id}") from exc
-        report = {"id": job["id"], "kind": job["kind"], "actor": job["actor"], "arguments": job["arguments"],
-                  "asked_at": job["asked_at"], "progress": _read(folder / PROGRESS_FILE)}
+        report = {"id": job["id"], "kind": job["kind"], "actor": job["actor"], "asked_at": job["asked_at"],
+                  "progress": _read(folder / PROGRESS_FILE)}
         outcome = _read(folder / OUTCOME_FILE)
         if outcome is not None:
             return {**report, **outcome}

@@ -45,6 +45,7 @@ class RunPlan:
     base_label: str
     base_digest: str
     sources: tuple[PlannedSource, ...]
+    requested_by: str = ""  # who asked the gate, as the allowing decision's committed input names them
     version: int = PLAN_VERSION
 
     def to_document(self) -> dict[str, Any]:
@@ -90,4 +91,5 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
         base_label=base["label"], base_digest=base["digest"],
         sources=tuple(PlannedSource(s["label"], s["digest"], s["role"], float(s["share"]))
                       for s in evidence.get("sources", [])),
+        requested_by=str(document.get("request", {}).get("requested_by", "")),
     )

@@ -2,8 +2,10 @@
 # title: forgegov administrative acts
 # description: >-
 #   Decides who may enrol a member, revoke an identity or rotate its key, who
-#   may redact an audit entry's payload, and what may never be redacted. Each act is a statement its actor
-#   signed; settings per act live in data.json under admin.
+#   may redact an audit entry's payload, and what may never be redacted; who
+#   may start a job (train an approved run, evaluate a candidate), how many in
+#   a window, and who may stop one. Each act is a statement its actor signed;
+#   settings per act live in data.json under admin.
 # scope: package
 # schemas:
 #   - input: schema.admin_input
@@ -12,7 +14,7 @@ package forgegov.admin
 import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 
-acts := {"identity.enrol", "identity.revoke", "identity.rotate", "audit.redact"}
+acts := {"identity.enrol", "identity.revoke", "identity.rotate", "audit.redact", "job.start", "job.cancel"}
 
 identity_acts := {"identity.revoke", "identity.rotate"}
 
@@ -23,9 +25,33 @@ doc := input
 
 settings := object.get(config.admin, doc.act, {})
 
-roles := object.get(settings, "roles", [])
+# A job's settings depend on its kind: training and evaluating are asked of
+# different people.
+kind_settings := object.get(object.get(settings, "kinds", {}), doc.target.kind, {})
+
+default roles := []
+
+roles := object.get(settings, "roles", []) if doc.act != "job.start"
+
+roles := object.get(kind_settings, "roles", []) if doc.act == "job.start"
 
 permitted if approvals.holds_any(doc.actor.name, roles)
+
+# Whoever asked the run gate for a run may train it once it is approved, when
+# policy data says so: their request is what the approvers agreed to.
+permitted if {
+	doc.act == "job.start"
+	doc.target.kind == "run"
+	object.get(kind_settings, "requester", false) == true
+	doc.target.run.requested_by == doc.actor.name
+}
+
+# Whoever started a job may stop it, when policy data says so.
+permitted if {
+	doc.act == "job.cancel"
+	object.get(settings, "self", false) == true
+	doc.target.started_by == doc.actor.name
+}
 
 # Anyone may revoke or rotate their own key (a lost laptop), when the policy
 # says so.
@@ -50,17 +76,75 @@ deny contains msg if {
 	msg := sprintf(
 		"%v may not %s: only a holder of %s may%s; ask one of them",
 		[
-			object.get(object.get(doc, "actor", {}), "name", "(nobody)"), doc.act, approvals.role_phrase(roles),
+			object.get(object.get(doc, "actor", {}), "name", "(nobody)"), act_phrase, approvals.role_phrase(roles),
 			self_clause,
 		],
 	)
 }
+
+default act_phrase := ""
+
+act_phrase := doc.act if doc.act != "job.start"
+
+act_phrase := sprintf("start a job of kind %v", [object.get(doc.target, "kind", null)]) if doc.act == "job.start"
 
 default self_clause := ""
 
 self_clause := ", or the identity itself" if {
 	doc.act in identity_acts
 	object.get(settings, "self", false) == true
+}
+
+self_clause := ", or who asked the run gate for the run" if {
+	doc.act == "job.start"
+	doc.target.kind == "run"
+	object.get(kind_settings, "requester", false) == true
+}
+
+self_clause := ", or who started the job" if {
+	doc.act == "job.cancel"
+	object.get(settings, "self", false) == true
+}
+
+# A job trains only an approved run and evaluates only on approved suites.
+deny contains msg if {
+	doc.act == "job.start"
+	doc.target.kind == "run"
+	doc.target.run.state != "approved"
+	msg := sprintf(
+		"%s is %s: a run is trained only once the run gate approved it; ask for approval first",
+		[doc.target.run.label, doc.target.run.state],
+	)
+}
+
+deny contains msg if {
+	doc.act == "job.start"
+	doc.target.kind == "evaluation"
+	some suite in doc.target.suites
+	suite.state != "approved"
+	msg := sprintf(
+		"suite %s is %s: an evaluation runs only suites approved at the suite gate; request its approval (forgegov request %s --gate suite --as NAME)",
+		[suite.label, suite.state, suite.label],
+	)
+}
+
+# A quota per member: the starts the log holds for the actor within the
+# window, this one included, at most per_window.jobs. Without per_window,
+# starts are not counted.
+window := object.get(settings, "per_window", {})
+
+recent_starts := [t |
+	some t in object.get(doc.target, "recent", [])
+	time.parse_rfc3339_ns(doc.now) - time.parse_rfc3339_ns(t) < window.hours * 3600000000000
+]
+
+deny contains msg if {
+	doc.act == "job.start"
+	count(recent_starts) >= window.jobs
+	msg := sprintf(
+		"%v started %d jobs in the last %v hours, the most policy allows: ask again later, or ask a policy owner to raise admin[\"job.start\"].per_window in policies/data/data.json",
+		[doc.actor.name, count(recent_starts), window.hours],
+	)
 }
 
 # Enrolment binds a key to a person: when policy data asks for it, only a name

@@ -84,3 +84,79 @@ test_enrolment_of_anyone_when_the_data_does_not_ask_for_a_listing if {
 		with data.data.admin as {"identity.enrol": {"roles": ["policy-owner"]}}
 	d.allow
 }
+
+run_job(requested_by, state) := {"kind": "run", "run": {"label": "run/cpt@1", "digest": "sha256:r", "state": state, "requested_by": requested_by}, "recent": []}
+
+eval_job(suite_state, recent) := {
+	"kind": "evaluation", "candidate": {"label": "checkpoint/c@1", "digest": "sha256:c", "stage": "candidate", "state": "registered"},
+	"base": null, "suites": [{"label": "suite/drift@1", "digest": "sha256:s", "state": suite_state}], "batch_size": 8,
+	"recent": recent,
+}
+
+test_the_requester_trains_their_approved_run if {
+	d := admin.decision with input as act("job.start", "alice", run_job("alice", "approved"))
+	d.allow
+}
+
+test_an_ml_lead_trains_an_approved_run if {
+	d := admin.decision with input as act("job.start", "dave", run_job("alice", "approved"))
+	d.allow
+}
+
+test_another_member_cannot_train_a_run if {
+	d := admin.decision with input as act("job.start", "mallory", run_job("alice", "approved"))
+	d.deny == {"mallory may not start a job of kind run: only a holder of role ml-lead may, or who asked the run gate for the run; ask one of them"}
+}
+
+test_an_unapproved_run_is_not_trained if {
+	d := admin.decision with input as act("job.start", "alice", run_job("alice", "pending"))
+	d.deny == {"run/cpt@1 is pending: a run is trained only once the run gate approved it; ask for approval first"}
+}
+
+test_an_engineer_evaluates if {
+	d := admin.decision with input as act("job.start", "alice", eval_job("approved", []))
+	d.allow
+}
+
+# An evaluation is read by the promotion gate, where every current result
+# counts: a member without the role cannot add one (an underpowered one
+# would block the candidate).
+test_a_member_without_the_role_cannot_evaluate if {
+	d := admin.decision with input as act("job.start", "mallory", eval_job("approved", []))
+	d.deny == {"mallory may not start a job of kind evaluation: only a holder of one of the roles ml-engineer, ml-lead, release-manager may; ask one of them"}
+}
+
+test_an_unapproved_suite_is_not_run if {
+	d := admin.decision with input as act("job.start", "alice", eval_job("pending", []))
+	d.deny == {"suite suite/drift@1 is pending: an evaluation runs only suites approved at the suite gate; request its approval (forgegov request suite/drift@1 --gate suite --as NAME)"}
+}
+
+test_the_quota_counts_starts_within_the_window if {
+	recent := [sprintf("2026-11-22T%02d:00:00Z", [h]) | some h in numbers.range(0, 19)]
+	d := admin.decision with input as act("job.start", "alice", eval_job("approved", recent))
+	d.deny == {"alice started 20 jobs in the last 24 hours, the most policy allows: ask again later, or ask a policy owner to raise admin[\"job.start\"].per_window in policies/data/data.json"}
+}
+
+test_starts_before_the_window_do_not_count if {
+	recent := array.concat(
+		[sprintf("2026-11-21T%02d:00:00Z", [h]) | some h in numbers.range(0, 19)],
+		[sprintf("2026-11-22T%02d:00:00Z", [h]) | some h in numbers.range(0, 18)],
+	)
+	d := admin.decision with input as act("job.start", "alice", eval_job("approved", recent))
+	d.allow
+}
+
+test_who_started_a_job_stops_it if {
+	d := admin.decision with input as act("job.cancel", "alice", {"job": 12, "kind": "run", "started_by": "alice"})
+	d.allow
+}
+
+test_an_ml_lead_stops_any_job if {
+	d := admin.decision with input as act("job.cancel", "dave", {"job": 12, "kind": "run", "started_by": "alice"})
+	d.allow
+}
+
+test_another_member_cannot_stop_a_job if {
+	d := admin.decision with input as act("job.cancel", "mallory", {"job": 12, "kind": "run", "started_by": "alice"})
+	d.deny == {"mallory may not job.cancel: only a holder of role ml-lead may, or who started the job; ask one of them"}
+}

@@ -1,0 +1,132 @@
+"""Compute a member asks for: training an approved run, or evaluating a candidate (a job), and stopping one.
+
+Starting a job is a signed act the admin policy decides (`job.start`, `governance/admin.py`), in a workspace of one as
+on a team server: a run's result is a checkpoint, and an evaluation's result is read by the promotion gate, where
+every current result counts, so who may spend compute on what is the policy's to say. The policy is told facts read
+here from the store and the log, never taken from the statement: the run's requester as its allowing decision
+committed it, the candidate and suites with their states, and the times of the actor's own recent starts (its quota).
+
+The entry an allowed start appends is the job: its number names the job, and its payload holds what the job does
+(`orders`), so a job process takes its orders from the log, not from a file anyone with the folder could edit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.clock import now, rfc3339
+from forgegov.foundation.errors import BadInput, NotFound
+from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.vocabulary import AssetKind, AuditAction
+from forgegov.governance.registry import label, resolve
+from forgegov.governance.runs.plan import approved_plan
+
+# The actor's starts the policy is shown: a quota's window is at most this long.
+RECENT = timedelta(days=7)
+MAX_SUITES = 32
+
+
+class JobKind(StrEnum):
+    RUN = "run"
+    EVALUATION = "evaluation"
+
+
+def _text(document: dict[str, Any], name: str) -> str:
+    value = document.get(name)
+    if not isinstance(value, str) or not value:
+        raise BadInput(f"the job names no {name}")
+    return value
+
+
+def _kind(document: dict[str, Any]) -> JobKind:
+    try:
+        return JobKind(_text(document, "kind"))
+    except ValueError as exc:
+        raise BadInput(f"unknown job kind {document.get('kind')!r}: one of {', '.join(JobKind)}") from exc
+
+
+def run_job(run: str) -> dict[str, Any]:
+    """What a member signs to have run RUN trained."""
+    return {"kind": JobKind.RUN.value, "subject": run}
+
+
+def evaluation_job(candidate: str, suites: list[str], base: str | None, batch_size: int) -> dict[str, Any]:
+    """What a member signs to have CANDIDATE evaluated on SUITES against BASE (its parent when None)."""
+    return {"kind": JobKind.EVALUATION.value, "candidate": candidate, "suites": list(suites), "base": base,
+            "batch_size": batch_size}
+
+
+def start_target(session: Session, actor: str, signed: dict[str, Any]) -> dict[str, Any]:
+    """What the policy is told about a job start: the signed references resolved in the store, with their states."""
+    kind = _kind(signed)
+    target: dict[str, Any] = {"kind": kind.value}
+    if kind is JobKind.RUN:
+        if set(signed) != {"kind", "subject"}:
+            raise BadInput("a run job names its run (kind, subject) and nothing else")
+        run = resolve(session, _text(signed, "subject"), AssetKind.RUN)
+        plan = approved_plan(session, run)  # refused here when the run gate has not allowed it
+        target["run"] = {"label": plan.run_label, "digest": run.digest, "state": run.state.value,
+                         "requested_by": plan.requested_by}
+    else:
+        if set(signed) != {"kind", "candidate", "suites", "base", "batch_size"}:
+            raise BadInput("an evaluation job names its candidate, suites, base and batch size, and nothing else")
+        suites, batch_size, base = signed["suites"], signed["batch_size"], signed["base"]
+        if not isinstance(suites, list) or not 1 <= len(suites) <= MAX_SUITES \
+                or not all(isinstance(s, str) and s for s in suites):
+            raise BadInput(f"an evaluation job names 1 to {MAX_SUITES} suites (suite references)")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
+            raise BadInput(f"the batch size must be an integer from 1 to 4096, got {batch_size!r}")
+        if base is not None and not isinstance(base, str):
+            raise BadInput("an evaluation's base is a checkpoint reference, or none for the candidate's parent")
+        candidate = resolve(session, _text(signed, "candidate"), AssetKind.CHECKPOINT)
+        based = resolve(session, base, AssetKind.CHECKPOINT) if base is not None else None
+        target |= {
+            "candidate": {"label": label(candidate), "digest": candidate.digest, "stage": candidate.stage,
+                          "state": candidate.state.value},
+            "base": {"label": label(based), "digest": based.digest} if based is not None else None,
+            "suites": [{"label": label(s), "digest": s.digest, "state": s.state.value}
+                       for s in (resolve(session, ref, AssetKind.SUITE) for ref in suites)],
+            "batch_size": batch_size}
+    since = rfc3339(now() - RECENT)
+    target["recent"] = list(session.exec(select(AuditEntry.time).where(
+        AuditEntry.action == AuditAction.JOB_START, AuditEntry.actor == actor, AuditEntry.time >= since)).all())
+    return target
+
+
+def subject_of(target: dict[str, Any]) -> str:
+    """The digest a job's entry is about: the run it trains, or the candidate it evaluates."""
+    return str(target["run"]["digest"] if target["kind"] == JobKind.RUN else target["candidate"]["digest"])
+
+
+def orders(target: dict[str, Any]) -> dict[str, Any]:
+    """What the job does, from what the policy allowed: exact versions, never references that could move."""
+    if target["kind"] == JobKind.RUN:
+        return {"subject": target["run"]["label"]}
+    return {"candidate": target["candidate"]["label"], "suites": [s["label"] for s in target["suites"]],
+            "base": target["base"]["label"] if target["base"] is not None else None,
+            "batch_size": target["batch_size"]}
+
+
+def cancel_target(session: Session, signed: dict[str, Any]) -> dict[str, Any]:
+    """What the policy is told about stopping a job: the job, and who started it, as its start entry says."""
+    job = signed.get("job")
+    if set(signed) != {"job"} or isinstance(job, bool) or not isinstance(job, int):
+        raise BadInput("job.cancel names the job by its number")
+    actor, kind, _orders = started(session, job)
+    return {"job": job, "kind": kind.value, "started_by": actor}
+
+
+def started(session: Session, job: int) -> tuple[str, JobKind, dict[str, Any]]:
+    """Who started job JOB (the signer of its act), its kind and its orders, as its committed entry holds them;
+    StoreTampered when the entry no longer hashes to what the log committed to."""
+    entry = session.get(AuditEntry, job)
+    if entry is None or entry.action != AuditAction.JOB_START:
+        raise NotFound(f"there is no job {job}: a job is named by the number of its job.start audit entry")
+    payload = committed_payload(session, what=f"job {job}", action=AuditAction.JOB_START,
+                                subject_digest=entry.subject_digest, fields={}, seq=job)
+    return str(payload["statement"]["signer"]), JobKind(payload["kind"]), payload["orders"]
