@@ -335,7 +335,7 @@ def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, pa
 
 # The entry each administrative act a member can send is logged as, once allowed.
 _ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL, AdminAct.JOB_START: AuditAction.JOB_START,
-                 AdminAct.JOB_CANCEL: AuditAction.JOB_CANCEL}
+                 AdminAct.JOB_CANCEL: AuditAction.JOB_CANCEL, AdminAct.FETCH: AuditAction.ASSET_FETCH}
 
 
 def _send_admin(connection: Connection, signer: Signer, statement: AdminStatement,
@@ -517,19 +517,28 @@ def register_dataset(workspace: Workspace, path: Path, name: str, spec: DatasetS
         raise BadInput(f"the server's answer is not a registration: {exc}") from exc
 
 
-def fetch_dataset(workspace: Workspace, subject: str, destination: Path, actor: str, passphrase: str) -> dict[str, Any]:
+def _fetch(connection: Connection, signer: Signer, subject: str, kind: str, reason: str) -> dict[str, Any]:
+    """Sign `asset.fetch` for SUBJECT (the policy decides who may read what; the log records who did, and why); the
+    server's answer, once its manifest is proved to be the asset's digest and the act proved logged."""
+    statement = make_admin_statement(signer, AdminAct.FETCH, {"subject": subject, "kind": kind}, reason)
+    fetched, answer = _send_admin(connection, signer, statement, "/v1/fetch")
+    digest = digest_of(answer.get("manifest"))
+    if digest != answer.get("digest") or digest != fetched.target.get("asset", {}).get("digest"):
+        raise DigestMismatch(f"the manifest the server sent for {answer.get('subject')} is not the digest of the "
+                             f"asset it logged the fetch of", expected=str(answer.get("digest")), actual=digest)
+    return answer
+
+
+def fetch_dataset(workspace: Workspace, subject: str, destination: Path, actor: str, passphrase: str,
+                  reason: str = "to read it before deciding") -> dict[str, Any]:
     """The registered dataset's files, from the server's artifact store, into DESTINATION (a new folder), kept only
     if every file hashes as its manifest says and the manifest is the dataset's digest: what a steward reads before
     approving, byte for byte what was registered."""
     if destination.exists():
         raise AlreadyExists(f"{destination} already exists", hint="fetch into a new folder")
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    answer = connection.call("POST", "/v1/manifest", signer, document={"subject": subject, "kind": "dataset"})
-    entries = file_entries(answer.get("manifest"))
-    digest = digest_of(answer["manifest"])
-    if digest != answer.get("digest"):
-        raise DigestMismatch(f"the manifest the server sent for {answer.get('subject')} is not the dataset's digest "
-                             f"{answer.get('digest')}", expected=str(answer.get("digest")), actual=digest)
+    answer = _fetch(connection, signer, subject, "dataset", reason)
+    entries, digest = file_entries(answer["manifest"]), answer["digest"]
     with staged_folder(destination, "fetch") as staging:
         for entry in entries:
             _download(connection, signer, f"sha256:{entry.sha256}", staging / entry.path, entry.size)
@@ -649,6 +658,9 @@ def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> d
     names |= {n.removeprefix("run/") for n in names}
     if run not in names and not (run.startswith("sha256:") and str(record.get("run_digest")).startswith(run)):
         raise Tampered(f"the server answered about {record['run']} (run {record['run_id']}), not {run}")
+    fetched = _fetch(connection, signer, candidate["label"], "checkpoint", f"verify run {record['run_id']}")
+    if fetched["digest"] != candidate["digest"]:
+        raise Tampered(f"the server let this member fetch {fetched['digest']}, not the candidate {candidate['digest']}")
     entries = file_entries(candidate["manifest"])
     with tempfile.TemporaryDirectory(prefix="forgegov-run-verify-") as folder:
         files = Path(folder) / "candidate"

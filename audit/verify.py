@@ -49,7 +49,8 @@ class AuditIntegrityError(Tampered):
 EntryRow = tuple[Any, ...]
 _projected = operator.itemgetter(*PROJECTED)
 # The field of an allowed act's entry that must be what the act signed names (a name for identity acts).
-_ACTED_FIELD = {AuditAction.AUDIT_REDACT: "seq", AuditAction.JOB_START: "kind", AuditAction.JOB_CANCEL: "job"}
+_ACTED_FIELD = {AuditAction.AUDIT_REDACT: "seq", AuditAction.JOB_START: "kind", AuditAction.JOB_CANCEL: "job",
+                AuditAction.ASSET_FETCH: "subject"}
 _SEMANTIC_ACTIONS = (AuditAction.IDENTITY_CREATE, AuditAction.DATASET_CHECK, "gate.", *ADMIN_ACTIONS)
 _decode = json.JSONDecoder().decode
 # The same string escaping json.dumps(ensure_ascii=False) uses, so the fast path rebuilds leaves byte for byte.

@@ -192,7 +192,17 @@ class ArtifactStore:
                                      expected=digest, actual=actual, hint="upload the file again")
             self.backend.put(digest, part)
             meta.unlink()
+            # The uploader sent every byte of it: they may read it back (a blob that was already stored is never
+            # marked for whoever merely names its digest).
+            (self.uploads / owner / "received").mkdir(exist_ok=True)
+            (self.uploads / owner / "received" / digest.removeprefix("sha256:")).touch()
             return UploadState(digest, size, size)
+
+    def received_from(self, digest: str, owner: str) -> bool:
+        """Whether OWNER uploaded every byte of DIGEST here."""
+        if not _OWNER.match(owner):
+            return False
+        return (self.uploads / owner / "received" / check_digest(digest).removeprefix("sha256:")).is_file()
 
     def put_file(self, path: Path) -> str:
         """Store a local file (the server's own uploads and tests); its digest."""

@@ -107,6 +107,7 @@ class AuditAction(StrEnum):
     ADMIN_DENIED = "admin.denied"
     JOB_START = "job.start"
     JOB_CANCEL = "job.cancel"
+    ASSET_FETCH = "asset.fetch"
     DATASET_REGISTER = "dataset.register"
     REWARD_REGISTER = "reward.register"
     CHECKPOINT_REGISTER = "checkpoint.register"
@@ -166,7 +167,8 @@ class AuditAction(StrEnum):
 # The entries of signed acts the admin policy decides (`governance/admin.py`): each carries its statement, signature
 # and decision, and `audit verify --replay` asks the policy each question again.
 ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
-                 AuditAction.AUDIT_REDACT, AuditAction.JOB_START, AuditAction.JOB_CANCEL, AuditAction.ADMIN_DENIED)
+                 AuditAction.AUDIT_REDACT, AuditAction.JOB_START, AuditAction.JOB_CANCEL, AuditAction.ASSET_FETCH,
+                 AuditAction.ADMIN_DENIED)
 
 
 # Entries whose payload is never erased, whatever any policy says: they hold the keys, names, digests and signed acts

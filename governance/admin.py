@@ -1,5 +1,5 @@
 """Administrative acts: enrolling a member, revoking an identity, rotating its key, redacting an audit entry's payload,
-starting and stopping a job (`governance/jobs.py`). Each is a statement its actor signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
+starting and stopping a job (`governance/jobs.py`), fetching an asset's bytes (`governance/fetches.py`). Each is a statement its actor signs, decided by the policy in force (`policies/admin/`), in one transaction, top to bottom like a gate:
 
     statement → actor and signature → OPA → the act and its audit entry (statement, signature, decision)
 
@@ -39,6 +39,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.store.models import AuditEntry, Identity
 from forgegov.foundation.vocabulary import ADMIN_ACTIONS, AuditAction
+from forgegov.governance.fetches import fetch_target, fetched_asset, fetched_files
 from forgegov.governance.identities import (
     enrolments,
     get_identity,
@@ -62,6 +63,7 @@ class AdminAct(StrEnum):
     ENROL = "identity.enrol"
     JOB_START = "job.start"
     JOB_CANCEL = "job.cancel"
+    FETCH = "asset.fetch"
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any], actor
         return start_target(tx.session, actor, target)
     if act is AdminAct.JOB_CANCEL:
         return cancel_target(tx.session, target)
+    if act is AdminAct.FETCH:
+        return fetch_target(tx.session, target)
     if act is AdminAct.REVOKE:
         identity = get_identity(tx.session, str(target.get("name")))
         require_active(identity)
@@ -230,6 +234,14 @@ def _job_cancel(tx: AuditedTransaction, target: dict[str, Any], by: str, signed:
                                 payload={"job": target["job"], **signed})).seq
 
 
+def _fetch(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:
+    """The record of who read which files of which asset, and why: what lets the store serve those files to them."""
+    asset = fetched_asset(tx.session, target)
+    return tx.append(EntryDraft(actor=by, action=AuditAction.ASSET_FETCH, subject_digest=asset.digest,
+                                payload={"subject": target["subject"], "files": fetched_files(asset),
+                                         **signed})).seq
+
+
 MAX_ENROLMENT_AGE = timedelta(days=14)
 
 
@@ -280,4 +292,5 @@ _CARRY_OUT = {
         tx, target["seq"], by, {"reason": payload["reason"], **signed}),
     AdminAct.JOB_START: lambda tx, payload, target, by, signed: _job_start(tx, target, by, signed),
     AdminAct.JOB_CANCEL: lambda tx, payload, target, by, signed: _job_cancel(tx, target, by, signed),
+    AdminAct.FETCH: lambda tx, payload, target, by, signed: _fetch(tx, target, by, signed),
 }

@@ -237,7 +237,10 @@ def check_signed_input(session: Session, seq: int, subject_digest: str, payload:
                             f"({', '.join(sorted(set(differing)))})", hint="run `forgegov audit verify --replay`")
 
 
-_JOB_ACTS = ("job.start", "job.cancel")
+# Acts whose target the policy is told is the signed references resolved in the store (`governance/jobs.py`,
+# `governance/fetches.py`).
+# The fields of each such act's signed target that are carried into the policy's target unchanged.
+_RESOLVED_ACTS = {"job.start": ("kind",), "job.cancel": ("job",), "asset.fetch": ("subject", "kind")}
 
 
 def check_admin_input(session: Session, seq: int, payload: dict[str, Any], action: str) -> dict[str, Any]:
@@ -261,10 +264,10 @@ def check_admin_input(session: Session, seq: int, payload: dict[str, Any], actio
         if statement.get("act") == "audit.redact" and isinstance(signed.get("seq"), int):
             erased = session.get(AuditEntry, signed["seq"])
             expected["action"] = erased.action if erased is not None else None
-    if statement.get("act") in _JOB_ACTS and isinstance(signed, dict) and isinstance(target, dict):
-        # A job's target is the signed references resolved in the store (`governance/jobs.py`): what was signed
-        # directly (its kind, the job stopped) must be what the policy was told.
-        compared = [key for key in ("kind", "job") if key in signed]
+    if statement.get("act") in _RESOLVED_ACTS and isinstance(signed, dict) and isinstance(target, dict):
+        # What was signed directly (a job's kind, the job stopped, the asset fetched) must be what the policy was
+        # told.
+        compared = [key for key in _RESOLVED_ACTS[statement["act"]] if key in signed]
         expected, target = {key: signed[key] for key in compared}, {key: target.get(key) for key in compared}
     if not isinstance(actor, dict) or not isinstance(target, dict) \
             or (document.get("act"), actor.get("name"), actor.get("key_id"), document.get("reason")) \

@@ -256,16 +256,20 @@ def test_artifacts_are_verified_on_receipt_and_on_every_fetch(people: Workspace,
         with pytest.raises(DigestMismatch, match="discarded"):
             connection.call("POST", f"/v1/artifacts/{wrong}/finish", key, document={})
 
-        fetched = member.get_artifact(bob, digest, tmp_path / "bob" / "shard-00.bin", "bob", PASSPHRASE)
+        # Bytes are read by who uploaded every one of them, or through a fetch the policy allowed (and the log
+        # records): bob, who only names the digest, is refused.
+        with pytest.raises(StateConflict, match="no fetch by bob in the last day covers blob"):
+            member.get_artifact(bob, digest, tmp_path / "bob" / "shard-00.bin", "bob", PASSPHRASE)
+        fetched = member.get_artifact(alice, digest, tmp_path / "alice" / "shard-00.bin", "alice", PASSPHRASE)
         assert Path(fetched["path"]).read_bytes() == data
 
         # A blob changed in the store after receipt is refused by the member, and nothing is left behind.
         stored = people.artifacts_dir / "store" / "blobs" / "sha256" / digest[7:9] / digest[7:]
         stored.chmod(0o644)
         stored.write_bytes(data[:-1] + b"\x00")
-        target = tmp_path / "bob" / "again.bin"
+        target = tmp_path / "alice" / "again.bin"
         with pytest.raises((DigestMismatch, member.ServerUnavailable)):
-            member.get_artifact(bob, digest, target, "bob", PASSPHRASE)
+            member.get_artifact(alice, digest, target, "alice", PASSPHRASE)
         assert not target.exists() and not list(target.parent.glob(".again.bin*"))
 
 
@@ -424,12 +428,28 @@ def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
     source = files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n',
                                      "more/extra.jsonl": '{"text": "part ZX-2 is brass"}\n'})
     with running_server(people) as url:
-        laptops = _members(tmp_path, url, ("alice", "bob"), identity_key_files)
-        alice, bob = laptops["alice"], laptops["bob"]
+        laptops = _members(tmp_path, url, ("alice", "bob", "erin"), identity_key_files)
+        alice, bob, erin = laptops["alice"], laptops["bob"], laptops["erin"]
         outcome = member.register_dataset(alice, source, "claims", spec, "alice", PASSPHRASE)
         assert outcome.dataset == "dataset/claims@1" and outcome.summary["records"] == 2
-        fetched = member.fetch_dataset(bob, "claims", tmp_path / "bob-reads", "bob", PASSPHRASE)
+        fetched = member.fetch_dataset(bob, "claims", tmp_path / "bob-reads", "bob", PASSPHRASE,
+                                       "review before approval")
         assert fetched["files"] == 2 and fetched["digest"] == outcome.dataset_digest
+        # Who read it, which files, and why, is in the log: what a privacy officer answers from.
+        (read,) = audit_entries(people, "asset.fetch")
+        logged_fetch = json.loads(read.payload)
+        assert (read.actor, read.subject_digest, logged_fetch["statement"]["reason"]) == (
+            "bob", outcome.dataset_digest, "review before approval")
+        assert len(logged_fetch["files"]) == 2
+        # erin (a release manager) may not read proprietary data: the policy refuses, the log says so, and the
+        # store does not serve her the files by digest either.
+        with pytest.raises(PolicyDenied) as denied:
+            member.fetch_dataset(erin, "claims", tmp_path / "erin-reads", "erin", PASSPHRASE)
+        assert denied.value.reasons[0].startswith("erin may not fetch dataset/claims@1 (proprietary)")
+        assert not (tmp_path / "erin-reads").exists()
+        assert json.loads(audit_entries(people, "admin.denied")[-1].payload)["act"] == "asset.fetch"
+        with pytest.raises(StateConflict, match="no fetch by erin"):
+            member.get_artifact(erin, logged_fetch["files"][0], tmp_path / "erin.bin", "erin", PASSPHRASE)
         assert (tmp_path / "bob-reads" / "more" / "extra.jsonl").read_bytes() == \
             (source / "more" / "extra.jsonl").read_bytes()
         member.request(alice, "claims", "alice", PASSPHRASE)
@@ -568,10 +588,13 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
             return {**answer, "candidate": {**answer["candidate"], "manifest": manifest, "digest": digest},
                     "run": {**answer["run"], "candidate_digest": digest}}
 
-        for change in (reordered, lambda a: {**a, "run": {**a["run"], "run_id": "0" * 8 + a["run"]["run_id"][8:]}}):
-            with answers_changed(monkeypatch, {"/v1/runs/provenance": change}), \
-                    pytest.raises(SignatureInvalid, match="the signed provenance is of run"):
-                member.verify_run(bob, done.run, "bob", PASSPHRASE)
+        with answers_changed(monkeypatch, {"/v1/runs/provenance": reordered}), \
+                pytest.raises(Tampered, match="not the candidate"):
+            member.verify_run(bob, done.run, "bob", PASSPHRASE)
+        with answers_changed(monkeypatch, {"/v1/runs/provenance": lambda a: {
+                **a, "run": {**a["run"], "run_id": "0" * 8 + a["run"]["run_id"][8:]}}}), \
+                pytest.raises(SignatureInvalid, match="the signed provenance is of run"):
+            member.verify_run(bob, done.run, "bob", PASSPHRASE)
 
         # bob may not add an evaluation the promotion gate would read (a tiny suite's would block the candidate).
         with pytest.raises(PolicyDenied) as denied:

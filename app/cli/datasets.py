@@ -94,15 +94,18 @@ def fetch(ctx: typer.Context,
           output: Annotated[Path, typer.Option("--output", "-o", help="A new folder for the files.")],
           actor: Annotated[Optional[str], typer.Option("--as", help="Member asking (default: [server] member).",
                                                        show_default=False)] = None,
+          reason: Annotated[str, typer.Option(help="Why you read it (signed, and logged with the fetch).")]
+          = "to read it before deciding",
           as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False) -> None:
     """In a member's workspace: fetch SUBJECT's files from the team server's artifact store into a new folder, each
     verified against the manifest and the manifest against the dataset's digest (read what you are asked to
-    approve, byte for byte)."""
+    approve, byte for byte). The fetch is a signed act the policy decides (who may read data of which
+    classification), and the log records who fetched what, and why."""
     from forgegov.app.cli.context import member_as, passphrase_for
     from forgegov.app.member import fetch_dataset
 
     workspace = state(ctx).workspace()
     name = member_as(workspace, actor)
-    result = fetch_dataset(workspace, subject, output, name, passphrase_for(name))
+    result = fetch_dataset(workspace, subject, output, name, passphrase_for(name), reason)
     emit(result, as_json, lambda out: out.print(f"{result['subject']}: {result['files']} files in {result['path']}, "
                                                 f"verified against {result['digest']}"))

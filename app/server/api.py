@@ -60,6 +60,7 @@ from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, submit_admin
+from forgegov.governance.fetches import covered, fetched_asset
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
 from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
@@ -140,22 +141,40 @@ class Service:
 
     def admin(self, caller: str | None, body: Any) -> dict[str, Any]:
         statement = _own_act(caller, body)
-        if statement.payload.get("act") in _JOB_ACTS:
-            raise BadInput("a job is started at /v1/jobs and stopped at /v1/jobs/cancel, where the server runs it")
+        if statement.payload.get("act") in _OWN_CALL_ACTS:
+            raise BadInput("a job is started at /v1/jobs and stopped at /v1/jobs/cancel, and an asset fetched at "
+                           "/v1/fetch, where the server does what the act allows")
         return self._decide(statement).to_dict()
 
     def _decide(self, statement: AdminStatement) -> AdminOutcome:
         with self.decider.engine() as engine:
             return submit_admin(self.workspace, engine, statement)
 
-    def manifest(self, _caller: str | None, body: Any) -> dict[str, Any]:
-        """A registered asset's files manifest, as its registration entry committed to it: what a member fetches
-        from the artifact store to read the bytes they are asked to approve."""
+    def fetch(self, caller: str | None, body: Any) -> dict[str, Any]:
+        """A member's signed `asset.fetch`, once the policy allows it (`governance/fetches.py`): the asset's files
+        manifest, as its registration entry committed to it, with its files in the artifact store for them to read."""
+        fetched = self._decide(_acting(caller, body, AdminAct.FETCH))
         with read_session(self.workspace.database_url) as session:
-            asset = resolve(session, _text(body, "subject"), AssetKind(body["kind"]) if body.get("kind") else None)
+            asset = fetched_asset(session, fetched.target)
             check_recorded(session, asset)
         self._stock(asset)
-        return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset)}
+        return {"act": fetched.to_dict(), "subject": label(asset), "digest": asset.digest,
+                "manifest": manifest_of(asset)}
+
+    def readable(self, caller: str, digest: str) -> int:
+        """The size of blob DIGEST, when CALLER may read it: an allowed fetch of theirs covers it, or they uploaded
+        every byte of it."""
+        size = self.artifacts.has(digest)
+        if size is None:
+            raise NotFound(f"the artifact store holds no blob {digest}",
+                           hint="upload it first (`forgegov artifact put FILE`)")
+        if not self.artifacts.received_from(digest, caller):
+            with read_session(self.workspace.database_url) as session:
+                if not covered(session, caller, digest):
+                    raise StateConflict(f"no fetch by {caller} in the last day covers blob {digest}",
+                                        hint="fetch the asset that holds it (`forgegov dataset fetch SUBJECT`, "
+                                             "`forgegov run verify RUN`); the policy decides who may")
+        return size
 
     def _stock(self, asset: Asset) -> None:
         """Every file of ASSET in the artifact store. A member's upload put a dataset's there; what the server
@@ -212,14 +231,13 @@ class Service:
 
     def provenance(self, _caller: str | None, body: Any) -> dict[str, Any]:
         """What `run verify` checks on a member's machine: the run's record, its two signed envelopes, and the
-        candidate's manifest (its files put in the artifact store for the member to fetch and hash)."""
+        candidate's manifest (the member fetches its files, `asset.fetch`, and hashes them)."""
         found = run_record(self.workspace, _text(body, "run"))
         if found["candidate_digest"] is None:
             raise StateConflict(f"run {found['run_id']} is {found['status']}: only a completed run has provenance")
         with read_session(self.workspace.database_url) as session:
             candidate = resolve(session, found["candidate_digest"], AssetKind.CHECKPOINT)
             check_recorded(session, candidate)
-        self._stock(candidate)
         signed = SignedProvenance.read(Path(found["output_dir"]) / "provenance")
         return {"run": found, "statement_envelope": signed.statement_envelope,
                 "manifest_envelope": signed.manifest_envelope,
@@ -235,7 +253,8 @@ class Service:
         return self.artifacts.finish(digest, owner=str(caller)).to_dict()
 
 
-_JOB_ACTS = (AdminAct.JOB_START.value, AdminAct.JOB_CANCEL.value)
+# Acts with a call of their own, which does what the act allows.
+_OWN_CALL_ACTS = (AdminAct.JOB_START.value, AdminAct.JOB_CANCEL.value, AdminAct.FETCH.value)
 
 
 def _own_act(caller: str | None, body: Any) -> AdminStatement:
@@ -363,7 +382,7 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         "/v1/review": ("POST", service.review),
         "/v1/gate": ("POST", service.gate),
         "/v1/admin": ("POST", service.admin),
-        "/v1/manifest": ("POST", service.manifest),
+        "/v1/fetch": ("POST", service.fetch),
         "/v1/datasets/prepare": ("POST", lambda caller, body: service.registrations.prepare(str(caller), body)),
         "/v1/datasets/register": ("POST", lambda caller, body: service.registrations.register(str(caller), body)),
         "/v1/read": ("POST", service.read),
@@ -403,12 +422,9 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         return await call(request, lambda caller, body: service.upload_finish(caller, body, _digest(request)))
 
     async def download(request: Request) -> Response:
-        def open_blob(_caller: str | None, _body: bytes) -> Callable[[dict[str, str]], Response]:
+        def open_blob(caller: str | None, _body: bytes) -> Callable[[dict[str, str]], Response]:
             digest = _digest(request)
-            size = service.artifacts.has(digest)
-            if size is None:
-                raise NotFound(f"the artifact store holds no blob {digest}",
-                               hint="upload it first (`forgegov artifact put FILE`)")
+            size = service.readable(str(caller), digest)
             return lambda headers: StreamingResponse(service.artifacts.read_verified(digest), 200,
                                                      media_type="application/octet-stream",
                                                      headers={**headers, "Content-Length": str(size)})

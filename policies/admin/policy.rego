@@ -4,7 +4,8 @@
 #   Decides who may enrol a member, revoke an identity or rotate its key, who
 #   may redact an audit entry's payload, and what may never be redacted; who
 #   may start a job (train an approved run, evaluate a candidate), how many in
-#   a window, and who may stop one. Each act is a statement its actor signed;
+#   a window, and who may stop one; who may fetch which asset's bytes from the
+#   team's store. Each act is a statement its actor signed;
 #   settings per act live in data.json under admin.
 # scope: package
 # schemas:
@@ -14,7 +15,10 @@ package forgegov.admin
 import data.forgegov.lib.approvals
 import data.forgegov.lib.config
 
-acts := {"identity.enrol", "identity.revoke", "identity.rotate", "audit.redact", "job.start", "job.cancel"}
+acts := {
+	"identity.enrol", "identity.revoke", "identity.rotate", "audit.redact", "job.start", "job.cancel",
+	"asset.fetch",
+}
 
 identity_acts := {"identity.revoke", "identity.rotate"}
 
@@ -25,15 +29,36 @@ doc := input
 
 settings := object.get(config.admin, doc.act, {})
 
-# A job's settings depend on its kind: training and evaluating are asked of
-# different people.
-kind_settings := object.get(object.get(settings, "kinds", {}), doc.target.kind, {})
+# A job's settings depend on its kind (training and evaluating are asked of
+# different people), a fetch's on the kind of asset.
+kinded_acts := {"job.start", "asset.fetch"}
+
+subject_kind := doc.target.kind if doc.act == "job.start"
+
+subject_kind := doc.target.asset.kind if doc.act == "asset.fetch"
+
+kind_settings := object.get(object.get(settings, "kinds", {}), subject_kind, {})
 
 default roles := []
 
-roles := object.get(settings, "roles", []) if doc.act != "job.start"
+roles := object.get(settings, "roles", []) if {
+	doc.act in acts
+	not doc.act in kinded_acts
+}
 
-roles := object.get(kind_settings, "roles", []) if doc.act == "job.start"
+roles := object.get(kind_settings, "roles", []) if doc.act in kinded_acts
+
+# Some kinds of asset any member may read, and some data by its
+# classification (public data, say).
+permitted if {
+	doc.act == "asset.fetch"
+	object.get(kind_settings, "anyone", false) == true
+}
+
+permitted if {
+	doc.act == "asset.fetch"
+	doc.target.asset.classification in object.get(kind_settings, "open_classifications", [])
+}
 
 permitted if approvals.holds_any(doc.actor.name, roles)
 
@@ -84,9 +109,13 @@ deny contains msg if {
 
 default act_phrase := ""
 
-act_phrase := doc.act if doc.act != "job.start"
+act_phrase := doc.act if not doc.act in kinded_acts
 
 act_phrase := sprintf("start a job of kind %v", [object.get(doc.target, "kind", null)]) if doc.act == "job.start"
+
+act_phrase := sprintf("fetch %v (%v)", [doc.target.asset.label, doc.target.asset.classification]) if {
+	doc.act == "asset.fetch"
+}
 
 default self_clause := ""
 
@@ -99,6 +128,12 @@ self_clause := ", or who asked the run gate for the run" if {
 	doc.act == "job.start"
 	doc.target.kind == "run"
 	object.get(kind_settings, "requester", false) == true
+}
+
+self_clause := sprintf(", or anyone for %s data", [concat(" or ", open)]) if {
+	doc.act == "asset.fetch"
+	open := object.get(kind_settings, "open_classifications", [])
+	count(open) > 0
 }
 
 self_clause := ", or who started the job" if {

@@ -160,3 +160,28 @@ test_another_member_cannot_stop_a_job if {
 	d := admin.decision with input as act("job.cancel", "mallory", {"job": 12, "kind": "run", "started_by": "alice"})
 	d.deny == {"mallory may not job.cancel: only a holder of role ml-lead may, or who started the job; ask one of them"}
 }
+
+fetch(kind, classification) := {"subject": "x", "asset": {
+	"kind": kind, "label": sprintf("%s/x@1", [kind]), "digest": "sha256:x", "state": "approved",
+	"classification": classification, "dataset_kind": null,
+}}
+
+test_a_data_steward_fetches_proprietary_data if {
+	d := admin.decision with input as act("asset.fetch", "bob", fetch("dataset", "proprietary"))
+	d.allow
+}
+
+test_a_release_manager_cannot_fetch_proprietary_data if {
+	d := admin.decision with input as act("asset.fetch", "erin", fetch("dataset", "proprietary"))
+	d.deny == {"erin may not fetch dataset/x@1 (proprietary): only a holder of one of the roles data-steward, ml-engineer, ml-lead, privacy-officer may, or anyone for public or general-curated data; ask one of them"}
+}
+
+test_anyone_fetches_public_data_and_checkpoints if {
+	admin.decision.allow with input as act("asset.fetch", "mallory", fetch("dataset", "public"))
+	admin.decision.allow with input as act("asset.fetch", "mallory", fetch("checkpoint", null))
+}
+
+test_an_unlisted_kind_is_not_fetched if {
+	d := admin.decision with input as act("asset.fetch", "dave", fetch("widget", null))
+	not d.allow
+}

@@ -1,0 +1,62 @@
+"""Reading an asset's bytes from the team's artifact store: a signed act (`asset.fetch`, `governance/admin.py`) the
+admin policy decides, so that who may read proprietary data is the policy's to say, and every read is in the log.
+
+A privacy officer answering "who has read this dataset?" reads the `asset.fetch` entries: each names the member, the
+asset, the files it covers and why (the signed reason). The artifact store serves a file's bytes only to a member
+with such an entry covering it (`covered`) from the last `GRANT` hours, or to the member who uploaded every byte of
+it. The entry is checked against what the log committed to before it opens anything.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from forgegov.audit.commitments import committed_payload
+from forgegov.foundation.clock import now, rfc3339
+from forgegov.foundation.errors import BadInput
+from forgegov.foundation.manifest import file_entries
+from forgegov.foundation.store.models import Asset, AuditEntry
+from forgegov.foundation.vocabulary import AssetKind, AuditAction
+from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
+
+# How long an allowed fetch lets its member read the files it covers.
+GRANT = timedelta(hours=24)
+
+
+def fetch_target(session: Session, signed: dict[str, Any]) -> dict[str, Any]:
+    """What the policy is told about a fetch: the asset, as its registration entry says it is."""
+    subject, kind = signed.get("subject"), signed.get("kind")
+    if not set(signed) <= {"subject", "kind"} or not isinstance(subject, str) or not subject \
+            or (kind is not None and kind not in {k.value for k in AssetKind}):
+        raise BadInput("asset.fetch names the asset (subject) and, optionally, its kind")
+    asset = resolve(session, subject, AssetKind(kind) if kind is not None else None)
+    check_recorded(session, asset)
+    return {**signed, "asset": {"kind": asset.kind.value, "label": label(asset), "digest": asset.digest,
+                                "state": asset.state.value, "classification": asset.classification,
+                                "dataset_kind": asset.dataset_kind}}
+
+
+def fetched_files(asset: Asset) -> list[str]:
+    """The digests of the files a fetch of ASSET lets its member read."""
+    return sorted({f"sha256:{entry.sha256}" for entry in file_entries(manifest_of(asset))})
+
+
+def fetched_asset(session: Session, target: dict[str, Any]) -> Asset:
+    return resolve(session, target["asset"]["digest"], AssetKind(target["asset"]["kind"]))
+
+
+def covered(session: Session, actor: str, digest: str) -> bool:
+    """Whether an allowed fetch by ACTOR from the last GRANT hours covers the file DIGEST."""
+    since = rfc3339(now() - GRANT)
+    entries = session.exec(select(AuditEntry).where(
+        AuditEntry.action == AuditAction.ASSET_FETCH, AuditEntry.actor == actor, AuditEntry.time >= since,
+        AuditEntry.payload.contains(digest, autoescape=True))).all()  # type: ignore[union-attr]
+    for entry in entries:
+        payload = committed_payload(session, what=f"fetch {entry.seq}", action=AuditAction.ASSET_FETCH,
+                                    subject_digest=entry.subject_digest, fields={}, seq=entry.seq)
+        if payload.get("statement", {}).get("signer") == actor and digest in payload.get("files", []):
+            return True
+    return False
