@@ -74,7 +74,7 @@ from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.datasets.intake import scan_dataset
-from forgegov.governance.evaluations import signed_record
+from forgegov.governance.evaluations import EvalRecord, signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
@@ -274,11 +274,12 @@ def send_statement(connection: Connection, signer: Signer, statement: Any) -> Ga
     return outcome
 
 
-def logged(connection: Connection, signer: Signer, seq: int,
-           action: AuditAction) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The leaf and payload of entry SEQ, which the server says it appended for this member's call: proved included
-    under the newest tree head this member verified, its leaf naming ACTION, this member and the payload's digest.
-    A server that reports an outcome it never logged, or logged otherwise, is caught here."""
+def logged(connection: Connection, signer: Signer, seq: int, action: AuditAction,
+           by: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The leaf and payload of entry SEQ, which the server says it appended for this member's call (or, given BY,
+    for that member's): proved included under the newest tree head this member verified, its leaf naming ACTION,
+    the member and the payload's digest. A server that reports an outcome it never logged, or logged otherwise, is
+    caught here."""
     seen = connection.view.seen()
     if seen is None or not 0 <= seq < seen.size:
         raise Tampered(f"the server reported log entry {seq}, which its signed tree head does not cover")
@@ -291,10 +292,10 @@ def logged(connection: Connection, signer: Signer, seq: int,
     except ProofError as exc:
         raise Tampered(f"log entry {seq} is not in the log this member verified: {exc}") from exc
     fields = json.loads(leaf)
-    expected = {"seq": seq, "action": action.value, "actor": signer.name,
+    expected = {"seq": seq, "action": action.value, "actor": signer.name if by is None else by,
                 "payload_digest": "sha256:" + hashlib.sha256(payload.encode()).hexdigest()}
     if {key: fields.get(key) for key in expected} != expected:
-        raise Tampered(f"log entry {seq} is not this member's {action.value} (its leaf says otherwise)")
+        raise Tampered(f"log entry {seq} is not {expected['actor']}'s {action.value} (its leaf says otherwise)")
     return fields, json.loads(payload)
 
 
@@ -551,9 +552,47 @@ JOB_POLL_S = 1.0
 
 
 def read(workspace: Workspace, name: str, arguments: dict[str, Any], actor: str, passphrase: str) -> Any:
-    """A read command's data (`app/reads.py`), computed by the server on its store."""
-    return Connection(workspace).call("POST", "/v1/read", _signer(workspace, actor, passphrase),
-                                      document={"name": name, "arguments": arguments})["data"]
+    """A read command's data (`app/reads.py`), computed by the server on its store; what the platform key signed
+    (evaluation results) is checked here before it is shown."""
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    data = connection.call("POST", "/v1/read", signer, document={"name": name, "arguments": arguments})["data"]
+    check = _CHECKED_READS.get(name)
+    if check is not None:
+        check(workspace, connection, signer, data)
+    return data
+
+
+def _signed_result(workspace: Workspace, connection: Connection, signer: Signer, summary: Any) -> EvalRecord:
+    """The evaluation result SUMMARY describes, as the log holds it (its entry proved included under the verified
+    tree head) and the platform key pinned at join signed it; Tampered unless SUMMARY is that result's."""
+    try:
+        seq = int(summary["seq"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServerUnavailable(f"the server's report of an evaluation names no log entry: {exc}") from exc
+    fields, payload = logged(connection, signer, seq, AuditAction.EVAL_RECORD, str(summary.get("actor")))
+    record = signed_record(PLATFORM_KEY.public_key(workspace), seq, fields["time"], fields["actor"],
+                           fields["subject_digest"], payload)
+    shown = {key: value for key, value in summary.items() if key != "statement"}
+    if record.summary() != shown or summary.get("statement", record.statement) != record.statement:
+        raise Tampered(f"the server's report of evaluation {record.id} is not the result the platform key signed")
+    return record
+
+
+def _check_results(workspace: Workspace, connection: Connection, signer: Signer, data: Any) -> None:
+    if not isinstance(data, list):
+        raise ServerUnavailable("the server's list of evaluations is not a list")
+    for summary in data:
+        _signed_result(workspace, connection, signer, summary)
+
+
+def _check_result(workspace: Workspace, connection: Connection, signer: Signer, data: Any) -> None:
+    if not isinstance(data, dict) or "statement" not in data:
+        raise ServerUnavailable("the server's evaluation carries no signed statement")
+    _signed_result(workspace, connection, signer, data)
+
+
+# Reads whose data the platform key signed: checked on this machine, as `eval run` checks the result it asked for.
+_CHECKED_READS = {"eval.list": _check_results, "eval.show": _check_result}
 
 
 def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: str,
@@ -628,15 +667,7 @@ def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], acto
                    progress, on_start)
     # The summary must be the signed result the log holds: its entry proved included, its envelope verified under
     # the platform key pinned at join.
-    try:
-        seq = int(summary["seq"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ServerUnavailable(f"the server's report of an evaluation names no log entry: {exc}") from exc
-    fields, payload = logged(connection, signer, seq, AuditAction.EVAL_RECORD)
-    record = signed_record(PLATFORM_KEY.public_key(workspace), seq, fields["time"], fields["actor"],
-                           fields["subject_digest"], payload)
-    if record.summary() != summary:
-        raise Tampered(f"the server's summary of evaluation {record.id} is not the result the platform key signed")
+    _signed_result(workspace, connection, signer, summary)
     return summary
 
 

@@ -667,6 +667,24 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
                 pytest.raises(Tampered, match="not the result the platform key signed"):
             member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE, batch_size=64)
 
+        # So are kinder verdicts in what `eval list` and `eval show` read, summary or signed statement.
+        def kinder_reads(answer: dict) -> dict:
+            shown = answer["data"]
+            for summary in shown if isinstance(shown, list) else [shown]:
+                summary["metrics"] = {n: {**m, "verdict": "non-inferior", "adjusted_p": 0.0}
+                                      for n, m in summary["metrics"].items()}
+            return answer
+
+        for name, arguments in (("eval.list", {"candidate": done.candidate}),
+                                ("eval.show", {"evaluation": evaluated["id"]})):
+            with answers_changed(monkeypatch, {"/v1/read": kinder_reads}), \
+                    pytest.raises(Tampered, match="not the result the platform key signed"):
+                member.read(bob, name, arguments, "bob", PASSPHRASE)
+        with answers_changed(monkeypatch, {"/v1/read": lambda a: {"data": {**a["data"], "statement": {
+                **a["data"]["statement"], "predicate": {**a["data"]["statement"]["predicate"], "design": {}}}}}}), \
+                pytest.raises(Tampered, match="not the result the platform key signed"):
+            member.read(bob, "eval.show", {"evaluation": evaluated["id"]}, "bob", PASSPHRASE)
+
 
 @SQLITE_ONLY  # what a member checks of the server's word; the store is the server's business
 def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity_key_files: Path, files,
@@ -681,7 +699,7 @@ def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity
         for n, (change, found) in enumerate((
                 (lambda a: {**a, "result": "allow", "state": "approved"}, "does not record the outcome"),
                 (lambda a: {**a, "audit_seq": honest.audit_seq}, "does not record the outcome"),
-                (lambda a: {**a, "audit_seq": 0}, "is not this member's gate.dataset.request"),
+                (lambda a: {**a, "audit_seq": 0}, "is not alice's gate.dataset.request"),
                 (lambda a: {**a, "audit_seq": a["audit_seq"] + 1000}, "which its signed tree head does not cover"))):
             register_checked(people, files.folder(f"more-{n}", {"train.jsonl": f'{{"text": "part ZX-{n} is tin"}}\n'}),
                              f"more-{n}")
