@@ -78,7 +78,7 @@ from forgegov.governance.evaluations import EvalRecord, signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
-from forgegov.governance.jobs import evaluation_job, run_job
+from forgegov.governance.jobs import evaluation_job, orders, run_job
 from forgegov.governance.review import Review
 from forgegov.governance.runs.lifecycle import RunOutcome
 from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
@@ -345,6 +345,8 @@ def _send_admin(connection: Connection, signer: Signer, statement: AdminStatemen
     rest of the server's answer."""
     document = {"payload": statement.payload, "signature": statement.signature}
     answer = connection.call("POST", path, signer, document=document)
+    if not isinstance(answer, dict):
+        raise ServerUnavailable(f"the server's answer to {statement.act.value} is not a JSON object")
     acted = answer.get("act", answer) if isinstance(answer.get("act"), dict) else answer
     try:
         outcome = AdminOutcome(AdminAct(acted["act"]), acted["actor"], int(acted["audit_seq"]), acted["target"])
@@ -353,8 +355,12 @@ def _send_admin(connection: Connection, signer: Signer, statement: AdminStatemen
     if outcome.act is not statement.act:
         raise Tampered(f"the server answered {statement.act.value} with the outcome of {outcome.act.value}")
     _fields, payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
-    if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature):
-        raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value}")
+    decision = payload.get("decision")
+    if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature) \
+            or not isinstance(decision, dict) or decision.get("allow") is not True \
+            or decision.get("input", {}).get("target") != outcome.target:
+        raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value} "
+                       "as allowed, on the target the server reported")
     return outcome, answer
 
 
@@ -597,17 +603,31 @@ _CHECKED_READS = {"eval.list": _check_results, "eval.show": _check_result}
 
 def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: str,
          progress: Callable[[str, int, int, str], None] | None,
-         on_start: Callable[[int], None] | None = None) -> dict[str, Any]:
+         on_start: Callable[[int], None] | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
     """Ask the server for a job, signing its start (`job.start`, which the policy decides), and follow it until it
-    ends; its result, or its error raised here as the server's."""
+    ends: the job's number, its orders as the logged start holds them (checked against what was asked here), and its
+    result; or its error raised here as the server's."""
     statement = make_admin_statement(signer, AdminAct.JOB_START, job, reason)
     started, answer = _send_admin(connection, signer, statement, "/v1/jobs")
+    seq = started.audit_seq
+    try:
+        ordered = orders(started.target)
+    except (KeyError, TypeError) as exc:
+        raise Tampered(f"job {seq}'s logged start holds no orders: {exc}") from exc
+    # Lengths are compared below: a server that drops or adds a suite is caught there.
+    asked = [(job["subject"], ordered["subject"])] if job["kind"] == "run" else [
+        (job["candidate"], ordered["candidate"]), *zip(job["suites"], ordered["suites"], strict=False),
+        *([(job["base"], ordered["base"])] if job["base"] is not None else [])]
+    if any(not _names(ref, found) for ref, found in asked) or (job["kind"] == "evaluation" and (
+            (ordered["base"] is None) != (job["base"] is None) or len(ordered["suites"]) != len(job["suites"]))):
+        raise Tampered(f"job {seq}'s logged orders ({ordered}) are not what this member asked for")
     job = answer.get("job")
-    if not isinstance(job, dict) or job.get("id") != str(started.audit_seq):
-        raise Tampered(f"the server started another job than entry {started.audit_seq} of the log")
-    if on_start is not None:
-        on_start(started.audit_seq)
     while True:
+        if not isinstance(job, dict) or job.get("id") != str(seq):
+            raise Tampered(f"the server reports on another job than entry {seq} of the log")
+        if on_start is not None:
+            on_start(seq)
+            on_start = None
         # Every answer's progress, the last one's too: a short job may end between two looks.
         for phase in job.get("progress") or []:
             if progress is not None:
@@ -618,10 +638,17 @@ def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: st
         if job.get("state") != "running":
             break
         time.sleep(JOB_POLL_S)
-        job = connection.call("GET", f"/v1/jobs/{job['id']}", signer)
+        job = connection.call("GET", f"/v1/jobs/{seq}", signer)
     if job.get("state") != "succeeded":
         raise remote_error(job, 500)
-    return job["result"]
+    return seq, ordered, job["result"]
+
+
+def _names(reference: str, found: str) -> bool:
+    """Whether the exact version FOUND (`kind/name@version`) is one REFERENCE, as a member typed it, can name."""
+    name = found.split("/", 1)[-1]
+    typed = reference.split("/", 1)[-1] if "/" in reference else reference
+    return typed == name if "@" in typed else typed == name.rsplit("@", 1)[0]
 
 
 def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,
@@ -652,7 +679,7 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
             return StartOutcome(name, registered, opened.state or "", opened.missing, opened.decision_id)
     elif state == "pending":
         return StartOutcome(name, registered, state, tuple(seen["missing"]), seen["decision_id"])
-    result = _job(connection, signer, run_job(name), comment or f"train {name}", progress, on_start)
+    _seq, _orders, result = _job(connection, signer, run_job(name), comment or f"train {name}", progress, on_start)
     return StartOutcome(name, registered, "approved", trained=RunOutcome.from_dict(result))
 
 
@@ -663,11 +690,15 @@ def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], acto
     """`eval run` for a member: the server evaluates (a job) and signs the result with the platform key; the
     summary of the recorded result."""
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
-    summary = _job(connection, signer, evaluation_job(candidate, suites, base, batch_size), f"evaluate {candidate}",
-                   progress, on_start)
-    # The summary must be the signed result the log holds: its entry proved included, its envelope verified under
-    # the platform key pinned at join.
-    _signed_result(workspace, connection, signer, summary)
+    seq, ordered, summary = _job(connection, signer, evaluation_job(candidate, suites, base, batch_size),
+                                 f"evaluate {candidate}", progress, on_start)
+    # The summary must be the signed result the log holds (its entry proved included, its envelope verified under
+    # the platform key pinned at join), made after this job started, by this member, of what the job was to do.
+    record = _signed_result(workspace, connection, signer, summary)
+    predicate = record.predicate
+    if record.seq <= seq or record.actor != actor or predicate["candidate"]["label"] != ordered["candidate"] \
+            or (ordered["base"] is not None and predicate["base"]["label"] != ordered["base"]):
+        raise Tampered(f"evaluation {record.id} (entry {record.seq}) is not the result of job {seq}")
     return summary
 
 
@@ -676,7 +707,10 @@ def cancel_job(workspace: Workspace, job: int, reason: str, actor: str, passphra
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
     statement = make_admin_statement(signer, AdminAct.JOB_CANCEL, {"job": job}, reason)
     _stopped, answer = _send_admin(connection, signer, statement, "/v1/jobs/cancel")
-    return dict(answer.get("job") or {})
+    stopped = answer.get("job")
+    if not isinstance(stopped, dict) or stopped.get("id") != str(job):
+        raise Tampered(f"the server reports on another job than job {job}, which this member stopped")
+    return stopped
 
 
 def verify_run(workspace: Workspace, run: str, actor: str, passphrase: str) -> dict[str, Any]:

@@ -29,9 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from forgegov.audit.hashing import LEAF_PREFIX, node_hash
 from forgegov.audit.merkle import EMPTY_ROOT, range_hash
 from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
+from forgegov.foundation.clock import parse_rfc3339, rfc3339
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, verify
 from forgegov.foundation.errors import SignatureInvalid, Tampered
-from forgegov.foundation.vocabulary import ADMIN_ACTIONS, NOT_REDACTABLE, AuditAction
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, NOT_REDACTABLE, RECENT_STARTS, AuditAction
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 
@@ -110,9 +111,9 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
         digest = _fast_check(row, len(leaves))
         if digest is None:
             leaf, digest = _check_entry(row, len(leaves))
-            action, subject = leaf["action"], leaf.get("subject_digest")
+            action, subject, actor, time = leaf["action"], leaf.get("subject_digest"), leaf["actor"], leaf["time"]
         else:
-            action, subject = row[6], row[7]
+            action, subject, actor, time = row[6], row[7], row[5], row[4]
         leaves.append(digest)
         if payload_text is None:
             if action in NOT_REDACTABLE:
@@ -126,7 +127,7 @@ def verify_log(origin: str, log_key: Ed25519PublicKey, entries: Iterable[EntryRo
             payload = _decode(payload_text)
             if not isinstance(payload, dict):
                 raise TypeError("not a JSON object")
-            statements.check(seq, action, payload, subject)
+            statements.check(seq, action, payload, subject, actor, time)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             # Binascii and JSON errors are ValueErrors: a malformed payload is named, never a traceback.
             raise AuditIntegrityError(f"entry {seq}: the payload of a {action} entry is malformed ({exc})",
@@ -290,10 +291,13 @@ class _StatementChecker:
         self.closed: dict[str, int] = {}  # request id -> the entry whose allowing decision closed it
         self.refused: dict[str, int] = {}  # nonces of statements a gate refused: never to decide afterwards
         self.admin_nonces: dict[str, int] = {}
+        self.jobs: dict[int, tuple[str, str]] = {}  # job (its job.start entry) -> (who started it, its kind)
+        self.starts: dict[str, list[str]] = {}  # member -> the times of their job.start entries, in log order
         self.enrolling: int | None = None  # the first identity.enrol: no identity.create may follow it
         self.count = 0
 
-    def check(self, seq: int, action: str, payload: dict[str, Any], subject: str | None) -> None:
+    def check(self, seq: int, action: str, payload: dict[str, Any], subject: str | None, actor: str,
+              time: str) -> None:
         if action == AuditAction.IDENTITY_CREATE:
             if self.enrolling is not None:
                 raise AuditIntegrityError(f"entry {seq}: identity {payload['name']!r} is created after the log began "
@@ -312,7 +316,7 @@ class _StatementChecker:
         elif action.startswith("gate."):
             self._gate(seq, action, payload, subject)
         elif action in ADMIN_ACTIONS:
-            self._admin(seq, action, payload)
+            self._admin(seq, action, payload, actor, time)
         elif action == AuditAction.DATASET_CHECK:
             statement = self._signed(seq, Purpose.DATA_QUALITY, payload, "data-quality check")
             if (statement.get("check_id"), statement.get("result_digest"), statement.get("dataset_digest")) \
@@ -404,8 +408,11 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: the carried {what} by {statement.get('signer')} was never "
                                       "admitted by an earlier decision (it was denied, or is made up)", seq)
 
-    def _admin(self, seq: int, action: str, payload: dict[str, Any]) -> None:
+    def _admin(self, seq: int, action: str, payload: dict[str, Any], by: str, time: str) -> None:
         statement = self._signed(seq, Purpose.ADMIN_ACT, payload, "administrative act")
+        if by != statement.get("signer"):
+            raise AuditIntegrityError(f"entry {seq}: the {action} entry names {by} as its actor, but "
+                                      f"{statement.get('signer')} signed the act", seq)
         decision = payload.get("decision")
         allowed = decision.get("allow") if isinstance(decision, dict) else None
         asked = decision.get("input") if isinstance(decision, dict) else None
@@ -432,6 +439,8 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
                                       f"{self.admin_nonces[nonce]} (replayed)", seq)
         self.admin_nonces[nonce] = seq
+        if statement.get("act") in (AuditAction.JOB_START, AuditAction.JOB_CANCEL):
+            self._job_facts(seq, statement, asked, time, allowed is True)
         if action == AuditAction.IDENTITY_ENROL:
             self._bind(payload["name"], payload)
             self.enrolling = seq if self.enrolling is None else self.enrolling
@@ -441,6 +450,26 @@ class _StatementChecker:
             self._bind(payload["name"], payload)
         elif action == AuditAction.IDENTITY_REVOKE:
             self.revoked.add(str(payload["name"]))
+
+    def _job_facts(self, seq: int, statement: dict[str, Any], asked: dict[str, Any], time: str,
+                   allowed: bool) -> None:
+        """The facts of the log a job act's decision was told are the log's: a start's count of its member's recent
+        starts (the quota), a cancel's job and who started it. The server computes them from the store; a question
+        recorded with others (the 21st start shown none, a cancel shown as one's own job) is made up."""
+        signer, target = str(statement.get("signer")), asked.get("target")
+        if not isinstance(target, dict):
+            raise AuditIntegrityError(f"entry {seq}: the {statement.get('act')} decision was asked about nothing", seq)
+        if statement.get("act") == AuditAction.JOB_START:
+            since = rfc3339(parse_rfc3339(str(asked.get("now"))) - RECENT_STARTS)
+            if target.get("recent") != [t for t in self.starts.get(signer, []) if t >= since]:
+                raise AuditIntegrityError(f"entry {seq}: the job.start decision was shown other recent starts by "
+                                          f"{signer} than the log holds", seq)
+            if allowed:
+                self.jobs[seq] = (signer, str(target.get("kind")))
+                self.starts.setdefault(signer, []).append(time)
+        elif self.jobs.get(target.get("job")) != (target.get("started_by"), target.get("kind")):  # type: ignore[call-overload]
+            raise AuditIntegrityError(f"entry {seq}: the job.cancel decision was shown a job, or who started it, "
+                                      "other than the log's", seq)
 
     def _enrolment_holds(self, payload: dict[str, Any], target: dict[str, Any]) -> bool:
         """An enrolment binds a name never bound before to the key, name and contact the new member signed for with

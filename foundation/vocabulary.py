@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 
 
@@ -169,6 +170,11 @@ class AuditAction(StrEnum):
 ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
                  AuditAction.AUDIT_REDACT, AuditAction.JOB_START, AuditAction.JOB_CANCEL, AuditAction.ASSET_FETCH,
                  AuditAction.ADMIN_DENIED)
+
+
+# How far back a `job.start` decision is shown its member's earlier starts: the longest window a quota may count
+# (`governance/jobs.py`), and what `audit verify` counts again.
+RECENT_STARTS = timedelta(days=7)
 
 
 # Entries whose payload is never erased, whatever any policy says: they hold the keys, names, digests and signed acts

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlmodel import select
 from forgegov.audit.operations import entry_action, redact_entry
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
 from forgegov.audit.tree_heads import check_against_witnesses
-from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339
+from forgegov.foundation.clock import now, now_rfc3339, parse_rfc3339, rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
@@ -47,7 +47,7 @@ from forgegov.governance.identities import (
     read_enrolment_request,
     require_active,
 )
-from forgegov.governance.jobs import cancel_target, orders, start_target, subject_of
+from forgegov.governance.jobs import cancel_target, start_target, subject_of
 from forgegov.governance.policy import PolicyEngine, policy_in_force
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 
@@ -132,12 +132,13 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
     if spent is not None:
         raise ReplayedApproval(f"this signed act was already used (audit entry {spent}): refused as a replay")
     # 3. The policy in force decides.
-    target = _target(tx, act, payload["target"], actor.name)
+    at = now()  # the decision's time, and the end of the window of recent starts a job's quota counts
+    target = _target(tx, act, payload["target"], actor.name, at)
     in_force = policy_in_force(session)
     if in_force.digest != engine.pinned_digest:
         raise StateConflict(f"policy {in_force.revision} was put in force after this OPA started",
                             hint="run the command again")
-    document = {"version": INPUT_VERSION, "act": act.value, "now": now_rfc3339(),
+    document = {"version": INPUT_VERSION, "act": act.value, "now": rfc3339(at),
                 "actor": {"name": actor.name, "key_id": actor.key_id}, "target": target,
                 "reason": payload["reason"]}
     try:
@@ -159,10 +160,11 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
     return AdminOutcome(act, actor.name, seq, target), None
 
 
-def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any], actor: str) -> dict[str, Any]:
+def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any], actor: str,
+            at: datetime) -> dict[str, Any]:
     """What the policy is told about the act's target, read from the store (never from the statement alone)."""
     if act is AdminAct.JOB_START:
-        return start_target(tx.session, actor, target)
+        return start_target(tx.session, actor, target, at)
     if act is AdminAct.JOB_CANCEL:
         return cancel_target(tx.session, target)
     if act is AdminAct.FETCH:
@@ -224,9 +226,10 @@ def _rotate(tx: AuditedTransaction, name: str, public: str, reason: str, by: str
 
 
 def _job_start(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:
-    """The entry that is the job: its number names it, and the job process takes its orders from it."""
+    """The entry that is the job: its number names it, and the job process takes its orders from the target the
+    policy allowed, which it carries (`governance/jobs.started`)."""
     return tx.append(EntryDraft(actor=by, action=AuditAction.JOB_START, subject_digest=subject_of(target),
-                                payload={"kind": target["kind"], "orders": orders(target), **signed})).seq
+                                payload={"kind": target["kind"], **signed})).seq
 
 
 def _job_cancel(tx: AuditedTransaction, target: dict[str, Any], by: str, signed: dict[str, Any]) -> int:

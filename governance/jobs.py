@@ -6,28 +6,27 @@ every current result counts, so who may spend compute on what is the policy's to
 here from the store and the log, never taken from the statement: the run's requester as its allowing decision
 committed it, the candidate and suites with their states, and the times of the actor's own recent starts (its quota).
 
-The entry an allowed start appends is the job: its number names the job, and its payload holds what the job does
-(`orders`), so a job process takes its orders from the log, not from a file anyone with the folder could edit.
+The entry an allowed start appends is the job: its number names the job, and it carries the target the policy
+allowed, from which the job's orders are derived (`orders`): a job process takes them from the log, not from a file
+anyone with the folder could edit, and not from a second copy that could say otherwise.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.foundation.clock import now, rfc3339
-from forgegov.foundation.errors import BadInput, NotFound
-from forgegov.foundation.store.models import AuditEntry
-from forgegov.foundation.vocabulary import AssetKind, AuditAction
+from forgegov.foundation.clock import rfc3339
+from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreTampered
+from forgegov.foundation.store.models import AuditEntry, TrainingRun
+from forgegov.foundation.vocabulary import RECENT_STARTS, AssetKind, AuditAction, RunStatus
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.plan import approved_plan
 
-# The actor's starts the policy is shown: a quota's window is at most this long.
-RECENT = timedelta(days=7)
 MAX_SUITES = 32
 
 
@@ -61,8 +60,9 @@ def evaluation_job(candidate: str, suites: list[str], base: str | None, batch_si
             "batch_size": batch_size}
 
 
-def start_target(session: Session, actor: str, signed: dict[str, Any]) -> dict[str, Any]:
-    """What the policy is told about a job start: the signed references resolved in the store, with their states."""
+def start_target(session: Session, actor: str, signed: dict[str, Any], at: datetime) -> dict[str, Any]:
+    """What the policy is told about a job start at AT: the signed references resolved in the store, with their
+    states, and the times of the actor's starts in the RECENT_STARTS window before AT (`audit verify` counts them again)."""
     kind = _kind(signed)
     target: dict[str, Any] = {"kind": kind.value}
     if kind is JobKind.RUN:
@@ -70,6 +70,11 @@ def start_target(session: Session, actor: str, signed: dict[str, Any]) -> dict[s
             raise BadInput("a run job names its run (kind, subject) and nothing else")
         run = resolve(session, _text(signed, "subject"), AssetKind.RUN)
         plan = approved_plan(session, run)  # refused here when the run gate has not allowed it
+        completed = session.exec(select(TrainingRun.id).where(TrainingRun.run_asset_id == run.id,
+                                                              TrainingRun.status == RunStatus.COMPLETED)).first()
+        if completed is not None:  # refused before a start is logged and counted, not by the job
+            raise StateConflict(f"{plan.run_label} already completed as run {completed}",
+                                hint=f"forgegov run show {completed}")
         target["run"] = {"label": plan.run_label, "digest": run.digest, "state": run.state.value,
                          "requested_by": plan.requested_by}
     else:
@@ -92,10 +97,14 @@ def start_target(session: Session, actor: str, signed: dict[str, Any]) -> dict[s
             "suites": [{"label": label(s), "digest": s.digest, "state": s.state.value}
                        for s in (resolve(session, ref, AssetKind.SUITE) for ref in suites)],
             "batch_size": batch_size}
-    since = rfc3339(now() - RECENT)
     target["recent"] = list(session.exec(select(AuditEntry.time).where(
-        AuditEntry.action == AuditAction.JOB_START, AuditEntry.actor == actor, AuditEntry.time >= since)).all())
+        AuditEntry.action == AuditAction.JOB_START, AuditEntry.actor == actor,
+        AuditEntry.time >= recent_since(at)).order_by(AuditEntry.seq)).all())  # type: ignore[arg-type]
     return target
+
+
+def recent_since(at: datetime) -> str:
+    return rfc3339(at - RECENT_STARTS)
 
 
 def subject_of(target: dict[str, Any]) -> str:
@@ -115,7 +124,7 @@ def orders(target: dict[str, Any]) -> dict[str, Any]:
 def cancel_target(session: Session, signed: dict[str, Any]) -> dict[str, Any]:
     """What the policy is told about stopping a job: the job, and who started it, as its start entry says."""
     job = signed.get("job")
-    if set(signed) != {"job"} or isinstance(job, bool) or not isinstance(job, int):
+    if set(signed) != {"job"} or isinstance(job, bool) or not isinstance(job, int) or not 0 <= job < 2**62:
         raise BadInput("job.cancel names the job by its number")
     actor, kind, _orders = started(session, job)
     return {"job": job, "kind": kind.value, "started_by": actor}
@@ -129,4 +138,11 @@ def started(session: Session, job: int) -> tuple[str, JobKind, dict[str, Any]]:
         raise NotFound(f"there is no job {job}: a job is named by the number of its job.start audit entry")
     payload = committed_payload(session, what=f"job {job}", action=AuditAction.JOB_START,
                                 subject_digest=entry.subject_digest, fields={}, seq=job)
-    return str(payload["statement"]["signer"]), JobKind(payload["kind"]), payload["orders"]
+    try:
+        target = payload["decision"]["input"]["target"]
+        signer, kind = str(payload["statement"]["signer"]), JobKind(target["kind"])
+        if payload["kind"] != kind or subject_of(target) != entry.subject_digest or entry.actor != signer:
+            raise ValueError("its kind, subject or actor is not the allowed target's")
+        return signer, kind, orders(target)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreTampered(f"job {job}'s start entry is malformed: {exc}", hint="run `forgegov audit verify`") from exc

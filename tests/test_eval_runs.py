@@ -542,8 +542,9 @@ def test_who_may_add_an_evaluation_is_the_policys(people, family):
         (job,) = session.exec(select(AuditEntry).where(AuditEntry.action == "job.start")).all()
     payload = json.loads(job.payload)
     assert (job.actor, job.subject_digest) == ("alice", find_asset(people, labels["post"]).digest)
-    assert payload["orders"] == {"candidate": labels["post"], "suites": [labels["suite"]], "base": None,
-                                 "batch_size": 64}
+    assert actions.job_orders(people, job.seq) == {"candidate": labels["post"], "suites": [labels["suite"]],
+                                                   "base": None, "batch_size": 64}
+    assert payload["decision"]["input"]["target"]["recent"] == []
     assert record.predicate["candidate"]["label"] == labels["post"]
     verify_workspace(people)
     replayed = replay_decisions(people)

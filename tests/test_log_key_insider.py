@@ -449,3 +449,45 @@ def test_an_evaluation_result_the_platform_never_signed_is_named_by_verify(peopl
     done = subprocess.run([sys.executable, "-c", "from forgegov.app.cli.main import main; main()", "--workspace", str(people.root), "audit", "verify"],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 4 and "no signature by key" in done.stderr, done.stderr
+
+
+def _forged_start(ws, actor: str, recent: list[str]) -> int:  # type: ignore[no-untyped-def]
+    """A job.start entry carrying alice's real signed act, appended with the log key under ACTOR, with a decision
+    whose question shows RECENT as her earlier starts."""
+    from forgegov.governance.jobs import evaluation_job
+
+    signed = make_admin_statement(unlock(ws, "alice", PASSPHRASE), AdminAct.JOB_START,
+                                  evaluation_job("checkpoint/any", ["suite/any"], None, 8), "train it")
+    document = {"version": 1, "act": "job.start", "now": signed.payload["signed_at"],
+                "actor": {"name": "alice", "key_id": signed.payload["key_id"]},
+                "target": {"kind": "evaluation", "recent": recent}, "reason": "train it"}
+    in_force = policy_in_force_of(ws)
+    decision = {"allow": True, "reasons": [], "opa_decision_id": None, "policy_digest": in_force.digest,
+                "policy_revision": in_force.revision, "input": document}
+    with audited_transaction(ws) as tx:
+        return tx.append(EntryDraft(actor=actor, action=AuditAction.JOB_START, subject_digest="sha256:" + "0" * 64,
+                                    payload={"kind": "evaluation", "statement": signed.payload,
+                                             "signature": signed.signature, "decision": decision})).seq
+
+
+def policy_in_force_of(ws):  # type: ignore[no-untyped-def]
+    with read_session(ws.database_url) as session:
+        return policy_in_force(session)
+
+
+def test_a_job_start_shown_a_made_up_quota_is_named(people) -> None:
+    """alice's 21st start would be refused by her quota; with the log key, it is appended with a question that
+    shows none of her earlier starts. `audit verify` counts them again from the log."""
+    _forged_start(people, "alice", [])
+    verify_workspace(people)  # a start whose question shows what the log held (the policy's answer is replay's)
+    _forged_start(people, "alice", [])
+    with pytest.raises(AuditIntegrityError, match="other recent starts by alice than the log holds"):
+        verify_workspace(people)
+
+
+
+def test_a_job_start_logged_under_another_name_is_named(people) -> None:
+    """The quota counts a member's entries: an act alice signed, logged as dave's, would spend his and not hers."""
+    _forged_start(people, "dave", [])
+    with pytest.raises(AuditIntegrityError, match="names dave as its actor, but alice signed the act"):
+        verify_workspace(people)

@@ -685,6 +685,14 @@ def test_a_team_trains_evaluates_and_promotes_from_their_own_machines(people: Wo
                 pytest.raises(Tampered, match="not the result the platform key signed"):
             member.read(bob, "eval.show", {"evaluation": evaluated["id"]}, "bob", PASSPHRASE)
 
+        # A server that reports other orders than it logged for a job is caught before the member follows it.
+        def other_orders(answer: dict) -> dict:
+            return {**answer, "act": {**answer["act"], "target": {**answer["act"]["target"], "batch_size": 1}}}
+
+        with answers_changed(monkeypatch, {"/v1/jobs": other_orders}), \
+                pytest.raises(Tampered, match="on the target the server reported"):
+            member.run_evaluation(alice, done.candidate, [labels["suite"]], "alice", PASSPHRASE, batch_size=64)
+
 
 @SQLITE_ONLY  # what a member checks of the server's word; the store is the server's business
 def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity_key_files: Path, files,
@@ -705,3 +713,17 @@ def test_an_outcome_the_log_does_not_hold_is_refused(people: Workspace, identity
                              f"more-{n}")
             with answers_changed(monkeypatch, {"/v1/gate": change}), pytest.raises(Tampered, match=found):
                 member.request(alice, f"more-{n}", "alice", PASSPHRASE)
+
+
+@SQLITE_ONLY
+def test_two_starts_for_one_free_place_cannot_both_be_logged(people: Workspace) -> None:
+    """The place for a job is taken before its start is decided and logged (a busy server spends nobody's quota),
+    and held until its process starts: a second start asked meanwhile is refused before the policy is asked."""
+    from forgegov.app.server.jobs import Jobs
+
+    jobs = Jobs(people)
+    with jobs.slot():
+        with pytest.raises(StateConflict, match="the server is running 1 job"), jobs.slot():
+            pass
+    with jobs.slot():  # given back once the first start was done with (here: refused)
+        pass

@@ -205,9 +205,9 @@ class Service:
         """A job the member's signed `job.start` asks for, once the policy allows it: its start entry, and how it
         is doing."""
         statement = _acting(caller, body, AdminAct.JOB_START)
-        self.jobs.room()
-        started = self._decide(statement)
-        return {"act": started.to_dict(), "job": self.jobs.start(started)}
+        with self.jobs.slot():
+            started = self._decide(statement)
+            return {"act": started.to_dict(), "job": self.jobs.start(started)}
 
     def cancel_job(self, caller: str | None, body: Any) -> dict[str, Any]:
         statement = _acting(caller, body, AdminAct.JOB_CANCEL)

@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -65,28 +67,36 @@ class Jobs:
         self.root = self.workspace.root / "jobs"
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._starting = 0  # slots taken by starts being decided
 
-    def room(self) -> None:
-        """StateConflict when the server runs as many jobs as it may: checked before a start is decided and logged,
-        so a busy server does not spend a member's quota."""
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """A place for one more job, held while its start is decided and its process started; StateConflict when the
+        server runs (or is starting) as many jobs as it may. Taken before the start is decided and logged, so a busy
+        server spends nobody's quota, and two starts at once cannot both be logged for one free place."""
         with self._lock:
-            self._refuse_when_full()
-
-    def _refuse_when_full(self) -> None:
-        # A job that wrote its outcome is done, even while its process is still exiting.
-        running = [job for job, process in self._processes.items()
-                   if process.poll() is None and not (self.root / job / OUTCOME_FILE).exists()]
-        if len(running) >= self.limit:
-            raise StateConflict(f"the server is running {len(running)} job(s), its limit: ask again once one has "
-                                "finished", hint="`forgegov run list` shows the runs in progress")
+            # A job that wrote its outcome is done, even while its process is still exiting.
+            running = [job for job, process in self._processes.items()
+                       if process.poll() is None and not (self.root / job / OUTCOME_FILE).exists()]
+            if len(running) + self._starting >= self.limit:
+                raise StateConflict(f"the server is running {len(running) + self._starting} job(s), its limit: ask "
+                                    "again once one has finished", hint="`forgegov run list` shows the runs in progress")
+            self._starting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starting -= 1
 
     def start(self, started: AdminOutcome) -> dict[str, Any]:
-        """Start the process of the job whose start the policy allowed (`started`, its entry's number the job's)."""
+        """Start the process of the job whose start the policy allowed (`started`, its entry's number the job's), in
+        the `slot` taken for it."""
         job_id = str(started.audit_seq)
         with self._lock:
-            self._refuse_when_full()
             folder = self.root / job_id
             self.root.mkdir(mode=0o700, exist_ok=True)  # only the server writes a job's reports
+            if folder.exists():  # a job of a store since restored from backup, whose numbers are given out again
+                folder.rename(self.root / f"{job_id}.before-{now_rfc3339()}")
             folder.mkdir(mode=0o700)
             write_json(folder / JOB_FILE, {"version": JOB_VERSION, "id": job_id, "kind": started.target["kind"],
                                            "actor": started.actor, "asked_at": now_rfc3339()})

@@ -141,40 +141,80 @@ self_clause := ", or who started the job" if {
 	object.get(settings, "self", false) == true
 }
 
-# A job trains only an approved run and evaluates only on approved suites.
+# A job trains only an approved run and evaluates only on approved suites,
+# and at least one. Written as positive predicates, negated: a missing state
+# or suite list must deny, not make the rule undefined.
+run_approved if doc.target.run.state == "approved"
+
+suite_approved(suite) if suite.state == "approved"
+
 deny contains msg if {
 	doc.act == "job.start"
 	doc.target.kind == "run"
-	doc.target.run.state != "approved"
+	not run_approved
 	msg := sprintf(
-		"%s is %s: a run is trained only once the run gate approved it; ask for approval first",
-		[doc.target.run.label, doc.target.run.state],
+		"%v is %v: a run is trained only once the run gate approved it; ask for approval first",
+		[object.get(object.get(doc.target, "run", {}), "label", "the run"), object.get(object.get(doc.target, "run", {}), "state", "of no known state")],
 	)
 }
 
 deny contains msg if {
 	doc.act == "job.start"
 	doc.target.kind == "evaluation"
-	some suite in doc.target.suites
-	suite.state != "approved"
+	count(object.get(doc.target, "suites", [])) == 0
+	msg := "an evaluation names at least one suite approved at the suite gate: add --suite SUITE"
+}
+
+deny contains msg if {
+	doc.act == "job.start"
+	doc.target.kind == "evaluation"
+	some suite in object.get(doc.target, "suites", [])
+	not suite_approved(suite)
+	label := object.get(suite, "label", "(unnamed)")
 	msg := sprintf(
-		"suite %s is %s: an evaluation runs only suites approved at the suite gate; request its approval (forgegov request %s --gate suite --as NAME)",
-		[suite.label, suite.state, suite.label],
+		"suite %v is %v: an evaluation runs only suites approved at the suite gate; request its approval (forgegov request %v --gate suite --as NAME)",
+		[label, object.get(suite, "state", "of no known state"), label],
 	)
 }
 
 # A quota per member: the starts the log holds for the actor within the
 # window, this one included, at most per_window.jobs. Without per_window,
-# starts are not counted.
+# starts are not counted; a window forgegov cannot show (over the 168 hours
+# of starts it sends), an unreadable time or a malformed setting denies.
 window := object.get(settings, "per_window", {})
+
+window_valid if {
+	is_number(window.hours)
+	window.hours > 0
+	window.hours <= 168
+	is_number(window.jobs)
+	window.jobs >= 1
+}
 
 recent_starts := [t |
 	some t in object.get(doc.target, "recent", [])
 	time.parse_rfc3339_ns(doc.now) - time.parse_rfc3339_ns(t) < window.hours * 3600000000000
 ]
 
+readable_time(t) if time.parse_rfc3339_ns(t)
+
 deny contains msg if {
 	doc.act == "job.start"
+	object.get(settings, "per_window", null) != null
+	not window_valid
+	msg := "admin[\"job.start\"].per_window in policy data needs hours (1 to 168) and jobs (at least 1): a policy owner corrects policies/data/data.json"
+}
+
+deny contains msg if {
+	doc.act == "job.start"
+	some t in array.concat([object.get(doc, "now", null)], object.get(doc.target, "recent", []))
+	not readable_time(t)
+	msg := sprintf("the job's time or a recent start's time (%v) is not RFC 3339: the start cannot be counted; report this to the server's operator", [t])
+}
+
+deny contains msg if {
+	doc.act == "job.start"
+	window_valid
 	count(recent_starts) >= window.jobs
 	msg := sprintf(
 		"%v started %d jobs in the last %v hours, the most policy allows: ask again later, or ask a policy owner to raise admin[\"job.start\"].per_window in policies/data/data.json",

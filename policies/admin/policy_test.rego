@@ -185,3 +185,32 @@ test_an_unlisted_kind_is_not_fetched if {
 	d := admin.decision with input as act("asset.fetch", "dave", fetch("widget", null))
 	not d.allow
 }
+
+test_a_run_of_no_known_state_is_not_trained if {
+	d := admin.decision with input as act("job.start", "alice", {"kind": "run", "run": {"label": "run/cpt@1", "requested_by": "alice"}, "recent": []})
+	d.deny == {"run/cpt@1 is of no known state: a run is trained only once the run gate approved it; ask for approval first"}
+}
+
+test_an_evaluation_without_suites_is_not_run if {
+	d := admin.decision with input as act("job.start", "alice", object.union(eval_job("approved", []), {"suites": []}))
+	d.deny == {"an evaluation names at least one suite approved at the suite gate: add --suite SUITE"}
+}
+
+test_a_suite_of_no_known_state_is_not_run if {
+	d := admin.decision with input as act("job.start", "alice", object.union(eval_job("approved", []), {"suites": [{"label": "suite/s@1"}]}))
+	not d.allow
+}
+
+test_unreadable_times_deny if {
+	bad_now := object.union(act("job.start", "alice", eval_job("approved", ["2026-11-22T10:00:00Z"])), {"now": "bogus"})
+	d := admin.decision with input as bad_now
+	not d.allow
+	d2 := admin.decision with input as act("job.start", "alice", eval_job("approved", ["yesterday"]))
+	d2.deny == {"the job's time or a recent start's time (yesterday) is not RFC 3339: the start cannot be counted; report this to the server's operator"}
+}
+
+test_a_window_longer_than_forgegov_shows_denies if {
+	d := admin.decision with input as act("job.start", "alice", eval_job("approved", []))
+		with data.data.admin["job.start"].per_window as {"hours": 720, "jobs": 5}
+	d.deny == {"admin[\"job.start\"].per_window in policy data needs hours (1 to 168) and jobs (at least 1): a policy owner corrects policies/data/data.json"}
+}
