@@ -1,6 +1,7 @@
 """`eval run` in a workspace of one: the actor signs the job's start (`job.start`, decided by the admin policy as on a
 team server: who may add an evaluation the promotion gate will read, on which suites, how often), then the
-evaluation runs in this process and its result is signed with the platform key."""
+evaluation runs in this process, as the job its logged start names, and its result, naming that job, is signed with
+the platform key."""
 
 from __future__ import annotations
 
@@ -21,7 +22,4 @@ def evaluate(workspace: Workspace, candidate: str, suites: Sequence[str], actor:
 
     started = actions.start_job(workspace, evaluation_job(candidate, list(suites), base, batch_size),
                                 f"evaluate {candidate}", actor, passphrase, engine=engine)
-    orders = actions.job_orders(workspace, started.audit_seq)
-    kwargs = {"progress": progress} if progress is not None else {}
-    return run_evaluation(workspace, orders["candidate"], orders["suites"], actor=actor, base_ref=orders["base"],
-                          batch_size=orders["batch_size"], **kwargs)
+    return run_evaluation(workspace, started.audit_seq, **({"progress": progress} if progress is not None else {}))

@@ -32,8 +32,9 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, PolicyBundleError, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.vocabulary import AssetKind, AssetState
-from forgegov.governance.evaluations import EvalRecord, record_evaluation, statement_for
+from forgegov.governance.evaluations import EvalRecord, record_evaluation, statement_for, verified_results
 from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.jobs import JobKind, started
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.policy import data_in_force, policy_in_force
@@ -41,7 +42,7 @@ from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.lifecycle import code_identity
 from forgegov.governance.suites import TASKS, Suite, TaskSpec, registered_suite
 
-RESULT_VERSION = 2  # 2: each metric names the approved suite (suite_digest) that measured it
+RESULT_VERSION = 3  # 2: each metric names the approved suite (suite_digest) that measured it; 3: the job that ran it
 
 # progress(phase, done, total, note); phases: "data", "base", "candidate", "noise", "decide".
 Progress = Callable[[str, int, int, str], None]
@@ -245,16 +246,25 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[str], *, actor: str,
-                   base_ref: str | None = None, batch_size: int = 32,
-                   progress: Progress = _quiet) -> EvalRecord:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 4096:
-        raise BadInput(f"the batch size must be an integer from 1 to 4096, got {batch_size!r}")
+def run_evaluation(workspace: Workspace, job: int, *, progress: Progress = _quiet) -> EvalRecord:
+    """Run evaluation job JOB: what its `job.start` entry says to evaluate, for whom it says (the act's signer), once,
+    and sign the result naming the job, so that a result counts at the promotion gate only when a start the policy
+    allowed made it (`governance/jobs.py`)."""
+    with read_session(workspace.database_url) as session:
+        actor, kind, orders = started(session, job)
+        if kind is not JobKind.EVALUATION:
+            raise BadInput(f"job {job} is a {kind.value} job, not an evaluation")
+    candidate_ref, suites, base_ref, batch_size = (orders["candidate"], orders["suites"], orders["base"],
+                                                   orders["batch_size"])
     started_at = now_rfc3339()
-    started = time.perf_counter()
+    started_clock = time.perf_counter()
     # 1-2.
     candidate, base, design, tasks, policy, registered = plan_evaluation(
         workspace, candidate_ref, suites, actor=actor, base_ref=base_ref, progress=progress)
+    with read_session(workspace.database_url) as session:
+        done = [r.id for r in verified_results(workspace, session, candidate["digest"]) if r.job == job]
+    if done:  # one job, one result: running a job again would add results nobody asked the policy for
+        raise StateConflict(f"job {job} already made evaluation {done[0]}", hint="start another job to evaluate again")
     # 3. The base twice (the second pass in other batches: the noise floor), then the candidate.
     noise_batch = max(1, batch_size // 2) if batch_size > 1 else 2
     base_passes = _ask(workspace, base["digest"], tasks, actor=actor,
@@ -302,8 +312,8 @@ def run_evaluation(workspace: Workspace, candidate_ref: str, suites: Sequence[st
                     "noise_floor": noise[task.spec.metric]})
         metrics.append(doc)
     predicate = {
-        "result_version": RESULT_VERSION, "evaluation_id": str(uuid.uuid4()), "actor": actor,
-        "started_at": started_at, "finished_at": now_rfc3339(), "wall_s": round(time.perf_counter() - started, 3),
+        "result_version": RESULT_VERSION, "evaluation_id": str(uuid.uuid4()), "actor": actor, "job": job,
+        "started_at": started_at, "finished_at": now_rfc3339(), "wall_s": round(time.perf_counter() - started_clock, 3),
         "candidate": candidate, "base": base, "policy": policy,
         "design": {"alpha": design.alpha, "power": design.power},
         "suites": [{"name": r.label, "digest": r.digest, "document": r.suite.to_document()} for r in registered],

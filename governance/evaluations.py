@@ -33,10 +33,11 @@ from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.crypto.dsse import sign_envelope, strict_json, verify_envelope
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, SignatureInvalid
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, SignatureInvalid, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
+from forgegov.governance.jobs import JobKind, started
 from forgegov.governance.runs.provenance import IN_TOTO_PAYLOAD_TYPE, PLATFORM_KEY, STATEMENT_TYPE
 
 if TYPE_CHECKING:
@@ -69,13 +70,19 @@ class EvalRecord:
         return self.statement["predicate"]
 
     @property
+    def job(self) -> int | None:
+        """The job (its `job.start` entry) that made this result; None for a result made before results named one."""
+        job = self.predicate.get("job")
+        return job if isinstance(job, int) and not isinstance(job, bool) else None
+
+    @property
     def candidate_digest(self) -> str:
         return "sha256:" + self.statement["subject"][0]["digest"]["sha256"]
 
     def summary(self) -> dict[str, Any]:
         """What a reader needs of the result (the whole signed statement is `statement`)."""
         predicate = self.predicate
-        return {"id": self.id, "seq": self.seq, "time": self.time, "actor": self.actor,
+        return {"id": self.id, "seq": self.seq, "time": self.time, "actor": self.actor, "job": self.job,
                 "candidate": predicate["candidate"], "base": predicate["base"], "policy": predicate["policy"],
                 "design": predicate["design"],
                 "suites": [{"name": s["name"], "digest": s["digest"]} for s in predicate["suites"]],
@@ -200,3 +207,21 @@ def signed_record(platform_key: Ed25519PublicKey, seq: int, time: str, actor: st
     if statement["predicate"].get("evaluation_id") != payload.get("evaluation_id"):
         raise EvaluationInvalid(f"the signed {what} carries another evaluation's id")
     return EvalRecord(seq, time, actor, statement)
+
+
+def job_of(session: Session, record: EvalRecord) -> dict[str, Any] | None:
+    """The job that made RECORD, as the log holds its start: signed by the member the result names, an evaluation of
+    this candidate. None when the result names no job (it was made outside one); StoreTampered when it names one the
+    log does not hold so."""
+    if record.job is None:
+        return None
+    try:
+        actor, kind, orders = started(session, record.job)
+    except NotFound as exc:
+        raise StoreTampered(f"evaluation {record.id} names job {record.job}, which the log does not hold",
+                            hint="run `forgegov audit verify`") from exc
+    if actor != record.actor or kind is not JobKind.EVALUATION \
+            or orders["candidate"] != record.predicate["candidate"]["label"]:
+        raise StoreTampered(f"evaluation {record.id} names job {record.job}, which was not {record.actor}'s "
+                            f"evaluation of {record.predicate['candidate']['label']}", hint="run `forgegov audit verify`")
+    return {"seq": record.job, "started_by": actor}

@@ -11,7 +11,6 @@ import pytest
 from sqlmodel import select
 
 from forgegov.evaluation.generate import greedy, log_likelihoods
-from forgegov.evaluation.runner import run_evaluation
 from forgegov.evaluation.statistics import Design, MetricKind, MetricPlan, PairedScores, Verdict, compare, decide
 from forgegov.foundation.errors import BadInput, PolicyDenied, SignatureInvalid, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session, write_transaction
@@ -36,6 +35,14 @@ from tests.runs_support import approve
 SHIPPED_SUITE = Path(__file__).resolve().parents[1] / "evaluation" / "suites" / "reference.toml"
 EVAL_DATA = DatasetSpec(DatasetKind.EVAL, Classification.GENERAL_CURATED)
 HELD_OUT = DatasetSpec(DatasetKind.PRETRAINING_TEXT, Classification.GENERAL_CURATED)
+
+
+def run_evaluation(workspace, candidate: str, suites: list[str], *, actor: str,  # type: ignore[no-untyped-def]
+                   base_ref: str | None = None, batch_size: int = 32):
+    """The evaluation ACTOR asks for, as `eval run` does: a signed job.start the policy decides, then the job."""
+    from forgegov.app.evaluate import evaluate
+
+    return evaluate(workspace, candidate, suites, actor, PASSPHRASE, base=base_ref, batch_size=batch_size)
 
 
 @pytest.fixture
@@ -311,8 +318,11 @@ target = "expect"
         "suite easy v1 measures benign_compliance with a custom task, but policy measures it with a over-refusal "
         "task: use that task kind for this metric"]
     # Nor can it be used unapproved.
-    with pytest.raises(StateConflict, match="only a suite approved at the suite gate decides"):
+    with pytest.raises(PolicyDenied) as denied:
         run_evaluation(people, labels["post"], [label(favourable)], actor="alice")
+    assert denied.value.reasons == [f"suite {label(favourable)} is registered: an evaluation runs only suites "
+                                    f"approved at the suite gate; request its approval (forgegov request "
+                                    f"{label(favourable)} --gate suite --as NAME)"]
     # A suite of data nobody approved is refused at the suite gate, before anything is read.
     folder = tmp_path / "unapproved"
     folder.mkdir()
@@ -545,7 +555,17 @@ def test_who_may_add_an_evaluation_is_the_policys(people, family):
     assert actions.job_orders(people, job.seq) == {"candidate": labels["post"], "suites": [labels["suite"]],
                                                    "base": None, "batch_size": 64}
     assert payload["decision"]["input"]["target"]["recent"] == []
-    assert record.predicate["candidate"]["label"] == labels["post"]
+    assert record.predicate["candidate"]["label"] == labels["post"] and record.job == job.seq
+    # The promotion gate is told which job made it, and who signed that job's start.
+    from forgegov.evaluation.runner import run_evaluation as run_job
+    from forgegov.governance.evidence.evaluation import evaluation_evidence
+
+    with read_session(people.database_url) as session:
+        (shown,) = evaluation_evidence(people, session, find_asset(people, labels["post"]))["results"]
+    assert shown["job"] == {"seq": job.seq, "started_by": "alice"}
+    # One job, one result: running the job again would add a result nobody asked the policy for.
+    with pytest.raises(StateConflict, match=f"job {job.seq} already made evaluation {record.id}"):
+        run_job(people, job.seq)
     verify_workspace(people)
     replayed = replay_decisions(people)
     assert replayed.replayed == replayed.agreed and replayed.replayed >= 2 and not replayed.differing

@@ -363,7 +363,8 @@ def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "server-backup" / "backup.json").read_text())["manifest"]["log"]["size"] > 0
 
 
-@pytest.mark.parametrize("unit", ["forgegov-server.service", "forgegov-s3.service"])
+@pytest.mark.parametrize("unit", ["forgegov-server.service", "forgegov-s3.service", "forgegov-backup.service",
+                                  "forgegov-backup.timer"])
 def test_the_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:

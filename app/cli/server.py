@@ -29,6 +29,13 @@ def server(ctx: typer.Context,
         raise BadInput("--rate must be positive")
     workspace = state(ctx).workspace()
     workspace.database_url  # a member's workspace cannot serve: it has no store  # noqa: B018
+    # Both service keys unlock now, or the server does not start: every answer is signed with the log key, so a
+    # missing or exposed passphrase would otherwise turn each call into a server error.
+    from forgegov.audit.log_key import LOG_KEY
+    from forgegov.governance.runs.provenance import PLATFORM_KEY
+
+    LOG_KEY.load(workspace)
+    PLATFORM_KEY.load(workspace)
     app = create_app(workspace, Limits(rate_per_s=rate, burst=max(1, int(2 * rate))))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

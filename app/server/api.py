@@ -72,6 +72,7 @@ from forgegov.governance.statements import SignedStatement
 
 API_VERSION = 1
 MAX_BODY = 16 << 20  # one chunk of an upload (8 MiB) with room; statements are a few KiB
+MAX_RECIPE = 1 << 20  # a run recipe is a page of TOML
 
 
 class Decider:
@@ -216,13 +217,17 @@ class Service:
 
     def read(self, _caller: str | None, body: Any) -> dict[str, Any]:
         arguments = body.get("arguments")
-        return {"data": read_here(self.workspace, _text(body, "name"), {} if arguments is None else arguments)}
+        return {"data": read_here(self.workspace, _text(body, "name"), {} if arguments is None else arguments,
+                                  self.decider.engine)}
 
     def register_run(self, caller: str | None, body: Any) -> dict[str, Any]:
         """The run asset of a recipe's bytes (registered now when they are new), and where its run gate stands."""
+        recipe = _text(body, "recipe")
+        if len(recipe) > MAX_RECIPE:
+            raise BadInput(f"a recipe is at most {MAX_RECIPE} characters of TOML; this one is {len(recipe)}")
         with tempfile.TemporaryDirectory(prefix="forgegov-recipe-") as folder:
             path = Path(folder) / RECIPE_FILE
-            path.write_text(_text(body, "recipe"), encoding="utf-8")
+            path.write_text(recipe, encoding="utf-8")
             asset, _recipe, registered = register_recipe(self.workspace, path, str(caller))
         missing, decision_id = (still_missing(self.workspace, asset.digest) if asset.state is AssetState.PENDING
                                 else ((), None))

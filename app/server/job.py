@@ -24,7 +24,8 @@ from forgegov.governance.jobs import JobKind, started
 Progress = Callable[[str, int, int, str], None]
 
 
-def _train(workspace: Workspace, actor: str, arguments: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def _train(workspace: Workspace, _job: int, actor: str, arguments: dict[str, Any],
+           progress: Progress) -> dict[str, Any]:
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
 
@@ -34,12 +35,11 @@ def _train(workspace: Workspace, actor: str, arguments: dict[str, Any], progress
     return trained.to_dict()
 
 
-def _evaluate(workspace: Workspace, actor: str, arguments: dict[str, Any], progress: Progress) -> dict[str, Any]:
+def _evaluate(workspace: Workspace, job: int, _actor: str, _arguments: dict[str, Any],
+              progress: Progress) -> dict[str, Any]:
     from forgegov.evaluation.runner import run_evaluation
 
-    record = run_evaluation(workspace, arguments["candidate"], arguments["suites"], actor=actor,
-                            base_ref=arguments["base"], batch_size=arguments["batch_size"], progress=progress)
-    return record.summary()
+    return run_evaluation(workspace, job, progress=progress).summary()  # its orders and actor: the job's entry
 
 
 _WORK = {JobKind.RUN: _train, JobKind.EVALUATION: _evaluate}
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> int:
     try:
         with read_session(workspace.database_url) as session:
             actor, kind, orders = started(session, int(job_id))
-        result = _WORK[kind](workspace, actor, orders, _Reporter(folder / PROGRESS_FILE))
+        result = _WORK[kind](workspace, int(job_id), actor, orders, _Reporter(folder / PROGRESS_FILE))
     except ForgegovError as error:
         write_json(folder / OUTCOME_FILE, {"state": JobState.FAILED.value, **error_document(error)})
         return error.exit_code

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind
-from forgegov.governance.evaluations import EvalRecord, verified_results
+from forgegov.governance.evaluations import EvalRecord, job_of, verified_results
 from forgegov.governance.registry import recorded_asset
 
 _METRIC_FACTS = ("verdict", "kind", "margin", "planning_spread", "cluster_spread", "difference", "interval", "n",
@@ -36,6 +36,7 @@ def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
     judges = {j["digest"]: j["label"] for m in predicate["metrics"] if (j := (m.get("scorer") or {}).get("judge"))}
     return {
         "id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
+        "job": job_of(session, record),
         "base_digest": predicate["base"]["digest"], "policy_digest": predicate["policy"]["digest"],
         "design": predicate["design"],
         "datasets": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.DATASET, digest)}

@@ -172,7 +172,13 @@ root_checkpoint if {
 	input.evidence.lineage.run == null
 }
 
-evaluation_results := object.get(object.get(input.evidence, "evaluation", {}), "results", [])
+# A result counts only when a job the policy allowed made it (its job.start
+# entry, signed by a member): one made outside a job, say by a script holding
+# the platform key, neither passes nor blocks a candidate.
+evaluation_results := [result |
+	some result in object.get(object.get(input.evidence, "evaluation", {}), "results", [])
+	object.get(result, "job", null) != null
+]
 
 measured(metric) if {
 	some result in evaluation_results

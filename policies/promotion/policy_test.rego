@@ -389,7 +389,7 @@ passing_metrics := {
 }
 
 result(id, metrics) := {
-	"id": id, "seq": 40, "time": fresh, "actor": "alice", "base_digest": "sha256:p1",
+	"id": id, "seq": 40, "time": fresh, "actor": "alice", "job": {"seq": 39, "started_by": "alice"}, "base_digest": "sha256:p1",
 	"policy_digest": "sha256:pol", "design": {"alpha": 0.05, "power": 0.8},
 	"datasets": [{"label": "dataset/safety-eval@1", "digest": "sha256:d1", "state": "approved"}],
 	"judges": [],
@@ -433,6 +433,20 @@ test_insufficient_evidence_denied if {
 	d := staging_decision([result("e1", object.union(passing_metrics, {"instruction_following": object.union(metric("instruction_following", "insufficient-evidence", 0.15, 0.15), {"n": 10, "power": 0.2, "required": 55, "noise_floor": {"n": 10, "flips": 0, "rate": 0}})}))])
 	not d.allow
 	d.deny == {"checkpoint claims-sft v3: evaluation e1 cannot see the margin of 0.15 on instruction_following (insufficient evidence): 10 items give power 0.2 below the 0.8 policy requires; evaluate with a suite of at least 55 items for instruction_following"}
+}
+
+# A result no allowed job made (a script holding the platform key) neither
+# blocks a candidate nor passes one.
+test_a_result_made_outside_a_job_does_not_count if {
+	blocking := object.union(
+		result("e0", object.union(passing_metrics, {"harmful_refusal": metric("harmful_refusal", "inferior", 0.03, 0.1)})),
+		{"job": null},
+	)
+	staging_decision([blocking, result("e1", passing_metrics)]).allow
+	d := staging_decision([object.union(result("e2", passing_metrics), {"job": null})])
+	not d.allow
+	some msg in d.deny
+	contains(msg, "has no drift evaluation of harmful_refusal")
 }
 
 test_another_evaluation_cannot_outvote_a_regression if {
