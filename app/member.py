@@ -76,9 +76,10 @@ from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.datasets.intake import scan_dataset
 from forgegov.governance.evaluations import EvalRecord, signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
+from forgegov.governance.fetches import fetch_reference_holds
 from forgegov.governance.gate import GateOutcome
 from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
-from forgegov.governance.jobs import evaluation_job, orders, run_job
+from forgegov.governance.jobs import evaluation_job, orders, run_job, signed_references_hold
 from forgegov.governance.review import Review
 from forgegov.governance.runs.lifecycle import RunOutcome
 from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
@@ -358,7 +359,7 @@ def _send_admin(connection: Connection, signer: Signer, statement: AdminStatemen
     decision = payload.get("decision")
     if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature) \
             or not isinstance(decision, dict) or decision.get("allow") is not True \
-            or decision.get("input", {}).get("target") != outcome.target:
+            or not isinstance(decision.get("input"), dict) or decision["input"].get("target") != outcome.target:
         raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value} "
                        "as allowed, on the target the server reported")
     return outcome, answer
@@ -529,8 +530,11 @@ def _fetch(connection: Connection, signer: Signer, subject: str, kind: str, reas
     server's answer, once its manifest is proved to be the asset's digest and the act proved logged."""
     statement = make_admin_statement(signer, AdminAct.FETCH, {"subject": subject, "kind": kind}, reason)
     fetched, answer = _send_admin(connection, signer, statement, "/v1/fetch")
+    asset = fetched.target.get("asset") if isinstance(fetched.target.get("asset"), dict) else {}
+    if not fetch_reference_holds({"subject": subject, "kind": kind}, fetched.target):
+        raise Tampered(f"the server let this member fetch {asset.get('label')}, not {kind} {subject}")
     digest = digest_of(answer.get("manifest"))
-    if digest != answer.get("digest") or digest != fetched.target.get("asset", {}).get("digest"):
+    if digest != answer.get("digest") or digest != asset.get("digest"):
         raise DigestMismatch(f"the manifest the server sent for {answer.get('subject')} is not the digest of the "
                              f"asset it logged the fetch of", expected=str(answer.get("digest")), actual=digest)
     return answer
@@ -614,12 +618,7 @@ def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: st
         ordered = orders(started.target)
     except (KeyError, TypeError) as exc:
         raise Tampered(f"job {seq}'s logged start holds no orders: {exc}") from exc
-    # Lengths are compared below: a server that drops or adds a suite is caught there.
-    asked = [(job["subject"], ordered["subject"])] if job["kind"] == "run" else [
-        (job["candidate"], ordered["candidate"]), *zip(job["suites"], ordered["suites"], strict=False),
-        *([(job["base"], ordered["base"])] if job["base"] is not None else [])]
-    if any(not _names(ref, found) for ref, found in asked) or (job["kind"] == "evaluation" and (
-            (ordered["base"] is None) != (job["base"] is None) or len(ordered["suites"]) != len(job["suites"]))):
+    if not signed_references_hold(job, started.target):
         raise Tampered(f"job {seq}'s logged orders ({ordered}) are not what this member asked for")
     job = answer.get("job")
     while True:
@@ -644,11 +643,6 @@ def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: st
     return seq, ordered, job["result"]
 
 
-def _names(reference: str, found: str) -> bool:
-    """Whether the exact version FOUND (`kind/name@version`) is one REFERENCE, as a member typed it, can name."""
-    name = found.split("/", 1)[-1]
-    typed = reference.split("/", 1)[-1] if "/" in reference else reference
-    return typed == name if "@" in typed else typed == name.rsplit("@", 1)[0]
 
 
 def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,
@@ -696,8 +690,10 @@ def run_evaluation(workspace: Workspace, candidate: str, suites: list[str], acto
     # the platform key pinned at join), made after this job started, by this member, of what the job was to do.
     record = _signed_result(workspace, connection, signer, summary)
     predicate = record.predicate
-    if record.seq <= seq or record.actor != actor or predicate["candidate"]["label"] != ordered["candidate"] \
-            or (ordered["base"] is not None and predicate["base"]["label"] != ordered["base"]):
+    if record.seq <= seq or record.job != seq or record.actor != actor \
+            or predicate["candidate"]["label"] != ordered["candidate"] \
+            or (ordered["base"] is not None and predicate["base"]["label"] != ordered["base"]) \
+            or [s["name"] for s in predicate["suites"]] != ordered["suites"]:
         raise Tampered(f"evaluation {record.id} (entry {record.seq}) is not the result of job {seq}")
     return summary
 

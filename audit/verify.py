@@ -316,7 +316,7 @@ class _StatementChecker:
         elif action.startswith("gate."):
             self._gate(seq, action, payload, subject)
         elif action in ADMIN_ACTIONS:
-            self._admin(seq, action, payload, actor, time)
+            self._admin(seq, action, payload, actor, time, subject)
         elif action == AuditAction.DATASET_CHECK:
             statement = self._signed(seq, Purpose.DATA_QUALITY, payload, "data-quality check")
             if (statement.get("check_id"), statement.get("result_digest"), statement.get("dataset_digest")) \
@@ -408,11 +408,18 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: the carried {what} by {statement.get('signer')} was never "
                                       "admitted by an earlier decision (it was denied, or is made up)", seq)
 
-    def _admin(self, seq: int, action: str, payload: dict[str, Any], by: str, time: str) -> None:
+    def _admin(self, seq: int, action: str, payload: dict[str, Any], by: str, time: str,
+               subject: str | None) -> None:
         statement = self._signed(seq, Purpose.ADMIN_ACT, payload, "administrative act")
         if by != statement.get("signer"):
             raise AuditIntegrityError(f"entry {seq}: the {action} entry names {by} as its actor, but "
                                       f"{statement.get('signer')} signed the act", seq)
+        asked_target = (payload.get("decision") or {}).get("input", {}).get("target") or {}
+        if action == AuditAction.ASSET_FETCH and subject != (asked_target.get("asset") or {}).get("digest"):
+            # The store serves the files of the entry's subject to its member: it must be the asset the policy
+            # allowed them to read.
+            raise AuditIntegrityError(f"entry {seq}: the fetch is filed under {subject}, not the asset its decision "
+                                      "allowed", seq)
         decision = payload.get("decision")
         allowed = decision.get("allow") if isinstance(decision, dict) else None
         asked = decision.get("input") if isinstance(decision, dict) else None

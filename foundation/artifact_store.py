@@ -193,14 +193,15 @@ class ArtifactStore:
             self.backend.put(digest, part)
             meta.unlink()
             # The uploader sent every byte of it: they may read it back (a blob that was already stored is never
-            # marked for whoever merely names its digest).
-            (self.uploads / owner / "received").mkdir(exist_ok=True)
-            (self.uploads / owner / "received" / digest.removeprefix("sha256:")).touch()
+            # marked for whoever merely names its digest, nor the server's own stocking for any name).
+            if owner != LOCAL:
+                (self.uploads / owner / "received").mkdir(exist_ok=True)
+                (self.uploads / owner / "received" / digest.removeprefix("sha256:")).touch()
             return UploadState(digest, size, size)
 
     def received_from(self, digest: str, owner: str) -> bool:
         """Whether OWNER uploaded every byte of DIGEST here."""
-        if not _OWNER.match(owner):
+        if not _OWNER.match(owner) or owner == LOCAL:
             return False
         return (self.uploads / owner / "received" / check_digest(digest).removeprefix("sha256:")).is_file()
 

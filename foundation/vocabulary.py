@@ -165,6 +165,16 @@ class AuditAction(StrEnum):
         return cls(f"{kind.value}.register")
 
 
+def reference_names(reference: str, label: str, digest: str) -> bool:
+    """Whether REFERENCE, as someone typed it (`sha256:<prefix>`, `[kind/]name[@version]`), can name the asset
+    LABEL (`kind/name@version`) of DIGEST: what a signer's reference is held to when another party resolved it."""
+    if reference.startswith("sha256:"):
+        return digest.startswith(reference)
+    kind, _, named = label.partition("/")
+    typed = reference.removeprefix(f"{kind}/")
+    return typed == named if "@" in typed else typed == named.rsplit("@", 1)[0]
+
+
 # The entries of signed acts the admin policy decides (`governance/admin.py`): each carries its statement, signature
 # and decision, and `audit verify --replay` asks the policy each question again.
 ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
@@ -183,6 +193,7 @@ RECENT_STARTS = timedelta(days=7)
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
     AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.JOB_START, AuditAction.JOB_CANCEL,
+    AuditAction.ASSET_FETCH,
     AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,

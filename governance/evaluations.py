@@ -33,7 +33,7 @@ from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.foundation.canonical import canonical_bytes
 from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.crypto.dsse import sign_envelope, strict_json, verify_envelope
-from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, SignatureInvalid, StoreTampered
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, SignatureInvalid
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
@@ -209,19 +209,23 @@ def signed_record(platform_key: Ed25519PublicKey, seq: int, time: str, actor: st
     return EvalRecord(seq, time, actor, statement)
 
 
-def job_of(session: Session, record: EvalRecord) -> dict[str, Any] | None:
-    """The job that made RECORD, as the log holds its start: signed by the member the result names, an evaluation of
-    this candidate. None when the result names no job (it was made outside one); StoreTampered when it names one the
-    log does not hold so."""
-    if record.job is None:
+def job_of(session: Session, record: EvalRecord, counted: set[int]) -> dict[str, Any] | None:
+    """The job that made RECORD, as the log holds its start: signed by the member the result names, its orders the
+    result's candidate, base, suites and batch size, started before it, and no earlier result in COUNTED already its
+    result (one job, one result). None otherwise: the result then counts neither way at the promotion gate."""
+    job = record.job
+    if job is None or job in counted or job >= record.seq:
         return None
     try:
-        actor, kind, orders = started(session, record.job)
-    except NotFound as exc:
-        raise StoreTampered(f"evaluation {record.id} names job {record.job}, which the log does not hold",
-                            hint="run `forgegov audit verify`") from exc
+        actor, kind, orders = started(session, job)
+    except NotFound:
+        return None
+    predicate = record.predicate
     if actor != record.actor or kind is not JobKind.EVALUATION \
-            or orders["candidate"] != record.predicate["candidate"]["label"]:
-        raise StoreTampered(f"evaluation {record.id} names job {record.job}, which was not {record.actor}'s "
-                            f"evaluation of {record.predicate['candidate']['label']}", hint="run `forgegov audit verify`")
-    return {"seq": record.job, "started_by": actor}
+            or orders["candidate"] != predicate["candidate"]["label"] \
+            or (orders["base"] is not None and orders["base"] != predicate["base"]["label"]) \
+            or orders["suites"] != [suite["name"] for suite in predicate["suites"]] \
+            or orders["batch_size"] != predicate.get("batch_size"):
+        return None
+    counted.add(job)
+    return {"seq": job, "started_by": actor}

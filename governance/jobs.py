@@ -23,7 +23,7 @@ from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.clock import rfc3339
 from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreTampered
 from forgegov.foundation.store.models import AuditEntry, TrainingRun
-from forgegov.foundation.vocabulary import RECENT_STARTS, AssetKind, AuditAction, RunStatus
+from forgegov.foundation.vocabulary import RECENT_STARTS, AssetKind, AuditAction, RunStatus, reference_names
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.plan import approved_plan
 
@@ -105,6 +105,25 @@ def start_target(session: Session, actor: str, signed: dict[str, Any], at: datet
 
 def recent_since(at: datetime) -> str:
     return rfc3339(at - RECENT_STARTS)
+
+
+def signed_references_hold(signed: dict[str, Any], target: dict[str, Any]) -> bool:
+    """Whether TARGET, what the policy was told, resolves the references a member signed (SIGNED): each names the
+    version found, nothing is added or dropped. A member checks it of the server's answer; replay of the log."""
+    try:
+        if target["kind"] != signed["kind"]:
+            return False
+        if target["kind"] == JobKind.RUN:
+            return reference_names(signed["subject"], target["run"]["label"], target["run"]["digest"])
+        suites, base = target["suites"], target["base"]
+        if len(suites) != len(signed["suites"]) or (signed["base"] is None) != (base is None) \
+                or target["batch_size"] != signed["batch_size"]:
+            return False
+        named = [(signed["candidate"], target["candidate"]), *zip(signed["suites"], suites, strict=True),
+                 *([(signed["base"], base)] if base is not None else [])]
+        return all(reference_names(ref, found["label"], found["digest"]) for ref, found in named)
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def subject_of(target: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,9 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, AuditEntry, Decision
 from forgegov.foundation.vocabulary import ADMIN_ACTIONS, AssetKind, AuditAction, DecisionResult, Gate
 from forgegov.governance.evidence.data_quality import checks_evidence
+from forgegov.governance.fetches import fetch_reference_holds
 from forgegov.governance.identities import revocations
+from forgegov.governance.jobs import signed_references_hold
 from forgegov.governance.opa.client import PACKAGE_PREFIX, OpaAnswer, PolicyClient
 from forgegov.governance.opa.sealed import SealedFile
 from forgegov.governance.opa.supervisor import LocalOpa
@@ -202,11 +205,21 @@ def _check_gathered(session: Session, entry: AuditEntry, payload: dict[str, Any]
                             "the log had recorded of those bytes by then", hint=_HINT)
 
 
+# Acts whose signed references the server resolved: what the policy was told must be what they name.
+_REFERENCES_HOLD: dict[str, Callable[[dict[str, Any], dict[str, Any]], bool]] = {
+    "job.start": signed_references_hold, "asset.fetch": fetch_reference_holds}
+
+
 def _admin_recorded(session: Session, entry: AuditEntry) -> tuple[_Recorded | None, str]:
     """An administrative act's entry: the question it put to the policy is carried with its decision, and must be
     the one its actor signed (who acts, which act, why, on what)."""
     payload = _object(entry.payload or "", f"audit entry {entry.seq}")
     document = check_admin_input(session, entry.seq, payload, entry.action)
+    holds = _REFERENCES_HOLD.get(str(document.get("act")))
+    signed, target = payload["statement"].get("target"), document.get("target")
+    if holds is not None and not (isinstance(signed, dict) and isinstance(target, dict) and holds(signed, target)):
+        raise StoreTampered(f"audit entry {entry.seq} ({entry.action}): the policy was told of other assets than "
+                            "the act's signed references name", hint=_HINT)
     decision = payload["decision"]
     if decision.get("opa_decision_id") is None and decision.get("allow") is False:
         return None, str(decision.get("policy_digest"))

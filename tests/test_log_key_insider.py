@@ -491,3 +491,28 @@ def test_a_job_start_logged_under_another_name_is_named(people) -> None:
     _forged_start(people, "dave", [])
     with pytest.raises(AuditIntegrityError, match="names dave as its actor, but alice signed the act"):
         verify_workspace(people)
+
+
+def test_a_fetch_filed_under_another_asset_is_named(people, files) -> None:
+    """The store serves a member the files of the asset an `asset.fetch` entry is filed under: holding the log key,
+    file alice's allowed fetch of public data under the proprietary dataset's digest, and `audit verify` names it."""
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    with read_session(people.database_url) as session:
+        claims = session.exec(select(Asset).where(Asset.name == "claims")).one()
+    signed = make_admin_statement(unlock(people, "alice", PASSPHRASE), AdminAct.FETCH,
+                                  {"subject": "open", "kind": "dataset"}, "reading")
+    target = {"subject": "open", "kind": "dataset", "asset": {"kind": "dataset", "label": "dataset/open@1",
+                                                              "digest": "sha256:" + "1" * 64, "state": "approved",
+                                                              "classification": "public", "dataset_kind": None}}
+    in_force = policy_in_force_of(people)
+    decision = {"allow": True, "reasons": [], "opa_decision_id": None, "policy_digest": in_force.digest,
+                "policy_revision": in_force.revision,
+                "input": {"version": 1, "act": "asset.fetch", "now": signed.payload["signed_at"],
+                          "actor": {"name": "alice", "key_id": signed.payload["key_id"]}, "target": target,
+                          "reason": "reading"}}
+    with audited_transaction(people) as tx:
+        tx.append(EntryDraft(actor="alice", action=AuditAction.ASSET_FETCH, subject_digest=claims.digest,
+                             payload={"subject": "open", "files": [], "statement": signed.payload,
+                                      "signature": signed.signature, "decision": decision}))
+    with pytest.raises(AuditIntegrityError, match="the fetch is filed under"):
+        verify_workspace(people)

@@ -451,6 +451,13 @@ def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
         assert json.loads(audit_entries(people, "admin.denied")[-1].payload)["act"] == "asset.fetch"
         with pytest.raises(StateConflict, match="no fetch by erin"):
             member.get_artifact(erin, logged_fetch["files"][0], tmp_path / "erin.bin", "erin", PASSPHRASE)
+        # Nor may she register those files (whose digests `show` lists) as a public dataset of her own to read them.
+        copied = build_manifest(source).to_document()
+        copied["files"] = [{**entry, "path": f"copy/{entry['path']}"} for entry in copied["files"]]
+        erin_key = unlock_key_file(erin, "erin", PASSPHRASE)
+        with pytest.raises(StateConflict, match="no fetch by erin"):
+            Connection(erin).call("POST", "/v1/datasets/prepare", erin_key, document={
+                "name": "copy", "kind": "pretraining-text", "classification": "public", "manifest": copied})
         assert (tmp_path / "bob-reads" / "more" / "extra.jsonl").read_bytes() == \
             (source / "more" / "extra.jsonl").read_bytes()
         member.request(alice, "claims", "alice", PASSPHRASE)

@@ -60,7 +60,7 @@ from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, submit_admin
-from forgegov.governance.fetches import covered, fetched_asset
+from forgegov.governance.fetches import fetched_asset, require_readable
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
 from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
@@ -165,16 +165,12 @@ class Service:
     def readable(self, caller: str, digest: str) -> int:
         """The size of blob DIGEST, when CALLER may read it: an allowed fetch of theirs covers it, or they uploaded
         every byte of it."""
+        with read_session(self.workspace.database_url) as session:
+            require_readable(session, self.artifacts, caller, digest)
         size = self.artifacts.has(digest)
         if size is None:
             raise NotFound(f"the artifact store holds no blob {digest}",
                            hint="upload it first (`forgegov artifact put FILE`)")
-        if not self.artifacts.received_from(digest, caller):
-            with read_session(self.workspace.database_url) as session:
-                if not covered(session, caller, digest):
-                    raise StateConflict(f"no fetch by {caller} in the last day covers blob {digest}",
-                                        hint="fetch the asset that holds it (`forgegov dataset fetch SUBJECT`, "
-                                             "`forgegov run verify RUN`); the policy decides who may")
         return size
 
     def _stock(self, asset: Asset) -> None:

@@ -40,6 +40,7 @@ from forgegov.governance.evidence.data_quality import (
     prepare_registration,
     register_prepared,
 )
+from forgegov.governance.fetches import require_readable
 from forgegov.governance.identities import get_identity, public_key, require_active
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 
@@ -65,8 +66,13 @@ class Registrations:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
 
-    def _assemble(self, manifest: FilesManifest) -> Path:
-        """The dataset's folder, built from the store's blobs (each re-hashed as read), whole or not at all."""
+    def _assemble(self, manifest: FilesManifest, caller: str) -> Path:
+        """The dataset's folder, built from the store's blobs (each re-hashed as read), whole or not at all; only
+        from blobs the caller may read (uploaded, or fetched), so that nobody registers another's files under a
+        classification of their choosing to read them."""
+        with read_session(self.workspace.database_url) as session:
+            for entry in manifest.files:
+                require_readable(session, self.artifacts, caller, f"sha256:{entry.sha256}")
         folder = self.root / manifest.digest.removeprefix("sha256:")
         if folder.is_dir():
             return folder  # the scan below re-hashes it against the manifest all the same
@@ -98,7 +104,7 @@ class Registrations:
             raise BadInput("the registration names no dataset")
         spec = DatasetSpec(DatasetKind(body.get("kind")), Classification(body.get("classification")))
         manifest = manifest_from(body.get("manifest"))
-        folder = self._assemble(manifest)
+        folder = self._assemble(manifest, caller)
         # The folder holds exactly the blobs the manifest names (each re-hashed as it was read); the dataset's
         # manifest (format, records per file) and so its digest come from the server's own scan of it.
         prepared = prepare_registration(self.workspace, folder, name, caller, spec)

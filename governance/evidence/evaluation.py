@@ -22,21 +22,22 @@ _METRIC_FACTS = ("verdict", "kind", "margin", "planning_spread", "cluster_spread
 
 
 def evaluation_evidence(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
-    return {"parent_digest": asset.parent_digest,
-            "results": [_summary(session, record) for record in verified_results(workspace, session, asset.digest)]}
+    counted: set[int] = set()  # jobs whose result is already listed: a job counts once, for its first result
+    records = sorted(verified_results(workspace, session, asset.digest), key=lambda record: record.seq)
+    return {"parent_digest": asset.parent_digest, "results": [_summary(session, record, counted) for record in records]}
 
 
 def _state_of(session: Session, kind: AssetKind, digest: str) -> str:
     return recorded_asset(session, kind, digest, "an evaluation").state.value
 
 
-def _summary(session: Session, record: EvalRecord) -> dict[str, Any]:
+def _summary(session: Session, record: EvalRecord, counted: set[int]) -> dict[str, Any]:
     predicate = record.predicate
     datasets = {m["dataset"]["digest"]: m["dataset"]["label"] for m in predicate["metrics"]}
     judges = {j["digest"]: j["label"] for m in predicate["metrics"] if (j := (m.get("scorer") or {}).get("judge"))}
     return {
         "id": record.id, "seq": record.seq, "time": record.time, "actor": record.actor,
-        "job": job_of(session, record),
+        "job": job_of(session, record, counted),
         "base_digest": predicate["base"]["digest"], "policy_digest": predicate["policy"]["digest"],
         "design": predicate["design"],
         "datasets": [{"label": name, "digest": digest, "state": _state_of(session, AssetKind.DATASET, digest)}

@@ -1,0 +1,73 @@
+"""Holding what another party resolved to what a member signed: the references in a job's start or a fetch must
+name the versions the server told the policy of (a member checks the server's answer with these, replay the log's),
+and a result counts for a job only when it is that job's one result, of its orders."""
+
+from __future__ import annotations
+
+from forgegov.foundation.vocabulary import reference_names
+from forgegov.governance.evaluations import EvalRecord, job_of
+from forgegov.governance.fetches import fetch_reference_holds
+from forgegov.governance.jobs import evaluation_job, run_job, signed_references_hold
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_a_reference_names_only_what_it_can_mean() -> None:
+    assert reference_names("claims", "dataset/claims@3", DIGEST)
+    assert reference_names("dataset/claims@3", "dataset/claims@3", DIGEST)
+    assert reference_names("claims@3", "dataset/claims@3", DIGEST)
+    assert reference_names("sha256:abab", "dataset/claims@3", DIGEST)
+    assert not reference_names("claims@2", "dataset/claims@3", DIGEST)  # an exact version is held to
+    assert not reference_names("notes", "dataset/claims@3", DIGEST)
+    assert not reference_names("checkpoint/claims", "dataset/claims@3", DIGEST)
+    assert not reference_names("sha256:abac", "dataset/claims@3", DIGEST)
+
+
+def _asset(label: str) -> dict:
+    return {"label": label, "digest": DIGEST, "state": "approved"}
+
+
+def test_a_job_target_must_be_what_was_signed() -> None:
+    signed = evaluation_job("ref-post", ["suite/drift@1"], None, 64)
+    target = {"kind": "evaluation", "candidate": _asset("checkpoint/ref-post@1"), "base": None,
+              "suites": [_asset("suite/drift@1")], "batch_size": 64, "recent": []}
+    assert signed_references_hold(signed, target)
+    for changed in ({"candidate": _asset("checkpoint/ref-mid@1")}, {"suites": [_asset("suite/easy@1")]},
+                    {"suites": []}, {"suites": [_asset("suite/drift@1")] * 2}, {"base": _asset("checkpoint/x@1")},
+                    {"batch_size": 1}, {"kind": "run"}):
+        assert not signed_references_hold(signed, {**target, **changed}), changed
+    assert not signed_references_hold(signed, {"kind": "evaluation"})  # malformed: never holds
+    assert signed_references_hold(run_job("run/cpt@2"), {"kind": "run", "run": _asset("run/cpt@2")})
+    assert not signed_references_hold(run_job("run/cpt@2"), {"kind": "run", "run": _asset("run/cpt@1")})
+
+
+def test_a_fetch_target_must_be_what_was_signed() -> None:
+    target = {"subject": "claims", "kind": "dataset", "asset": {**_asset("dataset/claims@3"), "kind": "dataset"}}
+    assert fetch_reference_holds({"subject": "claims", "kind": "dataset"}, target)
+    assert not fetch_reference_holds({"subject": "notes", "kind": "dataset"}, target)
+    assert not fetch_reference_holds({"subject": "claims", "kind": "checkpoint"}, target)
+    assert not fetch_reference_holds({"subject": "claims"}, {"subject": "claims"})
+
+
+def test_a_result_counts_for_its_job_once_and_only_as_ordered(monkeypatch) -> None:
+    """job_of reads the job's start from the log (`started`); here a stand-in gives alice's evaluation job 7."""
+    from forgegov.governance import evaluations
+    from forgegov.governance.jobs import JobKind
+
+    orders = {"candidate": "checkpoint/c@1", "suites": ["suite/s@1"], "base": None, "batch_size": 8}
+    monkeypatch.setattr(evaluations, "started", lambda _session, job: ("alice", JobKind.EVALUATION, orders))
+
+    def record(seq: int, job: int | None = 7, **changes) -> EvalRecord:  # type: ignore[no-untyped-def]
+        predicate = {"evaluation_id": f"e{seq}", "job": job, "candidate": {"label": "checkpoint/c@1"},
+                     "base": {"label": "checkpoint/p@1"}, "suites": [{"name": "suite/s@1"}], "batch_size": 8,
+                     **changes}
+        return EvalRecord(seq, "2026-12-02T00:00:00.000000Z", "alice", {"predicate": predicate})
+
+    counted: set[int] = set()
+    assert job_of(None, record(9), counted) == {"seq": 7, "started_by": "alice"}  # type: ignore[arg-type]
+    assert job_of(None, record(10), counted) is None  # type: ignore[arg-type]  # a second result of job 7
+    for other in (record(11, suites=[{"name": "suite/easy@1"}]), record(12, batch_size=1), record(5),
+                  record(13, job=None), record(14, candidate={"label": "checkpoint/d@1"})):
+        assert job_of(None, other, set()) is None, other.predicate  # type: ignore[arg-type]
+    mallorys = EvalRecord(15, "t", "mallory", record(15).statement)
+    assert job_of(None, mallorys, set()) is None  # type: ignore[arg-type]
