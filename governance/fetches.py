@@ -22,6 +22,7 @@ from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreT
 from forgegov.foundation.manifest import file_entries
 from forgegov.foundation.store.models import Asset, AuditEntry
 from forgegov.foundation.vocabulary import AssetKind, AuditAction, reference_names
+from forgegov.governance.policy import policy_in_force
 from forgegov.governance.registry import check_recorded, label, manifest_of, resolve
 
 # How long an allowed fetch lets its member read the files it covers.
@@ -65,8 +66,10 @@ def fetched_asset(session: Session, target: dict[str, Any]) -> Asset:
 
 
 def covered(session: Session, actor: str, digest: str) -> bool:
-    """Whether an allowed fetch by ACTOR from the last GRANT hours covers the file DIGEST: a fetch of an asset whose
-    registered manifest (held to its digest and its registration entry) names that file."""
+    """Whether an allowed fetch by ACTOR from the last GRANT hours, under the policy still in force, covers the file
+    DIGEST: a fetch of an asset whose registered manifest (held to its digest and its registration entry) names that
+    file. A policy change (a role taken away, say) ends the grants the old policy decided."""
+    in_force = policy_in_force(session).digest
     since = rfc3339(now() - GRANT)
     entries = session.exec(select(AuditEntry).where(
         AuditEntry.action == AuditAction.ASSET_FETCH, AuditEntry.actor == actor, AuditEntry.time >= since,
@@ -74,7 +77,8 @@ def covered(session: Session, actor: str, digest: str) -> bool:
     for entry in entries:
         payload = committed_payload(session, what=f"fetch {entry.seq}", action=AuditAction.ASSET_FETCH,
                                     subject_digest=entry.subject_digest, fields={}, seq=entry.seq)
-        if payload.get("statement", {}).get("signer") != actor or entry.subject_digest is None:
+        if payload.get("statement", {}).get("signer") != actor or entry.subject_digest is None \
+                or payload.get("decision", {}).get("policy_digest") != in_force:
             continue
         # The files the fetched asset holds, from the registry, not from the entry's list.
         try:

@@ -71,3 +71,39 @@ def test_a_result_counts_for_its_job_once_and_only_as_ordered(monkeypatch) -> No
         assert job_of(None, other, set()) is None, other.predicate  # type: ignore[arg-type]
     mallorys = EvalRecord(15, "t", "mallory", record(15).statement)
     assert job_of(None, mallorys, set()) is None  # type: ignore[arg-type]
+
+
+def test_a_policy_change_ends_the_reads_the_old_policy_allowed(people, files, tmp_path) -> None:
+    """bob's fetch lets him read the dataset's files for a day, unless the policy that allowed it is replaced (a role
+    taken away, say): grants are of the policy in force."""
+    from forgegov.foundation.store.db import read_session
+    from forgegov.foundation.vocabulary import GateAction
+    from forgegov.governance import actions
+    from forgegov.governance.actions import policy_engine
+    from forgegov.governance.admin import AdminAct, make_admin_statement, submit_admin
+    from forgegov.governance.fetches import covered
+    from forgegov.governance.identities import unlock
+    from tests.conftest import PASSPHRASE, register_checked
+    from tests.test_policy_update import _edited_bundle, _propose, _require_privacy_officer
+
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    with policy_engine(people) as engine:
+        fetched = submit_admin(people, engine, make_admin_statement(
+            unlock(people, "bob", PASSPHRASE), AdminAct.FETCH, {"subject": "claims", "kind": "dataset"}, "review"))
+    (blob,) = [f for f in _files_of(people, fetched.audit_seq)]
+    with read_session(people.database_url) as session:
+        assert covered(session, "bob", blob) and not covered(session, "erin", blob)
+    proposal, _requested = _propose(people, _edited_bundle(people, tmp_path, _require_privacy_officer))
+    actions.answer(people, proposal, "grace", PASSPHRASE, GateAction.APPROVE)
+    with read_session(people.database_url) as session:
+        assert not covered(session, "bob", blob)
+
+
+def _files_of(workspace, seq: int) -> list[str]:  # type: ignore[no-untyped-def]
+    import json
+
+    from forgegov.foundation.store.db import read_session
+    from forgegov.foundation.store.models import AuditEntry
+
+    with read_session(workspace.database_url) as session:
+        return json.loads(session.get(AuditEntry, seq).payload)["files"]
