@@ -68,8 +68,9 @@ def committed_payload(session: Session, *, what: str, action: AuditAction, subje
     payload_digest = "sha256:" + hashlib.sha256(entry.payload.encode()).hexdigest()
     if not isinstance(leaf, dict) or leaf.get("payload_digest") != payload_digest \
             or leaf_hash(entry.leaf.encode()).hex() != entry.leaf_hash \
-            or (leaf.get("seq"), leaf.get("action"), leaf.get("subject_digest"), leaf.get("decision_id")) \
-            != (entry.seq, entry.action, entry.subject_digest, entry.decision_id):
+            or (leaf.get("seq"), leaf.get("action"), leaf.get("subject_digest"), leaf.get("decision_id"),
+                leaf.get("time"), leaf.get("actor")) \
+            != (entry.seq, entry.action, entry.subject_digest, entry.decision_id, entry.time, entry.actor):
         raise StoreTampered(f"the audit entry of {what} (seq {entry.seq}) no longer hashes to what the log committed "
                             "to", hint=_HINT)
     # 3. What the entry says about the record.

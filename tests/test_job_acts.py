@@ -107,3 +107,30 @@ def _files_of(workspace, seq: int) -> list[str]:  # type: ignore[no-untyped-def]
 
     with read_session(workspace.database_url) as session:
         return json.loads(session.get(AuditEntry, seq).payload)["files"]
+
+
+def test_a_fetch_moved_into_the_grant_window_by_an_sql_edit_is_tampering(people, files) -> None:
+    """The grant window is read from the entry's time column; a stale fetch edited to look recent (an `UPDATE
+    audit_entry SET time=...`) no longer matches its leaf, and reading through it is refused as tampering."""
+    import pytest
+
+    from forgegov.foundation.errors import StoreTampered
+    from forgegov.foundation.store.db import read_session, write_transaction
+    from forgegov.foundation.store.models import AuditEntry
+    from forgegov.governance.actions import policy_engine
+    from forgegov.governance.admin import AdminAct, make_admin_statement, submit_admin
+    from forgegov.governance.fetches import covered
+    from forgegov.governance.identities import unlock
+    from tests.conftest import PASSPHRASE, register_checked
+
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
+    with policy_engine(people) as engine:
+        fetched = submit_admin(people, engine, make_admin_statement(
+            unlock(people, "bob", PASSPHRASE), AdminAct.FETCH, {"subject": "claims", "kind": "dataset"}, "review"))
+    (blob,) = _files_of(people, fetched.audit_seq)
+    with write_transaction(people.database_url) as session:
+        entry = session.get(AuditEntry, fetched.audit_seq)
+        entry.time = "2099-01-01T00:00:00.000000Z"
+        session.add(entry)
+    with read_session(people.database_url) as session, pytest.raises(StoreTampered, match="no longer hashes"):
+        covered(session, "bob", blob)
