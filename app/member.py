@@ -57,7 +57,7 @@ from forgegov.foundation.config import (
 )
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
-from forgegov.foundation.crypto.signing import Purpose, public_key_from_b64, sign
+from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, public_key_to_b64, sign
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
@@ -78,7 +78,16 @@ from forgegov.governance.evaluations import EvalRecord, signed_record
 from forgegov.governance.evidence.data_quality import CheckOutcome
 from forgegov.governance.fetches import fetch_reference_holds
 from forgegov.governance.gate import GateOutcome
-from forgegov.governance.identities import check_name, enrolment_target, read_enrolment_request, unlock_key_file
+from forgegov.governance.identities import (
+    abandon_rotation,
+    check_name,
+    enrolment_target,
+    finish_rotation,
+    prepare_rotation,
+    read_enrolment_request,
+    rotation_signer,
+    unlock_key_file,
+)
 from forgegov.governance.jobs import evaluation_job, orders, run_job, signed_references_hold
 from forgegov.governance.review import Review
 from forgegov.governance.runs.lifecycle import RunOutcome
@@ -336,33 +345,76 @@ def review(workspace: Workspace, subject: str, gate: Gate | None, actor: str, pa
 
 
 # The entry each administrative act a member can send is logged as, once allowed.
-_ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL, AdminAct.JOB_START: AuditAction.JOB_START,
+_ADMIN_LOGGED = {AdminAct.ENROL: AuditAction.IDENTITY_ENROL, AdminAct.REVOKE: AuditAction.IDENTITY_REVOKE,
+                 AdminAct.ROTATE: AuditAction.IDENTITY_ROTATE, AdminAct.JOB_START: AuditAction.JOB_START,
                  AdminAct.JOB_CANCEL: AuditAction.JOB_CANCEL, AdminAct.FETCH: AuditAction.ASSET_FETCH}
 
 
 def _send_admin(connection: Connection, signer: Signer, statement: AdminStatement,
                 path: str = "/v1/admin") -> tuple[AdminOutcome, dict[str, Any]]:
-    """Send a signed act; the server's outcome, once the entry it names is proved to record this very act, and the
-    rest of the server's answer."""
+    """Send a signed act; the server's outcome, once the entry it names is proved to record this very act (carried
+    out, or waiting for the other signers its quorum asks for), and the rest of the server's answer."""
+    outcome, answer = _post_admin(connection, signer, statement, path)
+    _check_logged_act(connection, signer, statement, outcome)
+    return outcome, answer
+
+
+def _post_admin(connection: Connection, signer: Signer, statement: AdminStatement,
+                path: str = "/v1/admin") -> tuple[AdminOutcome, dict[str, Any]]:
+    """Send a signed act; the server's outcome as it reports it (`_check_logged_act` holds it to the log), and the
+    rest of its answer."""
     document = {"payload": statement.payload, "signature": statement.signature}
     answer = connection.call("POST", path, signer, document=document)
     if not isinstance(answer, dict):
         raise ServerUnavailable(f"the server's answer to {statement.act.value} is not a JSON object")
     acted = answer.get("act", answer) if isinstance(answer.get("act"), dict) else answer
     try:
-        outcome = AdminOutcome(AdminAct(acted["act"]), acted["actor"], int(acted["audit_seq"]), acted["target"])
+        outcome = AdminOutcome(AdminAct(acted["act"]), acted["actor"], int(acted["audit_seq"]), acted["target"],
+                               tuple(str(m) for m in acted.get("waiting") or ()))
     except (KeyError, TypeError, ValueError) as exc:
         raise ServerUnavailable(f"the server's answer to {statement.act.value} is malformed: {exc}") from exc
     if outcome.act is not statement.act:
         raise Tampered(f"the server answered {statement.act.value} with the outcome of {outcome.act.value}")
-    _fields, payload = logged(connection, signer, outcome.audit_seq, _ADMIN_LOGGED[outcome.act])
+    if outcome.waiting and statement.act in _ACTED_UPON:
+        raise Tampered(f"the server answered {statement.act.value} as waiting for more signers, which it never "
+                       "acts upon")
+    return outcome, answer
+
+
+# Acts the server carries out in the same call (a job started or stopped, a fetch served): never merely waiting.
+_ACTED_UPON = (AdminAct.JOB_START, AdminAct.JOB_CANCEL, AdminAct.FETCH)
+
+
+def _signed_target_holds(statement: AdminStatement, target: dict[str, Any]) -> bool:
+    """Whether the target the server reports is the one this member signed: the same name, contact and key (an
+    identity act), so that a waiting signature is shown as what it waits on."""
+    signed = statement.payload["target"]
+    if "name" in signed and target.get("name") != signed["name"]:
+        return False
+    if "contact" in signed and target.get("contact") != signed["contact"]:
+        return False
+    if "public_key" in signed:
+        try:
+            return target.get("key_id") == key_id_of(public_key_from_b64(str(signed["public_key"])))
+        except ValueError:
+            return False
+    return True
+
+
+def _check_logged_act(connection: Connection, reader: Signer, statement: AdminStatement,
+                      outcome: AdminOutcome) -> None:
+    """The entry the server named records this very act, carried out or waiting as it said, on its target."""
+    waits = bool(outcome.waiting)
+    _fields, payload = logged(connection, reader, outcome.audit_seq,
+                              AuditAction.ADMIN_PENDING if waits else _ADMIN_LOGGED[outcome.act])
     decision = payload.get("decision")
     if (payload.get("statement"), payload.get("signature")) != (statement.payload, statement.signature) \
-            or not isinstance(decision, dict) or decision.get("allow") is not True \
-            or not isinstance(decision.get("input"), dict) or decision["input"].get("target") != outcome.target:
+            or not isinstance(decision, dict) or decision.get("allow") is not (not waits) \
+            or (waits and (decision.get("reasons") or decision.get("missing") != list(outcome.waiting))) \
+            or not isinstance(decision.get("input"), dict) or decision["input"].get("target") != outcome.target \
+            or not _signed_target_holds(statement, outcome.target):
         raise Tampered(f"entry {outcome.audit_seq} of the log does not record this member's {outcome.act.value} "
-                       "as allowed, on the target the server reported")
-    return outcome, answer
+                       f"as {'waiting' if waits else 'allowed'}, on the target the server reported")
 
 
 def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str, passphrase: str, *,
@@ -371,6 +423,58 @@ def enrol(workspace: Workspace, request: dict[str, Any], reason: str, actor: str
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
     statement = make_admin_statement(signer, AdminAct.ENROL, enrolment_target(requested), reason)
     return _send_admin(connection, signer, statement)[0]
+
+
+def revoke(workspace: Workspace, name: str, reason: str, actor: str, passphrase: str, *,
+           engine: None = None) -> AdminOutcome:
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    statement = make_admin_statement(signer, AdminAct.REVOKE, {"name": name}, reason)
+    if name != actor:
+        return _send_admin(connection, signer, statement)[0]
+    # Revoking one's own key: the server refuses whatever it signs next, the read of the entry included, so this
+    # outcome is the server's word; the revocation shows in the log every other member verifies (the CLI says so).
+    return _post_admin(connection, signer, statement)[0]
+
+
+def rotate(workspace: Workspace, name: str, new_passphrase: str, reason: str, actor: str, passphrase: str, *,
+           engine: None = None, request: dict[str, Any] | None = None) -> AdminOutcome:
+    """Bind a new key to NAME on the server. NAME rotating their own key makes it here, encrypted under
+    `new_passphrase`, and it replaces the key file once the server logged the rotation. Anyone else binds the key in
+    NAME's signed request (`identity request` on NAME's machine, which holds it): a key made on the admin's machine
+    would let the admin sign as NAME."""
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    if request is not None:
+        requested = read_enrolment_request(request)
+        if requested.name != name:
+            raise BadInput(f"the request is {requested.name}'s, not {name}'s")
+        statement = make_admin_statement(signer, AdminAct.ROTATE, {"name": name, "public_key": requested.public_key},
+                                         reason)
+        return _send_admin(connection, signer, statement)[0]
+    if actor != name:
+        raise BadInput(f"{name}'s new key is made on {name}'s machine, never on another's",
+                       hint=f"{name} runs `forgegov identity request {name} --contact ...` and hands the file to "
+                            f"you; then `forgegov identity rotate {name} --request FILE --as {actor} ...`")
+    public = prepare_rotation(workspace, name, new_passphrase)
+    statement = make_admin_statement(signer, AdminAct.ROTATE, {"name": name,
+                                                               "public_key": public_key_to_b64(public)}, reason)
+    try:
+        outcome = _post_admin(connection, signer, statement)[0]
+    except ServerUnavailable as exc:
+        # Whether the server logged it is unknown: the new key is kept, so that it is not lost if it did.
+        raise ServerUnavailable(exc.message, hint=f"the new key is kept in {workspace.keys_dir}; run `forgegov "
+                                                  "audit verify` to see whether the rotation was logged") from exc
+    except ForgegovError:
+        abandon_rotation(workspace, name)
+        raise
+    # The log is read back before any key file moves: with the old key while the act waits, with the new one (the
+    # only one the server knows NAME by) once it is carried out.
+    if outcome.waiting:
+        _check_logged_act(connection, signer, statement, outcome)
+        abandon_rotation(workspace, name)
+        return outcome
+    _check_logged_act(connection, rotation_signer(workspace, name, new_passphrase), statement, outcome)
+    finish_rotation(workspace, name, signer.key_id)
+    return outcome
 
 
 # -- the log, verified on this machine --------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from forgegov.audit.note import NoteError, open_checkpoint, verify_cosignature
 from forgegov.foundation.clock import parse_rfc3339, rfc3339
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, verify
 from forgegov.foundation.errors import SignatureInvalid, Tampered
-from forgegov.foundation.vocabulary import ADMIN_ACTIONS, NOT_REDACTABLE, RECENT_STARTS, AuditAction
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, NOT_REDACTABLE, QUORUM_WINDOW, RECENT_STARTS, AuditAction
 
 PROJECTED = ("time", "actor", "action", "subject_digest", "decision_id", "policy_revision", "payload_digest")
 
@@ -293,6 +293,9 @@ class _StatementChecker:
         self.admin_nonces: dict[str, int] = {}
         self.jobs: dict[int, tuple[str, str]] = {}  # job (its job.start entry) -> (who started it, its kind)
         self.starts: dict[str, list[str]] = {}  # member -> the times of their job.start entries, in log order
+        # admin.pending entry -> (signer, key id, the statement they signed, its time); and those a decision counted
+        self.pending: dict[int, tuple[str, str, dict[str, Any], str]] = {}
+        self.counted: set[int] = set()
         self.enrolling: int | None = None  # the first identity.enrol: no identity.create may follow it
         self.count = 0
 
@@ -427,6 +430,10 @@ class _StatementChecker:
         target = statement.get("target") if isinstance(statement.get("target"), dict) else {}
         if action == AuditAction.ADMIN_DENIED:
             acted, signed, act = payload.get("act"), statement.get("act"), allowed is False
+        elif action == AuditAction.ADMIN_PENDING:
+            # Waiting is neither allowed nor denied: the policy only asked for more signers.
+            acted, signed = payload.get("act"), statement.get("act")
+            act = allowed is False and not decision.get("reasons") and bool(decision.get("missing"))
         else:
             field_name = _ACTED_FIELD.get(AuditAction(action), "name")
             acted, signed, act = payload.get(field_name), target.get(field_name), allowed is True
@@ -446,6 +453,9 @@ class _StatementChecker:
             raise AuditIntegrityError(f"entry {seq}: administrative act already used by entry "
                                       f"{self.admin_nonces[nonce]} (replayed)", seq)
         self.admin_nonces[nonce] = seq
+        self._cosigners(seq, asked, statement, allowed is True)
+        if action == AuditAction.ADMIN_PENDING:
+            self.pending[seq] = (str(statement.get("signer")), str(statement.get("key_id")), statement, time)
         if statement.get("act") in (AuditAction.JOB_START, AuditAction.JOB_CANCEL):
             self._job_facts(seq, statement, asked, time, allowed is True)
         if action == AuditAction.IDENTITY_ENROL:
@@ -457,6 +467,38 @@ class _StatementChecker:
             self._bind(payload["name"], payload)
         elif action == AuditAction.IDENTITY_REVOKE:
             self.revoked.add(str(payload["name"]))
+
+    def _cosigners(self, seq: int, asked: dict[str, Any], statement: dict[str, Any], allowed: bool) -> None:
+        """Each earlier signer a decision counted toward its quorum is one the log holds waiting: an `admin.pending`
+        entry before this one, within the quorum window, by that signer under their key of the time, whose signed
+        act and target are the ones this entry's actor signed, neither the actor nor counted twice, and counted by
+        no earlier decision. A quorum made of signatures nobody gave for this act is made up."""
+        listed = asked.get("cosigners", [])
+        if not isinstance(listed, list):
+            raise AuditIntegrityError(f"entry {seq}: the decision's cosigners are not a list", seq)
+        try:
+            since = rfc3339(parse_rfc3339(str(asked.get("now"))) - QUORUM_WINDOW)
+        except ValueError as exc:
+            raise AuditIntegrityError(f"entry {seq}: the decision's time is not RFC 3339", seq) from exc
+        counted = {str(statement.get("signer"))}
+        for cosigner in listed:
+            waiting_seq = cosigner.get("seq") if isinstance(cosigner, dict) else None
+            waiting = self.pending.get(waiting_seq) \
+                if isinstance(waiting_seq, int) and not isinstance(waiting_seq, bool) else None
+            if waiting is None or waiting_seq in self.counted:
+                raise AuditIntegrityError(f"entry {seq}: the decision was shown a cosigner ({cosigner}) whom no "
+                                          "earlier admin.pending entry holds waiting, or one an earlier decision "
+                                          "counted already", seq)
+            name, key_id, signed, time = waiting
+            if (cosigner.get("name"), cosigner.get("key_id")) != (name, key_id) or name in counted \
+                    or (signed.get("act"), signed.get("target")) != (statement.get("act"), statement.get("target")) \
+                    or time < since or name in self.revoked or self.current.get(name) != key_id:
+                raise AuditIntegrityError(f"entry {seq}: the decision was shown {name}'s waiting signature (entry "
+                                          f"{waiting_seq}) as a cosigner of another act, signer, key or time "
+                                          "than the log holds", seq)
+            counted.add(name)
+        if allowed:
+            self.counted.update(c["seq"] for c in listed)
 
     def _job_facts(self, seq: int, statement: dict[str, Any], asked: dict[str, Any], time: str,
                    allowed: bool) -> None:

@@ -106,6 +106,7 @@ class AuditAction(StrEnum):
     POLICY_ACTIVATE = "policy.activate"
     AUDIT_REDACT = "audit.redact"
     ADMIN_DENIED = "admin.denied"
+    ADMIN_PENDING = "admin.pending"
     JOB_START = "job.start"
     JOB_CANCEL = "job.cancel"
     ASSET_FETCH = "asset.fetch"
@@ -179,12 +180,17 @@ def reference_names(reference: str, label: str, digest: str) -> bool:
 # and decision, and `audit verify --replay` asks the policy each question again.
 ADMIN_ACTIONS = (AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE, AuditAction.IDENTITY_ENROL,
                  AuditAction.AUDIT_REDACT, AuditAction.JOB_START, AuditAction.JOB_CANCEL, AuditAction.ASSET_FETCH,
-                 AuditAction.ADMIN_DENIED)
+                 AuditAction.ADMIN_DENIED, AuditAction.ADMIN_PENDING)
 
 
 # How far back a `job.start` decision is shown its member's earlier starts: the longest window a quota may count
 # (`governance/jobs.py`), and what `audit verify` counts again.
 RECENT_STARTS = timedelta(days=7)
+
+# How long an administrative act signed by fewer people than its quorum waits for the others (`admin.pending`
+# entries): signatures older than this are not counted, so a quorum is of people acting together, not of one
+# signature found months later.
+QUORUM_WINDOW = timedelta(days=7)
 
 
 # Entries whose payload is never erased, whatever any policy says: they hold the keys, names, digests and signed acts
@@ -192,7 +198,7 @@ RECENT_STARTS = timedelta(days=7)
 # one of these as tampering, even when an `audit.redact` entry claims it.
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
-    AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.JOB_START, AuditAction.JOB_CANCEL,
+    AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.ADMIN_PENDING, AuditAction.JOB_START, AuditAction.JOB_CANCEL,
     AuditAction.ASSET_FETCH,
     AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,

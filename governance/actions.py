@@ -22,7 +22,14 @@ from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset, GateRequest
 from forgegov.foundation.vocabulary import AssetKind, Gate, GateAction, ReleaseStage, RequestStatus
-from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement, submit_admin
+from forgegov.governance.admin import (
+    AdminAct,
+    AdminOutcome,
+    AdminStatement,
+    carried_out,
+    make_admin_statement,
+    submit_admin,
+)
 from forgegov.governance.asset_kinds import KIND_OF_GATE, KINDS
 from forgegov.governance.gate import GateOutcome, current_evidence_digest, submit
 from forgegov.governance.identities import (
@@ -200,12 +207,24 @@ def revoke(workspace: Workspace, name: str, reason: str, actor: str, passphrase:
 
 
 def rotate(workspace: Workspace, name: str, new_passphrase: str, reason: str, actor: str, passphrase: str, *,
-           engine: PolicyEngine | None = None) -> AdminOutcome:
+           engine: PolicyEngine | None = None, request: dict[str, Any] | None = None) -> AdminOutcome:
     """Bind a new key to NAME, as `actor` (NAME itself, or whom the policy allows when NAME's key is lost), who signs
-    the act. The new key is made here, encrypted under `new_passphrase`; it replaces NAME's key file only once the
-    rotation is decided and committed. Statements NAME signed before keep verifying under the old key; approvals by
-    it that are still open no longer count (`key_revoked`), so they are signed again."""
+    the act. The new key is the one in NAME's signed request (`request`, made where NAME holds it), or is made here,
+    encrypted under `new_passphrase`, and replaces NAME's key file only once the rotation is decided and committed.
+    Statements NAME signed before keep verifying under the old key; approvals by it that are still open no longer
+    count (`key_revoked`), so they are signed again."""
     signer = unlock(workspace, actor, passphrase)
+    if request is not None:
+        requested = read_enrolment_request(request)
+        if requested.name != name:
+            raise BadInput(f"the request is {requested.name}'s, not {name}'s")
+        return _admin(workspace, engine, make_admin_statement(
+            signer, AdminAct.ROTATE, {"name": name, "public_key": requested.public_key}, reason))
+    if actor != name:
+        # Each admin would make a key of their own (no quorum could agree on one), and could sign as NAME with it.
+        raise BadInput(f"{name}'s new key is made where {name} holds it, never by another",
+                       hint=f"{name} runs `forgegov identity request {name} --contact ...`; then `forgegov identity "
+                            f"rotate {name} --request FILE --as {actor} ...`")
     with read_session(workspace.database_url) as session:
         previous = get_identity(session, name).key_id
     public = prepare_rotation(workspace, name, new_passphrase)
@@ -220,7 +239,10 @@ def rotate(workspace: Workspace, name: str, new_passphrase: str, reason: str, ac
             raise
         finish_rotation(workspace, name, previous)  # committed, its tree head unsigned: the key is NAME's now
         raise
-    finish_rotation(workspace, name, previous)
+    if outcome.waiting:
+        abandon_rotation(workspace, name)  # the others sign the key in a request NAME makes (`identity request`)
+    else:
+        finish_rotation(workspace, name, previous)
     return outcome
 
 
@@ -244,8 +266,8 @@ def start_job(workspace: Workspace, job: dict[str, Any], reason: str, actor: str
               engine: PolicyEngine | None = None) -> AdminOutcome:
     """Ask, as `actor`, who signs the act, for the job JOB (`governance/jobs.py`: `run_job`, `evaluation_job`); the
     policy in force decides who may, and how often. The outcome's entry is the job, holding its orders."""
-    return _admin(workspace, engine, make_admin_statement(unlock(workspace, actor, passphrase), AdminAct.JOB_START,
-                                                          job, reason))
+    return carried_out(_admin(workspace, engine, make_admin_statement(unlock(workspace, actor, passphrase),
+                                                                      AdminAct.JOB_START, job, reason)))
 
 
 def job_orders(workspace: Workspace, job: int) -> dict[str, Any]:

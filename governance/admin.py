@@ -6,21 +6,26 @@ starting and stopping a job (`governance/jobs.py`), fetching an asset's bytes (`
 1. the log extends every witness's newest tree head (a rolled-back store decides nothing);
 2. the actor is an active identity, the statement verifies under the key the log bound to their name, is fresh, and
    its nonce was never used (who acted is never a `--by` flag anyone could type);
-3. the policy in force decides, on the act, the actor and the target; anything but a clear allow is a refusal;
-4. an allowed act is carried out and logged with its statement, signature and decision; a denied one is logged as
-   `admin.denied` with the policy's reasons, and nothing else changes.
+3. the policy in force decides, on the act, the actor, the target and who else signed the same act on the same
+   target lately and is still waiting (`cosigners`, each one proved by its entry in the log): one person holding a
+   role cannot hand out authority alone where policy data asks for a quorum;
+4. an allowed act is carried out and logged with its statement, signature and decision; one still short of its
+   quorum is logged as `admin.pending`, and a denied one as `admin.denied` with the policy's reasons; in both cases
+   nothing else changes.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.audit.operations import entry_action, redact_entry
 from forgegov.audit.recorder import AuditedTransaction, EntryDraft, audited_transaction
 from forgegov.audit.tree_heads import check_against_witnesses
@@ -36,9 +41,10 @@ from forgegov.foundation.errors import (
     ReplayedApproval,
     SignatureInvalid,
     StateConflict,
+    StoreTampered,
 )
 from forgegov.foundation.store.models import AuditEntry, Identity
-from forgegov.foundation.vocabulary import ADMIN_ACTIONS, AuditAction
+from forgegov.foundation.vocabulary import ADMIN_ACTIONS, QUORUM_WINDOW, AuditAction
 from forgegov.governance.fetches import fetch_target, fetched_asset, fetched_files
 from forgegov.governance.identities import (
     enrolments,
@@ -78,13 +84,18 @@ class AdminStatement:
 
 @dataclass(frozen=True)
 class AdminOutcome:
+    """An act carried out, or (`waiting` non-empty: the policy's messages) signed and logged, waiting for more
+    signers before anything changes."""
+
     act: AdminAct
     actor: str
     audit_seq: int
     target: dict[str, Any]
+    waiting: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"act": self.act.value, "actor": self.actor, "audit_seq": self.audit_seq, "target": self.target}
+        return {"act": self.act.value, "actor": self.actor, "audit_seq": self.audit_seq, "target": self.target,
+                "waiting": list(self.waiting)}
 
 
 def make_admin_statement(signer: Signer, act: AdminAct, target: dict[str, Any], reason: str) -> AdminStatement:
@@ -96,11 +107,21 @@ def make_admin_statement(signer: Signer, act: AdminAct, target: dict[str, Any], 
 
 
 def submit_admin(workspace: Workspace, engine: PolicyEngine, statement: AdminStatement) -> AdminOutcome:
-    """Decide and carry out one administrative act; PolicyDenied (after logging it) when the policy refuses."""
+    """Decide and carry out one administrative act; PolicyDenied (after logging it) when the policy refuses; an
+    outcome with `waiting` when it was logged to wait for the quorum's other signers."""
     with audited_transaction(workspace, tree_head=True) as tx:
         outcome, reasons = _decide_and_act(workspace, tx, engine, statement)
     if reasons is not None:
         raise PolicyDenied(f"{statement.act.value} by {outcome.actor} was denied", reasons)
+    return outcome
+
+
+def carried_out(outcome: AdminOutcome) -> AdminOutcome:
+    """The outcome of an act its caller goes on to act upon (a job started, a fetch served): one still waiting for
+    the other signers its quorum asks for allows nothing yet, so it is refused here, logged as waiting."""
+    if outcome.waiting:
+        raise PolicyDenied(f"{outcome.act.value} by {outcome.actor} waits for more signers (audit entry "
+                           f"{outcome.audit_seq}); nothing was done", list(outcome.waiting))
     return outcome
 
 
@@ -140,24 +161,77 @@ def _decide_and_act(workspace: Workspace, tx: AuditedTransaction, engine: Policy
                             hint="run the command again")
     document = {"version": INPUT_VERSION, "act": act.value, "now": rfc3339(at),
                 "actor": {"name": actor.name, "key_id": actor.key_id}, "target": target,
-                "reason": payload["reason"]}
+                "reason": payload["reason"],
+                "cosigners": cosigners(session, act, payload["target"], actor.name, at)}
     try:
         answer = engine.decide_admin(document)
-        allowed, reasons, opa_decision_id = answer.allow, list(answer.deny), answer.decision_id
+        allowed, reasons, missing = answer.allow, list(answer.deny), list(answer.missing)
+        opa_decision_id = answer.decision_id
     except DecisionUnavailable as exc:
-        allowed, reasons, opa_decision_id = False, [exc.message], None
+        allowed, reasons, missing, opa_decision_id = False, [exc.message], [], None
     # The input goes with the decision, so that `audit verify --replay` can ask the same policy the same question.
-    decision = {"allow": allowed, "reasons": reasons, "opa_decision_id": opa_decision_id,
+    decision = {"allow": allowed, "reasons": reasons, "missing": missing, "opa_decision_id": opa_decision_id,
                 "policy_digest": engine.pinned_digest, "policy_revision": engine.pinned_revision, "input": document}
     signed = {"statement": payload, "signature": statement.signature, "decision": decision}
-    # 4. The act, or the record of its refusal.
+    # 4. The act, the record of its refusal, or of its waiting for the others a quorum needs.
     if not allowed:
-        seq = tx.append(EntryDraft(actor=actor.name, action=AuditAction.ADMIN_DENIED,
+        waits = not reasons and bool(missing)
+        seq = tx.append(EntryDraft(actor=actor.name,
+                                   action=AuditAction.ADMIN_PENDING if waits else AuditAction.ADMIN_DENIED,
                                    policy_revision=engine.pinned_revision,
                                    payload={"act": act.value, "target": target, **signed})).seq
-        return AdminOutcome(act, actor.name, seq, target), reasons
+        if waits:
+            return AdminOutcome(act, actor.name, seq, target, tuple(missing)), None
+        return AdminOutcome(act, actor.name, seq, target), reasons or ["the policy neither allowed nor denied"]
     seq = _CARRY_OUT[act](tx, payload, target, actor.name, signed)
     return AdminOutcome(act, actor.name, seq, target), None
+
+
+def cosigners(session: Session, act: AdminAct, signed_target: dict[str, Any], actor: str,
+              at: datetime) -> list[dict[str, Any]]:
+    """Who else signed this very act on this very target (the target as each signer signed it, never as the server
+    recorded it) within the quorum window, and waits: their `admin.pending` entries, each held to its leaf in the
+    log, its statement verifying under the key the log binds to its signer now (a revoked or rotated signer no
+    longer counts), and none counted by an earlier decision already. The policy decides whose signatures make the
+    quorum."""
+    since = rfc3339(at - QUORUM_WINDOW)
+    used = {cosigner.get("seq") for cosigner in _counted_before(session, since)}
+    found: dict[str, dict[str, Any]] = {}
+    rows = session.exec(select(AuditEntry).where(
+        AuditEntry.action == AuditAction.ADMIN_PENDING,
+        AuditEntry.time >= since).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    for row in rows:
+        payload = committed_payload(session, what=f"the {act.value} waiting in entry {row.seq}",
+                                    action=AuditAction.ADMIN_PENDING, subject_digest=row.subject_digest, fields={},
+                                    seq=row.seq)
+        statement = payload.get("statement") or {}
+        signer = str(statement.get("signer"))
+        if statement.get("act") != act.value or statement.get("target") != signed_target or signer == actor \
+                or signer in found or row.seq in used or row.actor != signer:
+            continue
+        identity = get_identity(session, signer)
+        if identity.revoked_at is not None or statement.get("key_id") != identity.key_id:
+            continue
+        verify(public_key(identity), Purpose.ADMIN_ACT, statement, str(payload.get("signature")))
+        found[signer] = {"name": signer, "key_id": identity.key_id, "seq": row.seq}
+    return list(found.values())
+
+
+def _counted_before(session: Session, since: str) -> list[dict[str, Any]]:
+    """The cosigners earlier allowed acts in the window counted: a waiting signature makes one act, once."""
+    counted: list[dict[str, Any]] = []
+    rows = session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+        AuditEntry.action.in_(ADMIN_ACTIONS),  # type: ignore[attr-defined]
+        AuditEntry.action.not_in([AuditAction.ADMIN_PENDING, AuditAction.ADMIN_DENIED]),  # type: ignore[attr-defined]
+        AuditEntry.time >= since, AuditEntry.payload.contains('"cosigners"'))).all()  # type: ignore[union-attr]
+    for seq, text in rows:
+        try:
+            listed = json.loads(text or "")["decision"]["input"].get("cosigners") or []
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreTampered(f"audit entry {seq} holds no readable decision: which waiting signatures it counted "
+                                "cannot be told", hint="run `forgegov audit verify`") from exc
+        counted += [c for c in listed if isinstance(c, dict)]
+    return counted
 
 
 def _target(tx: AuditedTransaction, act: AdminAct, target: dict[str, Any], actor: str,

@@ -398,5 +398,15 @@ def finish_rotation(workspace: Workspace, name: str, previous_key_id: str) -> No
     fsync_dir(workspace.keys_dir)
 
 
+def rotation_signer(workspace: Workspace, name: str, passphrase: str) -> Signer:
+    """NAME's new key while a rotation is being decided (beside the current one), to read back what the server logged
+    once it knows NAME by that key only."""
+    try:
+        key_file = KeyFile.from_json(_next_path(workspace, name).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise KeyUnavailable(f"no new key for {name!r} is waiting in {workspace.keys_dir}") from exc
+    return Signer(name=name, key_id=key_file.key_id, private_key=decrypt_private_key(key_file, passphrase))
+
+
 def abandon_rotation(workspace: Workspace, name: str) -> None:
     _next_path(workspace, name).unlink(missing_ok=True)

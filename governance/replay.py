@@ -223,9 +223,10 @@ def _admin_recorded(session: Session, entry: AuditEntry) -> tuple[_Recorded | No
     decision = payload["decision"]
     if decision.get("opa_decision_id") is None and decision.get("allow") is False:
         return None, str(decision.get("policy_digest"))
-    result = DecisionResult.ALLOW.value if decision.get("allow") else DecisionResult.DENY.value
+    result = (DecisionResult.ALLOW if decision.get("allow") else DecisionResult.DENY if decision.get("reasons")
+              else DecisionResult.PENDING if decision.get("missing") else DecisionResult.DENY)
     recorded = _Recorded(entry.seq, None, ADMIN_PACKAGE, entry.action, payload["statement"].get("target"), document,
-                         (result, decision.get("reasons"), []))
+                         (result.value, decision.get("reasons"), list(decision.get("missing") or [])))
     return recorded, str(decision.get("policy_digest"))
 
 
@@ -248,9 +249,6 @@ def _replay_group(workspace: Workspace, opa: OpaBuild, bundle: Bundle, group: li
         try:
             for recorded in group:
                 now = _outcome(client, recorded, bundle.revision)
-                if recorded.package == ADMIN_PACKAGE:
-                    now = (DecisionResult.ALLOW.value if now[0] == DecisionResult.ALLOW.value
-                           else DecisionResult.DENY.value, now[1], [])
                 report.replayed += 1
                 if now == recorded.answered:
                     report.agreed += 1

@@ -23,8 +23,16 @@ from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, sign, verify
 from forgegov.foundation.errors import BadInput, SignatureInvalid, StoreTampered
 from forgegov.foundation.store.models import Asset, AuditEntry, Decision, Identity
-from forgegov.foundation.vocabulary import AuditAction, DecisionResult, Gate, GateAction, ReleaseStage, Verdict
-from forgegov.governance.identities import BoundKey, public_key, signing_key
+from forgegov.foundation.vocabulary import (
+    QUORUM_WINDOW,
+    AuditAction,
+    DecisionResult,
+    Gate,
+    GateAction,
+    ReleaseStage,
+    Verdict,
+)
+from forgegov.governance.identities import BoundKey, key_history, public_key, revocations, signing_key
 
 STATEMENT_VERSION = 1
 # Version 2 adds `evidence_digest` to an approval or rejection: the digest of the gate evidence it is given for (what
@@ -275,7 +283,57 @@ def check_admin_input(session: Session, seq: int, payload: dict[str, Any], actio
             or target != expected:
         raise StoreTampered(f"audit entry {seq} ({action}): the question put to the policy is not the act its actor "
                             "signed", hint="run `forgegov audit verify`")
+    _check_cosigners(session, seq, document, statement)
     return document
+
+
+def _check_cosigners(session: Session, seq: int, document: dict[str, Any], statement: dict[str, Any]) -> None:
+    """Each earlier signer the decision counted toward a quorum waits in the log: an `admin.pending` entry before
+    this one and within the quorum window, held to its leaf, logged as waiting, whose statement that signer signed
+    (under the key the log bound to them, still theirs and not revoked at this entry) on the very act and target this
+    entry's actor signed, and neither the actor nor counted twice. Otherwise an insider holding the log key makes a
+    quorum of one."""
+    listed = document.get("cosigners", [])
+    if not isinstance(listed, list):
+        raise StoreTampered(f"audit entry {seq}: the decision's cosigners are not a list",
+                            hint="run `forgegov audit verify`")
+    try:
+        since = parse_rfc3339(str(document.get("now"))) - QUORUM_WINDOW
+    except ValueError as exc:
+        raise StoreTampered(f"audit entry {seq}: the decision's time is not RFC 3339",
+                            hint="run `forgegov audit verify`") from exc
+    counted = {str(statement.get("signer"))}
+    revoked = revocations(session)
+    for cosigner in listed:
+        waiting_seq = cosigner.get("seq") if isinstance(cosigner, dict) else None
+        if not isinstance(waiting_seq, int) or isinstance(waiting_seq, bool) or waiting_seq >= seq:
+            raise StoreTampered(f"audit entry {seq}: a cosigner ({cosigner}) names no earlier entry",
+                                hint="run `forgegov audit verify`")
+        entry = session.get(AuditEntry, waiting_seq)
+        waiting = committed_payload(session, what=f"the signature entry {seq} counted toward its quorum",
+                                    action=AuditAction.ADMIN_PENDING,
+                                    subject_digest=entry.subject_digest if entry is not None else None, fields={},
+                                    seq=waiting_seq)
+        signed, decided = waiting.get("statement") or {}, waiting.get("decision") or {}
+        name = str(cosigner.get("name"))
+        holds = entry is not None and entry.actor == name == signed.get("signer") and name not in counted \
+            and signed.get("key_id") == cosigner.get("key_id") \
+            and (signed.get("act"), signed.get("target")) == (statement.get("act"), statement.get("target")) \
+            and decided.get("allow") is False and not decided.get("reasons") and bool(decided.get("missing")) \
+            and parse_rfc3339(entry.time) >= since and revoked.get(name, seq) >= seq
+        if holds:
+            current = key_history(session, name, before=seq)[-1]
+            holds = current.key_id == cosigner.get("key_id")
+            try:
+                verify(public_key_from_b64(current.public_key), Purpose.ADMIN_ACT, signed,
+                       str(waiting.get("signature")))
+            except SignatureInvalid:
+                holds = False
+        if not holds:
+            raise StoreTampered(f"audit entry {seq}: the decision counted {name}'s signature (entry {waiting_seq}) "
+                                "toward its quorum, but that entry is not a waiting act by them, under their key of "
+                                "the time, on the act and target this one signs", hint="run `forgegov audit verify`")
+        counted.add(name)
 
 
 def check_admitted(session: Session, statement: SignedStatement, request_id: str, *, before: int | None = None) -> None:

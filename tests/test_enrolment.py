@@ -22,6 +22,7 @@ from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_to
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
+    NotFound,
     PolicyDenied,
     SignatureInvalid,
     StateConflict,
@@ -52,8 +53,9 @@ def _laptop(tmp_path: Path, name: str) -> Workspace:
 
 @pytest.fixture
 def team(workspace: Workspace, identity_key_files: Path) -> Workspace:
-    """A fresh team: dave (a policy owner) and alice exist; bob, whom the policy names a data steward, does not."""
-    for name in ("dave", "alice", "mallory"):
+    """A fresh team: dave and grace (policy owners) and alice exist; bob, whom the policy names a data steward, does
+    not."""
+    for name in ("dave", "grace", "alice", "mallory"):
         target = keys_module.key_path(workspace.keys_dir, name)
         shutil.copyfile(keys_module.key_path(identity_key_files, name), target)
         create_identity(workspace, name, PASSPHRASE)
@@ -65,13 +67,31 @@ def _arrive(team: Workspace, laptop: Workspace, name: str) -> None:
     shutil.copyfile(keys_module.key_path(laptop.keys_dir, name), keys_module.key_path(team.keys_dir, name))
 
 
-def test_a_policy_owner_enrols_a_listed_person_who_then_signs(team: Workspace, tmp_path: Path, files) -> None:
+def _enrol_by_two(team: Workspace, request: dict) -> None:
+    """The shipped policy's quorum: two policy owners sign the same enrolment."""
+    assert actions.enrol(team, request, "joins", "dave", PASSPHRASE).waiting
+    assert not actions.enrol(team, request, "joins", "grace", PASSPHRASE).waiting
+
+
+def test_two_policy_owners_enrol_a_listed_person_who_then_signs(team: Workspace, tmp_path: Path, files) -> None:
     laptop = _laptop(tmp_path, "bob")
     request = request_enrolment(laptop, "bob", "bob@example.com", PASSPHRASE)
-    outcome = actions.enrol(team, request, "joins as data steward", "dave", PASSPHRASE)
-    assert (outcome.act, outcome.actor, outcome.target["name"]) == (AdminAct.ENROL, "dave", "bob")
+    first = actions.enrol(team, request, "joins as data steward", "dave", PASSPHRASE)
+    assert first.waiting == ("identity.enrol needs the signatures of 2 holders of role policy-owner on the same act; "
+                             "signed so far by dave: another of them signs it too",)
+    # One policy owner alone binds nothing, however often they sign.
+    assert actions.enrol(team, request, "really", "dave", PASSPHRASE).waiting
+    with read_session(team.database_url) as session, pytest.raises(NotFound):
+        get_identity(session, "bob")
+    outcome = actions.enrol(team, request, "agreed", "grace", PASSPHRASE)
+    assert (outcome.act, outcome.actor, outcome.target["name"], outcome.waiting) == (AdminAct.ENROL, "grace", "bob",
+                                                                                     ())
     [entry] = audit_entries(team, AuditAction.IDENTITY_ENROL)
-    assert json.loads(entry.payload)["contact"] == "bob@example.com" and entry.actor == "dave"
+    payload = json.loads(entry.payload)
+    assert payload["contact"] == "bob@example.com" and entry.actor == "grace"
+    assert [c["name"] for c in payload["decision"]["input"]["cosigners"]] == ["dave"]
+    assert payload["decision"]["input"]["cosigners"][0]["seq"] == first.audit_seq
+    assert len(audit_entries(team, AuditAction.ADMIN_PENDING)) == 2
     with read_session(team.database_url) as session:
         assert get_identity(session, "bob").key_id == request["payload"]["key_id"]
 
@@ -89,6 +109,79 @@ def test_a_policy_owner_enrols_a_listed_person_who_then_signs(team: Workspace, t
         actions.enrol(team, again, "again", "dave", PASSPHRASE)
     with pytest.raises(AlreadyExists):
         create_identity(team, "bob", PASSPHRASE)
+
+
+def test_a_quorum_counts_only_recent_signatures_of_active_holders(team: Workspace, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """dave's signature from more than the quorum window ago does not count, nor does one by a signer revoked since,
+    nor one on another target (the same person under another contact)."""
+    from forgegov.foundation.vocabulary import QUORUM_WINDOW
+    from forgegov.governance import admin
+
+    request = request_enrolment(_laptop(tmp_path, "bob"), "bob", "bob@example.com", PASSPHRASE)
+    other = request_enrolment(_laptop(tmp_path, "bob2"), "bob", "bob@elsewhere.example", PASSPHRASE)
+    assert actions.enrol(team, other, "joins", "dave", PASSPHRASE).waiting
+    assert actions.enrol(team, request, "joins", "dave", PASSPHRASE).waiting
+    later = now() + QUORUM_WINDOW + timedelta(hours=1)
+    with monkeypatch.context() as patched:
+        patched.setattr(admin, "now", lambda: later)
+        patched.setattr(admin, "now_rfc3339", lambda: rfc3339(later))
+        assert actions.enrol(team, request, "agreed", "grace", PASSPHRASE).waiting
+    assert actions.revoke(team, "dave", "left the company", "grace", PASSPHRASE).waiting == ()
+    assert actions.enrol(team, request, "agreed", "grace", PASSPHRASE).waiting
+    assert audit_entries(team, AuditAction.IDENTITY_ENROL) == []
+    verify_workspace(team)
+
+
+def test_a_quorum_forged_in_the_store_or_with_the_log_key_is_caught(team: Workspace, tmp_path: Path) -> None:
+    """grace alone, holding the store and the log key, wants bob enrolled. dave signed only erin's enrolment. She
+    edits dave's waiting entry to read as one on bob's (the row no longer hashes to its leaf: refused at the
+    decision); then she appends bob's enrolment under the log key, her own signed act and a decision counting dave's
+    waiting signature on erin's as a cosigner: no decision is taken while the log holds it, and `audit verify` names
+    the entry."""
+    bob_laptop = _laptop(tmp_path, "bob")
+    request = request_enrolment(bob_laptop, "bob", "bob@example.com", PASSPHRASE)
+    other = request_enrolment(_laptop(tmp_path, "erin"), "erin", "erin@example.com", PASSPHRASE)
+    waiting = actions.enrol(team, other, "joins", "dave", PASSPHRASE)
+    requested = read_enrolment_request(request)
+    bobs = {"name": "bob", "key_id": requested.key_id, "contact": requested.contact}
+    with read_session(team.database_url) as session:
+        original = session.exec(text("SELECT payload FROM audit_entry WHERE seq = :s"),
+                                params={"s": waiting.audit_seq}).one()[0]
+    edited = json.loads(original)
+    edited["decision"]["input"]["target"] = bobs
+    with audited_transaction(team) as tx:
+        tx.session.connection().execute(text("UPDATE audit_entry SET payload = :p WHERE seq = :s"),
+                                        {"p": json.dumps(edited), "s": waiting.audit_seq})
+    with pytest.raises(StoreTampered, match="no longer hashes"):
+        actions.enrol(team, request, "agreed", "grace", PASSPHRASE)
+    with audited_transaction(team) as tx:
+        tx.session.connection().execute(text("UPDATE audit_entry SET payload = :p WHERE seq = :s"),
+                                        {"p": original, "s": waiting.audit_seq})
+
+    target = {"name": "bob", "contact": requested.contact, "public_key": requested.public_key, "request": request}
+    statement = make_admin_statement(unlock(team, "grace", PASSPHRASE), AdminAct.ENROL, target, "mine")
+    with read_session(team.database_url) as session:
+        in_force = policy_in_force(session)
+    dave = {"name": "dave", "key_id": unlock(team, "dave", PASSPHRASE).key_id, "seq": waiting.audit_seq}
+    document = {"version": 1, "act": "identity.enrol", "now": statement.payload["signed_at"],
+                "actor": {"name": "grace", "key_id": statement.payload["key_id"]}, "target": bobs, "reason": "mine",
+                "cosigners": [dave]}
+    decision = {"allow": True, "reasons": [], "missing": [], "opa_decision_id": "forged",
+                "policy_digest": in_force.digest, "policy_revision": in_force.revision, "input": document}
+    with audited_transaction(team) as tx:
+        tx.session.connection().execute(text(
+            "INSERT INTO identity (record_version, name, key_id, public_key, created_at) "
+            "VALUES (1, 'bob', :k, :p, :t)"), {"k": requested.key_id, "p": requested.public_key, "t": rfc3339(now())})
+        tx.append(EntryDraft(actor="grace", action=AuditAction.IDENTITY_ENROL, payload={
+            "name": "bob", "key_id": requested.key_id, "public_key": requested.public_key,
+            "contact": requested.contact, "statement": statement.payload, "signature": statement.signature,
+            "decision": decision}))
+    with pytest.raises(StoreTampered, match="counted dave's signature .* toward its quorum"), \
+            actions.policy_engine(team):
+        pass  # opening the policy proves every enrolment the log holds
+    with pytest.raises(AuditIntegrityError, match="as a cosigner of another act, signer, key or time"):
+        verify_workspace(team)
 
 
 def test_the_policy_decides_who_enrols_and_whom(team: Workspace, tmp_path: Path) -> None:
@@ -189,14 +282,13 @@ def test_a_request_refuses_a_contact_that_is_no_address(tmp_path: Path) -> None:
 
 
 def test_once_the_log_enrols_no_key_is_bound_by_create(team: Workspace, tmp_path: Path) -> None:
-    """grace is listed (privacy officer, policy owner) but not enrolled. Once bob's enrolment began the log's
+    """carol is listed (reward reviewer) but not enrolled. Once bob's enrolment began the log's
     governed enrolment, neither `identity create` nor an insider appending an `identity.create` with the log key
     binds a key to her name; nor may anyone rotate onto bob's enrolled key."""
     laptop = _laptop(tmp_path, "bob")
-    actions.enrol(team, request_enrolment(laptop, "bob", "bob@example.com", PASSPHRASE), "steward", "dave",
-                  PASSPHRASE)
+    _enrol_by_two(team, request_enrolment(laptop, "bob", "bob@example.com", PASSPHRASE))
     with pytest.raises(StateConflict, match="only by a policy owner's signed enrolment"):
-        create_identity(team, "grace", PASSPHRASE)
+        create_identity(team, "carol", PASSPHRASE)
 
     bob_key = keys_module.decrypt_private_key(keys_module.read_key_file(laptop.keys_dir, "bob"), PASSPHRASE)
     onto_bobs = make_admin_statement(unlock(team, "alice", PASSPHRASE), AdminAct.ROTATE,
@@ -206,11 +298,11 @@ def test_once_the_log_enrols_no_key_is_bound_by_create(team: Workspace, tmp_path
     mine = Ed25519PrivateKey.generate().public_key()
     with audited_transaction(team) as tx:
         tx.session.connection().execute(text(
-            "INSERT INTO identity (record_version, name, key_id, public_key, created_at) VALUES (1, 'grace', :k, :p, "
+            "INSERT INTO identity (record_version, name, key_id, public_key, created_at) VALUES (1, 'carol', :k, :p, "
             ":t)"), {"k": key_id_of(mine), "p": public_key_to_b64(mine), "t": rfc3339(now())})
-        tx.append(EntryDraft(actor="grace", action=AuditAction.IDENTITY_CREATE, payload={
-            "name": "grace", "key_id": key_id_of(mine), "public_key": public_key_to_b64(mine)}))
+        tx.append(EntryDraft(actor="carol", action=AuditAction.IDENTITY_CREATE, payload={
+            "name": "carol", "key_id": key_id_of(mine), "public_key": public_key_to_b64(mine)}))
     with read_session(team.database_url) as session, pytest.raises(StoreTampered, match="after the log began"):
-        get_identity(session, "grace")
+        get_identity(session, "carol")
     with pytest.raises(AuditIntegrityError, match="after the log began enrolling"):
         verify_workspace(team)

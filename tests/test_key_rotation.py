@@ -11,8 +11,9 @@ from sqlalchemy import text
 from forgegov.audit.operations import verify_workspace
 from forgegov.audit.recorder import EntryDraft, audited_transaction
 from forgegov.audit.verify import AuditIntegrityError
+from forgegov.foundation.config import Workspace, WorkspaceConfig
 from forgegov.foundation.crypto.signing import key_id_of, public_key_to_b64
-from forgegov.foundation.errors import PolicyDenied, StoreTampered, WrongPassphrase
+from forgegov.foundation.errors import BadInput, PolicyDenied, StoreTampered, WrongPassphrase
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.vocabulary import (
     AssetKind,
@@ -78,10 +79,71 @@ def test_an_open_approval_by_a_rotated_key_no_longer_counts(people, files):
 
 def test_mallory_cannot_rotate_alices_key_and_nothing_is_left_behind(people):
     old = _key_id(people, "alice")
-    with pytest.raises(PolicyDenied, match="identity.rotate by mallory was denied"):
+    with pytest.raises(BadInput, match="alice's new key is made where alice holds it"):
         actions.rotate(people, "alice", NEW, "mine now", "mallory", PASSPHRASE)
+    from forgegov.governance.identities import request_enrolment
+
+    mallorys = people.root / "mallory-laptop"
+    (mallorys / "keys").mkdir(parents=True)
+    request = request_enrolment(Workspace(mallorys, WorkspaceConfig()), "alice", "alice@example.com", NEW)
+    with pytest.raises(PolicyDenied, match="identity.rotate by mallory was denied"):
+        actions.rotate(people, "alice", "", "mine now", "mallory", PASSPHRASE, request=request)
     assert _key_id(people, "alice") == old and not (people.keys_dir / "alice+next.key.json").exists()
     assert unlock(people, "alice", PASSPHRASE).key_id == old
+
+
+def test_a_lost_key_is_rotated_by_two_policy_owners_onto_the_key_alice_made(people, tmp_path):
+    """alice lost her laptop: on her new one she makes a key and a signed request; two policy owners (the shipped
+    quorum) each sign the rotation onto that key. One alone changes nothing: otherwise one policy owner could bind a
+    key of their own to alice's name and sign as her."""
+    from forgegov.governance.identities import request_enrolment
+
+    laptop = Workspace(tmp_path / "alice-new-laptop", WorkspaceConfig())
+    (laptop.root / "keys").mkdir(parents=True)
+    request = request_enrolment(laptop, "alice", "alice@example.com", NEW)
+    old = _key_id(people, "alice")
+    first = actions.rotate(people, "alice", "", "laptop lost", "dave", PASSPHRASE, request=request)
+    assert first.waiting and _key_id(people, "alice") == old
+    assert actions.rotate(people, "alice", "", "laptop lost", "dave", PASSPHRASE, request=request).waiting
+    done = actions.rotate(people, "alice", "", "laptop lost", "grace", PASSPHRASE, request=request)
+    assert done.waiting == () and _key_id(people, "alice") == request["payload"]["key_id"] != old
+    assert not (people.keys_dir / "alice+next.key.json").exists()
+    with pytest.raises(PolicyDenied, match="identity.rotate by mallory was denied"):
+        actions.rotate(people, "bob", "", "x", "mallory", PASSPHRASE,
+                       request=request_enrolment(laptop, "bob", "bob@example.com", NEW))
+    verify_workspace(people)
+    replayed = replay_decisions(people)
+    assert replayed.differing == [] and replayed.agreed == replayed.replayed == 4  # 3 rotations asked, 1 denial
+
+
+def test_a_waiting_signature_counts_only_for_what_its_signer_signed(people, tmp_path):
+    """dave runs the server and holds the log key. grace signed bob's rotation, which waits. dave files her statement
+    and signature a second time as a waiting act whose recorded question is a rotation of alice's key onto his own,
+    then signs that rotation himself. Her signature does not count (she signed bob's, and only what a signer signed
+    is matched), alice keeps her key, and `audit verify` names the entry that reused her act."""
+    from forgegov.governance.identities import request_enrolment
+
+    def laptop(name: str) -> Workspace:
+        root = tmp_path / f"{name}-laptop"
+        (root / "keys").mkdir(parents=True)
+        return Workspace(root, WorkspaceConfig())
+
+    bobs = request_enrolment(laptop("bob"), "bob", "bob@example.com", NEW)
+    graces = actions.rotate(people, "bob", "", "lost laptop", "grace", PASSPHRASE, request=bobs)
+    assert graces.waiting
+    evil = request_enrolment(laptop("dave"), "alice", "alice@example.com", NEW)
+    with read_session(people.database_url) as session:
+        filed = json.loads(session.exec(text("SELECT payload FROM audit_entry WHERE seq = :s"),
+                                        params={"s": graces.audit_seq}).one()[0])
+    filed["decision"]["input"]["target"] = {"name": "alice", "key_id": evil["payload"]["key_id"]}
+    filed["target"] = filed["decision"]["input"]["target"]
+    with audited_transaction(people) as tx:
+        tx.append(EntryDraft(actor="grace", action=AuditAction.ADMIN_PENDING, payload=filed))
+    old = _key_id(people, "alice")
+    assert actions.rotate(people, "alice", "", "mine", "dave", PASSPHRASE, request=evil).waiting
+    assert _key_id(people, "alice") == old
+    with pytest.raises(AuditIntegrityError, match="administrative act already used"):
+        verify_workspace(people)
 
 
 def test_a_rotation_killed_before_the_key_file_moved_is_finished_by_the_next_unlock(people, monkeypatch):

@@ -296,14 +296,15 @@ def test_joining_pins_the_servers_log_and_refuses_a_server_without_one(people: W
 
 def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_laptop(
         workspace: Workspace, identity_key_files: Path, files, tmp_path: Path, monkeypatch) -> None:
-    """Through the CLI, as people type it: bob joins and asks to be enrolled; dave, a policy owner on his own
-    machine, enrols him; bob then approves alice's request. No one but the server touches the store."""
+    """Through the CLI, as people type it: bob joins and asks to be enrolled; dave and grace, policy owners each on
+    their own machine, enrol him (the quorum of two); bob then approves alice's request. No one but the server
+    touches the store."""
     from typer.testing import CliRunner
 
     from forgegov.app.cli.main import app
     from forgegov.governance.identities import create_identity
 
-    for name in ("alice", "dave"):  # the team's first members, made on the server by its operator
+    for name in ("alice", "dave", "grace"):  # the team's first members, made on the server by its operator
         give_key(workspace, name, identity_key_files)
         create_identity(workspace, name, PASSPHRASE)
     register_checked(workspace, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
@@ -319,14 +320,17 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         return result.output
 
     with running_server(workspace) as url:
-        for name in ("alice", "bob", "dave"):
+        for name in ("alice", "bob", "dave", "grace"):
             forgegov("init", "--dir", f"{name}-laptop", "--join", url, "--as", name)
-        for name in ("alice", "dave"):
+        for name in ("alice", "dave", "grace"):
             give_key(member.load_member(tmp_path / f"{name}-laptop"), name, identity_key_files)
         forgegov("-w", "bob-laptop", "identity", "request", "bob", "--contact", "bob@example.com",
                  "-o", "bob.enrolment.json")
-        assert "enrolled by dave" in forgegov("-w", "dave-laptop", "identity", "enrol", "bob.enrolment.json",
-                                              "--as", "dave", "--reason", "joins as data steward")
+        waiting = json.loads(forgegov("-w", "dave-laptop", "identity", "enrol", "bob.enrolment.json", "--as", "dave",
+                                      "--reason", "joins as data steward", "--json"))
+        assert waiting["waiting"] and waiting["actor"] == "dave"
+        assert "enrolled by grace" in forgegov("-w", "grace-laptop", "identity", "enrol", "bob.enrolment.json",
+                                               "--as", "grace", "--reason", "agreed")
         forgegov("-w", "alice-laptop", "request", "claims", "--as", "alice")
         shown = json.loads(forgegov("-w", "bob-laptop", "review", "claims", "--json"))
         assert shown["request"]["requested_by"] == "alice"
@@ -342,6 +346,26 @@ def test_a_new_member_is_enrolled_through_the_server_and_approves_from_their_lap
         refused = runner.invoke(app, ["-w", "bob-laptop", "identity", "list"])
         assert refused.exit_code != 0 and "the server keeps the store" in str(refused.exception)
 
+        # bob rotates his own key from his laptop: made there, bound by the server, swapped in once logged.
+        monkeypatch.setenv("FORGEGOV_NEW_PASSPHRASE", "bob's new passphrase")
+        bob_keys = tmp_path / "bob-laptop" / "keys"
+        before = json.loads((bob_keys / "bob.key.json").read_text())["key_id"]
+        rotated = json.loads(forgegov("-w", "bob-laptop", "identity", "rotate", "bob", "--as", "bob", "--reason",
+                                      "new laptop", "--json"))
+        assert rotated["target"]["key_id"] == json.loads((bob_keys / "bob.key.json").read_text())["key_id"] != before
+        # Another's key is never made on the admin's machine.
+        other = runner.invoke(app, ["-w", "dave-laptop", "identity", "rotate", "bob", "--as", "dave", "--reason", "x"])
+        assert other.exit_code != 0 and "made on bob's machine" in str(other.exception)
+        # grace revokes bob (one signer suffices to revoke, as shipped); his next signed call is refused.
+        monkeypatch.setenv("FORGEGOV_PASSPHRASE", PASSPHRASE)
+        assert "identity bob revoked by grace" in forgegov("-w", "grace-laptop", "identity", "revoke", "bob",
+                                                           "--as", "grace", "--reason", "left the team")
+        monkeypatch.setenv("FORGEGOV_PASSPHRASE", "bob's new passphrase")
+        gone = runner.invoke(app, ["-w", "bob-laptop", "review", "claims", "--json"])
+        assert gone.exit_code != 0 and "revoked" in str(gone.exception)
+        monkeypatch.setenv("FORGEGOV_PASSPHRASE", PASSPHRASE)
+        assert json.loads(forgegov("-w", "grace-laptop", "audit", "verify", "--json"))["ok"]
+
 
 @pytest.mark.long
 def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
@@ -355,7 +379,7 @@ def test_the_teams_walkthrough_runs(tmp_path: Path) -> None:
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script + "\nwait\n"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr + (tmp_path / "server.log").read_text()
-    assert "bob enrolled by dave" in done.stdout
+    assert "signed by dave (audit entry" in done.stdout and "bob enrolled by grace" in done.stdout
     assert "checked dataset/claims@1: 2 records" in done.stdout and "verified against sha256:" in done.stdout
     assert "dataset gate: approve on dataset/claims@1 allowed (state approved)" in done.stdout
     assert "audit log of http://127.0.0.1:" in done.stdout and "verified here" in done.stdout
@@ -421,7 +445,7 @@ def test_a_members_audit_verify_refuses_an_export_of_another_history(people: Wor
 
 @SQLITE_ONLY
 def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
-        people: Workspace, identity_key_files: Path, files, tmp_path: Path) -> None:
+        people: Workspace, identity_key_files: Path, files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """alice's files go to the server's store; the server checks the bytes it holds (contamination against every
     dataset it has, which alice could not run); alice signs the check it computed. bob fetches exactly those bytes,
     and approves what he read."""
@@ -449,6 +473,11 @@ def test_a_member_registers_a_dataset_the_server_checks_and_another_fetches_it(
         assert denied.value.reasons[0].startswith("erin may not fetch dataset/claims@1 (proprietary)")
         assert not (tmp_path / "erin-reads").exists()
         assert json.loads(audit_entries(people, "admin.denied")[-1].payload)["act"] == "asset.fetch"
+        # A server answering that a fetch merely waits for more signers is caught: it serves or refuses a fetch in
+        # the same call, never leaves it waiting.
+        with answers_changed(monkeypatch, {"/v1/fetch": lambda a: {**a, "act": {**a["act"], "waiting": ["more"]}}}), \
+                pytest.raises(Tampered, match="as waiting for more signers, which it never acts upon"):
+            member.fetch_dataset(bob, "claims", tmp_path / "bob-again", "bob", PASSPHRASE, "again")
         with pytest.raises(StateConflict, match="no fetch by erin"):
             member.get_artifact(erin, logged_fetch["files"][0], tmp_path / "erin.bin", "erin", PASSPHRASE)
         # Nor may she register those files (whose digests `show` lists) as a public dataset of her own to read them.

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from forgegov.app.cli.context import passphrase_for, state
-from forgegov.app.cli.output import emit, stderr
+from forgegov.app.cli.output import acted, emit, stderr
 
 audit_app = typer.Typer(help="The signed, tamper-evident audit log (RFC 6962 Merkle tree, signed checkpoints).",
                         no_args_is_help=True)
@@ -268,8 +268,7 @@ def redact(ctx: typer.Context, entry: Annotated[int, typer.Argument(help="Entry 
 
     ws = state(ctx).workspace()
     outcome = actions.redact(ws, entry, reason, actor, passphrase_for(actor))
-    emit(outcome.to_dict(), as_json,
-         lambda out: out.print(f"payload of entry {entry} erased; recorded as entry {outcome.audit_seq}"))
+    acted(outcome, as_json, f"payload of entry {entry} erased")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from forgegov.app.cli.context import passphrase_for, state
-from forgegov.app.cli.output import emit
+from forgegov.app.cli.output import acted, emit
 
 identity_app = typer.Typer(help="Signing identities (Ed25519 keys, encrypted at rest).", no_args_is_help=True)
 
@@ -63,15 +63,14 @@ def revoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Revoke NAME: its new signatures are refused from now on; its name is never reused."""
-    from forgegov.foundation.store.db import read_session
-    from forgegov.governance import actions
-    from forgegov.governance.identities import get_identity
+    from forgegov.app.cli.context import verbs_for
 
     ws = state(ctx).workspace()
-    actions.revoke(ws, name, reason, actor, passphrase_for(actor))
-    with read_session(ws.database_url) as session:
-        identity = get_identity(session, name)
-    emit(_public(identity), as_json, lambda out: out.print(f"identity {name} revoked at {identity.revoked_at}"))
+    outcome = verbs_for(ws).revoke(ws, name, reason, actor, passphrase_for(actor))
+    unconfirmed = ws.server_url and name == actor
+    acted(outcome, as_json, f"identity {name} revoked by {outcome.actor}" + (
+        " (the server's word: a revoked key can no longer read the log; another member's `audit verify` shows "
+        "the entry)" if unconfirmed else ""))
 
 
 @identity_app.command("rotate")
@@ -80,22 +79,38 @@ def rotate(
     reason: Annotated[str, typer.Option(help="Why the key is replaced (recorded in the audit log).")],
     actor: Annotated[str, typer.Option("--as", help="Who signs the rotation: NAME itself, or (a lost key) whom the "
                                                     "policy allows, by default a policy owner.")],
+    request_file: Annotated[Optional[Path], typer.Option(
+        "--request", help="NAME's signed request (`identity request` on NAME's machine): bind the key NAME made there "
+                          "(a lost key, rotated by others) instead of making one here.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Bind a new key to NAME, made here and encrypted under NAME's new passphrase ($FORGEGOV_NEW_PASSPHRASE or a
-    prompt). Everything NAME signed before still verifies under the old key; open approvals by it must be signed
-    again."""
-    from forgegov.foundation.store.db import read_session
-    from forgegov.governance import actions
-    from forgegov.governance.identities import check_name, get_identity
+    """Bind a new key to NAME: made here, encrypted under NAME's new passphrase ($FORGEGOV_NEW_PASSPHRASE or a
+    prompt), or the one in NAME's request (--request). Everything NAME signed before still verifies under the old key;
+    open approvals by it must be signed again. Rotating another's key may need more than one signer (the policy's
+    quorum): each signs the same act, and the last one's carries it out."""
+    from forgegov.app.cli.context import verbs_for
+    from forgegov.governance.identities import check_name
 
     ws = state(ctx).workspace()
     check_name(name)
+    request = _request_document(request_file) if request_file is not None else None
     signing = passphrase_for(actor)
-    actions.rotate(ws, name, passphrase_for(name, new=True), reason, actor, signing)
-    with read_session(ws.database_url) as session:
-        identity = get_identity(session, name)
-    emit(_public(identity), as_json, lambda out: out.print(f"identity {name} now signs with key {identity.key_id[:16]}…"))
+    new_passphrase = passphrase_for(name, new=True) if request is None else ""
+    outcome = verbs_for(ws).rotate(ws, name, new_passphrase, reason, actor, signing, request=request)
+    acted(outcome, as_json, f"identity {name} now signs with key {str(outcome.target.get('key_id'))[:16]}…")
+
+
+def _request_document(path: Path) -> dict:  # type: ignore[type-arg]
+    import json
+
+    from forgegov.foundation.errors import BadInput, UnreadablePath
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UnreadablePath(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise BadInput(f"{path} is not a signed request (JSON): {exc}") from exc
 
 
 @identity_app.command("request")
@@ -138,23 +153,14 @@ def enrol(
                                                     "by default a policy owner, and only a name the policy lists).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Bind the key in a member's signed request to their name and contact, as a signed act the policy decides."""
-    import json
-
+    """Bind the key in a member's signed request to their name and contact, as a signed act the policy decides. Where
+    the policy asks for a quorum (two policy owners, as shipped), each signs the same act; the last one's enrols."""
     from forgegov.app.cli.context import verbs_for
-    from forgegov.foundation.errors import BadInput, UnreadablePath
 
     ws = state(ctx).workspace()
-    try:
-        document = json.loads(request_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UnreadablePath(f"cannot read {request_file}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise BadInput(f"{request_file} is not an enrolment request (JSON): {exc}") from exc
-    outcome = verbs_for(ws).enrol(ws, document, reason, actor, passphrase_for(actor))
-    emit(outcome.to_dict(), as_json, lambda out: out.print(
-        f"{outcome.target['name']} enrolled by {outcome.actor} with key {outcome.target['key_id'][:16]}… "
-        f"(audit entry {outcome.audit_seq})"))
+    outcome = verbs_for(ws).enrol(ws, _request_document(request_file), reason, actor, passphrase_for(actor))
+    acted(outcome, as_json, f"{outcome.target['name']} enrolled by {outcome.actor} with key "
+                             f"{str(outcome.target.get('key_id'))[:16]}…")
 
 
 def register(app: typer.Typer) -> None:

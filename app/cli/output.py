@@ -67,3 +67,17 @@ class PhaseBars:
         if phase not in self.tasks:
             self.tasks[phase] = self.progress.add_task(phase, total=total, note=note)
         self.progress.update(self.tasks[phase], completed=done, total=total, note=note)
+
+
+def acted(outcome, as_json: bool, done: str) -> None:  # type: ignore[no-untyped-def]
+    """An administrative act's outcome: carried out (DONE), or signed and logged, waiting for the others its quorum
+    asks for (what is still missing, as the policy says it)."""
+    def human(out: Console) -> None:
+        if outcome.waiting:
+            out.print(f"{outcome.act.value} on {outcome.target} signed by {outcome.actor} (audit entry "
+                      f"{outcome.audit_seq}); nothing changes yet: " + "; ".join(outcome.waiting))
+        else:
+            out.print(f"{done} (audit entry {outcome.audit_seq})")
+
+    emit(outcome.to_dict(), as_json, human)
+

@@ -59,7 +59,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind, AssetState, Gate, GateAction, ReleaseStage
 from forgegov.governance import actions
-from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, submit_admin
+from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, carried_out, submit_admin
 from forgegov.governance.fetches import fetched_asset, require_readable
 from forgegov.governance.gate import submit
 from forgegov.governance.policy import PolicyEngine, open_engine, policy_in_force
@@ -145,9 +145,13 @@ class Service:
         if statement.payload.get("act") in _OWN_CALL_ACTS:
             raise BadInput("a job is started at /v1/jobs and stopped at /v1/jobs/cancel, and an asset fetched at "
                            "/v1/fetch, where the server does what the act allows")
-        return self._decide(statement).to_dict()
+        return self._submit(statement).to_dict()
 
     def _decide(self, statement: AdminStatement) -> AdminOutcome:
+        """An act the server then acts upon (a job, a fetch): carried out, never merely waiting."""
+        return carried_out(self._submit(statement))
+
+    def _submit(self, statement: AdminStatement) -> AdminOutcome:
         with self.decider.engine() as engine:
             return submit_admin(self.workspace, engine, statement)
 

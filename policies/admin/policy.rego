@@ -246,12 +246,70 @@ deny contains msg if {
 	)
 }
 
+# Some acts hand out authority (a key bound to a name), so policy data may ask
+# for more than one signature: the act is carried out once `quorum` distinct
+# holders of its roles signed the very same act on the very same target; until
+# then it waits (missing). forgegov shows the policy the earlier signers it
+# found in the log (cosigners). Acting on oneself needs no second signer.
+default quorum := 1
+
+quorum := object.get(settings, "quorum", 1) if not doc.act in kinded_acts
+
+# A kind may ask for its own quorum (a dataset's fetch, say); the act's applies otherwise.
+quorum := object.get(kind_settings, "quorum", object.get(settings, "quorum", 1)) if doc.act in kinded_acts
+
+quorum_valid if {
+	is_number(quorum)
+	quorum >= 1
+	quorum == round(quorum)
+}
+
+self_act if {
+	doc.act in identity_acts
+	object.get(settings, "self", false) == true
+	doc.target.name == doc.actor.name
+}
+
+signers := {doc.actor.name} | {c.name | some c in object.get(doc, "cosigners", [])}
+
+counted := {name |
+	some name in signers
+	approvals.holds_any(name, roles)
+}
+
+deny contains msg if {
+	doc.act in acts
+	not quorum_valid
+	msg := sprintf("admin[%q].quorum in policy data must be a whole number of at least 1: a policy owner corrects policies/data/data.json", [doc.act])
+}
+
+missing contains msg if {
+	doc.act in acts
+	quorum_valid
+	quorum > 1
+	not self_act
+	count(counted) < quorum
+	msg := sprintf(
+		"%v needs the signatures of %d holders of %s on the same act; signed so far by %s: another of them signs it too",
+		[doc.act, quorum, approvals.role_phrase(roles), concat(", ", sort(counted))],
+	)
+}
+
 default allow := false
 
-allow if count(deny) == 0
+allow if {
+	count(deny) == 0
+	count(missing) == 0
+}
 
 # METADATA
 # title: Administrative act decision
-# description: The answer forgegov asks OPA for; missing is always empty.
+# description: >-
+#   The answer forgegov asks OPA for: allowed, denied with reasons, or waiting
+#   for more signatures (missing, only when nothing denies).
 # entrypoint: true
-decision := {"allow": allow, "deny": deny, "missing": set()}
+decision := {"allow": allow, "deny": deny, "missing": missing_unless_denied}
+
+missing_unless_denied := missing if count(deny) == 0
+
+missing_unless_denied := set() if count(deny) > 0

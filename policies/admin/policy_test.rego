@@ -27,9 +27,36 @@ test_anyone_rotates_their_own_key if {
 	d.allow
 }
 
-test_a_policy_owner_rotates_a_lost_key if {
-	d := admin.decision with input as act("identity.rotate", "dave", {"name": "alice", "key_id": "new"})
-	d.allow
+test_a_lost_key_is_rotated_by_two_policy_owners if {
+	first := admin.decision with input as act("identity.rotate", "dave", {"name": "alice", "key_id": "new"})
+	first == {"allow": false, "deny": set(), "missing": {"identity.rotate needs the signatures of 2 holders of role policy-owner on the same act; signed so far by dave: another of them signs it too"}}
+	second := admin.decision with input as object.union(
+		act("identity.rotate", "grace", {"name": "alice", "key_id": "new"}),
+		{"cosigners": [{"name": "dave", "key_id": "key-dave", "seq": 4}]},
+	)
+	second == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_a_cosigner_without_the_role_does_not_count if {
+	d := admin.decision with input as object.union(
+		act("identity.rotate", "grace", {"name": "alice", "key_id": "new"}),
+		{"cosigners": [{"name": "mallory", "key_id": "key-mallory", "seq": 4}]},
+	)
+	d.missing == {"identity.rotate needs the signatures of 2 holders of role policy-owner on the same act; signed so far by grace: another of them signs it too"}
+	not d.allow
+}
+
+test_a_denied_act_is_not_left_waiting if {
+	d := admin.decision with input as act("identity.rotate", "mallory", {"name": "alice", "key_id": "new"})
+	d.missing == set()
+	count(d.deny) == 1
+}
+
+test_a_malformed_quorum_denies if {
+	some bad in [0, 1.5, "2", null]
+	d := admin.decision with input as act("identity.revoke", "dave", {"name": "alice"})
+		with data.data.admin as {"identity.revoke": {"roles": ["policy-owner"], "quorum": bad}}
+	d.deny == {"admin[\"identity.revoke\"].quorum in policy data must be a whole number of at least 1: a policy owner corrects policies/data/data.json"}
 }
 
 test_someone_else_cannot_rotate if {
@@ -63,8 +90,20 @@ test_absent_input_denies if {
 
 enrolment(actor, name) := act("identity.enrol", actor, {"name": name, "key_id": "new", "contact": "heidi@example.com"})
 
-test_a_policy_owner_enrols_a_listed_person if {
-	d := admin.decision with input as enrolment("dave", "bob") with data.data.roles as {"bob": [], "dave": ["policy-owner"]}
+test_two_policy_owners_enrol_a_listed_person if {
+	roles := {"bob": [], "dave": ["policy-owner"], "grace": ["policy-owner"]}
+	first := admin.decision with input as enrolment("dave", "bob") with data.data.roles as roles
+	not first.allow
+	first.missing == {"identity.enrol needs the signatures of 2 holders of role policy-owner on the same act; signed so far by dave: another of them signs it too"}
+	second := admin.decision with input as object.union(enrolment("grace", "bob"), {"cosigners": [{"name": "dave", "key_id": "key-dave", "seq": 9}]})
+		with data.data.roles as roles
+	second.allow
+}
+
+test_one_policy_owner_enrols_when_the_data_asks_for_one if {
+	d := admin.decision with input as enrolment("dave", "bob")
+		with data.data.roles as {"bob": [], "dave": ["policy-owner"]}
+		with data.data.admin as {"identity.enrol": {"roles": ["policy-owner"], "listed_only": true, "quorum": 1}}
 	d.allow
 }
 
@@ -213,4 +252,11 @@ test_a_window_longer_than_forgegov_shows_denies if {
 	d := admin.decision with input as act("job.start", "alice", eval_job("approved", []))
 		with data.data.admin["job.start"].per_window as {"hours": 720, "jobs": 5}
 	d.deny == {"admin[\"job.start\"].per_window in policy data needs hours (1 to 168) and jobs (at least 1): a policy owner corrects policies/data/data.json"}
+}
+
+test_a_kind_asks_for_its_own_quorum if {
+	fetch := {"subject": "claims", "asset": {"kind": "dataset", "label": "dataset/claims@1", "digest": "sha256:d", "state": "approved", "classification": "proprietary", "dataset_kind": "pretraining-text"}}
+	d := admin.decision with input as act("asset.fetch", "alice", fetch)
+		with data.data.admin as {"asset.fetch": {"kinds": {"dataset": {"roles": ["ml-engineer"], "quorum": 2}}}}
+	d.missing == {"asset.fetch needs the signatures of 2 holders of role ml-engineer on the same act; signed so far by alice: another of them signs it too"}
 }
