@@ -69,7 +69,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.manifest import build_manifest, file_entries, list_files
 from forgegov.foundation.staging import staged_folder
-from forgegov.foundation.vocabulary import AuditAction, Gate, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, Gate, GateAction, ReleaseStage
 from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
@@ -627,6 +627,37 @@ def register_dataset(workspace: Workspace, path: Path, name: str, spec: DatasetS
         return CheckOutcome(**answer)
     except TypeError as exc:
         raise BadInput(f"the server's answer is not a registration: {exc}") from exc
+
+
+def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str, actor: str, passphrase: str, *,
+                   stage: CheckpointStage | None = None, parent: str | None = None,
+                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Upload the files at PATH and have the server register them as ACTOR's KIND NAME (`/v1/assets/register`); the
+    server's answer, once the log proves it registered exactly these files, as this member's, under the digest it
+    reported."""
+    _root, files = list_files(path)
+    manifest = build_manifest(path)
+    connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
+    for file, entry in zip(files, manifest.files, strict=True):
+        _upload(connection, signer, file, f"sha256:{entry.sha256}", entry.size)
+        if progress is not None:
+            progress(entry.size)
+    answer = connection.call("POST", "/v1/assets/register", signer, document={
+        "kind": kind.value, "name": name, "manifest": manifest.to_document(),
+        "stage": stage.value if stage is not None else None, "parent": parent})
+    try:
+        seq, digest, registered = int(answer["audit_seq"]), check_digest(answer["digest"]), answer["manifest"]
+        listed = sorted(file_entries(registered), key=lambda f: f.path)
+    except (KeyError, TypeError, ValueError, errors.ForgegovError) as exc:
+        raise ServerUnavailable(f"the server's answer to the registration is malformed: {exc}") from exc
+    if listed != sorted(manifest.files, key=lambda f: f.path) or digest_of(registered) != digest:
+        raise Tampered(f"the server registered other files than the {len(manifest.files)} sent, or under a digest "
+                       "that is not its manifest's")
+    fields, payload = logged(connection, signer, seq, AuditAction.registered(kind))
+    if fields.get("subject_digest") != digest \
+            or (payload.get("kind"), payload.get("name"), payload.get("owner")) != (kind.value, name, signer.name):
+        raise Tampered(f"log entry {seq} does not register {digest} as {signer.name}'s {kind.value} {name}")
+    return answer
 
 
 def _fetch(connection: Connection, signer: Signer, subject: str, kind: str, reason: str) -> dict[str, Any]:

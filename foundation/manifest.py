@@ -77,7 +77,9 @@ def file_entries(document: Any) -> tuple[FileEntry, ...]:
     if not isinstance(files, list) or not files or len(files) > MAX_FILES:
         raise BadInput("the manifest lists no files")
     try:
-        entries = tuple(FileEntry(relative_path(f["path"]), int(f["size"]), str(f["sha256"])) for f in files)
+        # A policy bundle's manifest names its files' hashes with the "sha256:" prefix; the other kinds' without.
+        entries = tuple(FileEntry(relative_path(f["path"]), int(f["size"]), str(f["sha256"]).removeprefix("sha256:"))
+                        for f in files)
     except (KeyError, TypeError, ValueError) as exc:
         raise BadInput(f"the manifest's file entries are malformed: {exc}") from exc
     if len({e.path for e in entries}) != len(entries) or not all(_SHA256.match(e.sha256) for e in entries) \

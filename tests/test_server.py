@@ -51,13 +51,23 @@ from forgegov.foundation.errors import (
 from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.store.db import dispose_engines, read_session
 from forgegov.foundation.store.models import Decision
-from forgegov.foundation.vocabulary import Classification, DatasetKind, Gate, GateAction, ReleaseStage
+from forgegov.foundation.vocabulary import (
+    AssetKind,
+    CheckpointStage,
+    Classification,
+    DatasetKind,
+    Gate,
+    GateAction,
+    ReleaseStage,
+)
 from forgegov.governance import actions
 from forgegov.governance.actions import sign_prepared
 from forgegov.governance.admin import AdminAct, make_admin_statement
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.identities import create_key_file, unlock_key_file
 from forgegov.governance.jobs import run_job
+from forgegov.governance.policy import policy_in_force
+from forgegov.governance.registry import resolve
 from tests.conftest import PASSPHRASE, SQLITE_ONLY, audit_entries, register_checked
 from tests.s3_support import versitygw_binary
 from tests.server_support import free_port, give_key, running_server
@@ -764,3 +774,53 @@ def test_two_starts_for_one_free_place_cannot_both_be_logged(people: Workspace) 
             pass
     with jobs.slot():  # given back once the first start was done with (here: refused)
         pass
+
+
+def test_members_register_checkpoints_and_propose_policies_from_their_machines(people: Workspace, files,
+                                                                              identity_key_files: Path,
+                                                                              tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """alice registers a checkpoint from her laptop: its files go to the store, the server registers them as hers
+    (the same scan: safetensors only). dave proposes a policy change from his: the server checks the bundle, he
+    signs its request, grace adopts it from hers. A lying server's answer, and a registration of files one never
+    uploaded, are refused."""
+    from tests.conftest import tiny_checkpoint_files
+    from tests.test_policy_update import _edited_bundle
+
+    checkpoint = files.folder("ckpt", tiny_checkpoint_files())
+    bundle = _edited_bundle(people, tmp_path, lambda data: data["roles"].update({"heidi": ["data-steward"]}))
+    with running_server(people) as url:
+        laptops = _members(tmp_path, url, ("alice", "dave", "grace"), identity_key_files)
+        alice, dave, grace = laptops["alice"], laptops["dave"], laptops["grace"]
+        other = files.folder("ckpt2", {**tiny_checkpoint_files(), "README.md": "second\n"})
+        with answers_changed(monkeypatch, {"/v1/assets/register": lambda a: {**a, "digest": "sha256:" + "3" * 64}}), \
+                pytest.raises(Tampered, match="other files than the 3 sent, or under a digest"):
+            member.register_asset(alice, AssetKind.CHECKPOINT, other, "other", "alice", PASSPHRASE,
+                                  stage=CheckpointStage.CANDIDATE)
+        registered = member.register_asset(alice, AssetKind.CHECKPOINT, checkpoint, "model", "alice", PASSPHRASE,
+                                           stage=CheckpointStage.CANDIDATE)
+        assert registered["subject"] == "checkpoint/model@1"
+        with read_session(people.database_url) as session:
+            asset = resolve(session, "checkpoint/model@1")
+        assert (asset.owner, asset.registered_by, asset.digest) == ("alice", "alice", registered["digest"])
+        # dave knows the files' digests (`show` lists them) but never uploaded them: he cannot register them as his.
+        manifest = build_manifest(checkpoint).to_document()
+        dave_key = unlock_key_file(dave, "dave", PASSPHRASE)
+        with pytest.raises(StateConflict, match="no fetch by dave in the last day covers blob"):
+            Connection(dave).call("POST", "/v1/assets/register", dave_key, document={
+                "kind": "checkpoint", "name": "mine", "manifest": manifest, "stage": "candidate", "parent": None})
+        # A dataset or a run is registered through its own call, with its own checks.
+        with pytest.raises(BadInput, match="through its own call"):
+            Connection(alice).call("POST", "/v1/assets/register", unlock_key_file(alice, "alice", PASSPHRASE),
+                                   document={"kind": "dataset", "name": "x", "manifest": manifest})
+
+        proposed = member.register_asset(dave, AssetKind.POLICY, bundle, "policy", "dave", PASSPHRASE)
+        requested = member.request(dave, proposed["subject"], "dave", PASSPHRASE)
+        assert requested.result.value == "pending"
+        shown = member.review(grace, proposed["subject"], None, "grace", PASSPHRASE)
+        adopted = member.answer(grace, proposed["subject"], "grace", PASSPHRASE, GateAction.APPROVE,
+                                expect_digest=shown.digest)
+        assert adopted.result.value == "allow"
+    with read_session(people.database_url) as session:
+        assert policy_in_force(session).digest == proposed["digest"]
+    verify_workspace(people)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from forgegov.app.cli.context import read, state
+from forgegov.app.cli.context import passphrase_for, read, state
 from forgegov.app.cli.output import emit, stderr
 from forgegov.foundation.vocabulary import (
     AssetKind,
@@ -33,9 +33,20 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
     from forgegov.governance.registry import label, register_asset
 
     ws = state(ctx).workspace()
-    with Progress(TextColumn("hashing {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=stderr, transient=True, disable=as_json) as progress:
-        task = progress.add_task(path.name, total=total_size(path) if path.exists() else None)
+        total = total_size(path) if path.exists() else None
+        if ws.server_url:
+            # A member's files go to the team's store; the server registers them as the signer's (`--owner`).
+            from forgegov.app import member
+
+            task = progress.add_task(f"uploading {path.name}", total=total)
+            answer = member.register_asset(ws, kind, path, name, owner, passphrase_for(owner), stage=stage,
+                                           parent=parent, progress=lambda n: progress.advance(task, n))
+            emit(answer, as_json, lambda out: out.print(f"registered {answer['subject']}  {answer['digest']}  "
+                                                        f"owner {owner} (audit entry {answer['audit_seq']})"))
+            return answer
+        task = progress.add_task(f"hashing {path.name}", total=total)
         asset = register_asset(ws, kind, path, name, owner, stage=stage, parent=parent,
                                progress=lambda n: progress.advance(task, n))
     emit(asset_public(asset), as_json,
@@ -77,7 +88,6 @@ def _dataset_commands(group: typer.Typer, kind: AssetKind) -> None:
         if workspace.server_url:
             # A member: the files go to the server's store, the server checks the bytes it holds, the owner signs
             # the check it computed.
-            from forgegov.app.cli.context import passphrase_for
             from forgegov.app.member import register_dataset
 
             with stderr.status("registering", spinner="dots") as status:

@@ -153,18 +153,27 @@ def propose(ctx: typer.Context,
             as_json: Annotated[bool, _JSON] = False) -> None:
     """Register a bundle (it must pass `opa check --strict`; this machine's OPA build is pinned with it) and request
     its adoption through the policy gate, which the policy in force decides."""
+    from forgegov.app.cli.context import verbs_for
     from forgegov.app.cli.gates import decided, print_outcome
     from forgegov.foundation.vocabulary import AssetKind
-    from forgegov.governance import actions
     from forgegov.governance.registry import label, register_asset
 
     ws = state(ctx).workspace()
     passphrase = passphrase_for(actor)
-    asset = register_asset(ws, AssetKind.POLICY, source, name, actor)
+    if ws.server_url:
+        # A member's bundle goes to the team's store; the server checks and registers it (`opa check --strict`,
+        # its own OPA build pinned with it), then the request is signed here and decided there.
+        from forgegov.app import member
+
+        registered = member.register_asset(ws, AssetKind.POLICY, source, name, actor, passphrase)
+        subject, digest = registered["subject"], registered["digest"]
+    else:
+        asset = register_asset(ws, AssetKind.POLICY, source, name, actor)
+        subject, digest = label(asset), asset.digest
     if not as_json:
-        stderr.print(f"registered {label(asset)} ({asset.digest})")
+        stderr.print(f"registered {subject} ({digest})")
     with decided(as_json, ws):
-        outcome = actions.request(ws, label(asset), actor, passphrase, comment=comment)
+        outcome = verbs_for(ws).request(ws, subject, actor, passphrase, comment=comment)
     print_outcome(outcome, as_json, ws)
 
 

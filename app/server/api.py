@@ -390,6 +390,7 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         "/v1/fetch": ("POST", service.fetch),
         "/v1/datasets/prepare": ("POST", lambda caller, body: service.registrations.prepare(str(caller), body)),
         "/v1/datasets/register": ("POST", lambda caller, body: service.registrations.register(str(caller), body)),
+        "/v1/assets/register": ("POST", lambda caller, body: service.registrations.register_asset(str(caller), body)),
         "/v1/read": ("POST", service.read),
         "/v1/runs/register": ("POST", service.register_run),
         "/v1/runs/provenance": ("POST", service.provenance),

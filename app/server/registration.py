@@ -12,6 +12,11 @@ and the member signs the check the server computed.
 
 A modified client cannot make a check up: the server signs nothing, and accepts a signature only over the result it
 computed itself. What the member's signature adds is who asked for the registration and stands behind it.
+
+Checkpoints, rewards, suites and policy bundles take steps 1 and 2 only: the server assembles the folder from the
+member's uploads and registers it through the same `register_asset` (each kind's scan: safetensors only for a
+checkpoint, `opa check --strict` for a policy, datasets resolved to digests for a suite), owned by the member whose
+signed request asked for it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlmodel import select
+
 from forgegov.foundation.artifact_store import ArtifactStore
 from forgegov.foundation.clock import now, parse_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
@@ -32,7 +39,8 @@ from forgegov.foundation.crypto.signing import Purpose, verify
 from forgegov.foundation.errors import BadInput, NotFound, SignatureInvalid
 from forgegov.foundation.manifest import FilesManifest, manifest_from
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.vocabulary import Classification, DatasetKind
+from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, Classification, DatasetKind
 from forgegov.governance.asset_kinds import DatasetSpec
 from forgegov.governance.evidence.data_quality import (
     PendingCheck,
@@ -42,6 +50,7 @@ from forgegov.governance.evidence.data_quality import (
 )
 from forgegov.governance.fetches import require_readable
 from forgegov.governance.identities import get_identity, public_key, require_active
+from forgegov.governance.registry import label, manifest_of, register_asset
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 
 PENDING_FOR_S = 600.0
@@ -66,22 +75,23 @@ class Registrations:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
 
-    def _assemble(self, manifest: FilesManifest, caller: str) -> Path:
-        """The dataset's folder, built from the store's blobs (each re-hashed as read), whole or not at all; only
-        from blobs the caller may read (uploaded, or fetched), so that nobody registers another's files under a
-        classification of their choosing to read them."""
+    def _assemble(self, manifest: FilesManifest, caller: str, root: Path | None = None) -> Path:
+        """The asset's folder (under ROOT, the datasets' by default), built from the store's blobs (each re-hashed
+        as read), whole or not at all; only from blobs the caller may read (uploaded, or fetched), so that nobody
+        registers another's files under a classification of their choosing to read them."""
         with read_session(self.workspace.database_url) as session:
             for entry in manifest.files:
                 require_readable(session, self.artifacts, caller, f"sha256:{entry.sha256}")
-        folder = self.root / manifest.digest.removeprefix("sha256:")
+        root = root or self.root
+        folder = root / manifest.digest.removeprefix("sha256:")
         if folder.is_dir():
             return folder  # the scan below re-hashes it against the manifest all the same
         for entry in manifest.files:
             if self.artifacts.has(f"sha256:{entry.sha256}") != entry.size:
                 raise NotFound(f"the artifact store holds no blob of {entry.size} bytes for {entry.path} "
                                f"(sha256:{entry.sha256})", hint="upload the dataset's files first")
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=self.root))
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
         try:
             for entry in manifest.files:
                 target = staging / entry.path
@@ -92,7 +102,7 @@ class Registrations:
                     out.flush()
                     os.fsync(out.fileno())
             os.rename(staging, folder)
-            fsync_dir(self.root)
+            fsync_dir(root)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -148,3 +158,29 @@ class Registrations:
         _asset, outcome = register_prepared(self.workspace, pending.folder, pending.name, caller, pending.spec,
                                             pending.prepared, check)
         return outcome.to_dict()
+
+    def register_asset(self, caller: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A checkpoint, reward, suite or policy bundle of the caller's uploaded files, registered as theirs: its
+        label, digest, files manifest and the number of its registration entry (the member proves it logged)."""
+        try:
+            kind = AssetKind(body.get("kind"))
+            stage = CheckpointStage(body["stage"]) if body.get("stage") is not None else None
+        except ValueError as exc:
+            raise BadInput(f"not a kind or stage forgegov knows: {exc}") from exc
+        if kind not in MEMBER_REGISTERED:
+            raise BadInput(f"a {kind.value} is registered through its own call here, not this one",
+                           hint="forgegov dataset register, or forgegov run start for a run's recipe")
+        name, parent = body.get("name"), body.get("parent")
+        if not isinstance(name, str) or (parent is not None and not isinstance(parent, str)):
+            raise BadInput("the registration names no asset name (or a parent that is not a reference)")
+        folder = self._assemble(manifest_from(body.get("manifest")), caller, self.workspace.artifacts_dir / kind.value)
+        asset = register_asset(self.workspace, kind, folder, name, caller, stage=stage, parent=parent)
+        with read_session(self.workspace.database_url) as session:
+            seq = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.registered(kind),
+                                                            AuditEntry.subject_digest == asset.digest)).one()
+        return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset), "audit_seq": seq}
+
+
+# The kinds a member registers from their uploaded files alone (a dataset also signs its check; a run is its recipe).
+MEMBER_REGISTERED = (AssetKind.CHECKPOINT, AssetKind.REWARD, AssetKind.SUITE, AssetKind.POLICY)
+
