@@ -265,9 +265,13 @@ def whoami(workspace: Workspace, actor: str, passphrase: str) -> str:
 
 def prepare_remote(connection: Connection, signer: Signer, subject: str, action: GateAction, gate: Gate | None,
              target: ReleaseStage | None) -> Prepared:
+    """What the server says SUBJECT is, to sign; a subject named by its whole digest is held to that digest."""
     document = {"subject": subject, "action": action.value, "gate": gate.value if gate else None,
                 "target": target.value if target else None}
-    return Prepared.from_dict(connection.call("POST", "/v1/prepare", signer, document=document))
+    prepared = Prepared.from_dict(connection.call("POST", "/v1/prepare", signer, document=document))
+    if subject.startswith("sha256:") and len(subject) == len("sha256:") + 64 and prepared.digest != subject:
+        raise Tampered(f"the server asks for a signature on {prepared.digest}, not on {subject}")
+    return prepared
 
 
 def send_statement(connection: Connection, signer: Signer, statement: Any) -> GateOutcome:
@@ -534,9 +538,10 @@ def put_artifact(workspace: Workspace, path: Path, actor: str, passphrase: str) 
     return {"digest": digest, "size": size, "sent": sent}
 
 
-def _upload(connection: Connection, signer: Signer, path: Path, digest: str, size: int) -> int:
-    """Send PATH as DIGEST from where the server's upload of it stands; the bytes sent."""
-    state = connection.call("POST", f"/v1/artifacts/{digest}", signer, document={"size": size})
+def _upload(connection: Connection, signer: Signer, path: Path, digest: str, size: int, *, prove: bool = False) -> int:
+    """Send PATH as DIGEST from where the server's upload of it stands; the bytes sent. With PROVE, a blob the store
+    already holds is sent all the same (once per member), so that the server knows this member holds its bytes."""
+    state = connection.call("POST", f"/v1/artifacts/{digest}", signer, document={"size": size, "prove": prove})
     sent, received = 0, state["received"]
     with path.open("rb") as handle:
         handle.seek(received)
@@ -639,7 +644,7 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
     manifest = build_manifest(path)
     connection, signer = Connection(workspace), _signer(workspace, actor, passphrase)
     for file, entry in zip(files, manifest.files, strict=True):
-        _upload(connection, signer, file, f"sha256:{entry.sha256}", entry.size)
+        _upload(connection, signer, file, f"sha256:{entry.sha256}", entry.size, prove=True)
         if progress is not None:
             progress(entry.size)
     answer = connection.call("POST", "/v1/assets/register", signer, document={
@@ -647,16 +652,23 @@ def register_asset(workspace: Workspace, kind: AssetKind, path: Path, name: str,
         "stage": stage.value if stage is not None else None, "parent": parent})
     try:
         seq, digest, registered = int(answer["audit_seq"]), check_digest(answer["digest"]), answer["manifest"]
-        listed = sorted(file_entries(registered), key=lambda f: f.path)
-    except (KeyError, TypeError, ValueError, errors.ForgegovError) as exc:
+        listed = sorted(file_entries(answer["files"]), key=lambda f: f.path)
+        kind_files = registered.get("files") if isinstance(registered, dict) else None
+        in_manifest = sorted(file_entries(registered), key=lambda f: f.path) if kind_files is not None else listed
+    except (KeyError, TypeError, ValueError, AttributeError, errors.ForgegovError) as exc:
         raise ServerUnavailable(f"the server's answer to the registration is malformed: {exc}") from exc
-    if listed != sorted(manifest.files, key=lambda f: f.path) or digest_of(registered) != digest:
+    sent = sorted(manifest.files, key=lambda f: f.path)
+    if listed != sent or in_manifest != sent or digest_of(registered) != digest:
         raise Tampered(f"the server registered other files than the {len(manifest.files)} sent, or under a digest "
                        "that is not its manifest's")
     fields, payload = logged(connection, signer, seq, AuditAction.registered(kind))
     if fields.get("subject_digest") != digest \
-            or (payload.get("kind"), payload.get("name"), payload.get("owner")) != (kind.value, name, signer.name):
-        raise Tampered(f"log entry {seq} does not register {digest} as {signer.name}'s {kind.value} {name}")
+            or (payload.get("kind"), payload.get("name"), payload.get("owner")) != (kind.value, name, signer.name) \
+            or answer.get("subject") != f"{kind.value}/{name}@{payload.get('version')}" \
+            or payload.get("stage") != (stage.value if stage is not None else None) \
+            or (payload.get("parent_digest") is None) != (parent is None):
+        raise Tampered(f"log entry {seq} does not register {digest} as {signer.name}'s {kind.value} {name}, at the "
+                       "stage and with the parent asked for")
     return answer
 
 

@@ -123,16 +123,18 @@ class ArtifactStore:
     def has(self, digest: str) -> int | None:
         return self.backend.has(check_digest(digest))
 
-    def begin(self, digest: str, size: int, owner: str = LOCAL) -> UploadState:
+    def begin(self, digest: str, size: int, owner: str = LOCAL, *, prove: bool = False) -> UploadState:
         """Start an upload of `size` bytes that must hash to `digest`, or report how far an earlier one got (resume
-        from `received`). A blob already stored is complete at once: nothing is sent twice."""
+        from `received`). A blob already stored is complete at once (nothing is sent twice), unless the uploader
+        asks to `prove` they hold its bytes: then they send them all again, and once they hash to the digest the
+        uploader may use the blob as theirs (registering a checkpoint that shares a tokenizer with another, say)."""
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_BLOB:
             raise BadInput(f"an upload declares its size in bytes (0 to {MAX_BLOB}), not {size!r}")
         with self._locked(digest):
             stored = self.backend.has(digest)
-            if stored is not None:
-                if stored != size:
-                    raise BadInput(f"{digest} is stored with {stored} bytes, not {size}")
+            if stored is not None and stored != size:
+                raise BadInput(f"{digest} is stored with {stored} bytes, not {size}")
+            if stored is not None and (not prove or self.received_from(digest, owner)):
                 return UploadState(digest, size, size)
             part, meta = self._partial(digest, owner)
             if meta.exists():
@@ -190,10 +192,13 @@ class ArtifactStore:
                 meta.unlink()
                 raise DigestMismatch(f"the uploaded bytes hash to {actual}, not {digest}: discarded",
                                      expected=digest, actual=actual, hint="upload the file again")
-            self.backend.put(digest, part)
+            if self.backend.has(digest) is None:
+                self.backend.put(digest, part)
+            else:
+                part.unlink()  # the bytes proved again: the blob stays as stored
             meta.unlink()
-            # The uploader sent every byte of it: they may read it back (a blob that was already stored is never
-            # marked for whoever merely names its digest, nor the server's own stocking for any name).
+            # The uploader sent every byte of it: they may read it back and register it (a blob that was already
+            # stored is never marked for whoever merely names its digest, nor the server's own stocking for any name).
             if owner != LOCAL:
                 (self.uploads / owner / "received").mkdir(exist_ok=True)
                 (self.uploads / owner / "received" / digest.removeprefix("sha256:")).touch()

@@ -782,45 +782,64 @@ def test_members_register_checkpoints_and_propose_policies_from_their_machines(p
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """alice registers a checkpoint from her laptop: its files go to the store, the server registers them as hers
     (the same scan: safetensors only). dave proposes a policy change from his: the server checks the bundle, he
-    signs its request, grace adopts it from hers. A lying server's answer, and a registration of files one never
-    uploaded, are refused."""
+    signs its request, grace adopts it from hers. A lying server's answer, a registration of files one never
+    uploaded (known by digest, or readable under a fetch grant), and a bundle with files no bundle holds are
+    refused; a file the store already holds is registered by whoever sends its bytes again."""
     from tests.conftest import tiny_checkpoint_files
     from tests.test_policy_update import _edited_bundle
 
     checkpoint = files.folder("ckpt", tiny_checkpoint_files())
     bundle = _edited_bundle(people, tmp_path, lambda data: data["roles"].update({"heidi": ["data-steward"]}))
+    register_checked(people, files.folder("claims", {"train.jsonl": '{"text": "part ZX-1 is steel"}\n'}), "claims")
     with running_server(people) as url:
-        laptops = _members(tmp_path, url, ("alice", "dave", "grace"), identity_key_files)
-        alice, dave, grace = laptops["alice"], laptops["dave"], laptops["grace"]
-        other = files.folder("ckpt2", {**tiny_checkpoint_files(), "README.md": "second\n"})
-        with answers_changed(monkeypatch, {"/v1/assets/register": lambda a: {**a, "digest": "sha256:" + "3" * 64}}), \
-                pytest.raises(Tampered, match="other files than the 3 sent, or under a digest"):
-            member.register_asset(alice, AssetKind.CHECKPOINT, other, "other", "alice", PASSPHRASE,
-                                  stage=CheckpointStage.CANDIDATE)
+        laptops = _members(tmp_path, url, ("alice", "bob", "dave", "grace"), identity_key_files)
+        alice, bob, dave, grace = laptops["alice"], laptops["bob"], laptops["dave"], laptops["grace"]
         registered = member.register_asset(alice, AssetKind.CHECKPOINT, checkpoint, "model", "alice", PASSPHRASE,
                                            stage=CheckpointStage.CANDIDATE)
         assert registered["subject"] == "checkpoint/model@1"
         with read_session(people.database_url) as session:
             asset = resolve(session, "checkpoint/model@1")
         assert (asset.owner, asset.registered_by, asset.digest) == ("alice", "alice", registered["digest"])
-        # dave knows the files' digests (`show` lists them) but never uploaded them: he cannot register them as his.
+        # dave's checkpoint shares every file but one with alice's: he sends those bytes again, and it is his.
+        other = files.folder("ckpt2", {**tiny_checkpoint_files(), "README.md": "second\n"})
+        with answers_changed(monkeypatch, {"/v1/assets/register": lambda a: {**a, "digest": "sha256:" + "3" * 64}}), \
+                pytest.raises(Tampered, match="other files than the 3 sent, or under a digest"):
+            member.register_asset(dave, AssetKind.CHECKPOINT, other, "fork", "dave", PASSPHRASE,
+                                  stage=CheckpointStage.CANDIDATE)
+        with read_session(people.database_url) as session:
+            assert resolve(session, "checkpoint/fork@1").owner == "dave"
+        # Knowing the files' digests (`show` lists them) is not holding them; nor is a fetch grant: bob may read
+        # the claims dataset, but its file does not become a reward everyone may read.
         manifest = build_manifest(checkpoint).to_document()
-        dave_key = unlock_key_file(dave, "dave", PASSPHRASE)
-        with pytest.raises(StateConflict, match="no fetch by dave in the last day covers blob"):
-            Connection(dave).call("POST", "/v1/assets/register", dave_key, document={
+        grace_key = unlock_key_file(grace, "grace", PASSPHRASE)
+        with pytest.raises(StateConflict, match="grace has not uploaded"):
+            Connection(grace).call("POST", "/v1/assets/register", grace_key, document={
                 "kind": "checkpoint", "name": "mine", "manifest": manifest, "stage": "candidate", "parent": None})
+        member.fetch_dataset(bob, "claims", tmp_path / "bob-reads", "bob", PASSPHRASE, "review")
+        with pytest.raises(StateConflict, match="bob has not uploaded"):
+            Connection(bob).call("POST", "/v1/assets/register", unlock_key_file(bob, "bob", PASSPHRASE), document={
+                "kind": "reward", "name": "leak", "manifest": build_manifest(tmp_path / "bob-reads").to_document()})
         # A dataset or a run is registered through its own call, with its own checks.
         with pytest.raises(BadInput, match="through its own call"):
             Connection(alice).call("POST", "/v1/assets/register", unlock_key_file(alice, "alice", PASSPHRASE),
                                    document={"kind": "dataset", "name": "x", "manifest": manifest})
+        # A bundle holding a file no bundle has is refused before anything is registered.
+        (bundle / "README.md").write_text("notes\n")
+        with pytest.raises(BadInput, match="exactly the files it reads"):
+            member.register_asset(dave, AssetKind.POLICY, bundle, "policy", "dave", PASSPHRASE)
+        (bundle / "README.md").unlink()
 
         proposed = member.register_asset(dave, AssetKind.POLICY, bundle, "policy", "dave", PASSPHRASE)
-        requested = member.request(dave, proposed["subject"], "dave", PASSPHRASE)
+        requested = member.request(dave, proposed["digest"], "dave", PASSPHRASE)
         assert requested.result.value == "pending"
         shown = member.review(grace, proposed["subject"], None, "grace", PASSPHRASE)
         adopted = member.answer(grace, proposed["subject"], "grace", PASSPHRASE, GateAction.APPROVE,
                                 expect_digest=shown.digest)
         assert adopted.result.value == "allow"
+        # A server asked about a bundle by its digest that prepares another is caught before anything is signed.
+        with answers_changed(monkeypatch, {"/v1/prepare": lambda a: {**a, "digest": "sha256:" + "4" * 64}}), \
+                pytest.raises(Tampered, match="not on " + proposed["digest"]):
+            member.request(dave, proposed["digest"], "dave", PASSPHRASE)
     with read_session(people.database_url) as session:
         assert policy_in_force(session).digest == proposed["digest"]
     verify_workspace(people)

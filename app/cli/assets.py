@@ -33,6 +33,7 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
     from forgegov.governance.registry import label, register_asset
 
     ws = state(ctx).workspace()
+    passphrase = passphrase_for(owner) if ws.server_url else ""  # asked before the progress bar takes the terminal
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   console=stderr, transient=True, disable=as_json) as progress:
         total = total_size(path) if path.exists() else None
@@ -41,7 +42,7 @@ def _register(ctx: typer.Context, kind: AssetKind, path: Path, name: str, owner:
             from forgegov.app import member
 
             task = progress.add_task(f"uploading {path.name}", total=total)
-            answer = member.register_asset(ws, kind, path, name, owner, passphrase_for(owner), stage=stage,
+            answer = member.register_asset(ws, kind, path, name, owner, passphrase, stage=stage,
                                            parent=parent, progress=lambda n: progress.advance(task, n))
             emit(answer, as_json, lambda out: out.print(f"registered {answer['subject']}  {answer['digest']}  "
                                                         f"owner {owner} (audit entry {answer['audit_seq']})"))

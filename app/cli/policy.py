@@ -151,8 +151,9 @@ def propose(ctx: typer.Context,
             = "policy",
             comment: Annotated[str, typer.Option(help="Recorded with the signed request.")] = "",
             as_json: Annotated[bool, _JSON] = False) -> None:
-    """Register a bundle (it must pass `opa check --strict`; this machine's OPA build is pinned with it) and request
-    its adoption through the policy gate, which the policy in force decides."""
+    """Register a bundle (it must pass `opa check --strict`; the OPA build that checks it, this machine's or the team
+    server's, is pinned with it) and request its adoption through the policy gate, which the policy in force
+    decides."""
     from forgegov.app.cli.context import verbs_for
     from forgegov.app.cli.gates import decided, print_outcome
     from forgegov.foundation.vocabulary import AssetKind
@@ -173,7 +174,8 @@ def propose(ctx: typer.Context,
     if not as_json:
         stderr.print(f"registered {subject} ({digest})")
     with decided(as_json, ws):
-        outcome = verbs_for(ws).request(ws, subject, actor, passphrase, comment=comment)
+        # Asked by its whole digest: a member signs a request on the very bundle sent, whatever a server says.
+        outcome = verbs_for(ws).request(ws, digest, actor, passphrase, comment=comment)
     print_outcome(outcome, as_json, ws)
 
 

@@ -252,7 +252,7 @@ class Service:
     # -- the artifact store
 
     def upload_begin(self, caller: str | None, body: Any, digest: str) -> dict[str, Any]:
-        return self.artifacts.begin(digest, body.get("size"), owner=str(caller)).to_dict()
+        return self.artifacts.begin(digest, body.get("size"), owner=str(caller), prove=body.get("prove") is True).to_dict()
 
     def upload_finish(self, caller: str | None, _body: Any, digest: str) -> dict[str, Any]:
         return self.artifacts.finish(digest, owner=str(caller)).to_dict()

@@ -36,12 +36,12 @@ from forgegov.foundation.artifact_store import ArtifactStore
 from forgegov.foundation.clock import now, parse_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.crypto.signing import Purpose, verify
-from forgegov.foundation.errors import BadInput, NotFound, SignatureInvalid
+from forgegov.foundation.errors import BadInput, NotFound, SignatureInvalid, StateConflict
 from forgegov.foundation.manifest import FilesManifest, manifest_from
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, Classification, DatasetKind
-from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.evidence.data_quality import (
     PendingCheck,
     PreparedRegistration,
@@ -75,13 +75,21 @@ class Registrations:
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
 
-    def _assemble(self, manifest: FilesManifest, caller: str, root: Path | None = None) -> Path:
+    def _assemble(self, manifest: FilesManifest, caller: str, root: Path | None = None,
+                  uploaded_only: bool = False) -> Path:
         """The asset's folder (under ROOT, the datasets' by default), built from the store's blobs (each re-hashed
         as read), whole or not at all; only from blobs the caller may read (uploaded, or fetched), so that nobody
-        registers another's files under a classification of their choosing to read them."""
+        registers another's files under a classification of their choosing to read them; with UPLOADED_ONLY, only
+        from blobs the caller sent every byte of (a file one may merely read, a restricted dataset's, would become
+        readable by all as part of a checkpoint or a policy bundle)."""
         with read_session(self.workspace.database_url) as session:
             for entry in manifest.files:
-                require_readable(session, self.artifacts, caller, f"sha256:{entry.sha256}")
+                digest = f"sha256:{entry.sha256}"
+                if uploaded_only and not self.artifacts.received_from(digest, caller):
+                    raise StateConflict(f"{caller} has not uploaded {entry.path} ({digest}): only files one sent "
+                                        "oneself are registered as one's own",
+                                        hint="upload it (forgegov sends every file again to prove it holds them)")
+                require_readable(session, self.artifacts, caller, digest)
         root = root or self.root
         folder = root / manifest.digest.removeprefix("sha256:")
         if folder.is_dir():
@@ -101,7 +109,12 @@ class Registrations:
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
-            os.rename(staging, folder)
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                if not folder.is_dir():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)  # another request assembled the same files meanwhile
             fsync_dir(root)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -173,12 +186,23 @@ class Registrations:
         name, parent = body.get("name"), body.get("parent")
         if not isinstance(name, str) or (parent is not None and not isinstance(parent, str)):
             raise BadInput("the registration names no asset name (or a parent that is not a reference)")
-        folder = self._assemble(manifest_from(body.get("manifest")), caller, self.workspace.artifacts_dir / kind.value)
-        asset = register_asset(self.workspace, kind, folder, name, caller, stage=stage, parent=parent)
+        sent = manifest_from(body.get("manifest"))
+        folder = self._assemble(sent, caller, self.workspace.artifacts_dir / kind.value, uploaded_only=True)
+        # The kind's scan, before anything is written: it must read exactly the files sent (a policy bundle's scan
+        # skips files that are no bundle's, which would otherwise be found out only after the registration).
+        scanned = KINDS[kind].scan(self.workspace, folder, None, None)
+        files = getattr(scanned, "files", None)
+        if files is not None and sorted((f.path, f.size, f.sha256.removeprefix("sha256:")) for f in files) \
+                != sorted((f.path, f.size, f.sha256) for f in sent.files):
+            raise BadInput(f"a {kind.value} is made of exactly the files it reads; these are not all "
+                           f"{kind.value} files", hint="send only the files the asset consists of")
+        asset = register_asset(self.workspace, kind, folder, name, caller, stage=stage, parent=parent,
+                               scanned=scanned)
         with read_session(self.workspace.database_url) as session:
             seq = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.registered(kind),
                                                             AuditEntry.subject_digest == asset.digest)).one()
-        return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset), "audit_seq": seq}
+        return {"subject": label(asset), "digest": asset.digest, "manifest": manifest_of(asset),
+                "files": sent.to_document(), "audit_seq": seq}
 
 
 # The kinds a member registers from their uploaded files alone (a dataset also signs its check; a run is its recipe).
