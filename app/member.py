@@ -49,6 +49,7 @@ from forgegov.foundation.config import (
     CONFIG_FILE,
     AuditConfig,
     ProvenanceConfig,
+    RemoteWitness,
     ServerConfig,
     Workspace,
     WorkspaceConfig,
@@ -58,6 +59,7 @@ from forgegov.foundation.config import (
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, public_key_to_b64, sign
+from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
@@ -207,11 +209,13 @@ def _signer(workspace: Workspace, actor: str, passphrase: str) -> Signer:
 
 # -- joining ----------------------------------------------------------------------------------------------------------
 
-def join(directory: Path, url: str, member: str = "") -> Workspace:
+def join(directory: Path, url: str, member: str = "", witness_keys: tuple[str, ...] = ()) -> Workspace:
     """A member's workspace for the server at URL, trusting what it presents now (trust on first use): its log's
     origin and key (the origin must be the key's own) and its first tree head, held to every later answer; its
     platform key; and the policy then in force, recorded for the member to compare (policies change by the policy
-    gate, which the log shows)."""
+    gate, which the log shows). WITNESS_KEYS come from the witnesses' operators, never from the server: `audit
+    verify` checks their cosignatures."""
+    witnesses = tuple(RemoteWitness(key) for key in witness_keys)
     directory = directory.resolve()
     if (directory / CONFIG_FILE).exists():
         raise AlreadyExists(f"{directory} is already a forgegov workspace")
@@ -236,7 +240,8 @@ def join(directory: Path, url: str, member: str = "") -> Workspace:
         raise Tampered(f"the server's log origin {trust.get('origin')!r} is not the one its key names "
                        f"({origin_of(log_key)})")
     open_checkpoint(note, origin_of(log_key), log_key)
-    config = WorkspaceConfig(audit=AuditConfig(origin=origin_of(log_key), log_public_key=trust["log_public_key"]),
+    config = WorkspaceConfig(audit=AuditConfig(origin=origin_of(log_key), log_public_key=trust["log_public_key"],
+                                               remote_witnesses=witnesses),
                              provenance=ProvenanceConfig(platform_key),
                              server=replace(server, policy_digest=policy_digest))
     with staged_folder(directory, "join") as staging:
@@ -505,7 +510,12 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
                            f"pinned when this member joined ({audit.origin})")
         after = connection.view.seen()
         sizes = tuple(head.size for head in (before, after) if head is not None)
-        report = verify_export(path, witnesses or [], sizes)
+        pinned = _witnessed(workspace, connection, _signer(workspace, actor, passphrase), Path(folder))
+        report = verify_export(path, [*(witnesses or []), *pinned.values()], sizes)
+        for witness in workspace.config.audit.remote_witnesses:
+            if witness.name not in pinned:
+                report.limits.append(f"witness {witness.name} has cosigned no tree head the server shows: nothing "
+                                     "here shows that the others were shown this history")
     # The export must be the log this member verified, call by call: the same root at every size they saw.
     if before is not None and before.size > report.entries:
         raise LogRolledBack(f"the exported log has {report.entries} entries, fewer than the {before.size} this member "
@@ -518,6 +528,34 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
             raise LogForked(f"the exported log's first {head.size} entries are not the log this member verified "
                             "before: the server showed another history")
     return report
+
+
+def _witnessed(workspace: Workspace, connection: Connection, signer: Signer, folder: Path) -> dict[str, Path]:
+    """The newest tree head each witness this member pinned cosigned, as the server keeps them, laid out as witness
+    folders whose cosigners are the member's own pinned keys (never the server's word): `verify_export` then checks
+    each cosignature, and that the exported log has that very root at that size."""
+    pinned = {w.name: w for w in workspace.config.audit.remote_witnesses}
+    if not pinned:
+        return {}
+    answer = connection.call("GET", "/v1/log/witnessed", signer)
+    notes = answer.get("witnesses") if isinstance(answer, dict) else None
+    if not isinstance(notes, dict):
+        raise ServerUnavailable("the server's answer about its witnesses is malformed")
+    laid_out = {}
+    for name, note in notes.items():
+        if name not in pinned or not isinstance(note, str):
+            continue
+        key = parse_verifier_key(pinned[name].key)
+        witness_dir = folder / f"witness-{len(laid_out)}"
+        (witness_dir / "checkpoints").mkdir(parents=True)
+        size = open_checkpoint(note, workspace.config.audit.origin,
+                               public_key_from_b64(workspace.config.audit.log_public_key)).size
+        (witness_dir / "checkpoints" / f"{size}.note").write_text(note, encoding="utf-8")
+        (witness_dir / "witness.json").write_text(json.dumps({
+            "origin": workspace.config.audit.origin, "log_public_key": workspace.config.audit.log_public_key,
+            "cosigners": {name: base64.b64encode(key.raw()).decode()}}), encoding="utf-8")
+        laid_out[name] = witness_dir
+    return laid_out
 
 
 # -- the artifact store -----------------------------------------------------------------------------------------------

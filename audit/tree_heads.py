@@ -10,6 +10,7 @@ proof), and may cosign what it accepts with a witness identity's key.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import time
@@ -24,15 +25,18 @@ from forgegov.audit.log import consistency_proof, inclusion_proof, root_at, tree
 from forgegov.audit.log_key import LogKey, load_log_key, pinned_public_key
 from forgegov.audit.merkle import verify_consistency
 from forgegov.audit.note import Checkpoint, NoteError, cosign, open_checkpoint, sign_checkpoint
+from forgegov.audit.remote_witness import WitnessUnavailable, hand_over
 from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
+from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import BadInput, NotFound
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditTreeHead
 
 _TREE_HEAD = AuditTreeHead.__table__  # type: ignore[attr-defined]
+log = logging.getLogger(__name__)
 WITNESS_STATE = "witness.json"
 _DECIMAL_NAME = re.compile(r"(0|[1-9][0-9]{0,18})\Z", re.ASCII)
 
@@ -140,15 +144,57 @@ def hand_to_witness(workspace: Workspace, signed: SignedTreeHead, folder: Path,
 
 def hand_to_witnesses(workspace: Workspace, signed: SignedTreeHead) -> list[Path]:
     """Give a new signed tree head to every configured witness that does not already hold a larger one (writers
-    that commit concurrently may sign out of order; the larger head already covers the smaller)."""
+    that commit concurrently may sign out of order; the larger head already covers the smaller): the witness
+    folders, then the witnesses elsewhere, whose cosigned heads are kept in a folder each."""
     handed = []
-    origin, log_key = workspace.config.audit.origin, pinned_public_key(workspace)
-    for folder in workspace.witness_dirs():
-        previous = witness_notes(folder) if folder.is_dir() else []
-        if previous and open_checkpoint(previous[-1][1], origin, log_key).size >= signed.head.size:
+    for folder in [workspace.root / w for w in workspace.config.audit.witnesses]:
+        if _held(workspace, folder) >= signed.head.size:
             continue
         handed.append(hand_to_witness(workspace, signed, folder))
+    for witness in workspace.config.audit.remote_witnesses:
+        folder = workspace.remote_witness_dir(witness)
+        held = _held(workspace, folder)
+        if not witness.url or held >= signed.head.size:
+            continue
+        try:
+            note = hand_over(witness, signed.note, held, lambda old: _proof(workspace, old, signed.head.size))
+        except WitnessUnavailable as exc:
+            # A witness down does not stop the log: the next tree head is handed to it from where it stopped, and
+            # `audit verify` shows how far each witness's cosignatures reach.
+            log.warning("%s", exc.message)
+            continue
+        handed.append(_keep(workspace, folder, signed.head.size, note,
+                            {witness.name: public_key_to_b64(parse_verifier_key(witness.key).public_key)}))
     return handed
+
+
+def _held(workspace: Workspace, folder: Path) -> int:
+    previous = witness_notes(folder) if folder.is_dir() else []
+    if not previous:
+        return 0
+    return open_checkpoint(previous[-1][1], workspace.config.audit.origin, pinned_public_key(workspace)).size
+
+
+def _proof(workspace: Workspace, old: int, new: int) -> list[bytes]:
+    if old > new:
+        raise NoteError(f"a witness holds a tree head of {old} entries, more than this log's {new}: it was shown "
+                        "another history, or this log was rolled back")
+    if old == 0:
+        return []
+    with read_session(workspace.database_url) as session:
+        return consistency_proof(session, old, new)
+
+
+def _keep(workspace: Workspace, folder: Path, size: int, note: str, cosigners: dict[str, str]) -> Path:
+    """A cosigned tree head, kept in the witness's folder as a folder witness keeps one (`witness_notes`)."""
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    state = witness_state(folder) or {"origin": workspace.config.audit.origin,
+                                      "log_public_key": public_key_to_b64(pinned_public_key(workspace))}
+    state["cosigners"] = {**state.get("cosigners", {}), **cosigners}
+    path = folder / "checkpoints" / f"{size}.note"
+    path.write_text(note, encoding="utf-8")
+    (folder / WITNESS_STATE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def check_against_witnesses(workspace: Workspace, session: Session) -> None:

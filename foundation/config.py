@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import stat
 import tempfile
 import tomllib
@@ -13,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
+from forgegov.foundation.crypto.verifier_key import COSIGNATURE, parse_verifier_key
 from forgegov.foundation.errors import ConfigError, WorkspaceError
 
 CONFIG_FILE = "forgegov.toml"
@@ -64,13 +66,37 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class RemoteWitness:
+    """A witness elsewhere, speaking C2SP tlog-witness: its verifier key (from its operator), and where the log
+    server reaches it (a member, who only checks its cosignatures, pins the key alone)."""
+
+    key: str
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not isinstance(self.url, str):
+            raise ConfigError("a remote witness has a key (its verifier key) and a url, both strings")
+        if parse_verifier_key(self.key).kind != COSIGNATURE:
+            raise ConfigError(f"witness key {self.key!r} is not a cosignature/v1 key (type 0x04)")
+        if self.url and not self.url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+            raise ConfigError(f"witness url {self.url!r}: plain HTTP only to this machine (a witness elsewhere "
+                              "is reached over HTTPS)")
+
+    @property
+    def name(self) -> str:
+        return parse_verifier_key(self.key).name
+
+
+@dataclass(frozen=True)
 class AuditConfig:
-    """The log's identity (origin and pinned public key) and how often it signs a checkpoint by itself."""
+    """The log's identity (origin and pinned public key), how often it signs a checkpoint by itself, and its
+    witnesses: folders (`witnesses`), and witnesses elsewhere that cosign each checkpoint (`remote_witnesses`)."""
 
     origin: str = ""
     log_public_key: str = ""
     checkpoint_every: int = 64
     witnesses: tuple[str, ...] = ()
+    remote_witnesses: tuple[RemoteWitness, ...] = ()
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 0:
@@ -78,6 +104,13 @@ class AuditConfig:
         if any(not isinstance(w, str) or not w for w in self.witnesses):
             raise ConfigError("audit.witnesses must be a list of folder paths")
         object.__setattr__(self, "witnesses", tuple(self.witnesses))
+        remote = tuple(w if isinstance(w, RemoteWitness) else RemoteWitness(**w) if isinstance(w, dict) else None
+                       for w in self.remote_witnesses)
+        if None in remote:
+            raise ConfigError("audit.remote_witnesses is a list of tables (key = VERIFIER KEY, url = URL)")
+        if len({w.name for w in remote if w is not None}) != len(remote):
+            raise ConfigError("audit.remote_witnesses names one witness twice")
+        object.__setattr__(self, "remote_witnesses", remote)
 
 
 @dataclass(frozen=True)
@@ -181,7 +214,9 @@ class WorkspaceConfig:
             "opa": opa,
             "paths": {"keys": self.paths.keys, "artifacts": self.paths.artifacts, "logs": self.paths.logs},
             "audit": {"origin": self.audit.origin, "log_public_key": self.audit.log_public_key,
-                      "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses)},
+                      "checkpoint_every": self.audit.checkpoint_every, "witnesses": list(self.audit.witnesses),
+                      **({"remote_witnesses": [{"key": w.key, "url": w.url} for w in self.audit.remote_witnesses]}
+                         if self.audit.remote_witnesses else {})},
             "provenance": {"public_key": self.provenance.public_key},
             **({"server": {"url": self.server.url, "policy_digest": self.server.policy_digest,
                            "member": self.server.member}} if self.server.url else {}),
@@ -207,7 +242,8 @@ class WorkspaceConfig:
                 opa=OpaConfig(**opa),
                 paths=PathsConfig(**doc.get("paths", {})),
                 audit=AuditConfig(**{**doc.get("audit", {}),
-                                     "witnesses": tuple(doc.get("audit", {}).get("witnesses", ()))}),
+                                     "witnesses": tuple(doc.get("audit", {}).get("witnesses", ())),
+                                     "remote_witnesses": tuple(doc.get("audit", {}).get("remote_witnesses", ()))}),
                 provenance=ProvenanceConfig(**doc.get("provenance", {})),
                 server=ServerConfig(**doc.get("server", {})),
                 artifacts=ArtifactsConfig(**doc.get("artifacts", {})),
@@ -230,7 +266,13 @@ class Workspace:
         return self.root / self.config.paths.artifacts
 
     def witness_dirs(self) -> list[Path]:
-        return [self.root / w for w in self.config.audit.witnesses]
+        """Every witness folder: the configured ones, and the one per remote witness holding the checkpoints it
+        cosigned (what `audit verify` and every gate check the log against)."""
+        return [self.root / w for w in self.config.audit.witnesses] + [
+            self.remote_witness_dir(w) for w in self.config.audit.remote_witnesses]
+
+    def remote_witness_dir(self, witness: RemoteWitness) -> Path:
+        return self.root / "witnessed" / re.sub(r"[^A-Za-z0-9._-]", "_", witness.name)
 
     @property
     def logs_dir(self) -> Path:

@@ -24,6 +24,16 @@ if [ ! -x "$VERSITYGW_DIR/versitygw" ]; then
   GOBIN="$VERSITYGW_DIR" CGO_ENABLED=0 go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
 fi
 
+# A witness run by someone else, for the tests of handing tree heads over C2SP tlog-witness: litewitness and its
+# witnessctl (filippo.io/torchwood, BSD-3-Clause), built from their Go module the same way (about 40 s).
+LITEWITNESS_VERSION=v0.6.1
+LITEWITNESS_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/forgegov/litewitness-$LITEWITNESS_VERSION"
+if [ ! -x "$LITEWITNESS_DIR/litewitness" ] || [ ! -x "$LITEWITNESS_DIR/witnessctl" ]; then
+  echo "building litewitness $LITEWITNESS_VERSION (for the witness protocol's tests)" >&2
+  GOBIN="$LITEWITNESS_DIR" CGO_ENABLED=0 go install "filippo.io/torchwood/cmd/litewitness@$LITEWITNESS_VERSION" \
+    "filippo.io/torchwood/cmd/witnessctl@$LITEWITNESS_VERSION"
+fi
+
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
@@ -33,6 +43,16 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "note: PostgreSQL is not installed; the PostgreSQL half of the tests needs Debian's postgresql" >&2
+  fi
+fi
+# litewitness takes its key from an ssh-agent, as its README prescribes: the tests start one.
+if ! command -v ssh-agent >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+  else
+    echo "note: ssh-agent is not installed; the witness protocol's tests need Debian's openssh-client" >&2
   fi
 fi
 echo "installed: $(.venv/bin/forgegov opa version)"

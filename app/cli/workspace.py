@@ -28,18 +28,24 @@ def init(
         show_default=False)] = None,
     member: Annotated[Optional[str], typer.Option(
         "--as", help="With --join: who this workspace acts as by default.", show_default=False)] = None,
+    witness_keys: Annotated[Optional[list[str]], typer.Option(
+        "--witness-key", help="With --join: a witness's verifier key, from its operator (repeat for each): `audit "
+                              "verify` checks its cosignatures on the log.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Create a workspace: forgegov.toml, the store, keys/, and a pinned copy of the policy bundle; or, with --join,
     a member's workspace for a team server."""
     from forgegov.foundation.errors import BadInput
 
+    if witness_keys and join is None:
+        raise BadInput("--witness-key goes with --join: a server's own witnesses are set in its forgegov.toml "
+                       "([[audit.remote_witnesses]])")
     if join is not None:
         from forgegov.app.member import join as join_server
 
         if store or opa_url or policy_dir:
             raise BadInput("--join takes no --store, --opa-url or --policy: the server keeps those")
-        joined = join_server(directory, join, member or "")
+        joined = join_server(directory, join, member or "", tuple(witness_keys or ()))
         data = {"workspace": str(joined.root), "server": joined.server_url, "origin": joined.config.audit.origin,
                 "log_public_key": joined.config.audit.log_public_key,
                 "policy_digest": joined.config.server.policy_digest}

@@ -38,7 +38,7 @@ from forgegov.audit.log_view import NOTE_HEADER as NOTE
 from forgegov.audit.log_view import PROOF_HEADER as PROOF
 from forgegov.audit.log_view import SEEN_HEADER as SEEN
 from forgegov.audit.operations import export_log
-from forgegov.audit.tree_heads import included_entry, newest_head
+from forgegov.audit.tree_heads import included_entry, newest_head, witness_notes
 from forgegov.foundation.artifact_store import ArtifactStore, artifact_store
 from forgegov.foundation.canonical import check_digest
 from forgegov.foundation.config import Workspace
@@ -119,6 +119,16 @@ class Service:
                 "log_public_key": public_key_to_b64(pinned_public_key(self.workspace)),
                 "platform_public_key": public_key_to_b64(PLATFORM_KEY.public_key(self.workspace)),
                 "policy": {"digest": in_force.digest, "revision": in_force.revision}}
+
+    def witnessed(self, _caller: str | None, _body: Any) -> dict[str, Any]:
+        """The newest tree head each witness elsewhere cosigned: members check the cosignatures under the witness
+        keys they pinned themselves."""
+        notes = {}
+        for witness in self.workspace.config.audit.remote_witnesses:
+            held = witness_notes(self.workspace.remote_witness_dir(witness))
+            if held:
+                notes[witness.name] = held[-1][1]
+        return {"witnesses": notes}
 
     def whoami(self, caller: str | None, _body: Any) -> dict[str, Any]:
         return {"name": caller}
@@ -396,6 +406,7 @@ def create_app(workspace: Workspace, limits: Limits | None = None) -> Starlette:
         "/v1/runs/provenance": ("POST", service.provenance),
         "/v1/jobs": ("POST", service.start_job),
         "/v1/jobs/cancel": ("POST", service.cancel_job),
+        "/v1/log/witnessed": ("GET", service.witnessed),
     }
 
     async def entry(request: Request) -> Response:
