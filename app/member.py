@@ -501,6 +501,8 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
                 for chunk in response.iter_bytes():
                     out.write(chunk)
 
+        # The witnesses' heads first: one cosigned after the export was taken would reach past its end.
+        pinned = _witnessed(workspace, connection, _signer(workspace, actor, passphrase), Path(folder))
         connection.call("GET", "/v1/log/export", _signer(workspace, actor, passphrase), sink=save)
         with path.open(encoding="utf-8") as handle:
             header = json.loads(handle.readline())
@@ -510,12 +512,14 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
                            f"pinned when this member joined ({audit.origin})")
         after = connection.view.seen()
         sizes = tuple(head.size for head in (before, after) if head is not None)
-        pinned = _witnessed(workspace, connection, _signer(workspace, actor, passphrase), Path(folder))
-        report = verify_export(path, [*(witnesses or []), *pinned.values()], sizes)
+        report = verify_export(path, [*(witnesses or []), *(folder for folder, _size in pinned.values())], sizes)
         for witness in workspace.config.audit.remote_witnesses:
             if witness.name not in pinned:
                 report.limits.append(f"witness {witness.name} has cosigned no tree head the server shows: nothing "
                                      "here shows that the others were shown this history")
+            elif pinned[witness.name][1] < report.entries:
+                report.limits.append(f"witness {witness.name} cosigned the first {pinned[witness.name][1]} of "
+                                     f"{report.entries} entries")
     # The export must be the log this member verified, call by call: the same root at every size they saw.
     if before is not None and before.size > report.entries:
         raise LogRolledBack(f"the exported log has {report.entries} entries, fewer than the {before.size} this member "
@@ -530,7 +534,8 @@ def verify_log(workspace: Workspace, actor: str, passphrase: str, witnesses: lis
     return report
 
 
-def _witnessed(workspace: Workspace, connection: Connection, signer: Signer, folder: Path) -> dict[str, Path]:
+def _witnessed(workspace: Workspace, connection: Connection, signer: Signer,
+               folder: Path) -> dict[str, tuple[Path, int]]:
     """The newest tree head each witness this member pinned cosigned, as the server keeps them, laid out as witness
     folders whose cosigners are the member's own pinned keys (never the server's word): `verify_export` then checks
     each cosignature, and that the exported log has that very root at that size."""
@@ -554,7 +559,7 @@ def _witnessed(workspace: Workspace, connection: Connection, signer: Signer, fol
         (witness_dir / "witness.json").write_text(json.dumps({
             "origin": workspace.config.audit.origin, "log_public_key": workspace.config.audit.log_public_key,
             "cosigners": {name: base64.b64encode(key.raw()).decode()}}), encoding="utf-8")
-        laid_out[name] = witness_dir
+        laid_out[name] = (witness_dir, size)
     return laid_out
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import struct
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from forgegov.foundation.crypto.signing import raw_public_key
+from forgegov.foundation.crypto.verifier_key import key_hash
 from forgegov.foundation.errors import Tampered
 
 SIG_ED25519 = 0x01
@@ -58,7 +58,7 @@ class SignatureLine:
 
 
 def note_key_id(name: str, public_key: Ed25519PublicKey, kind: int) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + bytes([kind]) + raw_public_key(public_key)).digest()[:4]
+    return key_hash(name, kind, raw_public_key(public_key))
 
 
 def _line(name: str, blob: bytes) -> str:

@@ -46,7 +46,11 @@ def witness_copies(folders: list[Path]) -> list[WitnessCopy]:
 
 
 def verify_workspace(workspace: Workspace, extra_witnesses: list[Path] | None = None) -> VerifyReport:
-    folders = workspace.witness_dirs() + list(extra_witnesses or [])
+    # A witness elsewhere that has cosigned nothing here yet (or a restored workspace, whose folders start afresh)
+    # has no folder: nothing of it to check.
+    remote = [workspace.remote_witness_dir(w) for w in workspace.config.audit.remote_witnesses]
+    folders = [workspace.root / w for w in workspace.config.audit.witnesses] + [f for f in remote if f.is_dir()] \
+        + list(extra_witnesses or [])
     entries_query = select(_ENTRY.c.seq, _ENTRY.c.leaf, _ENTRY.c.payload, _ENTRY.c.leaf_hash,
                            *(_ENTRY.c[name] for name in PROJECTED)).order_by(_ENTRY.c.seq)
     with read_session(workspace.database_url) as session, ExitStack() as cursors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import time
@@ -31,7 +32,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
 from forgegov.foundation.crypto.verifier_key import parse_verifier_key
-from forgegov.foundation.errors import BadInput, NotFound
+from forgegov.foundation.errors import BadInput, ForgegovError, NotFound
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditTreeHead
 
@@ -154,18 +155,28 @@ def hand_to_witnesses(workspace: Workspace, signed: SignedTreeHead) -> list[Path
     for witness in workspace.config.audit.remote_witnesses:
         folder = workspace.remote_witness_dir(witness)
         held = _held(workspace, folder)
-        if not witness.url or held >= signed.head.size:
+        if not witness.url:
+            log.warning("witness %s has no url in this workspace's forgegov.toml: it is handed nothing", witness.name)
+            continue
+        if held >= signed.head.size:
             continue
         try:
-            note = hand_over(witness, signed.note, held, lambda old: _proof(workspace, old, signed.head.size))
+            note = hand_over(witness, signed.note, signed.head.size, held,
+                             lambda old: _proof(workspace, old, signed.head.size), lambda: _log_size(workspace))
         except WitnessUnavailable as exc:
             # A witness down does not stop the log: the next tree head is handed to it from where it stopped, and
             # `audit verify` shows how far each witness's cosignatures reach.
             log.warning("%s", exc.message)
             continue
-        handed.append(_keep(workspace, folder, signed.head.size, note,
-                            {witness.name: public_key_to_b64(parse_verifier_key(witness.key).public_key)}))
+        if note is not None:
+            handed.append(_keep(workspace, folder, signed.head.size, note,
+                                {witness.name: public_key_to_b64(parse_verifier_key(witness.key).public_key)}))
     return handed
+
+
+def _log_size(workspace: Workspace) -> int:
+    with read_session(workspace.database_url) as session:
+        return tree_size(session)
 
 
 def _held(workspace: Workspace, folder: Path) -> int:
@@ -176,9 +187,6 @@ def _held(workspace: Workspace, folder: Path) -> int:
 
 
 def _proof(workspace: Workspace, old: int, new: int) -> list[bytes]:
-    if old > new:
-        raise NoteError(f"a witness holds a tree head of {old} entries, more than this log's {new}: it was shown "
-                        "another history, or this log was rolled back")
     if old == 0:
         return []
     with read_session(workspace.database_url) as session:
@@ -186,14 +194,21 @@ def _proof(workspace: Workspace, old: int, new: int) -> list[bytes]:
 
 
 def _keep(workspace: Workspace, folder: Path, size: int, note: str, cosigners: dict[str, str]) -> Path:
-    """A cosigned tree head, kept in the witness's folder as a folder witness keeps one (`witness_notes`)."""
+    """A cosigned tree head, kept in the witness's folder (one per witness key) as a folder witness keeps one
+    (`witness_notes`): written whole or not at all, since every gate reads the newest."""
     (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
-    state = witness_state(folder) or {"origin": workspace.config.audit.origin,
-                                      "log_public_key": public_key_to_b64(pinned_public_key(workspace))}
-    state["cosigners"] = {**state.get("cosigners", {}), **cosigners}
+    expected = {"origin": workspace.config.audit.origin,
+                "log_public_key": public_key_to_b64(pinned_public_key(workspace)), "cosigners": cosigners}
+    state = witness_state(folder)
+    if state is not None and state != expected:
+        raise NoteError(f"witness folder {folder} holds tree heads of another log, key or witness",
+                        hint="move the folder away; it is not this log's")
     path = folder / "checkpoints" / f"{size}.note"
-    path.write_text(note, encoding="utf-8")
-    (folder / WITNESS_STATE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    for target, text in ((folder / WITNESS_STATE, json.dumps(expected, indent=2, sort_keys=True) + "\n"),
+                         (path, note)):
+        staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        staged.write_text(text, encoding="utf-8")
+        os.replace(staged, target)
     return path
 
 
@@ -238,7 +253,12 @@ def newest_head(workspace: Workspace, seen: int) -> tuple[str, list[bytes]]:
             select(_TREE_HEAD.c.size, _TREE_HEAD.c.note).order_by(_TREE_HEAD.c.size.desc()).limit(1)).first()
     if row is None or row[0] < size:
         signed = sign_tree_head(workspace)
-        hand_to_witnesses(workspace, signed)
+        try:
+            hand_to_witnesses(workspace, signed)
+        except ForgegovError as exc:
+            # The head is signed and stored whatever the witnesses say; the member is answered with it, and the
+            # operator reads why a witness would not take it.
+            log.error("a witness was not handed tree head %d: %s", signed.head.size, exc.message)
         head_size, note = signed.head.size, signed.note
     else:
         head_size, note = row[0], row[1]

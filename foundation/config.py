@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 import stat
 import tempfile
 import tomllib
@@ -78,9 +77,11 @@ class RemoteWitness:
             raise ConfigError("a remote witness has a key (its verifier key) and a url, both strings")
         if parse_verifier_key(self.key).kind != COSIGNATURE:
             raise ConfigError(f"witness key {self.key!r} is not a cosignature/v1 key (type 0x04)")
-        if self.url and not self.url.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
-            raise ConfigError(f"witness url {self.url!r}: plain HTTP only to this machine (a witness elsewhere "
-                              "is reached over HTTPS)")
+        parsed = urlparse(self.url)
+        if self.url and (parsed.scheme not in ("https", "http") or not parsed.hostname or parsed.username
+                         or (parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"))):
+            raise ConfigError(f"witness url {self.url!r}: https://HOST, or plain HTTP only to this machine (a "
+                              "witness elsewhere is reached over HTTPS)")
 
     @property
     def name(self) -> str:
@@ -272,7 +273,9 @@ class Workspace:
             self.remote_witness_dir(w) for w in self.config.audit.remote_witnesses]
 
     def remote_witness_dir(self, witness: RemoteWitness) -> Path:
-        return self.root / "witnessed" / re.sub(r"[^A-Za-z0-9._-]", "_", witness.name)
+        """One folder per witness key (its key hash), whatever its name holds: two names never share one, and a
+        rotated key starts afresh."""
+        return self.root / "witnessed" / witness.key.split("+")[1]
 
     @property
     def logs_dir(self) -> Path:

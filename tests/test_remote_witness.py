@@ -33,6 +33,11 @@ def _with_witness(ws: Workspace, witness: RemoteWitness) -> Workspace:
     return Workspace(ws.root, config)
 
 
+def _root(ws: Workspace, size: int) -> bytes:
+    with read_session(ws.database_url) as session:
+        return root_at(session, size)
+
+
 def _size(ws: Workspace) -> int:
     with read_session(ws.database_url) as session:
         return tree_size(session)
@@ -68,7 +73,8 @@ def test_every_tree_head_is_cosigned_by_a_witness_run_elsewhere(people: Workspac
                                  key.private_key)
         with read_session(ws.database_url) as session, \
                 caplog.at_level(logging.INFO, logger="forgegov.audit.remote_witness"):
-            cosigned = hand_over(remote, honest, 0, lambda old: consistency_proof(session, old, size) if old else [])
+            cosigned = hand_over(remote, honest, size, 0,
+                                 lambda old: consistency_proof(session, old, size) if old else [], lambda: size)
         assert verify_cosignature(cosigned, NAME, parse_verifier_key(witness.key).public_key)
         assert any(f"holds size {second}, not 0" in record.getMessage() for record in caplog.records)
 
@@ -76,7 +82,14 @@ def test_every_tree_head_is_cosigned_by_a_witness_run_elsewhere(people: Workspac
         forged = sign_checkpoint(Checkpoint(ws.config.audit.origin, size + 1, b"\x07" * 32), ws.config.audit.origin,
                                  key.private_key)
         with pytest.raises(NoteError, match="does not extend"):
-            hand_over(remote, forged, size, lambda old: [b"\x00" * 32])
+            hand_over(remote, forged, size + 1, size, lambda old: [b"\x00" * 32], lambda: size + 1)
+        # A witness holding a larger head of this log than this one (another writer handed it over meanwhile) is
+        # not an alarm; one larger than the whole log is.
+        smaller = sign_checkpoint(Checkpoint(ws.config.audit.origin, first, _root(ws, first)), ws.config.audit.origin,
+                                  key.private_key)
+        assert hand_over(remote, smaller, first, 0, lambda old: [], lambda: size) is None
+        with pytest.raises(NoteError, match="more than this log has"):
+            hand_over(remote, smaller, first, 0, lambda old: [], lambda: first)
 
     # The witness gone, the log goes on: the outage is logged, nothing is refused.
     register_checked(ws, files.folder("e", {"b.jsonl": '{"text": "y"}\n'}), "other")
@@ -99,8 +112,10 @@ def test_a_witness_is_configured_by_its_verifier_key_and_reached_over_https() ->
     with pytest.raises(ConfigError, match="not a cosignature/v1 key"):
         RemoteWitness(verifier_key("w.example/x", ED25519, public), "https://w.example")
     cosigning = verifier_key("w.example/x", 0x04, public)
-    with pytest.raises(ConfigError, match="plain HTTP only to this machine"):
-        RemoteWitness(cosigning, f"http://192.0.2.1:{free_port()}")
+    for url in (f"http://192.0.2.1:{free_port()}", "http://localhost.evil.example", "http://localhost@evil.example",
+                "ftp://w.example"):
+        with pytest.raises(ConfigError, match="plain HTTP only to this machine"):
+            RemoteWitness(cosigning, url)
     assert RemoteWitness(cosigning, "https://w.example").name == "w.example/x"
 
 
@@ -138,3 +153,19 @@ def test_members_check_the_witness_cosignatures_under_keys_they_pinned(people: W
             give_key(carol, "bob", identity_key_files)
             assert any("witness.example/other has cosigned no tree head" in limit
                        for limit in member.verify_log(carol, "bob", PASSPHRASE).limits)
+
+
+def test_a_witness_that_never_answered_stops_nothing(people: Workspace, files, caplog) -> None:
+    """Configured but unreachable from the start (or a workspace restored from a backup, whose witnesses start
+    afresh): gates decide, the outage is logged, and `audit verify` passes with nothing of that witness to check."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from forgegov.foundation.crypto.verifier_key import COSIGNATURE, verifier_key
+
+    key = verifier_key("witness.example/down", COSIGNATURE, Ed25519PrivateKey.generate().public_key())
+    ws = _with_witness(people, RemoteWitness(key, f"http://127.0.0.1:{free_port()}"))
+    register_checked(ws, files.folder("d", {"a.jsonl": '{"text": "x"}\n'}), "claims")
+    with caplog.at_level(logging.WARNING, logger="forgegov.audit.tree_heads"):
+        actions.request(ws, "claims", "alice", PASSPHRASE)
+    assert any("witness.example/down" in record.getMessage() for record in caplog.records)
+    assert verify_workspace(ws).entries == _size(ws)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from forgegov.foundation.crypto.signing import raw_public_key
 from forgegov.foundation.errors import ConfigError
 
 # The signature types a note key may have (C2SP signed-note): a log's Ed25519 key, a witness's cosignature/v1 key.
@@ -29,9 +30,7 @@ class VerifierKey:
     public_key: Ed25519PublicKey
 
     def raw(self) -> bytes:
-        from cryptography.hazmat.primitives import serialization
-
-        return self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return raw_public_key(self.public_key)
 
 
 def key_hash(name: str, kind: int, raw_public_key: bytes) -> bytes:
@@ -58,7 +57,5 @@ def parse_verifier_key(text: str) -> VerifierKey:
 
 def verifier_key(name: str, kind: int, public_key: Ed25519PublicKey) -> str:
     """The verifier key of NAME's PUBLIC_KEY, as a witness's operator publishes it."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = raw_public_key(public_key)
     return f"{name}+{key_hash(name, kind, raw).hex()}+{base64.b64encode(bytes([kind]) + raw).decode()}"
