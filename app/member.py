@@ -59,7 +59,6 @@ from forgegov.foundation.config import (
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.request_auth import HEADER, sign_request
 from forgegov.foundation.crypto.signing import Purpose, key_id_of, public_key_from_b64, public_key_to_b64, sign
-from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import (
     AlreadyExists,
     BadInput,
@@ -71,6 +70,7 @@ from forgegov.foundation.errors import (
 )
 from forgegov.foundation.manifest import build_manifest, file_entries, list_files
 from forgegov.foundation.staging import staged_folder
+from forgegov.foundation.verifier_key import parse_verifier_key
 from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, Gate, GateAction, ReleaseStage
 from forgegov.governance.actions import Prepared, sign_prepared
 from forgegov.governance.admin import AdminAct, AdminOutcome, AdminStatement, make_admin_statement

@@ -25,8 +25,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from forgegov.foundation.crypto.signing import raw_public_key
-from forgegov.foundation.crypto.verifier_key import key_hash
 from forgegov.foundation.errors import Tampered
+from forgegov.foundation.verifier_key import key_hash
 
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE = 0x04

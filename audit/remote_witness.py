@@ -19,8 +19,8 @@ import httpx
 
 from forgegov.audit.note import NoteError, parse_note, verify_cosignature
 from forgegov.foundation.config import RemoteWitness
-from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import ForgegovError
+from forgegov.foundation.verifier_key import parse_verifier_key
 
 TIMEOUT_S = 10.0
 SIZE_TYPE = "text/x.tlog.size"

@@ -31,10 +31,10 @@ from forgegov.foundation.clock import now_rfc3339
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.crypto.keys import Signer
 from forgegov.foundation.crypto.signing import public_key_to_b64
-from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import BadInput, ForgegovError, NotFound
 from forgegov.foundation.store.db import read_session, write_transaction
 from forgegov.foundation.store.models import RECORD_VERSION, AuditEntry, AuditTreeHead
+from forgegov.foundation.verifier_key import parse_verifier_key
 
 _TREE_HEAD = AuditTreeHead.__table__  # type: ignore[attr-defined]
 log = logging.getLogger(__name__)

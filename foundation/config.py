@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
-from forgegov.foundation.crypto.verifier_key import COSIGNATURE, parse_verifier_key
 from forgegov.foundation.errors import ConfigError, WorkspaceError
+from forgegov.foundation.verifier_key import COSIGNATURE, parse_verifier_key
 
 CONFIG_FILE = "forgegov.toml"
 CONFIG_VERSION = 1

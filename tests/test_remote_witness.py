@@ -17,9 +17,9 @@ from forgegov.audit.operations import verify_workspace
 from forgegov.audit.remote_witness import hand_over
 from forgegov.audit.tree_heads import witness_notes
 from forgegov.foundation.config import RemoteWitness, Workspace, write_config
-from forgegov.foundation.crypto.verifier_key import parse_verifier_key
 from forgegov.foundation.errors import ConfigError
 from forgegov.foundation.store.db import read_session
+from forgegov.foundation.verifier_key import parse_verifier_key
 from forgegov.foundation.vocabulary import GateAction
 from forgegov.governance import actions
 from tests.conftest import PASSPHRASE, SQLITE_ONLY, register_checked
@@ -106,7 +106,7 @@ def test_a_witness_is_configured_by_its_verifier_key_and_reached_over_https() ->
         RemoteWitness("witness.example/w", "https://w.example")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from forgegov.foundation.crypto.verifier_key import ED25519, verifier_key
+    from forgegov.foundation.verifier_key import ED25519, verifier_key
 
     public = Ed25519PrivateKey.generate().public_key()
     with pytest.raises(ConfigError, match="not a cosignature/v1 key"):
@@ -129,7 +129,7 @@ def test_members_check_the_witness_cosignatures_under_keys_they_pinned(people: W
 
     from forgegov.app import member
     from forgegov.audit.verify import AuditIntegrityError
-    from forgegov.foundation.crypto.verifier_key import COSIGNATURE, verifier_key
+    from forgegov.foundation.verifier_key import COSIGNATURE, verifier_key
     from tests.server_support import give_key, running_server
 
     with litewitness(tmp_path / "witness") as witness:
@@ -160,7 +160,7 @@ def test_a_witness_that_never_answered_stops_nothing(people: Workspace, files, c
     afresh): gates decide, the outage is logged, and `audit verify` passes with nothing of that witness to check."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from forgegov.foundation.crypto.verifier_key import COSIGNATURE, verifier_key
+    from forgegov.foundation.verifier_key import COSIGNATURE, verifier_key
 
     key = verifier_key("witness.example/down", COSIGNATURE, Ed25519PrivateKey.generate().public_key())
     ws = _with_witness(people, RemoteWitness(key, f"http://127.0.0.1:{free_port()}"))

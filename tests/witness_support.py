@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from forgegov.foundation.crypto.verifier_key import COSIGNATURE, ED25519, verifier_key
+from forgegov.foundation.verifier_key import COSIGNATURE, ED25519, verifier_key
 from tests.server_support import free_port
 
 LITEWITNESS_VERSION = "v0.6.1"

@@ -1,4 +1,5 @@
 """C2SP signed-note verifier keys (`name+keyhash+base64(type || public key)`): how a witness is named and pinned.
+Beside `config` rather than in `crypto`, which reads the configuration: the configuration validates these keys.
 
 A witness's key is configured by whoever runs a log or verifies one, from the witness's operator, never taken from the
 log server's word: a server that chose its members' witness keys could cosign its own split view.
@@ -13,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from forgegov.foundation.crypto.signing import raw_public_key
 from forgegov.foundation.errors import ConfigError
 
 # The signature types a note key may have (C2SP signed-note): a log's Ed25519 key, a witness's cosignature/v1 key.
@@ -30,7 +31,7 @@ class VerifierKey:
     public_key: Ed25519PublicKey
 
     def raw(self) -> bytes:
-        return raw_public_key(self.public_key)
+        return self.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def key_hash(name: str, kind: int, raw_public_key: bytes) -> bytes:
@@ -57,5 +58,5 @@ def parse_verifier_key(text: str) -> VerifierKey:
 
 def verifier_key(name: str, kind: int, public_key: Ed25519PublicKey) -> str:
     """The verifier key of NAME's PUBLIC_KEY, as a witness's operator publishes it."""
-    raw = raw_public_key(public_key)
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     return f"{name}+{key_hash(name, kind, raw).hex()}+{base64.b64encode(bytes([kind]) + raw).decode()}"
