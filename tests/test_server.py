@@ -827,6 +827,7 @@ def test_members_register_checkpoints_and_propose_policies_from_their_machines(p
         (bundle / "README.md").write_text("notes\n")
         with pytest.raises(BadInput, match="exactly the files it reads"):
             member.register_asset(dave, AssetKind.POLICY, bundle, "policy", "dave", PASSPHRASE)
+        assert not (people.artifacts_dir / "policy" / build_manifest(bundle).digest.removeprefix("sha256:")).exists()
         (bundle / "README.md").unlink()
 
         proposed = member.register_asset(dave, AssetKind.POLICY, bundle, "policy", "dave", PASSPHRASE)

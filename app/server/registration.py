@@ -36,10 +36,10 @@ from forgegov.foundation.artifact_store import ArtifactStore
 from forgegov.foundation.clock import now, parse_rfc3339
 from forgegov.foundation.config import Workspace, fsync_dir
 from forgegov.foundation.crypto.signing import Purpose, verify
-from forgegov.foundation.errors import BadInput, NotFound, SignatureInvalid, StateConflict
+from forgegov.foundation.errors import BadInput, ForgegovError, NotFound, SignatureInvalid, StateConflict
 from forgegov.foundation.manifest import FilesManifest, manifest_from
 from forgegov.foundation.store.db import read_session
-from forgegov.foundation.store.models import AuditEntry
+from forgegov.foundation.store.models import Asset, AuditEntry
 from forgegov.foundation.vocabulary import AssetKind, AuditAction, CheckpointStage, Classification, DatasetKind
 from forgegov.governance.asset_kinds import KINDS, DatasetSpec
 from forgegov.governance.evidence.data_quality import (
@@ -188,16 +188,24 @@ class Registrations:
             raise BadInput("the registration names no asset name (or a parent that is not a reference)")
         sent = manifest_from(body.get("manifest"))
         folder = self._assemble(sent, caller, self.workspace.artifacts_dir / kind.value, uploaded_only=True)
-        # The kind's scan, before anything is written: it must read exactly the files sent (a policy bundle's scan
-        # skips files that are no bundle's, which would otherwise be found out only after the registration).
-        scanned = KINDS[kind].scan(self.workspace, folder, None, None)
-        files = getattr(scanned, "files", None)
-        if files is not None and sorted((f.path, f.size, f.sha256.removeprefix("sha256:")) for f in files) \
-                != sorted((f.path, f.size, f.sha256) for f in sent.files):
-            raise BadInput(f"a {kind.value} is made of exactly the files it reads; these are not all "
-                           f"{kind.value} files", hint="send only the files the asset consists of")
-        asset = register_asset(self.workspace, kind, folder, name, caller, stage=stage, parent=parent,
-                               scanned=scanned)
+        try:
+            # The kind's scan, before anything is written: it must read exactly the files sent (a policy bundle's
+            # scan skips files that are no bundle's, which would otherwise be found out only after registering).
+            scanned = KINDS[kind].scan(self.workspace, folder, None, None)
+            files = getattr(scanned, "files", None)
+            if files is not None and sorted((f.path, f.size, f.sha256.removeprefix("sha256:")) for f in files) \
+                    != sorted((f.path, f.size, f.sha256) for f in sent.files):
+                raise BadInput(f"a {kind.value} is made of exactly the files it reads; these are not all "
+                               f"{kind.value} files", hint="send only the files the asset consists of")
+            asset = register_asset(self.workspace, kind, folder, name, caller, stage=stage, parent=parent,
+                                   scanned=scanned)
+        except ForgegovError:
+            # A refused registration leaves no copy of its files behind, unless a registered asset is kept there.
+            with read_session(self.workspace.database_url) as session:
+                kept = session.exec(select(Asset.id).where(Asset.source_path == str(folder.resolve()))).first()
+            if kept is None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
         with read_session(self.workspace.database_url) as session:
             seq = session.exec(select(AuditEntry.seq).where(AuditEntry.action == AuditAction.registered(kind),
                                                             AuditEntry.subject_digest == asset.digest)).one()
