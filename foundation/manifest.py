@@ -13,7 +13,7 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from forgegov.foundation.canonical import digest_of
@@ -85,6 +85,10 @@ def file_entries(document: Any) -> tuple[FileEntry, ...]:
     if len({e.path for e in entries}) != len(entries) or not all(_SHA256.match(e.sha256) for e in entries) \
             or any(e.size < 0 for e in entries):
         raise BadInput("the manifest names a file twice, or a file by something other than its size and SHA-256")
+    paths = {e.path for e in entries}
+    nested = next((e.path for e in entries if any(str(p) in paths for p in PurePosixPath(e.path).parents)), None)
+    if nested is not None:
+        raise BadInput(f"the manifest names {nested} inside a path it also names as a file")
     return entries
 
 

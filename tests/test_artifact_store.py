@@ -94,3 +94,19 @@ def test_the_s3_backend_needs_a_bucket_and_an_http_endpoint() -> None:
         ArtifactsConfig(backend="s3")
     with pytest.raises(ConfigError, match="http"):
         ArtifactsConfig(backend="s3", s3_bucket="b", s3_endpoint="ftp://x")
+
+
+def test_a_received_manifest_names_each_file_once_inside_its_folder() -> None:
+    """What a server assembles a folder from: no path twice, none outside, none inside another named as a file (the
+    folder could not hold both: an untyped error half-way through writing it), and a policy bundle's prefixed hashes
+    read as the others'."""
+    from forgegov.foundation.manifest import file_entries
+
+    h = "ab" * 32
+    assert [e.sha256 for e in file_entries({"files": [{"path": "a", "size": 1, "sha256": f"sha256:{h}"}]})] == [h]
+    for files, message in (
+            ([{"path": "a", "size": 1, "sha256": h}, {"path": "a/b", "size": 1, "sha256": h}], "inside a path"),
+            ([{"path": "a", "size": 1, "sha256": h}, {"path": "a", "size": 2, "sha256": h}], "names a file twice"),
+            ([{"path": "../x", "size": 1, "sha256": h}], "would leave its folder")):
+        with pytest.raises(BadInput, match=message):
+            file_entries({"files": files})
