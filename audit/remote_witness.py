@@ -85,7 +85,12 @@ def hand_over(witness: RemoteWitness, note: str, size: int, held: int, proof_fro
         answer = add_checkpoint(witness, held, proof_from(held) if held <= size else [], note)
         if isinstance(answer, str):
             return cosigned(witness, note, answer)
-        log.info("witness %s holds size %d, not %d", witness.name, answer, held)
+        if answer < held:
+            # It cosigned size HELD before, by this server's own record: it lost its state (or is another witness
+            # under that key), and a witness that forgets can be shown two histories.
+            log.warning("witness %s holds size %d, less than the %d it cosigned before", witness.name, answer, held)
+        else:
+            log.info("witness %s holds size %d, not %d", witness.name, answer, held)
         if answer > size:
             if answer <= log_size():
                 return None
