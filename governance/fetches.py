@@ -68,7 +68,8 @@ def fetched_asset(session: Session, target: dict[str, Any]) -> Asset:
 def covered(session: Session, actor: str, digest: str) -> bool:
     """Whether an allowed fetch by ACTOR from the last GRANT hours, under the policy still in force, covers the file
     DIGEST: a fetch of an asset whose registered manifest (held to its digest and its registration entry) names that
-    file. A policy change (a role taken away, say) ends the grants the old policy decided."""
+    file. A policy change (a role taken away, say) ends the grants the old policy decided, and so does a change of
+    the asset's state (a dataset rejected for the PII it holds): a grant is for the asset as the policy saw it."""
     in_force = policy_in_force(session).digest
     since = rfc3339(now() - GRANT)
     entries = session.exec(select(AuditEntry).where(
@@ -87,6 +88,8 @@ def covered(session: Session, actor: str, digest: str) -> bool:
         except (KeyError, TypeError, ValueError, NotFound):
             continue
         check_recorded(session, asset)
+        if asset.state.value != payload["decision"]["input"]["target"]["asset"].get("state"):
+            continue
         if digest in fetched_files(asset):
             return True
     return False

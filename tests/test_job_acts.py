@@ -74,8 +74,9 @@ def test_a_result_counts_for_its_job_once_and_only_as_ordered(monkeypatch) -> No
 
 
 def test_a_policy_change_ends_the_reads_the_old_policy_allowed(people, files, tmp_path) -> None:
-    """bob's fetch lets him read the dataset's files for a day, unless the policy that allowed it is replaced (a role
-    taken away, say): grants are of the policy in force."""
+    """bob's fetch lets him read the dataset's files for a day, unless the dataset's state changes (rejected) or the
+    policy that allowed it is replaced (a role taken away, say): grants are for the asset as the policy in force saw
+    it."""
     from forgegov.foundation.store.db import read_session
     from forgegov.foundation.vocabulary import GateAction
     from forgegov.governance import actions
@@ -93,6 +94,16 @@ def test_a_policy_change_ends_the_reads_the_old_policy_allowed(people, files, tm
     (blob,) = [f for f in _files_of(people, fetched.audit_seq)]
     with read_session(people.database_url) as session:
         assert covered(session, "bob", blob) and not covered(session, "erin", blob)
+    # The dataset requested and rejected (for the PII it holds, say): the grant was for it as it was, registered.
+    actions.request(people, "claims", "alice", PASSPHRASE)
+    actions.answer(people, "claims", "bob", PASSPHRASE, GateAction.REJECT)
+    with read_session(people.database_url) as session:
+        assert not covered(session, "bob", blob)
+    with policy_engine(people) as engine:
+        submit_admin(people, engine, make_admin_statement(
+            unlock(people, "bob", PASSPHRASE), AdminAct.FETCH, {"subject": "claims", "kind": "dataset"}, "again"))
+    with read_session(people.database_url) as session:
+        assert covered(session, "bob", blob)
     proposal, _requested = _propose(people, _edited_bundle(people, tmp_path, _require_privacy_officer))
     actions.answer(people, proposal, "grace", PASSPHRASE, GateAction.APPROVE)
     with read_session(people.database_url) as session:
