@@ -90,7 +90,8 @@ from forgegov.governance.identities import (
     rotation_signer,
     unlock_key_file,
 )
-from forgegov.governance.jobs import evaluation_job, orders, run_job, signed_references_hold
+from forgegov.governance.job_entries import orders
+from forgegov.governance.jobs import evaluation_job, run_job, signed_references_hold
 from forgegov.governance.review import Review
 from forgegov.governance.runs.lifecycle import RunOutcome
 from forgegov.governance.runs.provenance import PLATFORM_KEY, SignedProvenance
@@ -831,8 +832,6 @@ def _job(connection: Connection, signer: Signer, job: dict[str, Any], reason: st
     if job.get("state") != "succeeded":
         raise remote_error(job, 500)
     return seq, ordered, job["result"]
-
-
 
 
 def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: Callable[[], str], *,

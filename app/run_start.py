@@ -78,9 +78,12 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
 
+    job = None
     if ranks.main:  # a launch is one job: its main process asks for it, as on a team server
-        actions.start_job(workspace, run_job(name), comment or f"train {name}", actor, passphrase(), engine=engine)
-    trained = execute_run(workspace, name, actor=actor, backends=BACKENDS, progress=progress, callbacks=callbacks)
+        job = actions.start_job(workspace, run_job(name), comment or f"train {name}", actor, passphrase(),
+                                engine=engine).audit_seq
+    trained = execute_run(workspace, name, actor=actor, backends=BACKENDS, job=job, progress=progress,
+                          callbacks=callbacks)
     return StartOutcome(name, registered, AssetState.APPROVED.value, trained=trained,
                         worker=trained is None)
 

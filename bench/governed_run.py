@@ -138,11 +138,14 @@ def bare_trl(base: Path, data: dict[str, Path], out: Path, steps: int, batch: in
 
 
 def governed(workspace, run: str) -> tuple[float, dict]:  # type: ignore[no-untyped-def]
+    from forgegov.governance import actions
+    from forgegov.governance.jobs import run_job
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
 
-    started = time.perf_counter()
-    outcome = execute_run(workspace, run, actor="alice", backends=BACKENDS)
+    started = time.perf_counter()  # the job's start is part of the governed run: the policy decides the compute
+    job = actions.start_job(workspace, run_job(run), "benchmark", "alice", PASSPHRASE).audit_seq
+    outcome = execute_run(workspace, run, actor="alice", backends=BACKENDS, job=job)
     return time.perf_counter() - started, outcome.realised
 
 

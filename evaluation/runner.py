@@ -34,7 +34,7 @@ from forgegov.foundation.store.db import read_session
 from forgegov.foundation.vocabulary import AssetKind, AssetState
 from forgegov.governance.evaluations import EvalRecord, record_evaluation, statement_for, verified_results
 from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.jobs import JobKind, started
+from forgegov.governance.job_entries import JobKind, started
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.policy import data_in_force, policy_in_force

@@ -41,7 +41,7 @@ from forgegov.governance.identities import (
     read_enrolment_request,
     unlock,
 )
-from forgegov.governance.jobs import started
+from forgegov.governance.job_entries import started
 from forgegov.governance.policy import PolicyEngine, open_engine
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.statements import SignedStatement, make_statement

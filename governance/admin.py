@@ -53,7 +53,8 @@ from forgegov.governance.identities import (
     read_enrolment_request,
     require_active,
 )
-from forgegov.governance.jobs import cancel_target, start_target, subject_of
+from forgegov.governance.job_entries import subject_of
+from forgegov.governance.jobs import cancel_target, start_target
 from forgegov.governance.policy import PolicyEngine, policy_in_force
 from forgegov.governance.statements import MAX_CLOCK_SKEW
 

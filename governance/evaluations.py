@@ -37,7 +37,7 @@ from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, Signa
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
-from forgegov.governance.jobs import JobKind, started
+from forgegov.governance.job_entries import JobKind, started
 from forgegov.governance.runs.provenance import IN_TOTO_PAYLOAD_TYPE, PLATFORM_KEY, STATEMENT_TYPE
 
 if TYPE_CHECKING:

@@ -14,25 +14,19 @@ anyone with the folder could edit, and not from a second copy that could say oth
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlmodel import Session, select
 
-from forgegov.audit.commitments import committed_payload
 from forgegov.foundation.clock import rfc3339
-from forgegov.foundation.errors import BadInput, NotFound, StateConflict, StoreTampered
+from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.foundation.store.models import AuditEntry, TrainingRun
 from forgegov.foundation.vocabulary import RECENT_STARTS, AssetKind, AuditAction, RunStatus, reference_names
+from forgegov.governance.job_entries import JobKind, started
 from forgegov.governance.registry import label, resolve
 from forgegov.governance.runs.plan import approved_plan
 
 MAX_SUITES = 32
-
-
-class JobKind(StrEnum):
-    RUN = "run"
-    EVALUATION = "evaluation"
 
 
 def _text(document: dict[str, Any], name: str) -> str:
@@ -126,20 +120,6 @@ def signed_references_hold(signed: dict[str, Any], target: dict[str, Any]) -> bo
         return False
 
 
-def subject_of(target: dict[str, Any]) -> str:
-    """The digest a job's entry is about: the run it trains, or the candidate it evaluates."""
-    return str(target["run"]["digest"] if target["kind"] == JobKind.RUN else target["candidate"]["digest"])
-
-
-def orders(target: dict[str, Any]) -> dict[str, Any]:
-    """What the job does, from what the policy allowed: exact versions, never references that could move."""
-    if target["kind"] == JobKind.RUN:
-        return {"subject": target["run"]["label"]}
-    return {"candidate": target["candidate"]["label"], "suites": [s["label"] for s in target["suites"]],
-            "base": target["base"]["label"] if target["base"] is not None else None,
-            "batch_size": target["batch_size"]}
-
-
 def cancel_target(session: Session, signed: dict[str, Any]) -> dict[str, Any]:
     """What the policy is told about stopping a job: the job, and who started it, as its start entry says."""
     job = signed.get("job")
@@ -147,21 +127,3 @@ def cancel_target(session: Session, signed: dict[str, Any]) -> dict[str, Any]:
         raise BadInput("job.cancel names the job by its number")
     actor, kind, _orders = started(session, job)
     return {"job": job, "kind": kind.value, "started_by": actor}
-
-
-def started(session: Session, job: int) -> tuple[str, JobKind, dict[str, Any]]:
-    """Who started job JOB (the signer of its act), its kind and its orders, as its committed entry holds them;
-    StoreTampered when the entry no longer hashes to what the log committed to."""
-    entry = session.get(AuditEntry, job)
-    if entry is None or entry.action != AuditAction.JOB_START:
-        raise NotFound(f"there is no job {job}: a job is named by the number of its job.start audit entry")
-    payload = committed_payload(session, what=f"job {job}", action=AuditAction.JOB_START,
-                                subject_digest=entry.subject_digest, fields={}, seq=job)
-    try:
-        target = payload["decision"]["input"]["target"]
-        signer, kind = str(payload["statement"]["signer"]), JobKind(target["kind"])
-        if payload["kind"] != kind or subject_of(target) != entry.subject_digest or entry.actor != signer:
-            raise ValueError("its kind, subject or actor is not the allowed target's")
-        return signer, kind, orders(target)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StoreTampered(f"job {job}'s start entry is malformed: {exc}", hint="run `forgegov audit verify`") from exc

@@ -52,7 +52,7 @@ def test_a_fetch_target_must_be_what_was_signed() -> None:
 def test_a_result_counts_for_its_job_once_and_only_as_ordered(monkeypatch) -> None:
     """job_of reads the job's start from the log (`started`); here a stand-in gives alice's evaluation job 7."""
     from forgegov.governance import evaluations
-    from forgegov.governance.jobs import JobKind
+    from forgegov.governance.job_entries import JobKind
 
     orders = {"candidate": "checkpoint/c@1", "suites": ["suite/s@1"], "base": None, "batch_size": 8}
     monkeypatch.setattr(evaluations, "started", lambda _session, job: ("alice", JobKind.EVALUATION, orders))

@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from forgegov.app.run_start import start_run
-from forgegov.foundation.errors import BadInput, DigestMismatch, PolicyDenied, StateConflict, StoreTampered
+from forgegov.foundation.errors import BadInput, DigestMismatch, NotFound, PolicyDenied, StateConflict, StoreTampered
 from forgegov.foundation.store.db import read_session
 from forgegov.foundation.store.models import AuditEntry, Decision, TrainingRun
 from forgegov.foundation.vocabulary import (
@@ -253,6 +253,13 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
     assert [c["step"] for c in committed] == [2, 4] and all(c["run_id"] == failed["run_id"] for c in committed)
     assert sum(committed[-1]["counts"]["forgegov-source-tokens.json"]) > 0
 
+    # The crashed attempt's job is spent: resuming takes a new one, which the policy decides again.
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.training.backend import BACKENDS
+
+    spent = audit_entries(people, "job.start")[-1].seq
+    with pytest.raises(StateConflict, match=f"job {spent} already trained"):
+        execute_run(people, run, actor="alice", backends=BACKENDS, job=spent)
     resumed = _start(people, recipe).trained
     assert resumed is not None and resumed.attempts == 2 and resumed.resumed_from_step == 4
     assert 10 * 4 * 32 - 32 < resumed.realised["total_tokens"] <= 10 * 4 * 32
@@ -497,6 +504,25 @@ def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, bas
     logged = {(m.step, round(m.value, 6)) for m in client.get_metric_history(runs[0].info.run_id, "loss")}
     written = [json.loads(line) for line in (Path(done.output_dir) / "metrics.jsonl").read_text().splitlines()]
     assert logged == {(m["step"], round(m["loss"], 6)) for m in written} and len(logged) == 4
+
+
+def test_a_run_trains_only_under_its_own_job_once(people, tmp_path, base_template):
+    """Calling the trainer directly (a script holding the workspace, a second launch) is no way around the policy's
+    say over compute: without a job, under another's job, or under no job at all, nothing is claimed and nothing
+    trains (a job an earlier attempt used: `test_a_crashed_run_resumes_...`)."""
+    from forgegov.governance.jobs import run_job
+    from forgegov.governance.runs.lifecycle import execute_run
+    from forgegov.training.backend import BACKENDS
+
+    governed_inputs(people, tmp_path / "inputs", base_template)
+    started = _start(people, _recipe(tmp_path, recipe_text(max_steps=4)))
+    actions.answer(people, started.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    daves = actions.start_job(people, run_job(started.run), "mine", "dave", PASSPHRASE).audit_seq
+    for job, message in ((None, "trains only as a job the policy allowed"), (daves, "not alice's job"),
+                         (daves - 1, "there is no job")):
+        with pytest.raises((StateConflict, NotFound), match=message):
+            execute_run(people, started.run, actor="alice", backends=BACKENDS, job=job)
+    assert "run.start" not in _actions(people)
 
 
 def test_a_method_without_a_backend_is_refused_before_anything_is_claimed(people, tmp_path, base_template):

@@ -19,17 +19,17 @@ from forgegov.app.server.jobs import OUTCOME_FILE, PROGRESS_FILE, JobState, writ
 from forgegov.foundation.config import Workspace, load_workspace
 from forgegov.foundation.errors import ForgegovError
 from forgegov.foundation.store.db import read_session
-from forgegov.governance.jobs import JobKind, started
+from forgegov.governance.job_entries import JobKind, started
 
 Progress = Callable[[str, int, int, str], None]
 
 
-def _train(workspace: Workspace, _job: int, actor: str, arguments: dict[str, Any],
+def _train(workspace: Workspace, job: int, actor: str, arguments: dict[str, Any],
            progress: Progress) -> dict[str, Any]:
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
 
-    trained = execute_run(workspace, arguments["subject"], actor=actor, backends=BACKENDS, progress=progress)
+    trained = execute_run(workspace, arguments["subject"], actor=actor, backends=BACKENDS, job=job, progress=progress)
     if trained is None:
         raise ForgegovError("the run was trained by another process of a launch: a server job is one process")
     return trained.to_dict()

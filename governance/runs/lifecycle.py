@@ -38,10 +38,11 @@ from forgegov.foundation.errors import AlreadyExists, BadInput, ForgegovError, S
 from forgegov.foundation.manifest import build_manifest
 from forgegov.foundation.staging import staged_folder
 from forgegov.foundation.store.db import read_session, write_transaction
-from forgegov.foundation.store.models import Asset, TrainingRun
+from forgegov.foundation.store.models import Asset, AuditEntry, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, CheckpointStage, RunStatus
 from forgegov.governance.checkpoints import PICKLED_SUFFIXES
 from forgegov.governance.identities import get_identity, require_active
+from forgegov.governance.job_entries import JobKind, started
 from forgegov.governance.registry import check_recorded, label, register_asset, resolve
 from forgegov.governance.runs.plan import RunPlan, approved_plan
 from forgegov.governance.runs.ranks import Ranks
@@ -125,9 +126,11 @@ def _quiet(_phase: str, _done: int, _total: int, _note: str) -> None:
 
 
 def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Mapping[Method, Backend],
-                progress: Progress | None = None, callbacks: Sequence[Any] = ()) -> RunOutcome | None:
+                job: int | None = None, progress: Progress | None = None,
+                callbacks: Sequence[Any] = ()) -> RunOutcome | None:
     """Train the approved run `run_ref` (a run asset) with the backend for its method, or resume it when an earlier
-    attempt stopped.
+    attempt stopped, as job JOB: the `job.start` entry the policy allowed `actor` to train this run under (the main
+    process's; the others of a launch follow it). Each job trains one attempt.
 
     Under a multi-process launch every process trains and the main one records the outcome: the others return None.
     `callbacks` go to the backend (the TRL one takes `transformers.TrainerCallback`s; the tests crash a run with one)."""
@@ -149,7 +152,7 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
     ranks = Ranks.from_env()
     backend.preflight(recipe, ranks)
     with ExitStack() as held:
-        row = _claimed_by_main(held, workspace, run, plan, actor, ranks)
+        row = _claimed_by_main(held, workspace, run, plan, actor, ranks, job)
         output = Path(row.output_dir)
         started = time.perf_counter()
         try:
@@ -180,14 +183,14 @@ def _refuse_withdrawn_inputs(session: Session, plan: RunPlan) -> None:
                                 "cannot start or resume", hint="register a new run spec on approved inputs")
 
 def _claimed_by_main(held: ExitStack, workspace: Workspace, run: Asset, plan: RunPlan, actor: str,
-                     ranks: Ranks) -> TrainingRun:
+                     ranks: Ranks, job: int | None) -> TrainingRun:
     """The main process locks and claims the run (the lock joins `held`); the others read the record it made, or
     stop with the error it met, so that no process waits for a main process that gave up."""
     if ranks.main:
         lock = workspace.artifacts_dir / "runs" / "locks" / f"{run.digest.removeprefix('sha256:')}.lock"
         try:
             held.enter_context(_exclusive(lock, label(run)))
-            claim = _claim(workspace, run, plan, actor)
+            claim = _claim(workspace, run, plan, actor, job)
         except ForgegovError as refused:
             # Every refusal reaches the other processes, or they would wait for a main process that gave up.
             ranks.share(refused.message)
@@ -203,10 +206,11 @@ def _claimed_by_main(held: ExitStack, workspace: Workspace, run: Asset, plan: Ru
         return row
 
 
-def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> TrainingRun:
+def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str, job: int | None) -> TrainingRun:
     """The run's record: created on the first start, counted up on a resume; completed runs are never re-run."""
     with audited_transaction(workspace) as tx:
         session = tx.session
+        _require_job(session, run, actor, job)
         row = session.exec(select(TrainingRun).where(TrainingRun.run_asset_id == run.id)).first()
         if row is not None and row.status is RunStatus.COMPLETED:
             raise StateConflict(f"{label(run)} already completed as run {row.id} (candidate {row.candidate_digest})",
@@ -232,11 +236,41 @@ def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str) -> Train
         tx.append(EntryDraft(
             actor=actor, action=action, subject_digest=run.digest, decision_id=plan.decision_id,
             policy_revision=plan.policy_revision,
-            payload={"run_id": row.id, "run": label(run), "attempt": row.attempts, "plan": plan.to_document()},
+            payload={"run_id": row.id, "run": label(run), "attempt": row.attempts, "job": job,
+                     "plan": plan.to_document()},
         ))
         session.refresh(row)
         session.expunge(row)
     return row
+
+
+def _require_job(session: Session, run: Asset, actor: str, job: int | None) -> None:
+    """Compute is spent only as the policy allowed: JOB is a `job.start` entry (held to the log) that `actor`
+    signed, to train this very run, and no earlier attempt of it trained under that job. Without it, whoever can
+    call the trainer (a script, a second launch) would train an approved run nobody was allowed to start."""
+    if job is None:
+        raise StateConflict(f"{label(run)} trains only as a job the policy allowed (a signed job.start)",
+                            hint="forgegov run start (its recipe), or a team server's job")
+    starter, kind, ordered = started(session, job)
+    if kind is not JobKind.RUN or ordered != {"subject": label(run)} or starter != actor:
+        raise StateConflict(f"job {job} is not {actor}'s job to train {label(run)} (it is {starter}'s, to "
+                            f"{kind.value} {ordered})")
+    for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
+            AuditEntry.action.in_([AuditAction.RUN_START, AuditAction.RUN_RESUME]),  # type: ignore[attr-defined]
+            AuditEntry.subject_digest == run.digest)):
+        if _payload_of(seq, payload).get("job") == job:
+            raise StateConflict(f"job {job} already trained {label(run)} (audit entry {seq})",
+                                hint="start it again: a new job resumes it")
+
+
+def _payload_of(seq: int, payload: str | None) -> dict[str, Any]:
+    try:
+        document = json.loads(payload or "")
+    except ValueError as exc:
+        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint="run `forgegov audit verify`") from exc
+    if not isinstance(document, dict):
+        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint="run `forgegov audit verify`")
+    return document
 
 
 @contextmanager
