@@ -199,7 +199,7 @@ QUORUM_WINDOW = timedelta(days=7)
 NOT_REDACTABLE = frozenset({
     AuditAction.AUDIT_REDACT, AuditAction.IDENTITY_CREATE, AuditAction.IDENTITY_REVOKE, AuditAction.IDENTITY_ROTATE,
     AuditAction.IDENTITY_ENROL, AuditAction.ADMIN_DENIED, AuditAction.ADMIN_PENDING, AuditAction.JOB_START, AuditAction.JOB_CANCEL,
-    AuditAction.ASSET_FETCH,
+    AuditAction.ASSET_FETCH, AuditAction.RUN_START, AuditAction.RUN_RESUME,
     AuditAction.EVAL_RECORD, AuditAction.SUITE_REGISTER,
     AuditAction.POLICY_ACTIVATE, AuditAction.POLICY_REGISTER, AuditAction.GATE_POLICY_REQUEST,
     AuditAction.GATE_POLICY_APPROVE, AuditAction.GATE_POLICY_REJECT, AuditAction.GATE_POLICY_WITHDRAW,

@@ -4,15 +4,18 @@ lifecycle can hold a training to the job it belongs to."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from forgegov.audit.commitments import committed_payload
-from forgegov.foundation.errors import NotFound, StoreTampered
+from forgegov.foundation.clock import now, parse_rfc3339
+from forgegov.foundation.errors import NotFound, StateConflict, StoreTampered
 from forgegov.foundation.store.models import AuditEntry
 from forgegov.foundation.vocabulary import AuditAction
+from forgegov.governance.policy import policy_in_force
 
 
 class JobKind(StrEnum):
@@ -50,3 +53,31 @@ def started(session: Session, job: int) -> tuple[str, JobKind, dict[str, Any]]:
         return signer, kind, orders(target)
     except (KeyError, TypeError, ValueError) as exc:
         raise StoreTampered(f"job {job}'s start entry is malformed: {exc}", hint="run `forgegov audit verify`") from exc
+
+
+# How long a started job may wait to be taken up: a job is spent compute the policy allowed now, not a voucher.
+CLAIM_WINDOW = timedelta(hours=24)
+
+
+def claimable(session: Session, job: int) -> tuple[str, JobKind, dict[str, Any]]:
+    """`started`, for a process about to act on job JOB: refused (StateConflict) when a `job.cancel` entry stopped
+    it, when it was allowed under a policy no longer in force (a role taken away since), or when it was started more
+    than a day ago."""
+    starter, kind, ordered = started(session, job)
+    entry = session.get(AuditEntry, job)
+    payload = committed_payload(session, what=f"job {job}", action=AuditAction.JOB_START,
+                                subject_digest=entry.subject_digest if entry is not None else None, fields={},
+                                seq=job)
+    if payload["decision"].get("policy_digest") != policy_in_force(session).digest:
+        raise StateConflict(f"job {job} was allowed under a policy no longer in force",
+                            hint="start it again: the policy in force decides")
+    if entry is None or parse_rfc3339(entry.time) < now() - CLAIM_WINDOW:
+        raise StateConflict(f"job {job} was started more than {CLAIM_WINDOW.total_seconds() / 3600:.0f} hours ago",
+                            hint="start it again")
+    for row in session.exec(select(AuditEntry).where(AuditEntry.action == AuditAction.JOB_CANCEL,
+                                                     AuditEntry.seq > job)):
+        cancel = committed_payload(session, what=f"the cancel in entry {row.seq}", action=AuditAction.JOB_CANCEL,
+                                   subject_digest=row.subject_digest, fields={}, seq=row.seq)
+        if cancel.get("job") == job:
+            raise StateConflict(f"job {job} was cancelled (audit entry {row.seq})", hint="start it again")
+    return starter, kind, ordered

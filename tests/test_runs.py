@@ -506,10 +506,13 @@ def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, bas
     assert logged == {(m["step"], round(m["loss"], 6)) for m in written} and len(logged) == 4
 
 
-def test_a_run_trains_only_under_its_own_job_once(people, tmp_path, base_template):
+def test_a_run_trains_only_under_its_own_job_once(people, tmp_path, base_template, monkeypatch):
     """Calling the trainer directly (a script holding the workspace, a second launch) is no way around the policy's
-    say over compute: without a job, under another's job, or under no job at all, nothing is claimed and nothing
-    trains (a job an earlier attempt used: `test_a_crashed_run_resumes_...`)."""
+    say over compute: without a job, under another's job, under no job at all, under a cancelled job or a stale one,
+    nothing is claimed and nothing trains (a job an earlier attempt used: `test_a_crashed_run_resumes_...`)."""
+    from datetime import timedelta
+
+    from forgegov.foundation.clock import now
     from forgegov.governance.jobs import run_job
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.training.backend import BACKENDS
@@ -522,6 +525,21 @@ def test_a_run_trains_only_under_its_own_job_once(people, tmp_path, base_templat
                          (daves - 1, "there is no job")):
         with pytest.raises((StateConflict, NotFound), match=message):
             execute_run(people, started.run, actor="alice", backends=BACKENDS, job=job)
+    # alice's own job, cancelled, or started more than a day before it is taken up, trains nothing either.
+    from forgegov.governance import job_entries
+    from forgegov.governance.admin import AdminAct, make_admin_statement, submit_admin
+    from forgegov.governance.identities import unlock
+
+    alices = actions.start_job(people, run_job(started.run), "train", "alice", PASSPHRASE).audit_seq
+    with actions.policy_engine(people) as engine:
+        submit_admin(people, engine, make_admin_statement(unlock(people, "alice", PASSPHRASE), AdminAct.JOB_CANCEL,
+                                                          {"job": alices}, "wrong mixture"))
+    with pytest.raises(StateConflict, match=f"job {alices} was cancelled"):
+        execute_run(people, started.run, actor="alice", backends=BACKENDS, job=alices)
+    late = actions.start_job(people, run_job(started.run), "train", "alice", PASSPHRASE).audit_seq
+    monkeypatch.setattr(job_entries, "now", lambda: now() + job_entries.CLAIM_WINDOW + timedelta(minutes=1))
+    with pytest.raises(StateConflict, match=f"job {late} was started more than 24 hours ago"):
+        execute_run(people, started.run, actor="alice", backends=BACKENDS, job=late)
     assert "run.start" not in _actions(people)
 
 

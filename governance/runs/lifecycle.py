@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from forgegov.audit.commitments import committed_payload
 from forgegov.audit.recorder import EntryDraft, TreeHeadUnsigned, audited_transaction, record
 from forgegov.foundation.canonical import digest_of
 from forgegov.foundation.clock import now_rfc3339
@@ -42,7 +43,7 @@ from forgegov.foundation.store.models import Asset, AuditEntry, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, CheckpointStage, RunStatus
 from forgegov.governance.checkpoints import PICKLED_SUFFIXES
 from forgegov.governance.identities import get_identity, require_active
-from forgegov.governance.job_entries import JobKind, started
+from forgegov.governance.job_entries import JobKind, claimable
 from forgegov.governance.registry import check_recorded, label, register_asset, resolve
 from forgegov.governance.runs.plan import RunPlan, approved_plan
 from forgegov.governance.runs.ranks import Ranks
@@ -245,32 +246,26 @@ def _claim(workspace: Workspace, run: Asset, plan: RunPlan, actor: str, job: int
 
 
 def _require_job(session: Session, run: Asset, actor: str, job: int | None) -> None:
-    """Compute is spent only as the policy allowed: JOB is a `job.start` entry (held to the log) that `actor`
-    signed, to train this very run, and no earlier attempt of it trained under that job. Without it, whoever can
-    call the trainer (a script, a second launch) would train an approved run nobody was allowed to start."""
+    """Compute is spent only as the policy allowed: JOB is a `job.start` entry (held to the log) that `actor`, still
+    active, signed to train this very run, lately, under the policy in force, not cancelled, and no earlier attempt
+    of the run trained under it. Without it, whoever can call the trainer (a script, a second launch) would train an
+    approved run nobody was allowed to start."""
     if job is None:
         raise StateConflict(f"{label(run)} trains only as a job the policy allowed (a signed job.start)",
                             hint="forgegov run start (its recipe), or a team server's job")
-    starter, kind, ordered = started(session, job)
+    require_active(get_identity(session, actor))
+    starter, kind, ordered = claimable(session, job)
     if kind is not JobKind.RUN or ordered != {"subject": label(run)} or starter != actor:
         raise StateConflict(f"job {job} is not {actor}'s job to train {label(run)} (it is {starter}'s, to "
                             f"{kind.value} {ordered})")
-    for seq, payload in session.exec(select(AuditEntry.seq, AuditEntry.payload).where(
-            AuditEntry.action.in_([AuditAction.RUN_START, AuditAction.RUN_RESUME]),  # type: ignore[attr-defined]
-            AuditEntry.subject_digest == run.digest)):
-        if _payload_of(seq, payload).get("job") == job:
-            raise StateConflict(f"job {job} already trained {label(run)} (audit entry {seq})",
-                                hint="start it again: a new job resumes it")
-
-
-def _payload_of(seq: int, payload: str | None) -> dict[str, Any]:
-    try:
-        document = json.loads(payload or "")
-    except ValueError as exc:
-        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint="run `forgegov audit verify`") from exc
-    if not isinstance(document, dict):
-        raise StoreTampered(f"audit entry {seq} holds no readable payload", hint="run `forgegov audit verify`")
-    return document
+    for action in (AuditAction.RUN_START, AuditAction.RUN_RESUME):
+        for seq in session.exec(select(AuditEntry.seq).where(AuditEntry.action == action,
+                                                             AuditEntry.subject_digest == run.digest)):
+            attempt = committed_payload(session, what=f"attempt {seq} of {label(run)}", action=action,
+                                        subject_digest=run.digest, fields={}, seq=seq)
+            if attempt.get("job") == job:
+                raise StateConflict(f"job {job} already trained {label(run)} (audit entry {seq})",
+                                    hint="start it again: a new job resumes it")
 
 
 @contextmanager
