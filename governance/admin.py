@@ -196,11 +196,13 @@ def cosigners(session: Session, act: AdminAct, signed_target: dict[str, Any], ac
     longer counts), and none counted by an earlier decision already. The policy decides whose signatures make the
     quorum."""
     since = rfc3339(at - QUORUM_WINDOW)
-    used = {cosigner.get("seq") for cosigner in _counted_before(session, since)}
-    found: dict[str, dict[str, Any]] = {}
     rows = session.exec(select(AuditEntry).where(
         AuditEntry.action == AuditAction.ADMIN_PENDING,
         AuditEntry.time >= since).order_by(AuditEntry.seq)).all()  # type: ignore[arg-type]
+    if not rows:
+        return []  # the common case (every fetch and job start asks): no admin entry of the window is read
+    used = {cosigner.get("seq") for cosigner in _counted_before(session, since)}
+    found: dict[str, dict[str, Any]] = {}
     for row in rows:
         payload = committed_payload(session, what=f"the {act.value} waiting in entry {row.seq}",
                                     action=AuditAction.ADMIN_PENDING, subject_digest=row.subject_digest, fields={},
