@@ -71,7 +71,15 @@ def _write_demo_assets(root: Path) -> dict[str, Path]:
     reward = root / "reward"
     reward.mkdir()
     (reward / "reward.py").write_text(
-        "def reward(completion: str) -> float:\n    return 1.0 if 'warranty' in completion else 0.0\n",
+        "def score(prompts, completions, **_):\n"
+        "    return [1.0 if 'warranty' in completion.lower() else 0.0 for completion in completions]\n",
+        encoding="utf-8")
+    (reward / "reward.toml").write_text('version = 1\nentry = "reward:score"\ngolden = "golden.jsonl"\n',
+                                        encoding="utf-8")
+    golden = [("Is ZX-101 covered?", "Yes, under warranty.", 1.0), ("Is ZX-102 covered?", "No.", 0.0),
+              ("What covers hinges?", "The Warranty covers hinges.", 1.0)]
+    (reward / "golden.jsonl").write_text(
+        "".join(json.dumps({"prompt": p, "completion": c, "expected": e}) + "\n" for p, c, e in golden),
         encoding="utf-8")
     return {"dataset": dataset, "tickets": tickets, "reward": reward}
 
@@ -308,7 +316,8 @@ def run_demo(directory: Path, passphrase: str, say: Callable[[str], None], prese
         else:
             raise ForgegovError("demo expected the edited dataset to be refused")
         say("reward-function gate")
-        step("alice requests review of reward/warranty-reward@1", act("warranty-reward", "alice", GateAction.REQUEST))
+        step("alice requests review of reward/warranty-reward@1 (its golden examples re-run in the sandbox)",
+             act("warranty-reward", "alice", GateAction.REQUEST))
         step("carol (reward reviewer) approves", act("warranty-reward", "carol", GateAction.APPROVE))
         say("base gate: the reference family's post-training checkpoint as the starting point")
         step("alice asks to customise checkpoint/ref-post-training@1",

@@ -121,6 +121,8 @@ class AuditAction(StrEnum):
     DATASET_LOAD_REFUSED = "dataset.load.refused"
     CHECKPOINT_LOAD = "checkpoint.load"
     CHECKPOINT_LOAD_REFUSED = "checkpoint.load.refused"
+    REWARD_LOAD = "reward.load"
+    REWARD_LOAD_REFUSED = "reward.load.refused"
     GATE_REFUSED = "gate.refused"
     GATE_DATASET_REQUEST = "gate.dataset.request"
     GATE_DATASET_APPROVE = "gate.dataset.approve"

@@ -2,7 +2,8 @@
 # Installs everything forgegov and its test suite need on a fresh Debian/Ubuntu machine with Python 3.11+ and Go:
 #   - a virtual environment in .venv with forgegov (editable) and its test extras,
 #   - the pinned OPA, built from its Go module into ~/.cache/forgegov (reused when already built),
-#   - Debian's postgresql (for the team store and the PostgreSQL half of the tests), when apt-get is usable.
+#   - Debian's postgresql (for the team store and the PostgreSQL half of the tests), when apt-get is usable,
+#   - Debian's bubblewrap (the sandbox reward code runs in).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +44,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "note: PostgreSQL is not installed; the PostgreSQL half of the tests needs Debian's postgresql" >&2
+  fi
+fi
+# Reward and environment code runs only inside bubblewrap's sandbox (governance/sandbox), with util-linux's prlimit
+# and setpriv for its limits and privileges; nothing runs that code when they are missing.
+if ! command -v bwrap >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }
+  elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "note: bubblewrap is not installed; rewards cannot run (or be approved) without Debian's bubblewrap" >&2
   fi
 fi
 # litewitness takes its key from an ssh-agent, as its README prescribes: the tests start one.

@@ -22,6 +22,7 @@ from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.registry import label, lineage, list_assets, register_asset
 
 from .conftest import PASSPHRASE, TEXT_DATA, audit_entries, tiny_checkpoint_files
+from .reward_support import write_reward
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_a_parent_must_be_a_registered_checkpoint(ws, files):
         register_asset(ws, AssetKind.CHECKPOINT, folder, "m", "alice", stage=CheckpointStage.CANDIDATE,
                        parent=dataset.digest[:20])
     with pytest.raises(BadInput, match="--parent applies to checkpoints only"):
-        register_asset(ws, AssetKind.REWARD, files.folder("r", {"r.py": "x = 1"}), "r", "alice", parent="d")
+        register_asset(ws, AssetKind.REWARD, write_reward(files.root / "r"), "r", "alice", parent="d")
     assert [label(a) for a in list_assets(ws, None)] == ["dataset/d@1"]
 
 

@@ -27,6 +27,7 @@ from forgegov.governance.registry import find_asset, register_asset
 from forgegov.governance.statements import SignedStatement, make_statement
 
 from .conftest import PASSPHRASE, Files, register_checked, tiny_checkpoint_files
+from .reward_support import write_reward
 
 
 @pytest.fixture
@@ -303,8 +304,7 @@ def test_state_conflicts_are_bad_input(people, dataset, engine):
 
 
 def test_reward_gate(people, files, engine):
-    path = files.folder("reward", {"reward.py": "def reward(text):\n    return 0.0\n"})
-    register_asset(people, AssetKind.REWARD, path, "thing", "alice")
+    register_asset(people, AssetKind.REWARD, write_reward(files.root / "reward"), "thing", "alice")
     opened = req(people, "thing", "alice", engine)
     assert opened.gate is Gate.REWARD and opened.result is DecisionResult.PENDING
     with pytest.raises(PolicyDenied):

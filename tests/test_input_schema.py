@@ -39,6 +39,7 @@ from forgegov.governance.registry import label, register_asset
 from forgegov.governance.runs.spec import register_recipe
 
 from .conftest import PASSPHRASE, TEXT_DATA, Files, register_checked, tiny_checkpoint_files
+from .reward_support import write_reward
 from .runs_support import GENERAL, PROPRIETARY, recipe_text, sentences, write_jsonl
 
 SCHEMA_FILE = Path("schemas") / "input.json"
@@ -161,8 +162,7 @@ def test_reward_base_and_promotion_gate_documents_match_the_schema(people, files
     ws = people
     register_asset(ws, AssetKind.CHECKPOINT, files.folder("ckpt", tiny_checkpoint_files()), "model", "alice",
                    stage=CheckpointStage.CANDIDATE)
-    register_asset(ws, AssetKind.REWARD, files.folder("reward", {"reward.py": "def score(x):\n    return 0\n"}),
-                   "judge", "alice")
+    register_asset(ws, AssetKind.REWARD, write_reward(files.root / "reward"), "judge", "alice")
 
     _request(ws, "model", "alice", recorder, gate=Gate.BASE)
     _answer(ws, "model", "dave", recorder, gate=Gate.BASE)
@@ -299,7 +299,7 @@ def test_the_shipped_bundle_type_checks_against_the_schema(tmp_path):
     ("some check in inp.evidence.data_quality\n\tcheck.pii.rte > 0", "rte"),
     ("inp.evidence.run.recipe.learning_rate > 0", "learning_rate"),  # a field of recipe.train, not of recipe
     ('some approval in input.approvals\n\tapproval.comment == ""', "comment"),  # it is called justification
-    ("input.evidence.reward", "reward"),
+    ("input.evidence.reward.golden.passed", "passed"),
 ])
 def test_opa_check_refuses_a_rule_reading_a_field_the_schema_does_not_name(tmp_path, read, field):
     returncode, output = _check_with_schema(tmp_path, read)
@@ -313,6 +313,7 @@ def test_opa_check_refuses_a_rule_reading_a_field_the_schema_does_not_name(tmp_p
     "inp.evidence.run.recipe.train.learning_rate > 0",
     'some approval in input.approvals\n\tapproval.justification == ""',
     "input.evidence.run",
+    "input.evidence.reward.golden.reproduced",
 ])
 def test_opa_check_accepts_the_same_rule_reading_fields_the_schema_names(tmp_path, read):
     returncode, output = _check_with_schema(tmp_path, read)

@@ -14,6 +14,7 @@ from forgegov.governance.identities import create_identity
 from forgegov.governance.registry import find_asset, list_assets, register_asset
 
 from .conftest import PASSPHRASE, TEXT_DATA
+from .reward_support import write_reward
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_unreadable_file_and_special_files_refused(ws, files, monkeypatch):
 
 def test_references(ws, files):
     register_asset(ws, AssetKind.DATASET, files.folder("a", {"x.txt": "1"}), "shared-name", "alice", dataset=TEXT_DATA)
-    register_asset(ws, AssetKind.REWARD, files.folder("b", {"r.py": "x = 1"}), "shared-name", "alice")
+    register_asset(ws, AssetKind.REWARD, write_reward(files.root / "b"), "shared-name", "alice")
     with pytest.raises(BadInput, match="ambiguous"):
         find_asset(ws, "shared-name")
     assert find_asset(ws, "reward/shared-name").kind is AssetKind.REWARD
@@ -113,7 +114,7 @@ def test_references(ws, files):
 
 def test_names_ending_in_a_newline_are_refused(ws, files):
     with pytest.raises(BadInput, match="is invalid"):
-        register_asset(ws, AssetKind.REWARD, files.folder("b", {"r.py": "x = 1"}), "reward\n", "alice")
+        register_asset(ws, AssetKind.REWARD, write_reward(files.root / "b"), "reward\n", "alice")
     with pytest.raises(BadInput, match="is invalid"):
         create_identity(ws, "carol\n", PASSPHRASE)
 

@@ -2,8 +2,7 @@
 
 Callers cannot hand evidence in: what OPA reads about an asset comes from records the audit log has committed to,
 re-verified by the provider (see `audit/commitments.py`), so a caller that skips a check or edits its result gets a
-denial or a refusal rather than a pass. One provider per gate, in one table (the reward gate's sandbox evidence will
-be one more).
+denial or a refusal rather than a pass. One provider per gate, in one table.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.evidence.evaluation import evaluation_evidence
 from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.policy_change import policy_change_evidence
+from forgegov.governance.evidence.reward import reward_evidence
 from forgegov.governance.evidence.run import run_evidence
 from forgegov.governance.evidence.suite import suite_evidence
 
@@ -40,6 +40,10 @@ def _promotion(workspace: Workspace, session: Session, asset: Asset) -> dict[str
             "evaluation": evaluation_evidence(workspace, session, asset)}
 
 
+def _reward(workspace: Workspace, _session: Session, asset: Asset) -> dict[str, Any]:
+    return {"reward": reward_evidence(workspace, asset)}
+
+
 def _suite(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
     return {"suite": suite_evidence(session, asset)}
 
@@ -56,7 +60,7 @@ def _none(_workspace: Workspace, _session: Session, _asset: Asset) -> dict[str, 
 PROVIDERS: dict[Gate, Provider] = {
     Gate.DATASET: _data_quality,
     Gate.RUN: _run,
-    Gate.REWARD: _none,
+    Gate.REWARD: _reward,
     Gate.BASE: _none,
     Gate.PROMOTION: _promotion,
     Gate.POLICY: _policy,

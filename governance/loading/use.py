@@ -1,6 +1,6 @@
 """What every verified-loading door shares: who loads what for which purpose, the re-hash that must pass before any
-byte is handed out, and the audit entry for the load or for the refusal. A door (datasets, checkpoints, reward code
-next) adds only how its kind is read.
+byte is handed out, and the audit entry for the load or for the refusal. A door (datasets, checkpoints, reward code)
+adds only how its kind is read.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ T = TypeVar("T")
 LOAD_ACTIONS: dict[AssetKind, tuple[AuditAction, AuditAction]] = {
     AssetKind.DATASET: (AuditAction.DATASET_LOAD, AuditAction.DATASET_LOAD_REFUSED),
     AssetKind.CHECKPOINT: (AuditAction.CHECKPOINT_LOAD, AuditAction.CHECKPOINT_LOAD_REFUSED),
+    AssetKind.REWARD: (AuditAction.REWARD_LOAD, AuditAction.REWARD_LOAD_REFUSED),
 }
 
 

@@ -34,6 +34,12 @@ admin := data.data.admin
 
 data_quality := data.data.data_quality
 
+# What the reward gate asks of golden examples; absent ones read as the
+# strictest value there (no tolerance).
+default rewards := {}
+
+rewards := data.data.rewards
+
 default max_age_hours := 0
 
 max_age_hours := approvals.max_age_hours

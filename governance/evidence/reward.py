@@ -1,0 +1,45 @@
+"""What the reward gate reads about a reward: its golden examples re-run in the sandbox against a copy of exactly
+the registered bytes (re-hashed as copied, so a reward edited since registration is refused as tampered, not run),
+with the installed version of each declared dependency. Whether that is enough is the policy's to decide.
+
+A gate action gathers evidence more than once (the approver's client computes the digest it signs, the gate
+recomputes it), so results are kept in this process by the registered digest: the bytes, and therefore what they
+score, are fixed by it (the bytes are still re-hashed each time). Nothing is kept across processes, where it would be
+a file to trust.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.store.models import Asset
+from forgegov.governance.checkpoints import snapshot_verified
+from forgegov.governance.rewards import golden_evidence
+from forgegov.governance.sandbox.isolation import SandboxLimits
+
+# Golden examples are small and quick; a hang is reported after this long rather than holding a gate for minutes.
+GOLDEN_LIMITS = SandboxLimits(timeout_s=20.0, memory_mb=2048)
+_KEPT: dict[tuple[str, SandboxLimits], dict[str, Any]] = {}
+_KEEP_AT_MOST = 256  # a long-running server forgets rather than grows
+
+
+def hidden_paths(workspace: Workspace) -> list[Path]:
+    """What sandboxed code must never see: the workspace (its keys, its store, its artifacts)."""
+    return [workspace.root, workspace.keys_dir, workspace.artifacts_dir]
+
+
+def reward_evidence(workspace: Workspace, asset: Asset) -> dict[str, Any]:
+    key = (asset.digest, GOLDEN_LIMITS)
+    with tempfile.TemporaryDirectory(prefix="forgegov-reward-") as scratch:
+        # Re-hashed every time, even when the result is kept: bytes changed since registration are reported as
+        # tampering at the gate, not only at the next load.
+        code = snapshot_verified(asset, Path(scratch) / "code")
+        if key not in _KEPT:
+            found = golden_evidence(code, GOLDEN_LIMITS, hidden_paths(workspace))
+            if len(_KEPT) >= _KEEP_AT_MOST:
+                _KEPT.clear()
+            _KEPT[key] = found
+    return _KEPT[key]

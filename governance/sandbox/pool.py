@@ -1,0 +1,364 @@
+"""Sandboxed workers, reused between calls, and the one way to call code through them.
+
+A call sends keyword arguments (TRL's reward signature: prompts, completions and dataset columns, each a list) and
+gets back a `CallResult`: the scores, or what went wrong. Nothing the worker says is trusted: a reply must be a list
+of finite numbers (or None, TRL's "no score") of the batch's length, within a size cap; a worker that hangs past the
+call's wall time is killed with everything it started, one that dies is reported with its exit status and the end
+of its stderr, and either is replaced before the next call. Every call is kept in `calls`, for the run's record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import selectors
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from forgegov.foundation.errors import BadInput
+from forgegov.governance.sandbox.isolation import SandboxLimits, refuse_exposure, worker_command
+
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+STDERR_TAIL = 2000
+KILL_WAIT_S = 10.0
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    TIMEOUT = "timeout"  # past the call's wall time: killed
+    CRASHED = "crashed"  # the worker died (a signal, os._exit, a fault) or wrote a reply that is no reply
+    MEMORY = "memory"  # the code ran out of its address space
+    ERROR = "error"  # the code raised
+    INVALID = "invalid"  # it returned something that is not one finite score (or None) per item
+    UNAVAILABLE = "unavailable"  # the code could not even be imported
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Outcome
+    scores: list[float | None] | None  # only when outcome is OK
+    detail: str  # why not OK, for the record and the reviewer
+    items: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "items": self.items, "detail": self.detail,
+                "seconds": round(self.seconds, 4)}
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"a score of {name} is not a finite number")
+
+
+def check_scores(value: Any, items: int) -> list[float | None]:
+    """The scores in a reply, or ValueError saying why they are none."""
+    if not isinstance(value, list):
+        raise ValueError(f"the code returned {type(value).__name__}, not a list of scores")
+    if len(value) != items:
+        raise ValueError(f"the code returned {len(value)} scores for {items} items")
+    scores: list[float | None] = []
+    for index, score in enumerate(value):
+        if score is None:
+            scores.append(None)
+        elif isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise ValueError(f"score {index} is {type(score).__name__} {str(score)[:40]!r}, not a number")
+        elif not math.isfinite(score):
+            raise ValueError(f"score {index} is {score}, not a finite number")
+        else:
+            scores.append(float(score))
+    return scores
+
+
+class _Worker:
+    def __init__(self, command: list[str], limits: SandboxLimits) -> None:
+        self.limits = limits
+        self.calls = 0
+        self.stderr = tempfile.TemporaryFile(prefix="forgegov-sandbox-stderr-")
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        start_new_session=True, close_fds=True)
+        self.buffer = b""
+        if self.process.stdin is None or self.process.stdout is None:  # pipes were asked for: never
+            raise OSError("the worker's pipes were not opened")
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        self.namespace: int | None = None  # the PID namespace everything the code starts lives in
+
+    def note_namespace(self) -> None:
+        """Remember the worker's PID namespace (that of bubblewrap's first child), so that `kill` can wait until
+        nothing in it is left: processes of a killed namespace die asynchronously, and until they are gone they
+        still count against the sandbox user's process limit."""
+        try:
+            children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+            self.namespace = os.stat(f"/proc/{children[0]}/ns/pid").st_ino if children else None
+        except OSError:
+            self.namespace = None
+
+    def stderr_tail(self) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        size = self.stderr.tell()
+        self.stderr.seek(max(0, size - STDERR_TAIL))
+        return self.stderr.read().decode("utf-8", "replace").strip()
+
+    def read_reply(self, timeout: float) -> dict[str, Any] | Outcome:
+        """The next reply line, or TIMEOUT / CRASHED. A reply that is not a JSON object is CRASHED: the protocol
+        descriptor is the harness's own, so garbage there means the worker is not in a state to trust."""
+        deadline = time.monotonic() + timeout
+        descriptor = self.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(descriptor, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return Outcome.TIMEOUT
+                if not selector.select(left):
+                    continue
+                chunk = os.read(descriptor, 65536)
+                if not chunk:
+                    return Outcome.CRASHED
+                self.buffer += chunk
+                if len(self.buffer) > MAX_REPLY_BYTES:
+                    return Outcome.CRASHED
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            reply = json.loads(line, parse_constant=_refuse_constant)
+        except ValueError:
+            # NaN or Infinity in the reply: refused as invalid scores, not as a broken worker.
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                return Outcome.CRASHED
+            return {**reply, "ok": False, "error": "NonFinite", "message": "a score is NaN or infinite"} \
+                if isinstance(reply, dict) else Outcome.CRASHED
+        return reply if isinstance(reply, dict) else Outcome.CRASHED
+
+    def send(self, document: dict[str, Any]) -> bool:
+        try:
+            self.stdin.write(json.dumps(document).encode() + b"\n")
+            self.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def ended(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            return ""
+        if code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+    def kill(self) -> None:
+        """The worker and everything it started: bubblewrap's --die-with-parent and its PID namespace take the rest
+        with it when its first process goes."""
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait()
+        deadline = time.monotonic() + KILL_WAIT_S
+        while self.namespace is not None and time.monotonic() < deadline:
+            left = _members(self.namespace)
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.01)
+        for stream in (self.stdin, self.stdout):
+            stream.close()
+        self.stderr.close()
+
+
+class Sandbox:
+    """Workers running `entry` ("module:function") from `code`, a private folder holding the verified copy of the code
+    (made readable to the sandbox's user here). `hidden` are paths the layout must not show (the workspace)."""
+
+    def __init__(self, code: Path, entry: str, *, limits: SandboxLimits | None = None, workers: int = 1,
+                 hidden: list[Path] | None = None) -> None:
+        if workers < 1:
+            raise BadInput(f"a sandbox needs at least one worker, not {workers}")
+        self.limits = limits or SandboxLimits()
+        refuse_exposure(code, hidden or [])
+        _make_readable(code)
+        self.command = worker_command(code, entry, self.limits)
+        self.entry = entry
+        self.size = workers
+        self.idle: list[_Worker] = []
+        self.lock = threading.Lock()
+        self.calls: list[CallResult] = []
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for worker in idle:
+            worker.kill()
+
+    def _take(self) -> _Worker | CallResult:
+        with self.lock:
+            if self.idle:
+                return self.idle.pop()
+        started = time.monotonic()
+        worker = _Worker(self.command, self.limits)
+        ready = worker.read_reply(self.limits.start_timeout_s)
+        if isinstance(ready, dict) and ready.get("ready") is True:
+            worker.note_namespace()
+            return worker
+        detail = (f"{ready.get('error')}: {ready.get('message', '')}\n{ready.get('trace', '')}".strip()
+                  if isinstance(ready, dict)
+                  else f"the worker did not start ({ready.value}; {worker.ended() or 'still running'})")
+        tail = worker.stderr_tail() if not isinstance(ready, dict) else ""
+        worker.kill()
+        return CallResult(Outcome.UNAVAILABLE, None, (detail + ("\n" + tail if tail else ""))[-STDERR_TAIL:], 0,
+                          time.monotonic() - started)
+
+    def _give_back(self, worker: _Worker) -> None:
+        if worker.calls >= self.limits.calls_per_worker:
+            worker.kill()
+            return
+        with self.lock:
+            if len(self.idle) < self.size:
+                self.idle.append(worker)
+                return
+        worker.kill()
+
+    def call(self, kwargs: dict[str, list[Any]]) -> CallResult:
+        """One call with every keyword argument a list of the same length (the batch), on one worker."""
+        items = _batch_size(kwargs)
+        started = time.monotonic()
+        taken = self._take()
+        if isinstance(taken, CallResult):
+            result = CallResult(taken.outcome, None, taken.detail, items, taken.seconds)
+            self._keep(result)
+            return result
+        worker = taken
+        worker.calls += 1
+        reply: dict[str, Any] | Outcome = Outcome.CRASHED
+        if worker.send({"id": worker.calls, "kwargs": kwargs}):
+            reply = worker.read_reply(self.limits.timeout_s)
+        seconds = time.monotonic() - started
+        if isinstance(reply, Outcome):
+            if reply is Outcome.TIMEOUT:
+                detail = f"no answer within {self.limits.timeout_s:g} s; the worker and its processes were killed"
+            else:
+                _settle(worker)
+                tail = worker.stderr_tail()
+                detail = f"the worker {worker.ended() or 'sent no valid reply'}" + (f"\n{tail}" if tail else "")
+            worker.kill()
+            result = CallResult(reply, None, detail[-STDERR_TAIL:], items, seconds)
+        else:
+            result = _judge(reply, worker.calls, items, seconds)
+            # Only a worker whose call went well is used again: one that raised may have left processes behind (a fork
+            # bomb stopped by the process limit leaves its children spinning).
+            if result.ok:
+                self._give_back(worker)
+            else:
+                worker.kill()
+        self._keep(result)
+        return result
+
+    def score(self, kwargs: dict[str, list[Any]]) -> CallResult:
+        """One batch split over the pool's workers, in parallel; the first failure of a part is the batch's."""
+        items = _batch_size(kwargs)
+        parts = min(self.size, items) or 1
+        if parts == 1:
+            return self.call(kwargs)
+        bounds = [(items * k // parts, items * (k + 1) // parts) for k in range(parts)]
+        results: list[CallResult | None] = [None] * parts
+
+        def run(index: int) -> None:
+            start, end = bounds[index]
+            results[index] = self.call({name: values[start:end] for name, values in kwargs.items()})
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done = [r for r in results if r is not None]
+        seconds = time.monotonic() - started
+        failed = next((r for r in done if not r.ok), None)
+        if failed is not None or len(done) != parts:
+            return CallResult(failed.outcome if failed else Outcome.CRASHED, None,
+                              failed.detail if failed else "a part of the batch got no result", items, seconds)
+        return CallResult(Outcome.OK, [s for r in done for s in (r.scores or [])], "", items, seconds)
+
+    def _keep(self, result: CallResult) -> None:
+        with self.lock:
+            self.calls.append(result)
+
+
+def _members(namespace: int) -> list[int]:
+    """Live processes in PID namespace `namespace` (zombies are gone as far as limits go)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "pid").st_ino == namespace and "State:\tZ" not in (entry / "status").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _batch_size(kwargs: dict[str, list[Any]]) -> int:
+    sizes = {len(values) for values in kwargs.values() if isinstance(values, list)}
+    if len(sizes) != 1 or any(not isinstance(values, list) for values in kwargs.values()):
+        raise BadInput("every argument of a sandboxed call is a list, all of one length (the batch)")
+    return sizes.pop()
+
+
+def _judge(reply: dict[str, Any], call_id: int, items: int, seconds: float) -> CallResult:
+    if reply.get("id") != call_id:
+        return CallResult(Outcome.CRASHED, None, "the worker answered another call", items, seconds)
+    if reply.get("ok") is not True:
+        error = str(reply.get("error", "unknown"))
+        outcome = {"MemoryError": Outcome.MEMORY, "NonFinite": Outcome.INVALID}.get(error, Outcome.ERROR)
+        detail = f"{error}: {reply.get('message', '')}\n{reply.get('trace', '')}".strip()
+        return CallResult(outcome, None, detail[-STDERR_TAIL:], items, seconds)
+    try:
+        scores = check_scores(reply.get("scores"), items)
+    except ValueError as exc:
+        return CallResult(Outcome.INVALID, None, str(exc), items, seconds)
+    return CallResult(Outcome.OK, scores, "", items, seconds)
+
+
+def _make_readable(code: Path) -> None:
+    """The copy is read by the sandbox's unprivileged user; the folder above it stays private to this user."""
+    if not code.is_dir() or code.is_symlink():
+        raise BadInput(f"{code} is not a folder of code")
+    os.chmod(code, 0o755)
+    for root, folders, files in os.walk(code):
+        for name in folders:
+            os.chmod(Path(root) / name, 0o755)
+        for name in files:
+            os.chmod(Path(root) / name, 0o644)
+
+
+def _settle(worker: _Worker) -> None:
+    """Give a worker whose output just closed a moment to be reaped, so that its exit status can be reported."""
+    try:
+        worker.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
