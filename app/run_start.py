@@ -76,7 +76,7 @@ def start_run(workspace: Workspace, recipe_path: Path, actor: str, passphrase: C
         return StartOutcome(name, registered, asset.state.value, missing, decision_id)
 
     from forgegov.governance.runs.lifecycle import execute_run
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     job = None
     if ranks.main:  # a launch is one job: its main process asks for it, as on a team server

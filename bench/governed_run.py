@@ -141,7 +141,7 @@ def governed(workspace, run: str) -> tuple[float, dict]:  # type: ignore[no-unty
     from forgegov.governance import actions
     from forgegov.governance.jobs import run_job
     from forgegov.governance.runs.lifecycle import execute_run
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     started = time.perf_counter()  # the job's start is part of the governed run: the policy decides the compute
     job = actions.start_job(workspace, run_job(run), "benchmark", "alice", PASSPHRASE).audit_seq

@@ -217,8 +217,9 @@ INVALID = [
     ("version", 1.0, r"field version must be 1"),
     ("name", "Claims CPT", r"field name"),
     ("name", "", r"field name"),
-    ("method", "grpo", r"field method .*RL issue"),
-    ("method", "dpo", r"field method must be one of cpt \| sft"),
+    ("method", "grpo", r"field rewards is empty: a grpo run optimises at least one approved reward"),
+    ("method", "dpo", r"field method must be one of cpt \| sft \| grpo"),
+    ("rewards", [{"reward": "reward/exact@1"}], r"field rewards and \[rl\] apply to method grpo only, not cpt"),
     ("seed", -1, r"field seed"),
     ("seed", 2**32, r"field seed"),
     ("seed", "1", r"field seed"),
@@ -307,3 +308,47 @@ def test_a_recipe_nested_too_deeply_is_a_recipe_error_not_a_crash(tmp_path):
     path.write_text("version = 1\nname = " + "[" * 100_000 + "]" * 100_000 + "\n")
     with pytest.raises(RecipeError, match="nests arrays or tables too deeply"):
         load_recipe(path)
+
+
+GRPO = {"method": "grpo", "rewards": [{"reward": "reward/exact@1", "weight": 2}],
+        "rl": {"num_generations": 4, "max_completion_length": 8}}
+
+
+def _grpo_doc(**changes) -> dict:
+    doc = {**_valid_doc(), **GRPO, **changes}
+    doc["train"] = {**doc["train"], "batch_size": 8}
+    return doc
+
+
+def test_a_grpo_recipe_names_its_rewards_and_rl_settings():
+    recipe = parse_recipe(_grpo_doc())
+    assert [r.to_document() for r in recipe.rewards] == [{"reward": "reward/exact@1", "weight": 2.0}]
+    assert recipe.rl is not None and recipe.rl.on_reward_failure.value == "fail" and recipe.rl.beta == 0.0
+    document = recipe.to_document()
+    assert document["rl"]["num_generations"] == 4 and document["rewards"][0]["weight"] == 2.0
+    assert parse_recipe(document) == recipe
+    assert "rewards" not in parse_recipe(_valid_doc()).to_document()  # other methods' documents are unchanged
+    reweighted = _grpo_doc(rewards=[{"reward": "reward/exact@1", "weight": 3}])
+    assert recipe_digest(parse_recipe(reweighted)) != recipe_digest(recipe)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"rl": DELETE}, r"missing required table \[rl\] for method grpo"),
+    ({"rewards": [{"reward": "exact@1"}, {"reward": "reward/exact@1"}]}, r"names one reward twice"),
+    ({"rewards": [{"reward": "dataset/exact@1"}]}, r"must name a reward"),
+    ({"rewards": [{"reward": "exact@1", "weight": 0}]}, r"weight"),
+    ({"rl": {"num_generations": 3, "max_completion_length": 8}}, r"multiple of rl.num_generations"),
+    ({"rl": {"num_generations": 1, "max_completion_length": 8}}, r"rl.num_generations"),
+    ({"rl": {"num_generations": 4, "max_completion_length": 8, "on_reward_failure": "ignore"}},
+     r"rl.on_reward_failure must be one of fail \| zero"),
+    ({"rl": {"num_generations": 4, "max_completion_length": 8, "top_k": 3}}, r"unknown keys in rl: top_k"),
+])
+def test_an_invalid_grpo_recipe_is_refused(changes, message):
+    doc = _grpo_doc()
+    for key, value in changes.items():
+        if value is DELETE:
+            del doc[key]
+        else:
+            doc[key] = value
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(doc)

@@ -255,7 +255,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_counts_each_token_once(pe
 
     # The crashed attempt's job is spent: resuming takes a new one, which the policy decides again.
     from forgegov.governance.runs.lifecycle import execute_run
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     spent = audit_entries(people, "job.start")[-1].seq
     with pytest.raises(StateConflict, match=f"job {spent} already trained"):
@@ -487,7 +487,7 @@ def test_mlflow_receives_the_step_metrics_under_the_run_id(people, tmp_path, bas
     from forgegov.training import backend
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert backend._reporters() == ["none"]  # installed but not configured: nothing written anywhere
+    assert backend.reporters() == ["none"]  # installed but not configured: nothing written anywhere
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
 
@@ -515,7 +515,7 @@ def test_a_run_trains_only_under_its_own_job_once(people, tmp_path, base_templat
     from forgegov.foundation.clock import now
     from forgegov.governance.jobs import run_job
     from forgegov.governance.runs.lifecycle import execute_run
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     governed_inputs(people, tmp_path / "inputs", base_template)
     started = _start(people, _recipe(tmp_path, recipe_text(max_steps=4)))
@@ -547,7 +547,7 @@ def test_a_method_without_a_backend_is_refused_before_anything_is_claimed(people
     # The bookkeeping is the same for every method; a method this installation cannot train stops at once.
     from forgegov.governance.runs.lifecycle import execute_run
     from forgegov.governance.runs.recipe import Method
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     governed_inputs(people, tmp_path / "inputs", base_template)
     recipe = _recipe(tmp_path, recipe_text(max_steps=4))

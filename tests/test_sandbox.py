@@ -106,6 +106,61 @@ def pid(prompts, completions, **_):
 def noisy(prompts, completions, **_):
     print('{"ok": true, "id": 1, "scores": [99.0]}')
     return [0.5] * len(prompts)
+
+def namespaces(prompts, completions, **_):
+    """1.0 for each way of making a user namespace (where a tmpfs of any size could be mounted) that worked."""
+    made = [float(os.system("unshare -Urm true 2>/dev/null") == 0)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    made.append(float(libc.unshare(0x10000000) == 0))  # CLONE_NEWUSER
+    return made[: len(prompts)]
+
+def vsock(prompts, completions, **_):
+    try:
+        socket.socket(40, socket.SOCK_STREAM).close()  # AF_VSOCK: the hypervisor, whatever the network namespace
+        return [1.0] * len(prompts)
+    except OSError:
+        return [0.0] * len(prompts)
+
+def keyring(prompts, completions, **_):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    # keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING): the inherited session keyring, or a refusal.
+    return [float(libc.syscall(250, 0, -3, 0) >= 0)] * len(prompts)
+
+def leaves_children(prompts, completions, **_):
+    import time
+    for _ in range(20):
+        if os.fork() == 0:
+            time.sleep(10 ** 6)
+            os._exit(0)
+    return [1.0] * len(prompts)
+
+def spawns(prompts, completions, **_):
+    import subprocess
+    return [float(subprocess.run(["true"]).returncode == 0)] * len(prompts)
+
+def deep_reply(prompts, completions, **_):
+    os.write(3, b'{"ok": true, "id": 1, "scores": ' + b"[" * 100000 + b"]" * 100000 + b"}\n")
+    import time
+    time.sleep(3600)
+
+def huge(prompts, completions, **_):
+    return [10 ** 400] * len(prompts)
+
+def dies_when_idle(prompts, completions, **_):
+    import threading
+    threading.Timer(0.3, lambda: os._exit(0)).start()
+    return [1.0] * len(prompts)
+'''
+
+# Answers "ready" for the harness at import, then never reads its requests: a parent writing a large request
+# would block forever without a deadline on sending.
+STALLS = '''
+import os, time
+os.write(3, b'{"ready": true}\\n')
+time.sleep(10 ** 6)
+def score(prompts, completions, **_):
+    return [1.0] * len(prompts)
 '''
 
 LIMITS = SandboxLimits(timeout_s=3.0, memory_mb=1024, processes=24, cpu_s=60)
@@ -267,3 +322,55 @@ def test_the_sandbox_user_cannot_see_other_processes(code):
     with Sandbox(code, "procs:score", limits=LIMITS) as sandbox:
         [seen] = sandbox.call(_batch(1)).scores
     assert seen <= 4 < len([p for p in os.listdir("/proc") if p.isdigit()])
+
+
+def test_no_user_namespace_vsock_or_keyring(code):
+    """Found by attacking the first version: a user namespace let the code mount a tmpfs without a size limit,
+    AF_VSOCK left the network namespace, and the parent's session keyring was readable."""
+    with Sandbox(code, "escapes:namespaces", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).scores == [0.0, 0.0]
+    with Sandbox(code, "escapes:vsock", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).scores == [0.0, 0.0]
+    with Sandbox(code, "escapes:keyring", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).scores == [0.0, 0.0]
+
+
+def test_processes_left_behind_by_a_good_call_are_killed_before_the_next(code):
+    with Sandbox(code, "escapes:leaves_children", limits=LIMITS) as greedy, \
+            Sandbox(code, "escapes:spawns", limits=LIMITS) as other:
+        assert greedy.call(_batch()).scores == [1.0, 1.0]
+        assert greedy.idle  # its worker is kept, its children are not
+        assert other.call(_batch()).scores == [1.0, 1.0]  # the process limit is not held by leftovers
+
+
+@pytest.mark.parametrize(("entry", "outcome"), [("deep_reply", Outcome.CRASHED), ("huge", Outcome.INVALID)])
+def test_a_malformed_reply_is_an_outcome_not_an_exception_in_the_parent(code, entry, outcome):
+    with Sandbox(code, f"escapes:{entry}", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).outcome is outcome
+
+
+def test_a_worker_that_stops_reading_cannot_block_the_parent(tmp_path):
+    folder = tmp_path / "stalls"
+    folder.mkdir()
+    (folder / "stalls.py").write_text(STALLS)
+    with Sandbox(folder, "stalls:score", limits=SandboxLimits(timeout_s=2.0, start_timeout_s=5.0)) as sandbox:
+        result = sandbox.call(_batch(1, blob=["x" * 400_000]))
+    assert result.outcome is Outcome.TIMEOUT and result.seconds < 10
+
+
+def test_a_worker_that_died_while_idle_is_reported_and_replaced(code):
+    import time
+
+    with Sandbox(code, "escapes:dies_when_idle", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).ok
+        time.sleep(1.0)
+        assert sandbox.call(_batch()).outcome is Outcome.CRASHED
+        assert sandbox.call(_batch()).ok  # a new worker
+
+
+def test_workers_of_a_pool_outlive_the_threads_that_used_them(code):
+    """Found by attacking the first version: a worker started from a batch's short-lived thread was killed when
+    that thread ended (bubblewrap's --die-with-parent follows the starting thread)."""
+    with Sandbox(code, "escapes:pid", limits=LIMITS, workers=2) as sandbox:
+        results = [sandbox.score(_batch(4)) for _ in range(4)]
+    assert [r.outcome for r in results] == [Outcome.OK] * 4

@@ -2,8 +2,8 @@
 
 It only trains: the run's bookkeeping (the plan the gate approved, the claim, the candidate's registration, signed
 provenance, the run's record) is `governance/runs/lifecycle.py`, which calls `preflight` and `train` through the
-`Backend` contract. Inputs reach it only through the verifying loaders, by the digests the gate approved; a new
-method (GRPO next) is one more backend and one more row in `BACKENDS`.
+`Backend` contract. Inputs reach it only through the verifying loaders, by the digests the gate approved; a method is
+one more backend and one more row in `methods.BACKENDS` (GRPO: `grpo.py`, which shares this module's helpers).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from forgegov.foundation.errors import BadInput, StateConflict
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
-from forgegov.governance.runs.lifecycle import Backend, RunContext, Trained
+from forgegov.governance.runs.lifecycle import RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import Decay, DeviceKind, Method, Recipe
 from forgegov.governance.runs.trainer_checkpoints import Resumable
@@ -110,16 +110,16 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     trainer_dir = output / "trainer"
     resumable = context.checkpoints.resumable(trainer_dir)
     last = str(resumable.folder) if resumable is not None else None
-    tokens = _restored_tokens(resumable, len(plan.sources), ranks)
+    tokens = restored_tokens(resumable, len(plan.sources), ranks)
     set_seed(recipe.seed)
     train = recipe.train
     cuda = recipe.devices.kind is DeviceKind.CUDA
     config = SFTConfig(
         output_dir=str(trainer_dir), max_steps=train.max_steps, per_device_train_batch_size=train.batch_size,
         gradient_accumulation_steps=1, learning_rate=train.learning_rate, warmup_steps=train.warmup_steps,
-        **_schedule(recipe), optim="adamw_torch", weight_decay=train.weight_decay, adam_beta1=0.9, adam_beta2=0.95,
+        **schedule(recipe), optim="adamw_torch", weight_decay=train.weight_decay, adam_beta1=0.9, adam_beta2=0.95,
         max_grad_norm=train.grad_clip, bf16=cuda, fp16=False, use_cpu=not cuda,
-        seed=recipe.seed, data_seed=recipe.seed, report_to=_reporters(), run_name=context.run_id,
+        seed=recipe.seed, data_seed=recipe.seed, report_to=reporters(), run_name=context.run_id,
         logging_steps=max(1, train.max_steps // 50),
         save_strategy="steps", save_steps=max(1, train.max_steps // 5), save_total_limit=2,
         eval_strategy="no", disable_tqdm=True, dataloader_num_workers=0,
@@ -129,16 +129,24 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     )
     metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
     trainer = CausalLMTrainer(model=model, args=config, train_dataset=mixed, processing_class=tokenizer,
-                              peft_config=_lora(recipe),
-                              callbacks=[metrics, SaveSourceTokens(tokens, _tokens_file(ranks)),
-                                         CommitCheckpoints(_committer(context), ranks.wait, ranks.main), *callbacks])
+                              peft_config=lora_config(recipe),
+                              callbacks=[metrics, SaveSourceTokens(tokens, tokens_file(ranks)),
+                                         CommitCheckpoints(committer(context), ranks.wait, ranks.main), *callbacks])
     trainer.remove_callback(PrinterCallback)
     trainer.data_collator = SourceTaggingCollator(trainer.data_collator)
     trainer.source_tokens = tokens
     trainer.in_order = True
     progress("train", 0, train.max_steps, f"resuming from {Path(last).name}" if last else "starting")
     result = trainer.train(resume_from_checkpoint=last)
-    parallelism = _parallelism(trainer, ranks)
+    parallelism = parallelism_of(trainer, ranks)
+    staging = save_candidate(trainer, tokenizer, recipe, ranks, output)
+    return Trained(staging=staging, tokens=ranks.total(tokens.counts), steps=trainer.state.global_step,
+                    resumed_from_step=step_of(last), final_loss=metrics.last_loss
+                    if metrics.last_loss is not None else float(result.training_loss), parallelism=parallelism)
+
+
+def save_candidate(trainer: Any, tokenizer: Any, recipe: Recipe, ranks: Ranks, output: Path) -> Path:
+    """The trained weights and the tokenizer in a staging folder, for the bookkeeping to register."""
     staging = output / ".candidate-saving"
     if ranks.main and staging.exists():
         shutil.rmtree(staging)
@@ -153,12 +161,10 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     ranks.wait()
     if ranks.main:
         tokenizer.save_pretrained(staging)
-    return Trained(staging=staging, tokens=ranks.total(tokens.counts), steps=trainer.state.global_step,
-                    resumed_from_step=_step_of(last), final_loss=metrics.last_loss
-                    if metrics.last_loss is not None else float(result.training_loss), parallelism=parallelism)
+    return staging
 
 
-def _parallelism(trainer: Any, ranks: Ranks) -> dict[str, Any]:
+def parallelism_of(trainer: Any, ranks: Ranks) -> dict[str, Any]:
     """How the processes shared the work, read from what the trainer did rather than from the launch options:
     accelerate's distributed type, and whether the weights were really sharded (FSDP2 turns them into DTensors)."""
     from torch.distributed.tensor import DTensor
@@ -168,18 +174,18 @@ def _parallelism(trainer: Any, ranks: Ranks) -> dict[str, Any]:
             "sharded": any(isinstance(p, DTensor) for p in trainer.model_wrapped.parameters())}
 
 
-def _tokens_file(ranks: Ranks, rank: int | None = None) -> str:
+def tokens_file(ranks: Ranks, rank: int | None = None) -> str:
     # Each process counts the batches it trained on; each keeps its own count in the checkpoint.
     which = ranks.rank if rank is None else rank
     return TOKENS_FILE if not ranks.several else TOKENS_FILE.replace(".json", f".rank{which}.json")
 
 
-def _committer(context: RunContext):  # type: ignore[no-untyped-def]
-    files = [_tokens_file(context.ranks, rank) for rank in range(context.ranks.world)]
+def committer(context: RunContext):  # type: ignore[no-untyped-def]
+    files = [tokens_file(context.ranks, rank) for rank in range(context.ranks.world)]
     return lambda step, folder: context.checkpoints.commit(step, folder, files)
 
 
-def _schedule(recipe: Recipe) -> dict[str, Any]:
+def schedule(recipe: Recipe) -> dict[str, Any]:
     """Warm-up, then decay to `min_lr_ratio` of the peak: transformers' warmup-stable-decay schedule, its decay made
     as long as the steps after warm-up (so no stable phase), does both the cosine and the linear shape with a floor.
     Constant holds the peak after warm-up."""
@@ -191,7 +197,7 @@ def _schedule(recipe: Recipe) -> dict[str, Any]:
         "decay_type": train.decay.value, "min_lr_ratio": train.min_lr_ratio}}
 
 
-def _reporters() -> list[str]:
+def reporters() -> list[str]:
     """MLflow gets the per-step metrics too (transformers' own integration) when it is installed and a tracking URI
     is configured: an installed package alone should not start writing `mlruns/` into whatever folder the run was
     started from."""
@@ -200,7 +206,7 @@ def _reporters() -> list[str]:
     return ["none"]
 
 
-def _lora(recipe: Recipe) -> Any:
+def lora_config(recipe: Recipe) -> Any:
     spec = recipe.train.lora
     if spec is None:
         return None
@@ -210,25 +216,18 @@ def _lora(recipe: Recipe) -> Any:
                       target_modules=list(spec.target_modules), task_type="CAUSAL_LM")
 
 
-def _step_of(checkpoint: str | None) -> int | None:
+def step_of(checkpoint: str | None) -> int | None:
     return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else None
 
 
-def _restored_tokens(resumable: Resumable | None, sources: int, ranks: Ranks) -> SourceTokens:
+def restored_tokens(resumable: Resumable | None, sources: int, ranks: Ranks) -> SourceTokens:
     """Counts as of the checkpoint resumed from, as the log committed them, so a resumed run counts each token it
     trained on once and nobody's edit of the folder changes them."""
     if resumable is None:
         return SourceTokens.empty(sources)
-    counts = resumable.counts.get(_tokens_file(ranks))
+    counts = resumable.counts.get(tokens_file(ranks))
     if not isinstance(counts, list) or len(counts) != sources or not all(isinstance(c, int) for c in counts):
         raise StateConflict(f"{resumable.folder} was committed without token counts for {sources} sources from this "
                             "process; resuming from it would record other tokens than were trained on",
                             hint="remove the run's trainer folder to train from the start")
     return SourceTokens(counts)
-
-
-# One backend per training method; the bookkeeping refuses a recipe whose method has none.
-BACKENDS: dict[Method, Backend] = {
-    Method.CPT: Backend(preflight=preflight, train=train),
-    Method.SFT: Backend(preflight=preflight, train=train),
-}

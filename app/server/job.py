@@ -27,7 +27,7 @@ Progress = Callable[[str, int, int, str], None]
 def _train(workspace: Workspace, job: int, actor: str, arguments: dict[str, Any],
            progress: Progress) -> dict[str, Any]:
     from forgegov.governance.runs.lifecycle import execute_run
-    from forgegov.training.backend import BACKENDS
+    from forgegov.training.methods import BACKENDS
 
     trained = execute_run(workspace, arguments["subject"], actor=actor, backends=BACKENDS, job=job, progress=progress)
     if trained is None:

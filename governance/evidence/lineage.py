@@ -61,9 +61,11 @@ def _mixture_by_role(completed: dict[str, Any]) -> dict[str, Any]:
 
 
 def _withdrawn_inputs(session: Session, completed: dict[str, Any]) -> list[str]:
-    """The run's base and datasets whose approval was withdrawn since, each row held against the log."""
+    """The run's base, datasets and reward functions whose approval was withdrawn since, each row held against the
+    log."""
     inputs = [(AssetKind.CHECKPOINT, completed.get("base")),
-              *((AssetKind.DATASET, digest) for digest in completed.get("datasets") or [])]
+              *((AssetKind.DATASET, digest) for digest in completed.get("datasets") or []),
+              *((AssetKind.REWARD, digest) for digest in completed.get("rewards") or [])]
     withdrawn = []
     for kind, digest in inputs:
         found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()

@@ -24,13 +24,18 @@ def run_evidence(session: Session, asset: Asset) -> dict[str, Any]:
         recipe = registered_recipe(asset)
     except (BadInput, Tampered) as exc:
         return {"recipe": {"valid": False, "problem": exc.message}}
-    return {
+    evidence = {
         "recipe": {"valid": True, "digest": recipe_digest(recipe), "name": recipe.name, "method": recipe.method.value,
                    "seed": recipe.seed, "stopping": recipe.mixture.stopping.value,
                    "train": recipe.train.to_document(), "devices": recipe.devices.to_document()},
         "base": _base(session, recipe.base.checkpoint),
         "sources": [_source(session, s.dataset, s.role.value, s.share) for s in recipe.mixture.sources],
     }
+    if recipe.rl is not None:
+        # The reward functions a grpo run optimises, resolved now to the digests the run will be held to.
+        evidence["recipe"]["rl"] = recipe.rl.to_document()
+        evidence["rewards"] = [_reward(session, r.reward, r.weight) for r in recipe.rewards]
+    return evidence
 
 
 def _resolved(session: Session, ref: str, kind: AssetKind) -> tuple[Asset | None, str | None]:
@@ -46,6 +51,14 @@ def _base(session: Session, ref: str) -> dict[str, Any]:
         return {"ref": ref, "found": False, "problem": problem}
     return {"ref": ref, "found": True, "label": label(found), "digest": found.digest, "state": found.state.value,
             "stage": found.stage, "release": found.release, "owner": found.owner}
+
+
+def _reward(session: Session, ref: str, weight: float) -> dict[str, Any]:
+    found, problem = _resolved(session, ref, AssetKind.REWARD)
+    if found is None:
+        return {"ref": ref, "weight": weight, "found": False, "problem": problem}
+    return {"ref": ref, "weight": weight, "found": True, "label": label(found), "digest": found.digest,
+            "state": found.state.value, "owner": found.owner}
 
 
 def _source(session: Session, ref: str, role: str, share: float) -> dict[str, Any]:

@@ -83,6 +83,8 @@ class Trained:
     resumed_from_step: int | None
     final_loss: float | None
     parallelism: dict[str, Any]
+    # grpo: the rollouts file (every completion with each reward's score) and what it says, for the record
+    rollouts: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -174,9 +176,10 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
 # --- before any compute ----------------------------------------------------------------------------------------------
 
 def _refuse_withdrawn_inputs(session: Session, plan: RunPlan) -> None:
-    """An approval withdrawn after the run gate decided stops the run from starting or resuming: the base and every
-    dataset must still be approved (each row held against the log by `resolve`)."""
-    inputs = [(AssetKind.CHECKPOINT, plan.base_digest), *((AssetKind.DATASET, s.digest) for s in plan.sources)]
+    """An approval withdrawn after the run gate decided stops the run from starting or resuming: the base, every
+    dataset and every reward function must still be approved (each row held against the log by `resolve`)."""
+    inputs = [(AssetKind.CHECKPOINT, plan.base_digest), *((AssetKind.DATASET, s.digest) for s in plan.sources),
+              *((AssetKind.REWARD, r.digest) for r in plan.rewards)]
     for kind, digest in inputs:
         found = resolve(session, digest, kind)
         if found.state is AssetState.WITHDRAWN:
@@ -343,6 +346,7 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
         run_id=row.id, recipe=recipe.to_document(), recipe_digest=plan.recipe_digest,
         base={"label": plan.base_label, "digest": plan.base_digest},
         datasets=[s.to_document() for s in plan.sources],
+        rewards=[r.to_document() for r in plan.rewards], rollouts=trained.rollouts,
         realised_tokens={s["label"]: s["tokens"] for s in realised["sources"]}, code=code,
         policy_revision=plan.policy_revision, policy_digest=plan.policy_digest, decision_id=plan.decision_id,
         started_at=row.started_at, finished_at=finished_at, actor=actor,
@@ -362,6 +366,9 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                "decision_id": plan.decision_id, "steps": trained.steps, "final_loss": trained.final_loss,
                "parallelism": trained.parallelism, "provenance_digest": provenance_digest,
                "wall_s": round(time.perf_counter() - started, 2)}
+    if plan.rewards:
+        lineage["rewards"] = [r.digest for r in plan.rewards]
+        lineage["rollouts"] = trained.rollouts
     with audited_transaction(workspace) as tx:
         session = tx.session
         stored = session.get(TrainingRun, row.id)

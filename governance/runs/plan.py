@@ -35,6 +35,16 @@ class PlannedSource:
 
 
 @dataclass(frozen=True)
+class PlannedReward:
+    label: str
+    digest: str
+    weight: float
+
+    def to_document(self) -> dict[str, Any]:
+        return {"label": self.label, "digest": self.digest, "weight": self.weight}
+
+
+@dataclass(frozen=True)
 class RunPlan:
     run_label: str
     run_digest: str
@@ -46,14 +56,18 @@ class RunPlan:
     base_digest: str
     sources: tuple[PlannedSource, ...]
     requested_by: str = ""  # who asked the gate, as the allowing decision's committed input names them
+    rewards: tuple[PlannedReward, ...] = ()  # grpo: the reward functions, by the digests the gate saw approved
     version: int = PLAN_VERSION
 
     def to_document(self) -> dict[str, Any]:
-        return {"version": self.version, "run": self.run_label, "run_digest": self.run_digest,
-                "recipe_digest": self.recipe_digest, "decision_id": self.decision_id,
-                "policy_revision": self.policy_revision, "policy_digest": self.policy_digest,
-                "base": {"label": self.base_label, "digest": self.base_digest},
-                "sources": [s.to_document() for s in self.sources]}
+        document = {"version": self.version, "run": self.run_label, "run_digest": self.run_digest,
+                    "recipe_digest": self.recipe_digest, "decision_id": self.decision_id,
+                    "policy_revision": self.policy_revision, "policy_digest": self.policy_digest,
+                    "base": {"label": self.base_label, "digest": self.base_digest},
+                    "sources": [s.to_document() for s in self.sources]}
+        if self.rewards:
+            document["rewards"] = [r.to_document() for r in self.rewards]
+        return document
 
 
 def approved_plan(session: Session, run: Asset) -> RunPlan:
@@ -92,4 +106,6 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
         sources=tuple(PlannedSource(s["label"], s["digest"], s["role"], float(s["share"]))
                       for s in evidence.get("sources", [])),
         requested_by=str(document.get("request", {}).get("requested_by", "")),
+        rewards=tuple(PlannedReward(r["label"], r["digest"], float(r["weight"]))
+                      for r in evidence.get("rewards", [])),
     )

@@ -30,7 +30,7 @@ import re
 import stat
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ BUILD_TYPE = "https://forgegov.dev/build-types/training-run/v1"
 MIXTURE_MEDIA_TYPE = "application/vnd.forgegov.realised-mixture.v1+json"
 MANIFEST_BYPRODUCT = "checkpoint-files-manifest"
 MIXTURE_BYPRODUCT = "realised-mixture"
+ROLLOUTS_MEDIA_TYPE = "application/vnd.forgegov.rollouts.v1+jsonl"
 STATEMENT_FILE = "provenance.intoto.dsse.json"
 MANIFEST_FILE = "manifest.dsse.json"
 UNKNOWN_VERSION = "0+unknown"
@@ -128,6 +129,8 @@ class RunFacts:
     started_at: str
     finished_at: str
     actor: str
+    rewards: list[dict] = field(default_factory=list)  # grpo: label, digest and weight of each reward function
+    rollouts: dict | None = None  # grpo: the rollouts file's name, sha256 and counts
 
     def __post_init__(self) -> None:
         _text(self.run_id, "run_id")
@@ -186,7 +189,16 @@ class RunFacts:
         started, finished = _timestamp(self.started_at, "started_at"), _timestamp(self.finished_at, "finished_at")
         if parse_rfc3339(finished) < parse_rfc3339(started):
             raise BadInput(f"run facts: finished_at {self.finished_at} is before started_at {self.started_at}")
-        for name in ("recipe", "base", "realised_tokens", "code"):
+        for i, reward in enumerate(self.rewards):
+            _exact_keys(reward, f"rewards[{i}]", {"label", "digest", "weight"})
+            _text(reward["label"], f"rewards[{i}].label")
+            _digest(reward["digest"], f"rewards[{i}].digest")
+        if bool(self.rewards) != (self.rollouts is not None):
+            raise BadInput("run facts: a run with reward functions records its rollouts, and only such a run does")
+        if self.rollouts is not None:
+            _text(self.rollouts.get("file"), "rollouts.file")
+            _digest(self.rollouts.get("sha256"), "rollouts.sha256")
+        for name in ("recipe", "base", "realised_tokens", "code", "rewards", "rollouts"):
             object.__setattr__(self, name, copy.deepcopy(getattr(self, name)))
         object.__setattr__(self, "datasets", [copy.deepcopy(d) for d in self.datasets])
         object.__setattr__(self, "started_at", started)
@@ -263,6 +275,12 @@ def provenance_statement(facts: RunFacts, manifest_document: dict, checkpoint_di
     dependencies = [_descriptor(facts.base["label"], facts.base["digest"], {"role": "base-checkpoint"})]
     dependencies += [_descriptor(d["label"], d["digest"], {"role": d["role"], "share": d["share"]})
                      for d in facts.datasets]
+    dependencies += [_descriptor(r["label"], r["digest"], {"role": "reward", "weight": r["weight"]})
+                     for r in facts.rewards]
+    # Every completion a grpo run scored, with each reward's score: what a reviewer re-scores with the approved code.
+    rollouts = [_descriptor(facts.rollouts["file"], facts.rollouts["sha256"],
+                            {k: v for k, v in facts.rollouts.items() if k not in ("file", "sha256")},
+                            ROLLOUTS_MEDIA_TYPE)] if facts.rollouts is not None else []
     mixture = {"realisedTokens": dict(facts.realised_tokens),
                "plannedShares": {d["label"]: d["share"] for d in facts.datasets}}
     return {
@@ -289,6 +307,7 @@ def provenance_statement(facts: RunFacts, manifest_document: dict, checkpoint_di
                     # A resource descriptor needs a digest (or uri, or content); this one is of the canonical bytes
                     # of its own annotations, so it can be checked.
                     _descriptor(MIXTURE_BYPRODUCT, digest_of(mixture), mixture, MIXTURE_MEDIA_TYPE),
+                    *rollouts,
                 ],
             },
         },

@@ -46,6 +46,14 @@ class RecipeError(BadInput):
 class Method(StrEnum):
     CPT = "cpt"
     SFT = "sft"
+    GRPO = "grpo"  # reinforcement fine-tuning against approved reward functions, run in the sandbox
+
+
+class RewardFailure(StrEnum):
+    """What a GRPO run does when a reward call fails (times out, crashes, returns no scores)."""
+
+    FAIL = "fail"  # stop the run
+    ZERO = "zero"  # score the batch zero and count it, stopping past max_reward_failures
 
 
 class SourceRole(StrEnum):
@@ -97,6 +105,15 @@ def _check_number(value: Any, where: str, requirement: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _fail(where, f"must be a number {requirement}, got {value!r}")
     return float(value)
+
+
+def _check_between(value: Any, where: str, low: float, high: float, *, above_low: bool = False) -> float:
+    """A finite number from `low` (excluded when `above_low`) to `high`, as float."""
+    requirement = f"in {'(' if above_low else '['}{low:g}, {high:g}]"
+    number = _check_number(value, where, requirement)
+    if number > high or number < low or (above_low and number == low):
+        raise _fail(where, f"must be a number {requirement}, got {number:g}")
+    return number
 
 
 def _check_choice(enum: type[StrEnum], value: Any, where: str) -> Any:
@@ -275,6 +292,55 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class RewardRef:
+    """One reward function a GRPO run optimises, by reference (resolved and held to its approval by the run gate),
+    with its weight in the sum TRL takes."""
+
+    reward: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_ref(self.reward, "rewards.reward", "reward")
+        object.__setattr__(self, "weight", _check_between(self.weight, f"rewards ({self.reward}).weight", 0, 100,
+                                                          above_low=True))
+
+    def to_document(self) -> dict:
+        return {"reward": self.reward, "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class RLSpec:
+    """GRPO's own settings: the group of completions sampled per prompt and how they are sampled, the KL penalty,
+    and what a failing reward call does."""
+
+    num_generations: int
+    max_completion_length: int
+    temperature: float = 1.0
+    beta: float = 0.0
+    on_reward_failure: RewardFailure = RewardFailure.FAIL
+    max_reward_failures: int = 0
+    reward_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        _check_int(self.num_generations, "rl.num_generations", minimum=2)
+        _check_int(self.max_completion_length, "rl.max_completion_length", minimum=1)
+        _check_int(self.max_reward_failures, "rl.max_reward_failures", minimum=0)
+        object.__setattr__(self, "on_reward_failure",
+                           _check_choice(RewardFailure, self.on_reward_failure, "rl.on_reward_failure"))
+        object.__setattr__(self, "temperature", _check_between(self.temperature, "rl.temperature", 0, 10,
+                                                               above_low=True))
+        object.__setattr__(self, "beta", _check_between(self.beta, "rl.beta", 0, 10))
+        object.__setattr__(self, "reward_timeout_s", _check_between(self.reward_timeout_s, "rl.reward_timeout_s", 0,
+                                                                    3600, above_low=True))
+
+    def to_document(self) -> dict:
+        return {"num_generations": self.num_generations, "max_completion_length": self.max_completion_length,
+                "temperature": self.temperature, "beta": self.beta,
+                "on_reward_failure": self.on_reward_failure.value, "max_reward_failures": self.max_reward_failures,
+                "reward_timeout_s": self.reward_timeout_s}
+
+
+@dataclass(frozen=True)
 class DevicesSpec:
     kind: DeviceKind = DeviceKind.CPU
     count: int = 1
@@ -296,6 +362,8 @@ class Recipe:
     mixture: Mixture
     train: TrainSpec
     devices: DevicesSpec = field(default_factory=DevicesSpec)
+    rewards: tuple[RewardRef, ...] = ()  # grpo only
+    rl: RLSpec | None = None  # grpo only
     version: int = RECIPE_VERSION
 
     def __post_init__(self) -> None:
@@ -305,9 +373,8 @@ class Recipe:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise _fail("name", f"{self.name!r} is invalid: use lowercase letters, digits, '.', '_' or '-', "
                         "starting with a letter or digit (at most 128)")
-        if self.method == "grpo":
-            raise _fail("method", "grpo is not available yet: it comes with the RL issue", hint="use cpt or sft")
         object.__setattr__(self, "method", _check_choice(Method, self.method, "method"))
+        self._check_rl()
         _check_int(self.seed, "seed", minimum=0)
         if self.seed >= 2**32:
             raise _fail("seed", f"must be below 2**32, got {self.seed}")
@@ -319,6 +386,29 @@ class Recipe:
                         hint='add a [[mixture.sources]] with role = "proprietary": continued pre-training '
                              "exists to teach the proprietary data")
 
+    def _check_rl(self) -> None:
+        rewards = tuple(self.rewards)
+        if any(not isinstance(r, RewardRef) for r in rewards):
+            raise _fail("rewards", "must hold RewardRef entries")
+        if self.method is not Method.GRPO:
+            if rewards or self.rl is not None:
+                raise _fail("rewards", f"and [rl] apply to method grpo only, not {self.method.value}",
+                            hint="remove them, or set method = \"grpo\"")
+            return
+        if not rewards:
+            raise _fail("rewards", "is empty: a grpo run optimises at least one approved reward",
+                        hint='add a [[rewards]] table with reward = "reward/NAME@VERSION"')
+        if not isinstance(self.rl, RLSpec):
+            raise RecipeError("recipe is missing required table [rl] for method grpo",
+                              hint="add [rl] with num_generations and max_completion_length")
+        names = [r.reward.removeprefix("reward/") for r in rewards]
+        if len(set(names)) != len(names):
+            raise _fail("rewards", "names one reward twice", hint="list each reward once, with its whole weight")
+        if self.train.batch_size % self.rl.num_generations:
+            raise _fail("train.batch_size", f"({self.train.batch_size}) must be a multiple of rl.num_generations "
+                        f"({self.rl.num_generations}): each prompt's group of completions is scored together")
+        object.__setattr__(self, "rewards", rewards)
+
     @property
     def proprietary_share(self) -> float:
         return self.mixture.share_of(SourceRole.PROPRIETARY)
@@ -328,9 +418,13 @@ class Recipe:
         return self.mixture.share_of(SourceRole.REPLAY)
 
     def to_document(self) -> dict:
-        return {"version": self.version, "name": self.name, "method": self.method.value, "seed": self.seed,
-                "base": self.base.to_document(), "mixture": self.mixture.to_document(),
-                "train": self.train.to_document(), "devices": self.devices.to_document()}
+        document = {"version": self.version, "name": self.name, "method": self.method.value, "seed": self.seed,
+                    "base": self.base.to_document(), "mixture": self.mixture.to_document(),
+                    "train": self.train.to_document(), "devices": self.devices.to_document()}
+        if self.rl is not None:  # only grpo has them: the documents (and digests) of other recipes are unchanged
+            document["rewards"] = [r.to_document() for r in self.rewards]
+            document["rl"] = self.rl.to_document()
+        return document
 
 
 def recipe_digest(recipe: Recipe) -> str:
@@ -367,7 +461,7 @@ def _parse_lora(value: Any) -> LoraSpec | None:
 
 def parse_recipe(doc: dict) -> Recipe:
     """A validated Recipe from a parsed TOML (or `to_document()`) dictionary; RecipeError on the first problem."""
-    top = _table(doc, "", ("version", "name", "method", "seed", "base", "mixture", "train"), ("devices",))
+    top = _table(doc, "", ("version", "name", "method", "seed", "base", "mixture", "train"), ("devices", "rewards", "rl"))
     base = _table(top["base"], "base", ("checkpoint",))
     mixture = _table(top["mixture"], "mixture", ("sources",), ("stopping",))
     raw_sources = mixture["sources"]
@@ -380,12 +474,22 @@ def parse_recipe(doc: dict) -> Recipe:
     if "lora" in train:
         train["lora"] = _parse_lora(train["lora"])
     devices = _table(top.get("devices", {}), "devices", (), ("kind", "count"))
+    raw_rewards = top.get("rewards", [])
+    if not isinstance(raw_rewards, list):
+        raise _fail("rewards", "must be an array of tables, written [[rewards]]")
+    rewards = tuple(RewardRef(**_table(r, f"rewards[{i}]", ("reward",), ("weight",))) for i, r in enumerate(raw_rewards))
+    rl = None
+    if "rl" in top:
+        rl = RLSpec(**_table(top["rl"], "rl", ("num_generations", "max_completion_length"),
+                             ("temperature", "beta", "on_reward_failure", "max_reward_failures", "reward_timeout_s")))
     return Recipe(
         version=top["version"], name=top["name"], method=top["method"], seed=top["seed"],
         base=BaseSpec(**base),
         mixture=Mixture(sources=sources, **{k: v for k, v in mixture.items() if k != "sources"}),
         train=TrainSpec(**train),
         devices=DevicesSpec(**devices),
+        rewards=rewards,
+        rl=rl,
     )
 
 

@@ -9,19 +9,27 @@ What the code inside can and cannot reach, and why (docs/rewards.md says the sam
   keys, its store and everyone's home are not there at all (`refuse_exposure` refuses a layout that would show them).
 - privileges: as root the code runs as `nobody` with no capabilities, no-new-privs and an empty bounding set; as
   another user, inside a user namespace that may create no further ones.
+- system calls: a seccomp filter (libseccomp, through pyseccomp) refuses the calls a namespace does not contain:
+  new namespaces (unshare, setns, clone with a namespace flag; clone3, which cannot be inspected, answers ENOSYS so
+  the C library falls back to clone), the kernel keyrings (a session keyring inherited from the parent would
+  otherwise be readable), socket families other than Unix, IPv4, IPv6 and netlink (AF_VSOCK reaches the hypervisor
+  on a VM whatever the network namespace), and bpf, perf events, userfaultfd, io_uring and ptrace.
 - resources: address space (a 10 GB allocation fails), CPU seconds over a worker's life, file size, open files and
   (through the sandbox user's process count) fork bombs; wall time per call is the pool's.
 - environment: cleared; only PATH, HOME, TMPDIR, locale and thread counts are set, so no passphrase variable is seen.
-- not isolated: system calls are not filtered (no seccomp program: the namespaces above already remove what a filter
-  would mostly guard, and a filter maintained by hand breaks on new libc versions); CPU caches and the kernel are
-  shared, as with any process.
+- not isolated: the filter is a deny list (every other call is allowed); memory is limited per process, not per
+  sandbox (no cgroup is created), and the process limit is shared by the sandbox user's workers; CPU caches and the
+  kernel are shared, as with any process; /proc/1/cmdline shows the sandbox's own command line (host paths of the
+  interpreter and the code's copy, nothing secret).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,8 +134,43 @@ def _count_processes(uid: int) -> int:
     return count
 
 
-def worker_command(code: Path, entry: str, limits: SandboxLimits) -> list[str]:
-    """argv that starts one worker for `entry` ("module:function") in `code`, a folder the caller made readable."""
+# Linux's clone flags for new namespaces, and the socket families a network namespace contains.
+_NAMESPACE_FLAGS = (0x00000080, 0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+_CONTAINED_FAMILIES = (1, 2, 10, 16)  # AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+_REFUSED_CALLS = ("unshare", "setns", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+                  "io_uring_setup", "io_uring_enter", "io_uring_register", "ptrace", "process_vm_readv",
+                  "process_vm_writev")
+
+
+def seccomp_program() -> bytes:
+    """The compiled seccomp filter (BPF) every worker runs under; bubblewrap installs it just before the command."""
+    try:
+        import pyseccomp as seccomp
+    except (ImportError, OSError) as exc:
+        raise SandboxUnavailable(f"the seccomp library cannot be loaded ({exc})",
+                                 hint="install libseccomp2 and forgegov's dependencies (`bash scripts/install.sh`)") \
+            from exc
+    refuse = seccomp.ERRNO(errno.EPERM)
+    program = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for call in _REFUSED_CALLS:
+        program.add_rule(refuse, call)
+    for flag in _NAMESPACE_FLAGS:
+        program.add_rule(refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    program.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    for call in ("socket", "socketpair"):
+        program.add_rule(refuse, call, seccomp.Arg(0, seccomp.GT, max(_CONTAINED_FAMILIES)))
+        for family in range(max(_CONTAINED_FAMILIES)):
+            if family not in _CONTAINED_FAMILIES:
+                program.add_rule(refuse, call, seccomp.Arg(0, seccomp.EQ, family))
+    with tempfile.TemporaryFile() as compiled:
+        program.export_bpf(compiled)
+        compiled.seek(0)
+        return compiled.read()
+
+
+def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: int) -> list[str]:
+    """argv that starts one worker for `entry` ("module:function") in `code`, a folder the caller made readable;
+    `seccomp_fd` is a descriptor, inherited by bubblewrap, holding `seccomp_program()`."""
     bwrap, prlimit = _tool("bwrap"), _tool("prlimit")
     privileged = os.geteuid() == 0
     # RLIMIT_NPROC counts the processes of the real user: as root (exempt from it) the code runs as nobody; another
@@ -141,7 +184,7 @@ def worker_command(code: Path, entry: str, limits: SandboxLimits) -> list[str]:
         command += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     else:
         command += ["--unshare-all", "--disable-userns"]
-    command += ["--die-with-parent", "--new-session", "--clearenv",
+    command += ["--die-with-parent", "--new-session", "--clearenv", "--seccomp", str(seccomp_fd),
                 "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/scratch", "--setenv", "TMPDIR", "/scratch",
                 "--setenv", "LANG", "C.UTF-8", "--setenv", "OMP_NUM_THREADS", "1",
                 "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]

@@ -1,10 +1,15 @@
 """Sandboxed workers, reused between calls, and the one way to call code through them.
 
 A call sends keyword arguments (TRL's reward signature: prompts, completions and dataset columns, each a list) and
-gets back a `CallResult`: the scores, or what went wrong. Nothing the worker says is trusted: a reply must be a list
-of finite numbers (or None, TRL's "no score") of the batch's length, within a size cap; a worker that hangs past the
-call's wall time is killed with everything it started, one that dies is reported with its exit status and the end
-of its stderr, and either is replaced before the next call. Every call is kept in `calls`, for the run's record.
+gets back a `CallResult`: the scores, or what went wrong. Nothing the worker says is trusted (the code runs in the
+harness's process and can write on its reply channel): a reply must be a list of finite numbers (or None, TRL's "no
+score") of the batch's length, within a size cap; sending and waiting both have a deadline; a worker that hangs past
+the call's wall time is killed with everything it started, one that dies is reported with its exit status and the
+end of its stderr, and either is replaced before the next call. After a call that went well, any process the code
+left behind is killed before the worker is used again. Every call is kept in `calls`, for the run's record.
+
+Workers are started from one long-lived thread the sandbox owns: bubblewrap's --die-with-parent follows the thread
+that started it, so a worker started by a short-lived thread would be killed when that thread ends.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from forgegov.foundation.errors import BadInput
-from forgegov.governance.sandbox.isolation import SandboxLimits, refuse_exposure, worker_command
+from forgegov.governance.sandbox.isolation import SandboxLimits, refuse_exposure, seccomp_program, worker_command
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 STDERR_TAIL = 2000
@@ -74,25 +80,32 @@ def check_scores(value: Any, items: int) -> list[float | None]:
             scores.append(None)
         elif isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"score {index} is {type(score).__name__} {str(score)[:40]!r}, not a number")
-        elif not math.isfinite(score):
-            raise ValueError(f"score {index} is {score}, not a finite number")
         else:
-            scores.append(float(score))
+            try:
+                number = float(score)
+            except OverflowError:
+                raise ValueError(f"score {index} is an integer too large for a float") from None
+            if not math.isfinite(number):
+                raise ValueError(f"score {index} is {number}, not a finite number")
+            scores.append(number)
     return scores
 
 
 class _Worker:
-    def __init__(self, command: list[str], limits: SandboxLimits) -> None:
+    def __init__(self, command: list[str], limits: SandboxLimits, program_fd: int) -> None:
         self.limits = limits
         self.calls = 0
         self.stderr = tempfile.TemporaryFile(prefix="forgegov-sandbox-stderr-")
+        # Unbuffered pipes: nothing is left in a Python buffer to be flushed (and fail) when a worker is killed.
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        start_new_session=True, close_fds=True)
+                                        start_new_session=True, close_fds=True, pass_fds=(program_fd,), bufsize=0)
         self.buffer = b""
         if self.process.stdin is None or self.process.stdout is None:  # pipes were asked for: never
             raise OSError("the worker's pipes were not opened")
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        os.set_blocking(self.stdin.fileno(), False)
         self.namespace: int | None = None  # the PID namespace everything the code starts lives in
+        self.own: set[int] = set()  # the namespace's processes when the harness was ready: its init and the harness
 
     def note_namespace(self) -> None:
         """Remember the worker's PID namespace (that of bubblewrap's first child), so that `kill` can wait until
@@ -103,6 +116,18 @@ class _Worker:
             self.namespace = os.stat(f"/proc/{children[0]}/ns/pid").st_ino if children else None
         except OSError:
             self.namespace = None
+        self.own = set(_members(self.namespace)) if self.namespace is not None else set()
+
+    def kill_leftovers(self) -> None:
+        """Processes the code started and left running (a call that forked and returned): killed, so that they
+        neither run on nor hold the sandbox user's process limit against the next call or another sandbox."""
+        if self.namespace is None:
+            return
+        for pid in set(_members(self.namespace)) - self.own:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -132,23 +157,40 @@ class _Worker:
         line, _, self.buffer = self.buffer.partition(b"\n")
         try:
             reply = json.loads(line, parse_constant=_refuse_constant)
+        except RecursionError:
+            return Outcome.CRASHED  # nested deeper than the parser goes: not a reply
         except ValueError:
             # NaN or Infinity in the reply: refused as invalid scores, not as a broken worker.
             try:
                 reply = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return Outcome.CRASHED
             return {**reply, "ok": False, "error": "NonFinite", "message": "a score is NaN or infinite"} \
                 if isinstance(reply, dict) else Outcome.CRASHED
         return reply if isinstance(reply, dict) else Outcome.CRASHED
 
-    def send(self, document: dict[str, Any]) -> bool:
-        try:
-            self.stdin.write(json.dumps(document).encode() + b"\n")
-            self.stdin.flush()
-        except (BrokenPipeError, OSError):
-            return False
-        return True
+    def send(self, document: dict[str, Any], timeout: float) -> Outcome | None:
+        """None once the request is written; TIMEOUT if the worker stops reading (it would block us forever),
+        CRASHED if it is gone."""
+        data = memoryview(json.dumps(document).encode() + b"\n")
+        deadline = time.monotonic() + timeout
+        descriptor = self.stdin.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(descriptor, selectors.EVENT_WRITE)
+            while data:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return Outcome.TIMEOUT
+                if not selector.select(left):
+                    continue
+                try:
+                    written = os.write(descriptor, data)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    return Outcome.CRASHED
+                data = data[written:]
+        return None
 
     def ended(self) -> str:
         code = self.process.poll()
@@ -178,9 +220,11 @@ class _Worker:
                 except ProcessLookupError:
                     pass
             time.sleep(0.01)
-        for stream in (self.stdin, self.stdout):
-            stream.close()
-        self.stderr.close()
+        for stream in (self.stdin, self.stdout, self.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class Sandbox:
@@ -194,12 +238,16 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         refuse_exposure(code, hidden or [])
         _make_readable(code)
-        self.command = worker_command(code, entry, self.limits)
+        self.code = code
+        self.program = tempfile.TemporaryFile(prefix="forgegov-seccomp-")
+        self.program.write(seccomp_program())
+        self.program.flush()
         self.entry = entry
         self.size = workers
         self.idle: list[_Worker] = []
         self.lock = threading.Lock()
         self.calls: list[CallResult] = []
+        self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgegov-sandbox")
 
     def __enter__(self) -> Sandbox:
         return self
@@ -212,13 +260,23 @@ class Sandbox:
             idle, self.idle = self.idle, []
         for worker in idle:
             worker.kill()
+        self.spawner.shutdown(wait=True)
+        self.program.close()
+
+    def _spawn(self) -> _Worker:
+        # Each worker reads the filter from its own descriptor, from the start (a shared one would be at its end).
+        descriptor = os.open(f"/proc/self/fd/{self.program.fileno()}", os.O_RDONLY)
+        try:
+            return _Worker(worker_command(self.code, self.entry, self.limits, descriptor), self.limits, descriptor)
+        finally:
+            os.close(descriptor)
 
     def _take(self) -> _Worker | CallResult:
         with self.lock:
             if self.idle:
                 return self.idle.pop()
         started = time.monotonic()
-        worker = _Worker(self.command, self.limits)
+        worker = self.spawner.submit(self._spawn).result()
         ready = worker.read_reply(self.limits.start_timeout_s)
         if isinstance(ready, dict) and ready.get("ready") is True:
             worker.note_namespace()
@@ -252,9 +310,11 @@ class Sandbox:
             return result
         worker = taken
         worker.calls += 1
-        reply: dict[str, Any] | Outcome = Outcome.CRASHED
-        if worker.send({"id": worker.calls, "kwargs": kwargs}):
-            reply = worker.read_reply(self.limits.timeout_s)
+        deadline = time.monotonic() + self.limits.timeout_s
+        reply: dict[str, Any] | Outcome | None = worker.send({"id": worker.calls, "kwargs": kwargs},
+                                                             self.limits.timeout_s)
+        if reply is None:
+            reply = worker.read_reply(max(0.0, deadline - time.monotonic()))
         seconds = time.monotonic() - started
         if isinstance(reply, Outcome):
             if reply is Outcome.TIMEOUT:
@@ -270,6 +330,7 @@ class Sandbox:
             # Only a worker whose call went well is used again: one that raised may have left processes behind (a fork
             # bomb stopped by the process limit leaves its children spinning).
             if result.ok:
+                worker.kill_leftovers()
                 self._give_back(worker)
             else:
                 worker.kill()
@@ -330,7 +391,7 @@ def _batch_size(kwargs: dict[str, list[Any]]) -> int:
 
 
 def _judge(reply: dict[str, Any], call_id: int, items: int, seconds: float) -> CallResult:
-    if reply.get("id") != call_id:
+    if type(reply.get("id")) is not int or reply.get("id") != call_id:
         return CallResult(Outcome.CRASHED, None, "the worker answered another call", items, seconds)
     if reply.get("ok") is not True:
         error = str(reply.get("error", "unknown"))

@@ -63,6 +63,8 @@ base := run_evidence.base
 
 sources := run_evidence.sources if is_array(run_evidence.sources)
 
+rewards := run_evidence.rewards if is_array(run_evidence.rewards)
+
 # A field of an evidence object for a message, or the fallback when the
 # object or the field is absent or of another type: a message that cannot be
 # built would drop its deny.
@@ -476,3 +478,51 @@ default decision := {
 #   missing are both empty.
 # entrypoint: true
 decision := {"allow": allow, "deny": deny, "missing": missing}
+
+# --- reward functions (grpo) --------------------------------------------------
+
+# A grpo run optimises only reward functions approved at the reward gate,
+# whose approval rests on their golden examples re-run in the sandbox; the run
+# is held to the digests resolved here, and loads them re-verified.
+deny contains msg if {
+	judged
+	method == "grpo"
+	count(object.get(run_evidence, "rewards", [])) == 0
+	msg := sprintf(
+		"the recipe of %s optimises no reward function: add a [[rewards]] table naming an approved reward and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
+		[subject_name],
+	)
+}
+
+deny contains msg if {
+	judged
+	some reward in rewards
+	not found(reward)
+	msg := sprintf(
+		"reward %v of %s cannot be used: %v: register it (`forgegov reward register`) and ask again, or fix reward in its [[rewards]] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
+		[field(reward, "ref", "(none named)"), subject_name, field(reward, "problem", "the evidence says it was not found")],
+	)
+}
+
+deny contains msg if {
+	judged
+	some reward in rewards
+	found(reward)
+	rejected(reward)
+	msg := sprintf(
+		"%s, a reward function of %s, was rejected at the reward gate: remove it from [[rewards]], or register a fixed version, have it approved and name that",
+		[reward.label, subject_name],
+	)
+}
+
+deny contains msg if {
+	judged
+	some reward in rewards
+	found(reward)
+	not approved(reward)
+	not rejected(reward)
+	msg := sprintf(
+		"%s, a reward function of %s, is not approved (state %s): %s",
+		[reward.label, subject_name, gate.shown(reward, "state"), next_step("reward", reward.label, field(reward, "state", null))],
+	)
+}

@@ -213,8 +213,8 @@ test_reject_of_unverified_recipe_is_decidable if {
 }
 
 test_unknown_method_denied if {
-	denies(object.union(valid_run, {"recipe": {"method": "grpo"}})) == {"the recipe of run claims-cpt v1 has unknown method \"grpo\": set method to one of cpt, sft and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
-	denies({"recipe": object.remove(valid_recipe, ["method"]), "base": valid_base, "sources": [claims, general, replay]}) == {"the recipe of run claims-cpt v1 has unknown method nothing: set method to one of cpt, sft and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+	denies(object.union(valid_run, {"recipe": {"method": "dpo"}})) == {"the recipe of run claims-cpt v1 has unknown method \"dpo\": set method to one of cpt, grpo, sft and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+	denies({"recipe": object.remove(valid_recipe, ["method"]), "base": valid_base, "sources": [claims, general, replay]}) == {"the recipe of run claims-cpt v1 has unknown method nothing: set method to one of cpt, grpo, sft and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
 }
 
 # --- the base checkpoint -----------------------------------------------------------
@@ -478,4 +478,46 @@ test_evidence_rules_apply_to_request_not_reject if {
 	count(d.deny) == 4
 	r := run.decision with input as with_run("reject", "dave", [fx.new("dave", "reject")], bad)
 	r == {"allow": true, "deny": set(), "missing": set()}
+}
+
+# --- grpo: reward functions ----------------------------------------------------
+
+prompts := source("claims-prompts", "proprietary", 1, "rl-prompts", "proprietary")
+
+exact := {
+	"ref": "exact@1", "weight": 1, "found": true, "label": "reward/exact@1", "digest": "sha256:e0",
+	"state": "approved", "owner": "alice",
+}
+
+grpo_recipe := object.union(valid_recipe, {"method": "grpo", "rl": {
+	"num_generations": 4, "max_completion_length": 16, "temperature": 1, "beta": 0,
+	"on_reward_failure": "fail", "max_reward_failures": 0, "reward_timeout_s": 30,
+}})
+
+grpo_run(reward_list) := {"recipe": grpo_recipe, "base": valid_base, "sources": [prompts], "rewards": reward_list}
+
+test_grpo_on_approved_rewards_and_prompts_allows if {
+	allows(grpo_run([exact]))
+}
+
+test_grpo_trains_only_on_prompt_datasets if {
+	denies(object.union(grpo_run([exact]), {"sources": [object.union(claims, {"share": 1})]})) == {"dataset/claims@1, a source of run claims-cpt v1, is a \"pretraining-text\" dataset, and a grpo run trains only on rl-prompts datasets: remove it from [[mixture.sources]] or name a dataset of one of those kinds"}
+}
+
+test_grpo_without_rewards_denied if {
+	denies(grpo_run([])) == {"the recipe of run claims-cpt v1 optimises no reward function: add a [[rewards]] table naming an approved reward and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+}
+
+test_unapproved_reward_denied if {
+	denies(grpo_run([object.union(exact, {"state": "registered"})])) == {"reward/exact@1, a reward function of run claims-cpt v1, is not approved (state \"registered\"): request it with `forgegov request reward/exact@1 --gate reward --as NAME`; a holder of role reward-reviewer approves it"}
+	denies(grpo_run([object.union(exact, {"state": "withdrawn"})])) == {"reward/exact@1, a reward function of run claims-cpt v1, is not approved (state \"withdrawn\"): request it with `forgegov request reward/exact@1 --gate reward --as NAME`; a holder of role reward-reviewer approves it"}
+}
+
+test_rejected_reward_denied if {
+	denies(grpo_run([object.union(exact, {"state": "rejected"})])) == {"reward/exact@1, a reward function of run claims-cpt v1, was rejected at the reward gate: remove it from [[rewards]], or register a fixed version, have it approved and name that"}
+}
+
+test_unresolved_reward_denied if {
+	missing := {"ref": "exact@9", "weight": 1, "found": false, "problem": "no registered reward matches 'exact@9'"}
+	denies(grpo_run([exact, missing])) == {"reward exact@9 of run claims-cpt v1 cannot be used: no registered reward matches 'exact@9': register it (`forgegov reward register`) and ask again, or fix reward in its [[rewards]] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
 }

@@ -1,0 +1,237 @@
+"""Reinforcement fine-tuning with TRL's GRPOTrainer against approved reward functions.
+
+The same bookkeeping as CPT and SFT surrounds it (`governance/runs/lifecycle.py`: the plan the run gate approved, the
+claim, the candidate's registration, signed provenance). What this backend adds is the reward: each function is
+opened through the reward door (re-hashed against the digest the run gate saw approved) and called in the sandbox,
+never in this process. Every call is written to `rollouts.jsonl` (prompt, its digest, completion, dataset columns,
+the scores or why there are none), whose digest the provenance signs, so a reviewer can re-score the run with the
+approved code (`rescore`). A failing call stops the run or scores zero, as the recipe says and the policy allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from forgegov.foundation.config import Workspace
+from forgegov.foundation.errors import BadInput, ForgegovError
+from forgegov.governance.loading.checkpoints import load_checkpoint
+from forgegov.governance.loading.datasets import load_dataset
+from forgegov.governance.loading.rewards import LoadedReward, open_reward
+from forgegov.governance.runs.lifecycle import RunContext, Trained
+from forgegov.governance.runs.ranks import Ranks
+from forgegov.governance.runs.recipe import DeviceKind, Recipe, RewardFailure, RLSpec
+from forgegov.governance.sandbox.isolation import SandboxLimits
+from forgegov.training.backend import (
+    METRICS_FILE,
+    committer,
+    lora_config,
+    parallelism_of,
+    preflight,
+    reporters,
+    restored_tokens,
+    save_candidate,
+    schedule,
+    step_of,
+    tokens_file,
+)
+from forgegov.training.mixture import SourceTokens
+
+ROLLOUTS_FILE = "rollouts.jsonl"
+SOURCE_COLUMN = "forgegov_source"  # which planned source a prompt came from, for realised-token accounting
+_NOT_FOR_REWARDS = frozenset({"completion_ids", "trainer_state", SOURCE_COLUMN})
+
+
+class RewardCallFailed(ForgegovError):
+    """A reward call failed and the recipe says to stop (or the failures passed the limit it allows)."""
+
+
+def grpo_preflight(recipe: Recipe, ranks: Ranks) -> None:
+    if ranks.several:
+        # Each process would write its own rollouts and count its own failures; one record per run comes first.
+        raise BadInput(f"recipe {recipe.name} is a grpo run, which trains in one process for now",
+                       hint="launch it without torchrun/accelerate (devices.count = 1)")
+    preflight(recipe, ranks)
+
+
+def _prompt_digest(prompt: Any) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
+
+
+class SandboxedReward:
+    """One approved reward function as TRL calls it (prompts, completions, columns -> scores), answered by its
+    sandboxed workers; every call is written to the rollouts file, and a failure handled as the recipe says."""
+
+    def __init__(self, loaded: LoadedReward, rl: RLSpec, rollouts: Path, tokens: SourceTokens | None,
+                 failures: list[int]) -> None:
+        self.loaded, self.rl, self.rollouts, self.tokens, self.failures = loaded, rl, rollouts, tokens, failures
+        # TRL names a reward's metrics after the function.
+        self.__name__ = loaded.label.removeprefix("reward/").replace("@", "_v")
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        state = kwargs.get("trainer_state")
+        step = int(getattr(state, "global_step", 0))
+        if self.tokens is not None and "completion_ids" in kwargs and SOURCE_COLUMN in kwargs:
+            # The tokens this step trains on are the completions: counted by the source of their prompt.
+            for source, ids in zip(kwargs[SOURCE_COLUMN], kwargs["completion_ids"], strict=True):
+                self.tokens.counts[int(source)] += len(ids)
+        columns = {name: list(values) for name, values in kwargs.items()
+                   if name not in _NOT_FOR_REWARDS and isinstance(values, list) and len(values) == len(prompts)}
+        result = self.loaded.sandbox.score({"prompts": list(prompts), "completions": list(completions), **columns})
+        with self.rollouts.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({
+                "step": step, "reward": self.loaded.label, "digest": self.loaded.digest,
+                "outcome": result.outcome.value, "detail": result.detail, "prompts": list(prompts),
+                "prompt_digests": [_prompt_digest(p) for p in prompts], "completions": list(completions),
+                "columns": columns, "scores": result.scores}, sort_keys=True) + "\n")
+        if result.ok and result.scores is not None:
+            return result.scores
+        self.failures[0] += 1
+        allowed = self.rl.max_reward_failures if self.rl.on_reward_failure is RewardFailure.ZERO else 0
+        if self.failures[0] > allowed:
+            raise RewardCallFailed(f"{self.loaded.label} failed at step {step} ({result.outcome.value}: "
+                                   f"{result.detail.splitlines()[0] if result.detail else 'no detail'}); "
+                                   f"{self.failures[0]} failed call(s), {allowed} allowed",
+                                   hint="fix the reward and have the new version approved, or allow failures "
+                                        'with [rl] on_reward_failure = "zero" and max_reward_failures')
+        return [0.0] * len(prompts)
+
+
+def _prompts(workspace: Workspace, context: RunContext, purpose: str) -> Any:
+    """The approved prompt datasets as one, each row tagged with its source, mixed by the planned shares."""
+    import datasets
+
+    loaded = []
+    for index, source in enumerate(context.plan.sources):
+        data = load_dataset(workspace, source.digest, actor=context.actor, purpose=f"{purpose}: prompts")
+        if "prompt" not in data.column_names:
+            raise BadInput(f"{source.label} has no prompt column; a grpo run reads prompts from rl-prompts datasets")
+        loaded.append(data.add_column(SOURCE_COLUMN, [index] * data.num_rows))
+    if len({tuple(sorted(d.column_names)) for d in loaded}) > 1:
+        raise BadInput("the prompt datasets of a grpo run must have the same columns: the reward reads them by name")
+    if len(loaded) == 1:
+        return loaded[0]
+    return datasets.interleave_datasets(loaded, probabilities=[s.share for s in context.plan.sources],
+                                        seed=context.recipe.seed,
+                                        stopping_strategy=context.recipe.mixture.stopping.value)
+
+
+def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
+    import datasets
+    import transformers
+    from transformers import set_seed
+    from transformers.trainer_callback import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from forgegov.training.trainer import CommitCheckpoints, SaveSourceTokens, StepMetrics, no_activation_checkpointing
+
+    workspace, plan, recipe, ranks = context.workspace, context.plan, context.recipe, context.ranks
+    output, progress, rl = context.output, context.progress, recipe.rl
+    if rl is None or not plan.rewards:
+        raise BadInput(f"recipe {recipe.name} names no reward functions; a grpo run needs approved ones")
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    purpose = f"run {context.run_id} ({plan.run_label})"
+
+    # 1. Inputs, by the digests the gate approved: the base, the prompts, and the reward code, each re-verified.
+    progress("load", 0, len(plan.sources) + len(plan.rewards) + 1, plan.base_label)
+    model, tokenizer = load_checkpoint(workspace, plan.base_digest, actor=context.actor, purpose=f"{purpose}: base")
+    if tokenizer is None:
+        raise BadInput(f"{plan.base_label} holds no tokenizer; a base checkpoint must carry the tokenizer it was "
+                       "trained with", hint="save the tokenizer into the checkpoint folder and register it again")
+    prompts = _prompts(workspace, context, purpose)
+    trainer_dir = output / "trainer"
+    resumable = context.checkpoints.resumable(trainer_dir)
+    last = str(resumable.folder) if resumable is not None else None
+    tokens = restored_tokens(resumable, len(plan.sources), ranks)
+    rollouts = output / ROLLOUTS_FILE
+    failures = [0]
+    with ExitStack() as stack:
+        functions = []
+        for index, planned in enumerate(plan.rewards):
+            loaded = stack.enter_context(open_reward(workspace, planned.digest, actor=context.actor,
+                                                     purpose=f"{purpose}: reward",
+                                                     limits=SandboxLimits(timeout_s=rl.reward_timeout_s)))
+            # Only the first function counts the tokens; they are the same completions for every function.
+            functions.append(SandboxedReward(loaded, rl, rollouts, tokens if index == 0 else None, failures))
+        progress("load", len(plan.sources) + len(plan.rewards) + 1, len(plan.sources) + len(plan.rewards) + 1,
+                 "rewards in the sandbox")
+
+        # 2. TRL's GRPO: groups of completions per prompt, scored by the sandboxed rewards, the policy gradient.
+        set_seed(recipe.seed)
+        train_spec = recipe.train
+        cuda = recipe.devices.kind is DeviceKind.CUDA
+        config = GRPOConfig(
+            output_dir=str(trainer_dir), max_steps=train_spec.max_steps,
+            per_device_train_batch_size=train_spec.batch_size, gradient_accumulation_steps=1,
+            num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
+            temperature=rl.temperature, beta=rl.beta, reward_weights=[r.weight for r in plan.rewards],
+            learning_rate=train_spec.learning_rate, warmup_steps=train_spec.warmup_steps, **schedule(recipe),
+            optim="adamw_torch", weight_decay=train_spec.weight_decay, max_grad_norm=train_spec.grad_clip,
+            bf16=cuda, fp16=False, use_cpu=not cuda, seed=recipe.seed, data_seed=recipe.seed,
+            report_to=reporters(), run_name=context.run_id, logging_steps=1,
+            save_strategy="steps", save_steps=max(1, train_spec.max_steps // 5), save_total_limit=2,
+            disable_tqdm=True, dataloader_num_workers=0, **no_activation_checkpointing(GRPOConfig),
+        )
+        metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
+        trainer = GRPOTrainer(model=model, reward_funcs=functions, args=config, train_dataset=prompts,
+                              processing_class=tokenizer, peft_config=lora_config(recipe),
+                              callbacks=[metrics, SaveSourceTokens(tokens, tokens_file(ranks)),
+                                         CommitCheckpoints(committer(context), ranks.wait, ranks.main), *callbacks])
+        trainer.remove_callback(PrinterCallback)
+        progress("train", 0, train_spec.max_steps, f"resuming from {Path(last).name}" if last else "starting")
+        result = trainer.train(resume_from_checkpoint=last)
+    staging = save_candidate(trainer, tokenizer, recipe, ranks, output)
+    return Trained(staging=staging, tokens=ranks.total(tokens.counts), steps=trainer.state.global_step,
+                   resumed_from_step=step_of(last),
+                   final_loss=metrics.last_loss if metrics.last_loss is not None else float(result.training_loss),
+                   parallelism=parallelism_of(trainer, ranks), rollouts=rollouts_summary(rollouts))
+
+
+def rollouts_summary(path: Path) -> dict[str, Any]:
+    """What the record and the provenance say about the rollouts file: its digest, and per reward the mean score of
+    its first and last calls (the training signal's movement, beside the held-out evaluation that decides)."""
+    digest = hashlib.sha256()
+    calls = failures = 0
+    means: dict[str, list[float]] = {}
+    with path.open("rb") as handle:
+        for line in handle:
+            digest.update(line)
+            call = json.loads(line)
+            calls += 1
+            scores = [s for s in call["scores"] or [] if s is not None]
+            if call["outcome"] != "ok":
+                failures += 1
+            elif scores:
+                means.setdefault(call["reward"], []).append(math.fsum(scores) / len(scores))
+    return {"file": ROLLOUTS_FILE, "sha256": "sha256:" + digest.hexdigest(), "calls": calls, "failures": failures,
+            "mean_reward": {label: {"first_call": round(values[0], 6), "last_call": round(values[-1], 6)}
+                            for label, values in sorted(means.items())}}
+
+
+def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str) -> dict[str, Any]:
+    """Every recorded call scored again with the reward code it names, loaded through the door (so only the
+    registered bytes run): how many calls reproduced their recorded scores exactly, and which did not."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    with rollouts.open(encoding="utf-8") as handle:
+        for line in handle:
+            call = json.loads(line)
+            if call["outcome"] == "ok":
+                calls.setdefault(call["digest"], []).append(call)
+    differing: list[dict[str, Any]] = []
+    checked = 0
+    for digest, recorded in calls.items():
+        with open_reward(workspace, digest, actor=actor, purpose=purpose) as loaded:
+            for call in recorded:
+                again = loaded.sandbox.score({"prompts": call["prompts"], "completions": call["completions"],
+                                              **call["columns"]})
+                checked += 1
+                if again.scores != call["scores"]:
+                    differing.append({"reward": call["reward"], "step": call["step"], "recorded": call["scores"],
+                                      "now": again.scores, "outcome": again.outcome.value})
+    return {"calls": checked, "reproduced": checked - len(differing), "differing": differing}
