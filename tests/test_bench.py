@@ -121,3 +121,14 @@ def test_team_server(tmp_path):
     assert all(row["p50_ms"] > 0 for row in rows.values())
     assert result["transfer"]["upload_mib_s"] > 0 and result["transfer"]["download_mib_s"] > 0
     assert "lost 0, duplicated 0" in printed and "target (50 clients, p99 < 100 ms)" in printed
+
+
+def test_reward_sandbox(tmp_path):
+    out = tmp_path / "reward_sandbox.json"
+    _smoke("reward_sandbox.py", "--out", str(out))
+    result = json.loads(out.read_text())
+    rows = {row["name"]: row for row in result["rows"]}
+    assert set(rows) == {"in-process", "sandbox, 1 worker", "sandbox, 2 workers"} and rows["in-process"]["ratio"] == 1
+    assert all(row["calls_per_s"] > 0 for row in rows.values())  # and the script checked every score matched
+    grpo = result["grpo"]
+    assert grpo["shape"] == "tiny" and grpo["steps"] == 3 and all(t > 0 for t in grpo["median_step_s"].values())

@@ -123,7 +123,8 @@ def _mean(calls: list[dict]) -> float:
     return sum(scores) / len(scores)
 
 
-def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identically(people, tmp_path, base_template):
+def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identically(people, tmp_path, base_template,
+                                                                                    monkeypatch):
     inputs = _inputs(people, tmp_path / "inputs", base_template)
     run = _approved_run(people, _recipe(tmp_path))
     done = _start(people, _recipe(tmp_path)).trained
@@ -152,12 +153,25 @@ def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identi
     [rollouts] = [b for b in statement["predicate"]["runDetails"]["byproducts"] if b["name"] == ROLLOUTS_FILE]
     assert "sha256:" + rollouts["digest"]["sha256"] == lineage["rollouts"]["sha256"]
     # A reviewer re-scores every recorded call with the approved code, through the door: all reproduce.
-    again = rescore(people, output / ROLLOUTS_FILE, actor="carol", purpose="review of " + run)
-    assert again == {"calls": 40, "reproduced": 40, "differing": []}
-    # An edited record is caught: the scores no longer match what the approved code gives.
+    from typer.testing import CliRunner
+
+    from forgegov.app.cli.main import app
+
+    monkeypatch.setenv("FORGEGOV_PASSPHRASE", PASSPHRASE)
+    result = CliRunner().invoke(app, ["-w", str(people.root), "run", "rescore", done.run_id, "--as", "carol",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"run": run, "run_id": done.run_id, "calls": 40, "reproduced": 40,
+                                         "differing": []}
+    # A record whose scores were edited no longer matches what the approved code gives ...
     forged = output / "forged.jsonl"
     forged.write_text("".join(json.dumps({**c, "scores": [-1.0] * 8}) + "\n" for c in calls[:2]))
     assert rescore(people, forged, actor="carol", purpose="review")["reproduced"] == 0
+    # ... and the run's own file, once edited, is not the one its provenance signed (tampering: exit 4).
+    shutil.copy(forged, output / ROLLOUTS_FILE)
+    refused = CliRunner().invoke(app, ["-w", str(people.root), "run", "rescore", done.run_id, "--as", "carol"])
+    assert isinstance(refused.exception, DigestMismatch) and refused.exception.exit_code == 4
+    assert "not the rollouts file the run's provenance signed" in refused.exception.message
 
 
 def test_an_unapproved_reward_is_denied_at_the_run_gate_before_any_compute(people, tmp_path, base_template):

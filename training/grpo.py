@@ -10,6 +10,7 @@ approved code (`rescore`). A failing call stops the run or scores zero, as the r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
@@ -49,6 +50,11 @@ _NOT_FOR_REWARDS = frozenset({"completion_ids", "trainer_state", SOURCE_COLUMN})
 
 class RewardCallFailed(ForgegovError):
     """A reward call failed and the recipe says to stop (or the failures passed the limit it allows)."""
+
+
+class ScoresDiffer(ForgegovError):
+    """Recorded calls scored differently when re-run with the approved code (non-deterministic code, or another
+    version of a dependency): the run's rewards cannot be reproduced."""
 
 
 def grpo_preflight(recipe: Recipe, ranks: Ranks) -> None:
@@ -212,6 +218,38 @@ def rollouts_summary(path: Path) -> dict[str, Any]:
     return {"file": ROLLOUTS_FILE, "sha256": "sha256:" + digest.hexdigest(), "calls": calls, "failures": failures,
             "mean_reward": {label: {"first_call": round(values[0], 6), "last_call": round(values[-1], 6)}
                             for label, values in sorted(means.items())}}
+
+
+def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]:
+    """`forgegov run rescore`: the run's provenance verified (signatures, record, candidate files), its rollouts file
+    held to the digest the provenance signed, then every recorded call re-scored with the approved code."""
+    from forgegov.foundation.canonical import digest_of
+    from forgegov.foundation.errors import DigestMismatch, SignatureInvalid
+    from forgegov.governance.runs.provenance import SignedProvenance
+    from forgegov.governance.runs.records import run_record, verify_run
+
+    verify_run(workspace, ref)
+    found = run_record(workspace, ref)
+    output = Path(found["output_dir"])
+    envelope = SignedProvenance.read(output / "provenance").statement_envelope
+    if digest_of(envelope) != found["provenance_digest"]:
+        raise SignatureInvalid(f"the provenance of run {found['run_id']} changed while it was being read")
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    signed = [b for b in statement["predicate"]["runDetails"]["byproducts"] if b.get("name") == ROLLOUTS_FILE]
+    if not signed:
+        raise BadInput(f"run {found['run']} recorded no reward calls: only a grpo run can be re-scored")
+    path = output / ROLLOUTS_FILE
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != signed[0]["digest"]["sha256"]:
+        raise DigestMismatch(f"{path} is not the rollouts file the run's provenance signed", file=ROLLOUTS_FILE,
+                             expected=signed[0]["digest"]["sha256"], actual=actual)
+    result = {"run": found["run"], "run_id": found["run_id"],
+              **rescore(workspace, path, actor=actor, purpose=f"re-scoring run {found['run_id']}")}
+    if result["differing"]:
+        raise ScoresDiffer(f"{len(result['differing'])} of {result['calls']} recorded reward calls of {found['run']} "
+                           "scored differently with the approved code",
+                           hint="the reward is not deterministic, or its dependencies changed version")
+    return result
 
 
 def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str) -> dict[str, Any]:

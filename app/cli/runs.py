@@ -160,6 +160,30 @@ def show(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool,
     emit(found, as_json, human)
 
 
+@run_app.command("rescore")
+def rescore(ctx: typer.Context, run: Annotated[str, _RUN],
+            actor: Annotated[str, typer.Option("--as", help="Who re-scores (the reward loads are recorded under this "
+                                                            "name).", show_default=False)],
+            as_json: Annotated[bool, _JSON] = False) -> None:
+    """Re-score a grpo run's every recorded reward call with the approved reward code (in the sandbox, through the
+    reward door), after verifying the run's provenance and that its rollouts file is the one it signed. Exit 4 if the
+    record or the code changed, 1 if a call scores differently."""
+    from forgegov.foundation.errors import BadInput
+    from forgegov.training.grpo import rescore_run
+
+    workspace = state(ctx).workspace()
+    if workspace.server_url:
+        raise BadInput("re-scoring reads the run's rollouts and reward code where they are stored",
+                       hint="run `forgegov run rescore` in the server's workspace")
+    found = rescore_run(workspace, run, actor=actor)
+
+    def human(console) -> None:  # type: ignore[no-untyped-def]
+        console.print(f"{found['run']}: {found['reproduced']} of {found['calls']} reward calls reproduced exactly "
+                      "with the approved code")
+
+    emit(found, as_json, human)
+
+
 @run_app.command("verify")
 def verify(ctx: typer.Context, run: Annotated[str, _RUN], as_json: Annotated[bool, _JSON] = False) -> None:
     """Check a completed run's signed provenance: both DSSE signatures against the pinned platform key, and every
