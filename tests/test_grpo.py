@@ -19,6 +19,7 @@ from forgegov.foundation.vocabulary import (
     DatasetKind,
     Gate,
     GateAction,
+    ReleaseStage,
     RunStatus,
 )
 from forgegov.governance import actions
@@ -152,6 +153,11 @@ def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identi
             "annotations": {"role": "reward", "weight": 1.0}} in dependencies
     [rollouts] = [b for b in statement["predicate"]["runDetails"]["byproducts"] if b["name"] == ROLLOUTS_FILE]
     assert "sha256:" + rollouts["digest"]["sha256"] == lineage["rollouts"]["sha256"]
+    # Promotion asks for the held-out objective besides the target's metrics: a rising reward is not evidence.
+    with pytest.raises(PolicyDenied) as denied:
+        actions.promote(people, done.candidate, ReleaseStage.STAGING, "alice", PASSPHRASE)
+    assert any("was trained by grpo against a reward, which can rise while the objective it stands for falls: it "
+               "needs a drift evaluation of the held-out objective domain_accuracy" in r for r in denied.value.reasons)
     # A reviewer re-scores every recorded call with the approved code, through the door: all reproduce.
     from typer.testing import CliRunner
 

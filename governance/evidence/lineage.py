@@ -19,6 +19,7 @@ from forgegov.foundation.store.models import Asset, AuditEntry, TrainingRun
 from forgegov.foundation.vocabulary import AssetKind, AssetState, AuditAction, Gate, GateAction, RunStatus
 from forgegov.governance.registry import check_recorded, label
 from forgegov.governance.runs.records import verify_run
+from forgegov.governance.runs.spec import registered_recipe
 
 
 def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
     withdrawn: list[str] = []
     mixture: dict[str, Any] | None = None
     base_digest: str | None = None
+    rewards: list[str] = []
     if row.status is RunStatus.COMPLETED:
         # The completion as the log recorded it: this candidate, this provenance, these inputs.
         completed = committed_payload(session, what=f"the completion of run {row.id}",
@@ -43,9 +45,20 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
         withdrawn = _withdrawn_inputs(session, completed)
         mixture = _mixture_by_role(completed)
         base_digest = completed.get("base")
+        rewards = [str(digest) for digest in completed.get("rewards") or []]
     return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
                     "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row),
-                    "withdrawn_inputs": withdrawn, "mixture": mixture, "base_digest": base_digest}}
+                    "withdrawn_inputs": withdrawn, "mixture": mixture, "base_digest": base_digest,
+                    "method": _method(run), "rewards": rewards}}
+
+
+def _method(run: Asset) -> str | None:
+    """The method of the run's registered recipe, its bytes re-hashed; None (a fact for the policy) when they no
+    longer verify."""
+    try:
+        return registered_recipe(run).method.value
+    except (BadInput, Tampered):
+        return None
 
 
 def _mixture_by_role(completed: dict[str, Any]) -> dict[str, Any]:

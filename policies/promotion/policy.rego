@@ -161,7 +161,48 @@ deny contains msg if {
 # another suite cannot outvote a regression already measured.
 eval_settings := object.get(settings, "evaluation", {})
 
-required_metrics := target_settings.required_metrics
+# A training method may owe more evidence than the target asks: reinforcement
+# fine-tuning (grpo) optimises a reward, which can rise while what it stands
+# for falls (reward hacking), so a grpo candidate must also show, in the same
+# current evaluation, the held-out objective metrics policy data names for the
+# method (method_metrics), scored by a suite's scorer rather than the reward.
+default run_method := null
+
+run_method := run.method if {
+	run := input.evidence.lineage.run
+	is_object(run)
+}
+
+method_metrics := [metric |
+	some metric in object.get(object.get(settings, "method_metrics", {}), run_method, [])
+	not metric in target_settings.required_metrics
+]
+
+required_metrics := array.concat(target_settings.required_metrics, method_metrics) if {
+	is_array(target_settings.required_metrics)
+} else := target_settings.required_metrics
+
+# Without the method, what the candidate owes cannot be known: fail closed.
+deny contains msg if {
+	input.action in {"request", "approve"}
+	run := input.evidence.lineage.run
+	is_object(run)
+	not is_string(run.method)
+	msg := sprintf(
+		"%s: the registered recipe of %v no longer verifies, so the method it was trained with (and the evidence that method owes) cannot be read: restore the recipe file, or train again",
+		[gate.describe(input.subject), run.run],
+	)
+}
+
+deny contains msg if {
+	input.action in {"request", "approve"}
+	some metric in method_metrics
+	not measured(metric)
+	msg := sprintf(
+		"%s was trained by %v against a reward, which can rise while the objective it stands for falls: it needs a drift evaluation of the held-out objective %s (scored by a suite, not by the reward) beside the target's metrics",
+		[gate.describe(input.subject), run_method, metric],
+	)
+}
 
 # A root checkpoint (registered without a parent, approved at the base gate,
 # produced by no run) has nothing to be compared with. Positive, so absent

@@ -273,7 +273,7 @@ test_absent_input_denies if {
 run_evidence(status, approved, provenance) := {"evidence": {
 	"lineage": {"run": {
 		"id": "run-7", "run": "run/claims-sft@1", "status": status, "approved": approved, "provenance": provenance,
-		"withdrawn_inputs": [], "mixture": as_planned, "base_digest": "sha256:p1",
+		"withdrawn_inputs": [], "mixture": as_planned, "base_digest": "sha256:p1", "method": "sft", "rewards": [],
 	}},
 	"evaluation": {"parent_digest": "sha256:p1", "results": [result("e0", passing_metrics)]},
 }}
@@ -644,4 +644,53 @@ test_a_result_without_its_base_or_datasets_is_not_current if {
 	bare := object.remove(result("e1", passing_metrics), ["base_digest", "datasets"])
 	d := staging_decision([bare])
 	not d.allow
+}
+
+# --- reward hacking is a promotion question --------------------------------------
+
+# A grpo run's candidate (completed, approved, provenance verified), evaluated
+# against its parent with the results given.
+grpo_candidate(results) := object.union(
+	object.union(object.union(to_staging, {"subject": {"state": "registered"}}), run_evidence("completed", true, verified)),
+	{"evidence": {
+		"lineage": {"run": {"method": "grpo", "rewards": ["sha256:r1"]}},
+		"evaluation": {"parent_digest": "sha256:p1", "results": results},
+	}},
+)
+
+grpo_decision(results) := d if {
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], grpo_candidate(results))
+}
+
+with_objective(verdict) := object.union(passing_metrics, {"domain_accuracy": object.union(
+	metric("domain_accuracy", verdict, 0.05, 0.1),
+	{"cluster_spread": 0.3},
+)})
+
+test_grpo_candidate_without_the_held_out_objective_denied if {
+	d := grpo_decision([result("e1", passing_metrics)])
+	"checkpoint claims-sft v3 was trained by grpo against a reward, which can rise while the objective it stands for falls: it needs a drift evaluation of the held-out objective domain_accuracy (scored by a suite, not by the reward) beside the target's metrics" in d.deny
+	not d.allow
+}
+
+test_grpo_candidate_whose_held_out_objective_fell_denied if {
+	d := grpo_decision([result("e1", with_objective("inferior"))])
+	not d.allow
+	count(d.deny) > 0
+}
+
+test_grpo_candidate_with_a_non_inferior_held_out_objective_allowed if {
+	grpo_decision([result("e1", with_objective("non-inferior"))]) == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_the_same_evaluation_passes_an_sft_candidate if {
+	sft := object.union(grpo_candidate([result("e1", passing_metrics)]), {"evidence": {"lineage": {"run": {"method": "sft"}}}})
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], sft)
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_a_run_whose_recipe_no_longer_verifies_denied if {
+	unread := object.union(grpo_candidate([result("e1", with_objective("non-inferior"))]), {"evidence": {"lineage": {"run": {"method": null}}}})
+	d := promotion.decision with input as doc("approve", "dave", [new("dave", "approve")], unread)
+	"checkpoint claims-sft v3: the registered recipe of run/claims-sft@1 no longer verifies, so the method it was trained with (and the evidence that method owes) cannot be read: restore the recipe file, or train again" in d.deny
 }
