@@ -168,7 +168,7 @@ def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identi
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"run": run, "run_id": done.run_id, "calls": 40, "reproduced": 40,
-                                         "differing": []}
+                                         "differing": [], "endpoint_calls_not_rescored": 0}
     # A record whose scores were edited no longer matches what the approved code gives ...
     forged = output / "forged.jsonl"
     forged.write_text("".join(json.dumps({**c, "scores": [-1.0] * 8}) + "\n" for c in calls[:2]))

@@ -17,17 +17,19 @@ import math
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from forgegov.foundation.config import Workspace
-from forgegov.foundation.errors import BadInput, ForgegovError
+from forgegov.foundation.errors import BadInput, ForgegovError, StoreTampered
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
 from forgegov.governance.loading.rewards import LoadedReward, open_reward
+from forgegov.governance.reward_endpoints import EndpointSpec, RewardEndpoint
 from forgegov.governance.runs.lifecycle import RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import DeviceKind, Recipe, RewardFailure, RLSpec
 from forgegov.governance.sandbox.isolation import SandboxLimits
+from forgegov.governance.sandbox.pool import CallResult
 from forgegov.training.backend import (
     METRICS_FILE,
     committer,
@@ -69,15 +71,31 @@ def _prompt_digest(prompt: Any) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(prompt, sort_keys=True).encode()).hexdigest()
 
 
-class SandboxedReward:
-    """One approved reward function as TRL calls it (prompts, completions, columns -> scores), answered by its
-    sandboxed workers; every call is written to the rollouts file, and a failure handled as the recipe says."""
+class Scorer(Protocol):
+    label: str
+    digest: str
 
-    def __init__(self, loaded: LoadedReward, rl: RLSpec, rollouts: Path, tokens: SourceTokens | None,
-                 failures: list[int]) -> None:
-        self.loaded, self.rl, self.rollouts, self.tokens, self.failures = loaded, rl, rollouts, tokens, failures
+    def score(self, kwargs: dict[str, list[Any]]) -> CallResult: ...
+
+
+class _CodeScorer:
+    """Approved reward code, answered by its sandboxed workers."""
+
+    def __init__(self, loaded: LoadedReward) -> None:
+        self.label, self.digest, self.score = loaded.label, loaded.digest, loaded.sandbox.score
+
+
+class RecordedReward:
+    """One reward as TRL calls it (prompts, completions, columns -> scores), answered by approved code in the sandbox
+    or by an allowed endpoint; every call is written to the rollouts file, and a failure handled as the recipe
+    says."""
+
+    def __init__(self, scorer: Scorer, rl: RLSpec, rollouts: Path, tokens: SourceTokens | None,
+                 failures: list[int], endpoint: bool = False) -> None:
+        self.scorer, self.rl, self.rollouts, self.tokens, self.failures = scorer, rl, rollouts, tokens, failures
+        self.endpoint = endpoint
         # TRL names a reward's metrics after the function.
-        self.__name__ = loaded.label.removeprefix("reward/").replace("@", "_v")
+        self.__name__ = "".join(c if c.isalnum() else "_" for c in scorer.label.removeprefix("reward/"))[:64]
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         state = kwargs.get("trainer_state")
@@ -88,10 +106,10 @@ class SandboxedReward:
                 self.tokens.counts[int(source)] += len(ids)
         columns = {name: list(values) for name, values in kwargs.items()
                    if name not in _NOT_FOR_REWARDS and isinstance(values, list) and len(values) == len(prompts)}
-        result = self.loaded.sandbox.score({"prompts": list(prompts), "completions": list(completions), **columns})
+        result = self.scorer.score({"prompts": list(prompts), "completions": list(completions), **columns})
         with self.rollouts.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({
-                "step": step, "reward": self.loaded.label, "digest": self.loaded.digest,
+                "step": step, "reward": self.scorer.label, "digest": self.scorer.digest, "endpoint": self.endpoint,
                 "outcome": result.outcome.value, "detail": result.detail, "prompts": list(prompts),
                 "prompt_digests": [_prompt_digest(p) for p in prompts], "completions": list(completions),
                 "columns": columns, "scores": result.scores}, sort_keys=True) + "\n")
@@ -100,7 +118,7 @@ class SandboxedReward:
         self.failures[0] += 1
         allowed = self.rl.max_reward_failures if self.rl.on_reward_failure is RewardFailure.ZERO else 0
         if self.failures[0] > allowed:
-            raise RewardCallFailed(f"{self.loaded.label} failed at step {step} ({result.outcome.value}: "
+            raise RewardCallFailed(f"{self.scorer.label} failed at step {step} ({result.outcome.value}: "
                                    f"{result.detail.splitlines()[0] if result.detail else 'no detail'}); "
                                    f"{self.failures[0]} failed call(s), {allowed} allowed",
                                    hint="fix the reward and have the new version approved, or allow failures "
@@ -160,11 +178,20 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     with ExitStack() as stack:
         functions = []
         for index, planned in enumerate(plan.rewards):
-            loaded = stack.enter_context(open_reward(workspace, planned.digest, actor=context.actor,
-                                                     purpose=f"{purpose}: reward",
-                                                     limits=SandboxLimits(timeout_s=rl.reward_timeout_s)))
+            scorer: Scorer
+            if planned.endpoint is not None:
+                spec = EndpointSpec(planned.endpoint["url"], planned.endpoint["identity"],
+                                    planned.endpoint["version"], timeout_s=rl.reward_timeout_s)
+                if spec.digest != planned.digest:
+                    raise StoreTampered(f"the plan's endpoint {spec.url} does not hash to the digest it records")
+                scorer = stack.enter_context(RewardEndpoint(spec))
+            else:
+                scorer = _CodeScorer(stack.enter_context(open_reward(
+                    workspace, planned.digest, actor=context.actor, purpose=f"{purpose}: reward",
+                    limits=SandboxLimits(timeout_s=rl.reward_timeout_s))))
             # Only the first function counts the tokens; they are the same completions for every function.
-            functions.append(SandboxedReward(loaded, rl, rollouts, tokens if index == 0 else None, failures))
+            functions.append(RecordedReward(scorer, rl, rollouts, tokens if index == 0 else None, failures,
+                                            endpoint=planned.endpoint is not None))
         progress("load", len(plan.sources) + len(plan.rewards) + 1, len(plan.sources) + len(plan.rewards) + 1,
                  "rewards in the sandbox")
 
@@ -256,10 +283,13 @@ def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str) -
     """Every recorded call scored again with the reward code it names, loaded through the door (so only the
     registered bytes run): how many calls reproduced their recorded scores exactly, and which did not."""
     calls: dict[str, list[dict[str, Any]]] = {}
+    skipped = 0
     with rollouts.open(encoding="utf-8") as handle:
         for line in handle:
             call = json.loads(line)
-            if call["outcome"] == "ok":
+            if call.get("endpoint"):
+                skipped += 1  # an external service: not code forgegov holds, so not re-run here
+            elif call["outcome"] == "ok":
                 calls.setdefault(call["digest"], []).append(call)
     differing: list[dict[str, Any]] = []
     checked = 0
@@ -272,4 +302,5 @@ def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str) -
                 if again.scores != call["scores"]:
                     differing.append({"reward": call["reward"], "step": call["step"], "recorded": call["scores"],
                                       "now": again.scores, "outcome": again.outcome.value})
-    return {"calls": checked, "reproduced": checked - len(differing), "differing": differing}
+    return {"calls": checked, "reproduced": checked - len(differing), "differing": differing,
+            "endpoint_calls_not_rescored": skipped}

@@ -15,7 +15,8 @@ from forgegov.foundation.errors import BadInput, Tampered
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.registry import label, resolve
-from forgegov.governance.runs.recipe import recipe_digest
+from forgegov.governance.reward_endpoints import EndpointSpec
+from forgegov.governance.runs.recipe import RewardRef, recipe_digest
 from forgegov.governance.runs.spec import registered_recipe
 
 
@@ -34,7 +35,8 @@ def run_evidence(session: Session, asset: Asset) -> dict[str, Any]:
     if recipe.rl is not None:
         # The reward functions a grpo run optimises, resolved now to the digests the run will be held to.
         evidence["recipe"]["rl"] = recipe.rl.to_document()
-        evidence["rewards"] = [_reward(session, r.reward, r.weight) for r in recipe.rewards]
+        evidence["rewards"] = [_reward(session, r.reward, r.weight) if r.reward is not None else _endpoint(r)
+                               for r in recipe.rewards]
     return evidence
 
 
@@ -53,12 +55,18 @@ def _base(session: Session, ref: str) -> dict[str, Any]:
             "stage": found.stage, "release": found.release, "owner": found.owner}
 
 
-def _reward(session: Session, ref: str, weight: float) -> dict[str, Any]:
-    found, problem = _resolved(session, ref, AssetKind.REWARD)
+def _reward(session: Session, ref: str | None, weight: float) -> dict[str, Any]:
+    found, problem = _resolved(session, str(ref), AssetKind.REWARD)
     if found is None:
         return {"ref": ref, "weight": weight, "found": False, "problem": problem}
     return {"ref": ref, "weight": weight, "found": True, "label": label(found), "digest": found.digest,
             "state": found.state.value, "owner": found.owner}
+
+
+def _endpoint(ref: RewardRef) -> dict[str, Any]:
+    spec = EndpointSpec(str(ref.endpoint), str(ref.identity), str(ref.version))
+    return {"endpoint": spec.url, "identity": spec.identity, "version": spec.version, "weight": ref.weight,
+            "digest": spec.digest}
 
 
 def _source(session: Session, ref: str, role: str, share: float) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def _refuse_withdrawn_inputs(session: Session, plan: RunPlan) -> None:
     """An approval withdrawn after the run gate decided stops the run from starting or resuming: the base, every
     dataset and every reward function must still be approved (each row held against the log by `resolve`)."""
     inputs = [(AssetKind.CHECKPOINT, plan.base_digest), *((AssetKind.DATASET, s.digest) for s in plan.sources),
-              *((AssetKind.REWARD, r.digest) for r in plan.rewards)]
+              *((AssetKind.REWARD, r.digest) for r in plan.rewards if r.endpoint is None)]
     for kind, digest in inputs:
         found = resolve(session, digest, kind)
         if found.state is AssetState.WITHDRAWN:
@@ -367,7 +367,8 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                "parallelism": trained.parallelism, "provenance_digest": provenance_digest,
                "wall_s": round(time.perf_counter() - started, 2)}
     if plan.rewards:
-        lineage["rewards"] = [r.digest for r in plan.rewards]
+        lineage["rewards"] = [r.digest for r in plan.rewards if r.endpoint is None]
+        lineage["endpoints"] = [{**r.endpoint, "digest": r.digest} for r in plan.rewards if r.endpoint is not None]
         lineage["rollouts"] = trained.rollouts
     with audited_transaction(workspace) as tx:
         session = tx.session

@@ -39,9 +39,13 @@ class PlannedReward:
     label: str
     digest: str
     weight: float
+    endpoint: dict[str, str] | None = None  # an external endpoint: url, identity, version (digest: of those three)
 
     def to_document(self) -> dict[str, Any]:
-        return {"label": self.label, "digest": self.digest, "weight": self.weight}
+        document: dict[str, Any] = {"label": self.label, "digest": self.digest, "weight": self.weight}
+        if self.endpoint is not None:
+            document["endpoint"] = dict(self.endpoint)
+        return document
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,14 @@ class RunPlan:
         if self.rewards:
             document["rewards"] = [r.to_document() for r in self.rewards]
         return document
+
+
+def _planned_reward(evidence: dict[str, Any]) -> PlannedReward:
+    if "endpoint" in evidence:
+        endpoint = {"url": evidence["endpoint"], "identity": evidence["identity"], "version": evidence["version"]}
+        return PlannedReward(f"endpoint {evidence['endpoint']}", evidence["digest"], float(evidence["weight"]),
+                             endpoint)
+    return PlannedReward(evidence["label"], evidence["digest"], float(evidence["weight"]))
 
 
 def approved_plan(session: Session, run: Asset) -> RunPlan:
@@ -106,6 +118,5 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
         sources=tuple(PlannedSource(s["label"], s["digest"], s["role"], float(s["share"]))
                       for s in evidence.get("sources", [])),
         requested_by=str(document.get("request", {}).get("requested_by", "")),
-        rewards=tuple(PlannedReward(r["label"], r["digest"], float(r["weight"]))
-                      for r in evidence.get("rewards", [])),
+        rewards=tuple(_planned_reward(r) for r in evidence.get("rewards", [])),
     )

@@ -190,7 +190,8 @@ class RunFacts:
         if parse_rfc3339(finished) < parse_rfc3339(started):
             raise BadInput(f"run facts: finished_at {self.finished_at} is before started_at {self.started_at}")
         for i, reward in enumerate(self.rewards):
-            _exact_keys(reward, f"rewards[{i}]", {"label", "digest", "weight"})
+            _exact_keys(reward, f"rewards[{i}]", {"label", "digest", "weight"} | ({"endpoint"} & set(reward)
+                                                                             if isinstance(reward, dict) else set()))
             _text(reward["label"], f"rewards[{i}].label")
             _digest(reward["digest"], f"rewards[{i}].digest")
         if bool(self.rewards) != (self.rollouts is not None):
@@ -276,7 +277,12 @@ def provenance_statement(facts: RunFacts, manifest_document: dict, checkpoint_di
     dependencies += [_descriptor(d["label"], d["digest"], {"role": d["role"], "share": d["share"]})
                      for d in facts.datasets]
     dependencies += [_descriptor(r["label"], r["digest"], {"role": "reward", "weight": r["weight"]})
-                     for r in facts.rewards]
+                     for r in facts.rewards if "endpoint" not in r]
+    # An external endpoint: its URL as the descriptor's uri, and who runs it and which version, as recorded.
+    dependencies += [{**_descriptor(r["label"], r["digest"], {"role": "reward-endpoint", "weight": r["weight"],
+                                                               "identity": r["endpoint"]["identity"],
+                                                               "version": r["endpoint"]["version"]}),
+                      "uri": r["endpoint"]["url"]} for r in facts.rewards if "endpoint" in r]
     # Every completion a grpo run scored, with each reward's score: what a reviewer re-scores with the approved code.
     rollouts = [_descriptor(facts.rollouts["file"], facts.rollouts["sha256"],
                             {k: v for k, v in facts.rollouts.items() if k not in ("file", "sha256")},

@@ -293,19 +293,50 @@ class TrainSpec:
 
 @dataclass(frozen=True)
 class RewardRef:
-    """One reward function a GRPO run optimises, by reference (resolved and held to its approval by the run gate),
-    with its weight in the sum TRL takes."""
+    """One reward a GRPO run optimises, with its weight in the sum TRL takes: registered reward code by reference
+    (resolved and held to its approval by the run gate), or an external endpoint speaking the Nova reward contract,
+    named by URL, the identity of who runs it and the scorer's version (which the policy allows or not)."""
 
-    reward: str
+    reward: str | None = None
     weight: float = 1.0
+    endpoint: str | None = None
+    identity: str | None = None
+    version: str | None = None
 
     def __post_init__(self) -> None:
-        _check_ref(self.reward, "rewards.reward", "reward")
-        object.__setattr__(self, "weight", _check_between(self.weight, f"rewards ({self.reward}).weight", 0, 100,
+        if (self.reward is None) == (self.endpoint is None):
+            raise _fail("rewards", "entries name either reward (registered code) or endpoint (a URL), one of them",
+                        hint='reward = "reward/NAME@VERSION", or endpoint = "https://...", identity and version')
+        if self.reward is not None:
+            _check_ref(self.reward, "rewards.reward", "reward")
+            if self.identity is not None or self.version is not None:
+                raise _fail(f"rewards ({self.reward})", "takes identity and version only with endpoint")
+        else:
+            _check_endpoint(self.endpoint, self.identity, self.version)
+        object.__setattr__(self, "weight", _check_between(self.weight, f"rewards ({self.name}).weight", 0, 100,
                                                           above_low=True))
 
+    @property
+    def name(self) -> str:
+        return self.reward.removeprefix("reward/") if self.reward is not None else str(self.endpoint)
+
     def to_document(self) -> dict:
-        return {"reward": self.reward, "weight": self.weight}
+        if self.reward is not None:
+            return {"reward": self.reward, "weight": self.weight}
+        return {"endpoint": self.endpoint, "identity": self.identity, "version": self.version, "weight": self.weight}
+
+
+def _check_endpoint(url: Any, identity: Any, version: Any) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
+            or parts.password or parts.fragment:
+        raise _fail("rewards.endpoint", f"must be an http(s) URL without credentials or fragment, got {url!r}")
+    for name, value in (("identity", identity), ("version", version)):
+        if not isinstance(value, str) or not value.strip() or len(value) > 128:
+            raise _fail(f"rewards ({url}).{name}", f"must be a non-empty string (at most 128 characters), got "
+                        f"{value!r}", hint="the policy allows endpoints by URL and identity; the version is recorded")
 
 
 @dataclass(frozen=True)
@@ -401,7 +432,7 @@ class Recipe:
         if not isinstance(self.rl, RLSpec):
             raise RecipeError("recipe is missing required table [rl] for method grpo",
                               hint="add [rl] with num_generations and max_completion_length")
-        names = [r.reward.removeprefix("reward/") for r in rewards]
+        names = [r.name for r in rewards]
         if len(set(names)) != len(names):
             raise _fail("rewards", "names one reward twice", hint="list each reward once, with its whole weight")
         if self.train.batch_size % self.rl.num_generations:
@@ -477,7 +508,8 @@ def parse_recipe(doc: dict) -> Recipe:
     raw_rewards = top.get("rewards", [])
     if not isinstance(raw_rewards, list):
         raise _fail("rewards", "must be an array of tables, written [[rewards]]")
-    rewards = tuple(RewardRef(**_table(r, f"rewards[{i}]", ("reward",), ("weight",))) for i, r in enumerate(raw_rewards))
+    rewards = tuple(RewardRef(**_table(r, f"rewards[{i}]", (), ("reward", "weight", "endpoint", "identity", "version")))
+                    for i, r in enumerate(raw_rewards))
     rl = None
     if "rl" in top:
         rl = RLSpec(**_table(top["rl"], "rl", ("num_generations", "max_completion_length"),

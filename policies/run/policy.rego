@@ -11,6 +11,7 @@
 package forgegov.gates.run
 
 import data.forgegov.lib.approvals
+import data.forgegov.lib.config
 import data.forgegov.lib.gate
 import data.forgegov.lib.standard_gate
 
@@ -64,6 +65,11 @@ base := run_evidence.base
 sources := run_evidence.sources if is_array(run_evidence.sources)
 
 rewards := run_evidence.rewards if is_array(run_evidence.rewards)
+
+has_endpoint(reward) if is_string(reward.endpoint)
+
+# Registered reward code, as opposed to external endpoints.
+code_rewards := [reward | some reward in rewards; not has_endpoint(reward)]
 
 # A field of an evidence object for a message, or the fallback when the
 # object or the field is absent or of another type: a message that cannot be
@@ -496,7 +502,7 @@ deny contains msg if {
 
 deny contains msg if {
 	judged
-	some reward in rewards
+	some reward in code_rewards
 	not found(reward)
 	msg := sprintf(
 		"reward %v of %s cannot be used: %v: register it (`forgegov reward register`) and ask again, or fix reward in its [[rewards]] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
@@ -506,7 +512,7 @@ deny contains msg if {
 
 deny contains msg if {
 	judged
-	some reward in rewards
+	some reward in code_rewards
 	found(reward)
 	rejected(reward)
 	msg := sprintf(
@@ -517,12 +523,32 @@ deny contains msg if {
 
 deny contains msg if {
 	judged
-	some reward in rewards
+	some reward in code_rewards
 	found(reward)
 	not approved(reward)
 	not rejected(reward)
 	msg := sprintf(
 		"%s, a reward function of %s, is not approved (state %s): %s",
 		[reward.label, subject_name, gate.shown(reward, "state"), next_step("reward", reward.label, field(reward, "state", null))],
+	)
+}
+
+# External reward endpoints run outside forgegov, so no golden example can be
+# re-run against their code: a run may use one only when policy data lists its
+# URL and the identity that runs it (rewards.endpoints). Shipped: none.
+allowed_endpoint(reward) if {
+	some listed in object.get(config.rewards, "endpoints", [])
+	listed.url == reward.endpoint
+	listed.identity == reward.identity
+}
+
+deny contains msg if {
+	judged
+	some reward in rewards
+	has_endpoint(reward)
+	not allowed_endpoint(reward)
+	msg := sprintf(
+		"reward endpoint %s run by %v (version %v) of %s is not one the policy allows: a policy owner must list its url and identity in rewards.endpoints (policies/data/data.json), or name approved reward code instead",
+		[reward.endpoint, field(reward, "identity", "nobody"), field(reward, "version", "none"), subject_name],
 	)
 }

@@ -521,3 +521,27 @@ test_unresolved_reward_denied if {
 	missing := {"ref": "exact@9", "weight": 1, "found": false, "problem": "no registered reward matches 'exact@9'"}
 	denies(grpo_run([exact, missing])) == {"reward exact@9 of run claims-cpt v1 cannot be used: no registered reward matches 'exact@9': register it (`forgegov reward register`) and ask again, or fix reward in its [[rewards]] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
 }
+
+# --- grpo: external reward endpoints ---------------------------------------------
+
+chemistry := {
+	"endpoint": "https://rewards.example.com/molecules", "identity": "chem-team", "version": "v3",
+	"weight": 1, "digest": "sha256:e1",
+}
+
+test_an_endpoint_the_policy_does_not_list_denied if {
+	denies(grpo_run([exact, chemistry])) == {"reward endpoint https://rewards.example.com/molecules run by chem-team (version v3) of run claims-cpt v1 is not one the policy allows: a policy owner must list its url and identity in rewards.endpoints (policies/data/data.json), or name approved reward code instead"}
+}
+
+test_a_listed_endpoint_allowed if {
+	d := run.decision with input as approve(grpo_run([exact, chemistry]))
+		with data.data.rewards.endpoints as [{"url": "https://rewards.example.com/molecules", "identity": "chem-team"}]
+	d == {"allow": true, "deny": set(), "missing": set()}
+}
+
+test_a_listed_url_under_another_identity_denied if {
+	d := run.decision with input as approve(grpo_run([object.union(chemistry, {"identity": "someone-else"})]))
+		with data.data.rewards.endpoints as [{"url": "https://rewards.example.com/molecules", "identity": "chem-team"}]
+	count(d.deny) == 1
+	not d.allow
+}
