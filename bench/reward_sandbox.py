@@ -8,6 +8,8 @@ Rows of the first part, one reward ("share of digits in the completion", pure Py
   in-process            the function called directly (what TRL does with a plain reward: no isolation at all)
   sandbox, 1 worker     forgegov's Sandbox.call: JSON over a pipe to a reused bubblewrap worker, replies checked
   sandbox, 2 workers    Sandbox.score: the batch split over two workers
+  HTTP endpoint         RewardEndpoint.score: Nova's reward-Lambda contract over HTTP to a server on 127.0.0.1 (the
+                        standard library's threading server, in this process) scoring with the same function
 The second part trains GRPO twice from the same random-initialised model of the chosen shape (`reference`: the
 reference family's 4.2 M-parameter Llama; `tiny`: the test model), the reward once in-process and once through the
 sandbox, and compares the median step time. Target: sandbox overhead <= 10 % of a GRPO step on the reference shape.
@@ -16,14 +18,19 @@ sandbox, and compares the median step time. Target: sandbox overhead <= 10 % of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from forgegov.governance.reward_endpoints import EndpointSpec, RewardEndpoint
 from forgegov.governance.sandbox.isolation import SandboxLimits
 from forgegov.governance.sandbox.pool import Sandbox
 
@@ -65,10 +72,45 @@ def call_rates(code: Path, calls: int, batch: int) -> list[dict[str, Any]]:
         if [r.scores for r in got] != expected:
             raise SystemExit(f"{name} scored differently from the function itself")
         rows.append({"name": name, "calls_per_s": round(calls / seconds, 1), "seconds": round(seconds, 4)})
+    with _contract_server() as url, RewardEndpoint(EndpointSpec(url, "bench", "1")) as endpoint:
+        endpoint.score(batches[0])
+        started = time.perf_counter()
+        got = [endpoint.score(b) for b in batches]
+        seconds = time.perf_counter() - started
+    if [r.scores for r in got] != expected:
+        raise SystemExit("the endpoint scored differently from the function itself")
+    rows.append({"name": "HTTP endpoint", "calls_per_s": round(calls / seconds, 1), "seconds": round(seconds, 4)})
     base = rows[0]["seconds"]
     for row in rows:
         row["ratio"] = round(row["seconds"] / base, 2)
     return rows
+
+
+@contextlib.contextmanager
+def _contract_server() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            scores = in_process([], [item["messages"][-1]["content"] for item in body])
+            data = json.dumps([{"id": item["id"], "aggregate_reward_score": score, "metrics_list": []}
+                               for item, score in zip(body, scores, strict=True)]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/score"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _model_and_tokenizer(shape: str) -> tuple[Any, Any]:

@@ -128,7 +128,8 @@ def test_reward_sandbox(tmp_path):
     _smoke("reward_sandbox.py", "--out", str(out))
     result = json.loads(out.read_text())
     rows = {row["name"]: row for row in result["rows"]}
-    assert set(rows) == {"in-process", "sandbox, 1 worker", "sandbox, 2 workers"} and rows["in-process"]["ratio"] == 1
+    assert set(rows) == {"in-process", "sandbox, 1 worker", "sandbox, 2 workers", "HTTP endpoint"}
+    assert rows["in-process"]["ratio"] == 1
     assert all(row["calls_per_s"] > 0 for row in rows.values())  # and the script checked every score matched
     grpo = result["grpo"]
     assert grpo["shape"] == "tiny" and grpo["steps"] == 3 and all(t > 0 for t in grpo["median_step_s"].values())
