@@ -29,6 +29,18 @@ def _failure(exc):
             "trace": trace[-MESSAGE_CHARS:]}
 
 
+def _reap():
+    # Children the code left behind are killed by the parent between calls; until they are waited for they still
+    # count against the sandbox's process limit.
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def main():
     module_name, _, function_name = sys.argv[1].partition(":")
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -44,6 +56,7 @@ def main():
         return
     _reply(out, {"ready": True})
     for line in sys.stdin:
+        _reap()
         request = json.loads(line)
         try:
             scores = function(**request["kwargs"])

@@ -7,8 +7,9 @@ What the code inside can and cannot reach, and why (docs/rewards.md says the sam
 - files: a new root holding only the interpreter's prefixes, /usr and the loader's files, read-only; the reward's
   verified copy at /code, read-only; a size-capped tmpfs at /scratch, the only writable place. The workspace, its
   keys, its store and everyone's home are not there at all (`refuse_exposure` refuses a layout that would show them).
-- privileges: as root the code runs as `nobody` with no capabilities, no-new-privs and an empty bounding set; as
-  another user, inside a user namespace that may create no further ones.
+- privileges: as root the code runs under an unprivileged uid of its own sandbox (from 100000 up, no account behind
+  it) with no capabilities, no-new-privs and an empty bounding set, so one sandbox's processes never count against
+  another's process limit; as another user, inside a user namespace that may create no further ones.
 - system calls: a seccomp filter (libseccomp, through pyseccomp) refuses the calls a namespace does not contain:
   new namespaces (unshare, setns, clone with a namespace flag; clone3, which cannot be inspected, answers ENOSYS so
   the C library falls back to clone), the kernel keyrings (a session keyring inherited from the parent would
@@ -18,7 +19,7 @@ What the code inside can and cannot reach, and why (docs/rewards.md says the sam
   (through the sandbox user's process count) fork bombs; wall time per call is the pool's.
 - environment: cleared; only PATH, HOME, TMPDIR, locale and thread counts are set, so no passphrase variable is seen.
 - not isolated: the filter is a deny list (every other call is allowed); memory is limited per process, not per
-  sandbox (no cgroup is created), and the process limit is shared by the sandbox user's workers; CPU caches and the
+  sandbox (no cgroup is created), and the process limit is shared by the workers of one sandbox; CPU caches and the
   kernel are shared, as with any process; /proc/1/cmdline shows the sandbox's own command line (host paths of the
   interpreter and the code's copy, nothing secret).
 """
@@ -36,7 +37,9 @@ from pathlib import Path
 from forgegov.foundation.errors import BadInput, ForgegovError
 
 HARNESS = Path(__file__).with_name("harness.py")
-NOBODY = 65534
+# Uids (and gids) a sandbox runs under when forgegov is root: one per sandbox, picked at random in this range, owning
+# no file; RLIMIT_NPROC counts per uid, so a fork bomb in one sandbox cannot starve another.
+SANDBOX_IDS = range(100_000, 165_536)
 _LOADER_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 _TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
@@ -168,13 +171,13 @@ def seccomp_program() -> bytes:
         return compiled.read()
 
 
-def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: int) -> list[str]:
+def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: int, sandbox_id: int) -> list[str]:
     """argv that starts one worker for `entry` ("module:function") in `code`, a folder the caller made readable;
     `seccomp_fd` is a descriptor, inherited by bubblewrap, holding `seccomp_program()`."""
     bwrap, prlimit = _tool("bwrap"), _tool("prlimit")
     privileged = os.geteuid() == 0
-    # RLIMIT_NPROC counts the processes of the real user: as root (exempt from it) the code runs as nobody; another
-    # user keeps its own uid, so its processes outside the sandbox count as well.
+    # RLIMIT_NPROC counts the processes of the real user: as root (exempt from it) the code runs as the sandbox's own
+    # uid; another user keeps its own uid, so its processes outside the sandbox count as well.
     processes = limits.processes if privileged else _count_processes(os.getuid()) + limits.processes
     megabyte = 1024 * 1024
     command = [prlimit, f"--as={limits.memory_mb * megabyte}", f"--cpu={int(limits.cpu_s)}",
@@ -202,6 +205,6 @@ def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: in
                 "--tmpfs", "/scratch",
                 "--chdir", "/scratch", "--remount-ro", "/"]
     if privileged:
-        command += [_tool("setpriv"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+        command += [_tool("setpriv"), f"--reuid={sandbox_id}", f"--regid={sandbox_id}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
     return command + [sys.executable, "-I", "-B", "/sandbox/harness.py", entry]

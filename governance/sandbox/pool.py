@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import selectors
 import signal
 import subprocess
@@ -30,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from forgegov.foundation.errors import BadInput
-from forgegov.governance.sandbox.isolation import SandboxLimits, refuse_exposure, seccomp_program, worker_command
+from forgegov.governance.sandbox.isolation import (
+    SANDBOX_IDS,
+    SandboxLimits,
+    refuse_exposure,
+    seccomp_program,
+    worker_command,
+)
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 STDERR_TAIL = 2000
@@ -116,18 +123,24 @@ class _Worker:
             self.namespace = os.stat(f"/proc/{children[0]}/ns/pid").st_ino if children else None
         except OSError:
             self.namespace = None
-        self.own = set(_members(self.namespace)) if self.namespace is not None else set()
+        self.own = set(namespace_members(self.namespace)) if self.namespace is not None else set()
 
     def kill_leftovers(self) -> None:
         """Processes the code started and left running (a call that forked and returned): killed, so that they
         neither run on nor hold the sandbox user's process limit against the next call or another sandbox."""
         if self.namespace is None:
             return
-        for pid in set(_members(self.namespace)) - self.own:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        deadline = time.monotonic() + KILL_WAIT_S
+        while time.monotonic() < deadline:
+            left = set(namespace_members(self.namespace)) - self.own
+            if not left:
+                return  # dead; the harness reaps its own children before the next call
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.005)
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -211,7 +224,7 @@ class _Worker:
         self.process.wait()
         deadline = time.monotonic() + KILL_WAIT_S
         while self.namespace is not None and time.monotonic() < deadline:
-            left = _members(self.namespace)
+            left = namespace_members(self.namespace)
             if not left:
                 break
             for pid in left:
@@ -243,10 +256,12 @@ class Sandbox:
         self.program.write(seccomp_program())
         self.program.flush()
         self.entry = entry
+        self.sandbox_id = SANDBOX_IDS[secrets.randbelow(len(SANDBOX_IDS))]
         self.size = workers
         self.idle: list[_Worker] = []
         self.lock = threading.Lock()
         self.calls: list[CallResult] = []
+        self.namespaces: list[int] = []  # the PID namespace of every worker started, for whoever checks none outlives it
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgegov-sandbox")
 
     def __enter__(self) -> Sandbox:
@@ -267,7 +282,8 @@ class Sandbox:
         # Each worker reads the filter from its own descriptor, from the start (a shared one would be at its end).
         descriptor = os.open(f"/proc/self/fd/{self.program.fileno()}", os.O_RDONLY)
         try:
-            return _Worker(worker_command(self.code, self.entry, self.limits, descriptor), self.limits, descriptor)
+            return _Worker(worker_command(self.code, self.entry, self.limits, descriptor, self.sandbox_id), self.limits,
+                           descriptor)
         finally:
             os.close(descriptor)
 
@@ -280,6 +296,9 @@ class Sandbox:
         ready = worker.read_reply(self.limits.start_timeout_s)
         if isinstance(ready, dict) and ready.get("ready") is True:
             worker.note_namespace()
+            if worker.namespace is not None:
+                with self.lock:
+                    self.namespaces.append(worker.namespace)
             return worker
         detail = (f"{ready.get('error')}: {ready.get('message', '')}\n{ready.get('trace', '')}".strip()
                   if isinstance(ready, dict)
@@ -369,7 +388,7 @@ class Sandbox:
             self.calls.append(result)
 
 
-def _members(namespace: int) -> list[int]:
+def namespace_members(namespace: int) -> list[int]:
     """Live processes in PID namespace `namespace` (zombies are gone as far as limits go)."""
     found = []
     for entry in Path("/proc").iterdir():
