@@ -128,19 +128,8 @@ class _Worker:
     def kill_leftovers(self) -> None:
         """Processes the code started and left running (a call that forked and returned): killed, so that they
         neither run on nor hold the sandbox user's process limit against the next call or another sandbox."""
-        if self.namespace is None:
-            return
-        deadline = time.monotonic() + KILL_WAIT_S
-        while time.monotonic() < deadline:
-            left = set(namespace_members(self.namespace)) - self.own
-            if not left:
-                return  # dead; the harness reaps its own children before the next call
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.005)
+        if self.namespace is not None:
+            _kill_until_gone(self.namespace, keep=self.own)  # the harness reaps its children before the next call
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -222,17 +211,8 @@ class _Worker:
             except ProcessLookupError:
                 pass
         self.process.wait()
-        deadline = time.monotonic() + KILL_WAIT_S
-        while self.namespace is not None and time.monotonic() < deadline:
-            left = namespace_members(self.namespace)
-            if not left:
-                break
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.01)
+        if self.namespace is not None:
+            _kill_until_gone(self.namespace, keep=set())
         for stream in (self.stdin, self.stdout, self.stderr):
             try:
                 stream.close()
@@ -386,6 +366,22 @@ class Sandbox:
     def _keep(self, result: CallResult) -> None:
         with self.lock:
             self.calls.append(result)
+
+
+def _kill_until_gone(namespace: int, keep: set[int]) -> None:
+    """SIGKILL every live process of `namespace` but `keep`, until none is left (or KILL_WAIT_S passed): they die
+    asynchronously, and until then still count against the process limit."""
+    deadline = time.monotonic() + KILL_WAIT_S
+    while time.monotonic() < deadline:
+        left = set(namespace_members(namespace)) - keep
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
 
 
 def namespace_members(namespace: int) -> list[int]:
