@@ -112,6 +112,7 @@ class _Worker:
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
         os.set_blocking(self.stdin.fileno(), False)
         self.namespace: int | None = None  # the PID namespace everything the code starts lives in
+        self.init: int | None = None  # its first process (bubblewrap's), ancestor of all the others
         self.own: set[int] = set()  # the namespace's processes when the harness was ready: its init and the harness
 
     def note_namespace(self) -> None:
@@ -121,15 +122,20 @@ class _Worker:
         try:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
             self.namespace = os.stat(f"/proc/{children[0]}/ns/pid").st_ino if children else None
+            self.init = int(children[0]) if children else None
         except OSError:
-            self.namespace = None
+            self.namespace = self.init = None
         self.own = set(namespace_members(self.namespace)) if self.namespace is not None else set()
 
     def kill_leftovers(self) -> None:
         """Processes the code started and left running (a call that forked and returned): killed, so that they
         neither run on nor hold the sandbox user's process limit against the next call or another sandbox."""
-        if self.namespace is not None:
-            _kill_until_gone(self.namespace, keep=self.own)  # the harness reaps its children before the next call
+        if self.namespace is None or self.init is None:
+            return
+        # The cheap look first (the namespace's process tree, from its first process): usually nothing is left.
+        if _descendants(self.init) <= self.own:
+            return
+        _kill_until_gone(self.namespace, keep=self.own)  # the harness reaps its children before the next call
 
     def stderr_tail(self) -> str:
         self.stderr.seek(0, os.SEEK_END)
@@ -243,6 +249,8 @@ class Sandbox:
         self.calls: list[CallResult] = []
         self.namespaces: list[int] = []  # the PID namespace of every worker started, for whoever checks none outlives it
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgegov-sandbox")
+        # Threads that wait on the workers of a split batch, kept rather than started per call.
+        self.callers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forgegov-sandbox-call")
 
     def __enter__(self) -> Sandbox:
         return self
@@ -255,6 +263,7 @@ class Sandbox:
             idle, self.idle = self.idle, []
         for worker in idle:
             worker.kill()
+        self.callers.shutdown(wait=True)
         self.spawner.shutdown(wait=True)
         self.program.close()
 
@@ -343,24 +352,13 @@ class Sandbox:
         if parts == 1:
             return self.call(kwargs)
         bounds = [(items * k // parts, items * (k + 1) // parts) for k in range(parts)]
-        results: list[CallResult | None] = [None] * parts
-
-        def run(index: int) -> None:
-            start, end = bounds[index]
-            results[index] = self.call({name: values[start:end] for name, values in kwargs.items()})
-
-        threads = [threading.Thread(target=run, args=(k,)) for k in range(parts)]
         started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        done = [r for r in results if r is not None]
+        done = list(self.callers.map(
+            lambda part: self.call({name: values[part[0]:part[1]] for name, values in kwargs.items()}), bounds))
         seconds = time.monotonic() - started
         failed = next((r for r in done if not r.ok), None)
-        if failed is not None or len(done) != parts:
-            return CallResult(failed.outcome if failed else Outcome.CRASHED, None,
-                              failed.detail if failed else "a part of the batch got no result", items, seconds)
+        if failed is not None:
+            return CallResult(failed.outcome, None, failed.detail, items, seconds)
         return CallResult(Outcome.OK, [s for r in done for s in (r.scores or [])], "", items, seconds)
 
     def _keep(self, result: CallResult) -> None:
@@ -382,6 +380,21 @@ def _kill_until_gone(namespace: int, keep: set[int]) -> None:
             except ProcessLookupError:
                 pass
         time.sleep(0.005)
+
+
+def _descendants(root: int) -> set[int]:
+    """`root` and every process below it, from /proc's children lists (of every thread), without scanning /proc."""
+    found, stack = set(), [root]
+    while stack:
+        pid = stack.pop()
+        found.add(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                stack += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+                          if int(child) not in found]
+        except OSError:
+            continue
+    return found
 
 
 def namespace_members(namespace: int) -> list[int]:
