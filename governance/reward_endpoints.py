@@ -16,6 +16,7 @@ identity and version from the recipe); the spec's digest is what lineage and pro
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,7 +96,9 @@ class RewardEndpoint:
 
         self.spec = spec
         self.label, self.digest = spec.label, spec.digest
-        self.client = httpx.Client(timeout=spec.timeout_s, follow_redirects=False)
+        # trust_env off: a proxy or certificate bundle named by an environment variable must not decide where
+        # rewards come from.
+        self.client = httpx.Client(timeout=spec.timeout_s, follow_redirects=False, trust_env=False)
         self.pool = ThreadPoolExecutor(max_workers=spec.concurrency, thread_name_prefix="forgegov-endpoint")
         self.calls = 0
 
@@ -117,25 +120,37 @@ class RewardEndpoint:
             if attempt:
                 time.sleep(min(2.0, 0.1 * 2 ** attempt))
             try:
-                response = self.client.post(self.spec.url, json=payload)
+                status, body = self._exchange(payload)
             except httpx.TimeoutException:
                 last, outcome = f"no answer within {self.spec.timeout_s:g} s", Outcome.TIMEOUT
                 continue
             except httpx.TransportError as exc:
                 last, outcome = f"cannot reach {self.spec.url}: {exc}", Outcome.UNAVAILABLE
                 continue
-            if response.status_code in RETRY_STATUSES:
-                last, outcome = f"HTTP {response.status_code} from {self.spec.url}", Outcome.ERROR
+            except httpx.HTTPError as exc:  # an undecodable body, a redirect loop: not an answer
+                return Outcome.INVALID, None, f"the response from {self.spec.url} cannot be read: {exc}"
+            if status in RETRY_STATUSES:
+                last, outcome = f"HTTP {status} from {self.spec.url}", Outcome.ERROR
                 continue
-            if response.status_code != 200:
-                return Outcome.ERROR, None, f"HTTP {response.status_code} from {self.spec.url}: {response.text[:200]}"
-            if len(response.content) > MAX_RESPONSE_BYTES:
+            if status != 200:
+                return Outcome.ERROR, None, f"HTTP {status} from {self.spec.url}: {body[:200]!r}"
+            if body is None:
                 return Outcome.INVALID, None, f"the response is larger than {MAX_RESPONSE_BYTES} bytes"
             try:
-                return Outcome.OK, contract_scores(response.json(), ids), ""
+                return Outcome.OK, contract_scores(json.loads(body), ids), ""
             except (ValueError, RecursionError) as exc:
                 return Outcome.INVALID, None, f"the response breaks the reward contract: {exc}"
         return outcome, None, f"{last} (after {self.spec.retries + 1} attempts)"
+
+    def _exchange(self, payload: list[dict[str, Any]]) -> tuple[int, bytes | None]:
+        """The status and body (None past MAX_RESPONSE_BYTES: read no further) of one POST."""
+        with self.client.stream("POST", self.spec.url, json=payload) as response:
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    return response.status_code, None
+            return response.status_code, body
 
     def score(self, kwargs: dict[str, list[Any]]) -> CallResult:
         started = time.monotonic()

@@ -213,3 +213,38 @@ def test_a_failing_reward_stops_the_run_or_scores_zero_as_the_recipe_says(people
     assert done is not None and done.status is RunStatus.COMPLETED
     calls = [json.loads(line) for line in (Path(done.output_dir) / ROLLOUTS_FILE).read_text().splitlines()]
     assert [c["outcome"] for c in calls] == ["error"] * 3 and all(c["scores"] is None for c in calls)
+
+
+def test_a_resume_continues_the_committed_rollouts_not_an_edited_file(people, tmp_path, base_template, monkeypatch):
+    """Found by a review: the rollouts file was appended to across a crash and signed whole at the end, so a line
+    forged between the crash and the resume was signed and passed `run rescore`."""
+    from forgegov.training import grpo
+    from forgegov.training.grpo import rescore_run
+
+    _inputs(people, tmp_path / "inputs", base_template)
+    recipe = _recipe(tmp_path, steps=10)
+    _approved_run(people, recipe)
+    real = grpo.RecordedReward.__call__
+
+    def crash_at_step_7(self, prompts, completions, **kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["trainer_state"].global_step == 7:
+            raise RuntimeError("power cut")
+        return real(self, prompts, completions, **kwargs)
+
+    monkeypatch.setattr(grpo.RecordedReward, "__call__", crash_at_step_7)
+    with pytest.raises(RuntimeError, match="power cut"):
+        _start(people, recipe)
+    monkeypatch.setattr(grpo.RecordedReward, "__call__", real)
+    [output] = [p for p in (people.artifacts_dir / "runs").iterdir() if (p / ROLLOUTS_FILE).exists()]
+    calls = [json.loads(line) for line in (output / ROLLOUTS_FILE).read_text().splitlines()]
+    forged = {**calls[0], "completions": ["FORGED"] * 8, "scores": [1.0] * 8, "endpoint": True}
+    (output / ROLLOUTS_FILE).write_text(json.dumps(forged) + "\n")
+    done = _start(people, recipe).trained
+    assert done is not None and done.status is RunStatus.COMPLETED and done.attempts == 2
+    final = [json.loads(line) for line in (output / ROLLOUTS_FILE).read_text().splitlines()]
+    assert len(final) == 10 and "FORGED" not in json.dumps(final)  # steps 0-5 as committed at step 6, then 6-9
+    assert rescore_run(people, done.run_id, actor="carol")["reproduced"] == 10
+    # A line naming a reward the provenance does not list, or code dressed as an endpoint, is tampering.
+    (tmp_path / "forged.jsonl").write_text(json.dumps(forged) + "\n")
+    with pytest.raises(DigestMismatch, match="names a reward-endpoint"):
+        rescore(people, tmp_path / "forged.jsonl", actor="carol", purpose="review", signed={forged["digest"]: "reward"})

@@ -65,6 +65,8 @@ class Contract(BaseHTTPRequestHandler):
             time.sleep(2)
         if self.path == "/refuse":
             return self._send(400, {"error": "no metadata.answer"})
+        if self.path == "/garbled":
+            return self._send(200, b"not gzip at all", encoding="gzip")
         if self.path == "/flaky":
             key = body[0]["id"]
             Contract.flaky[key] = Contract.flaky.get(key, 0) + 1
@@ -79,10 +81,12 @@ class Contract(BaseHTTPRequestHandler):
                             "metrics_list": [{"name": "digits", "value": share, "type": "Reward"}]})
         self._send(200, results)
 
-    def _send(self, status: int, document: object) -> None:
-        data = json.dumps(document).encode()
+    def _send(self, status: int, document: object, encoding: str | None = None) -> None:
+        data = document if isinstance(document, bytes) else json.dumps(document).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -152,6 +156,19 @@ def test_timeouts_contract_breaches_and_refusals_are_clear_outcomes(server):
     assert refused.outcome is Outcome.ERROR and "HTTP 400" in refused.detail and len(Contract.seen) == 1
     with RewardEndpoint(_spec("http://127.0.0.1:9/none", retries=0)) as endpoint:
         assert endpoint.score(BATCH).outcome is Outcome.UNAVAILABLE
+    with RewardEndpoint(_spec(f"{server}/garbled")) as endpoint:  # found by a review: it escaped as httpx's error
+        garbled = endpoint.score(BATCH)
+    assert garbled.outcome is Outcome.INVALID and "cannot be read" in garbled.detail
+
+
+def test_proxy_variables_do_not_decide_where_rewards_come_from(server, monkeypatch):
+    """Found by a review: httpx followed HTTP_PROXY, so whoever set it chose the scores."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with RewardEndpoint(_spec(f"{server}/ok")) as endpoint:
+        assert endpoint.score(BATCH).scores == [0.5, 0.0] * 4
 
 
 def _allow_endpoint(ws, tmp_path: Path, url: str) -> None:

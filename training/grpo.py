@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import math
+import shutil
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -46,6 +47,9 @@ from forgegov.training.backend import (
 from forgegov.training.mixture import SourceTokens
 
 ROLLOUTS_FILE = "rollouts.jsonl"
+# The rollouts so far, copied into each trainer checkpoint, so that the log commits to them with its files and a
+# resume continues from exactly those (not from whatever the run folder holds by then).
+ROLLOUTS_IN_CHECKPOINT = "forgegov-rollouts.jsonl"
 SOURCE_COLUMN = "forgegov_source"  # which planned source a prompt came from, for realised-token accounting
 _NOT_FOR_REWARDS = frozenset({"completion_ids", "trainer_state", SOURCE_COLUMN})
 
@@ -174,6 +178,10 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
     last = str(resumable.folder) if resumable is not None else None
     tokens = restored_tokens(resumable, len(plan.sources), ranks)
     rollouts = output / ROLLOUTS_FILE
+    if resumable is not None:
+        shutil.copyfile(resumable.folder / ROLLOUTS_IN_CHECKPOINT, rollouts)
+    else:
+        rollouts.unlink(missing_ok=True)  # an attempt that stopped before its first checkpoint: its calls are redone
     failures = [0]
     with ExitStack() as stack:
         functions = []
@@ -215,6 +223,7 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
         trainer = GRPOTrainer(model=model, reward_funcs=functions, args=config, train_dataset=prompts,
                               processing_class=tokenizer, peft_config=lora_config(recipe),
                               callbacks=[metrics, SaveSourceTokens(tokens, tokens_file(ranks)),
+                                         _save_rollouts(rollouts),
                                          CommitCheckpoints(committer(context), ranks.wait, ranks.main), *callbacks])
         trainer.remove_callback(PrinterCallback)
         progress("train", 0, train_spec.max_steps, f"resuming from {Path(last).name}" if last else "starting")
@@ -224,6 +233,24 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
                    resumed_from_step=step_of(last),
                    final_loss=metrics.last_loss if metrics.last_loss is not None else float(result.training_loss),
                    parallelism=parallelism_of(trainer, ranks), rollouts=rollouts_summary(rollouts))
+
+
+def _save_rollouts(rollouts: Path) -> Any:
+    # Made here, where transformers is imported: this module loads without it.
+    from transformers import TrainerCallback
+
+    class SaveRollouts(TrainerCallback):
+        """Copies the rollouts so far into each checkpoint before it is hashed and committed."""
+
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            target = folder / ROLLOUTS_IN_CHECKPOINT
+            if rollouts.exists():
+                shutil.copyfile(rollouts, target)
+            else:
+                target.write_bytes(b"")
+
+    return SaveRollouts()
 
 
 def rollouts_summary(path: Path) -> dict[str, Any]:
@@ -270,8 +297,12 @@ def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]
     if actual != signed[0]["digest"]["sha256"]:
         raise DigestMismatch(f"{path} is not the rollouts file the run's provenance signed", file=ROLLOUTS_FILE,
                              expected=signed[0]["digest"]["sha256"], actual=actual)
+    signed_rewards = {"sha256:" + d["digest"]["sha256"]: d.get("annotations", {}).get("role")
+                      for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+                      if d.get("annotations", {}).get("role") in ("reward", "reward-endpoint")}
     result = {"run": found["run"], "run_id": found["run_id"],
-              **rescore(workspace, path, actor=actor, purpose=f"re-scoring run {found['run_id']}")}
+              **rescore(workspace, path, actor=actor, purpose=f"re-scoring run {found['run_id']}",
+                        signed=signed_rewards)}
     if result["differing"]:
         raise ScoresDiffer(f"{len(result['differing'])} of {result['calls']} recorded reward calls of {found['run']} "
                            "scored differently with the approved code",
@@ -279,14 +310,24 @@ def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]
     return result
 
 
-def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str) -> dict[str, Any]:
+def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
+            signed: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Every recorded call scored again with the reward code it names, loaded through the door (so only the
-    registered bytes run): how many calls reproduced their recorded scores exactly, and which did not."""
+    registered bytes run): how many calls reproduced their recorded scores exactly, and which did not. With `signed`
+    (digest -> "reward" or "reward-endpoint", from the run's provenance), a line naming anything else, or calling
+    code an endpoint (to be skipped), is tampering."""
+    from forgegov.foundation.errors import DigestMismatch
+
     calls: dict[str, list[dict[str, Any]]] = {}
     skipped = 0
     with rollouts.open(encoding="utf-8") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, 1):
             call = json.loads(line)
+            if signed is not None:
+                role = "reward-endpoint" if call.get("endpoint") else "reward"
+                if signed.get(call.get("digest")) != role:
+                    raise DigestMismatch(f"line {number} of {rollouts.name} names a {role} {call.get('digest')} the "
+                                         "run's provenance does not list as one", file=rollouts.name)
             if call.get("endpoint"):
                 skipped += 1  # an external service: not code forgegov holds, so not re-run here
             elif call["outcome"] == "ok":

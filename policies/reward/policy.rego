@@ -34,7 +34,18 @@ min_examples := object.get(config.rewards, "min_golden_examples", 1)
 
 max_tolerance := object.get(config.rewards, "max_tolerance", 0)
 
-ran(reward) if is_number(reward.golden.examples)
+# Evidence counts as a run only when it has every part the rules below read;
+# anything less denies as "no sandbox run" rather than letting a rule not fire.
+ran(reward) if {
+	is_number(reward.golden.examples)
+	is_number(reward.golden.reproduced)
+	is_array(reward.golden.failures)
+	every failure in reward.golden.failures {
+		is_string(failure.outcome)
+	}
+	is_number(reward.tolerance)
+	is_object(reward.dependencies)
+}
 
 score(value) := "no score" if value == null
 
@@ -79,8 +90,19 @@ deny contains msg if {
 	some failure in golden.failures
 	failure.outcome != "ok"
 	msg := sprintf(
-		"golden example %d of %s did not run to a score in the sandbox (%s: %s): fix the reward and register a new version",
-		[failure.example, subject_name, failure.outcome, failure.detail],
+		"golden example %v of %s did not run to a score in the sandbox (%v: %v): fix the reward and register a new version",
+		[object.get(failure, "example", "?"), subject_name, failure.outcome, object.get(failure, "detail", "no detail")],
+	)
+}
+
+deny contains msg if {
+	inp.action in evidence_actions
+	ran(evidence)
+	golden.reproduced != golden.examples
+	count(golden.failures) == 0
+	msg := sprintf(
+		"the sandbox run of %s reproduced %v of %v golden examples and names no failure: report this input to the platform team",
+		[subject_name, golden.reproduced, golden.examples],
 	)
 }
 

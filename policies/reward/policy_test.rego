@@ -153,3 +153,34 @@ test_a_missing_dependency_denied if {
 	d := reward.decision with input as doc("approve", "carol", [fx.new("carol", "approve")], with_evidence(evidence))
 	d.deny == {"reward helpfulness v1 declares dependency rdkit, which is not installed where rewards run: install it there, or drop it from reward.toml"}
 }
+
+# Found by a review: evidence missing a part the rules read let them not fire.
+# Anything less than a whole run denies.
+test_incomplete_sandbox_evidence_denied if {
+	no_run := "reward helpfulness v1 has no sandbox run of its golden examples in the evidence: report this input to the platform team"
+	every broken in [
+		{"golden": {"examples": 3, "reproduced": 0}},
+		{"golden": good.golden, "tolerance": "0"},
+		{"golden": good.golden, "dependencies": null},
+		{"golden": {"examples": 3, "reproduced": 2, "failures": [{"example": 1}]}},
+	] {
+		evidence := object.union(object.remove(good, ["golden"]), broken)
+		bare := fx.doc("reward", "helpfulness", "approve", "carol", [fx.new("carol", "approve")], with_evidence(evidence))
+		d := reward.decision with input as bare
+		no_run in d.deny
+		not d.allow
+	}
+}
+
+test_a_count_without_failures_denied if {
+	evidence := reward_with({"golden": {"examples": 3, "reproduced": 0, "failures": []}})
+	d := reward.decision with input as doc("approve", "carol", [fx.new("carol", "approve")], with_evidence(evidence))
+	d.deny == {"the sandbox run of reward helpfulness v1 reproduced 0 of 3 golden examples and names no failure: report this input to the platform team"}
+}
+
+test_a_failure_without_detail_still_denies if {
+	failure := {"example": 1, "outcome": "crashed", "expected": 1, "got": null}
+	evidence := reward_with({"golden": {"examples": 3, "reproduced": 2, "failures": [failure]}})
+	d := reward.decision with input as doc("approve", "carol", [fx.new("carol", "approve")], with_evidence(evidence))
+	d.deny == {"golden example 1 of reward helpfulness v1 did not run to a score in the sandbox (crashed: no detail): fix the reward and register a new version"}
+}

@@ -492,7 +492,27 @@ decision := {"allow": allow, "deny": deny, "missing": missing}
 # is held to the digests resolved here, and loads them re-verified.
 deny contains msg if {
 	judged
+	rewards_malformed
+	msg := sprintf(
+		"the run evidence of %s lists its reward functions in a form the policy cannot read: report this input to the platform team",
+		[subject_name],
+	)
+}
+
+rewards_malformed if {
+	"rewards" in object.keys(run_evidence)
+	not is_array(run_evidence.rewards)
+}
+
+rewards_malformed if {
+	some reward in rewards
+	not is_object(reward)
+}
+
+deny contains msg if {
+	judged
 	method == "grpo"
+	not rewards_malformed
 	count(object.get(run_evidence, "rewards", [])) == 0
 	msg := sprintf(
 		"the recipe of %s optimises no reward function: add a [[rewards]] table naming an approved reward and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
@@ -516,8 +536,8 @@ deny contains msg if {
 	found(reward)
 	rejected(reward)
 	msg := sprintf(
-		"%s, a reward function of %s, was rejected at the reward gate: remove it from [[rewards]], or register a fixed version, have it approved and name that",
-		[reward.label, subject_name],
+		"%v, a reward function of %s, was rejected at the reward gate: remove it from [[rewards]], or register a fixed version, have it approved and name that",
+		[field(reward, "label", field(reward, "ref", "a reward")), subject_name],
 	)
 }
 
@@ -528,8 +548,11 @@ deny contains msg if {
 	not approved(reward)
 	not rejected(reward)
 	msg := sprintf(
-		"%s, a reward function of %s, is not approved (state %s): %s",
-		[reward.label, subject_name, gate.shown(reward, "state"), next_step("reward", reward.label, field(reward, "state", null))],
+		"%v, a reward function of %s, is not approved (state %s): %s",
+		[
+			field(reward, "label", field(reward, "ref", "a reward")), subject_name, gate.shown(reward, "state"),
+			next_step("reward", field(reward, "label", field(reward, "ref", "a reward")), field(reward, "state", null)),
+		],
 	)
 }
 

@@ -545,3 +545,16 @@ test_a_listed_url_under_another_identity_denied if {
 	count(d.deny) == 1
 	not d.allow
 }
+
+# Found by a review: malformed reward evidence let the rules not fire.
+test_malformed_reward_evidence_denied if {
+	malformed := "the run evidence of run claims-cpt v1 lists its reward functions in a form the policy cannot read: report this input to the platform team"
+	malformed in denies(object.union(grpo_run([]), {"rewards": null}))
+	malformed in denies(object.union(grpo_run([]), {"rewards": {"a": exact}}))
+	malformed in denies(grpo_run(["reward/exact@1"]))
+}
+
+test_an_unapproved_reward_without_a_label_still_denied if {
+	unlabelled := object.remove(object.union(exact, {"state": "registered"}), ["label"])
+	denies(grpo_run([unlabelled])) == {"exact@1, a reward function of run claims-cpt v1, is not approved (state \"registered\"): request it with `forgegov request exact@1 --gate reward --as NAME`; a holder of role reward-reviewer approves it"}
+}
