@@ -17,7 +17,7 @@ from typing import Any
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.governance.checkpoints import snapshot_verified
-from forgegov.governance.rewards import golden_evidence
+from forgegov.governance.rewards import golden_evidence, installed_versions
 from forgegov.governance.sandbox.isolation import SandboxLimits
 
 # Golden examples are small and quick; a hang is reported after this long rather than holding a gate for minutes.
@@ -42,4 +42,6 @@ def reward_evidence(workspace: Workspace, asset: Asset) -> dict[str, Any]:
             if len(_KEPT) >= _KEEP_AT_MOST:
                 _KEPT.clear()
             _KEPT[key] = found
-    return _KEPT[key]
+    # What is installed can change under a long-running server: read it now, never from what was kept.
+    kept = _KEPT[key]
+    return {**kept, "dependencies": installed_versions(tuple(kept["dependencies"]))}
