@@ -30,7 +30,7 @@ from forgegov.training.grpo import ROLLOUTS_FILE, RewardCallFailed, rescore
 
 from .conftest import PASSPHRASE, audit_entries, register_checked
 from .reward_support import write_reward
-from .runs_support import approve, build_tiny_base
+from .runs_support import approve, build_tiny_base, recipe_text
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (scripts/install.sh)")
 
@@ -66,7 +66,7 @@ def _inputs(ws, root: Path, base_template: Path, reward_code: str = DIGITS, appr
     folder.mkdir()
     (folder / "prompts.jsonl").write_text("".join(json.dumps({"prompt": f"Claim {i:05d}: the"}) + "\n"
                                                   for i in range(64)), encoding="utf-8")
-    prompts = register_checked(ws, folder, "claims-prompts", "alice", PROMPTS)
+    prompts = register_checked(ws, folder, "claims", "alice", PROMPTS)
     approve(ws, label(prompts), Gate.DATASET, "alice", "bob")
     reward_dir = write_reward(root / "digits", reward_code, DIGITS_GOLDEN)
     reward = register_asset(ws, AssetKind.REWARD, reward_dir, "digits", "alice")
@@ -77,34 +77,10 @@ def _inputs(ws, root: Path, base_template: Path, reward_code: str = DIGITS, appr
 
 def _recipe(tmp_path: Path, *, steps: int = 40, rl_extra: str = "") -> Path:
     path = tmp_path / "grpo.toml"
-    path.write_text(f'''version = 1
-name = "digits-grpo"
-method = "grpo"
-seed = 0
-
-[base]
-checkpoint = "tiny-base"
-
-[[mixture.sources]]
-dataset = "claims-prompts"
-role = "proprietary"
-share = 1.0
-
-[train]
-max_steps = {steps}
-batch_size = 8
-seq_len = 32
-learning_rate = 0.03
-warmup_steps = 0
-decay = "constant"
-
-[[rewards]]
-reward = "digits"
-
-[rl]
-num_generations = 4
-max_completion_length = 12
-{rl_extra}''', encoding="utf-8")
+    rl = ('decay = "constant"\n\n[[rewards]]\nreward = "digits"\n\n[rl]\nnum_generations = 4\n'
+          f"max_completion_length = 12\n{rl_extra}")
+    path.write_text(recipe_text(name="digits-grpo", method="grpo", seed=0, shares=(1.0, 0, 0), max_steps=steps,
+                                batch_size=8, learning_rate=0.03, warmup_steps=0, extra_train=rl), encoding="utf-8")
     return path
 
 

@@ -361,3 +361,17 @@ def test_workers_of_a_pool_outlive_the_threads_that_used_them(code):
     with Sandbox(code, "escapes:pid", limits=LIMITS, workers=2) as sandbox:
         results = [sandbox.score(_batch(4)) for _ in range(4)]
     assert [r.outcome for r in results] == [Outcome.OK] * 4
+
+
+def test_a_bwrap_first_on_path_is_not_the_sandbox(code, tmp_path, monkeypatch):
+    """The tools come from system folders: a `bwrap` put first on PATH (which whoever starts the trainer sets) would
+    otherwise run the reward with no sandbox at all."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    marker = tmp_path / "fake-bwrap-ran"
+    (fake / "bwrap").write_text(f"#!/bin/sh\ntouch {marker}\nexit 1\n")
+    (fake / "bwrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with Sandbox(code, "escapes:raw_socket", limits=LIMITS) as sandbox:
+        assert sandbox.call(_batch()).scores == [0.0, 0.0]
+    assert not marker.exists()

@@ -24,7 +24,7 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, ForgegovError, StoreTampered
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
-from forgegov.governance.loading.rewards import LoadedReward, open_reward
+from forgegov.governance.loading.rewards import open_reward
 from forgegov.governance.reward_endpoints import EndpointSpec, RewardEndpoint
 from forgegov.governance.runs.lifecycle import RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
@@ -80,13 +80,6 @@ class Scorer(Protocol):
     digest: str
 
     def score(self, kwargs: dict[str, list[Any]]) -> CallResult: ...
-
-
-class _CodeScorer:
-    """Approved reward code, answered by its sandboxed workers."""
-
-    def __init__(self, loaded: LoadedReward) -> None:
-        self.label, self.digest, self.score = loaded.label, loaded.digest, loaded.sandbox.score
 
 
 class RecordedReward:
@@ -194,9 +187,9 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
                     raise StoreTampered(f"the plan's endpoint {spec.url} does not hash to the digest it records")
                 scorer = stack.enter_context(RewardEndpoint(spec))
             else:
-                scorer = _CodeScorer(stack.enter_context(open_reward(
-                    workspace, planned.digest, actor=context.actor, purpose=f"{purpose}: reward",
-                    limits=SandboxLimits(timeout_s=rl.reward_timeout_s))))
+                scorer = stack.enter_context(open_reward(workspace, planned.digest, actor=context.actor,
+                                                         purpose=f"{purpose}: reward",
+                                                         limits=SandboxLimits(timeout_s=rl.reward_timeout_s)))
             # Only the first function counts the tokens; they are the same completions for every function.
             functions.append(RecordedReward(scorer, rl, rollouts, tokens if index == 0 else None, failures,
                                             endpoint=planned.endpoint is not None))

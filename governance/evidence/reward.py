@@ -18,17 +18,13 @@ from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.governance.checkpoints import snapshot_verified
 from forgegov.governance.rewards import golden_evidence, installed_versions
-from forgegov.governance.sandbox.isolation import SandboxLimits
+from forgegov.governance.sandbox.isolation import SandboxLimits, workspace_paths
 
 # Golden examples are small and quick; a hang is reported after this long rather than holding a gate for minutes.
 GOLDEN_LIMITS = SandboxLimits(timeout_s=20.0, memory_mb=2048)
 _KEPT: dict[tuple[str, SandboxLimits], dict[str, Any]] = {}
 _KEEP_AT_MOST = 256  # a long-running server forgets rather than grows
 
-
-def hidden_paths(workspace: Workspace) -> list[Path]:
-    """What sandboxed code must never see: the workspace (its keys, its store, its artifacts)."""
-    return [workspace.root, workspace.keys_dir, workspace.artifacts_dir]
 
 
 def reward_evidence(workspace: Workspace, asset: Asset) -> dict[str, Any]:
@@ -38,7 +34,7 @@ def reward_evidence(workspace: Workspace, asset: Asset) -> dict[str, Any]:
         # tampering at the gate, not only at the next load.
         code = snapshot_verified(asset, Path(scratch) / "code")
         if key not in _KEPT:
-            found = golden_evidence(code, GOLDEN_LIMITS, hidden_paths(workspace))
+            found = golden_evidence(code, GOLDEN_LIMITS, workspace_paths(workspace))
             if len(_KEPT) >= _KEEP_AT_MOST:
                 _KEPT.clear()
             _KEPT[key] = found

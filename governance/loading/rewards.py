@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.checkpoints import snapshot_verified
-from forgegov.governance.evidence.reward import hidden_paths
 from forgegov.governance.loading.use import open_for_use
 from forgegov.governance.rewards import RewardDeclaration, installed_versions, read_declaration
-from forgegov.governance.sandbox.isolation import SandboxLimits
-from forgegov.governance.sandbox.pool import Sandbox
+from forgegov.governance.sandbox.isolation import SandboxLimits, workspace_paths
+from forgegov.governance.sandbox.pool import CallResult, Sandbox
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class LoadedReward:
     digest: str
     declaration: RewardDeclaration
     sandbox: Sandbox
+
+    def score(self, kwargs: dict[str, list[Any]]) -> CallResult:
+        return self.sandbox.score(kwargs)
 
 
 @contextmanager
@@ -38,6 +41,6 @@ def open_reward(workspace: Workspace, ref: str, *, actor: str, purpose: str, lim
         code = use.verify(lambda: snapshot_verified(use.asset, Path(scratch) / "code"))
         declaration = use.verify(lambda: read_declaration(code))
         with Sandbox(code, declaration.entry, limits=limits, workers=workers,
-                     hidden=hidden_paths(workspace)) as sandbox:
+                     hidden=workspace_paths(workspace)) as sandbox:
             use.loaded(entry=declaration.entry, dependencies=installed_versions(declaration.dependencies))
             yield LoadedReward(use.label, use.asset.digest, declaration, sandbox)

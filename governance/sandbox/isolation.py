@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, ForgegovError
 
 HARNESS = Path(__file__).with_name("harness.py")
@@ -74,9 +74,13 @@ class SandboxLimits:
                 raise BadInput(f"sandbox limit {name} must be a positive number, not {value!r}")
 
 
+# Where the sandbox's tools are taken from: root-owned system folders only, never PATH, which whoever starts the
+# trainer sets (a `bwrap` earlier on it would run reward code with no sandbox at all).
+_SYSTEM_BIN = ("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin")
+
+
 def _tool(name: str) -> str:
-    found = shutil.which(name) or next((p for p in (f"/usr/bin/{name}", f"/bin/{name}") if os.access(p, os.X_OK)),
-                                       None)
+    found = next((path for folder in _SYSTEM_BIN if os.access(path := f"{folder}/{name}", os.X_OK)), None)
     if found is None:
         raise SandboxUnavailable(f"{name} is not installed, and reward and environment code runs only in the sandbox",
                                  hint="install it (Debian: apt-get install bubblewrap util-linux), "
@@ -110,6 +114,11 @@ def refuse_exposure(code: Path, hidden: list[Path]) -> None:
                 raise SandboxExposure(
                     f"{resolved} lies inside {source}, which the sandbox shows read-only to the code it runs",
                     hint="keep the workspace, its keys and its store outside the Python installation and /usr")
+
+
+def workspace_paths(workspace: Workspace) -> list[Path]:
+    """What sandboxed code must never see: the workspace (its keys, its store, its artifacts)."""
+    return [workspace.root, workspace.keys_dir, workspace.artifacts_dir]
 
 
 def _ancestors(binds: list[tuple[Path, Path]]) -> list[str]:
