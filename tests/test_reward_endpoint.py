@@ -33,32 +33,39 @@ def base_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("base") / "tiny-base")
 
 
+class Seen:
+    """What one server was sent: kept per server, since a handler of an earlier test's server may still be running
+    (a /slow answer outlives the client's timeout) and must not count here."""
+
+    def __init__(self) -> None:
+        self.bodies: list[list[dict]] = []
+        self.flaky: dict[str, int] = {}
+        self.active = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+
 class Contract(BaseHTTPRequestHandler):
     """A reward service as Nova's contract has it: the share of digits in the assistant's last message. The path
     picks a behaviour: /ok, /slow, /flaky (503 twice per batch id, then answers), /foreign (answers other ids),
     /refuse (400)."""
-
-    seen: list[list[dict]] = []
-    flaky: dict[str, int] = {}
-    active = 0
-    most = 0
-    lock = threading.Lock()
 
     def log_message(self, *_args: object) -> None:
         pass
 
     def do_POST(self) -> None:  # noqa: N802 - the standard library's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with Contract.lock:
-            Contract.seen.append(body)
-            Contract.active += 1
-            Contract.most = max(Contract.most, Contract.active)
+        seen = self.server.seen  # type: ignore[attr-defined]
+        with seen.lock:
+            seen.bodies.append(body)
+            seen.active += 1
+            seen.most = max(seen.most, seen.active)
         try:
             time.sleep(0.05)
             self._answer(body)
         finally:
-            with Contract.lock:
-                Contract.active -= 1
+            with seen.lock:
+                seen.active -= 1
 
     def _answer(self, body: list[dict]) -> None:
         if self.path == "/slow":
@@ -69,8 +76,9 @@ class Contract(BaseHTTPRequestHandler):
             return self._send(200, b"not gzip at all", encoding="gzip")
         if self.path == "/flaky":
             key = body[0]["id"]
-            Contract.flaky[key] = Contract.flaky.get(key, 0) + 1
-            if Contract.flaky[key] <= 2:
+            flaky = self.server.seen.flaky  # type: ignore[attr-defined]
+            flaky[key] = flaky.get(key, 0) + 1
+            if flaky[key] <= 2:
                 return self._send(503, {"error": "warming up"})
         results = []
         for item in body:
@@ -93,9 +101,14 @@ class Contract(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server():
-    Contract.seen, Contract.flaky, Contract.most = [], {}, 0
+def seen() -> Seen:
+    return Seen()
+
+
+@pytest.fixture
+def server(seen: Seen):
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Contract)
+    httpd.seen = seen  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -127,33 +140,33 @@ def test_the_contract_request_and_response():
             contract_scores(body, ["a", "b"])
 
 
-def test_an_endpoint_scores_in_chunks_within_its_concurrency_limit(server):
+def test_an_endpoint_scores_in_chunks_within_its_concurrency_limit(server, seen):
     with RewardEndpoint(_spec(f"{server}/ok", chunk=2, concurrency=2)) as endpoint:
         result = endpoint.score(BATCH)
     assert result.outcome is Outcome.OK and result.scores == [0.5, 0.0] * 4
-    assert len(Contract.seen) == 4 and all(len(body) == 2 for body in Contract.seen) and Contract.most <= 2
+    assert len(seen.bodies) == 4 and all(len(body) == 2 for body in seen.bodies) and seen.most <= 2
 
 
-def test_a_failing_endpoint_is_retried_then_reported(server):
+def test_a_failing_endpoint_is_retried_then_reported(server, seen):
     with RewardEndpoint(_spec(f"{server}/flaky", retries=2)) as endpoint:
         assert endpoint.score(BATCH).scores == [0.5, 0.0] * 4  # two 503s, then an answer
-    Contract.flaky.clear()
+    seen.flaky.clear()
     with RewardEndpoint(_spec(f"{server}/flaky", retries=1)) as endpoint:
         failed = endpoint.score(BATCH)
     assert failed.outcome is Outcome.ERROR and "HTTP 503" in failed.detail and "after 2 attempts" in failed.detail
 
 
-def test_timeouts_contract_breaches_and_refusals_are_clear_outcomes(server):
+def test_timeouts_contract_breaches_and_refusals_are_clear_outcomes(server, seen):
     with RewardEndpoint(_spec(f"{server}/slow", timeout_s=0.5, retries=1)) as endpoint:
         slow = endpoint.score(BATCH)
     assert slow.outcome is Outcome.TIMEOUT and "no answer within 0.5 s (after 2 attempts)" in slow.detail
     with RewardEndpoint(_spec(f"{server}/foreign")) as endpoint:
         foreign = endpoint.score(BATCH)
     assert foreign.outcome is Outcome.INVALID and "breaks the reward contract" in foreign.detail
-    Contract.seen.clear()
+    seen.bodies.clear()
     with RewardEndpoint(_spec(f"{server}/refuse", retries=3)) as endpoint:
         refused = endpoint.score(BATCH)
-    assert refused.outcome is Outcome.ERROR and "HTTP 400" in refused.detail and len(Contract.seen) == 1
+    assert refused.outcome is Outcome.ERROR and "HTTP 400" in refused.detail and len(seen.bodies) == 1
     with RewardEndpoint(_spec("http://127.0.0.1:9/none", retries=0)) as endpoint:
         assert endpoint.score(BATCH).outcome is Outcome.UNAVAILABLE
     with RewardEndpoint(_spec(f"{server}/garbled")) as endpoint:  # found by a review: it escaped as httpx's error
