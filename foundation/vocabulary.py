@@ -13,6 +13,7 @@ class AssetKind(StrEnum):
     RUN = "run"
     POLICY = "policy"  # a policy bundle, with the OPA build pinned to decide it
     SUITE = "suite"  # an evaluation suite, its dataset references resolved to digests at registration
+    ENVIRONMENT = "environment"  # a multi-turn simulator a grpo run's model acts in, run in the sandbox
 
 
 class DatasetKind(StrEnum):
@@ -62,6 +63,7 @@ class Gate(StrEnum):
     BASE = "base"  # approves a checkpoint as the starting point of training runs
     POLICY = "policy"  # adopts a policy bundle: decided by the policy in force
     SUITE = "suite"  # approves an evaluation suite to decide promotions
+    ENVIRONMENT = "environment"  # approves a multi-turn environment for grpo runs
 
 
 class GateAction(StrEnum):
@@ -116,6 +118,7 @@ class AuditAction(StrEnum):
     RUN_REGISTER = "run.register"
     POLICY_REGISTER = "policy.register"
     SUITE_REGISTER = "suite.register"
+    ENVIRONMENT_REGISTER = "environment.register"
     DATASET_CHECK = "dataset.check"
     DATASET_LOAD = "dataset.load"
     DATASET_LOAD_REFUSED = "dataset.load.refused"
@@ -123,6 +126,8 @@ class AuditAction(StrEnum):
     CHECKPOINT_LOAD_REFUSED = "checkpoint.load.refused"
     REWARD_LOAD = "reward.load"
     REWARD_LOAD_REFUSED = "reward.load.refused"
+    ENVIRONMENT_LOAD = "environment.load"
+    ENVIRONMENT_LOAD_REFUSED = "environment.load.refused"
     GATE_REFUSED = "gate.refused"
     GATE_DATASET_REQUEST = "gate.dataset.request"
     GATE_DATASET_APPROVE = "gate.dataset.approve"
@@ -152,6 +157,10 @@ class AuditAction(StrEnum):
     GATE_SUITE_APPROVE = "gate.suite.approve"
     GATE_SUITE_REJECT = "gate.suite.reject"
     GATE_SUITE_WITHDRAW = "gate.suite.withdraw"
+    GATE_ENVIRONMENT_REQUEST = "gate.environment.request"
+    GATE_ENVIRONMENT_APPROVE = "gate.environment.approve"
+    GATE_ENVIRONMENT_REJECT = "gate.environment.reject"
+    GATE_ENVIRONMENT_WITHDRAW = "gate.environment.withdraw"
     RUN_START = "run.start"
     RUN_RESUME = "run.resume"
     RUN_CHECKPOINT = "run.checkpoint"

@@ -16,6 +16,7 @@ from forgegov.foundation.manifest import FilesManifest, build_manifest
 from forgegov.foundation.vocabulary import AssetKind, Classification, DatasetKind, Gate
 from forgegov.governance.checkpoints import scan_checkpoint
 from forgegov.governance.datasets.intake import DatasetManifest, IntakeLimits, scan_dataset
+from forgegov.governance.environments import read_declaration as read_environment
 from forgegov.governance.policy import PolicyManifest, keep_bundle, scan_policy
 from forgegov.governance.rewards import read_declaration
 from forgegov.governance.suites import SuiteManifest, scan_suite
@@ -43,6 +44,11 @@ def _files(_workspace: Workspace, path: Path, _dataset: DatasetSpec | None, prog
 
 def _reward(_workspace: Workspace, path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
     read_declaration(path)  # refused now rather than at its gate; the gate re-reads it from the verified bytes
+    return build_manifest(path, progress=progress)
+
+
+def _environment(_workspace: Workspace, path: Path, _dataset: DatasetSpec | None, progress: Progress) -> FilesManifest:
+    read_environment(path)  # as a reward: refused now rather than at its gate
     return build_manifest(path, progress=progress)
 
 
@@ -84,6 +90,7 @@ class KindRules:
 KINDS: dict[AssetKind, KindRules] = {
     AssetKind.DATASET: KindRules(gates=(Gate.DATASET,), scan=_dataset, is_dataset=True),
     AssetKind.REWARD: KindRules(gates=(Gate.REWARD,), scan=_reward),
+    AssetKind.ENVIRONMENT: KindRules(gates=(Gate.ENVIRONMENT,), scan=_environment),
     # Promotion moves a checkpoint towards serving; the base gate approves it as a starting point for training.
     AssetKind.CHECKPOINT: KindRules(gates=(Gate.PROMOTION, Gate.BASE), scan=_checkpoint, has_stage=True,
                                     has_parent=True, has_release=True),

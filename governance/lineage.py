@@ -95,7 +95,10 @@ def _run(walk: _Walk, candidate: Asset) -> tuple[dict[str, Any] | None, str | No
         "steps": completed.get("steps"), "mixture": completed.get("mixture"),
         "datasets": [_node(walk, recorded_asset(session, AssetKind.DATASET, digest, f"run {row.id}"))
                      for digest in datasets],
-        "rewards": [],  # reward code joins a run's inputs with governed RL (issue 16)
+        "rewards": [_node(walk, recorded_asset(session, AssetKind.REWARD, digest, f"run {row.id}"))
+                    for digest in completed.get("rewards") or []],
+        "environment": (_node(walk, recorded_asset(session, AssetKind.ENVIRONMENT, completed["environment"],
+                                                   f"run {row.id}")) if completed.get("environment") else None),
     }, completed.get("base")
 
 

@@ -4,38 +4,37 @@ the standard library, and golden examples (`golden.jsonl`: inputs with the score
 
 The folder is registered under its digest like any asset. What the reward gate decides on is not what its author
 says the examples score but what they score when forgegov re-runs them, in the sandbox, from a copy of exactly the
-registered bytes (`golden_evidence`); the same re-hash guards every later load. Unknown keys are refused everywhere,
-as in a run recipe or a suite.
+registered bytes (`golden_evidence`); the same re-hash guards every later load. What every governed code folder
+declares is read by `code_assets.py`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import tomllib
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from forgegov.foundation.errors import BadInput
+from forgegov.governance.code_assets import (
+    DECLARATION_VERSION,
+    DeclarationError,
+    golden_lines,
+    installed_versions,
+    read_declared,
+)
 from forgegov.governance.sandbox.isolation import SandboxLimits
 from forgegov.governance.sandbox.pool import CallResult, Sandbox
 
 DECLARATION = "reward.toml"
-DECLARATION_VERSION = 1
 MAX_GOLDEN = 500
 # Bumped whenever how golden examples are run changes, so that evidence says which procedure produced it.
 GOLDEN_PROCEDURE = 1
 
-_ENTRY_RE = re.compile(r"^(?P<module>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*):(?P<function>[A-Za-z_]"
-                       r"[A-Za-z0-9_]*)\Z")
 _COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
-_DISTRIBUTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _RESERVED = frozenset({"prompts", "completions", "completion_ids", "trainer_state"})
 
 
-class RewardError(BadInput):
+class RewardError(DeclarationError):
     """A reward folder is unreadable or its declaration invalid; the message names the field and what it must be."""
 
 
@@ -71,22 +70,10 @@ def _message_list(value: Any, where: str) -> str | list[dict[str, str]]:
 
 
 def _golden(path: Path) -> tuple[GoldenExample, ...]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RewardError(f"cannot read the golden examples {path.name}: {exc}",
-                          hint="golden.jsonl holds one JSON object per line") from exc
     examples: list[GoldenExample] = []
     columns: set[str] | None = None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{number}"
-        try:
-            document = json.loads(line)
-        except ValueError as exc:
-            raise RewardError(f"{where} is not JSON: {exc}") from exc
-        if not isinstance(document, dict) or not {"prompt", "completion", "expected"} <= document.keys() \
+    for where, document in golden_lines(path, RewardError, "examples", MAX_GOLDEN):
+        if not {"prompt", "completion", "expected"} <= document.keys() \
                 or not document.keys() <= {"prompt", "completion", "expected", "columns"}:
             raise RewardError(f"{where} must hold prompt, completion, expected and optionally columns, nothing else")
         expected = document["expected"]
@@ -103,61 +90,14 @@ def _golden(path: Path) -> tuple[GoldenExample, ...]:
         examples.append(GoldenExample(_message_list(document["prompt"], f"{where}: prompt"),
                                       _message_list(document["completion"], f"{where}: completion"), found,
                                       None if expected is None else float(expected)))
-    if not examples:
-        raise RewardError(f"{path.name} holds no golden example",
-                          hint="add inputs with the scores they must get: the reward gate re-runs them")
-    if len(examples) > MAX_GOLDEN:
-        raise RewardError(f"{path.name} holds {len(examples)} golden examples; at most {MAX_GOLDEN}")
     return tuple(examples)
 
 
 def read_declaration(folder: Path) -> RewardDeclaration:
     """The declaration of the reward in `folder`, validated, with its golden examples."""
-    path = folder / DECLARATION
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise RewardError(f"{folder} has no {DECLARATION}",
-                          hint='declare at least: version = 1, entry = "module:function", golden = "golden.jsonl"') \
-            from exc
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise RewardError(f"cannot read {path}: {exc}") from exc
-    allowed = {"version", "entry", "dependencies", "tolerance", "golden"}
-    if unknown := sorted(document.keys() - allowed):
-        raise RewardError(f"{DECLARATION}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    if document.get("version") != DECLARATION_VERSION:
-        raise RewardError(f"{DECLARATION}: version must be {DECLARATION_VERSION}")
-    entry = document.get("entry")
-    found = _ENTRY_RE.match(entry) if isinstance(entry, str) else None
-    if found is None:
-        raise RewardError(f'{DECLARATION}: entry must be "module:function", not {entry!r}')
-    module = Path(*found["module"].split("."))
-    if not (folder / module.with_suffix(".py")).is_file() and not (folder / module / "__init__.py").is_file():
-        raise RewardError(f"{DECLARATION}: entry {entry} names module {found['module']}, which is not in the folder")
-    dependencies = document.get("dependencies", [])
-    if not isinstance(dependencies, list) or any(not isinstance(d, str) or not _DISTRIBUTION_RE.match(d)
-                                                 for d in dependencies):
-        raise RewardError(f"{DECLARATION}: dependencies must be a list of distribution names (as pip knows them)")
-    tolerance = document.get("tolerance", 0.0)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance <= 1:
-        raise RewardError(f"{DECLARATION}: tolerance must be a number from 0 to 1, not {tolerance!r}")
-    golden = document.get("golden", "golden.jsonl")
-    if not isinstance(golden, str) or "/" in golden or golden.startswith("."):
-        raise RewardError(f"{DECLARATION}: golden must name a file at the top of the folder")
-    return RewardDeclaration(DECLARATION_VERSION, entry, tuple(sorted(set(dependencies))), float(tolerance),
-                             _golden(folder / golden))
-
-
-def installed_versions(dependencies: tuple[str, ...]) -> dict[str, str | None]:
-    """The version of each declared distribution the sandbox will import (it sees this interpreter's packages);
-    None when it is missing, which the policy denies."""
-    versions: dict[str, str | None] = {}
-    for name in dependencies:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    declared = read_declared(folder, DECLARATION, frozenset(), "module:function", RewardError)
+    return RewardDeclaration(DECLARATION_VERSION, declared.entry, declared.dependencies, declared.tolerance,
+                             _golden(declared.golden))
 
 
 def _inputs(examples: list[GoldenExample]) -> dict[str, list[Any]]:

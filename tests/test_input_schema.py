@@ -339,6 +339,32 @@ def test_suite_gate_documents_match_the_schema(people, files: Files, recorder: R
     assert all(d["evidence"]["suite"]["tasks"][0]["dataset"]["state"] == "approved" for d in documents)
 
 
+def test_environment_gate_documents_match_the_schema(people, files: Files, recorder: RecordingEngine):
+    from .environment_support import copy_thermostat, write_environment
+
+    ws = people
+    register_asset(ws, AssetKind.ENVIRONMENT, copy_thermostat(files.root / "thermostat"), "thermostat", "alice")
+    _request(ws, "environment/thermostat", "alice", recorder)  # pending
+    _answer(ws, "environment/thermostat", "carol", recorder)  # allowed
+    # An episode that replays otherwise, and tools no model can be given: the failure forms of the evidence.
+    golden = [{"reset": {}, "calls": [{"tool": "heat", "arguments": {"minutes": 1}, "result": "wrong"}],
+               "expected": 0.0}]
+    register_asset(ws, AssetKind.ENVIRONMENT, write_environment(
+        files.root / "wrong", (files.root / "thermostat" / "thermostat.py").read_text(), golden,
+        entry="env:Thermostat"), "wrong", "alice")
+    _request(ws, "environment/wrong", "alice", recorder)  # denied
+    untyped = (files.root / "thermostat" / "thermostat.py").read_text().replace("minutes: int", "minutes")
+    register_asset(ws, AssetKind.ENVIRONMENT, write_environment(files.root / "untyped", untyped, golden,
+                                                                entry="env:Thermostat"), "untyped", "alice")
+    _request(ws, "environment/untyped", "alice", recorder)  # denied
+    documents = [d for d in recorder.documents if d["gate"] == "environment"]
+    _assert_all_valid(documents)
+    assert [d["action"] for d in documents] == ["request", "approve", "request", "request"]
+    evidence = [d["evidence"]["environment"] for d in documents]
+    assert evidence[2]["golden"]["failures"][0]["outcome"] == "differs"
+    assert evidence[3]["tools"]["problem"] and evidence[3]["tools"]["offered"] == []
+
+
 def test_policy_gate_documents_match_the_schema(people, tmp_path: Path, recorder: RecordingEngine):
     from .test_policy_update import _edited_bundle, _require_privacy_officer
 

@@ -10,7 +10,7 @@ import pytest
 
 from forgegov.foundation.vocabulary import AssetKind, GateAction
 from forgegov.governance import actions
-from forgegov.governance.evidence.reward import GOLDEN_LIMITS
+from forgegov.governance.evidence.golden import GOLDEN_LIMITS
 from forgegov.governance.registry import register_asset
 from forgegov.governance.rewards import golden_evidence, read_declaration
 

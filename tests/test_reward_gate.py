@@ -11,7 +11,7 @@ import pytest
 from forgegov.foundation.errors import DigestMismatch, PolicyDenied
 from forgegov.foundation.vocabulary import AssetKind, GateAction
 from forgegov.governance import actions
-from forgegov.governance.evidence import reward as reward_evidence
+from forgegov.governance.evidence import golden as golden_evidence_module
 from forgegov.governance.loading.rewards import open_reward
 from forgegov.governance.registry import find_asset, register_asset
 from forgegov.governance.review import review
@@ -58,7 +58,7 @@ def test_golden_examples_that_score_otherwise_deny_the_request(people, files, en
 
 
 def test_a_hanging_reward_is_denied_after_its_time_not_waited_on(people, files, engine, monkeypatch):
-    monkeypatch.setattr(reward_evidence, "GOLDEN_LIMITS", SandboxLimits(timeout_s=1.0))
+    monkeypatch.setattr(golden_evidence_module, "GOLDEN_LIMITS", SandboxLimits(timeout_s=1.0))
     hangs = ("def score(prompts, completions, answer, **_):\n    if answer[0] == '6':\n        while True:\n"
              "            pass\n    return [1.0]\n")
     register_asset(people, AssetKind.REWARD, write_reward(files.root / "hangs", hangs), "hangs", "alice")

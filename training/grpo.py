@@ -22,15 +22,17 @@ from typing import Any, Protocol
 
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.errors import BadInput, ForgegovError, StoreTampered
+from forgegov.governance.environments import GoldenEpisode, replay_episode
 from forgegov.governance.loading.checkpoints import load_checkpoint
 from forgegov.governance.loading.datasets import load_dataset
+from forgegov.governance.loading.environments import LoadedEnvironment, open_environment
 from forgegov.governance.loading.rewards import open_reward
 from forgegov.governance.reward_endpoints import EndpointSpec, RewardEndpoint
 from forgegov.governance.runs.lifecycle import RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import DeviceKind, Recipe, RewardFailure, RLSpec
 from forgegov.governance.sandbox.isolation import SandboxLimits
-from forgegov.governance.sandbox.pool import CallResult
+from forgegov.governance.sandbox.pool import CallResult, Outcome
 from forgegov.training.backend import (
     METRICS_FILE,
     committer,
@@ -44,6 +46,7 @@ from forgegov.training.backend import (
     step_of,
     tokens_file,
 )
+from forgegov.training.environments import environment_class, episode_of, tool_parsing
 from forgegov.training.mixture import SourceTokens
 
 ROLLOUTS_FILE = "rollouts.jsonl"
@@ -82,6 +85,25 @@ class Scorer(Protocol):
     def score(self, kwargs: dict[str, list[Any]]) -> CallResult: ...
 
 
+def _count_tokens(tokens: SourceTokens | None, kwargs: dict[str, Any]) -> None:
+    if tokens is not None and "completion_ids" in kwargs and SOURCE_COLUMN in kwargs:
+        # The tokens this step trains on are the completions: counted by the source of their prompt.
+        for source, ids in zip(kwargs[SOURCE_COLUMN], kwargs["completion_ids"], strict=True):
+            tokens.counts[int(source)] += len(ids)
+
+
+def _failed(label: str, step: int, result: CallResult, rl: RLSpec, failures: list[int]) -> None:
+    """Counts a failed call (or episode) and stops the run when the recipe allows no more."""
+    failures[0] += 1
+    allowed = rl.max_reward_failures if rl.on_reward_failure is RewardFailure.ZERO else 0
+    if failures[0] > allowed:
+        raise RewardCallFailed(f"{label} failed at step {step} ({result.outcome.value}: "
+                               f"{result.detail.splitlines()[0] if result.detail else 'no detail'}); "
+                               f"{failures[0]} failed call(s), {allowed} allowed",
+                               hint="fix the reward or environment and have the new version approved, or allow "
+                                    'failures with [rl] on_reward_failure = "zero" and max_reward_failures')
+
+
 class RecordedReward:
     """One reward as TRL calls it (prompts, completions, columns -> scores), answered by approved code in the sandbox
     or by an allowed endpoint; every call is written to the rollouts file, and a failure handled as the recipe
@@ -97,10 +119,7 @@ class RecordedReward:
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", 0))
-        if self.tokens is not None and "completion_ids" in kwargs and SOURCE_COLUMN in kwargs:
-            # The tokens this step trains on are the completions: counted by the source of their prompt.
-            for source, ids in zip(kwargs[SOURCE_COLUMN], kwargs["completion_ids"], strict=True):
-                self.tokens.counts[int(source)] += len(ids)
+        _count_tokens(self.tokens, kwargs)
         columns = {name: list(values) for name, values in kwargs.items()
                    if name not in _NOT_FOR_REWARDS and isinstance(values, list) and len(values) == len(prompts)}
         result = self.scorer.score({"prompts": list(prompts), "completions": list(completions), **columns})
@@ -112,15 +131,49 @@ class RecordedReward:
                 "columns": columns, "scores": result.scores}, sort_keys=True) + "\n")
         if result.ok and result.scores is not None:
             return result.scores
-        self.failures[0] += 1
-        allowed = self.rl.max_reward_failures if self.rl.on_reward_failure is RewardFailure.ZERO else 0
-        if self.failures[0] > allowed:
-            raise RewardCallFailed(f"{self.scorer.label} failed at step {step} ({result.outcome.value}: "
-                                   f"{result.detail.splitlines()[0] if result.detail else 'no detail'}); "
-                                   f"{self.failures[0]} failed call(s), {allowed} allowed",
-                                   hint="fix the reward and have the new version approved, or allow failures "
-                                        'with [rl] on_reward_failure = "zero" and max_reward_failures')
+        _failed(self.scorer.label, step, result, self.rl, self.failures)
         return [0.0] * len(prompts)
+
+
+class RecordedEnvironment:
+    """The environment's reward as TRL calls it, once per batch, with the environment instances of its rollouts:
+    each episode's reward asked of the sandbox, and every episode (reset arguments, observation, each call with its
+    result, the reward) written to the rollouts file. An episode that failed in the sandbox scores as the recipe
+    says, like a failed reward call."""
+
+    def __init__(self, loaded: LoadedEnvironment, rl: RLSpec, rollouts: Path, tokens: SourceTokens | None,
+                 failures: list[int]) -> None:
+        self.loaded, self.rl, self.rollouts, self.tokens, self.failures = loaded, rl, rollouts, tokens, failures
+        self.__name__ = "".join(c if c.isalnum() else "_" for c in loaded.label.removeprefix("environment/"))[:64]
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        step = int(getattr(kwargs.get("trainer_state"), "global_step", 0))
+        _count_tokens(self.tokens, kwargs)
+        scores: list[float | None] = []
+        episodes: list[dict[str, Any]] = []
+        failed: CallResult | None = None
+        for instance in kwargs.get("environments") or []:
+            episode = episode_of(instance)
+            if episode is None:
+                raise BadInput("TRL handed the environment's reward an instance that never started an episode")
+            ended = episode.finish()
+            reward = ended.reply["reward"] if ended is not None and ended.ok and ended.reply is not None else None
+            if reward is None:
+                failed = failed or episode.failure
+                _failed(self.loaded.label, step, episode.failure or CallResult(Outcome.ERROR, None, "no reward", 1,
+                                                                              0.0), self.rl, self.failures)
+            scores.append(0.0 if reward is None else float(reward))
+            episodes.append(episode.to_document(reward))
+        if len(scores) != len(prompts):
+            raise BadInput(f"TRL handed the environment's reward {len(scores)} episodes for {len(prompts)} prompts")
+        with self.rollouts.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({
+                "step": step, "reward": self.loaded.label, "digest": self.loaded.digest, "endpoint": False,
+                "environment": True, "outcome": failed.outcome.value if failed else "ok",
+                "detail": failed.detail if failed else "", "prompts": list(prompts),
+                "prompt_digests": [_prompt_digest(p) for p in prompts], "completions": list(completions),
+                "columns": {}, "episodes": episodes, "scores": scores}, sort_keys=True, default=str) + "\n")
+        return scores
 
 
 def _prompts(workspace: Workspace, context: RunContext, purpose: str) -> Any:
@@ -153,14 +206,16 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
 
     workspace, plan, recipe, ranks = context.workspace, context.plan, context.recipe, context.ranks
     output, progress, rl = context.output, context.progress, recipe.rl
-    if rl is None or not plan.rewards:
-        raise BadInput(f"recipe {recipe.name} names no reward functions; a grpo run needs approved ones")
+    if rl is None or (not plan.rewards and plan.environment is None):
+        raise BadInput(f"recipe {recipe.name} names no reward function or environment; a grpo run needs an "
+                       "approved one")
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     purpose = f"run {context.run_id} ({plan.run_label})"
 
     # 1. Inputs, by the digests the gate approved: the base, the prompts, and the reward code, each re-verified.
-    progress("load", 0, len(plan.sources) + len(plan.rewards) + 1, plan.base_label)
+    loads = len(plan.sources) + len(plan.rewards) + (plan.environment is not None) + 1
+    progress("load", 0, loads, plan.base_label)
     model, tokenizer = load_checkpoint(workspace, plan.base_digest, actor=context.actor, purpose=f"{purpose}: base")
     if tokenizer is None:
         raise BadInput(f"{plan.base_label} holds no tokenizer; a base checkpoint must carry the tokenizer it was "
@@ -177,7 +232,7 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
         rollouts.unlink(missing_ok=True)  # an attempt that stopped before its first checkpoint: its calls are redone
     failures = [0]
     with ExitStack() as stack:
-        functions = []
+        functions: list[Any] = []
         for index, planned in enumerate(plan.rewards):
             scorer: Scorer
             if planned.endpoint is not None:
@@ -193,8 +248,17 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
             # Only the first function counts the tokens; they are the same completions for every function.
             functions.append(RecordedReward(scorer, rl, rollouts, tokens if index == 0 else None, failures,
                                             endpoint=planned.endpoint is not None))
-        progress("load", len(plan.sources) + len(plan.rewards) + 1, len(plan.sources) + len(plan.rewards) + 1,
-                 "rewards in the sandbox")
+        factory, max_turns = None, None
+        if plan.environment is not None:
+            # The environment is stepped in the sandbox; TRL gets a stand-in class whose methods are its tools.
+            loaded = stack.enter_context(open_environment(workspace, plan.environment.digest, actor=context.actor,
+                                                          purpose=f"{purpose}: environment",
+                                                          limits=SandboxLimits(timeout_s=rl.reward_timeout_s)))
+            tool_parsing(tokenizer, plan.base_label)
+            factory = environment_class(loaded, frozenset({SOURCE_COLUMN}))
+            max_turns = loaded.declaration.max_turns
+            functions.append(RecordedEnvironment(loaded, rl, rollouts, tokens if not functions else None, failures))
+        progress("load", loads, loads, "rewards in the sandbox")
 
         # 2. TRL's GRPO: groups of completions per prompt, scored by the sandboxed rewards, the policy gradient.
         set_seed(recipe.seed)
@@ -204,7 +268,9 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
             output_dir=str(trainer_dir), max_steps=train_spec.max_steps,
             per_device_train_batch_size=train_spec.batch_size, gradient_accumulation_steps=1,
             num_generations=rl.num_generations, max_completion_length=rl.max_completion_length,
-            temperature=rl.temperature, beta=rl.beta, reward_weights=[r.weight for r in plan.rewards],
+            temperature=rl.temperature, beta=rl.beta,
+            reward_weights=[r.weight for r in plan.rewards] + ([plan.environment.weight] if plan.environment else []),
+            max_tool_calling_iterations=max_turns,
             learning_rate=train_spec.learning_rate, warmup_steps=train_spec.warmup_steps, **schedule(recipe),
             optim="adamw_torch", weight_decay=train_spec.weight_decay, max_grad_norm=train_spec.grad_clip,
             bf16=cuda, fp16=False, use_cpu=not cuda, seed=recipe.seed, data_seed=recipe.seed,
@@ -215,6 +281,7 @@ def train(context: RunContext, callbacks: Sequence[Any] = ()) -> Trained:
         metrics = StepMetrics(output / METRICS_FILE, tokens, [s.label for s in plan.sources], progress)
         trainer = GRPOTrainer(model=model, reward_funcs=functions, args=config, train_dataset=prompts,
                               processing_class=tokenizer, peft_config=lora_config(recipe),
+                              environment_factory=factory,
                               callbacks=[metrics, SaveSourceTokens(tokens, tokens_file(ranks)),
                                          _save_rollouts(rollouts),
                                          CommitCheckpoints(committer(context), ranks.wait, ranks.main), *callbacks])
@@ -292,7 +359,7 @@ def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]
                              expected=signed[0]["digest"]["sha256"], actual=actual)
     signed_rewards = {"sha256:" + d["digest"]["sha256"]: d.get("annotations", {}).get("role")
                       for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"]
-                      if d.get("annotations", {}).get("role") in ("reward", "reward-endpoint")}
+                      if d.get("annotations", {}).get("role") in ("reward", "reward-endpoint", "environment")}
     result = {"run": found["run"], "run_id": found["run_id"],
               **rescore(workspace, path, actor=actor, purpose=f"re-scoring run {found['run_id']}",
                         signed=signed_rewards)}
@@ -306,23 +373,30 @@ def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]
 def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
             signed: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Every recorded call scored again with the reward code it names, loaded through the door (so only the
-    registered bytes run): how many calls reproduced their recorded scores exactly, and which did not. With `signed`
-    (digest -> "reward" or "reward-endpoint", from the run's provenance), a line naming anything else, or calling
-    code an endpoint (to be skipped), is tampering."""
+    registered bytes run), and every recorded episode replayed in the environment it names: how many reproduced
+    their recorded scores (and tool results) exactly, and which did not. With `signed` (digest -> "reward",
+    "reward-endpoint" or "environment", from the run's provenance), a line naming anything else, or calling code an
+    endpoint (to be skipped), is tampering."""
     from forgegov.foundation.errors import DigestMismatch
 
     calls: dict[str, list[dict[str, Any]]] = {}
+    episodes: dict[str, list[dict[str, Any]]] = {}
     skipped = 0
     with rollouts.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             call = json.loads(line)
             if signed is not None:
-                role = "reward-endpoint" if call.get("endpoint") else "reward"
+                role = "reward-endpoint" if call.get("endpoint") else "environment" if call.get("environment") \
+                    else "reward"
                 if signed.get(call.get("digest")) != role:
                     raise DigestMismatch(f"line {number} of {rollouts.name} names a {role} {call.get('digest')} the "
                                          "run's provenance does not list as one", file=rollouts.name)
             if call.get("endpoint"):
                 skipped += 1  # an external service: not code forgegov holds, so not re-run here
+            elif call.get("environment"):
+                episodes.setdefault(call["digest"], []).extend(
+                    {**episode, "step": call["step"], "label": call["reward"]} for episode in call["episodes"]
+                    if episode.get("failure") is None)
             elif call["outcome"] == "ok":
                 calls.setdefault(call["digest"], []).append(call)
     differing: list[dict[str, Any]] = []
@@ -336,5 +410,14 @@ def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
                 if again.scores != call["scores"]:
                     differing.append({"reward": call["reward"], "step": call["step"], "recorded": call["scores"],
                                       "now": again.scores, "outcome": again.outcome.value})
+    for digest, recorded in episodes.items():
+        with open_environment(workspace, digest, actor=actor, purpose=purpose) as loaded:
+            for index, episode in enumerate(recorded):
+                replayed = GoldenEpisode(episode["reset"], episode["observation"], True, tuple(episode["calls"]),
+                                         float(episode["reward"]))
+                checked += 1
+                found = replay_episode(loaded.sandbox, index, replayed, tolerance=0.0)
+                if found is not None:
+                    differing.append({"environment": episode["label"], "step": episode["step"], **found})
     return {"calls": checked, "reproduced": checked - len(differing), "differing": differing,
             "endpoint_calls_not_rescored": skipped}

@@ -142,7 +142,8 @@ def _plain_commands(group: typer.Typer, kind: AssetKind) -> None:
 
 # The commands of each kind's group: what registration asks for follows `governance.asset_kinds.KINDS`.
 _COMMANDS = {AssetKind.DATASET: _dataset_commands, AssetKind.CHECKPOINT: _checkpoint_commands,
-             AssetKind.REWARD: _plain_commands, AssetKind.SUITE: _plain_commands}
+             AssetKind.REWARD: _plain_commands, AssetKind.SUITE: _plain_commands,
+             AssetKind.ENVIRONMENT: _plain_commands}
 
 
 def make_group(kind: AssetKind, help_text: str) -> typer.Typer:
@@ -226,6 +227,8 @@ def list_(ctx: typer.Context,
 def register(app: typer.Typer) -> None:
     app.add_typer(make_group(AssetKind.DATASET, "Datasets."), name="dataset")
     app.add_typer(make_group(AssetKind.REWARD, "Reward functions."), name="reward")
+    app.add_typer(make_group(AssetKind.ENVIRONMENT, "Multi-turn environments for grpo runs: a simulator class run in "
+                                                    "the sandbox (docs/environments.md)."), name="environment")
     app.add_typer(make_group(AssetKind.CHECKPOINT, "Model checkpoints."), name="checkpoint")
     app.add_typer(make_group(AssetKind.SUITE, "Evaluation suites: a TOML file whose datasets are resolved to exact "
                                               "digests when registered (docs/evaluation.md)."), name="suite")

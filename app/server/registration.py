@@ -214,5 +214,6 @@ class Registrations:
 
 
 # The kinds a member registers from their uploaded files alone (a dataset also signs its check; a run is its recipe).
-MEMBER_REGISTERED = (AssetKind.CHECKPOINT, AssetKind.REWARD, AssetKind.SUITE, AssetKind.POLICY)
+MEMBER_REGISTERED = (AssetKind.CHECKPOINT, AssetKind.REWARD, AssetKind.ENVIRONMENT, AssetKind.SUITE,
+                     AssetKind.POLICY)
 

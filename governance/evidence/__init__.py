@@ -15,13 +15,15 @@ from sqlmodel import Session
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.store.models import Asset
 from forgegov.foundation.vocabulary import Gate
+from forgegov.governance.environments import golden_evidence as environment_golden
 from forgegov.governance.evidence.data_quality import checks_evidence
 from forgegov.governance.evidence.evaluation import evaluation_evidence
+from forgegov.governance.evidence.golden import golden_evidence_of
 from forgegov.governance.evidence.lineage import lineage_evidence
 from forgegov.governance.evidence.policy_change import policy_change_evidence
-from forgegov.governance.evidence.reward import reward_evidence
 from forgegov.governance.evidence.run import run_evidence
 from forgegov.governance.evidence.suite import suite_evidence
+from forgegov.governance.rewards import golden_evidence as reward_golden
 
 Provider = Callable[[Workspace, Session, Asset], dict[str, Any]]
 
@@ -41,7 +43,11 @@ def _promotion(workspace: Workspace, session: Session, asset: Asset) -> dict[str
 
 
 def _reward(workspace: Workspace, _session: Session, asset: Asset) -> dict[str, Any]:
-    return {"reward": reward_evidence(workspace, asset)}
+    return {"reward": golden_evidence_of(workspace, asset, reward_golden)}
+
+
+def _environment(workspace: Workspace, _session: Session, asset: Asset) -> dict[str, Any]:
+    return {"environment": golden_evidence_of(workspace, asset, environment_golden)}
 
 
 def _suite(_workspace: Workspace, session: Session, asset: Asset) -> dict[str, Any]:
@@ -61,6 +67,7 @@ PROVIDERS: dict[Gate, Provider] = {
     Gate.DATASET: _data_quality,
     Gate.RUN: _run,
     Gate.REWARD: _reward,
+    Gate.ENVIRONMENT: _environment,
     Gate.BASE: _none,
     Gate.PROMOTION: _promotion,
     Gate.POLICY: _policy,

@@ -35,6 +35,7 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
     mixture: dict[str, Any] | None = None
     base_digest: str | None = None
     rewards: list[str] = []
+    environment: str | None = None
     if row.status is RunStatus.COMPLETED:
         # The completion as the log recorded it: this candidate, this provenance, these inputs.
         completed = committed_payload(session, what=f"the completion of run {row.id}",
@@ -46,10 +47,11 @@ def lineage_evidence(workspace: Workspace, session: Session, asset: Asset) -> di
         mixture = _mixture_by_role(completed)
         base_digest = completed.get("base")
         rewards = [str(digest) for digest in completed.get("rewards") or []]
+        environment = completed.get("environment")
     return {"run": {"id": row.id, "run": label(run), "status": row.status.value,
                     "approved": _run_gate_allowed(session, row, run), "provenance": _provenance(workspace, row),
                     "withdrawn_inputs": withdrawn, "mixture": mixture, "base_digest": base_digest,
-                    "method": _method(run), "rewards": rewards}}
+                    "method": _method(run), "rewards": rewards, "environment": environment}}
 
 
 def _method(run: Asset) -> str | None:
@@ -74,11 +76,12 @@ def _mixture_by_role(completed: dict[str, Any]) -> dict[str, Any]:
 
 
 def _withdrawn_inputs(session: Session, completed: dict[str, Any]) -> list[str]:
-    """The run's base, datasets and reward functions whose approval was withdrawn since, each row held against the
-    log."""
+    """The run's base, datasets, reward functions and environment whose approval was withdrawn since, each row held
+    against the log."""
     inputs = [(AssetKind.CHECKPOINT, completed.get("base")),
               *((AssetKind.DATASET, digest) for digest in completed.get("datasets") or []),
-              *((AssetKind.REWARD, digest) for digest in completed.get("rewards") or [])]
+              *((AssetKind.REWARD, digest) for digest in completed.get("rewards") or []),
+              *([(AssetKind.ENVIRONMENT, completed["environment"])] if completed.get("environment") else [])]
     withdrawn = []
     for kind, digest in inputs:
         found = session.exec(select(Asset).where(Asset.kind == kind, Asset.digest == digest)).first()

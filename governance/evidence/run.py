@@ -37,6 +37,8 @@ def run_evidence(session: Session, asset: Asset) -> dict[str, Any]:
         evidence["recipe"]["rl"] = recipe.rl.to_document()
         evidence["rewards"] = [_reward(session, r.reward, r.weight) if r.reward is not None else _endpoint(r)
                                for r in recipe.rewards]
+    if recipe.environment is not None:
+        evidence["environment"] = _environment(session, recipe.environment.environment, recipe.environment.weight)
     return evidence
 
 
@@ -57,6 +59,14 @@ def _base(session: Session, ref: str) -> dict[str, Any]:
 
 def _reward(session: Session, ref: str | None, weight: float) -> dict[str, Any]:
     found, problem = _resolved(session, str(ref), AssetKind.REWARD)
+    if found is None:
+        return {"ref": ref, "weight": weight, "found": False, "problem": problem}
+    return {"ref": ref, "weight": weight, "found": True, "label": label(found), "digest": found.digest,
+            "state": found.state.value, "owner": found.owner}
+
+
+def _environment(session: Session, ref: str, weight: float) -> dict[str, Any]:
+    found, problem = _resolved(session, ref, AssetKind.ENVIRONMENT)
     if found is None:
         return {"ref": ref, "weight": weight, "found": False, "problem": problem}
     return {"ref": ref, "weight": weight, "found": True, "label": label(found), "digest": found.digest,

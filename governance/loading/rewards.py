@@ -15,8 +15,9 @@ from typing import Any
 from forgegov.foundation.config import Workspace
 from forgegov.foundation.vocabulary import AssetKind
 from forgegov.governance.checkpoints import snapshot_verified
+from forgegov.governance.code_assets import installed_versions
 from forgegov.governance.loading.use import open_for_use
-from forgegov.governance.rewards import RewardDeclaration, installed_versions, read_declaration
+from forgegov.governance.rewards import RewardDeclaration, read_declaration
 from forgegov.governance.sandbox.isolation import SandboxLimits, workspace_paths
 from forgegov.governance.sandbox.pool import CallResult, Sandbox
 

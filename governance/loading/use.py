@@ -1,5 +1,6 @@
 """What every verified-loading door shares: who loads what for which purpose, the re-hash that must pass before any
-byte is handed out, and the audit entry for the load or for the refusal. A door (datasets, checkpoints, reward code)
+byte is handed out, and the audit entry for the load or for the refusal. A door (datasets, checkpoints, reward code,
+environments)
 adds only how its kind is read.
 """
 
@@ -26,6 +27,7 @@ LOAD_ACTIONS: dict[AssetKind, tuple[AuditAction, AuditAction]] = {
     AssetKind.DATASET: (AuditAction.DATASET_LOAD, AuditAction.DATASET_LOAD_REFUSED),
     AssetKind.CHECKPOINT: (AuditAction.CHECKPOINT_LOAD, AuditAction.CHECKPOINT_LOAD_REFUSED),
     AssetKind.REWARD: (AuditAction.REWARD_LOAD, AuditAction.REWARD_LOAD_REFUSED),
+    AssetKind.ENVIRONMENT: (AuditAction.ENVIRONMENT_LOAD, AuditAction.ENVIRONMENT_LOAD_REFUSED),
 }
 
 

@@ -177,9 +177,11 @@ def execute_run(workspace: Workspace, run_ref: str, *, actor: str, backends: Map
 
 def _refuse_withdrawn_inputs(session: Session, plan: RunPlan) -> None:
     """An approval withdrawn after the run gate decided stops the run from starting or resuming: the base, every
-    dataset and every reward function must still be approved (each row held against the log by `resolve`)."""
+    dataset, every reward function and the environment must still be approved (each row held against the log by
+    `resolve`)."""
     inputs = [(AssetKind.CHECKPOINT, plan.base_digest), *((AssetKind.DATASET, s.digest) for s in plan.sources),
-              *((AssetKind.REWARD, r.digest) for r in plan.rewards if r.endpoint is None)]
+              *((AssetKind.REWARD, r.digest) for r in plan.rewards if r.endpoint is None),
+              *([(AssetKind.ENVIRONMENT, plan.environment.digest)] if plan.environment is not None else [])]
     for kind, digest in inputs:
         found = resolve(session, digest, kind)
         if found.state is AssetState.WITHDRAWN:
@@ -347,6 +349,7 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
         base={"label": plan.base_label, "digest": plan.base_digest},
         datasets=[s.to_document() for s in plan.sources],
         rewards=[r.to_document() for r in plan.rewards], rollouts=trained.rollouts,
+        environment=plan.environment.to_document() if plan.environment is not None else None,
         realised_tokens={s["label"]: s["tokens"] for s in realised["sources"]}, code=code,
         policy_revision=plan.policy_revision, policy_digest=plan.policy_digest, decision_id=plan.decision_id,
         started_at=row.started_at, finished_at=finished_at, actor=actor,
@@ -366,9 +369,10 @@ def _finish(workspace: Workspace, run: Asset, plan: RunPlan, recipe: Recipe, row
                "decision_id": plan.decision_id, "steps": trained.steps, "final_loss": trained.final_loss,
                "parallelism": trained.parallelism, "provenance_digest": provenance_digest,
                "wall_s": round(time.perf_counter() - started, 2)}
-    if plan.rewards:
+    if plan.rewards or plan.environment is not None:
         lineage["rewards"] = [r.digest for r in plan.rewards if r.endpoint is None]
         lineage["endpoints"] = [{**r.endpoint, "digest": r.digest} for r in plan.rewards if r.endpoint is not None]
+        lineage["environment"] = plan.environment.digest if plan.environment is not None else None
         lineage["rollouts"] = trained.rollouts
     with audited_transaction(workspace) as tx:
         session = tx.session

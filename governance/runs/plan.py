@@ -49,6 +49,16 @@ class PlannedReward:
 
 
 @dataclass(frozen=True)
+class PlannedEnvironment:
+    label: str
+    digest: str
+    weight: float
+
+    def to_document(self) -> dict[str, Any]:
+        return {"label": self.label, "digest": self.digest, "weight": self.weight}
+
+
+@dataclass(frozen=True)
 class RunPlan:
     run_label: str
     run_digest: str
@@ -61,6 +71,7 @@ class RunPlan:
     sources: tuple[PlannedSource, ...]
     requested_by: str = ""  # who asked the gate, as the allowing decision's committed input names them
     rewards: tuple[PlannedReward, ...] = ()  # grpo: the reward functions, by the digests the gate saw approved
+    environment: PlannedEnvironment | None = None  # grpo: the environment, by the digest the gate saw approved
     version: int = PLAN_VERSION
 
     def to_document(self) -> dict[str, Any]:
@@ -71,6 +82,8 @@ class RunPlan:
                     "sources": [s.to_document() for s in self.sources]}
         if self.rewards:
             document["rewards"] = [r.to_document() for r in self.rewards]
+        if self.environment is not None:
+            document["environment"] = self.environment.to_document()
         return document
 
 
@@ -119,4 +132,7 @@ def approved_plan(session: Session, run: Asset) -> RunPlan:
                       for s in evidence.get("sources", [])),
         requested_by=str(document.get("request", {}).get("requested_by", "")),
         rewards=tuple(_planned_reward(r) for r in evidence.get("rewards", [])),
+        environment=(PlannedEnvironment(evidence["environment"]["label"], evidence["environment"]["digest"],
+                                        float(evidence["environment"]["weight"]))
+                     if "environment" in evidence else None),
     )

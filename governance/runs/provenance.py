@@ -131,6 +131,7 @@ class RunFacts:
     actor: str
     rewards: list[dict] = field(default_factory=list)  # grpo: label, digest and weight of each reward function
     rollouts: dict | None = None  # grpo: the rollouts file's name, sha256 and counts
+    environment: dict | None = None  # grpo: label, digest and weight of the environment the model acted in
 
     def __post_init__(self) -> None:
         _text(self.run_id, "run_id")
@@ -194,12 +195,17 @@ class RunFacts:
                                                                              if isinstance(reward, dict) else set()))
             _text(reward["label"], f"rewards[{i}].label")
             _digest(reward["digest"], f"rewards[{i}].digest")
-        if bool(self.rewards) != (self.rollouts is not None):
-            raise BadInput("run facts: a run with reward functions records its rollouts, and only such a run does")
+        if self.environment is not None:
+            _exact_keys(self.environment, "environment", {"label", "digest", "weight"})
+            _text(self.environment["label"], "environment.label")
+            _digest(self.environment["digest"], "environment.digest")
+        if bool(self.rewards or self.environment) != (self.rollouts is not None):
+            raise BadInput("run facts: a run with reward functions or an environment records its rollouts, and only "
+                           "such a run does")
         if self.rollouts is not None:
             _text(self.rollouts.get("file"), "rollouts.file")
             _digest(self.rollouts.get("sha256"), "rollouts.sha256")
-        for name in ("recipe", "base", "realised_tokens", "code", "rewards", "rollouts"):
+        for name in ("recipe", "base", "realised_tokens", "code", "rewards", "rollouts", "environment"):
             object.__setattr__(self, name, copy.deepcopy(getattr(self, name)))
         object.__setattr__(self, "datasets", [copy.deepcopy(d) for d in self.datasets])
         object.__setattr__(self, "started_at", started)
@@ -283,6 +289,10 @@ def provenance_statement(facts: RunFacts, manifest_document: dict, checkpoint_di
                                                                "identity": r["endpoint"]["identity"],
                                                                "version": r["endpoint"]["version"]}),
                       "uri": r["endpoint"]["url"]} for r in facts.rewards if "endpoint" in r]
+    if facts.environment is not None:
+        environment = facts.environment
+        dependencies.append(_descriptor(environment["label"], environment["digest"],
+                                        {"role": "environment", "weight": environment["weight"]}))
     # Every completion a grpo run scored, with each reward's score: what a reviewer re-scores with the approved code.
     rollouts = [_descriptor(facts.rollouts["file"], facts.rollouts["sha256"],
                             {k: v for k, v in facts.rollouts.items() if k not in ("file", "sha256")},

@@ -137,7 +137,8 @@ def _check_ref(value: Any, where: str, kind: str) -> str:
     if not found:
         raise _fail(where, f"is not a reference: {value!r}", hint=usage)
     if found["kind"] and found["kind"] != kind:
-        raise _fail(where, f"must name a {kind}, but {value!r} names a {found['kind']}", hint=usage)
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise _fail(where, f"must name {article} {kind}, but {value!r} names a {found['kind']}", hint=usage)
     return value
 
 
@@ -340,6 +341,22 @@ def _check_endpoint(url: Any, identity: Any, version: Any) -> None:
 
 
 @dataclass(frozen=True)
+class EnvironmentRef:
+    """The multi-turn environment a GRPO run's model acts in (registered code, resolved and held to its approval by
+    the run gate): its tools are offered to the model and its reward, with this weight, joins the [[rewards]]."""
+
+    environment: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_ref(self.environment, "environment.environment", "environment")
+        object.__setattr__(self, "weight", _check_between(self.weight, "environment.weight", 0, 100, above_low=True))
+
+    def to_document(self) -> dict:
+        return {"environment": self.environment, "weight": self.weight}
+
+
+@dataclass(frozen=True)
 class RLSpec:
     """GRPO's own settings: the group of completions sampled per prompt and how they are sampled, the KL penalty,
     and what a failing reward call does."""
@@ -395,6 +412,7 @@ class Recipe:
     devices: DevicesSpec = field(default_factory=DevicesSpec)
     rewards: tuple[RewardRef, ...] = ()  # grpo only
     rl: RLSpec | None = None  # grpo only
+    environment: EnvironmentRef | None = None  # grpo only
     version: int = RECIPE_VERSION
 
     def __post_init__(self) -> None:
@@ -421,14 +439,18 @@ class Recipe:
         rewards = tuple(self.rewards)
         if any(not isinstance(r, RewardRef) for r in rewards):
             raise _fail("rewards", "must hold RewardRef entries")
+        if self.environment is not None and not isinstance(self.environment, EnvironmentRef):
+            raise _fail("environment", "must be an EnvironmentRef")
         if self.method is not Method.GRPO:
-            if rewards or self.rl is not None:
-                raise _fail("rewards", f"and [rl] apply to method grpo only, not {self.method.value}",
-                            hint="remove them, or set method = \"grpo\"")
+            if rewards or self.rl is not None or self.environment is not None:
+                raise _fail("rewards", "(like [rl] and [environment]) applies to method grpo only, not "
+                            f"{self.method.value}", hint="remove them, or set method = \"grpo\"")
             return
-        if not rewards:
-            raise _fail("rewards", "is empty: a grpo run optimises at least one approved reward",
-                        hint='add a [[rewards]] table with reward = "reward/NAME@VERSION"')
+        if not rewards and self.environment is None:
+            raise _fail("rewards", "is empty: a grpo run optimises at least one approved reward, or the reward of "
+                        "an approved environment",
+                        hint='add a [[rewards]] table with reward = "reward/NAME@VERSION", or an [environment] '
+                             'table with environment = "environment/NAME@VERSION"')
         if not isinstance(self.rl, RLSpec):
             raise RecipeError("recipe is missing required table [rl] for method grpo",
                               hint="add [rl] with num_generations and max_completion_length")
@@ -455,6 +477,8 @@ class Recipe:
         if self.rl is not None:  # only grpo has them: the documents (and digests) of other recipes are unchanged
             document["rewards"] = [r.to_document() for r in self.rewards]
             document["rl"] = self.rl.to_document()
+        if self.environment is not None:  # likewise: grpo recipes without one keep their digests
+            document["environment"] = self.environment.to_document()
         return document
 
 
@@ -492,7 +516,8 @@ def _parse_lora(value: Any) -> LoraSpec | None:
 
 def parse_recipe(doc: dict) -> Recipe:
     """A validated Recipe from a parsed TOML (or `to_document()`) dictionary; RecipeError on the first problem."""
-    top = _table(doc, "", ("version", "name", "method", "seed", "base", "mixture", "train"), ("devices", "rewards", "rl"))
+    top = _table(doc, "", ("version", "name", "method", "seed", "base", "mixture", "train"),
+                 ("devices", "rewards", "rl", "environment"))
     base = _table(top["base"], "base", ("checkpoint",))
     mixture = _table(top["mixture"], "mixture", ("sources",), ("stopping",))
     raw_sources = mixture["sources"]
@@ -514,6 +539,9 @@ def parse_recipe(doc: dict) -> Recipe:
     if "rl" in top:
         rl = RLSpec(**_table(top["rl"], "rl", ("num_generations", "max_completion_length"),
                              ("temperature", "beta", "on_reward_failure", "max_reward_failures", "reward_timeout_s")))
+    environment = None
+    if "environment" in top:
+        environment = EnvironmentRef(**_table(top["environment"], "environment", ("environment",), ("weight",)))
     return Recipe(
         version=top["version"], name=top["name"], method=top["method"], seed=top["seed"],
         base=BaseSpec(**base),
@@ -522,6 +550,7 @@ def parse_recipe(doc: dict) -> Recipe:
         devices=DevicesSpec(**devices),
         rewards=rewards,
         rl=rl,
+        environment=environment,
     )
 
 

@@ -1,19 +1,32 @@
-"""Runs inside the sandbox, never imported by forgegov: it imports the reward's entry point from /code and answers
-one JSON line per request on the protocol descriptor, until its input closes.
+"""Runs inside the sandbox, never imported by forgegov: it imports the entry point from /code and answers one JSON
+line per request on the protocol descriptor, until its input closes.
+
+Two kinds of code run here. A reward ("module:function") is called with each request's keyword arguments. An
+environment ("module:Class") is a multi-turn simulator: each request names an episode by its reset arguments and the
+tool calls so far, and asks for one more step (a tool call, or its reward). Live instances are kept by episode, so a
+step usually costs one tool call; an episode this worker does not hold at that point (a replaced worker, an evicted
+one) is rebuilt by replaying its calls, each of which must give the result recorded for it, since a simulator that
+does not replay cannot be re-scored either.
 
 Standard library only, and nothing from forgegov (forgegov is not even visible in the sandbox). Whatever the code
 prints goes to stderr, so that it cannot forge a reply. The reply is not trusted by the parent either: a score's
 type, count and finiteness are checked outside (sandbox.pool).
 """
 
+import collections
 import importlib
+import inspect
 import json
+import math
 import os
 import sys
 import traceback
+import typing
 
 CODE = "/code"
 MESSAGE_CHARS = 2000
+EPISODES_KEPT = 1024  # live environment instances per worker; older ones are replayed when needed again
+ARGUMENT_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 
 
 def _reply(out, document):
@@ -41,16 +54,108 @@ def _reap():
             return
 
 
+class NotReplayed(Exception):
+    """A replayed call gave another result than the one recorded for it."""
+
+
+def _tools(cls):
+    """What the environment offers the model: its public methods but reset and get_reward (as TRL reads a class),
+    each with its parameters' JSON types and its docstring, for the trainer to present them."""
+    tools = []
+    for name, method in inspect.getmembers(cls, predicate=inspect.isfunction):
+        if name.startswith("_") or name in ("reset", "get_reward"):
+            continue
+        hints = typing.get_type_hints(method)
+        parameters = []
+        for parameter in list(inspect.signature(method).parameters.values())[1:]:
+            annotation = hints.get(parameter.name)
+            parameters.append({"name": parameter.name, "type": ARGUMENT_TYPES.get(annotation, repr(annotation)),
+                               "required": parameter.default is inspect.Parameter.empty,
+                               "kind": parameter.kind.name})
+        tools.append({"name": name, "doc": inspect.getdoc(method) or "", "parameters": parameters,
+                      "returns": ARGUMENT_TYPES.get(hints.get("return"), repr(hints.get("return")))})
+    return tools
+
+
+class Episodes:
+    def __init__(self, cls):
+        self.cls = cls
+        self.live = collections.OrderedDict()  # episode -> (instance, observation, calls made so far)
+
+    def _call(self, instance, call):
+        try:
+            return {"result": str(getattr(instance, call["tool"])(**call["arguments"]))}
+        except Exception as exc:  # noqa: BLE001 - a tool's exception is what the model is shown, as TRL does
+            return {"error": f"{type(exc).__name__}: {exc}"[:MESSAGE_CHARS]}
+
+    def _at(self, request):
+        """The episode's instance after its recorded calls, and the observation its reset gave."""
+        episode, history = request["episode"], request["history"]
+        kept = self.live.get(episode)
+        if kept is not None and kept[2] == len(history):
+            self.live.move_to_end(episode)
+            return kept[0], kept[1]
+        instance = self.cls()
+        observation = instance.reset(**request["reset"])
+        observation = None if observation is None else str(observation)
+        if "observation" in request and observation != request["observation"]:
+            raise NotReplayed(f"episode {episode} was reset to {observation!r}, not the recorded "
+                              f"{request['observation']!r}")
+        for index, call in enumerate(history):
+            again = self._call(instance, call)
+            recorded = {key: call[key] for key in ("result", "error") if key in call}
+            if again != recorded:
+                raise NotReplayed(f"call {index + 1} of episode {episode} ({call['tool']}) gave {again} when "
+                                  f"replayed, not the recorded {recorded}")
+        return instance, observation
+
+    def step(self, request):
+        instance, observation = self._at(request)
+        reply = {"observation": observation}
+        calls = len(request["history"])
+        if request.get("call") is not None:
+            reply.update(self._call(instance, request["call"]))
+            calls += 1
+        if request.get("reward"):
+            value = instance.get_reward()
+            reply["reward"] = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value) else repr(value)
+        self.live[request["episode"]] = (instance, reply["observation"], calls)
+        self.live.move_to_end(request["episode"])
+        while len(self.live) > EPISODES_KEPT:
+            self.live.popitem(last=False)
+        return reply
+
+
+def _load(kind, entry):
+    module_name, _, name = entry.partition(":")
+    found = getattr(importlib.import_module(module_name), name)
+    if kind == "environment":
+        if not inspect.isclass(found):
+            raise TypeError(f"{entry} is not a class")
+        return Episodes(found), _tools(found)
+    if not callable(found):
+        raise TypeError(f"{entry} is not callable")
+    return found, None
+
+
+def _answer(kind, code, tools, request):
+    if kind == "reward":
+        scores = code(**request["kwargs"])
+        return {"scores": list(scores) if isinstance(scores, tuple) else scores}
+    if request.get("describe"):
+        return {"tools": tools}
+    return code.step(request)
+
+
 def main():
-    module_name, _, function_name = sys.argv[1].partition(":")
+    kind, entry = sys.argv[1], sys.argv[2]
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     sys.path.insert(0, CODE)
     try:
-        function = getattr(importlib.import_module(module_name), function_name)
-        if not callable(function):
-            raise TypeError(f"{sys.argv[1]} is not callable")
+        code, tools = _load(kind, entry)
     except BaseException as exc:  # noqa: BLE001 - whatever the import does is the code's failure to report
         _reply(out, {"ready": False, **_failure(exc)})
         return
@@ -59,11 +164,8 @@ def main():
         _reap()
         request = json.loads(line)
         try:
-            scores = function(**request["kwargs"])
-            if isinstance(scores, tuple):
-                scores = list(scores)
-            reply = {"ok": True, "id": request["id"], "scores": scores}
-        except BaseException as exc:  # noqa: BLE001 - a reward's exception is a scored call's outcome, not ours
+            reply = {"ok": True, "id": request["id"], **_answer(kind, code, tools, request)}
+        except BaseException as exc:  # noqa: BLE001 - the code's exception is a call's outcome, not ours
             reply = {"id": request["id"], **_failure(exc)}
         _reply(out, reply)
 

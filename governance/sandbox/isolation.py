@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from forgegov.foundation.config import Workspace
@@ -180,8 +181,16 @@ def seccomp_program() -> bytes:
         return compiled.read()
 
 
-def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: int, sandbox_id: int) -> list[str]:
-    """argv that starts one worker for `entry` ("module:function") in `code`, a folder the caller made readable;
+class CodeKind(StrEnum):
+    """What the harness runs: a reward function ("module:function"), or an environment class ("module:Class")."""
+
+    REWARD = "reward"
+    ENVIRONMENT = "environment"
+
+
+def worker_command(code: Path, kind: CodeKind, entry: str, limits: SandboxLimits, seccomp_fd: int,
+                   sandbox_id: int) -> list[str]:
+    """argv that starts one worker for `entry` of `kind` in `code`, a folder the caller made readable;
     `seccomp_fd` is a descriptor, inherited by bubblewrap, holding `seccomp_program()`."""
     bwrap, prlimit = _tool("bwrap"), _tool("prlimit")
     privileged = os.geteuid() == 0
@@ -216,4 +225,4 @@ def worker_command(code: Path, entry: str, limits: SandboxLimits, seccomp_fd: in
     if privileged:
         command += [_tool("setpriv"), f"--reuid={sandbox_id}", f"--regid={sandbox_id}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-    return command + [sys.executable, "-I", "-B", "/sandbox/harness.py", entry]
+    return command + [sys.executable, "-I", "-B", "/sandbox/harness.py", kind.value, entry]

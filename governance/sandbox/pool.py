@@ -1,7 +1,8 @@
 """Sandboxed workers, reused between calls, and the one way to call code through them.
 
-A call sends keyword arguments (TRL's reward signature: prompts, completions and dataset columns, each a list) and
-gets back a `CallResult`: the scores, or what went wrong. Nothing the worker says is trusted (the code runs in the
+A reward call sends keyword arguments (TRL's reward signature: prompts, completions and dataset columns, each a list)
+and gets back a `CallResult`: the scores, or what went wrong. An environment request (a step of an episode, see the
+harness) gets back the step's reply, checked for form, the same way. Nothing the worker says is trusted (the code runs in the
 harness's process and can write on its reply channel): a reply must be a list of finite numbers (or None, TRL's "no
 score") of the batch's length, within a size cap; sending and waiting both have a deadline; a worker that hangs past
 the call's wall time is killed with everything it started, one that dies is reported with its exit status and the
@@ -24,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,6 +35,7 @@ from typing import Any
 from forgegov.foundation.errors import BadInput
 from forgegov.governance.sandbox.isolation import (
     SANDBOX_IDS,
+    CodeKind,
     SandboxLimits,
     refuse_exposure,
     seccomp_program,
@@ -40,6 +43,7 @@ from forgegov.governance.sandbox.isolation import (
 )
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024
+MAX_TOOL_TEXT = 64 * 1024  # an observation or a tool's result: the model reads it, so it is kept short
 STDERR_TAIL = 2000
 KILL_WAIT_S = 10.0
 
@@ -61,6 +65,7 @@ class CallResult:
     detail: str  # why not OK, for the record and the reviewer
     items: int
     seconds: float
+    reply: dict[str, Any] | None = None  # an environment's answer, checked for form (only when OK)
 
     @property
     def ok(self) -> bool:
@@ -231,7 +236,7 @@ class Sandbox:
     (made readable to the sandbox's user here). `hidden` are paths the layout must not show (the workspace)."""
 
     def __init__(self, code: Path, entry: str, *, limits: SandboxLimits | None = None, workers: int = 1,
-                 hidden: list[Path] | None = None) -> None:
+                 hidden: list[Path] | None = None, kind: CodeKind = CodeKind.REWARD) -> None:
         if workers < 1:
             raise BadInput(f"a sandbox needs at least one worker, not {workers}")
         self.limits = limits or SandboxLimits()
@@ -242,6 +247,7 @@ class Sandbox:
         self.program.write(seccomp_program())
         self.program.flush()
         self.entry = entry
+        self.kind = kind
         self.sandbox_id = SANDBOX_IDS[secrets.randbelow(len(SANDBOX_IDS))]
         self.size = workers
         self.idle: list[_Worker] = []
@@ -271,7 +277,8 @@ class Sandbox:
         # Each worker reads the filter from its own descriptor, from the start (a shared one would be at its end).
         descriptor = os.open(f"/proc/self/fd/{self.program.fileno()}", os.O_RDONLY)
         try:
-            return _Worker(worker_command(self.code, self.entry, self.limits, descriptor, self.sandbox_id), self.limits,
+            return _Worker(worker_command(self.code, self.kind, self.entry, self.limits, descriptor,
+                                          self.sandbox_id), self.limits,
                            descriptor)
         finally:
             os.close(descriptor)
@@ -308,8 +315,18 @@ class Sandbox:
         worker.kill()
 
     def call(self, kwargs: dict[str, list[Any]]) -> CallResult:
-        """One call with every keyword argument a list of the same length (the batch), on one worker."""
-        items = _batch_size(kwargs)
+        """One reward call with every keyword argument a list of the same length (the batch), on one worker."""
+        if self.kind is not CodeKind.REWARD:
+            raise BadInput(f"{self.entry} is an environment: it takes requests, not reward calls")
+        return self._exchange({"kwargs": kwargs}, _batch_size(kwargs), _judge_scores)
+
+    def request(self, body: dict[str, Any]) -> CallResult:
+        """One request to an environment (its tools described, or one step of an episode), on one worker."""
+        if self.kind is not CodeKind.ENVIRONMENT:
+            raise BadInput(f"{self.entry} is a reward function: it takes reward calls, not requests")
+        return self._exchange(body, 1, _judge_step)
+
+    def _exchange(self, body: dict[str, Any], items: int, judge: Judge) -> CallResult:
         started = time.monotonic()
         taken = self._take()
         if isinstance(taken, CallResult):
@@ -319,7 +336,7 @@ class Sandbox:
         worker = taken
         worker.calls += 1
         deadline = time.monotonic() + self.limits.timeout_s
-        reply: dict[str, Any] | Outcome | None = worker.send({"id": worker.calls, "kwargs": kwargs},
+        reply: dict[str, Any] | Outcome | None = worker.send({"id": worker.calls, **body},
                                                              self.limits.timeout_s)
         if reply is None:
             reply = worker.read_reply(max(0.0, deadline - time.monotonic()))
@@ -334,7 +351,7 @@ class Sandbox:
             worker.kill()
             result = CallResult(reply, None, detail[-STDERR_TAIL:], items, seconds)
         else:
-            result = _judge(reply, worker.calls, items, seconds)
+            result = _failed(reply, worker.calls, items, seconds) or judge(reply, items, seconds)
             # Only a worker whose call went well is used again: one that raised may have left processes behind (a fork
             # bomb stopped by the process limit leaves its children spinning).
             if result.ok:
@@ -418,7 +435,11 @@ def _batch_size(kwargs: dict[str, list[Any]]) -> int:
     return sizes.pop()
 
 
-def _judge(reply: dict[str, Any], call_id: int, items: int, seconds: float) -> CallResult:
+Judge = Callable[[dict[str, Any], int, float], CallResult]
+
+
+def _failed(reply: dict[str, Any], call_id: int, items: int, seconds: float) -> CallResult | None:
+    """What went wrong with a reply, or None when it is an answer to this call."""
     if type(reply.get("id")) is not int or reply.get("id") != call_id:
         return CallResult(Outcome.CRASHED, None, "the worker answered another call", items, seconds)
     if reply.get("ok") is not True:
@@ -426,11 +447,51 @@ def _judge(reply: dict[str, Any], call_id: int, items: int, seconds: float) -> C
         outcome = {"MemoryError": Outcome.MEMORY, "NonFinite": Outcome.INVALID}.get(error, Outcome.ERROR)
         detail = f"{error}: {reply.get('message', '')}\n{reply.get('trace', '')}".strip()
         return CallResult(outcome, None, detail[-STDERR_TAIL:], items, seconds)
+    return None
+
+
+def _judge_scores(reply: dict[str, Any], items: int, seconds: float) -> CallResult:
     try:
         scores = check_scores(reply.get("scores"), items)
     except ValueError as exc:
         return CallResult(Outcome.INVALID, None, str(exc), items, seconds)
     return CallResult(Outcome.OK, scores, "", items, seconds)
+
+
+def _text(value: Any, what: str, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is {type(value).__name__}, not text")
+    if len(value) > MAX_TOOL_TEXT:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {MAX_TOOL_TEXT}")
+
+
+def check_step(reply: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an environment's reply forgegov uses, or ValueError saying why the reply is not one."""
+    if "tools" in reply:
+        if not isinstance(reply["tools"], list) or any(not isinstance(t, dict) for t in reply["tools"]):
+            raise ValueError("the environment described its tools in a form that is not a list of objects")
+        return {"tools": reply["tools"]}
+    _text(reply.get("observation"), "the observation reset gave", optional=True)
+    checked: dict[str, Any] = {"observation": reply.get("observation")}
+    if "result" in reply or "error" in reply:
+        key = "result" if "result" in reply else "error"
+        _text(reply[key], f"the tool's {key}", optional=False)
+        checked[key] = reply[key]
+    if "reward" in reply:
+        checked["reward"] = check_scores([reply["reward"]], 1)[0]
+        if checked["reward"] is None:
+            raise ValueError("get_reward returned None, not a number")
+    return checked
+
+
+def _judge_step(reply: dict[str, Any], items: int, seconds: float) -> CallResult:
+    try:
+        checked = check_step(reply)
+    except ValueError as exc:
+        return CallResult(Outcome.INVALID, None, str(exc), items, seconds)
+    return CallResult(Outcome.OK, None, "", items, seconds, reply=checked)
 
 
 def _make_readable(code: Path) -> None:

@@ -40,6 +40,12 @@ default rewards := {}
 
 rewards := data.data.rewards
 
+# What the environment gate asks of golden episodes and turns; absent ones
+# read as the strictest value there.
+default environments := {}
+
+environments := data.data.environments
+
 default max_age_hours := 0
 
 max_age_hours := approvals.max_age_hours

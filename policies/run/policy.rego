@@ -514,8 +514,9 @@ deny contains msg if {
 	method == "grpo"
 	not rewards_malformed
 	count(object.get(run_evidence, "rewards", [])) == 0
+	not "environment" in object.keys(run_evidence)
 	msg := sprintf(
-		"the recipe of %s optimises no reward function: add a [[rewards]] table naming an approved reward and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
+		"the recipe of %s optimises no reward function: add a [[rewards]] table naming an approved reward (or an [environment] naming an approved environment) and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
 		[subject_name],
 	)
 }
@@ -553,6 +554,56 @@ deny contains msg if {
 			field(reward, "label", field(reward, "ref", "a reward")), subject_name, gate.shown(reward, "state"),
 			next_step("reward", field(reward, "label", field(reward, "ref", "a reward")), field(reward, "state", null)),
 		],
+	)
+}
+
+# --- the environment (grpo) ----------------------------------------------------
+
+# A grpo run's model acts only in an environment approved at the environment
+# gate, whose approval rests on its golden episodes replayed in the sandbox.
+environment := run_evidence.environment
+
+deny contains msg if {
+	judged
+	"environment" in object.keys(run_evidence)
+	not is_object(environment)
+	msg := sprintf(
+		"the run evidence of %s names its environment in a form the policy cannot read: report this input to the platform team",
+		[subject_name],
+	)
+}
+
+deny contains msg if {
+	judged
+	is_object(environment)
+	not found(environment)
+	msg := sprintf(
+		"environment %v of %s cannot be used: %v: register it (`forgegov environment register`) and ask again, or fix environment in its [environment] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)",
+		[field(environment, "ref", "(none named)"), subject_name, field(environment, "problem", "the evidence says it was not found")],
+	)
+}
+
+deny contains msg if {
+	judged
+	is_object(environment)
+	found(environment)
+	rejected(environment)
+	msg := sprintf(
+		"%v, the environment of %s, was rejected at the environment gate: register a fixed version, have it approved and name that in [environment]",
+		[field(environment, "label", field(environment, "ref", "an environment")), subject_name],
+	)
+}
+
+deny contains msg if {
+	judged
+	is_object(environment)
+	found(environment)
+	not approved(environment)
+	not rejected(environment)
+	name := field(environment, "label", field(environment, "ref", "an environment"))
+	msg := sprintf(
+		"%v, the environment of %s, is not approved (state %s): %s",
+		[name, subject_name, gate.shown(environment, "state"), next_step("environment", name, field(environment, "state", null))],
 	)
 }
 

@@ -505,7 +505,33 @@ test_grpo_trains_only_on_prompt_datasets if {
 }
 
 test_grpo_without_rewards_denied if {
-	denies(grpo_run([])) == {"the recipe of run claims-cpt v1 optimises no reward function: add a [[rewards]] table naming an approved reward and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+	denies(grpo_run([])) == {"the recipe of run claims-cpt v1 optimises no reward function: add a [[rewards]] table naming an approved reward (or an [environment] naming an approved environment) and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+}
+
+thermostat := {"ref": "thermostat@1", "weight": 1, "found": true, "label": "environment/thermostat@1", "digest": "sha256:f0", "state": "approved", "owner": "alice"}
+
+with_environment(environment) := object.union(grpo_run([]), {"environment": environment})
+
+test_grpo_with_an_approved_environment_alone_allowed if {
+	allows(with_environment(thermostat))
+}
+
+test_unapproved_environment_denied if {
+	denies(with_environment(object.union(thermostat, {"state": "pending"}))) == {"environment/thermostat@1, the environment of run claims-cpt v1, is not approved (state \"pending\"): its environment request is open: a holder of role reward-reviewer must approve it (`forgegov approve environment/thermostat@1 --gate environment --as NAME`)"}
+	denies(with_environment(object.union(thermostat, {"state": "withdrawn"}))) == {"environment/thermostat@1, the environment of run claims-cpt v1, is not approved (state \"withdrawn\"): request it with `forgegov request environment/thermostat@1 --gate environment --as NAME`; a holder of role reward-reviewer approves it"}
+}
+
+test_rejected_environment_denied if {
+	denies(with_environment(object.union(thermostat, {"state": "rejected"}))) == {"environment/thermostat@1, the environment of run claims-cpt v1, was rejected at the environment gate: register a fixed version, have it approved and name that in [environment]"}
+}
+
+test_unresolved_environment_denied if {
+	missing := {"ref": "thermostat@9", "weight": 1, "found": false, "problem": "no registered environment matches 'thermostat@9'"}
+	denies(with_environment(missing)) == {"environment thermostat@9 of run claims-cpt v1 cannot be used: no registered environment matches 'thermostat@9': register it (`forgegov environment register`) and ask again, or fix environment in its [environment] table and start the edited recipe as a new run spec (`forgegov run start RECIPE.toml --as NAME`)"}
+}
+
+test_malformed_environment_denied if {
+	denies(with_environment("thermostat")) == {"the run evidence of run claims-cpt v1 names its environment in a form the policy cannot read: report this input to the platform team"}
 }
 
 test_unapproved_reward_denied if {

@@ -2,7 +2,8 @@
 
 The chat format is the one the note measured: "User: …" / "Assistant: …" lines. A conversation starts with the bos
 token and each assistant turn ends with the eos token (no newline after it, so a
-formatted conversation ends in eos and TRL adds none). The generation prompt is "Assistant:" with no trailing space,
+formatted conversation ends in eos and TRL adds none). An assistant turn may end in tool calls (`<call>{json}</call>`)
+answered by "Tool: …" lines, for multi-turn environments; conversations without them render as before. The generation prompt is "Assistant:" with no trailing space,
 so the reply's first token carries its own leading space exactly as in training.
 """
 
@@ -16,12 +17,27 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}"
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}User: {{ message['content'] }}\n"
-    "{% elif message['role'] == 'assistant' %}Assistant: {{ message['content'] }}{{ eos_token }}"
+    "{% elif message['role'] == 'assistant' %}Assistant: {{ message['content'] }}"
+    "{% for call in message.get('tool_calls') or [] %}<call>{{ call['function'] | tojson }}</call>{% endfor %}"
+    "{{ eos_token }}"
+    "{% elif message['role'] == 'tool' %}Tool: {{ message['content'] }}\n"
     "{% else %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n"
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
+
+# How transformers parses a reply in that format back into a message (its response-parsing spec): tool calls are
+# JSON objects between <call> and </call>, the rest up to eos is the content.
+RESPONSE_TEMPLATE = {
+    "defaults": {"role": "assistant"},
+    "start_anchor": "Assistant:",
+    "fields": {
+        "tool_calls": {"open": "<call>", "close_pattern": r"</call>", "repeats": True, "content": "json",
+                       "transform": {"type": "function", "function": "{content}"}},
+        "content": {"close_pattern": r"<\|eos\|>", "content": "text"},
+    },
+}
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):  # type: ignore[no-untyped-def]
@@ -40,4 +56,5 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):  # 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, bos_token=BOS, eos_token=EOS, pad_token=PAD, model_max_length=max_length,
         chat_template=CHAT_TEMPLATE, clean_up_tokenization_spaces=False)
+    tokenizer.response_template = RESPONSE_TEMPLATE
     return tokenizer

@@ -1,0 +1,377 @@
+"""Multi-turn environments as governed assets: registered with a declaration and golden episodes, approved at their
+gate on forgegov's own replay of those episodes in the sandbox, stepped only in the sandbox (a stand-in class is all
+TRL sees), and a GRPO run in one raises its reward, records every episode, and replays them with the approved code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from forgegov.app.run_start import start_run
+from forgegov.foundation.errors import DigestMismatch, PolicyDenied
+from forgegov.foundation.vocabulary import (
+    AssetKind,
+    CheckpointStage,
+    Classification,
+    DatasetKind,
+    Gate,
+    GateAction,
+    RunStatus,
+)
+from forgegov.governance import actions
+from forgegov.governance.asset_kinds import DatasetSpec
+from forgegov.governance.environments import (
+    EnvironmentDeclarationError,
+    check_tools,
+    golden_evidence,
+    read_declaration,
+    step_request,
+)
+from forgegov.governance.loading.environments import open_environment
+from forgegov.governance.registry import label, register_asset
+from forgegov.governance.review import review
+from forgegov.governance.runs.records import verify_run
+from forgegov.governance.sandbox.isolation import CodeKind, SandboxLimits
+from forgegov.governance.sandbox.pool import Outcome, Sandbox
+from forgegov.training.environments import ToolRefused, environment_class
+from forgegov.training.grpo import ROLLOUTS_FILE, rescore
+
+from .conftest import PASSPHRASE, SQLITE_ONLY, audit_entries, register_checked
+from .environment_support import PROMPT, build_tool_base, copy_thermostat, write_environment
+from .runs_support import approve, recipe_text
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (scripts/install.sh)")
+
+COUNTER = '''
+class Env:
+    def reset(self, start=0, **_):
+        self.value = start
+        return f" at {start}"
+
+    def add(self, amount: int) -> str:
+        """Add to the counter.
+
+        Args:
+            amount: how much
+        """
+        self.value += amount
+        return str(self.value)
+
+    def get_reward(self):
+        return float(self.value)
+'''
+COUNTER_GOLDEN = [{"reset": {"start": s}, "observation": f" at {s}",
+                   "calls": [{"tool": "add", "arguments": {"amount": 2}, "result": str(s + 2)}], "expected": s + 2.0}
+                  for s in (1, 2, 3)]
+
+
+def _verified_copy(folder: Path, scratch: Path) -> Path:
+    code = scratch / "code"
+    shutil.copytree(folder, code)
+    return code
+
+
+# --- the gate ------------------------------------------------------------------------------------------------------
+
+def test_the_thermostat_is_approved_on_its_golden_episodes_replayed_in_the_sandbox(people, tmp_path):
+    asset = register_asset(people, AssetKind.ENVIRONMENT, copy_thermostat(tmp_path / "thermostat"), "thermostat",
+                           "alice")
+    assert actions.request(people, label(asset), "alice", PASSPHRASE).state == "pending"
+    evidence = review(people, label(asset)).evidence["environment"]
+    assert evidence["golden"] == {"episodes": 5, "reproduced": 5, "failures": []}
+    assert evidence["tools"] == {"offered": [{"name": "heat", "parameters": {"minutes": {"type": "integer",
+                                                                                          "required": True}}}],
+                                 "problem": None}
+    with pytest.raises(PolicyDenied) as denied:
+        actions.answer(people, label(asset), "alice", PASSPHRASE, GateAction.APPROVE)
+    assert "alice requested this approval and cannot approve it" in " ".join(denied.value.reasons)
+    assert actions.answer(people, label(asset), "carol", PASSPHRASE, GateAction.APPROVE).state == "approved"
+
+
+def test_an_environment_that_does_not_replay_is_denied(people, tmp_path):
+    """The attack: a simulator whose results depend on something besides its calls (the clock, here) cannot be
+    re-scored, and its golden file proves nothing."""
+    drifting = COUNTER.replace("self.value += amount", "import time\n        self.value += amount + "
+                                                       "int(time.time_ns() % 1000 + 1)")
+    folder = write_environment(tmp_path / "drifting", drifting, COUNTER_GOLDEN)
+    register_asset(people, AssetKind.ENVIRONMENT, folder, "drifting", "alice")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, "environment/drifting", "alice", PASSPHRASE)
+    assert len(denied.value.reasons) == 3
+    assert all("replayed differently at call 1 (add)" in reason and "make the environment deterministic" in reason
+               for reason in denied.value.reasons)
+
+
+def test_tools_a_model_cannot_be_given_are_denied(people, tmp_path):
+    listed = COUNTER.replace("amount: int", "amount: list")
+    folder = write_environment(tmp_path / "listed", listed, COUNTER_GOLDEN)
+    register_asset(people, AssetKind.ENVIRONMENT, folder, "listed", "alice")
+    with pytest.raises(PolicyDenied) as denied:
+        actions.request(people, "environment/listed", "alice", PASSPHRASE)
+    assert denied.value.reasons == ["environment listed v1 offers tools a model cannot be given (parameter amount of "
+                                    "tool add is typed <class 'list'>; annotate it as one of int, float, str, bool): "
+                                    "fix its class and register a new version"]
+
+
+@pytest.mark.parametrize(("declared", "golden", "message"), [
+    ({"max_turns": 0}, COUNTER_GOLDEN, "max_turns must be a whole number from 1 to 32"),
+    ({"tools": ["add"]}, COUNTER_GOLDEN, "unknown key"),
+    ({}, [{"reset": {}, "calls": [{"tool": "add", "arguments": {}}], "expected": 1}], "either result or error"),
+    ({}, [{"reset": {"environment": "x"}, "calls": [], "expected": 1}], "not named environment"),
+    ({"max_turns": 1}, [{"reset": {}, "calls": [{"tool": "add", "arguments": {}, "result": "1"}] * 2,
+                         "expected": 1}], r"at most max_turns \(1\)"),
+    ({}, [], "holds no golden episodes"),
+])
+def test_a_bad_declaration_is_refused_at_registration(tmp_path, declared, golden, message):
+    folder = write_environment(tmp_path / "bad", COUNTER, golden, **declared)
+    with pytest.raises(EnvironmentDeclarationError, match=message):
+        read_declaration(folder)
+
+
+def test_described_tools_are_checked_not_trusted():
+    """The attack: code that describes a tool named `reset` would replace the stand-in's own reset; a parameter
+    named `self` or typed as an object would break or bypass the schema the model is shown."""
+    good = {"name": "add", "doc": "Add.", "parameters": [{"name": "amount", "type": "integer", "required": True,
+                                                          "kind": "POSITIONAL_OR_KEYWORD"}]}
+    assert [t.name for t in check_tools([good])] == ["add"]
+    for bad, message in [({**good, "name": "reset"}, "reserved"), ({**good, "name": "__init__"}, "identifiers"),
+                         ({**good, "doc": " "}, "no docstring"),
+                         ({**good, "parameters": [{**good["parameters"][0], "name": "self"}]}, "cannot name"),
+                         ({**good, "parameters": [{**good["parameters"][0], "kind": "VAR_KEYWORD"}]}, "cannot name"),
+                         ({**good, "parameters": [{**good["parameters"][0], "type": "object"}]}, "typed object")]:
+        with pytest.raises(EnvironmentDeclarationError, match=message):
+            check_tools([bad])
+    with pytest.raises(EnvironmentDeclarationError, match="offered twice"):
+        check_tools([good, good])
+    with pytest.raises(EnvironmentDeclarationError, match="offers no tool"):
+        check_tools([])
+
+
+# --- the sandbox ---------------------------------------------------------------------------------------------------
+
+def test_an_episode_moves_to_a_fresh_worker_by_replaying_its_calls_and_a_forged_history_is_refused(tmp_path):
+    folder = write_environment(tmp_path / "counter", COUNTER, COUNTER_GOLDEN)
+    limits = SandboxLimits(timeout_s=20)
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two, \
+            Sandbox(_verified_copy(folder, Path(one)), "env:Env", limits=limits, kind=CodeKind.ENVIRONMENT) as first, \
+            Sandbox(_verified_copy(folder, Path(two)), "env:Env", limits=limits, kind=CodeKind.ENVIRONMENT) as second:
+        assert first.request(step_request("e1", {"start": 5}, [])).reply == {"observation": " at 5"}
+        call = {"tool": "add", "arguments": {"amount": 3}}
+        assert first.request(step_request("e1", {"start": 5}, [], observation=" at 5", call=call)).reply["result"] == "8"
+        history = [{**call, "result": "8"}]
+        # The second sandbox never saw e1: it replays the call, then takes the next one.
+        again = second.request(step_request("e1", {"start": 5}, history, observation=" at 5", call=call, reward=True))
+        assert again.ok and again.reply == {"observation": " at 5", "result": "11", "reward": 11.0}
+        # A history whose recorded result is not what the environment gives is refused, not believed.
+        forged = second.request(step_request("e2", {"start": 5}, [{**call, "result": "9"}], observation=" at 5",
+                                             reward=True))
+        assert forged.outcome is Outcome.ERROR and "NotReplayed" in forged.detail and "not the recorded" in forged.detail
+
+
+def test_an_environment_that_reaches_out_or_hangs_is_contained(tmp_path):
+    escaping = COUNTER + '''
+    def connect(self, host: str) -> str:
+        """Open a connection.
+
+        Args:
+            host: where to
+        """
+        import socket
+        socket.create_connection((host, 443), timeout=2)
+        return "connected"
+
+    def read(self, path: str) -> str:
+        """Read a file.
+
+        Args:
+            path: which
+        """
+        return open(path).read()
+
+    def wait(self, seconds: int) -> str:
+        """Wait.
+
+        Args:
+            seconds: how long
+        """
+        while True:
+            pass
+'''
+    folder = write_environment(tmp_path / "escaping", escaping, COUNTER_GOLDEN)
+    with tempfile.TemporaryDirectory() as scratch, \
+            Sandbox(_verified_copy(folder, Path(scratch)), "env:Env", limits=SandboxLimits(timeout_s=2),
+                    kind=CodeKind.ENVIRONMENT, hidden=[tmp_path / "ws"]) as sandbox:
+        sandbox.request(step_request("e", {}, []))
+
+        def call(tool: str, **arguments: object):  # type: ignore[no-untyped-def]
+            return sandbox.request(step_request("e", {}, [], observation=" at 0",
+                                                call={"tool": tool, "arguments": arguments}))
+
+        # The tool's own failure is what the model is shown: no network, nothing outside the sandbox's view.
+        assert "error" in call("connect", host="1.1.1.1").reply
+        assert "No such file" in call("read", path=str(tmp_path / "escaping" / "env.py")).reply["error"]
+        hung = call("wait", seconds=1)
+        assert hung.outcome is Outcome.TIMEOUT and "killed" in hung.detail
+        # The episode goes on, on a fresh worker.
+        assert call("add", amount=1).reply["result"] == "1"
+
+
+def test_the_stand_in_shows_trl_the_tools_and_steps_them_in_the_sandbox(people, tmp_path):
+    from transformers.utils import get_json_schema
+
+    asset = register_asset(people, AssetKind.ENVIRONMENT, copy_thermostat(tmp_path / "thermostat"), "thermostat",
+                           "alice")
+    with open_environment(people, label(asset), actor="alice", purpose="test") as loaded:
+        cls = environment_class(loaded, frozenset({"forgegov_source"}))
+        instance = cls()
+        schema = get_json_schema(instance.heat)["function"]
+        assert schema["name"] == "heat" and schema["parameters"]["required"] == ["minutes"]
+        assert schema["parameters"]["properties"]["minutes"]["type"] == "integer"
+        assert "half a degree" in schema["parameters"]["properties"]["minutes"]["description"]
+        assert instance.reset(start=17, prompt="x", forgegov_source=0) == " The room is at 17 degrees."
+        assert instance.heat(minutes=8) == "21 degrees"
+        with pytest.raises(ToolRefused, match="takes no argument degrees"):
+            instance.heat(minutes=1, degrees=3)
+        with pytest.raises(ToolRefused, match="minutes must be a whole number"):
+            instance.heat(minutes=99)
+        episode = instance._episode
+        assert episode.reset == {"start": 17, "prompt": "x"}
+        assert [c.get("result", c.get("error")) for c in episode.calls] == [
+            "21 degrees", "ValueError: minutes must be a whole number from 0 to 20"]
+        for _ in range(2):
+            instance.heat(minutes=0)
+        with pytest.raises(ToolRefused, match="made its 4 tool calls"):
+            instance.heat(minutes=0)
+        # Three calls reached the room (the refused one did not): at the target, less 0.1 per extra call.
+        assert episode.finish().reply["reward"] == pytest.approx(0.8)
+    [loaded_entry] = audit_entries(people, "environment.load")
+    assert json.loads(loaded_entry.payload)["tools"] == ["heat"]
+
+
+def test_golden_evidence_of_the_shipped_example():
+    with tempfile.TemporaryDirectory() as scratch:
+        from .environment_support import THERMOSTAT
+
+        evidence = golden_evidence(_verified_copy(THERMOSTAT, Path(scratch)), SandboxLimits(timeout_s=20), [])
+    assert evidence["golden"] == {"episodes": 5, "reproduced": 5, "failures": []}
+    assert evidence["max_turns"] == 4 and evidence["dependencies"] == {}
+
+
+# --- a governed GRPO run in the environment ------------------------------------------------------------------------
+
+PROMPTS = DatasetSpec(DatasetKind.RL_PROMPTS, Classification.PROPRIETARY)
+
+
+@pytest.fixture(scope="module")
+def tool_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tool_base(tmp_path_factory.mktemp("tool-base") / "tool-base")
+
+
+def _inputs(ws, root: Path, tool_base: Path, approve_environment: bool = True) -> Path:  # type: ignore[no-untyped-def]
+    base_dir = root / "base"
+    shutil.copytree(tool_base, base_dir)
+    base = register_asset(ws, AssetKind.CHECKPOINT, base_dir, "tool-base", "alice",
+                          stage=CheckpointStage.POST_TRAINING)
+    approve(ws, label(base), Gate.BASE, "alice", "dave")
+    folder = root / "rooms"
+    folder.mkdir()
+    rows = [{"prompt": [{"role": "user", "content": f"{PROMPT} (room {i})"}], "start": 16 + i % 3} for i in range(60)]
+    (folder / "rooms.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    prompts = register_checked(ws, folder, "rooms", "alice", PROMPTS)
+    approve(ws, label(prompts), Gate.DATASET, "alice", "bob")
+    environment = copy_thermostat(root / "thermostat")
+    asset = register_asset(ws, AssetKind.ENVIRONMENT, environment, "thermostat", "alice")
+    if approve_environment:
+        approve(ws, label(asset), Gate.ENVIRONMENT, "alice", "carol")
+    return environment
+
+
+def _recipe(tmp_path: Path, steps: int) -> Path:
+    path = tmp_path / "thermostat.toml"
+    rl = ('decay = "constant"\n\n[environment]\nenvironment = "thermostat"\n\n[rl]\nnum_generations = 4\n'
+          "max_completion_length = 48\n")
+    text = recipe_text(name="thermostat-grpo", method="grpo", base="tool-base", seed=0, shares=(1.0, 0, 0),
+                       max_steps=steps, batch_size=8, learning_rate=0.001, warmup_steps=0, extra_train=rl)
+    path.write_text(text.replace('dataset = "claims"', 'dataset = "rooms"'), encoding="utf-8")
+    return path
+
+
+def _start(ws, recipe: Path):  # type: ignore[no-untyped-def]
+    return start_run(ws, recipe, "alice", lambda: PASSPHRASE)
+
+
+def _mean(lines: list[dict]) -> float:
+    scores = [s for line in lines for s in line["scores"]]
+    return sum(scores) / len(scores)
+
+
+@SQLITE_ONLY
+@pytest.mark.long(1)
+def test_grpo_in_the_thermostat_raises_its_reward_records_every_episode_and_replays_them(people, tmp_path, tool_base):
+    _inputs(people, tmp_path / "inputs", tool_base)
+    waiting = _start(people, _recipe(tmp_path, 100))
+    assert waiting.state == "pending"
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    done = _start(people, _recipe(tmp_path, 100)).trained
+    assert done is not None and done.status is RunStatus.COMPLETED
+    output = Path(done.output_dir)
+    lines = [json.loads(line) for line in (output / ROLLOUTS_FILE).read_text().splitlines()]
+    assert len(lines) == 100 and all(line["environment"] and line["outcome"] == "ok" for line in lines)
+    episodes = [e for line in lines for e in line["episodes"]]
+    assert len(episodes) == 800 and all(e["reset"]["start"] in (16, 17, 18) for e in episodes)
+    first, last = _mean(lines[:20]), _mean(lines[-20:])
+    print(f"thermostat GRPO: mean reward {first:.3f} over the first 20 steps, {last:.3f} over the last 20; "
+          f"{sum(len(e['calls']) for e in episodes)} tool calls in {len(episodes)} episodes")
+    assert sum(len(e["calls"]) for e in episodes) >= 400  # the warm-started base calls the tool
+    # Measured (seed 0): the mean reward of the first twenty steps is about 0.54, of the last twenty about 0.84.
+    assert last > first + 0.15, (first, last)
+    [complete] = audit_entries(people, "run.complete")
+    lineage = json.loads(complete.payload)
+    [loaded] = audit_entries(people, "environment.load")
+    assert lineage["environment"] == loaded.subject_digest and lineage["rewards"] == []
+    verify_run(people, done.run_id)
+    import base64
+    signed = json.loads((output / "provenance" / "provenance.intoto.dsse.json").read_text())
+    statement = json.loads(base64.b64decode(signed["payload"]))
+    assert {"name": "environment/thermostat@1", "digest": {"sha256": loaded.subject_digest.removeprefix("sha256:")},
+            "annotations": {"role": "environment", "weight": 1.0}} in \
+        statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    # A reviewer replays every recorded episode with the approved code: all reproduce ...
+    from forgegov.training.grpo import rescore_run
+
+    assert rescore_run(people, done.run_id, actor="carol") | {"run": None, "run_id": None} == {
+        "run": None, "run_id": None, "calls": 800, "reproduced": 800, "differing": [],
+        "endpoint_calls_not_rescored": 0}
+    # ... and an episode whose result or reward was edited does not.
+    first_line = lines[0]
+    edited = dict(first_line["episodes"][0])
+    edited["reward"] = 1.0 if edited["reward"] != 1.0 else 0.0
+    forged = output / "forged.jsonl"
+    forged.write_text(json.dumps({**first_line, "episodes": [edited]}) + "\n")
+    result = rescore(people, forged, actor="carol", purpose="review")
+    assert result["reproduced"] == 0 and result["differing"][0]["at"] == "get_reward"
+
+
+def test_an_unapproved_environment_is_denied_before_any_compute(people, tmp_path, tool_base):
+    _inputs(people, tmp_path / "inputs", tool_base, approve_environment=False)
+    with pytest.raises(PolicyDenied) as denied:
+        _start(people, _recipe(tmp_path, 2))
+    assert any("environment/thermostat@1, the environment of run thermostat-grpo v1, is not approved" in r
+               for r in denied.value.reasons)
+    assert not audit_entries(people, "run.start") and not audit_entries(people, "environment.load")
+
+
+@SQLITE_ONLY
+def test_an_environment_edited_after_approval_is_refused_before_training(people, tmp_path, tool_base):
+    environment = _inputs(people, tmp_path / "inputs", tool_base)
+    waiting = _start(people, _recipe(tmp_path, 2))
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    (environment / "thermostat.py").write_text((environment / "thermostat.py").read_text()
+                                               .replace("TARGET = 21", "TARGET = 25"))
+    with pytest.raises(DigestMismatch, match="thermostat.py has changed since it was registered"):
+        _start(people, _recipe(tmp_path, 2))
+    assert audit_entries(people, "environment.load.refused") and not audit_entries(people, "run.complete")
