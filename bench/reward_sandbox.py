@@ -10,6 +10,12 @@ Rows of the first part, one reward ("share of digits in the completion", pure Py
   sandbox, 2 workers    Sandbox.score: the batch split over two workers
   HTTP endpoint         RewardEndpoint.score: Nova's reward-Lambda contract over HTTP to a server on 127.0.0.1 (the
                         standard library's threading server, in this process) scoring with the same function
+A third part steps the shipped thermostat environment (examples/environments/thermostat) through episodes of
+three tool calls and a reward:
+  in-process            the class called directly (what TRL does with a plain environment_factory)
+  sandbox               forgegov's Sandbox.request, one request per step, the worker keeping the episode
+  sandbox, replaying    the same steps, each sent to a worker that has not seen the episode and replays its calls (the
+                        cost after a worker was replaced: the worst case)
 The second part trains GRPO twice from the same random-initialised model of the chosen shape (`reference`: the
 reference family's 4.2 M-parameter Llama; `tiny`: the test model), the reward once in-process and once through the
 sandbox, and compares the median step time. Target: sandbox overhead <= 10 % of a GRPO step on the reference shape.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -35,6 +42,7 @@ from forgegov.governance.sandbox.isolation import SandboxLimits
 from forgegov.governance.sandbox.pool import Sandbox
 
 TARGET_OVERHEAD = 0.10
+THERMOSTAT = Path(__file__).resolve().parents[1] / "examples" / "environments" / "thermostat"
 CODE = '''
 def score(prompts, completions, **_):
     return [sum(c.isdigit() for c in text) / max(1, len(text)) for text in completions]
@@ -54,6 +62,69 @@ def in_process(prompts: list[str], completions: list[str], **_: Any) -> list[flo
 def _batches(calls: int, batch: int) -> list[dict[str, list[str]]]:
     return [{"prompts": [f"Claim {i}:"] * batch, "completions": [f"part ZX-{i * 7 + j} was replaced on day {j}"
                                                                  for j in range(batch)]} for i in range(calls)]
+
+
+EPISODE = [3, 5, 0]  # the minutes of each episode's three heat calls
+
+
+def _thermostat() -> Any:
+    sys.path.insert(0, str(THERMOSTAT))
+    try:
+        from thermostat import Thermostat  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(THERMOSTAT))
+    return Thermostat
+
+
+def step_rates(episodes: int) -> list[dict[str, Any]]:
+    """Environment steps per second (a reset, three calls, a reward: five steps an episode) in-process and
+    sandboxed; every sandboxed result is checked against the in-process one."""
+    from forgegov.governance.environments import step_request
+    from forgegov.governance.sandbox.isolation import CodeKind
+
+    thermostat = _thermostat()
+    started = time.perf_counter()
+    expected = []
+    for index in range(episodes):
+        env = thermostat()
+        trace = [env.reset(start=16 + index % 3)] + [env.heat(minutes) for minutes in EPISODE] + [env.get_reward()]
+        expected.append(trace)
+    seconds = time.perf_counter() - started
+    rows = [{"name": "in-process", "steps_per_s": round(episodes * 5 / seconds, 1), "seconds": round(seconds, 6)}]
+    for name, fresh in (("sandbox", False), ("sandbox, replaying", True)):
+        with tempfile.TemporaryDirectory(prefix="forgegov-bench-env-") as scratch:
+            code = Path(scratch) / "code"
+            shutil.copytree(THERMOSTAT, code)
+            sandboxes = [Sandbox(code, "thermostat:Thermostat", kind=CodeKind.ENVIRONMENT) for _ in range(2)]
+            try:
+                sandboxes[0].request({"describe": True})
+                sandboxes[1].request({"describe": True})
+                started = time.perf_counter()
+                for index in range(episodes):
+                    episode, reset, history = f"e{index}", {"start": 16 + index % 3}, []
+                    observation = sandboxes[0].request(step_request(episode, reset, [])).reply["observation"]
+                    trace: list[Any] = [observation]
+                    for number, minutes in enumerate(EPISODE):
+                        # Replaying: alternate workers, so that each step lands where the episode is one call behind.
+                        sandbox = sandboxes[(number + 1) % 2] if fresh else sandboxes[0]
+                        call = {"tool": "heat", "arguments": {"minutes": minutes}}
+                        reply = sandbox.request(step_request(episode, reset, history, observation=observation,
+                                                             call=call)).reply
+                        history.append({**call, "result": reply["result"]})
+                        trace.append(reply["result"])
+                    trace.append(sandboxes[0].request(step_request(episode, reset, history, observation=observation,
+                                                                   reward=True)).reply["reward"])
+                    if trace != expected[index]:
+                        raise SystemExit(f"{name} stepped episode {index} differently from the class itself")
+                seconds = time.perf_counter() - started
+            finally:
+                for sandbox in sandboxes:
+                    sandbox.close()
+        rows.append({"name": name, "steps_per_s": round(episodes * 5 / seconds, 1), "seconds": round(seconds, 4)})
+    base = rows[0]["seconds"]
+    for row in rows:
+        row["ratio"] = round(row["seconds"] / base, 1)
+    return rows
 
 
 def call_rates(code: Path, calls: int, batch: int) -> list[dict[str, Any]]:
@@ -193,17 +264,19 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--shape", choices=sorted(SHAPES), default="reference")
     parser.add_argument("--smoke", action="store_true", help="a few calls and steps on the tiny shape")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.smoke:
-        args.calls, args.batch, args.steps, args.shape = 20, 8, 3, "tiny"
+        args.calls, args.batch, args.steps, args.shape, args.episodes = 20, 8, 3, "tiny", 10
     with tempfile.TemporaryDirectory(prefix="forgegov-bench-reward-") as scratch:
         code = Path(scratch) / "code"
         code.mkdir()
         (code / "reward.py").write_text(CODE)
         result = {"calls": args.calls, "batch": args.batch, "rows": call_rates(code, args.calls, args.batch),
+                  "environment": {"episodes": args.episodes, "rows": step_rates(args.episodes)},
                   "grpo": grpo_steps(code, args.shape, args.steps, 8, Path(scratch) / "grpo")}
     text = json.dumps(result, indent=2)
     if args.out:

@@ -12,7 +12,10 @@ what lets a run's episodes be re-scored with the approved code.
 
 from __future__ import annotations
 
+import keyword
 import re
+import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,9 @@ TOOL_TYPES = frozenset({"integer", "number", "string", "boolean"})
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 _RESERVED_COLUMNS = frozenset({"environment"})  # TRL's column choosing among several environments
 _NOT_TOOLS = frozenset({"reset", "get_reward"})
+MAX_TOOLS = 32
+_SECTION_RE = re.compile(r"^\s*(Args|Arguments|Parameters|Returns?|Raises|Yields|Examples?|Notes?)\s*:", re.M | re.I)
+_CHOICES_RE = re.compile(r"\(\s*choices\s*:[^)]*\)", re.I)
 
 
 class EnvironmentDeclarationError(DeclarationError):
@@ -49,7 +55,7 @@ class GoldenEpisode:
     observation: str | None  # what reset must return; absent from the file means "not checked"
     checks_observation: bool
     calls: tuple[dict[str, Any], ...]  # {tool, arguments, result} or {tool, arguments, error}
-    expected: float
+    expected: float | None  # the reward; None: the episode has none to check (it failed after these calls)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,12 @@ class ToolParameter:
     required: bool
 
 
+def _plain(text: str, limit: int = 500) -> str:
+    """One line of prose: what the model reads, with nothing transformers' docstring parser would take for
+    structure (a section header, a `(choices: ...)` enum)."""
+    return " ".join(_CHOICES_RE.sub("", text).split())[:limit]
+
+
 @dataclass(frozen=True)
 class Tool:
     """One method the model may call, as the sandboxed class described it, checked here."""
@@ -81,9 +93,31 @@ class Tool:
     doc: str
     parameters: tuple[ToolParameter, ...]
 
+    def _arguments_section(self) -> str:
+        found = re.search(r"^\s*(Args|Arguments)\s*:\s*$", self.doc, re.M | re.I)
+        if found is None:
+            return ""
+        rest = self.doc[found.end():]
+        following = _SECTION_RE.search(rest)
+        return rest[:following.start()] if following else rest
+
+    @property
+    def docstring(self) -> str:
+        """The docstring the trainer gives the tool's method, from which transformers makes the schema the model
+        is shown: the author's summary and parameter descriptions, each reduced to plain prose, in one layout."""
+        header = _SECTION_RE.search(self.doc)
+        summary = _plain(self.doc[:header.start()] if header else self.doc) or self.name
+        if not self.parameters:
+            return summary
+        section, lines = self._arguments_section(), []
+        for parameter in self.parameters:
+            found = re.search(rf"^\s*{re.escape(parameter.name)}\s*(?:\([^)]*\))?\s*:\s*(.+)$", section, re.M)
+            lines.append(f"    {parameter.name}: {(_plain(found.group(1)) if found else '') or 'the ' + parameter.name}")
+        return "\n".join([summary, "", "Args:", *lines])
+
     def to_document(self) -> dict[str, Any]:
-        return {"name": self.name, "parameters": {p.name: {"type": p.type, "required": p.required}
-                                                  for p in self.parameters}}
+        return {"name": self.name, "docstring": self.docstring,
+                "parameters": {p.name: {"type": p.type, "required": p.required} for p in self.parameters}}
 
 
 def _call(value: Any, where: str) -> dict[str, Any]:
@@ -146,6 +180,8 @@ def check_tools(described: Any) -> tuple[Tool, ...]:
     if not isinstance(described, list) or not described:
         raise EnvironmentDeclarationError("the environment offers no tool: give its class at least one public method "
                                           "besides reset and get_reward")
+    if len(described) > MAX_TOOLS:
+        raise EnvironmentDeclarationError(f"the environment offers {len(described)} tools; at most {MAX_TOOLS}")
     tools: list[Tool] = []
     for entry in described:
         name = entry.get("name")
@@ -159,7 +195,7 @@ def check_tools(described: Any) -> tuple[Tool, ...]:
         parameters: list[ToolParameter] = []
         for parameter in entry.get("parameters") or []:
             pname, ptype = parameter.get("name"), parameter.get("type")
-            if not isinstance(pname, str) or not _NAME_RE.match(pname) or pname == "self" \
+            if not isinstance(pname, str) or not _NAME_RE.match(pname) or pname == "self" or keyword.iskeyword(pname) \
                     or pname in {p.name for p in parameters} or parameter.get("kind") not in ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY"):
                 raise EnvironmentDeclarationError(f"tool {name} has a parameter {str(pname)[:80]!r} the model cannot "
                                                   "name (use plain named parameters, no *args or **kwargs)")
@@ -200,9 +236,9 @@ def _episode_failure(index: int, result: CallResult, at: str) -> dict[str, Any]:
 
 
 def replay_episode(sandbox: Sandbox, index: int, episode: GoldenEpisode, tolerance: float) -> dict[str, Any] | None:
-    """One golden episode stepped in the sandbox: None when every result and the reward are as expected, else what
-    differed first."""
-    name = f"golden-{index + 1}"
+    """One golden (or recorded) episode stepped in the sandbox: None when every result and the reward are as
+    expected, else what differed first."""
+    name = f"replay-{index + 1}-{uuid.uuid4().hex}"
     started = sandbox.request(step_request(name, episode.reset, []))
     if not started.ok or started.reply is None:
         return _episode_failure(index, started, "reset")
@@ -222,6 +258,8 @@ def replay_episode(sandbox: Sandbox, index: int, episode: GoldenEpisode, toleran
             return {"episode": index + 1, "at": f"call {number} ({call['tool']})", "outcome": "differs",
                     "expected": wanted, "got": got}
         history.append({**request, **got})
+    if episode.expected is None:
+        return None
     ended = sandbox.request(step_request(name, episode.reset, history, observation=started.reply["observation"],
                                          reward=True))
     if not ended.ok or ended.reply is None:
@@ -253,10 +291,13 @@ def golden_evidence(code: Path, limits: SandboxLimits, hidden: list[Path]) -> di
                 found = replay_episode(sandbox, index, episode, declaration.tolerance)
                 if found is not None:
                     failures.append(found)
+    # How often the golden episodes call each offered tool: one they never call was approved on no evidence.
+    calls = Counter(call["tool"] for episode in declaration.golden for call in episode.calls)
     return {"procedure": GOLDEN_PROCEDURE, "entry": declaration.entry, "tolerance": declaration.tolerance,
             "max_turns": declaration.max_turns, "dependencies": installed_versions(declaration.dependencies),
             "limits": {"timeout_s": limits.timeout_s, "memory_mb": limits.memory_mb},
-            "tools": {"offered": tools, "problem": problem},
+            "tools": {"offered": tools, "problem": problem,
+                      "golden_calls": {tool["name"]: calls.get(tool["name"], 0) for tool in tools}},
             "golden": {"episodes": len(declaration.golden),
                        "reproduced": 0 if problem else len(declaration.golden) - len(failures),
                        "failures": failures}}

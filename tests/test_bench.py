@@ -131,5 +131,8 @@ def test_reward_sandbox(tmp_path):
     assert set(rows) == {"in-process", "sandbox, 1 worker", "sandbox, 2 workers", "HTTP endpoint"}
     assert rows["in-process"]["ratio"] == 1
     assert all(row["calls_per_s"] > 0 for row in rows.values())  # and the script checked every score matched
+    steps = {row["name"]: row for row in result["environment"]["rows"]}
+    assert set(steps) == {"in-process", "sandbox", "sandbox, replaying"}  # and each episode stepped as in-process
+    assert all(row["steps_per_s"] > 0 for row in steps.values())
     grpo = result["grpo"]
     assert grpo["shape"] == "tiny" and grpo["steps"] == 3 and all(t > 0 for t in grpo["median_step_s"].values())

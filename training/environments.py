@@ -12,7 +12,6 @@ TRL shows a tool's own exception, and ends the episode's claim to a reward: it i
 from __future__ import annotations
 
 import inspect
-import re
 import uuid
 from typing import Any
 
@@ -95,19 +94,6 @@ class Episode:
                 "reward": reward, "failure": failure}
 
 
-def _description(tool: Tool, parameter: str) -> str:
-    found = re.search(rf"^\s*{re.escape(parameter)}\s*(?:\([^)]*\))?\s*:\s*(.+)$", tool.doc, re.MULTILINE)
-    return found.group(1).strip() if found else f"the {parameter}"
-
-
-def _docstring(tool: Tool) -> str:
-    """A docstring transformers can read into a tool schema, whatever layout the environment's author used: the
-    summary, then every parameter under Args."""
-    summary = tool.doc.split("Args:", 1)[0].strip() or tool.name
-    lines = [summary, "", "Args:"] + [f"    {p.name}: {_description(tool, p.name)}" for p in tool.parameters]
-    return "\n".join(lines) if tool.parameters else summary
-
-
 def _method(tool: Tool) -> Any:
     def method(self: Any, **arguments: Any) -> str:
         return self._episode_call(tool, arguments)
@@ -117,7 +103,7 @@ def _method(tool: Tool) -> Any:
                                      **({} if p.required else {"default": None}))
                    for p in tool.parameters]
     method.__name__ = method.__qualname__ = tool.name
-    method.__doc__ = _docstring(tool)
+    method.__doc__ = tool.docstring
     method.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
     method.__annotations__ = {**{p.name: PYTHON_TYPES[p.type] for p in tool.parameters}, "return": str}
     return method
@@ -144,7 +130,23 @@ def environment_class(loaded: LoadedEnvironment, exclude: frozenset[str]) -> typ
     for tool in loaded.tools:
         namespace[tool.name] = _method(tool)
     name = "".join(c if c.isalnum() else "_" for c in loaded.label.removeprefix("environment/"))[:64]
-    return type(name or "Environment", (), namespace)
+    cls = type(name or "Environment", (), namespace)
+    _check_schemas(cls, loaded)
+    return cls
+
+
+def _check_schemas(cls: type, loaded: LoadedEnvironment) -> None:
+    """Each tool turned into the schema the model will be shown, now, so that one transformers cannot read stops
+    the run before any compute rather than in TRL's first step."""
+    from transformers.utils import get_json_schema
+    from transformers.utils.chat_template_utils import DocstringParsingException, TypeHintParsingException
+
+    for tool in loaded.tools:
+        try:
+            get_json_schema(getattr(cls, tool.name))
+        except (DocstringParsingException, TypeHintParsingException, ValueError) as exc:
+            raise BadInput(f"tool {tool.name} of {loaded.label} cannot be shown to a model as a schema: {exc}",
+                           hint="fix its docstring or annotations and register a new version") from exc
 
 
 def episode_of(instance: Any) -> Episode | None:

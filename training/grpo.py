@@ -370,6 +370,62 @@ def rescore_run(workspace: Workspace, ref: str, *, actor: str) -> dict[str, Any]
     return result
 
 
+def _calls_in(completion: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls a conversational completion made, as TRL parsed them (None arguments left out, as the stand-in
+    leaves them out)."""
+    if not isinstance(completion, list):
+        return []
+    found = []
+    for message in completion:
+        for call in (message.get("tool_calls") or []) if isinstance(message, dict) else []:
+            function = call.get("function", {}) if isinstance(call, dict) else {}
+            arguments = function.get("arguments") if isinstance(function.get("arguments"), dict) else {}
+            found.append((function.get("name"), {k: v for k, v in arguments.items() if v is not None}))
+    return found
+
+
+def _subsequence(wanted: list[tuple[str, dict[str, Any]]], made: list[tuple[str, dict[str, Any]]]) -> bool:
+    position = iter(made)
+    return all(any(call == other for other in position) for call in wanted)
+
+
+def _episodes_differing(loaded: LoadedEnvironment, line: dict[str, Any]) -> list[tuple[int, dict[str, Any] | None]]:
+    """Each recorded episode of one rollouts line checked against what the line claims and replayed in the
+    approved environment: its score is its reward (zero once it failed), its calls are calls the completion made,
+    and every call (and the reward, unless it failed) comes out as recorded."""
+    episodes, scores, prompts = line.get("episodes"), line.get("scores"), line.get("prompts")
+    if not isinstance(episodes, list) or not isinstance(scores, list) or not isinstance(prompts, list) \
+            or not len(episodes) == len(scores) == len(prompts) or len(line.get("completions") or []) != len(prompts):
+        return [(0, {"at": "record", "outcome": "differs",
+                     "detail": "the line does not hold one episode, one score and one completion per prompt"})]
+    tools = {tool.name for tool in loaded.tools}
+    checked: list[tuple[int, dict[str, Any] | None]] = []
+    for number, (episode, score, completion) in enumerate(zip(episodes, scores, line["completions"], strict=True), 1):
+        if not isinstance(episode, dict) or not isinstance(episode.get("calls"), list) \
+                or any(not isinstance(c, dict) for c in episode["calls"]):
+            checked.append((number, {"at": "record", "outcome": "differs", "detail": "not an episode"}))
+            continue
+        failed = episode.get("failure") is not None
+        reward = episode.get("reward")
+        calls = [(c.get("tool"), c.get("arguments")) for c in episode["calls"]]
+        expected_score = 0.0 if failed else reward
+        if not failed and (isinstance(reward, bool) or not isinstance(reward, int | float)):
+            checked.append((number, {"at": "record", "outcome": "differs", "detail": "no reward recorded"}))
+        elif score != expected_score:
+            checked.append((number, {"at": "score", "outcome": "differs", "expected": expected_score, "got": score}))
+        elif any(tool not in tools for tool, _ in calls):
+            checked.append((number, {"at": "calls", "outcome": "differs",
+                                     "detail": "a recorded call names a tool the environment does not offer"}))
+        elif not _subsequence(calls, _calls_in(completion)):
+            checked.append((number, {"at": "completion", "outcome": "differs",
+                                     "detail": "the recorded calls are not calls the completion made"}))
+        else:
+            replayed = GoldenEpisode(episode.get("reset") or {}, episode.get("observation"), True,
+                                     tuple(episode["calls"]), None if failed else float(reward))
+            checked.append((number, replay_episode(loaded.sandbox, number - 1, replayed, tolerance=0.0)))
+    return checked
+
+
 def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
             signed: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Every recorded call scored again with the reward code it names, loaded through the door (so only the
@@ -394,9 +450,7 @@ def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
             if call.get("endpoint"):
                 skipped += 1  # an external service: not code forgegov holds, so not re-run here
             elif call.get("environment"):
-                episodes.setdefault(call["digest"], []).extend(
-                    {**episode, "step": call["step"], "label": call["reward"]} for episode in call["episodes"]
-                    if episode.get("failure") is None)
+                episodes.setdefault(call["digest"], []).append(call)
             elif call["outcome"] == "ok":
                 calls.setdefault(call["digest"], []).append(call)
     differing: list[dict[str, Any]] = []
@@ -410,14 +464,13 @@ def rescore(workspace: Workspace, rollouts: Path, *, actor: str, purpose: str,
                 if again.scores != call["scores"]:
                     differing.append({"reward": call["reward"], "step": call["step"], "recorded": call["scores"],
                                       "now": again.scores, "outcome": again.outcome.value})
-    for digest, recorded in episodes.items():
+    for digest, lines in episodes.items():
         with open_environment(workspace, digest, actor=actor, purpose=purpose) as loaded:
-            for index, episode in enumerate(recorded):
-                replayed = GoldenEpisode(episode["reset"], episode["observation"], True, tuple(episode["calls"]),
-                                         float(episode["reward"]))
-                checked += 1
-                found = replay_episode(loaded.sandbox, index, replayed, tolerance=0.0)
-                if found is not None:
-                    differing.append({"environment": episode["label"], "step": episode["step"], **found})
+            for line in lines:
+                for number, problem in _episodes_differing(loaded, line):
+                    checked += 1
+                    if problem is not None:
+                        differing.append({"environment": line["reward"], "step": line["step"], **problem,
+                                          "episode": number})
     return {"calls": checked, "reproduced": checked - len(differing), "differing": differing,
             "endpoint_calls_not_rescored": skipped}

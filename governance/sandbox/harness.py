@@ -78,11 +78,15 @@ def _tools(cls):
 
 
 class Episodes:
-    def __init__(self, cls):
+    def __init__(self, cls, tools):
         self.cls = cls
-        self.live = collections.OrderedDict()  # episode -> (instance, observation, calls made so far)
+        self.tools = {tool["name"] for tool in tools}
+        self.live = collections.OrderedDict()  # episode -> (instance, observation, the calls made so far)
 
     def _call(self, instance, call):
+        if call["tool"] not in self.tools:
+            # Only what the class offers as a tool is ever called: not reset, get_reward or any other attribute.
+            return {"error": f"no tool named {str(call['tool'])[:100]}"}
         try:
             return {"result": str(getattr(instance, call["tool"])(**call["arguments"]))}
         except Exception as exc:  # noqa: BLE001 - a tool's exception is what the model is shown, as TRL does
@@ -92,7 +96,9 @@ class Episodes:
         """The episode's instance after its recorded calls, and the observation its reset gave."""
         episode, history = request["episode"], request["history"]
         kept = self.live.get(episode)
-        if kept is not None and kept[2] == len(history):
+        # A live episode is used only when the request describes it exactly as it went here; anything else is
+        # rebuilt, so a history is never believed without being replayed.
+        if kept is not None and kept[2] == history and request.get("observation", kept[1]) == kept[1]:
             self.live.move_to_end(episode)
             return kept[0], kept[1]
         instance = self.cls()
@@ -112,10 +118,11 @@ class Episodes:
     def step(self, request):
         instance, observation = self._at(request)
         reply = {"observation": observation}
-        calls = len(request["history"])
+        calls = list(request["history"])
         if request.get("call") is not None:
-            reply.update(self._call(instance, request["call"]))
-            calls += 1
+            outcome = self._call(instance, request["call"])
+            reply.update(outcome)
+            calls.append({"tool": request["call"]["tool"], "arguments": request["call"]["arguments"], **outcome})
         if request.get("reward"):
             value = instance.get_reward()
             reply["reward"] = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
@@ -133,7 +140,8 @@ def _load(kind, entry):
     if kind == "environment":
         if not inspect.isclass(found):
             raise TypeError(f"{entry} is not a class")
-        return Episodes(found), _tools(found)
+        tools = _tools(found)
+        return Episodes(found, tools), tools
     if not callable(found):
         raise TypeError(f"{entry} is not callable")
     return found, None

@@ -324,7 +324,7 @@ class Sandbox:
         """One request to an environment (its tools described, or one step of an episode), on one worker."""
         if self.kind is not CodeKind.ENVIRONMENT:
             raise BadInput(f"{self.entry} is a reward function: it takes reward calls, not requests")
-        return self._exchange(body, 1, _judge_step)
+        return self._exchange(body, 1, lambda reply, items, seconds: _judge_step(body, reply, items, seconds))
 
     def _exchange(self, body: dict[str, Any], items: int, judge: Judge) -> CallResult:
         started = time.monotonic()
@@ -467,28 +467,35 @@ def _text(value: Any, what: str, *, optional: bool) -> None:
         raise ValueError(f"{what} is {len(value)} characters long; at most {MAX_TOOL_TEXT}")
 
 
-def check_step(reply: dict[str, Any]) -> dict[str, Any]:
-    """The parts of an environment's reply forgegov uses, or ValueError saying why the reply is not one."""
-    if "tools" in reply:
-        if not isinstance(reply["tools"], list) or any(not isinstance(t, dict) for t in reply["tools"]):
+def check_step(request: dict[str, Any], reply: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an environment's reply to `request` forgegov uses, exactly those it asked for, or ValueError
+    saying why the reply is not one."""
+    if request.get("describe"):
+        if not isinstance(reply.get("tools"), list) or any(not isinstance(t, dict) for t in reply["tools"]):
             raise ValueError("the environment described its tools in a form that is not a list of objects")
         return {"tools": reply["tools"]}
-    _text(reply.get("observation"), "the observation reset gave", optional=True)
-    checked: dict[str, Any] = {"observation": reply.get("observation")}
-    if "result" in reply or "error" in reply:
-        key = "result" if "result" in reply else "error"
-        _text(reply[key], f"the tool's {key}", optional=False)
-        checked[key] = reply[key]
-    if "reward" in reply:
+    if "observation" not in reply:
+        raise ValueError("the environment's reply has no observation")
+    _text(reply["observation"], "the observation reset gave", optional=True)
+    checked: dict[str, Any] = {"observation": reply["observation"]}
+    if request.get("call") is not None:
+        outcomes = [key for key in ("result", "error") if key in reply]
+        if len(outcomes) != 1:
+            raise ValueError("the environment's reply to a tool call holds neither a result nor an error, or both")
+        _text(reply[outcomes[0]], f"the tool's {outcomes[0]}", optional=False)
+        checked[outcomes[0]] = reply[outcomes[0]]
+    if request.get("reward"):
+        if "reward" not in reply:
+            raise ValueError("the environment's reply has no reward")
         checked["reward"] = check_scores([reply["reward"]], 1)[0]
         if checked["reward"] is None:
             raise ValueError("get_reward returned None, not a number")
     return checked
 
 
-def _judge_step(reply: dict[str, Any], items: int, seconds: float) -> CallResult:
+def _judge_step(request: dict[str, Any], reply: dict[str, Any], items: int, seconds: float) -> CallResult:
     try:
-        checked = check_step(reply)
+        checked = check_step(request, reply)
     except ValueError as exc:
         return CallResult(Outcome.INVALID, None, str(exc), items, seconds)
     return CallResult(Outcome.OK, None, "", items, seconds, reply=checked)

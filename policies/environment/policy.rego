@@ -88,6 +88,17 @@ deny contains msg if {
 deny contains msg if {
 	inp.action in evidence_actions
 	ran(evidence)
+	some tool in evidence.tools.offered
+	object.get(object.get(evidence.tools, "golden_calls", {}), tool.name, 0) == 0
+	msg := sprintf(
+		"no golden episode of %s calls its tool %v, so nothing shows what it does: add an episode that calls it to the golden file and register a new version",
+		[subject_name, tool.name],
+	)
+}
+
+deny contains msg if {
+	inp.action in evidence_actions
+	ran(evidence)
 	golden.episodes < min_episodes
 	msg := sprintf(
 		"%s has %d golden episodes; the policy needs at least %d: add episodes with the results and reward they must give to its golden file and register a new version",

@@ -15,7 +15,11 @@ good := {
 	"max_turns": 4,
 	"dependencies": {},
 	"limits": {"timeout_s": 20, "memory_mb": 2048},
-	"tools": {"offered": [{"name": "heat", "parameters": {"minutes": {"type": "integer", "required": true}}}], "problem": null},
+	"tools": {
+		"offered": [{"name": "heat", "docstring": "Run the heater.", "parameters": {"minutes": {"type": "integer", "required": true}}}],
+		"problem": null,
+		"golden_calls": {"heat": 4},
+	},
 	"golden": {"episodes": 3, "reproduced": 3, "failures": []},
 }
 
@@ -117,6 +121,14 @@ test_tools_a_model_cannot_be_given_denied if {
 test_no_tools_denied if {
 	d := approve_with(environment_with({"tools": {"offered": [], "problem": null}}))
 	d.deny == {"environment thermostat v1 offers no tool in the evidence: give its class a public method besides reset and get_reward, or report this input to the platform team"}
+}
+
+test_a_tool_no_golden_episode_calls_denied if {
+	d := approve_with(environment_with({"tools": {"golden_calls": {"heat": 0}}}))
+	d.deny == {"no golden episode of environment thermostat v1 calls its tool heat, so nothing shows what it does: add an episode that calls it to the golden file and register a new version"}
+	uncounted := {"offered": good.tools.offered, "problem": null}
+	e := approve_with(object.union(object.remove(good, ["tools"]), {"tools": uncounted}))
+	e.deny == d.deny
 }
 
 test_too_few_golden_episodes_denied if {
