@@ -40,9 +40,15 @@ fi
 # spreading a tiny model's matrix products over both cores only wait on each other (measured 7 % faster).
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 
+# The tests start forgegov in hundreds of processes: compiled once here, rather than by each of them when the
+# environment says not to write bytecode (PYTHONDONTWRITEBYTECODE).
+.venv/bin/python -m compileall -q foundation audit governance training evaluation app >/dev/null
+
 echo "== pytest (SQLite and PostgreSQL at ${FORGEGOV_TEST_POSTGRES_URL})"
 set +e
-.venv/bin/python -m pytest -n 2 "$@"
+# worksteal: a worker that runs out takes tests queued for the other, instead of idling while the other finishes a
+# queue of long ones (measured: 709 s against about 800 s with the default distribution).
+.venv/bin/python -m pytest -n 2 --dist worksteal "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 import requests
-from opa_client.opa import OpaClient
 
 from forgegov.foundation.errors import DecisionUnavailable
 from forgegov.foundation.vocabulary import Gate
@@ -77,6 +76,10 @@ class PolicyClient:
         if parsed.hostname is None or parsed.port is None:
             raise DecisionUnavailable(f"OPA URL {url!r} has no host and port")
         self.url = url
+        # Imported here: opa_client brings aiohttp (a tenth of a second), which a command that never asks OPA (most
+        # reads) should not pay for.
+        from opa_client.opa import OpaClient
+
         self._client = OpaClient(host=parsed.hostname, port=parsed.port, ssl=parsed.scheme == "https",
                                  timeout=timeout_s, retries=0)
         # The OPA URL is explicit, so proxy settings from the environment never apply; without this, requests
