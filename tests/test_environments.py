@@ -412,6 +412,11 @@ def test_grpo_in_the_thermostat_raises_its_reward_records_every_episode_and_repl
     [loaded] = audit_entries(people, "environment.load")
     assert lineage["environment"] == loaded.subject_digest and lineage["rewards"] == []
     verify_run(people, done.run_id)
+    from forgegov.governance.lineage import lineage_report
+
+    produced_by = lineage_report(people, done.candidate)["checkpoint"]["produced_by"]
+    assert produced_by["environment"]["label"] == "environment/thermostat@1" and produced_by["rewards"] == []
+    assert produced_by["environment"]["state"] == "approved"
     import base64
     signed = json.loads((output / "provenance" / "provenance.intoto.dsse.json").read_text())
     statement = json.loads(base64.b64decode(signed["payload"]))

@@ -121,6 +121,10 @@ def test_grpo_raises_the_approved_reward_records_every_call_and_re_scores_identi
     assert 0 < lineage["mixture"]["total_tokens"] <= 40 * 8 * 12  # completion tokens, at most 12 per completion
     assert [e.subject_digest for e in audit_entries(people, "reward.load")] == [reward_digest]
     verify_run(people, done.run_id)
+    from forgegov.governance.lineage import lineage_report
+
+    produced_by = lineage_report(people, done.candidate)["checkpoint"]["produced_by"]
+    assert [r["label"] for r in produced_by["rewards"]] == [inputs["reward"]] and produced_by["environment"] is None
     signed = json.loads((output / "provenance" / "provenance.intoto.dsse.json").read_text())
     import base64
     statement = json.loads(base64.b64decode(signed["payload"]))
