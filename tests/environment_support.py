@@ -38,49 +38,43 @@ def _thermostat_class() -> Any:
     return Thermostat
 
 
-def build_tool_base(folder: Path, steps: int = 150, seed: int = 0) -> Path:
-    """A random-init two-layer Llama taught the tool-call format on thermostat transcripts with a random heating time
-    (a few seconds): a post-trained checkpoint that calls the tool, without knowing which duration is good."""
-    import torch
+def tool_transcripts(count: int, seed: int = 0) -> list[list[dict[str, Any]]]:
+    """Thermostat conversations with a random heating time: the model's first reply is the tool call, its second
+    closes the episode. Trained on, they teach the call's form without teaching which duration is good."""
+    thermostat = _thermostat_class()
+    rng = random.Random(seed)
+    conversations = []
+    for room in range(count):
+        start, minutes = rng.choice([16, 17, 18]), rng.randrange(0, 21)
+        env = thermostat()
+        observation = env.reset(start=start)
+        call = {"type": "function", "function": {"name": "heat", "arguments": {"minutes": minutes}}}
+        # Each room its own line, as the prompts the GRPO run reads: a transcript repeated would be a duplicate.
+        conversations.append([{"role": "user", "content": f"{PROMPT} (room {1000 + room}){observation}"},
+                              {"role": "assistant", "content": "", "tool_calls": [call]},
+                              {"role": "tool", "name": "heat", "content": env.heat(minutes)},
+                              {"role": "assistant", "content": "Done."}])
+    return conversations
+
+
+def build_tool_base(folder: Path, seed: int = 0) -> Path:
+    """A random-init two-layer Llama with a byte-level BPE trained on thermostat transcripts (so that a tool call is
+    a few tokens): a pre-training checkpoint that has never seen a tool call (seconds to build)."""
     from transformers import LlamaConfig, LlamaForCausalLM, set_seed
 
     from forgegov.training.reference.tokenizer import train_tokenizer
 
     from .runs_support import sentences
 
-    thermostat = _thermostat_class()
-    rng = random.Random(seed)
-
-    def conversation(start: int, minutes: int) -> list[dict[str, Any]]:
-        env = thermostat()
-        observation = env.reset(start=start)
-        call = {"type": "function", "function": {"name": "heat", "arguments": {"minutes": minutes}}}
-        return [{"role": "user", "content": PROMPT + observation},
-                {"role": "assistant", "content": "", "tool_calls": [call]},
-                {"role": "tool", "name": "heat", "content": env.heat(minutes)},
-                {"role": "assistant", "content": " Done."}]
-
     draft = train_tokenizer(sentences("claims", 50, seed), vocab_size=300, max_length=160)
-    texts = [draft.apply_chat_template(conversation(rng.choice([16, 17, 18]), rng.randrange(0, 21)), tokenize=False)
-             for _ in range(400)]
+    texts = [draft.apply_chat_template(c, tokenize=False) for c in tool_transcripts(400, seed)]
     tokenizer = train_tokenizer(texts + sentences("claims", 200, seed), vocab_size=400, max_length=160)
     set_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=160,
                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    model = LlamaForCausalLM(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    encoded = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
-    for _ in range(steps):
-        batch = rng.sample(encoded, 16)
-        width = max(map(len, batch))
-        ids = torch.tensor([b + [tokenizer.pad_token_id] * (width - len(b)) for b in batch])
-        labels = torch.tensor([b + [-100] * (width - len(b)) for b in batch])
-        model(input_ids=ids, labels=labels).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
     folder.mkdir(parents=True)
-    model.save_pretrained(folder)
+    LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -41,7 +41,7 @@ from forgegov.training.environments import ToolRefused, environment_class
 from forgegov.training.grpo import ROLLOUTS_FILE, rescore
 
 from .conftest import PASSPHRASE, SQLITE_ONLY, audit_entries, register_checked
-from .environment_support import PROMPT, build_tool_base, copy_thermostat, write_environment
+from .environment_support import PROMPT, build_tool_base, copy_thermostat, tool_transcripts, write_environment
 from .runs_support import approve, recipe_text
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (scripts/install.sh)")
@@ -353,7 +353,7 @@ def _inputs(ws, root: Path, tool_base: Path, approve_environment: bool = True) -
     base_dir = root / "base"
     shutil.copytree(tool_base, base_dir)
     base = register_asset(ws, AssetKind.CHECKPOINT, base_dir, "tool-base", "alice",
-                          stage=CheckpointStage.POST_TRAINING)
+                          stage=CheckpointStage.PRE_TRAINING)
     approve(ws, label(base), Gate.BASE, "alice", "dave")
     folder = root / "rooms"
     folder.mkdir()
@@ -368,11 +368,11 @@ def _inputs(ws, root: Path, tool_base: Path, approve_environment: bool = True) -
     return environment
 
 
-def _recipe(tmp_path: Path, steps: int) -> Path:
+def _recipe(tmp_path: Path, steps: int, base: str = "tool-base") -> Path:
     path = tmp_path / "thermostat.toml"
     rl = ('decay = "constant"\n\n[environment]\nenvironment = "thermostat"\n\n[rl]\nnum_generations = 4\n'
           "max_completion_length = 48\n")
-    text = recipe_text(name="thermostat-grpo", method="grpo", base="tool-base", seed=0, shares=(1.0, 0, 0),
+    text = recipe_text(name="thermostat-grpo", method="grpo", base=base, seed=0, shares=(1.0, 0, 0),
                        max_steps=steps, batch_size=8, learning_rate=0.001, warmup_steps=0, extra_train=rl)
     path.write_text(text.replace('dataset = "claims"', 'dataset = "rooms"'), encoding="utf-8")
     return path
@@ -389,12 +389,36 @@ def _mean(lines: list[dict]) -> float:
 
 @SQLITE_ONLY
 @pytest.mark.long(1)
-def test_grpo_in_the_thermostat_raises_its_reward_records_every_episode_and_replays_them(people, tmp_path, tool_base):
+def test_sft_then_grpo_in_the_thermostat_raises_its_reward_records_every_episode_and_replays_them(people, tmp_path,
+                                                                                                tool_base):
+    """The customisation the issue describes, governed end to end: a base that has never seen a tool call is taught
+    the call's form by SFT on transcripts (approved data, an approved run), and its candidate, approved as a base,
+    is trained by GRPO in the approved thermostat."""
     _inputs(people, tmp_path / "inputs", tool_base)
-    waiting = _start(people, _recipe(tmp_path, 100))
+    # 1. The warm start: every assistant turn of the transcripts is learnt, the tool call included.
+    folder = tmp_path / "transcripts"
+    folder.mkdir()
+    (folder / "transcripts.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n"
+                                                      for c in tool_transcripts(400)), encoding="utf-8")
+    transcripts = register_checked(people, folder, "transcripts", "alice",
+                                   DatasetSpec(DatasetKind.SFT_CHAT, Classification.PROPRIETARY))
+    approve(people, label(transcripts), Gate.DATASET, "alice", "bob")
+    sft = tmp_path / "sft.toml"
+    sft.write_text(recipe_text(name="thermostat-sft", method="sft", base="tool-base", seed=0, shares=(1.0, 0, 0),
+                               max_steps=150, batch_size=16, seq_len=96, learning_rate=0.003, warmup_steps=0,
+                               extra_train='decay = "constant"\n').replace('dataset = "claims"',
+                                                                           'dataset = "transcripts"'))
+    waiting = _start(people, sft)
+    actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
+    warm = _start(people, sft).trained
+    assert warm is not None and warm.status is RunStatus.COMPLETED
+    approve(people, warm.candidate, Gate.BASE, "alice", "dave")
+    # 2. GRPO in the environment, from that candidate.
+    grpo = _recipe(tmp_path, 100, base=warm.candidate)
+    waiting = _start(people, grpo)
     assert waiting.state == "pending"
     actions.answer(people, waiting.run, "dave", PASSPHRASE, GateAction.APPROVE, gate=Gate.RUN)
-    done = _start(people, _recipe(tmp_path, 100)).trained
+    done = _start(people, grpo).trained
     assert done is not None and done.status is RunStatus.COMPLETED
     output = Path(done.output_dir)
     lines = [json.loads(line) for line in (output / ROLLOUTS_FILE).read_text().splitlines()]
@@ -405,9 +429,9 @@ def test_grpo_in_the_thermostat_raises_its_reward_records_every_episode_and_repl
     print(f"thermostat GRPO: mean reward {first:.3f} over the first 20 steps, {last:.3f} over the last 20; "
           f"{sum(len(e['calls']) for e in episodes)} tool calls in {len(episodes)} episodes")
     assert sum(len(e["calls"]) for e in episodes) >= 400  # the warm-started base calls the tool
-    # Measured (seed 0): the mean reward of the first twenty steps is about 0.54, of the last twenty about 0.84.
+    # Measured (seed 0): the mean reward of the first twenty steps is about 0.61, of the last twenty about 0.85.
     assert last > first + 0.15, (first, last)
-    [complete] = audit_entries(people, "run.complete")
+    complete = audit_entries(people, "run.complete")[-1]
     lineage = json.loads(complete.payload)
     [loaded] = audit_entries(people, "environment.load")
     assert lineage["environment"] == loaded.subject_digest and lineage["rewards"] == []

@@ -52,3 +52,34 @@ def test_all_exhausted_uses_every_source_whole_and_first_exhausted_stops_at_the_
 def test_an_empty_source_a_bad_share_or_strategy_is_refused(lengths, shares, stopping):
     with pytest.raises(BadInput):
         budgeted_order(lengths, shares, stopping)
+
+
+def test_sft_learns_every_assistant_turn_of_a_tool_transcript_and_nothing_else():
+    """A warm start for an environment is a transcript whose first reply is a tool call: training on the last reply
+    only (as SFT did) would never teach the call."""
+    import datasets
+
+    from forgegov.governance.runs.recipe import Method
+    from forgegov.training.mixture import tokenize_source
+    from forgegov.training.reference.tokenizer import train_tokenizer
+
+    from .runs_support import sentences
+
+    tokenizer = train_tokenizer(sentences("claims", 100, 0), vocab_size=300, max_length=256)
+    call = {"type": "function", "function": {"name": "heat", "arguments": {"minutes": 8}}}
+    transcript = [{"role": "user", "content": "Bring the room to 21 degrees."},
+                  {"role": "assistant", "content": "", "tool_calls": [call]},
+                  {"role": "tool", "name": "heat", "content": "21 degrees"},
+                  {"role": "assistant", "content": "Done."}]
+    one_turn = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi."}]
+    data = datasets.Dataset.from_list([{"messages": transcript}, {"messages": one_turn}])
+    rows = tokenize_source(data, tokenizer, Method.SFT, 0, 256, "test").to_list()
+    learnt = [tokenizer.decode([t for t, m in zip(r["input_ids"], r["completion_mask"], strict=True) if m])
+              for r in rows]
+    assert learnt[0] == ' <call>{"name": "heat", "arguments": {"minutes": 8}}</call><|eos|> Done.<|eos|>'
+    assert tokenizer.decode(rows[0]["input_ids"]) == tokenizer.apply_chat_template(transcript, tokenize=False)
+    # A one-turn chat: its prompt, then its reply, as before.
+    prompt = tokenizer.apply_chat_template(one_turn[:1], tokenize=False, add_generation_prompt=True)
+    assert rows[1]["input_ids"] == tokenizer(prompt, add_special_tokens=False)["input_ids"] + tokenizer(
+        " Hi.<|eos|>", add_special_tokens=False)["input_ids"]
+    assert learnt[1] == " Hi.<|eos|>"

@@ -32,7 +32,7 @@ def tokenize_source(dataset: datasets.Dataset, tokenizer: Any, method: Method, i
                     name: str) -> datasets.Dataset:
     """`dataset` as token ids tagged with `index`. Raw text (a `text` column) is trained on whole, each document
     ending in eos. A chat (`messages`) is, for CPT, its whole rendering by the tokenizer's chat template; for SFT,
-    trained on its last assistant reply only (`completion_mask`)."""
+    trained on its assistant replies only (`completion_mask`)."""
     columns = set(dataset.column_names)
     if "text" in columns:
         def encode_text(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -58,9 +58,8 @@ def tokenize_source(dataset: datasets.Dataset, tokenizer: Any, method: Method, i
         def encode_chat(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
             ids_out, masks, sources = [], [], []
             for messages in batch["messages"]:
-                prompt_ids, completion_ids = _chat_pair(tokenizer, messages, name)
-                ids = (prompt_ids + completion_ids)[:seq_len]
-                mask = ([0] * len(prompt_ids) + [1] * len(completion_ids))[:seq_len]
+                ids, mask = _chat_segments(tokenizer, messages, name)
+                ids, mask = ids[:seq_len], mask[:seq_len]
                 if not any(mask):
                     # The prompt alone fills seq_len: nothing of the reply is left to learn. TRL would drop the
                     # example after the mixture counted its tokens, so it is left out here, before the budget.
@@ -77,22 +76,34 @@ def tokenize_source(dataset: datasets.Dataset, tokenizer: Any, method: Method, i
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names)
 
 
-def _chat_pair(tokenizer: Any, messages: Sequence[dict[str, str]], name: str) -> tuple[list[int], list[int]]:
-    """Prompt and completion token ids of one conversation: everything up to the last assistant turn, and that turn
-    as the chat template renders it (so the eos the template puts after a reply is learnt too)."""
+def _chat_segments(tokenizer: Any, messages: Sequence[dict[str, Any]], name: str) -> tuple[list[int], list[int]]:
+    """Token ids of one conversation and its completion mask: 1 on every assistant turn as the chat template renders
+    it (so the eos the template puts after a reply is learnt too), 0 on everything else (the prompt, tool results,
+    later user turns). A multi-turn transcript thus teaches each of its replies, a tool call included, not only the
+    last; a one-turn chat is its prompt and its reply, as before."""
     if not messages or messages[-1].get("role") != "assistant":
         raise BadInput(f"{name}: every conversation must end with an assistant turn to train on")
-    prompt = tokenizer.apply_chat_template(list(messages[:-1]), tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(list(messages), tokenize=False)
-    if not full.startswith(prompt):
-        raise BadInput(f"{name}: the tokenizer's chat template renders a reply that does not extend its generation "
-                       "prompt, so prompt and completion cannot be told apart")
-    completion = full[len(prompt):]
-    if not completion.endswith(tokenizer.eos_token):
-        completion += tokenizer.eos_token
-    encode = tokenizer(prompt, add_special_tokens=False)["input_ids"], tokenizer(completion,
-                                                                                 add_special_tokens=False)["input_ids"]
-    return encode[0], encode[1]
+    texts: list[tuple[str, int]] = []
+    rendered = ""
+    turns = [i for i, message in enumerate(messages) if message.get("role") == "assistant"]
+    for position, turn in enumerate(turns):
+        prompt = tokenizer.apply_chat_template(list(messages[:turn]), tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(list(messages[:turn + 1]), tokenize=False)
+        if not prompt.startswith(rendered) or not full.startswith(prompt):
+            raise BadInput(f"{name}: the tokenizer's chat template renders a reply that does not extend what came "
+                           "before it, so the replies cannot be told apart from the rest")
+        reply = full[len(prompt):]
+        if position == len(turns) - 1 and not reply.endswith(tokenizer.eos_token):
+            reply += tokenizer.eos_token
+        texts += [(prompt[len(rendered):], 0), (reply, 1)]
+        rendered = full
+    ids: list[int] = []
+    mask: list[int] = []
+    for text, learnt in texts:
+        encoded = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        ids += encoded
+        mask += [learnt] * len(encoded)
+    return ids, mask
 
 
 def interleave(streams: Sequence[datasets.Dataset], shares: Sequence[float], seed: int, stopping: str, *,
