@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-import requests
-
 from forgegov.foundation.errors import DecisionUnavailable
 from forgegov.foundation.vocabulary import Gate
 
@@ -95,6 +93,8 @@ class PolicyClient:
     def decide_package(self, package: str, input_document: dict[str, Any],
                        expected_revision: str | None) -> OpaAnswer:
         """`data.<package>.decision` for `input_document`: the gates' packages, or the administrative acts'."""
+        import requests  # with the client (see __init__): a command that never asks OPA does not load it
+
         try:
             body = self._client.query_rule(
                 input_data=input_document, package_path=package,
