@@ -184,6 +184,10 @@ def check_tools(described: Any) -> tuple[Tool, ...]:
         raise EnvironmentDeclarationError(f"the environment offers {len(described)} tools; at most {MAX_TOOLS}")
     tools: list[Tool] = []
     for entry in described:
+        if not isinstance(entry, dict) or not isinstance(entry.get("parameters"), list) \
+                or any(not isinstance(p, dict) for p in entry["parameters"]):
+            raise EnvironmentDeclarationError("the environment described a tool in a form that is not a name, "
+                                              "parameters and a docstring")
         name = entry.get("name")
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise EnvironmentDeclarationError(f"the environment offers a tool named {str(name)[:80]!r}; tool names are "
@@ -193,10 +197,11 @@ def check_tools(described: Any) -> tuple[Tool, ...]:
             raise EnvironmentDeclarationError(f"the environment offers a tool named {name}, which is reserved or "
                                               "offered twice")
         parameters: list[ToolParameter] = []
-        for parameter in entry.get("parameters") or []:
+        for parameter in entry["parameters"]:
             pname, ptype = parameter.get("name"), parameter.get("type")
-            if not isinstance(pname, str) or not _NAME_RE.match(pname) or pname == "self" or keyword.iskeyword(pname) \
-                    or pname in {p.name for p in parameters} or parameter.get("kind") not in ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY"):
+            plain = isinstance(pname, str) and _NAME_RE.match(pname) and pname != "self" and not keyword.iskeyword(pname)
+            if not plain or pname in {p.name for p in parameters} \
+                    or parameter.get("kind") not in ("POSITIONAL_OR_KEYWORD", "KEYWORD_ONLY"):
                 raise EnvironmentDeclarationError(f"tool {name} has a parameter {str(pname)[:80]!r} the model cannot "
                                                   "name (use plain named parameters, no *args or **kwargs)")
             if ptype not in TOOL_TYPES:
@@ -282,10 +287,11 @@ def golden_evidence(code: Path, limits: SandboxLimits, hidden: list[Path]) -> di
         try:
             described = describe(sandbox)
         except EnvironmentDeclarationError as exc:
-            described, problem = (), exc.message
+            described, problem = None, exc.message
         if isinstance(described, CallResult):
             problem = f"{described.outcome.value}: {described.detail.split(chr(10), 1)[0][:300]}"
-        else:
+        elif described is not None:
+            # No episode is replayed when the tools cannot be offered: the policy denies on that alone.
             tools = [t.to_document() for t in described]
             for index, episode in enumerate(declaration.golden):
                 found = replay_episode(sandbox, index, episode, declaration.tolerance)

@@ -145,9 +145,13 @@ def test_described_tools_are_checked_not_trusted():
                          ({**good, "parameters": [{**good["parameters"][0], "name": "self"}]}, "cannot name"),
                          ({**good, "parameters": [{**good["parameters"][0], "kind": "VAR_KEYWORD"}]}, "cannot name"),
                          ({**good, "parameters": [{**good["parameters"][0], "type": "object"}]}, "typed object"),
-                         ({**good, "parameters": [{**good["parameters"][0], "name": "lambda"}]}, "cannot name")]:
+                         ({**good, "parameters": [{**good["parameters"][0], "name": "lambda"}]}, "cannot name"),
+                         ({**good, "parameters": ["amount"]}, "not a name, parameters"),
+                         ({**good, "parameters": None}, "not a name, parameters")]:
         with pytest.raises(EnvironmentDeclarationError, match=message):
             check_tools([bad])
+    with pytest.raises(EnvironmentDeclarationError, match="not a name, parameters"):
+        check_tools(["add"])
     with pytest.raises(EnvironmentDeclarationError, match="offered twice"):
         check_tools([good, good])
     with pytest.raises(EnvironmentDeclarationError, match="offers no tool"):
@@ -325,7 +329,7 @@ def test_the_stand_in_shows_trl_the_tools_and_steps_them_in_the_sandbox(people, 
         with pytest.raises(ToolRefused, match="made its 4 tool calls"):
             instance.heat(minutes=0)
         # Three calls reached the room (the refused one did not): at the target, less 0.1 per extra call.
-        assert episode.finish().reply["reward"] == pytest.approx(0.8)
+        assert episode.finish() == pytest.approx(0.8)
     [loaded_entry] = audit_entries(people, "environment.load")
     assert json.loads(loaded_entry.payload)["tools"] == ["heat"]
 
@@ -497,3 +501,35 @@ def test_an_environment_edited_after_approval_is_refused_before_training(people,
     with pytest.raises(DigestMismatch, match="thermostat.py has changed since it was registered"):
         _start(people, _recipe(tmp_path, 2))
     assert audit_entries(people, "environment.load.refused") and not audit_entries(people, "run.complete")
+
+
+@SQLITE_ONLY
+def test_a_failing_episode_is_on_record_before_it_stops_the_run_or_scores_zero(people, tmp_path):
+    """Found reading the change again: the batch whose failure stopped a run was never written to the rollouts."""
+    from forgegov.governance.runs.recipe import RLSpec
+    from forgegov.training.grpo import RecordedEnvironment, RewardCallFailed
+
+    failing = COUNTER.replace("return float(self.value)", "if self.value == 3:\n            raise RuntimeError('no')\n"
+                                                          "        return float(self.value)")
+    folder = write_environment(tmp_path / "failing", failing, COUNTER_GOLDEN)
+    asset = register_asset(people, AssetKind.ENVIRONMENT, folder, "failing", "alice")
+    with open_environment(people, label(asset), actor="alice", purpose="test") as loaded:
+        cls = environment_class(loaded, frozenset())
+        instances = [cls(), cls()]
+        for instance, start in zip(instances, (1, 2), strict=True):
+            instance.reset(start=start)
+            instance.add(amount=1)
+        prompts, completions = ["p1", "p2"], [[{"role": "assistant", "content": ""}]] * 2
+        for policy, failures in (("fail", 0), ("zero", 1)):
+            rollouts = tmp_path / f"{policy}.jsonl"
+            recorder = RecordedEnvironment(loaded, RLSpec(num_generations=2, max_completion_length=8,
+                                                          on_reward_failure=policy, max_reward_failures=failures),
+                                           rollouts, None, [0])
+            if policy == "fail":
+                with pytest.raises(RewardCallFailed, match="environment/failing@1 failed at step 0 \\(error"):
+                    recorder(prompts, completions, environments=instances)
+            else:
+                assert recorder(prompts, completions, environments=instances) == [2.0, 0.0]
+            [line] = [json.loads(text) for text in rollouts.read_text().splitlines()]
+            assert line["outcome"] == "error" and line["scores"] == [2.0, 0.0]
+            assert [e["failure"] is not None for e in line["episodes"]] == [False, True]

@@ -78,14 +78,15 @@ class Episode:
         self.refused.append({"tool": tool.name, "arguments": arguments, "why": why, "after_calls": len(self.calls)})
         return ToolRefused(why)
 
-    def finish(self) -> CallResult | None:
-        """The reward call, or None when the episode already failed (its failure is the outcome)."""
+    def finish(self) -> float | None:
+        """The episode's reward, or None when it failed (then `failure` says how), now or earlier."""
         if self.failure is not None:
             return None
         result = self._send(reward=True)
-        if not result.ok:
+        if not result.ok or result.reply is None:
             self.failure = result
-        return result
+            return None
+        return float(result.reply["reward"])
 
     def to_document(self, reward: float | None) -> dict[str, Any]:
         failure = None if self.failure is None else {"outcome": self.failure.outcome.value,

@@ -32,7 +32,7 @@ from forgegov.governance.runs.lifecycle import RunContext, Trained
 from forgegov.governance.runs.ranks import Ranks
 from forgegov.governance.runs.recipe import DeviceKind, Recipe, RewardFailure, RLSpec
 from forgegov.governance.sandbox.isolation import SandboxLimits
-from forgegov.governance.sandbox.pool import CallResult, Outcome
+from forgegov.governance.sandbox.pool import CallResult
 from forgegov.training.backend import (
     METRICS_FILE,
     committer,
@@ -151,28 +151,28 @@ class RecordedEnvironment:
         _count_tokens(self.tokens, kwargs)
         scores: list[float | None] = []
         episodes: list[dict[str, Any]] = []
-        failed: CallResult | None = None
+        failed: list[CallResult] = []
         for instance in kwargs.get("environments") or []:
             episode = episode_of(instance)
             if episode is None:
                 raise BadInput("TRL handed the environment's reward an instance that never started an episode")
-            ended = episode.finish()
-            reward = ended.reply["reward"] if ended is not None and ended.ok and ended.reply is not None else None
-            if reward is None:
-                failed = failed or episode.failure
-                _failed(self.loaded.label, step, episode.failure or CallResult(Outcome.ERROR, None, "no reward", 1,
-                                                                              0.0), self.rl, self.failures)
-            scores.append(0.0 if reward is None else float(reward))
+            reward = episode.finish()
+            if episode.failure is not None:
+                failed.append(episode.failure)
+            scores.append(0.0 if reward is None else reward)
             episodes.append(episode.to_document(reward))
         if len(scores) != len(prompts):
             raise BadInput(f"TRL handed the environment's reward {len(scores)} episodes for {len(prompts)} prompts")
+        # Written before any failure is counted, so that the batch that stops a run is on record as well.
         with self.rollouts.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({
                 "step": step, "reward": self.loaded.label, "digest": self.loaded.digest, "endpoint": False,
-                "environment": True, "outcome": failed.outcome.value if failed else "ok",
-                "detail": failed.detail if failed else "", "prompts": list(prompts),
+                "environment": True, "outcome": failed[0].outcome.value if failed else "ok",
+                "detail": failed[0].detail if failed else "", "prompts": list(prompts),
                 "prompt_digests": [_prompt_digest(p) for p in prompts], "completions": list(completions),
-                "columns": {}, "episodes": episodes, "scores": scores}, sort_keys=True, default=str) + "\n")
+                "columns": {}, "episodes": episodes, "scores": scores}, sort_keys=True) + "\n")
+        for failure in failed:
+            _failed(self.loaded.label, step, failure, self.rl, self.failures)
         return scores
 
 

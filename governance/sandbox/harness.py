@@ -72,8 +72,7 @@ def _tools(cls):
             parameters.append({"name": parameter.name, "type": ARGUMENT_TYPES.get(annotation, repr(annotation)),
                                "required": parameter.default is inspect.Parameter.empty,
                                "kind": parameter.kind.name})
-        tools.append({"name": name, "doc": inspect.getdoc(method) or "", "parameters": parameters,
-                      "returns": ARGUMENT_TYPES.get(hints.get("return"), repr(hints.get("return")))})
+        tools.append({"name": name, "doc": inspect.getdoc(method) or "", "parameters": parameters})
     return tools
 
 
